@@ -1,0 +1,162 @@
+#!/usr/bin/env node
+// `pnpm start`: the demo on a bare machine — the hub (MQTT + API + dashboard) with data under ./data, and the
+// simulated reference fleet (923 terminals) provisioned through the hub's import API and reporting to it.
+// Ctrl-C stops the simulator first (its terminals publish a clean offline), then drains the hub.
+//
+// Env: KF_HTTP_PORT / KF_MQTT_PORT / KF_DATA_DIR / KF_ADMIN_TOKEN as for the hub; KF_DEMO_COUNT (terminals to
+// simulate, default: the whole fleet), KF_DEMO_INTERVAL (seconds between samples, default 30).
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, readdirSync, createWriteStream } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(root);
+
+const dataDir = resolve(process.env.KF_DATA_DIR ?? './data');
+mkdirSync(dataDir, { recursive: true });
+
+const say = (msg) => process.stdout.write(`[demo] ${msg}\n`);
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+// 1. The dashboard's static build, rebuilt when its sources are newer than the build.
+const dashboardIndex = join(root, 'dashboard/dist/index.html');
+if (existsSync(join(root, 'dashboard/src')) && existsSync(join(root, 'dashboard/index.html'))) {
+  const stale = !existsSync(dashboardIndex) || newestMtime(join(root, 'dashboard/src')) > statSync(dashboardIndex).mtimeMs;
+  if (stale) {
+    say('building the dashboard…');
+    const r = spawnSync('pnpm', ['--filter', '@kiosk-fleet/dashboard', 'run', 'build'], { stdio: 'inherit' });
+    if (r.status !== 0) {
+      say('dashboard build failed; starting without it');
+    }
+  }
+}
+
+// 2. The admin token: given, or kept from an earlier demo run, or made now (the file is readable by its owner only).
+const tokenFile = join(dataDir, 'demo-admin-token');
+let token = process.env.KF_ADMIN_TOKEN;
+if (!token) {
+  if (existsSync(tokenFile)) token = readFileSync(tokenFile, 'utf8').trim();
+  else {
+    token = randomBytes(24).toString('base64url');
+    writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  }
+}
+
+const children = [];
+let stopping = false;
+
+function start(name, args, env) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push({ name, child });
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      say(`${name} exited (${signal ?? code}); stopping the demo`);
+      void stop(1);
+    }
+  });
+  return child;
+}
+
+async function stop(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  // The simulator first, so its terminals say goodbye to a hub that is still there.
+  for (const { name, child } of [...children].reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    say(`stopping ${name}…`);
+    child.kill('SIGTERM');
+    await new Promise((res) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        res();
+      }, 15_000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        res();
+      });
+    });
+  }
+  process.exit(code);
+}
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+
+const hubBin = join(root, 'hub/bin/kiosk-fleet.mjs');
+const agentBin = join(root, 'agent/bin/kiosk-fleet-agent.mjs');
+if (!existsSync(hubBin)) {
+  say('the hub is not built yet (hub/bin/kiosk-fleet.mjs is missing); nothing to start');
+  process.exit(1);
+}
+
+// 3. The hub; its JSON log goes to data/hub.log, the ready line tells the real ports.
+const hubLog = createWriteStream(join(dataDir, 'hub.log'), { flags: 'a' });
+const hub = start('hub', [hubBin, 'serve'], { KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: token });
+hub.stderr.pipe(process.stderr);
+const ready = await new Promise((res, rej) => {
+  let buf = '';
+  hub.stdout.on('data', (chunk) => {
+    hubLog.write(chunk);
+    if (buf === null) return;
+    buf += chunk.toString('utf8');
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        const rec = JSON.parse(line);
+        if (rec.msg === 'ready') {
+          buf = null;
+          res(rec);
+          return;
+        }
+      } catch {
+        // not JSON: passed through to the log file only
+      }
+    }
+  });
+  hub.once('exit', () => rej(new Error('the hub exited before it was ready; see data/hub.log')));
+});
+
+const bind = process.env.KF_BIND && process.env.KF_BIND !== '0.0.0.0' ? process.env.KF_BIND : '127.0.0.1';
+const api = `http://${bind}:${ready.httpPort}`;
+say(`hub ready: MQTT on ${ready.mqttPort}, API and dashboard on ${api}/ (log: ${join(dataDir, 'hub.log')})`);
+
+// 4. The simulated fleet.
+if (existsSync(agentBin)) {
+  const args = [
+    agentBin,
+    'simulate',
+    '--fleet',
+    join(root, 'fixtures/guangzhou-fleet.json'),
+    '--hub',
+    `mqtt://${bind}:${ready.mqttPort}`,
+    '--api',
+    api,
+    '--token',
+    token,
+    '--provision',
+    '--data-dir',
+    join(dataDir, 'simulator'),
+    '--interval',
+    process.env.KF_DEMO_INTERVAL ?? '30',
+  ];
+  if (process.env.KF_DEMO_COUNT) args.push('--count', process.env.KF_DEMO_COUNT);
+  const sim = start('simulator', args, { KF_LOG_LEVEL: process.env.KF_LOG_LEVEL ?? 'warn' });
+  sim.stdout.pipe(process.stdout);
+  sim.stderr.pipe(process.stderr);
+} else {
+  say('the simulator is not built yet (agent/bin/kiosk-fleet-agent.mjs is missing); the hub runs alone');
+}
+
+say(`open ${api}/ and sign in with the admin token: ${token}`);
+say('(the token is kept in data/demo-admin-token; Ctrl-C stops the demo)');
