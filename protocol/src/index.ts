@@ -5,3 +5,4 @@ export * from './schemas/common.ts';
 export * from './schemas/config.ts';
 export * from './schemas/messages.ts';
 export * from './examples.ts';
+export * from './release.ts';
