@@ -1,0 +1,97 @@
+/**
+ * The hub as the system under test: `node hub/bin/kiosk-fleet.mjs serve` on the server core, ports 0, a fresh
+ * data dir; terminals registered through the import API (one request, one transaction, secrets returned once).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, SERVER_CORE, spawnPinned, stopChild, waitForLine } from './proc.ts';
+import { tmpDir, type Server } from './brokers.ts';
+import { scaledFleet, type FleetJson } from './fleet.ts';
+import type { TerminalCred } from './terminals.ts';
+
+export const HUB_BIN = path.join(ROOT, 'hub/bin/kiosk-fleet.mjs');
+export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+
+export function hubAvailable(): boolean {
+  return fs.existsSync(HUB_BIN);
+}
+
+export interface HubOptions {
+  dataDir?: string;
+  env?: NodeJS.ProcessEnv;
+  nodeArgs?: string[];
+  /** Keep the data dir after stop (for a restart, or to measure its size). */
+  keepData?: boolean;
+  /** Reuse fixed ports (a restart must come back on the same port for the terminals to find it). */
+  mqttPort?: number;
+  httpPort?: number;
+}
+
+export interface Hub extends Server {
+  httpPort: number;
+  dataDir: string;
+  api(method: string, route: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+}
+
+export async function startHub(o: HubOptions): Promise<Hub> {
+  const dataDir = o.dataDir ?? tmpDir('hub');
+  const proc = spawnPinned(process.execPath, [...(o.nodeArgs ?? []), HUB_BIN, 'serve'], {
+    core: SERVER_CORE,
+    env: {
+      KF_BIND: '127.0.0.1',
+      KF_MQTT_PORT: String(o.mqttPort ?? 0),
+      KF_HTTP_PORT: String(o.httpPort ?? 0),
+      KF_DATA_DIR: dataDir,
+      KF_ADMIN_TOKEN: ADMIN_TOKEN,
+      KF_LOG_LEVEL: process.env.BENCH_HUB_LOG_LEVEL ?? 'info',
+      ...o.env,
+    },
+  });
+  const ports = await waitForLine(
+    proc,
+    (_l, j) => {
+      const m = j as { msg?: string; mqttPort?: number; httpPort?: number } | undefined;
+      return m?.msg === 'ready' && m.mqttPort && m.httpPort ? { mqtt: m.mqttPort, http: m.httpPort } : undefined;
+    },
+    60000,
+    'hub',
+  );
+  const base = `http://127.0.0.1:${ports.http}`;
+  return {
+    name: 'hub',
+    proc,
+    mqttPort: ports.mqtt,
+    httpPort: ports.http,
+    dataDir,
+    async api(method, route, body) {
+      const res = await fetch(`${base}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(120000),
+      });
+      const text = await res.text();
+      let json: unknown = text;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, json };
+    },
+    async stop() {
+      await stopChild(proc, 15000);
+      if (!o.keepData && !o.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Registers the first `n` terminals of the scaled reference fleet and returns their credentials. */
+export async function registerTerminals(hub: Server, n: number, fleet: FleetJson = scaledFleet(n)): Promise<TerminalCred[]> {
+  const h = hub as Hub;
+  const res = await h.api('POST', '/api/v1/import', fleet);
+  if (res.status >= 300) throw new Error(`import failed: ${res.status} ${JSON.stringify(res.json).slice(0, 300)}`);
+  const created = (res.json as { terminals?: { created?: TerminalCred[] } }).terminals?.created ?? [];
+  if (created.length !== fleet.terminals.length) throw new Error(`import created ${created.length} of ${fleet.terminals.length} terminals`);
+  return created;
+}

@@ -1,0 +1,150 @@
+/**
+ * The load side seen from a scenario: terminals spread over several load-generator processes on the load core,
+ * each connecting from its own source address in 127.0.0.0/8 (so neither ports nor descriptors run out).
+ */
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { BENCH_DIR, LOAD_CORE, spawnNodeTs, stopChild } from './proc.ts';
+import { Histogram, type HistogramJson } from './stats.ts';
+import type { LoadConfig, RunResult, RunSpec } from './loadgen.ts';
+import type { TerminalCred } from './terminals.ts';
+
+export interface LoadOptions extends Omit<LoadConfig, 'terminals' | 'localAddress' | 'host'> {
+  terminals: TerminalCred[];
+  processes: number;
+  /** Max time to wait for every terminal to connect. */
+  readyTimeoutMs: number;
+}
+
+export interface Connected {
+  ok: number;
+  failed: number;
+  errors: string[];
+  /** Until the last process had connected all its terminals. */
+  ms: number;
+  connectHist: Histogram;
+}
+
+export interface MergedRun {
+  sent: number;
+  acked: number;
+  ackedInWindow: number;
+  windowMs: number;
+  lost: number;
+  hist: Histogram;
+  connected: number;
+  /** Acks per second inside the measured window, all processes together. */
+  rate: number;
+}
+
+interface Msg {
+  type: string;
+  [k: string]: unknown;
+}
+
+export class Load {
+  private constructor(
+    readonly procs: ChildProcess[],
+    readonly connected: Connected,
+  ) {}
+
+  get pids(): Array<number | undefined> {
+    return this.procs.map((p) => p.pid);
+  }
+
+  /** Events (config applied) from every process go to this listener. */
+  onEvent(fn: (e: Msg) => void): void {
+    for (const p of this.procs) p.on('message', (m: Msg) => m.type === 'event' && fn(m));
+  }
+
+  static async start(o: LoadOptions): Promise<Load> {
+    const n = Math.max(1, Math.min(o.processes, o.terminals.length));
+    const procs: ChildProcess[] = [];
+    const results: Array<Promise<Msg>> = [];
+    for (let i = 0; i < n; i++) {
+      const child = spawnNodeTs(path.join(BENCH_DIR, 'lib/loadgen.ts'), [], { core: LOAD_CORE, ipc: true, nodeArgs: ['--max-old-space-size=2048'] });
+      procs.push(child);
+      const slice = o.terminals.filter((_, j) => j % n === i); // interleaved: every process gets every kind
+      const cfg: LoadConfig = {
+        host: '127.0.0.1',
+        port: o.port,
+        localAddress: `127.0.0.${2 + i}`,
+        terminals: slice,
+        keepalive: o.keepalive,
+        presence: o.presence,
+        subscribeConfig: o.subscribeConfig,
+        connectConcurrency: o.connectConcurrency,
+        connectTimeoutMs: o.connectTimeoutMs,
+      };
+      results.push(
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`load process ${i}: not connected within ${o.readyTimeoutMs} ms`)), o.readyTimeoutMs);
+          child.once('exit', (code) => reject(new Error(`load process ${i} exited (${code})`)));
+          child.on('message', (m: Msg) => {
+            if (m.type === 'ready') child.send({ type: 'config', cfg });
+            if (m.type === 'connected') {
+              clearTimeout(timer);
+              resolve(m);
+            }
+          });
+        }),
+      );
+    }
+    const all = await Promise.all(results);
+    const connectHist = new Histogram();
+    for (const m of all) connectHist.merge(m.connectHist as HistogramJson);
+    return new Load(procs, {
+      ok: all.reduce((a, m) => a + (m.ok as number), 0),
+      failed: all.reduce((a, m) => a + (m.failed as number), 0),
+      errors: all.flatMap((m) => m.errors as string[]).slice(0, 5),
+      ms: Math.max(...all.map((m) => m.ms as number)),
+      connectHist,
+    });
+  }
+
+  /** Runs one load phase in every process at once and merges the results. */
+  async run(spec: RunSpec, timeoutMs = spec.durationMs + 30000): Promise<MergedRun> {
+    const parts = await Promise.all(
+      this.procs.map(
+        (p, i) =>
+          new Promise<RunResult>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`load process ${i}: run did not finish within ${timeoutMs} ms`)), timeoutMs);
+            const onMsg = (m: Msg) => {
+              if (m.type !== 'done') return;
+              clearTimeout(timer);
+              p.off('message', onMsg);
+              resolve(m as unknown as RunResult);
+            };
+            p.on('message', onMsg);
+            p.send({ type: 'run', ...spec });
+          }),
+      ),
+    );
+    const hist = new Histogram();
+    for (const r of parts) hist.merge(r.hist);
+    const ackedInWindow = parts.reduce((a, r) => a + r.ackedInWindow, 0);
+    const windowMs = parts[0]?.windowMs ?? 1;
+    return {
+      sent: parts.reduce((a, r) => a + r.sent, 0),
+      acked: parts.reduce((a, r) => a + r.acked, 0),
+      ackedInWindow,
+      windowMs,
+      lost: parts.reduce((a, r) => a + r.lost, 0),
+      connected: parts.reduce((a, r) => a + r.connected, 0),
+      hist,
+      rate: ackedInWindow / (windowMs / 1000),
+    };
+  }
+
+  /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */
+  async close(how: 'clean' | 'drop' = 'clean'): Promise<void> {
+    for (const p of this.procs) {
+      try {
+        p.send({ type: 'close', how });
+      } catch {
+        /* gone */
+      }
+    }
+    await Promise.all(this.procs.map((p) => stopChild(p, 3000)));
+  }
+}

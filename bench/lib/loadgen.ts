@@ -1,0 +1,200 @@
+/**
+ * A load-generator process: many terminals over one source address, driven by its parent over IPC.
+ *
+ * parent → child: {type:'config', cfg}  then  {type:'run', ...RunSpec}  (any number)  then  {type:'close', how}
+ * child → parent: {type:'connected', ...}, {type:'done', ...} after each run, {type:'event', ...} for config pushes
+ *
+ * Every loop is bounded in count and time; the process exits when its parent goes away.
+ */
+import { LiteClient } from './mqtt-lite.ts';
+import { Histogram } from './stats.ts';
+import { TerminalStreams, type TerminalCred } from './terminals.ts';
+import { exitWithParent } from './proc.ts';
+
+export interface LoadConfig {
+  host: string;
+  port: number;
+  localAddress: string;
+  terminals: TerminalCred[];
+  keepalive: number;
+  /** Publish retained online presence after connecting and set the will to offline presence. */
+  presence: boolean;
+  /** Subscribe each terminal to its config/desired topic, and answer each version with config/reported. */
+  subscribeConfig: boolean;
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+}
+
+export type RunSpec =
+  | { mode: 'flood'; window: number; durationMs: number; warmupMs: number; maxMessages: number }
+  | { mode: 'report'; intervalMs: number; durationMs: number };
+
+export interface RunResult {
+  type: 'done';
+  sent: number;
+  acked: number;
+  /** Acks counted inside the measured window (after warm-up). */
+  ackedInWindow: number;
+  windowMs: number;
+  lost: number;
+  hist: ReturnType<Histogram['toJSON']>;
+  connected: number;
+}
+
+interface Term {
+  s: TerminalStreams;
+  c: LiteClient | null;
+  secret: string | undefined;
+}
+
+let cfg: LoadConfig;
+const terms: Term[] = [];
+
+function send(msg: unknown): void {
+  process.send?.(msg);
+}
+
+async function connectAll(): Promise<void> {
+  const t0 = performance.now();
+  let failed = 0;
+  const errors: string[] = [];
+  const connectTimes = new Histogram();
+  let next = 0;
+  const worker = async () => {
+    while (next < terms.length) {
+      const t = terms[next++]!;
+      t.s.connSeq++;
+      const started = performance.now();
+      try {
+        t.c = await LiteClient.connect({
+          host: cfg.host,
+          port: cfg.port,
+          localAddress: cfg.localAddress,
+          clientId: t.s.id,
+          username: t.s.id,
+          password: t.secret,
+          keepalive: cfg.keepalive,
+          connectTimeoutMs: cfg.connectTimeoutMs,
+          ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: true } } : {}),
+        });
+        connectTimes.record(performance.now() - started);
+        if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, true);
+        if (cfg.subscribeConfig) {
+          const c = t.c;
+          const s = t.s;
+          c.onPublish = (p) => {
+            if (p.topic !== s.desiredTopic) return;
+            const version = (JSON.parse(p.payload.toString('utf8')) as { version?: number }).version ?? 0;
+            c.publish(s.reportedTopic, s.configReported(version), 1, false);
+            send({ type: 'event', kind: 'config-applied', id: s.id, version, at: Date.now() });
+          };
+          c.subscribe([s.desiredTopic], 1);
+        }
+      } catch (err) {
+        failed++;
+        if (errors.length < 5) errors.push((err as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, cfg.connectConcurrency) }, worker));
+  send({ type: 'connected', ok: terms.length - failed, failed, errors, ms: performance.now() - t0, connectHist: connectTimes.toJSON() });
+}
+
+async function run(spec: RunSpec): Promise<void> {
+  const hist = new Histogram();
+  let sent = 0;
+  let acked = 0;
+  let ackedInWindow = 0;
+  let lost = 0;
+  const t0 = performance.now();
+  const end = t0 + spec.durationMs;
+  const live = terms.filter((t) => t.c?.connected);
+
+  if (spec.mode === 'flood') {
+    const windowStart = t0 + spec.warmupMs;
+    let stopped = false;
+    const pump = (t: Term) => {
+      const c = t.c!;
+      while (!stopped && c.connected && c.inflight < spec.window && sent < spec.maxMessages) {
+        const at = performance.now();
+        sent++;
+        c.publish(t.s.telemetryTopic, t.s.telemetry(), 1, false, () => {
+          const now = performance.now();
+          if (!c.connected && c.closed) {
+            lost++;
+            return;
+          }
+          acked++;
+          if (at >= windowStart && now <= end) {
+            ackedInWindow++;
+            hist.record(now - at);
+          }
+          if (!stopped && now < end) pump(t);
+        });
+      }
+    };
+    for (const t of live) pump(t);
+    await new Promise<void>((r) => setTimeout(r, spec.durationMs));
+    stopped = true;
+    // Drain: wait (bounded) for the acks still in flight so the next run starts clean.
+    const drainEnd = performance.now() + 15000;
+    while (live.some((t) => (t.c?.inflight ?? 0) > 0) && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 50));
+    send({ type: 'done', sent, acked, ackedInWindow, windowMs: spec.durationMs - spec.warmupMs, lost, hist: hist.toJSON(), connected: live.filter((t) => t.c?.connected).length } satisfies RunResult);
+    return;
+  }
+
+  // report: each terminal publishes one sample every interval, at a random phase, as an agent does.
+  const timers: NodeJS.Timeout[] = [];
+  for (const t of live) {
+    const fire = () => {
+      const c = t.c;
+      if (!c?.connected || performance.now() >= end) return;
+      const at = performance.now();
+      sent++;
+      c.publish(t.s.telemetryTopic, t.s.telemetry(), 1, false, () => {
+        if (c.closed) {
+          lost++;
+          return;
+        }
+        acked++;
+        ackedInWindow++;
+        hist.record(performance.now() - at);
+      });
+    };
+    const first = setTimeout(() => {
+      fire();
+      timers.push(setInterval(fire, spec.intervalMs));
+    }, Math.random() * spec.intervalMs);
+    timers.push(first);
+  }
+  await new Promise<void>((r) => setTimeout(r, spec.durationMs));
+  for (const t of timers) clearInterval(t);
+  const drainEnd = performance.now() + 10000;
+  while (live.some((t) => (t.c?.inflight ?? 0) > 0) && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 50));
+  send({ type: 'done', sent, acked, ackedInWindow, windowMs: spec.durationMs, lost, hist: hist.toJSON(), connected: live.filter((t) => t.c?.connected).length } satisfies RunResult);
+}
+
+function close(how: 'clean' | 'drop'): void {
+  for (const t of terms) {
+    if (how === 'clean') t.c?.end();
+    else t.c?.destroy();
+  }
+  setTimeout(() => process.exit(0), how === 'clean' ? 500 : 50);
+}
+
+exitWithParent();
+process.on('disconnect', () => process.exit(0));
+process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'drop' } & Partial<RunSpec>) => {
+  if (m.type === 'config') {
+    cfg = m.cfg!;
+    for (const t of cfg.terminals) terms.push({ s: new TerminalStreams(t.id), c: null, secret: t.secret });
+    void connectAll();
+  } else if (m.type === 'run') {
+    void run(m as unknown as RunSpec);
+  } else if (m.type === 'close') {
+    close(m.how ?? 'clean');
+  } else if (m.type === 'status') {
+    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length });
+  }
+});
+send({ type: 'ready' });

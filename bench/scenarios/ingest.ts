@@ -1,0 +1,207 @@
+/**
+ * Ingest ceiling: terminals publish telemetry at QoS 1 as fast as they are acknowledged (a bounded in-flight
+ * window per terminal), 100 and then 1,000 interleaved terminals. Against, in the same run:
+ *  - raw SQLite: the same rows batch-inserted through one prepared statement (the storage ceiling);
+ *  - bare Aedes with an in-process subscriber that only counts (the broker's ceiling);
+ *  - Mosquitto (Debian) with one TCP subscriber at QoS 1 (what a user might pick instead);
+ *  - the hub: validate, commit, then PUBACK, so publish→PUBACK is publish→committed.
+ *
+ * Goal (issue 10): ≥ 30,000 samples/s stored, ≥ 75 % of the raw-insert ceiling, p99 lag < 500 ms.
+ */
+import path from 'node:path';
+import { LiteClient } from '../lib/mqtt-lite.ts';
+import { Load, type MergedRun } from '../lib/load.ts';
+import { hasMosquitto, startAedesBare, startMosquitto, tmpDir, type Server } from '../lib/brokers.ts';
+import { hubAvailable, startHub, registerTerminals } from '../lib/hub.ts';
+import { BENCH_DIR, SERVER_CORE, cpuMeter, hardTimeout, spawnNodeTs, waitForLine, stopChild, rssBytes } from '../lib/proc.ts';
+import { Report, scale } from '../lib/report.ts';
+import { Histogram, fmt, ratio, type HistogramJson } from '../lib/stats.ts';
+import { syntheticIds, type TerminalCred } from '../lib/terminals.ts';
+import fs from 'node:fs';
+
+const S = scale();
+const DURATION = Math.max(3000, Math.round(12000 * S));
+const WARMUP = Math.max(1000, Math.round(3000 * S));
+const SIZES = (process.env.BENCH_INGEST_SIZES ?? '100,1000').split(',').map(Number);
+const IN_FLIGHT_TOTAL = Number(process.env.BENCH_INFLIGHT ?? 1000);
+const LOAD_PROCS = 4;
+const TARGETS = (process.env.BENCH_TARGETS ?? 'raw,aedes,mosquitto,hub').split(',');
+
+hardTimeout(20 * 60 * 1000, 'ingest');
+const report = new Report('ingest', 'Ingest ceiling (telemetry, QoS 1, as fast as acknowledged)');
+
+interface Row {
+  target: string;
+  n: number;
+  window: number;
+  rate: number;
+  p50: number;
+  p99: number;
+  max: number;
+  serverCpu: number;
+  loadCpu: number;
+  delivered: number | null;
+  rssMb: number | null;
+  extra: string;
+}
+
+async function rawInsert(n: number): Promise<Row> {
+  const dir = tmpDir('raw');
+  try {
+    const proc = spawnNodeTs(path.join(BENCH_DIR, 'servers/sqlite-raw.ts'), [dir, String(n), '1000', String(DURATION), '5000000'], { core: SERVER_CORE });
+    const meter = cpuMeter([proc.pid]);
+    const res = await waitForLine(
+      proc,
+      (_l, j) => ((j as { msg?: string })?.msg === 'result' ? (j as { rate: number; hist: HistogramJson; maxBatchMs: number; ddlSource: string }) : undefined),
+      DURATION + 30000,
+      'raw insert',
+    );
+    const [cpu] = meter.stop();
+    await stopChild(proc);
+    const h = Histogram.from(res.hist);
+    return {
+      target: 'raw SQLite insert (batch 1000)',
+      n,
+      window: 0,
+      rate: res.rate,
+      p50: h.quantile(0.5),
+      p99: h.quantile(0.99),
+      max: res.maxBatchMs,
+      serverCpu: cpu ?? 0,
+      loadCpu: 0,
+      delivered: null,
+      rssMb: null,
+      extra: `schema: ${res.ddlSource}`,
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function mqttTarget(target: 'aedes' | 'mosquitto' | 'hub', n: number): Promise<Row> {
+  let server: Server;
+  let creds: TerminalCred[];
+  let countDelivered: (() => Promise<number>) | null = null;
+  let sub: LiteClient | null = null;
+  if (target === 'aedes') {
+    const a = await startAedesBare();
+    server = a;
+    countDelivered = a.count;
+    creds = syntheticIds(n).map((id) => ({ id }));
+  } else if (target === 'mosquitto') {
+    server = await startMosquitto();
+    creds = syntheticIds(n).map((id) => ({ id }));
+    let got = 0;
+    sub = await LiteClient.connect({ host: '127.0.0.1', port: server.mqttPort, clientId: 'bench-counter', keepalive: 60 });
+    sub.onPublish = () => got++;
+    await new Promise<void>((r) => sub!.subscribe(['kf/v1/t/+/telemetry'], 1, r));
+    countDelivered = async () => got;
+  } else {
+    server = await startHub({});
+    creds = await registerTerminals(server, n);
+  }
+  const window = Math.max(1, Math.round(IN_FLIGHT_TOTAL / n));
+  let load: Load | null = null;
+  try {
+    load = await Load.start({
+      port: server.mqttPort,
+      terminals: creds,
+      processes: LOAD_PROCS,
+      keepalive: 60,
+      presence: false,
+      subscribeConfig: false,
+      connectConcurrency: 50,
+      connectTimeoutMs: 30000,
+      readyTimeoutMs: 120000,
+    });
+    if (load.connected.failed > 0) throw new Error(`${target}: ${load.connected.failed} terminals failed to connect: ${load.connected.errors.join('; ')}`);
+    const meter = cpuMeter([server.proc.pid, ...load.pids, process.pid]);
+    // The subscriber's count is sampled over the same window as the acks (after warm-up, until the end).
+    let c0: Promise<number> = Promise.resolve(0);
+    let c1: Promise<number> = Promise.resolve(0);
+    const tw = setTimeout(() => (c0 = countDelivered ? countDelivered() : c0), WARMUP);
+    const te = setTimeout(() => (c1 = countDelivered ? countDelivered() : c1), DURATION);
+    const running = load.run({ mode: 'flood', window, durationMs: DURATION, warmupMs: WARMUP, maxMessages: 50_000_000 });
+    const r: MergedRun = await running;
+    clearTimeout(tw);
+    clearTimeout(te);
+    const cpus = meter.stop();
+    const rss = rssBytes(server.proc.pid);
+    const delivered = countDelivered ? ((await c1) - (await c0)) / ((DURATION - WARMUP) / 1000) : null;
+    return {
+      target: target === 'aedes' ? 'bare Aedes + in-process counter' : target === 'mosquitto' ? 'Mosquitto + TCP subscriber (QoS 1)' : 'hub (validated, committed)',
+      n,
+      window,
+      rate: r.rate,
+      p50: r.hist.quantile(0.5),
+      p99: r.hist.quantile(0.99),
+      max: r.hist.max,
+      serverCpu: cpus[0] ?? 0,
+      loadCpu: cpus.slice(1).reduce((a, b) => a + b, 0),
+      delivered,
+      rssMb: rss / 2 ** 20,
+      extra: r.lost ? `${r.lost} unacked at close` : '',
+    };
+  } finally {
+    await load?.close('clean');
+    sub?.destroy();
+    await server.stop();
+  }
+}
+
+const rows: Row[] = [];
+for (const n of SIZES) {
+  for (const t of TARGETS) {
+    if (t === 'mosquitto' && !hasMosquitto()) {
+      report.note('Mosquitto not installed: apt-get install mosquitto');
+      continue;
+    }
+    if (t === 'hub' && !hubAvailable()) {
+      report.note('hub not runnable yet (hub/bin/kiosk-fleet.mjs missing): hub rows skipped');
+      continue;
+    }
+    process.stdout.write(`ingest: ${t} × ${n} terminals …\n`);
+    try {
+      rows.push(t === 'raw' ? await rawInsert(n) : await mqttTarget(t as 'aedes' | 'mosquitto' | 'hub', n));
+    } catch (err) {
+      report.note(`${t} × ${n}: failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+for (const n of SIZES) {
+  const mine = rows.filter((r) => r.n === n);
+  const raw = mine.find((r) => r.target.startsWith('raw'))?.rate;
+  const aedes = mine.find((r) => r.target.startsWith('bare Aedes'))?.rate;
+  report.table({
+    title: `${fmt(n)} terminals, interleaved (${Math.round(DURATION / 1000)} s, first ${Math.round(WARMUP / 1000)} s not counted)`,
+    columns: ['target', 'in flight / terminal', 'msgs/s acked', 'vs raw insert', 'vs bare Aedes', 'lag p50 ms', 'lag p99 ms', 'lag max ms', 'subscriber got/s', 'server CPU %', 'load CPU %', 'server RSS MB'],
+    rows: mine.map((r) => [
+      r.target,
+      r.window || '—',
+      fmt(r.rate),
+      ratio(r.rate, raw),
+      ratio(r.rate, aedes),
+      fmt(r.p50, 1),
+      fmt(r.p99, 1),
+      fmt(r.max, 1),
+      fmt(r.delivered),
+      fmt(r.serverCpu),
+      r.loadCpu ? fmt(r.loadCpu) : '—',
+      r.rssMb === null ? '—' : fmt(r.rssMb),
+    ]),
+    notes: [
+      'lag: MQTT targets publish→PUBACK (the hub acknowledges only after the commit, so for the hub it is publish→committed); raw insert: row made→its batch committed.',
+      'CPU: percent of one core; the server is pinned to core 0, the load (4 processes, sources 127.0.0.2-5, plus the Mosquitto subscriber) to core 1. Load CPU near 100 % means the figure is load-bound.',
+      ...mine.filter((r) => r.extra).map((r) => `${r.target}: ${r.extra}`),
+    ],
+  });
+  const hub = mine.find((r) => r.target.startsWith('hub'));
+  if (hub) {
+    report.goal({ what: `hub stored samples/s, ${fmt(n)} terminals`, target: '≥ 30,000', value: fmt(hub.rate), met: hub.rate >= 30000 });
+    report.goal({ what: `hub vs raw-insert ceiling, ${fmt(n)} terminals`, target: '≥ 0.75×', value: ratio(hub.rate, raw), met: raw ? hub.rate / raw >= 0.75 : null });
+    report.goal({ what: `hub p99 publish→committed, ${fmt(n)} terminals`, target: '< 500 ms', value: `${fmt(hub.p99, 1)} ms`, met: hub.p99 < 500 });
+  }
+}
+report.save();
+process.exit(0);
