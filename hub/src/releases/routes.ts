@@ -1,0 +1,111 @@
+/**
+ * HTTP routes of releases, as a Hono sub-app mounted at `/api/v1/releases`:
+ * - `POST /`                 upload (admin): body = the artifact bytes, streamed; headers `X-KF-Manifest` (base64
+ *                            of the manifest bytes as signed) and `X-KF-Signature` (base64 Ed25519 signature).
+ *                            201 new, 200 identical re-upload; 400 bad signature/manifest/size/sha256, 409 id taken
+ *                            by other content, 413 too large.
+ * - `GET /`                  list (admin): `{ items, nextCursor: null }`.
+ * - `GET /:id`               one release (admin).
+ * - `GET|HEAD /:id/artifact` the artifact for a terminal holding a download token (`Authorization: Bearer <token>`
+ *                            or `?token=`), with Range (206, 416) and `ETag` = `"<sha256>"` for `If-Range`.
+ */
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import type { Logger } from 'pino';
+import { ReleaseRefused, type ArtifactStore } from './artifact-store.ts';
+import { parseRange } from './range.ts';
+import { verifyDownloadToken } from './tokens.ts';
+
+export interface ReleasesRoutesDeps {
+  store: ArtifactStore;
+  /** The hub's download-token key (`loadOrCreateTokenKey(dataDir)`). */
+  tokenKey: Buffer;
+  /** Guards upload and listing: the hub's admin authentication (and scope check). Required: no open default. */
+  requireAdmin: MiddlewareHandler;
+  /** Whether a token's terminal may still download (registered, not decommissioned). Default: any valid token. */
+  isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
+  logger: Logger;
+  now?: () => Date;
+}
+
+function errorBody(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
+export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
+  const d = { ...deps };
+  const now = d.now ?? (() => new Date());
+  const app = new Hono();
+
+  app.post('/', d.requireAdmin, async (c) => {
+    const len = c.req.header('content-length');
+    const contentLength = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
+    const raw = c.req.raw.body;
+    const body = raw ? Readable.fromWeb(raw as import('node:stream/web').ReadableStream<Uint8Array>) : null;
+    try {
+      const { record, created } = await d.store.ingest({
+        manifestB64: c.req.header('x-kf-manifest'),
+        signatureB64: c.req.header('x-kf-signature'),
+        contentLength,
+        body,
+      });
+      return c.json(record, created ? 201 : 200);
+    } catch (err) {
+      body?.destroy();
+      if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message), err.status);
+      throw err;
+    }
+  });
+
+  app.get('/', d.requireAdmin, (c) => c.json({ items: d.store.list(), nextCursor: null }));
+
+  app.get('/:id', d.requireAdmin, (c) => {
+    const r = d.store.get(c.req.param('id'));
+    return r ? c.json(r) : c.json(errorBody('not-found', 'no such release'), 404);
+  });
+
+  const artifact = async (c: Context): Promise<Response> => {
+    const id = c.req.param('id') ?? '';
+    const auth = c.req.header('authorization');
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : c.req.query('token');
+    if (!token) return c.json(errorBody('unauthorized', 'a download token is required'), 401);
+    const check = verifyDownloadToken(d.tokenKey, token, id, now());
+    if (!check.ok) {
+      d.logger.warn({ releaseId: id, reason: check.reason }, 'artifact download refused');
+      return c.json(errorBody('unauthorized', `download token refused: ${check.reason}`), 401);
+    }
+    if (d.isTerminalAllowed && !(await d.isTerminalAllowed(check.terminalId))) {
+      d.logger.warn({ releaseId: id, terminalId: check.terminalId }, 'artifact download refused: terminal not allowed');
+      return c.json(errorBody('forbidden', 'terminal may not download'), 403);
+    }
+    const rec = d.store.get(id);
+    if (!rec) return c.json(errorBody('not-found', 'no such release'), 404);
+
+    const etag = `"${rec.sha256}"`;
+    const ifRange = c.req.header('if-range');
+    // [RFC 9110 13.1.5] a Range whose If-Range validator does not match is ignored: send the whole (new) body.
+    const range = ifRange !== undefined && ifRange !== etag ? { kind: 'full' as const } : parseRange(c.req.header('range'), rec.size);
+    const headers: Record<string, string> = {
+      'accept-ranges': 'bytes',
+      etag,
+      'content-type': 'application/gzip',
+      'cache-control': 'private, no-store',
+    };
+    if (range.kind === 'unsatisfiable') {
+      return new Response(null, { status: 416, headers: { ...headers, 'content-range': `bytes */${rec.size}` } });
+    }
+    const start = range.kind === 'partial' ? range.start : 0;
+    const end = range.kind === 'partial' ? range.end : rec.size - 1;
+    headers['content-length'] = String(end - start + 1);
+    if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${rec.size}`;
+    const status = range.kind === 'partial' ? 206 : 200;
+    if (c.req.method === 'HEAD' || rec.size === 0) return new Response(null, { status, headers });
+    const file = fs.createReadStream(d.store.artifactPath(rec.sha256), { start, end });
+    return new Response(Readable.toWeb(file) as unknown as ReadableStream, { status, headers });
+  };
+  // Hono answers HEAD through this GET route too (and drops the body).
+  app.get('/:id/artifact', artifact);
+
+  return app;
+}
