@@ -1,0 +1,164 @@
+import { useEffect, useState } from 'preact/hooks';
+import { getToken, onAuthChange, setToken } from './auth.ts';
+import { LANGUAGES, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
+import { disconnect, useLiveState } from './live.ts';
+import { match, navigate, onLinkClick, usePath } from './router.ts';
+import { resetTree } from './nodes.ts';
+import { LoginPage } from './pages/login.tsx';
+import { CityPage } from './pages/city.tsx';
+import { NodePage } from './pages/node.tsx';
+import { TerminalPage } from './pages/terminal.tsx';
+import { AlertsPage } from './pages/alerts.tsx';
+import { PlacementPage } from './pages/placement.tsx';
+import { ConfigPage } from './pages/config.tsx';
+import { ReleasesPage } from './pages/releases.tsx';
+import { UsersPage } from './pages/users.tsx';
+
+const NAV = [
+  { href: '/', key: 'nav.city' },
+  { href: '/alerts', key: 'nav.alerts' },
+  { href: '/placement', key: 'nav.placement' },
+  { href: '/config', key: 'nav.config' },
+  { href: '/releases', key: 'nav.releases' },
+  { href: '/users', key: 'nav.users' },
+] as const;
+
+function Page(props: { path: string }) {
+  const { path } = props;
+  let m: Record<string, string> | null;
+  if (path === '/' || path === '') return <CityPage />;
+  if ((m = match('/nodes/:id', path))) return <NodePage id={m.id!} />;
+  if ((m = match('/terminals/:id', path))) return <TerminalPage id={m.id!} />;
+  if (path === '/alerts') return <AlertsPage />;
+  if (path === '/placement') return <PlacementPage />;
+  if (path === '/config') return <ConfigPage />;
+  if (path === '/releases') return <ReleasesPage />;
+  if (path === '/users') return <UsersPage />;
+  return <p class="note">{t('state.notFound')}</p>;
+}
+
+function LanguageSwitch() {
+  const lang = useLanguage();
+  return (
+    <label class="lang">
+      <span class="sr-only">{t('lang.label')}</span>
+      <select
+        value={lang}
+        aria-label={t('lang.label')}
+        onChange={(e) => setLanguage((e.currentTarget as HTMLSelectElement).value as Language)}
+      >
+        {LANGUAGES.map((l) => (
+          <option value={l} key={l}>
+            {l === 'zh-CN' ? t('lang.zh') : t('lang.en')}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function LiveBanner() {
+  const s = useLiveState();
+  if (s.kind === 'lost')
+    return (
+      <div class="banner lost" role="alert" data-testid="live-banner">
+        {t('live.lost', { n: s.attempt })}
+      </div>
+    );
+  if (s.kind === 'open' && s.restored)
+    return (
+      <div class="banner restored" role="status" data-testid="live-banner">
+        {t('live.restored')}
+      </div>
+    );
+  return null;
+}
+
+function LiveDot() {
+  const s = useLiveState();
+  if (s.kind === 'idle') return null;
+  const cls = s.kind === 'open' ? 'on' : s.kind === 'lost' ? 'off' : 'wait';
+  const label = s.kind === 'open' ? t('live.on') : s.kind === 'lost' ? t('live.lost', { n: s.attempt }) : t('live.connecting');
+  return (
+    <span class={`live-dot ${cls}`} title={label} data-live={s.kind}>
+      <span class="sr-only">{label}</span>
+      <span aria-hidden="true">●</span> <span class="live-text">{s.kind === 'open' ? t('live.on') : ''}</span>
+    </span>
+  );
+}
+
+export function App() {
+  useLanguage();
+  const { path, query } = usePath();
+  const [authed, setAuthed] = useState(getToken() !== null);
+
+  useEffect(() => {
+    const off = onAuthChange(() => setAuthed(getToken() !== null));
+    const onUnauthorized = () => {
+      disconnect();
+      navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
+    };
+    window.addEventListener('kf:unauthorized', onUnauthorized);
+    return () => {
+      off();
+      window.removeEventListener('kf:unauthorized', onUnauthorized);
+    };
+  }, []);
+
+  useEffect(() => {
+    if (!authed && path !== '/login') navigate(`/login?next=${encodeURIComponent(path)}`, true);
+  }, [authed, path]);
+
+  if (path === '/login' || !authed) {
+    return (
+      <main id="main" tabIndex={-1} class="login-main">
+        <LoginPage expired={query.get('expired') === '1'} next={query.get('next') ?? '/'} language={<LanguageSwitch />} />
+      </main>
+    );
+  }
+
+  const logout = () => {
+    disconnect();
+    resetTree();
+    setToken(null);
+    navigate('/login', true);
+  };
+
+  return (
+    <div class="shell" onClick={onLinkClick}>
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
+        {t('app.skip')}
+      </a>
+      <header class="top">
+        <a href="/" class="brand">
+          {t('app.title')}
+        </a>
+        <nav aria-label={t('nav.main')} class="mainnav">
+          <ul>
+            {NAV.map((n) => {
+              const current = n.href === '/' ? path === '/' || path.startsWith('/nodes') || path.startsWith('/terminals') : path.startsWith(n.href);
+              return (
+                <li key={n.href}>
+                  <a href={n.href} aria-current={current ? 'page' : undefined}>
+                    {t(n.key)}
+                  </a>
+                </li>
+              );
+            })}
+          </ul>
+        </nav>
+        <div class="tools">
+          <LiveDot />
+          <LanguageSwitch />
+          <button type="button" class="ghost" onClick={logout}>
+            {t('nav.logout')}
+          </button>
+        </div>
+      </header>
+      <LiveBanner />
+      <main id="main" tabIndex={-1}>
+        <Page path={path} />
+      </main>
+    </div>
+  );
+}

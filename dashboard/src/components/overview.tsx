@@ -1,0 +1,91 @@
+/**
+ * The at-a-glance view of a city or a district: one tile per child node with its terminals online / offline / in
+ * fault and the citizen services it cannot offer now, then the services across the node.
+ */
+import { SERVICES, type ServiceId } from '@kiosk-fleet/protocol';
+import { pickName, t } from '../i18n/index.ts';
+import type { ChildSummary, NodeSummary } from '../model.ts';
+import { CountsBar, Section } from './ui.tsx';
+
+function missingServices(child: ChildSummary): ServiceId[] {
+  return child.services.filter((s) => s.total > 0 && s.available === 0).map((s) => s.service);
+}
+
+export function ChildTiles(props: { summary: NodeSummary; title: string }) {
+  const { summary } = props;
+  return (
+    <Section title={props.title} id="children">
+      <ul class="tiles">
+        {summary.children.map((c) => {
+          const missing = missingServices(c);
+          const bad = c.counts.fault > 0 || c.counts.offline + c.counts.stale > 0 || missing.length > 0;
+          return (
+            <li key={c.node.id} class={bad ? 'tile warn' : 'tile'} data-node={c.node.id}>
+              <a href={`/nodes/${encodeURIComponent(c.node.id)}`} class="tile-title">
+                {pickName(c.node.name, c.node.id)}
+              </a>
+              <CountsBar counts={c.counts} />
+              {missing.length > 0 && (
+                <ul class="chips" aria-label={t('city.unavailableAt')}>
+                  {missing.map((s) => (
+                    <li key={s} class="chip down">
+                      {pickName(SERVICES[s]?.name, s)}
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+    </Section>
+  );
+}
+
+export function ServicesTable(props: { summary: NodeSummary; childLabel: string }) {
+  const { summary } = props;
+  return (
+    <Section title={t('city.services')} id="services">
+      <div class="table-wrap">
+        <table class="services">
+          <thead>
+            <tr>
+              <th scope="col">{t('city.service')}</th>
+              <th scope="col">{t('city.availableNow')}</th>
+              <th scope="col">{t('city.unavailableAt')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {summary.services.map((s) => {
+              const where = summary.children.filter((c) =>
+                c.services.some((cs) => cs.service === s.service && cs.total > 0 && cs.available === 0),
+              );
+              const share = s.total === 0 ? 1 : s.available / s.total;
+              return (
+                <tr key={s.service} data-service={s.service} class={s.available === 0 && s.total > 0 ? 'row-down' : ''}>
+                  <th scope="row">{pickName(SERVICES[s.service]?.name, s.service)}</th>
+                  <td>
+                    <meter min={0} max={1} low={0.5} high={0.9} optimum={1} value={share} aria-hidden="true" />{' '}
+                    {t('city.availability', { n: s.available, total: s.total })}
+                  </td>
+                  <td>
+                    {where.length === 0 ? (
+                      <span class="muted">{t('city.everywhere')}</span>
+                    ) : (
+                      where.map((c, i) => (
+                        <span key={c.node.id}>
+                          {i > 0 && '、'}
+                          <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{pickName(c.node.name, c.node.id)}</a>
+                        </span>
+                      ))
+                    )}
+                  </td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    </Section>
+  );
+}

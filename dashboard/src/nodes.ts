@@ -1,0 +1,61 @@
+/**
+ * The tree (city, districts, stations: under two hundred nodes for the reference city) is loaded once per session
+ * and kept here, so breadcrumbs and station names never cost a request per row.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import { getNodes } from './api.ts';
+import type { NodeView } from './model.ts';
+import { pickName } from './i18n/index.ts';
+
+export interface Tree {
+  byId: Map<string, NodeView>;
+  children: Map<string, NodeView[]>;
+  root: NodeView | null;
+}
+
+let tree: Tree | null = null;
+let loading: Promise<void> | null = null;
+const listeners = new Set<(t: Tree | null) => void>();
+
+function build(nodes: NodeView[]): Tree {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const children = new Map<string, NodeView[]>();
+  for (const n of nodes) {
+    if (n.parentId === null) continue;
+    const list = children.get(n.parentId) ?? [];
+    list.push(n);
+    children.set(n.parentId, list);
+  }
+  for (const list of children.values()) list.sort((a, b) => a.id.localeCompare(b.id));
+  return { byId, children, root: nodes.find((n) => n.level === 'city') ?? null };
+}
+
+export function refreshTree(): Promise<void> {
+  loading = getNodes().then((r) => {
+    if (r.ok) {
+      tree = build(r.data);
+      for (const l of listeners) l(tree);
+    }
+    loading = null;
+  });
+  return loading;
+}
+
+export function useTree(): Tree | null {
+  const [t, set] = useState(tree);
+  useEffect(() => {
+    listeners.add(set);
+    if (!tree && !loading) void refreshTree();
+    return () => listeners.delete(set);
+  }, []);
+  return t;
+}
+
+export function nodeName(t: Tree | null, id: string): string {
+  const n = t?.byId.get(id);
+  return n ? pickName(n.name, id) : id;
+}
+
+export function resetTree(): void {
+  tree = null;
+}

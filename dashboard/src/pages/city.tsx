@@ -1,0 +1,39 @@
+import { getSummary } from '../api.ts';
+import { useResource } from '../hooks.ts';
+import { pickName, t } from '../i18n/index.ts';
+import { useLive } from '../live.ts';
+import { useTree } from '../nodes.ts';
+import { ChildTiles, ServicesTable } from '../components/overview.tsx';
+import { OpenAlerts } from '../components/alerts-mini.tsx';
+import { CountsBar, Loadable } from '../components/ui.tsx';
+import type { NodeSummary } from '../model.ts';
+import type { Result } from '../api.ts';
+
+export function CityPage() {
+  const tree = useTree();
+  const city = tree?.root?.id ?? null;
+  const res = useResource<NodeSummary>(
+    () => (city ? getSummary(city) : new Promise<Result<NodeSummary>>(() => {})),
+    [city],
+  );
+  useLive(city, res.reload, 1000);
+  return (
+    <div class="page" data-page="city">
+      <h1>{tree?.root ? pickName(tree.root.name) : t('city.title')}</h1>
+      <Loadable res={res} what={t('city.title')}>
+        {(s) => (
+          <>
+            <CountsBar counts={s.counts} />
+            <div class="grid-2">
+              <ChildTiles summary={s} title={t('city.districts')} />
+              <div>
+                <ServicesTable summary={s} childLabel={t('city.district')} />
+                {city && <OpenAlerts node={city} />}
+              </div>
+            </div>
+          </>
+        )}
+      </Loadable>
+    </div>
+  );
+}

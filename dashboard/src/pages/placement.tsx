@@ -1,0 +1,260 @@
+import { useState } from 'preact/hooks';
+import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
+import { importFleet, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
+import { pickName, t } from '../i18n/index.ts';
+import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
+import { Section } from '../components/ui.tsx';
+import { typeLabel } from './node.tsx';
+
+function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
+  const districts = props.tree?.root ? (props.tree.children.get(props.tree.root.id) ?? []) : [];
+  return (
+    <select id={props.id} required value={props.value} onChange={(e) => props.onChange((e.currentTarget as HTMLSelectElement).value)}>
+      <option value="" disabled>
+        —
+      </option>
+      {districts.map((d) => (
+        <optgroup key={d.id} label={pickName(d.name, d.id)}>
+          {(props.tree?.children.get(d.id) ?? []).map((s) => (
+            <option key={s.id} value={s.id}>
+              {s.id} {pickName(s.name, s.id)}
+            </option>
+          ))}
+        </optgroup>
+      ))}
+    </select>
+  );
+}
+
+function CopyButton(props: { text: string }) {
+  const [done, setDone] = useState(false);
+  return (
+    <button
+      type="button"
+      onClick={() => {
+        void navigator.clipboard?.writeText(props.text).then(
+          () => setDone(true),
+          () => setDone(false),
+        );
+      }}
+    >
+      {done ? t('placement.copied') : t('placement.copy')}
+    </button>
+  );
+}
+
+function Register(props: { tree: Tree | null }) {
+  const [id, setId] = useState('');
+  const [type, setType] = useState<string>(TERMINAL_TYPE_IDS[0]!);
+  const [serial, setSerial] = useState('');
+  const [station, setStation] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [secret, setSecret] = useState<{ id: string; secret: string } | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  return (
+    <Section title={t('placement.register')} id="register">
+      <form
+        class="stack"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setErr(null);
+          setSecret(null);
+          const r = await registerTerminal({ id: id.trim(), type, station, ...(serial.trim() ? { serial: serial.trim() } : {}) });
+          setBusy(false);
+          if (r.ok) setSecret(r.data);
+          else setErr(t('common.failed', { message: r.error.message }));
+        }}
+      >
+        <label for="reg-id">{t('placement.id')}</label>
+        <input id="reg-id" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
+        <label for="reg-type">{t('placement.type')}</label>
+        <select id="reg-type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>
+          {TERMINAL_TYPE_IDS.map((ty) => (
+            <option key={ty} value={ty}>
+              {typeLabel(ty)}
+            </option>
+          ))}
+        </select>
+        <label for="reg-serial">{t('placement.serial')}</label>
+        <input id="reg-serial" value={serial} onInput={(e) => setSerial((e.currentTarget as HTMLInputElement).value)} />
+        <label for="reg-station">{t('placement.station')}</label>
+        <StationSelect id="reg-station" value={station} onChange={setStation} tree={props.tree} />
+        <button type="submit" class="primary" disabled={busy}>
+          {busy ? t('common.saving') : t('placement.submitRegister')}
+        </button>
+      </form>
+      {err && (
+        <p class="note error" role="alert">
+          {err}
+        </p>
+      )}
+      {secret && (
+        <div class="secret" role="status" data-testid="secret">
+          <p>{t('placement.secretOnce')}</p>
+          <p>
+            <code>{secret.id}</code>
+          </p>
+          <p class="secret-line">
+            <code data-testid="secret-value">{secret.secret}</code> <CopyButton text={secret.secret} />
+          </p>
+        </div>
+      )}
+    </Section>
+  );
+}
+
+function Move(props: { tree: Tree | null }) {
+  const [id, setId] = useState('');
+  const [station, setStation] = useState('');
+  const [reason, setReason] = useState('');
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  return (
+    <Section title={t('placement.move')} id="move">
+      <form
+        class="stack"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setMsg(null);
+          const r = await moveTerminal(id.trim(), station, reason);
+          setMsg(
+            r.ok
+              ? { ok: true, text: t('placement.moved', { id: id.trim(), station: nodeName(props.tree, station) }) }
+              : { ok: false, text: t('common.failed', { message: r.error.message }) },
+          );
+        }}
+      >
+        <label for="move-id">{t('placement.id')}</label>
+        <input id="move-id" required value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
+        <label for="move-station">{t('placement.moveTo')}</label>
+        <StationSelect id="move-station" value={station} onChange={setStation} tree={props.tree} />
+        <label for="move-reason">{t('placement.moveReason')}</label>
+        <input id="move-reason" value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
+        <button type="submit" class="primary">
+          {t('placement.submitMove')}
+        </button>
+      </form>
+      {msg && (
+        <p class={msg.ok ? 'note ok' : 'note error'} role={msg.ok ? 'status' : 'alert'}>
+          {msg.text}
+        </p>
+      )}
+    </Section>
+  );
+}
+
+/** Reads the file locally to preview what it holds before anything is sent. */
+export function previewFleet(content: string): { format: 'json' | 'csv'; stations: number; terminals: number } {
+  const trimmed = content.trim();
+  if (trimmed.startsWith('{')) {
+    const j = JSON.parse(trimmed) as { stations?: unknown[]; terminals?: unknown[] };
+    if (!Array.isArray(j.terminals)) throw new Error('no "terminals" array');
+    return { format: 'json', stations: Array.isArray(j.stations) ? j.stations.length : 0, terminals: j.terminals.length };
+  }
+  const lines = trimmed.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const rows = lines[0]?.toLowerCase().includes('id') ? lines.slice(1) : lines;
+  const stations = new Set(rows.map((l) => l.split(',')[1]?.trim()).filter(Boolean));
+  return { format: 'csv', stations: stations.size, terminals: rows.length };
+}
+
+function Import() {
+  const [content, setContent] = useState('');
+  const [preview, setPreview] = useState<ReturnType<typeof previewFleet> | null>(null);
+  const [err, setErr] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [outcome, setOutcome] = useState<ImportOutcome | null>(null);
+  const doPreview = (text: string) => {
+    setOutcome(null);
+    try {
+      setPreview(previewFleet(text));
+      setErr(null);
+    } catch (e) {
+      setPreview(null);
+      setErr(t('placement.previewBad', { message: e instanceof Error ? e.message : String(e) }));
+    }
+  };
+  const csv = outcome ? `id,secret\n${outcome.secrets.map((s) => `${s.id},${s.secret}`).join('\n')}\n` : '';
+  return (
+    <Section title={t('placement.import')} id="import">
+      <div class="stack">
+        <label for="imp-file">{t('placement.importFile')}</label>
+        <input
+          id="imp-file"
+          type="file"
+          accept=".json,.csv,application/json,text/csv"
+          onChange={async (e) => {
+            const f = (e.currentTarget as HTMLInputElement).files?.[0];
+            if (!f) return;
+            const text = await f.text();
+            setContent(text);
+            doPreview(text);
+          }}
+        />
+        <label for="imp-text">{t('placement.importPaste')}</label>
+        <textarea id="imp-text" rows={5} value={content} onInput={(e) => setContent((e.currentTarget as HTMLTextAreaElement).value)} />
+        <div class="row">
+          <button type="button" onClick={() => doPreview(content)} disabled={content.trim() === ''}>
+            {t('placement.preview')}
+          </button>
+          <button
+            type="button"
+            class="primary"
+            disabled={!preview || busy}
+            onClick={async () => {
+              if (!preview) return;
+              setBusy(true);
+              setErr(null);
+              const r = await importFleet(content, preview.format);
+              setBusy(false);
+              if (r.ok) {
+                setOutcome(r.data);
+                void refreshTree();
+              } else setErr(t('common.failed', { message: r.error.message }));
+            }}
+          >
+            {t('placement.submitImport')}
+          </button>
+        </div>
+        {preview && <p data-testid="import-preview">{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>}
+        {busy && (
+          <p role="status">
+            <progress aria-label={t('placement.importing')} /> {t('placement.importing')}
+          </p>
+        )}
+        {err && (
+          <p class="note error" role="alert">
+            {err}
+          </p>
+        )}
+        {outcome && (
+          <div role="status">
+            <p class="note ok">{t('placement.importDone', { created: outcome.created.length, existing: outcome.existing.length })}</p>
+            {outcome.secrets.length > 0 && (
+              <>
+                <h3>{t('placement.secrets')}</h3>
+                <a href={`data:text/csv;charset=utf-8,${encodeURIComponent(csv)}`} download="secrets.csv">
+                  {t('placement.downloadSecrets')}
+                </a>{' '}
+                <CopyButton text={csv} />
+              </>
+            )}
+          </div>
+        )}
+      </div>
+    </Section>
+  );
+}
+
+export function PlacementPage() {
+  const tree = useTree();
+  return (
+    <div class="page" data-page="placement">
+      <h1>{t('placement.title')}</h1>
+      <div class="grid-3">
+        <Register tree={tree} />
+        <Move tree={tree} />
+        <Import />
+      </div>
+    </div>
+  );
+}
