@@ -276,11 +276,16 @@ export interface ImportOutcome {
 }
 
 export function importFleet(content: string, format: 'json' | 'csv'): Promise<Result<ImportOutcome>> {
-  const body = format === 'json' ? JSON.parse(content) : { csv: content };
-  return run(http('POST', 'import', undefined, body), (j: Json) => ({
-    created: j.created ?? [],
-    existing: j.existing ?? [],
-    secrets: j.secrets ?? [],
+  const url = new URL('/api/v1/import', origin);
+  const request = fetch(url, {
+    method: 'POST',
+    headers: { ...authHeaders(), 'Content-Type': format === 'json' ? 'application/json' : 'text/csv' },
+    body: content,
+  });
+  return run(request, (j: Json) => ({
+    created: ((j.terminals?.created ?? []) as { id: string }[]).map((x) => x.id),
+    existing: (j.terminals?.existing ?? []) as string[],
+    secrets: (j.terminals?.created ?? []) as { id: string; secret: string }[],
   }));
 }
 

@@ -15,7 +15,7 @@ export type LiveState = { kind: 'idle' } | { kind: 'connecting' } | { kind: 'ope
 type Handler = (event: { type: string; data: unknown }) => void;
 
 /** Event names the hub sends; `message` covers unnamed events. */
-export const LIVE_EVENT_TYPES = ['message', 'presence', 'telemetry', 'event', 'peripheral', 'alert', 'command', 'terminal', 'rollout', 'config', 'change'];
+export const LIVE_EVENT_TYPES = ['message', 'presence', 'telemetry', 'event', 'peripheral', 'alert', 'command', 'terminal', 'rollout', 'config', 'update', 'change'];
 
 let state: LiveState = { kind: 'idle' };
 const stateListeners = new Set<(s: LiveState) => void>();
