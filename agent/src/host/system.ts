@@ -1,0 +1,39 @@
+/** The real host through systeminformation: CPU, memory, disk, temperature where there is a sensor, uptime, NICs. */
+import os from 'node:os';
+import si from 'systeminformation';
+import type { HostProbe, HostSample } from './probe.ts';
+
+const clamp = (n: number, lo: number, hi: number): number => (Number.isFinite(n) ? Math.min(hi, Math.max(lo, n)) : lo);
+
+export class SystemHostProbe implements HostProbe {
+  uptimeSeconds(): number {
+    return os.uptime();
+  }
+
+  async sample(): Promise<HostSample> {
+    const [load, mem, disks, temp, nics] = await Promise.all([
+      si.currentLoad().catch(() => null),
+      si.mem().catch(() => null),
+      si.fsSize().catch(() => []),
+      si.cpuTemperature().catch(() => null),
+      si.networkInterfaces().catch(() => []),
+    ]);
+    // the root filesystem is the one the kiosk app and the outbox live on; else the largest
+    const disk = disks.find((d) => d.mount === '/') ?? [...disks].sort((a, b) => b.size - a.size)[0];
+    const tempC = temp && Number.isFinite(temp.main) && temp.main > 0 ? clamp(temp.main, -60, 200) : null;
+    const nicList = Array.isArray(nics) ? nics : [nics];
+    return {
+      cpu: clamp(load?.currentLoad ?? 0, 0, 100),
+      memUsed: Math.max(0, mem?.active ?? 0),
+      memTotal: Math.max(0, mem?.total ?? 0),
+      diskUsed: Math.max(0, disk?.used ?? 0),
+      diskTotal: Math.max(0, disk?.size ?? 0),
+      tempC,
+      uptime: clamp(si.time().uptime, 0, 10 * 365 * 86400),
+      net: nicList
+        .filter((n) => !n.internal)
+        .slice(0, 16)
+        .map((n) => ({ iface: n.iface.slice(0, 32), up: n.operstate === 'up' })),
+    };
+  }
+}

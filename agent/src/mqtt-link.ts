@@ -1,0 +1,275 @@
+/**
+ * The MQTT connection of one terminal: MQTT 3.1.1, clean:false, client id = username = terminal id, a retained
+ * last will per connection, and our own reconnect loop.
+ *
+ * mqtt.js reconnects every second by default; a thousand terminals doing that against a restarting hub is a
+ * stampede. So mqtt.js never reconnects here (reconnectPeriod 0): each attempt is a fresh client, scheduled with
+ * jittered, capped exponential backoff; a refused CONNACK (bad credentials, not authorised) waits `authRetryMs`.
+ * A fresh client per attempt also means mqtt.js' in-memory store never resends anything behind the outbox's back:
+ * what was in flight when a link dropped is simply failed, and the outbox replays it.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type { Logger } from './log.ts';
+import { Backoff, jitter } from './backoff.ts';
+
+export interface LinkOptions {
+  url: string;
+  clientId: string;
+  password?: string | undefined;
+  ca?: Buffer | undefined;
+  /** Source address to connect from (the simulator spreads connections over 127.x addresses). */
+  localAddress?: string | undefined;
+  keepalive: number;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  authRetryMs: number;
+  /** The retained will for connection number `connSeq`. */
+  will: (connSeq: number) => { topic: string; payload: string };
+  logger: Logger;
+}
+
+export interface LinkEvents {
+  /** A CONNACK arrived. */
+  up: [{ sessionPresent: boolean; connSeq: number }];
+  down: [{ connSeq: number; error?: string }];
+  message: [topic: string, payload: Buffer];
+}
+
+/** CONNACK return codes of MQTT 3.1.1 [MQTT-3.2.2.3]. */
+const CONNACK_REASONS: Record<number, string> = {
+  1: 'unacceptable protocol version',
+  2: 'identifier rejected',
+  3: 'server unavailable',
+  4: 'bad user name or password',
+  5: 'not authorized',
+};
+
+export class LinkClosedError extends Error {
+  override name = 'LinkClosedError';
+}
+
+export class MqttLink extends EventEmitter<LinkEvents> {
+  #client: MqttClient | null = null;
+  #connSeq = 0;
+  #connected = false;
+  #stopped = true;
+  #timer: NodeJS.Timeout | null = null;
+  #holdUntil = 0;
+  #backoff: Backoff;
+  #inflight = new Set<(err: Error) => void>();
+  /** Connection attempts and refusals, for the simulator's summary and for tests. */
+  readonly stats = { attempts: 0, connects: 0, refused: 0 };
+
+  constructor(private readonly opts: LinkOptions) {
+    super();
+    this.#backoff = new Backoff({ minMs: opts.reconnectMinMs, maxMs: opts.reconnectMaxMs });
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+  get connSeq(): number {
+    return this.#connSeq;
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#attempt();
+  }
+
+  /** Publish and resolve on PUBACK (QoS 1); rejects when the link drops first. */
+  publish(topic: string, payload: string, retain = false): Promise<void> {
+    const client = this.#client;
+    if (!client || !this.#connected) return Promise.reject(new LinkClosedError('not connected'));
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error): void => reject(err);
+      this.#inflight.add(fail);
+      client.publish(topic, payload, { qos: 1, retain }, (err) => {
+        if (!this.#inflight.delete(fail)) return; // already failed by a drop
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  subscribe(topics: string[]): Promise<void> {
+    const client = this.#client;
+    if (!client || !this.#connected) return Promise.reject(new LinkClosedError('not connected'));
+    return new Promise((resolve, reject) => {
+      client.subscribe(topics, { qos: 1 }, (err, granted) => {
+        if (err) return reject(err);
+        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+        if (refused.length) return reject(new Error(`subscription refused: ${refused.join(', ')}`));
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Graceful stop: publish `goodbye` (the retained offline presence) and DISCONNECT, so the broker drops the will.
+   * Waits at most `timeoutMs` for the broker.
+   */
+  async stop(goodbye?: { topic: string; payload: string }, timeoutMs = 3000): Promise<void> {
+    this.#stopped = true;
+    this.#clearTimer();
+    const client = this.#client;
+    if (!client) return;
+    if (goodbye && this.#connected) {
+      await Promise.race([this.publish(goodbye.topic, goodbye.payload, true).catch(() => undefined), delay(timeoutMs)]);
+    }
+    await Promise.race([new Promise<void>((resolve) => client.end(false, {}, () => resolve())), delay(timeoutMs)]);
+    client.end(true);
+    this.#dropped(client);
+  }
+
+  /**
+   * Cut the connection without a DISCONNECT (the broker publishes the will), as a network loss or power cut would.
+   * With `holdMs`, no reconnect is tried before then; `stop` prevents any reconnect (a simulated power-off).
+   */
+  cut(opts: { holdMs?: number; stop?: boolean } = {}): void {
+    if (opts.stop) {
+      this.#stopped = true;
+      this.#clearTimer();
+    }
+    if (opts.holdMs) this.#holdUntil = Date.now() + opts.holdMs;
+    const client = this.#client;
+    if (client) {
+      client.stream?.destroy();
+      client.end(true);
+      this.#dropped(client);
+    }
+  }
+
+  #attempt(): void {
+    this.#timer = null;
+    if (this.#stopped) return;
+    const hold = this.#holdUntil - Date.now();
+    if (hold > 0) {
+      this.#schedule(hold);
+      return;
+    }
+    this.#connSeq += 1;
+    this.stats.attempts += 1;
+    const connSeq = this.#connSeq;
+    const will = this.opts.will(connSeq);
+    const options: IClientOptions = {
+      protocolVersion: 4,
+      clean: false,
+      clientId: this.opts.clientId,
+      username: this.opts.clientId,
+      ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
+      keepalive: this.opts.keepalive,
+      reconnectPeriod: 0,
+      connectTimeout: 15_000,
+      resubscribe: false,
+      will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
+    };
+    let client: MqttClient;
+    try {
+      client = this.#createClient(options);
+    } catch (err) {
+      this.opts.logger.error({ err }, 'cannot create MQTT client');
+      this.#schedule(this.#backoff.next());
+      return;
+    }
+    this.#client = client;
+    let refused = false;
+    let lastError: string | undefined;
+    client.on('connect', (connack) => {
+      if (this.#client !== client) return;
+      this.#connected = true;
+      this.stats.connects += 1;
+      this.#backoff.reset();
+      this.opts.logger.info({ connSeq, sessionPresent: connack.sessionPresent }, 'connected to hub');
+      this.emit('up', { sessionPresent: connack.sessionPresent, connSeq });
+    });
+    client.on('message', (topic, payload) => {
+      if (this.#client === client) this.emit('message', topic, payload);
+    });
+    client.on('error', (err: Error & { code?: unknown }) => {
+      lastError = err.message;
+      if (typeof err.code === 'number' && err.code !== 0) {
+        const code = err.code;
+        if (code === 4 || code === 5) {
+          refused = true;
+          this.stats.refused += 1;
+          this.opts.logger.error(
+            { connackCode: code, retryInMs: this.opts.authRetryMs },
+            `hub refused the terminal's credentials (${CONNACK_REASONS[code]}): check the secret file, or issue a new secret with POST /api/v1/terminals/{id}/secret`,
+          );
+        } else {
+          this.opts.logger.warn({ connackCode: code }, `hub refused the connection: ${CONNACK_REASONS[code] ?? 'unknown code'}`);
+        }
+      } else {
+        this.opts.logger.debug({ err: err.message }, 'connection error');
+      }
+    });
+    client.on('close', () => {
+      if (this.#client !== client) return;
+      client.end(true);
+      this.#dropped(client, lastError);
+      if (this.#stopped) return;
+      const wait = refused ? jitter(this.opts.authRetryMs, 0.2) : this.#backoff.next();
+      this.opts.logger.info({ retryInMs: wait, attempt: this.#backoff.attempt }, 'disconnected from hub, will retry');
+      this.#schedule(wait);
+    });
+  }
+
+  #createClient(options: IClientOptions): MqttClient {
+    const u = new URL(this.opts.url);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const localAddress = this.opts.localAddress;
+    if (u.protocol === 'mqtt:') {
+      const port = Number(u.port || 1883);
+      return new MqttClient(() => net.createConnection({ host, port, ...(localAddress ? { localAddress } : {}) }), options);
+    }
+    if (u.protocol === 'mqtts:') {
+      const port = Number(u.port || 8883);
+      return new MqttClient(
+        () =>
+          tls.connect({
+            host,
+            port,
+            ...(net.isIP(host) ? {} : { servername: host }),
+            ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+            ...(localAddress ? { localAddress } : {}),
+          }),
+        options,
+      );
+    }
+    return mqtt.connect(this.opts.url, {
+      ...options,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(localAddress ? { wsOptions: { localAddress } } : {}),
+    });
+  }
+
+  #dropped(client: MqttClient, error?: string): void {
+    if (this.#client !== client) return;
+    this.#client = null;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    const failed = [...this.#inflight];
+    this.#inflight.clear();
+    for (const fail of failed) fail(new LinkClosedError('connection lost before PUBACK'));
+    if (wasConnected) this.emit('down', { connSeq: this.#connSeq, ...(error ? { error } : {}) });
+  }
+
+  #schedule(ms: number): void {
+    this.#clearTimer();
+    this.#timer = setTimeout(() => this.#attempt(), ms);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
+}

@@ -1,0 +1,112 @@
+/**
+ * The real agent's entry: config, wiring, signals. Nothing here runs at import time.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent } from './agent.ts';
+import { loadConfig, readSecret, secretFilePath, ConfigError, type AgentConfig } from './config.ts';
+import { FileConfigStore } from './config-reconciler.ts';
+import { FileExitRecorder } from './exit-record.ts';
+import { SystemHostProbe } from './host/system.ts';
+import { createLocalApi, startLocalApi } from './local-api.ts';
+import { createLogger, LogRing } from './log.ts';
+import { SqliteOutbox } from './outbox/sqlite.ts';
+
+export async function runAgent(opts: { configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
+  const password = readSecret(secretFilePath(cfg));
+  const ca = readCa(cfg);
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const ring = new LogRing();
+  const logger = createLogger({ level: cfg.logLevel, base: { terminalId: cfg.terminalId }, ring });
+  const outbox = new SqliteOutbox(path.join(cfg.dataDir, 'outbox.sqlite'), {
+    maxBytes: cfg.outboxMaxBytes,
+    maxAgeMs: cfg.outboxMaxAgeDays * 86400_000,
+  });
+  const exitRecorder = new FileExitRecorder(cfg.dataDir);
+  let shuttingDown = false;
+
+  const agent = new Agent({
+    terminalId: cfg.terminalId,
+    hubUrl: cfg.hubUrl,
+    password,
+    ca,
+    keepalive: cfg.keepalive,
+    reconnectMinMs: cfg.reconnectMinMs,
+    reconnectMaxMs: cfg.reconnectMaxMs,
+    authRetryMs: cfg.authRetryMs,
+    defaults: { telemetryInterval: cfg.telemetryInterval, logLevel: cfg.logLevel, peripherals: cfg.peripherals },
+    restartAppCommand: cfg.restartAppCommand,
+    rebootCommand: cfg.rebootCommand,
+    appVersion: cfg.appVersion,
+    appHeartbeatTimeout: cfg.appHeartbeatTimeout,
+    monitorApp: cfg.localApiPort !== 0,
+    outbox,
+    host: new SystemHostProbe(),
+    exitRecorder,
+    configStore: new FileConfigStore(cfg.dataDir),
+    logger,
+    logRing: ring,
+    onRestartRequested: (what) => {
+      if (what === 'agent') void shutdown('restart-agent', true);
+    },
+  });
+
+  let api: Awaited<ReturnType<typeof startLocalApi>> | null = null;
+
+  async function shutdown(reason: string, restart = false): Promise<void> {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ reason }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    await api?.close().catch(() => undefined);
+    await agent.stop();
+    outbox.close();
+    if (restart && !process.env.INVOCATION_ID) {
+      // not under systemd (which restarts us, Restart=always): start our successor ourselves
+      const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', detached: true });
+      child.unref();
+    }
+    logger.flush?.();
+    process.exit(0);
+  }
+
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; exiting');
+    exitRecorder.stopped('crash');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.error({ err }, 'unhandled rejection');
+  });
+
+  await agent.start();
+  if (cfg.localApiPort !== 0) {
+    try {
+      api = await startLocalApi(createLocalApi(agent), cfg.localApiPort);
+      logger.info({ port: api.port }, 'local API listening on 127.0.0.1');
+    } catch (err) {
+      logger.error({ err, port: cfg.localApiPort }, 'local API could not listen; the kiosk app cannot report');
+    }
+  }
+  logger.info({ hub: redactUrl(cfg.hubUrl), localApiPort: api?.port ?? 0 }, 'agent ready');
+}
+
+function readCa(cfg: AgentConfig): Buffer | undefined {
+  if (!cfg.hubCa) return undefined;
+  try {
+    return readFileSync(cfg.hubCa);
+  } catch (err) {
+    throw new ConfigError(`cannot read KF_HUB_CA (hubCa) ${cfg.hubCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  return u.toString();
+}
