@@ -1,0 +1,146 @@
+/**
+ * Connections: 19,000 terminals connect (authenticated on the hub, each with retained online presence, an offline
+ * will, and a subscription to its config topic), then report telemetry every 30 s, as agents do. Measured: time to
+ * connect all, server memory per connected terminal, server CPU while they report, p99 publish→ack lag.
+ * Baselines in the same run: bare Aedes and Mosquitto with the same terminals doing the same.
+ *
+ * A process here may hold at most 20,000 open files, so 19,000 is about what one hub process can serve; the load
+ * is spread over 5 processes and 5 source addresses (127.0.0.2-6) so it runs out of neither ports nor descriptors.
+ *
+ * Goal (issue 10): 19,000 on one hub process, under 20 KB of hub memory per terminal.
+ */
+import { Load } from '../lib/load.ts';
+import { hasMosquitto, startAedesBare, startMosquitto, type Server } from '../lib/brokers.ts';
+import { hubAvailable, registerTerminals, startHub } from '../lib/hub.ts';
+import { cpuMeter, hardTimeout, rssBytes, sleep } from '../lib/proc.ts';
+import { Report, scale } from '../lib/report.ts';
+import { fmt, ratio } from '../lib/stats.ts';
+import { syntheticIds, type TerminalCred } from '../lib/terminals.ts';
+
+const S = scale();
+const N = Number(process.env.BENCH_CONNECTIONS ?? Math.round(19000 * Math.min(1, S)));
+const INTERVAL_MS = 30000;
+const REPORT_MS = Math.max(35000, Math.round(65000 * S));
+const PROCS = Math.max(4, Math.ceil(N / 4000));
+const TARGETS = (process.env.BENCH_TARGETS ?? 'aedes,mosquitto,hub').split(',');
+
+hardTimeout(25 * 60 * 1000, 'connections');
+const report = new Report('connections', `Connections (${fmt(N)} terminals, presence + will + subscription, reporting every 30 s)`);
+
+interface Row {
+  target: string;
+  connected: number;
+  connectS: number;
+  connectP99: number;
+  rssPerTerminalKb: number;
+  rssMb: number;
+  idleCpu: number;
+  loadCpu: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+async function measure(target: string): Promise<Row> {
+  let server: Server;
+  let creds: TerminalCred[];
+  if (target === 'aedes') {
+    server = await startAedesBare();
+    creds = syntheticIds(N).map((id) => ({ id }));
+  } else if (target === 'mosquitto') {
+    server = await startMosquitto();
+    creds = syntheticIds(N).map((id) => ({ id }));
+  } else {
+    server = await startHub({});
+    creds = await registerTerminals(server, N);
+  }
+  let load: Load | null = null;
+  try {
+    await sleep(2000); // let the server settle (JIT, GC) before its baseline RSS
+    const rss0 = rssBytes(server.proc.pid);
+    const t0 = performance.now();
+    load = await Load.start({
+      port: server.mqttPort,
+      terminals: creds,
+      processes: PROCS,
+      keepalive: 60,
+      presence: true,
+      subscribeConfig: true,
+      connectConcurrency: 50,
+      connectTimeoutMs: 60000,
+      readyTimeoutMs: 240000,
+    });
+    const connectS = (performance.now() - t0) / 1000;
+    await sleep(3000);
+    const rss1 = rssBytes(server.proc.pid);
+    const meter = cpuMeter([server.proc.pid, ...load.pids, process.pid]);
+    const r = await load.run({ mode: 'report', intervalMs: INTERVAL_MS, durationMs: REPORT_MS });
+    const cpus = meter.stop();
+    const rss2 = rssBytes(server.proc.pid);
+    return {
+      target: target === 'aedes' ? 'bare Aedes' : target === 'mosquitto' ? 'Mosquitto' : 'hub',
+      connected: load.connected.ok,
+      connectS,
+      connectP99: load.connected.connectHist.quantile(0.99),
+      rssPerTerminalKb: (Math.max(rss1, rss2) - rss0) / Math.max(1, load.connected.ok) / 1024,
+      rssMb: Math.max(rss1, rss2) / 2 ** 20,
+      idleCpu: cpus[0] ?? 0,
+      loadCpu: cpus.slice(1).reduce((a, b) => a + b, 0),
+      rate: r.acked / (REPORT_MS / 1000),
+      p50: r.hist.quantile(0.5),
+      p99: r.hist.quantile(0.99),
+    };
+  } finally {
+    await load?.close('clean');
+    await server.stop();
+  }
+}
+
+const rows: Row[] = [];
+for (const t of TARGETS) {
+  if (t === 'mosquitto' && !hasMosquitto()) {
+    report.note('Mosquitto not installed: apt-get install mosquitto');
+    continue;
+  }
+  if (t === 'hub' && !hubAvailable()) {
+    report.note('hub not runnable yet (hub/bin/kiosk-fleet.mjs missing): hub row skipped');
+    continue;
+  }
+  process.stdout.write(`connections: ${t} × ${N} …\n`);
+  try {
+    rows.push(await measure(t));
+  } catch (err) {
+    report.note(`${t}: failed: ${(err as Error).message}`);
+  }
+}
+const aedes = rows.find((r) => r.target === 'bare Aedes');
+report.table({
+  title: `${fmt(N)} terminals connecting, then ${Math.round(REPORT_MS / 1000)} s of telemetry every 30 s`,
+  columns: ['target', 'connected', 'connect all s', 'connect p99 ms', 'RSS KB / terminal', 'vs bare Aedes', 'RSS MB', 'CPU % reporting', 'vs bare Aedes', 'samples/s', 'lag p50 ms', 'lag p99 ms', 'load CPU %'],
+  rows: rows.map((r) => [
+    r.target,
+    fmt(r.connected),
+    fmt(r.connectS, 1),
+    fmt(r.connectP99, 0),
+    fmt(r.rssPerTerminalKb, 1),
+    ratio(r.rssPerTerminalKb, aedes?.rssPerTerminalKb),
+    fmt(r.rssMb),
+    fmt(r.idleCpu, 1),
+    ratio(r.idleCpu, aedes?.idleCpu),
+    fmt(r.rate),
+    fmt(r.p50, 1),
+    fmt(r.p99, 1),
+    fmt(r.loadCpu, 1),
+  ]),
+  notes: [
+    'connect all: from starting the load processes until every terminal had its CONNACK (50 connecting at a time per load process); connect p99: one CONNACK round trip.',
+    'RSS per terminal: (server RSS after all connected − RSS before) / terminals. CPU: percent of one core while the terminals report.',
+  ],
+});
+const hub = rows.find((r) => r.target === 'hub');
+if (hub) {
+  report.goal({ what: `terminals on one hub process`, target: '19,000', value: fmt(hub.connected), met: hub.connected >= 19000 });
+  report.goal({ what: 'hub memory per connected terminal', target: '< 20 KB', value: `${fmt(hub.rssPerTerminalKb, 1)} KB`, met: hub.rssPerTerminalKb < 20 });
+}
+report.save();
+process.exit(0);
