@@ -1,0 +1,122 @@
+/**
+ * The HTTP app: /api/v1 (bearer token on everything but health), /metrics, and the dashboard's static build at /.
+ * `AppType` is what the dashboard's typed client (`hc<AppType>`) is built from.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { HubError } from '../errors.ts';
+import { tokenMatches } from '../secrets.ts';
+import type { ApiEnv, Services } from './common.ts';
+import { configRoutes } from './config.ts';
+import { eventRoutes } from './events.ts';
+import { healthRoutes } from './health.ts';
+import { importRoutes } from './import.ts';
+import { nodeRoutes } from './nodes.ts';
+import { terminalRoutes } from './terminals.ts';
+
+function errorBody(code: string, message: string, details?: unknown) {
+  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+}
+
+function errorHandler(s: Services) {
+  return (err: Error, c: Context) => {
+    if (err instanceof HubError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    if (err instanceof HTTPException) {
+      return c.json(errorBody(err.status === 400 ? 'invalid-request' : 'http-error', err.message || 'bad request'), err.status);
+    }
+    s.log.error({ err, path: c.req.path }, 'request failed');
+    return c.json(errorBody('internal', 'internal error'), 500);
+  };
+}
+
+export function createApp(s: Services) {
+  const api = new OpenAPIHono<ApiEnv>({
+    // zod failures of path, query and body: 400 with the path of each bad field.
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+        return c.json(errorBody('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
+      }
+      return undefined;
+    },
+  });
+
+  api.use('*', async (c, next) => {
+    if (c.req.path === '/api/v1/health' || c.req.path === '/api/v1/openapi.json') return next();
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer (.+)$/.exec(header);
+    if (!m || !tokenMatches(m[1]!, s.adminToken)) {
+      return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
+    }
+    c.set('actor', 'admin');
+    return next();
+  });
+
+  const routes = api
+    .route('/', healthRoutes(s))
+    .route('/', nodeRoutes(s))
+    .route('/', terminalRoutes(s))
+    .route('/', importRoutes(s))
+    .route('/', configRoutes(s))
+    .route('/', eventRoutes(s));
+
+  api.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Kiosk Fleet hub API', version: '1' },
+    servers: [{ url: '/api/v1' }],
+  });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+
+  api.onError(errorHandler(s));
+  return routes;
+}
+
+/** The whole HTTP app (API + metrics + dashboard) for node-server; `createApp` returns the typed API part. */
+export function createHttpApp(s: Services) {
+  const app = new OpenAPIHono();
+  const api = createApp(s);
+  app.onError(errorHandler(s));
+  app.get('/metrics', async (c) => {
+    const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
+    if (!m || !tokenMatches(m[1]!, s.adminToken)) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
+    return c.text(await s.metrics.registry.metrics(), 200, { 'content-type': s.metrics.registry.contentType });
+  });
+  app.route('/api/v1', api);
+  app.all('/api/*', (c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
+  app.get('*', (c) => serveDashboard(c, s.dashboardDir));
+  return app;
+}
+
+export type AppType = ReturnType<typeof createApp>;
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+function serveDashboard(c: Context, dir: string) {
+  const index = path.join(dir, 'index.html');
+  if (!fs.existsSync(index)) {
+    return c.text('The dashboard is not built. Run `pnpm --filter @kiosk-fleet/dashboard run build` (or set KF_DASHBOARD_DIR).\n', 200);
+  }
+  const rel = decodeURIComponent(c.req.path).replace(/^\/+/, '');
+  const file = path.resolve(dir, rel);
+  // Never outside the build dir; anything that is not a file there is a client-side route: index.html.
+  const target = file.startsWith(path.resolve(dir) + path.sep) && fs.statSync(file, { throwIfNoEntry: false })?.isFile() ? file : index;
+  const body = fs.readFileSync(target);
+  const type = TYPES[path.extname(target)] ?? 'application/octet-stream';
+  const cache = target === index ? 'no-cache' : 'public, max-age=31536000, immutable';
+  return c.body(body, 200, { 'content-type': type, 'cache-control': cache });
+}

@@ -1,0 +1,40 @@
+/** Shared API pieces: the env type, cursors, time conversion, shared schemas. */
+import { z } from '@hono/zod-openapi';
+import type { HubServices } from '../hub.ts';
+
+export interface ApiEnv {
+  Variables: { actor: string };
+}
+
+export type Services = HubServices;
+
+export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+export const isoReq = (ms: number): string => new Date(ms).toISOString();
+
+export const errorSchema = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) })
+  .openapi('Error');
+
+export const errorResponses = {
+  400: { description: 'Bad request', content: { 'application/json': { schema: errorSchema } } },
+  401: { description: 'Missing or wrong bearer token', content: { 'application/json': { schema: errorSchema } } },
+  404: { description: 'Not found', content: { 'application/json': { schema: errorSchema } } },
+} as const;
+
+export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const limitQuery = z.coerce.number().int().min(1).max(1000).default(100);
+export const timeQuery = z.iso.datetime({ offset: true }).optional();
+
+export function listOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+}
+
+export const idParam = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' } }) });
+
+export function parseJson<T>(s: string | null): T | null {
+  return s === null ? null : (JSON.parse(s) as T);
+}

@@ -1,0 +1,67 @@
+/** /events: server-sent events of changes under a node (`?node=GZ-YX`), with a heartbeat. */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { isUnderNode } from '@kiosk-fleet/protocol';
+import { streamSSE } from 'hono/streaming';
+import { notFound } from '../errors.ts';
+import type { Change } from '../ingest/writer.ts';
+import { errorResponses, type ApiEnv, type Services } from './common.ts';
+
+export const SSE_HEARTBEAT_MS = 15_000;
+
+const sseRoute = createRoute({
+  method: 'get',
+  path: '/events',
+  summary: 'Server-sent events: `change` events ({type, terminalId, station, at, data}) and `heartbeat` every 15 s',
+  request: { query: z.object({ node: z.string().optional() }) },
+  responses: { 200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: z.string() } } }, ...errorResponses },
+});
+
+export function eventRoutes(s: Services) {
+  return new OpenAPIHono<ApiEnv>().openapi(sseRoute, (c) => {
+    const { node } = c.req.valid('query');
+    if (node !== undefined && !s.registry.node(node)) throw notFound('node', node);
+    return streamSSE(c, async (stream) => {
+      const queue: Change[] = [];
+      let wake: (() => void) | null = null;
+      const listener = (changes: Change[]) => {
+        for (const ch of changes) {
+          if (node === undefined) queue.push(ch);
+          else {
+            const station = s.registry.terminal(ch.terminalId)?.stationId;
+            if (station !== undefined && isUnderNode(station, node)) queue.push(ch);
+          }
+        }
+        // A slow reader gets the newest changes, not an unbounded backlog.
+        if (queue.length > 1000) queue.splice(0, queue.length - 1000);
+        wake?.();
+      };
+      s.bus.on('changes', listener);
+      stream.onAbort(() => {
+        s.bus.off('changes', listener);
+        wake?.();
+      });
+      await stream.writeSSE({ event: 'hello', data: JSON.stringify({ node: node ?? null, at: new Date().toISOString() }) });
+      while (!stream.aborted && !stream.closed) {
+        if (queue.length === 0) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, SSE_HEARTBEAT_MS).unref();
+          });
+          wake = null;
+          if (queue.length === 0 && !stream.aborted) {
+            await stream.writeSSE({ event: 'heartbeat', data: new Date().toISOString() });
+            continue;
+          }
+        }
+        for (const ch of queue.splice(0)) {
+          const station = s.registry.terminal(ch.terminalId)?.stationId ?? null;
+          await stream.writeSSE({
+            event: 'change',
+            data: JSON.stringify({ type: ch.type, terminalId: ch.terminalId, station, at: new Date(ch.at).toISOString(), data: ch.data ?? null }),
+          });
+        }
+      }
+      s.bus.off('changes', listener);
+    });
+  });
+}

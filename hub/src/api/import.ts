@@ -1,0 +1,48 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { badRequest } from '../errors.ts';
+import { parseFleetCsv, parseFleetJson } from '../services/import.ts';
+import { errorResponses, json, type ApiEnv, type Services } from './common.ts';
+
+export const importResultSchema = z
+  .object({
+    nodes: z.object({ created: z.array(z.string()), existing: z.array(z.string()) }),
+    terminals: z.object({
+      created: z.array(z.object({ id: z.string(), secret: z.string() })),
+      existing: z.array(z.string()),
+    }),
+  })
+  .openapi('ImportResult');
+
+const importRoute = createRoute({
+  method: 'post',
+  path: '/import',
+  summary: 'Import a fleet (reference JSON format or CSV id,station,type,serial); all or nothing',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': { schema: z.object({}).passthrough().openapi('FleetJson') },
+        'text/csv': { schema: z.string() },
+      },
+    },
+  },
+  responses: { 200: json(importResultSchema, 'What was created (with the new secrets, shown once) and what existed'), ...errorResponses },
+});
+
+export function importRoutes(s: Services) {
+  return new OpenAPIHono<ApiEnv>().openapi(importRoute, async (c) => {
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    let fleet;
+    if (type === 'text/csv') fleet = parseFleetCsv(await c.req.text());
+    else if (type === 'application/json') {
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        throw badRequest('invalid-json', 'body is not JSON');
+      }
+      fleet = parseFleetJson(body);
+    } else throw badRequest('unsupported-media-type', 'send application/json or text/csv');
+    return c.json(s.importFleet(fleet, c.get('actor')), 200);
+  });
+}

@@ -1,0 +1,143 @@
+/** /nodes: the city → district → station tree and per-node summaries. */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { isUnderNode, SERVICE_IDS, servicesOfType, isTerminalType } from '@kiosk-fleet/protocol';
+import { notFound } from '../errors.ts';
+import type { NodeRow } from '../store/registry.ts';
+import { errorResponses, idParam, isoReq, json, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+
+const nodeSchema = z
+  .object({
+    id: z.string(),
+    level: z.enum(['city', 'district', 'station']),
+    parentId: z.string().nullable(),
+    name: z.object({ zh: z.string(), en: z.string() }),
+    kind: z.string().nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('Node');
+
+const nodeOut = (n: NodeRow) => ({
+  id: n.id,
+  level: n.level,
+  parentId: n.parentId,
+  name: { zh: n.nameZh, en: n.nameEn },
+  kind: n.kind,
+  createdAt: isoReq(n.createdAt),
+});
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/nodes',
+  summary: 'The whole tree, flat, ordered by id (a city has about 200 nodes: no pagination needed, nextCursor is null)',
+  request: { query: z.object({ under: z.string().optional(), level: z.enum(['city', 'district', 'station']).optional() }) },
+  responses: { 200: json(listOf(nodeSchema)) },
+});
+
+const createNodeRoute = createRoute({
+  method: 'post',
+  path: '/nodes',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z.object({ id: z.string(), name: z.object({ zh: z.string().min(1).max(128), en: z.string().min(1).max(128) }), kind: z.string().max(64).optional() }),
+        },
+      },
+    },
+  },
+  responses: { 201: json(nodeSchema, 'Created'), ...errorResponses, 409: errorResponses[400] },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/nodes/{id}',
+  request: { params: idParam },
+  responses: {
+    200: json(nodeSchema.extend({ children: z.array(nodeSchema.pick({ id: true, level: true, name: true })), path: z.array(z.string()) })),
+    ...errorResponses,
+  },
+});
+
+const countsSchema = z.object({
+  total: z.number(),
+  online: z.number(),
+  offline: z.number(),
+  stale: z.number(),
+  unknown: z.number(),
+  withFault: z.number(),
+});
+
+const summaryRoute = createRoute({
+  method: 'get',
+  path: '/nodes/{id}/summary',
+  summary: 'Counts per child node by presence and fault, and per citizen service how many terminals can offer it now',
+  request: { params: idParam },
+  responses: {
+    200: json(
+      z.object({
+        node: z.string(),
+        totals: countsSchema,
+        children: z.array(countsSchema.extend({ id: z.string() })),
+        services: z.array(z.object({ service: z.string(), offeredBy: z.number(), availableNow: z.number() })),
+      }),
+    ),
+    ...errorResponses,
+  },
+});
+
+const emptyCounts = () => ({ total: 0, online: 0, offline: 0, stale: 0, unknown: 0, withFault: 0 });
+
+export function nodeRoutes(s: Services) {
+  return new OpenAPIHono<ApiEnv>()
+    .openapi(listRoute, (c) => {
+      const q = c.req.valid('query');
+      const items = s.registry
+        .nodes()
+        .filter((n) => (q.under === undefined || isUnderNode(n.id, q.under)) && (q.level === undefined || n.level === q.level))
+        .map(nodeOut);
+      return c.json({ items, nextCursor: null }, 200);
+    })
+    .openapi(createNodeRoute, (c) => {
+      const b = c.req.valid('json');
+      return c.json(nodeOut(s.registry.createNode(b)), 201);
+    })
+    .openapi(getRoute, (c) => {
+      const { id } = c.req.valid('param');
+      const n = s.registry.node(id);
+      if (!n) throw notFound('node', id);
+      const children = s.queries.children(id).map((ch) => ({
+        id: ch.id,
+        level: ch.level as 'city' | 'district' | 'station',
+        name: { zh: ch.nameZh, en: ch.nameEn },
+      }));
+      const path = id.split('-').map((_, i, parts) => parts.slice(0, i + 1).join('-'));
+      return c.json({ ...nodeOut(n), children, path }, 200);
+    })
+    .openapi(summaryRoute, (c) => {
+      const { id } = c.req.valid('param');
+      if (!s.registry.node(id)) throw notFound('node', id);
+      const children = s.queries.children(id).map((ch) => ({ id: ch.id, ...emptyCounts() }));
+      const totals = emptyCounts();
+      const offered = new Map<string, number>();
+      const available = new Map<string, number>();
+      for (const t of s.queries.underNode(id)) {
+        const presence = (t.presence ?? 'unknown') as 'online' | 'offline' | 'stale' | 'unknown';
+        const child = children.find((ch) => isUnderNode(t.stationId, ch.id));
+        for (const counts of child ? [totals, child] : [totals]) {
+          counts.total++;
+          counts[presence]++;
+          if ((t.faultCount ?? 0) > 0) counts.withFault++;
+        }
+        if (isTerminalType(t.type)) for (const sv of servicesOfType(t.type)) offered.set(sv, (offered.get(sv) ?? 0) + 1);
+        // A terminal offers a service now only while it is online and its peripherals allow it.
+        if (presence === 'online') for (const sv of parseJson<string[]>(t.services) ?? []) available.set(sv, (available.get(sv) ?? 0) + 1);
+      }
+      const services = SERVICE_IDS.filter((sv) => offered.has(sv)).map((sv) => ({
+        service: sv,
+        offeredBy: offered.get(sv) ?? 0,
+        availableNow: available.get(sv) ?? 0,
+      }));
+      return c.json({ node: id, totals, children, services }, 200);
+    });
+}

@@ -1,0 +1,489 @@
+/** /terminals: registry, detail, history, telemetry, commands. */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { COMMAND_NAMES, PERIPHERAL_IDS, TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
+import { badRequest, notFound } from '../errors.ts';
+import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
+import type { CommandRow } from '../store/downlink.ts';
+import type { TerminalListRow } from '../store/queries.ts';
+import {
+  errorResponses,
+  idParam,
+  iso,
+  isoReq,
+  json,
+  limitQuery,
+  listOf,
+  parseJson,
+  timeQuery,
+  type ApiEnv,
+  type Services,
+} from './common.ts';
+
+const presenceEnum = z.enum(['unknown', 'online', 'offline', 'stale']);
+const peripheralState = z.object({
+  status: z.string(),
+  since: z.string().nullable(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+});
+
+const terminalSummary = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    serial: z.string(),
+    station: z.string(),
+    state: z.enum(['active', 'decommissioned']),
+    createdAt: z.string(),
+    presence: z.object({ state: presenceEnum, reason: z.string().nullable(), since: z.string().nullable(), flapping: z.boolean() }),
+    lastSeenAt: z.string().nullable(),
+    faults: z.array(z.string()),
+    services: z.array(z.string()),
+  })
+  .openapi('TerminalSummary');
+
+const terminalDetail = terminalSummary
+  .extend({
+    decommissionedAt: z.string().nullable(),
+    peripherals: z.record(z.string(), peripheralState),
+    latest: z
+      .object({ receivedAt: z.string().nullable(), ts: z.string().nullable(), host: z.unknown(), app: z.unknown() })
+      .nullable(),
+    versions: z.object({ agent: z.string().nullable(), app: z.string().nullable() }),
+    boot: z.object({ bootId: z.string().nullable(), connSeq: z.number().nullable(), uptime: z.number().nullable(), lastExit: z.unknown() }),
+    intervalSeconds: z.number().nullable(),
+    clockSkewMs: z.number().nullable(),
+    streams: z.array(
+      z.object({ stream: z.string(), epoch: z.string(), firstSeq: z.number(), maxSeq: z.number(), count: z.number(), missing: z.number(), lastAt: z.string() }),
+    ),
+    placements: z.array(
+      z.object({ from: z.string().nullable(), to: z.string().nullable(), by: z.string(), at: z.string(), reason: z.string().nullable() }),
+    ),
+    connected: z.boolean(),
+  })
+  .openapi('TerminalDetail');
+
+type PState = { status: string; since: number; code?: string; message?: string };
+
+function summary(r: TerminalListRow) {
+  const peripherals = parseJson<Record<string, PState>>(r.peripherals) ?? {};
+  return {
+    id: r.id,
+    type: r.type,
+    serial: r.serial,
+    station: r.stationId,
+    state: r.state as 'active' | 'decommissioned',
+    createdAt: isoReq(r.createdAt),
+    presence: {
+      state: (r.presence ?? 'unknown') as z.infer<typeof presenceEnum>,
+      reason: r.presenceReason,
+      since: iso(r.presenceSince),
+      flapping: r.flapping === 1,
+    },
+    lastSeenAt: iso(r.lastSeenAt),
+    faults: Object.entries(peripherals)
+      .filter(([, p]) => p.status === 'fault')
+      .map(([id]) => id),
+    services: parseJson<string[]>(r.services) ?? [],
+  };
+}
+
+const listRoute = createRoute({
+  method: 'get',
+  path: '/terminals',
+  summary: 'List terminals with filters',
+  request: {
+    query: z.object({
+      node: z.string().optional(),
+      type: z.enum(TERMINAL_TYPE_IDS as [string, ...string[]]).optional(),
+      presence: presenceEnum.optional(),
+      fault: z.string().optional().openapi({ description: 'a peripheral id in fault, or `any`' }),
+      q: z.string().max(64).optional(),
+      state: z.enum(['active', 'decommissioned', 'all']).optional(),
+      cursor: z.string().optional(),
+      limit: limitQuery,
+    }),
+  },
+  responses: { 200: json(listOf(terminalSummary)), ...errorResponses },
+});
+
+const registerRoute = createRoute({
+  method: 'post',
+  path: '/terminals',
+  summary: 'Register a terminal; the secret is returned this once',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z.object({
+            id: z.string().min(1).max(64).optional(),
+            type: z.string(),
+            serial: z.string().min(1).max(64),
+            station: z.string(),
+          }),
+        },
+      },
+    },
+  },
+  responses: { 201: json(z.object({ id: z.string(), secret: z.string() }), 'Registered'), ...errorResponses, 409: errorResponses[400] },
+});
+
+const detailRoute = createRoute({
+  method: 'get',
+  path: '/terminals/{id}',
+  request: { params: idParam },
+  responses: { 200: json(terminalDetail), ...errorResponses },
+});
+
+const moveRoute = createRoute({
+  method: 'post',
+  path: '/terminals/{id}/move',
+  request: {
+    params: idParam,
+    body: { required: true, content: { 'application/json': { schema: z.object({ station: z.string(), reason: z.string().max(512).optional() }) } } },
+  },
+  responses: { 200: json(terminalDetail), ...errorResponses },
+});
+
+const decommissionRoute = createRoute({
+  method: 'post',
+  path: '/terminals/{id}/decommission',
+  request: {
+    params: idParam,
+    body: { required: false, content: { 'application/json': { schema: z.object({ reason: z.string().max(512).optional() }) } } },
+  },
+  responses: { 200: json(terminalDetail), ...errorResponses },
+});
+
+const secretRoute = createRoute({
+  method: 'post',
+  path: '/terminals/{id}/secret',
+  summary: 'Issue a new secret; the old one stops working at once and a live connection is closed',
+  request: { params: idParam },
+  responses: { 200: json(z.object({ id: z.string(), secret: z.string() })), ...errorResponses },
+});
+
+const BUCKETS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
+
+const telemetryRoute = createRoute({
+  method: 'get',
+  path: '/terminals/{id}/telemetry',
+  summary: 'Samples over a range: raw (paginated), bucketed from raw, or hourly rollups (kept 400 days)',
+  request: {
+    params: idParam,
+    query: z.object({
+      from: timeQuery,
+      to: timeQuery,
+      bucket: z.enum(['raw', '1m', '5m', '15m', '1h', '1d', 'rollup']).default('raw'),
+      cursor: z.string().optional(),
+      limit: limitQuery,
+    }),
+  },
+  responses: {
+    200: json(
+      z.object({
+        bucket: z.string(),
+        items: z.array(z.record(z.string(), z.unknown())),
+        nextCursor: z.string().nullable(),
+      }),
+    ),
+    ...errorResponses,
+  },
+});
+
+const presenceRoute = createRoute({
+  method: 'get',
+  path: '/terminals/{id}/presence',
+  summary: 'Presence transitions, newest first',
+  request: { params: idParam, query: z.object({ from: timeQuery, to: timeQuery, cursor: z.string().optional(), limit: limitQuery }) },
+  responses: {
+    200: json(
+      listOf(
+        z.object({
+          at: z.string(),
+          from: z.string(),
+          to: z.string(),
+          reason: z.string(),
+          bootId: z.string().nullable(),
+          connSeq: z.number().nullable(),
+        }),
+      ),
+    ),
+    ...errorResponses,
+  },
+});
+
+const eventsRoute = createRoute({
+  method: 'get',
+  path: '/terminals/{id}/events',
+  summary: "The terminal's stored events, newest first",
+  request: {
+    params: idParam,
+    query: z.object({ from: timeQuery, to: timeQuery, kind: z.string().optional(), cursor: z.string().optional(), limit: limitQuery }),
+  },
+  responses: {
+    200: json(
+      listOf(
+        z.object({
+          seq: z.number(),
+          epoch: z.string(),
+          ts: z.string(),
+          receivedAt: z.string(),
+          clockSkewed: z.boolean(),
+          kind: z.string(),
+          severity: z.string(),
+          peripheral: z.string().nullable(),
+          code: z.string().nullable(),
+          message: z.string().nullable(),
+          data: z.unknown(),
+        }),
+      ),
+    ),
+    ...errorResponses,
+  },
+});
+
+const commandSchema = z
+  .object({
+    id: z.string(),
+    terminalId: z.string(),
+    name: z.string(),
+    args: z.record(z.string(), z.unknown()),
+    issuedAt: z.string(),
+    expiresAt: z.string(),
+    status: z.enum(['pending', 'sent', 'ok', 'error', 'expired']),
+    sentAt: z.string().nullable(),
+    completedAt: z.string().nullable(),
+    result: z.unknown(),
+    error: z.unknown(),
+    createdBy: z.string(),
+  })
+  .openapi('Command');
+
+function commandOut(r: CommandRow) {
+  return {
+    id: r.id,
+    terminalId: r.terminalId,
+    name: r.name,
+    args: JSON.parse(r.args) as Record<string, unknown>,
+    issuedAt: isoReq(r.issuedAt),
+    expiresAt: isoReq(r.expiresAt),
+    status: r.status as z.infer<typeof commandSchema>['status'],
+    sentAt: iso(r.sentAt),
+    completedAt: iso(r.completedAt),
+    result: parseJson(r.result),
+    error: parseJson(r.error),
+    createdBy: r.createdBy,
+  };
+}
+
+const commandsListRoute = createRoute({
+  method: 'get',
+  path: '/terminals/{id}/commands',
+  request: { params: idParam, query: z.object({ cursor: z.string().optional(), limit: limitQuery }) },
+  responses: { 200: json(listOf(commandSchema)), ...errorResponses },
+});
+
+const commandCreateRoute = createRoute({
+  method: 'post',
+  path: '/terminals/{id}/commands',
+  summary: 'Send a command; delivered when the terminal is online, kept until it expires otherwise',
+  request: {
+    params: idParam,
+    body: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: z.object({
+            name: z.enum(COMMAND_NAMES),
+            args: z.record(z.string(), z.unknown()).default({}),
+            expiresInSeconds: z.number().int().min(1).max(MAX_COMMAND_TTL_S).default(600),
+          }),
+        },
+      },
+    },
+  },
+  responses: { 201: json(commandSchema, 'Created'), ...errorResponses },
+});
+
+function range(from?: string, to?: string): [number, number] {
+  const f = from ? Date.parse(from) : 0;
+  const t = to ? Date.parse(to) : Number.MAX_SAFE_INTEGER;
+  if (f > t) throw badRequest('invalid-range', '`from` is after `to`', { path: ['from'] });
+  return [f, t];
+}
+
+function numericCursor(cursor: string | undefined, fallback: number): number {
+  if (cursor === undefined) return fallback;
+  const n = Number(cursor);
+  if (!Number.isSafeInteger(n)) throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
+  return n;
+}
+
+export function terminalRoutes(s: Services) {
+  const detail = (id: string) => {
+    const r = s.queries.terminal(id);
+    if (!r) throw notFound('terminal', id);
+    const peripherals = parseJson<Record<string, PState>>(r.peripherals) ?? {};
+    return {
+      ...summary(r),
+      decommissionedAt: iso(r.decommissionedAt),
+      peripherals: Object.fromEntries(
+        Object.entries(peripherals).map(([pid, p]) => [pid, { status: p.status, since: iso(p.since), code: p.code, message: p.message }]),
+      ),
+      latest:
+        r.lastTelemetryAt === null
+          ? null
+          : { receivedAt: iso(r.lastTelemetryAt), ts: iso(r.lastTelemetryTs), host: parseJson(r.host), app: parseJson(r.app) },
+      versions: { agent: r.agentVersion, app: r.appVersion },
+      boot: { bootId: r.bootId, connSeq: r.connSeq, uptime: r.uptime, lastExit: parseJson(r.lastExit) },
+      intervalSeconds: r.intervalS,
+      clockSkewMs: r.clockSkewMs,
+      streams: s.queries.streams(id).map((x) => ({
+        ...x,
+        missing: x.maxSeq - x.firstSeq + 1 - x.count,
+        lastAt: isoReq(x.lastAt),
+      })),
+      placements: s.registry.placements(id).map((p) => ({ from: p.fromStation, to: p.toStation, by: p.by, at: isoReq(p.at), reason: p.reason })),
+      connected: s.broker.live.has(id),
+    };
+  };
+  const exists = (id: string) => {
+    if (!s.registry.terminal(id)) throw notFound('terminal', id);
+  };
+
+  return new OpenAPIHono<ApiEnv>()
+    .openapi(listRoute, (c) => {
+      const q = c.req.valid('query');
+      if (q.fault !== undefined && q.fault !== 'any' && !(PERIPHERAL_IDS as string[]).includes(q.fault)) {
+        throw badRequest('invalid-query', `fault: a peripheral id or \`any\`, not ${JSON.stringify(q.fault)}`, { path: ['fault'] });
+      }
+      const rows = s.queries.terminals({ ...q, after: q.cursor, limit: q.limit + 1 });
+      const more = rows.length > q.limit;
+      const items = rows.slice(0, q.limit).map(summary);
+      return c.json({ items, nextCursor: more ? items[items.length - 1]!.id : null }, 200);
+    })
+    .openapi(registerRoute, (c) => {
+      const b = c.req.valid('json');
+      const id = b.id ?? s.registry.nextTerminalId(b.station);
+      const out = s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'));
+      s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { registered: true } });
+      return c.json(out, 201);
+    })
+    .openapi(detailRoute, (c) => c.json(detail(c.req.valid('param').id), 200))
+    .openapi(moveRoute, (c) => {
+      const { id } = c.req.valid('param');
+      const b = c.req.valid('json');
+      s.registry.move(id, b.station, c.get('actor'), b.reason ?? null);
+      s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { station: b.station } });
+      return c.json(detail(id), 200);
+    })
+    .openapi(decommissionRoute, async (c) => {
+      const { id } = c.req.valid('param');
+      const body = c.req.header('content-length') === '0' ? {} : ((await c.req.json().catch(() => ({}))) as { reason?: string });
+      s.registry.decommission(id, c.get('actor'), typeof body.reason === 'string' ? body.reason : null);
+      s.broker.kick(id);
+      s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { state: 'decommissioned' } });
+      return c.json(detail(id), 200);
+    })
+    .openapi(secretRoute, (c) => {
+      const { id } = c.req.valid('param');
+      const secret = s.registry.rotateSecret(id);
+      s.broker.kick(id);
+      s.log.info({ terminalId: id, actor: c.get('actor') }, 'terminal secret rotated');
+      return c.json({ id, secret }, 200);
+    })
+    .openapi(telemetryRoute, (c) => {
+      const { id } = c.req.valid('param');
+      exists(id);
+      const q = c.req.valid('query');
+      const [from, to] = range(q.from, q.to);
+      if (q.bucket === 'raw') {
+        const rows = s.queries.telemetryRaw(id, from, to, numericCursor(q.cursor, 0), q.limit + 1);
+        const more = rows.length > q.limit;
+        const items = rows.slice(0, q.limit).map((r) => ({
+          seq: r.seq,
+          epoch: r.epoch,
+          ts: isoReq(r.ts),
+          receivedAt: isoReq(r.receivedAt),
+          clockSkewed: r.skewed === 1,
+          host: { cpu: r.cpu, memUsed: r.memUsed, memTotal: r.memTotal, diskUsed: r.diskUsed, diskTotal: r.diskTotal, tempC: r.tempC, uptime: r.uptime },
+          peripherals: JSON.parse(r.peripherals) as unknown,
+          app: parseJson(r.app),
+          services: parseJson(r.services),
+        }));
+        return c.json({ bucket: 'raw', items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
+      }
+      if (q.bucket === 'rollup') {
+        const rows = s.queries.rollups(id, from, to, q.limit);
+        const items = rows.map(({ hour, peripheralOk, services, ...rest }) => ({
+          start: isoReq(hour),
+          ...rest,
+          peripheralOk: JSON.parse(peripheralOk) as unknown,
+          services: JSON.parse(services) as unknown,
+        }));
+        return c.json({ bucket: 'rollup', items, nextCursor: null }, 200);
+      }
+      const rows = s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
+      const items = rows.map(({ start, ...rest }) => ({ start: isoReq(start ?? 0), ...rest }));
+      return c.json({ bucket: q.bucket, items, nextCursor: null }, 200);
+    })
+    .openapi(presenceRoute, (c) => {
+      const { id } = c.req.valid('param');
+      exists(id);
+      const q = c.req.valid('query');
+      const [from, to] = range(q.from, q.to);
+      const rows = s.queries.presenceHistory(id, from, to, numericCursor(q.cursor, Number.MAX_SAFE_INTEGER), q.limit + 1);
+      const more = rows.length > q.limit;
+      const items = rows
+        .slice(0, q.limit)
+        .map((r) => ({ at: isoReq(r.at), from: r.fromState, to: r.toState, reason: r.reason, bootId: r.bootId, connSeq: r.connSeq }));
+      return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
+    })
+    .openapi(eventsRoute, (c) => {
+      const { id } = c.req.valid('param');
+      exists(id);
+      const q = c.req.valid('query');
+      const [from, to] = range(q.from, q.to);
+      const rows = s.queries.events(id, from, to, numericCursor(q.cursor, Number.MAX_SAFE_INTEGER), q.limit + 1, q.kind);
+      const more = rows.length > q.limit;
+      const items = rows.slice(0, q.limit).map((r) => ({
+        seq: r.seq,
+        epoch: r.epoch,
+        ts: isoReq(r.ts),
+        receivedAt: isoReq(r.receivedAt),
+        clockSkewed: r.skewed === 1,
+        kind: r.kind,
+        severity: r.severity,
+        peripheral: r.peripheral,
+        code: r.code,
+        message: r.message,
+        data: parseJson(r.data),
+      }));
+      return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
+    })
+    .openapi(commandsListRoute, (c) => {
+      const { id } = c.req.valid('param');
+      exists(id);
+      const q = c.req.valid('query');
+      let before: { at: number; id: string } | null = null;
+      if (q.cursor) {
+        const [at, cid] = q.cursor.split('~');
+        if (!at || !cid || !Number.isSafeInteger(Number(at))) throw badRequest('invalid-cursor', 'cursor is not one this API returned');
+        before = { at: Number(at), id: cid };
+      }
+      const rows = s.downlink.listCommands(id, before, q.limit + 1);
+      const more = rows.length > q.limit;
+      const page = rows.slice(0, q.limit);
+      const last = page[page.length - 1];
+      return c.json({ items: page.map(commandOut), nextCursor: more && last ? `${last.issuedAt}~${last.id}` : null }, 200);
+    })
+    .openapi(commandCreateRoute, (c) => {
+      const { id } = c.req.valid('param');
+      const b = c.req.valid('json');
+      const row = s.downlink.createCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'));
+      s.changed({ type: 'command', terminalId: id, at: Date.now(), data: { id: row.id, status: row.status } });
+      return c.json(commandOut(s.downlink.command(row.id) ?? row), 201);
+    });
+}

@@ -1,0 +1,23 @@
+/**
+ * `kiosk-fleet backup <file>`: SQLite's online backup API (better-sqlite3 `db.backup()`), safe while the hub runs
+ * and writes: it copies a consistent snapshot page by page without stopping writers for long.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { dbPath } from './store/db.ts';
+
+export async function backupDatabase(dataDir: string, target: string): Promise<{ file: string; pages: number }> {
+  const source = dbPath(dataDir);
+  if (!fs.existsSync(source)) throw new Error(`no database at ${source}`);
+  const file = path.resolve(target);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(source, { fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    const r = await db.backup(file);
+    return { file, pages: r.totalPages };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The embedded Aedes broker: authentication, the per-terminal ACL, validate-and-commit before PUBACK, presence
+ * from connection events, and the hub's own down messages.
+ */
+import type { Duplex } from 'node:stream';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { parsePayload, parseTopic, TOPICS, topicFor, type TopicKind } from '@kiosk-fleet/protocol';
+import type { Ingest, UpKind } from '../ingest/index.ts';
+import { RateLimitedLog, type Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { PresenceService } from '../services/presence.ts';
+import type { RegistryStore } from '../store/registry.ts';
+import { guardStream } from './size-guard.ts';
+
+export interface BrokerDeps {
+  registry: RegistryStore;
+  ingest: Ingest;
+  presence: PresenceService;
+  metrics: Metrics;
+  log: Logger;
+  maxPayload: number;
+  /** Called when a terminal subscribed to one of its down topics (the hub then sends what the database holds). */
+  onSubscribed: (terminalId: string, kind: TopicKind) => void;
+}
+
+/** Failed logins from one address in this window slow its next attempts down. */
+const FAIL_WINDOW_MS = 10 * 60_000;
+const FAIL_FREE = 3;
+const MAX_DELAY_MS = 5000;
+
+export class Broker {
+  aedes!: Aedes;
+  /** The live, authenticated connection of each terminal. */
+  readonly live = new Map<string, Client>();
+  private readonly takenOver = new WeakSet<Client>();
+  private readonly takingOver = new WeakSet<Client>();
+  private readonly revoked = new WeakSet<Client>();
+  private readonly addresses = new WeakMap<Duplex, string>();
+  private readonly failures = new Map<string, { n: number; last: number }>();
+  private readonly badLog = new RateLimitedLog();
+
+  constructor(private readonly d: BrokerDeps) {}
+
+  async start(): Promise<void> {
+    this.aedes = await Aedes.createBroker({
+      // One frozen subscriber must not stall delivery to the others for long.
+      drainTimeout: 30_000,
+      maxClientsIdLength: 64,
+      authenticate: (client, username, password, cb) => this.authenticate(client, username, password, cb),
+      authorizePublish: (client, packet, cb) => this.authorizePublish(client, packet, cb),
+      authorizeSubscribe: (client, sub, cb) => this.authorizeSubscribe(client, sub, cb),
+    });
+    this.aedes.on('client', (client) => this.onClient(client));
+    this.aedes.on('clientDisconnect', (client) => this.onDisconnect(client));
+    this.aedes.on('subscribe', (subs, client) => {
+      if (!client) return;
+      for (const s of subs) {
+        const t = parseTopic(s.topic);
+        if (t && t.terminalId === client.id) this.d.onSubscribed(t.terminalId, t.kind);
+      }
+    });
+    this.aedes.on('clientError', (client, err) => this.d.log.debug({ terminalId: client.id, err: err.message }, 'client error'));
+    this.aedes.on('connectionError', (client, err) => this.d.log.debug({ terminalId: client?.id, err: err.message }, 'connection error'));
+  }
+
+  /** Hands a transport stream (TCP, TLS, WebSocket) to the broker behind the packet-length guard. */
+  handle(stream: Duplex, address: string): void {
+    const guarded = guardStream(stream, this.d.maxPayload, (declared) => {
+      this.d.metrics.rejected.inc({ reason: 'oversize' });
+      if (this.badLog.admit(`oversize:${address}`) !== null) {
+        this.d.log.warn({ address, declared, limit: this.d.maxPayload }, 'packet over KF_MAX_PAYLOAD; connection closed');
+      }
+    });
+    this.addresses.set(guarded, address);
+    this.aedes.handle(guarded);
+  }
+
+  private addressOf(client: Client): string {
+    return this.addresses.get(client.conn as Duplex) ?? 'unknown';
+  }
+
+  private authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Readonly<Buffer | undefined>,
+    cb: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
+    const address = this.addressOf(client);
+    const id = client.id;
+    const will = (client as unknown as { _will?: PublishPacket | null })._will;
+    let reason: string | null = null;
+    if (username !== id) reason = 'username-not-client-id';
+    else if (!password || !this.d.registry.verify(id, password.toString('utf8'))) reason = 'bad-credentials';
+    else if (will && will.topic !== topicFor(id, 'presence')) reason = 'will-topic';
+    const fail = this.failures.get(address);
+    const now = Date.now();
+    const delay =
+      fail && now - fail.last < FAIL_WINDOW_MS && fail.n > FAIL_FREE ? Math.min(100 * 2 ** (fail.n - FAIL_FREE), MAX_DELAY_MS) : 0;
+    const answer = () => {
+      if (reason !== null) {
+        this.d.metrics.authFailures.inc({ reason });
+        this.d.metrics.rejected.inc({ reason: 'auth' });
+        const f = this.failures.get(address);
+        if (f && now - f.last < FAIL_WINDOW_MS) f.n++;
+        else {
+          if (this.failures.size > 100_000) this.failures.clear();
+          this.failures.set(address, { n: 1, last: now });
+        }
+        this.failures.get(address)!.last = now;
+        // The terminal id is logged, never the password.
+        if (this.badLog.admit(`auth:${address}`) !== null) this.d.log.warn({ terminalId: id, address, reason }, 'connection refused');
+        const err = new Error('not authorized') as AuthenticateError;
+        err.returnCode = 5;
+        return cb(err, false);
+      }
+      this.failures.delete(address);
+      const old = this.live.get(id);
+      if (old && old !== client) {
+        this.takenOver.add(old);
+        this.takingOver.add(client);
+      }
+      cb(null, true);
+    };
+    if (delay > 0) setTimeout(answer, delay).unref();
+    else answer();
+  }
+
+  private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    // Hub-side publishes come with no client; the default $SYS guard still applies to terminals.
+    if (!client) return cb(null);
+    const id = client.id;
+    const t = parseTopic(packet.topic);
+    if (!t || t.terminalId !== id || TOPICS[t.kind].direction !== 'up') {
+      this.d.metrics.rejected.inc({ reason: 'acl-publish' });
+      if (this.badLog.admit(`acl:${id}`) !== null) this.d.log.warn({ terminalId: id, topic: packet.topic }, 'publish outside own topics; connection closed');
+      return cb(new Error('publish not authorized'));
+    }
+    const isWill = packet === (client as unknown as { will?: PublishPacket | null }).will;
+    const parsed = parsePayload(t.kind, packet.payload as Buffer);
+    // Terminal → hub messages are for the hub only: nothing retains them in the broker's memory.
+    packet.retain = false;
+    if (!parsed.ok) {
+      this.d.metrics.rejected.inc({ reason: parsed.reason });
+      const suppressed = this.badLog.admit(`bad:${id}:${parsed.reason}`);
+      if (suppressed !== null) {
+        this.d.log.warn({ terminalId: id, kind: t.kind, reason: parsed.reason, detail: parsed.message.slice(0, 300), suppressed }, 'payload rejected, not stored');
+      }
+      // Acknowledged on purpose: a poison message must not block the terminal's outbox forever.
+      return cb(null);
+    }
+    if (isWill) {
+      if (this.takenOver.has(client) || this.d.presence.isStaleWill(id, parsed.value as never)) {
+        this.d.metrics.rejected.inc({ reason: 'stale-will' });
+      }
+      // Presence from a will comes from the connection's end (onDisconnect), which knows about takeovers.
+      return cb(null);
+    }
+    this.d.ingest.handle(id, t.kind as UpKind, parsed.value as never).then(
+      () => cb(null),
+      (err: unknown) => {
+        this.d.log.error({ terminalId: id, err }, 'ingest failed; not acknowledged');
+        cb(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  private authorizeSubscribe(client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void): void {
+    const t = parseTopic(sub.topic);
+    if (!t || t.terminalId !== client.id || TOPICS[t.kind].direction !== 'down') {
+      this.d.metrics.rejected.inc({ reason: 'acl-subscribe' });
+      if (this.badLog.admit(`aclsub:${client.id}`) !== null) this.d.log.warn({ terminalId: client.id, topic: sub.topic }, 'subscribe outside own topics refused');
+      return cb(null, null);
+    }
+    cb(null, sub);
+  }
+
+  private onClient(client: Client): void {
+    const takeover = this.takingOver.has(client);
+    this.live.set(client.id, client);
+    this.d.metrics.connectedTerminals.set(this.live.size);
+    this.d.presence.connected(client.id, takeover).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
+  }
+
+  private onDisconnect(client: Client): void {
+    if (this.live.get(client.id) === client) this.live.delete(client.id);
+    this.d.metrics.connectedTerminals.set(this.live.size);
+    if (this.takenOver.has(client)) return;
+    const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
+    const reason = this.revoked.has(client) ? 'credentials-revoked' : clean ? 'clean' : 'connection-lost';
+    this.d.presence.disconnected(client.id, reason).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
+  }
+
+  /** Closes a terminal's live connection (new secret, decommission). */
+  kick(terminalId: string): void {
+    const c = this.live.get(terminalId);
+    if (!c) return;
+    this.revoked.add(c);
+    c.close();
+  }
+
+  publish(terminalId: string, kind: TopicKind, payload: unknown): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.aedes.publish(
+        {
+          cmd: 'publish',
+          topic: topicFor(terminalId, kind),
+          payload: Buffer.from(JSON.stringify(payload)),
+          qos: 1,
+          retain: TOPICS[kind].retain,
+          dup: false,
+        } as PublishPacket,
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.aedes.close(() => resolve()));
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Guards a connection's declared packet length before Aedes reads the packet.
+ *
+ * mqtt-packet (Aedes' parser) has no maximum packet length: a client declaring a 256 MB PUBLISH makes the broker
+ * buffer whatever arrives until the length is reached. This stream sits between the socket and Aedes, follows the
+ * MQTT framing (fixed header byte, remaining-length varint, body) across chunks without copying, and destroys the
+ * connection as soon as a declared remaining length exceeds the limit, before the body is read.
+ */
+import { Duplex } from 'node:stream';
+
+/** Room for the variable header of a PUBLISH (topic up to our ids' length, message id) on top of the payload. */
+export const HEADER_ALLOWANCE = 1024;
+
+export class PacketLengthGuard {
+  private state: 'type' | 'length' | 'body' = 'type';
+  private remaining = 0;
+  private multiplier = 1;
+  private lengthBytes = 0;
+
+  constructor(private readonly maxRemaining: number) {}
+
+  /** Scans a chunk; returns the offending declared length, or -1 when the chunk is fine. */
+  scan(chunk: Buffer): number {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === 'type') {
+        i++;
+        this.state = 'length';
+        this.remaining = 0;
+        this.multiplier = 1;
+        this.lengthBytes = 0;
+      } else if (this.state === 'length') {
+        const b = chunk[i++]!;
+        this.remaining += (b & 0x7f) * this.multiplier;
+        this.multiplier *= 128;
+        this.lengthBytes++;
+        if (this.remaining > this.maxRemaining) return this.remaining;
+        if ((b & 0x80) === 0) {
+          this.state = this.remaining === 0 ? 'type' : 'body';
+        } else if (this.lengthBytes >= 4) {
+          return this.remaining; // malformed varint; let it be refused like an oversize one
+        }
+      } else {
+        const take = Math.min(this.remaining, chunk.length - i);
+        i += take;
+        this.remaining -= take;
+        if (this.remaining === 0) this.state = 'type';
+      }
+    }
+    return -1;
+  }
+}
+
+/** A duplex in front of `inner` whose readable side only ever carries packets within the limit. */
+export function guardStream(
+  inner: Duplex,
+  maxPayload: number,
+  onOversize: (declared: number) => void,
+): Duplex {
+  const guard = new PacketLengthGuard(maxPayload + HEADER_ALLOWANCE);
+  const outer = new Duplex({
+    read() {
+      inner.resume();
+    },
+    write(chunk: Buffer, _enc, cb) {
+      if (inner.destroyed) return cb();
+      inner.write(chunk, cb);
+    },
+    final(cb) {
+      inner.end();
+      cb();
+    },
+    destroy(err, cb) {
+      inner.destroy();
+      cb(err);
+    },
+  });
+  inner.on('data', (chunk: Buffer) => {
+    const bad = guard.scan(chunk);
+    if (bad >= 0) {
+      onOversize(bad);
+      inner.destroy();
+      outer.destroy();
+      return;
+    }
+    if (!outer.push(chunk)) inner.pause();
+  });
+  inner.on('end', () => outer.push(null));
+  inner.on('error', (err) => outer.destroy(err));
+  inner.on('close', () => outer.destroy());
+  return outer;
+}

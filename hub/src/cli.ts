@@ -1,0 +1,91 @@
+/**
+ * `kiosk-fleet serve | import <file> | backup <file>`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { backupDatabase } from './backup.ts';
+import { ConfigError, flagsToEnv, parseConfig, type HubConfig } from './config.ts';
+import { startHub } from './hub.ts';
+import { createLogger } from './log.ts';
+import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts';
+import { openDatabase } from './store/db.ts';
+import { RegistryStore } from './store/registry.ts';
+import { HubError } from './errors.ts';
+
+const USAGE = `usage: kiosk-fleet <command>
+  serve [--mqtt-port=N ...]   run the hub (env: KF_BIND, KF_MQTT_PORT, KF_HTTP_PORT, KF_DATA_DIR, ... see hub/README.md)
+  import <file.json|file.csv> import a fleet into KF_DATA_DIR's database; prints the new secrets as JSON
+  backup <file>               copy the live database to <file> (safe while the hub runs)`;
+
+function config(flags: string[]): HubConfig {
+  return parseConfig({ ...process.env, ...flagsToEnv(flags) });
+}
+
+async function serve(flags: string[]): Promise<void> {
+  const cfg = config(flags);
+  const log = createLogger(cfg.logLevel);
+  const hub = await startHub(cfg, { log });
+  log.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    const force = setTimeout(() => {
+      log.error('drain took over 20 s; exiting');
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    hub.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function importFile(file: string | undefined): void {
+  if (!file) throw new ConfigError('file', 'kiosk-fleet import <file.json|file.csv>');
+  const cfg = config([]);
+  const text = fs.readFileSync(file, 'utf8');
+  const fleet = path.extname(file).toLowerCase() === '.csv' ? parseFleetCsv(text) : parseFleetJson(JSON.parse(text));
+  const { db } = openDatabase(cfg.dataDir);
+  try {
+    const result = applyImport(db, new RegistryStore(db), fleet, 'cli');
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    db.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        await serve(rest);
+        return -1; // keeps running
+      case 'import':
+        importFile(rest[0]);
+        return 0;
+      case 'backup': {
+        if (!rest[0]) throw new ConfigError('file', 'kiosk-fleet backup <file>');
+        const r = await backupDatabase(config(rest.slice(1)).dataDir, rest[0]);
+        process.stderr.write(`backup written to ${r.file} (${r.pages} pages)\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`${USAGE}\n`);
+        return cmd === undefined || cmd === '--help' || cmd === 'help' ? 0 : 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) process.stderr.write(`kiosk-fleet: invalid configuration: ${err.message}\n`);
+    else if (err instanceof HubError) process.stderr.write(`kiosk-fleet: ${err.message}\n`);
+    else process.stderr.write(`kiosk-fleet: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The hub's configuration: one zod schema read from env (and `--key=value` flags of `serve`). A wrong value stops
+ * the start with a message naming the key (`KF_MQTT_PORT: ...`). Defaults make `pnpm hub` work on a bare machine.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((s) => (s === undefined || s.trim() === '' ? undefined : s));
+
+export const configSchema = z.object({
+  KF_BIND: z.string().min(1).default('0.0.0.0'),
+  KF_MQTT_PORT: port.default(1883),
+  KF_MQTTS_PORT: port.optional(),
+  KF_HTTP_PORT: port.default(8080),
+  KF_DATA_DIR: z.string().min(1).default('./data'),
+  KF_ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
+  KF_ADMIN_PASSWORD: optionalString,
+  KF_TLS_CERT: optionalString,
+  KF_TLS_KEY: optionalString,
+  KF_RETENTION_DAYS: z.coerce.number().min(1).max(3650).default(7),
+  KF_MAX_PAYLOAD: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(65536),
+  KF_TIMEZONE: z
+    .string()
+    .default('Asia/Shanghai')
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'unknown time zone'),
+  KF_RELEASE_KEYS: optionalString,
+  KF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Where the dashboard's static build lives; default `dashboard/dist` beside the hub package. */
+  KF_DASHBOARD_DIR: optionalString,
+});
+
+export type EnvConfig = z.infer<typeof configSchema>;
+
+/** What createHub needs; tests build it directly (`hubConfig({ KF_MQTT_PORT: '0', ... })`). */
+export interface HubConfig {
+  bind: string;
+  mqttPort: number;
+  mqttsPort: number | undefined;
+  httpPort: number;
+  dataDir: string;
+  adminToken: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  retentionDays: number;
+  maxPayload: number;
+  timezone: string;
+  logLevel: string;
+  dashboardDir: string;
+  /** Ingest tuning; not env (documented in README's back-pressure section). */
+  ingest: { batchSize: number; flushMs: number; queueLimit: number };
+  /** Presence tuning. */
+  presence: { staleCheckMs: number; flapTransitions: number; flapWindowMs: number };
+  /** Retention job period. */
+  maintenanceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, message: string) {
+    super(`${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const HUB_PACKAGE_DIR = path.resolve(import.meta.dirname, '..');
+
+export function parseConfig(env: Record<string, string | undefined>, overrides: Partial<HubConfig> = {}): HubConfig {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const key = String(issue?.path[0] ?? 'config');
+    throw new ConfigError(key, `${issue?.message ?? 'invalid'} (got ${JSON.stringify(env[key])})`);
+  }
+  const c = result.data;
+  if ((c.KF_TLS_CERT === undefined) !== (c.KF_TLS_KEY === undefined)) {
+    throw new ConfigError(c.KF_TLS_CERT === undefined ? 'KF_TLS_CERT' : 'KF_TLS_KEY', 'KF_TLS_CERT and KF_TLS_KEY go together');
+  }
+  if (c.KF_MQTTS_PORT !== undefined && c.KF_TLS_CERT === undefined) {
+    throw new ConfigError('KF_MQTTS_PORT', 'needs KF_TLS_CERT and KF_TLS_KEY');
+  }
+  return {
+    bind: c.KF_BIND,
+    mqttPort: c.KF_MQTT_PORT,
+    mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
+    httpPort: c.KF_HTTP_PORT,
+    dataDir: path.resolve(c.KF_DATA_DIR),
+    adminToken: c.KF_ADMIN_TOKEN,
+    tlsCert: c.KF_TLS_CERT,
+    tlsKey: c.KF_TLS_KEY,
+    retentionDays: c.KF_RETENTION_DAYS,
+    maxPayload: c.KF_MAX_PAYLOAD,
+    timezone: c.KF_TIMEZONE,
+    logLevel: c.KF_LOG_LEVEL,
+    dashboardDir: c.KF_DASHBOARD_DIR ?? path.join(HUB_PACKAGE_DIR, '..', 'dashboard', 'dist'),
+    ingest: { batchSize: 1000, flushMs: 25, queueLimit: 20_000 },
+    presence: { staleCheckMs: 5000, flapTransitions: 6, flapWindowMs: 10 * 60_000 },
+    maintenanceMs: 10 * 60_000,
+    ...overrides,
+  };
+}
+
+/** `--mqtt-port=0` → `KF_MQTT_PORT=0`: flags mirror the env names. */
+export function flagsToEnv(args: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const arg of args) {
+    const m = /^--([a-z-]+)=(.*)$/.exec(arg);
+    if (!m) throw new ConfigError(arg, 'flags look like --mqtt-port=1883');
+    out[`KF_${m[1]!.replaceAll('-', '_').toUpperCase()}`] = m[2]!;
+  }
+  return out;
+}

@@ -1,0 +1,259 @@
+/**
+ * Wiring: database, broker, ingest, presence, downlink, API and the listeners. Nothing opens until `start()`.
+ */
+import crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { createHttpApp } from './api/app.ts';
+import { Broker } from './broker/broker.ts';
+import type { HubConfig } from './config.ts';
+import { Ingest } from './ingest/index.ts';
+import { BatchWriter, type Change } from './ingest/writer.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { Downlink } from './services/downlink.ts';
+import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
+import { PresenceService } from './services/presence.ts';
+import { Retention } from './services/retention.ts';
+import { openDatabase, type Db } from './store/db.ts';
+import { DownlinkStore } from './store/downlink.ts';
+import { IngestStore } from './store/ingest.ts';
+import { PresenceStore } from './store/presence.ts';
+import { QueryStore } from './store/queries.ts';
+import { RegistryStore } from './store/registry.ts';
+import { RetentionStore } from './store/retention.ts';
+
+export const ADMIN_TOKEN_FILE = 'admin-token';
+
+export interface HubServices {
+  db: Db;
+  log: Logger;
+  metrics: Metrics;
+  registry: RegistryStore;
+  queries: QueryStore;
+  downlink: Downlink;
+  broker: Broker;
+  presence: PresenceService;
+  retention: Retention;
+  writer: BatchWriter;
+  ingest: Ingest;
+  bus: EventEmitter;
+  adminToken: string;
+  dashboardDir: string;
+  importFleet(fleet: ParsedFleet, by: string): ImportResult;
+  /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
+  changed(...changes: Change[]): void;
+}
+
+export interface Hub extends HubServices {
+  config: HubConfig;
+  mqttPort: number;
+  mqttsPort: number | null;
+  httpPort: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The admin token: KF_ADMIN_TOKEN, else the one kept in `<dataDir>/admin-token` (mode 0600), else a new one written
+ * there and printed once on stderr, outside the JSON log.
+ */
+export function resolveAdminToken(config: HubConfig, announce: (token: string, file: string) => void): string {
+  if (config.adminToken) return config.adminToken;
+  const file = path.join(config.dataDir, ADMIN_TOKEN_FILE);
+  try {
+    const t = fs.readFileSync(file, 'utf8').trim();
+    if (t.length >= 16) return t;
+  } catch {
+    // no token yet
+  }
+  const token = crypto.randomBytes(24).toString('base64url');
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  announce(token, file);
+  return token;
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Where a generated admin token is announced (default: stderr). */
+  announceToken?: (token: string, file: string) => void;
+}
+
+/** Opens the database, starts the broker and listeners; resolves once everything listens. */
+export async function startHub(config: HubConfig, opts: StartOptions = {}): Promise<Hub> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const { db } = openDatabase(config.dataDir);
+  const timers: NodeJS.Timeout[] = [];
+  const servers: net.Server[] = [];
+  let wss: WebSocketServer | null = null;
+  let broker: Broker | null = null;
+  try {
+    const adminToken = resolveAdminToken(
+      config,
+      opts.announceToken ??
+        ((token, file) =>
+          process.stderr.write(`\nKiosk Fleet admin token (shown once, kept in ${file}):\n  ${token}\n\n`)),
+    );
+    const metrics = createMetrics({ defaultMetrics: true });
+    const bus = new EventEmitter();
+    bus.setMaxListeners(0);
+    const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes));
+    const ingestStore = new IngestStore(db);
+    const registry = new RegistryStore(db);
+    const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
+    const ingest = new Ingest(ingestStore, writer, presence, metrics);
+    let downlink: Downlink | null = null;
+    broker = new Broker({
+      registry,
+      ingest,
+      presence,
+      metrics,
+      log,
+      maxPayload: config.maxPayload,
+      onSubscribed: (id, kind) => downlink?.onSubscribed(id, kind),
+    });
+    await broker.start();
+    downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
+    const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
+    await presence.hubStarted();
+    const restored = await downlink.restoreRetained();
+
+    const services: HubServices = {
+      db,
+      log,
+      metrics,
+      registry,
+      queries: new QueryStore(db),
+      downlink,
+      broker,
+      presence,
+      retention,
+      writer,
+      ingest,
+      bus,
+      adminToken,
+      dashboardDir: config.dashboardDir,
+      importFleet: (fleet, by) => {
+        const result = applyImport(db, registry, fleet, by);
+        const now = Date.now();
+        services.changed(
+          ...result.terminals.created.map((t) => ({ type: 'terminal' as const, terminalId: t.id, at: now, data: { registered: true } })),
+        );
+        log.info({ nodes: result.nodes.created.length, terminals: result.terminals.created.length }, 'fleet imported');
+        return result;
+      },
+      changed: (...changes: Change[]) => {
+        if (changes.length > 0) bus.emit('changes', changes);
+      },
+    };
+
+    // MQTT over TCP (and TLS when a cert is given).
+    const b = broker;
+    const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
+    servers.push(tcp);
+    const mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    let mqttsPort: number | null = null;
+    let tlsOptions: tls.TlsOptions | null = null;
+    if (config.tlsCert && config.tlsKey) {
+      tlsOptions = { cert: fs.readFileSync(config.tlsCert), key: fs.readFileSync(config.tlsKey) };
+      const secure = tls.createServer(tlsOptions, (socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
+      servers.push(secure);
+      mqttsPort = await listen(secure, config.mqttsPort ?? 8883, config.bind);
+    }
+
+    // HTTP(S): the API and dashboard, plus MQTT over WebSocket at /mqtt.
+    const listener = getRequestListener(createHttpApp(services).fetch);
+    const web = tlsOptions ? https.createServer(tlsOptions, listener) : http.createServer(listener);
+    servers.push(web);
+    wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayload + 4096 });
+    const ws = wss;
+    web.on('upgrade', (req, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/mqtt') return socket.destroy();
+      ws.handleUpgrade(req, socket, head, (conn) => {
+        b.handle(createWebSocketStream(conn), req.socket.remoteAddress ?? 'unknown');
+      });
+    });
+    const httpPort = await listen(web, config.httpPort, config.bind);
+
+    timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
+    timers.push(
+      setInterval(() => {
+        try {
+          for (const c of downlink.expire()) services.changed({ type: 'command', terminalId: c.terminalId, at: Date.now(), data: { id: c.id, status: 'expired' } });
+        } catch (err) {
+          log.error({ err }, 'command expiry failed');
+        }
+      }, 5000),
+    );
+    timers.push(
+      setInterval(() => {
+        try {
+          retention.run();
+        } catch (err) {
+          log.error({ err }, 'retention failed');
+        }
+      }, config.maintenanceMs),
+    );
+    for (const t of timers) t.unref();
+
+    let closing: Promise<void> | null = null;
+    const hub: Hub = {
+      ...services,
+      config,
+      mqttPort,
+      mqttsPort,
+      httpPort,
+      close: () => {
+        closing ??= (async () => {
+          for (const t of timers) clearInterval(t);
+          // Stop accepting, close terminals' connections (their pending publishes settle), then flush and close.
+          const closed = servers.map((s) => closeServer(s));
+          for (const c of ws.clients) c.terminate();
+          ws.close();
+          await b.close();
+          (web as http.Server).closeAllConnections?.();
+          await Promise.all(closed);
+          writer.close();
+          db.pragma('wal_checkpoint(TRUNCATE)');
+          db.close();
+          log.info('stopped');
+        })();
+        return closing;
+      },
+    };
+    log.debug({ restored }, 'retained down messages restored from the database');
+    return hub;
+  } catch (err) {
+    for (const t of timers) clearInterval(t);
+    wss?.close();
+    await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
+    if (broker?.aedes) await broker.close();
+    db.close();
+    throw err;
+  }
+}
+
+/** Alias kept for callers that think of it as construction. */
+export const createHub = startHub;

@@ -1,0 +1,4 @@
+export { startHub, createHub, resolveAdminToken, ADMIN_TOKEN_FILE, type Hub, type HubServices, type StartOptions } from './hub.ts';
+export { parseConfig, ConfigError, configSchema, type HubConfig } from './config.ts';
+export { backupDatabase } from './backup.ts';
+export { parseFleetCsv, parseFleetJson, applyImport, type ImportResult } from './services/import.ts';

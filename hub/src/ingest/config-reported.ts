@@ -1,0 +1,12 @@
+/** The terminal's report of a config version applied or rejected: stored once. */
+import type { ConfigReported } from '@kiosk-fleet/protocol';
+import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import type { TxContext } from './writer.ts';
+
+export function ingestConfigReported(store: IngestStore, tx: TxContext, r: StreamRef, c: ConfigReported): boolean {
+  const inserted = store.s.configReport.run(...head(r), c.version, c.status, c.reason ?? null).changes;
+  if (inserted === 0) return false;
+  store.bumpStream(r, 'config/reported');
+  tx.emit({ type: 'config', terminalId: r.terminalId, at: r.receivedAt, data: { version: c.version, status: c.status } });
+  return true;
+}

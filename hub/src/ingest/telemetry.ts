@@ -1,0 +1,61 @@
+/** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
+import { availableServices, isTerminalType, type PeripheralStatus, type Telemetry } from '@kiosk-fleet/protocol';
+import { head, type IngestStore, type StateRow, type StreamRef } from '../store/ingest.ts';
+import type { TxContext } from './writer.ts';
+
+export interface PeripheralState {
+  status: PeripheralStatus;
+  since: number;
+  code?: string | undefined;
+  message?: string | undefined;
+}
+
+/** Returns false for a duplicate. */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
+  const type = store.terminalType(r.terminalId);
+  const statuses: Record<string, PeripheralStatus> = {};
+  for (const [id, p] of Object.entries(t.peripherals)) statuses[id] = p.status;
+  const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
+  const h = t.host;
+  const inserted = store.s.telemetry.run(
+    ...head(r),
+    h.cpu,
+    h.memUsed,
+    h.memTotal,
+    h.diskUsed,
+    h.diskTotal,
+    h.tempC,
+    h.uptime,
+    JSON.stringify(t.peripherals),
+    t.app ? JSON.stringify(t.app) : null,
+    JSON.stringify(services),
+  ).changes;
+  if (inserted === 0) return false;
+  store.bumpStream(r, 'telemetry');
+  // An outbox replay of old samples must not overwrite a newer latest state.
+  if (st.lastTelemetryTs !== null && r.ts < st.lastTelemetryTs) return true;
+  const before = st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {};
+  const now: Record<string, PeripheralState> = {};
+  let faults = 0;
+  for (const [id, p] of Object.entries(t.peripherals)) {
+    const prev = before[id];
+    now[id] = { status: p.status, since: prev && prev.status === p.status ? prev.since : r.ts, code: p.code, message: p.message };
+    if (p.status === 'fault') faults++;
+  }
+  const peripherals = JSON.stringify(now);
+  store.s.latestTelemetry.run(
+    r.receivedAt,
+    r.ts,
+    JSON.stringify(h),
+    peripherals,
+    t.app ? JSON.stringify(t.app) : null,
+    JSON.stringify(services),
+    faults,
+    t.app?.version ?? null,
+    r.terminalId,
+  );
+  st.lastTelemetryTs = r.ts;
+  st.peripherals = peripherals;
+  tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
+  return true;
+}

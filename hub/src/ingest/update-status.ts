@@ -1,0 +1,20 @@
+/** Progress of an update on the terminal: stored once. */
+import type { UpdateStatus } from '@kiosk-fleet/protocol';
+import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import type { TxContext } from './writer.ts';
+
+export function ingestUpdateStatus(store: IngestStore, tx: TxContext, r: StreamRef, u: UpdateStatus): boolean {
+  const inserted = store.s.updateStatus.run(
+    ...head(r),
+    u.rolloutId ?? null,
+    u.releaseId ?? null,
+    u.version ?? null,
+    u.state,
+    u.progress ?? null,
+    u.error ? JSON.stringify(u.error) : null,
+  ).changes;
+  if (inserted === 0) return false;
+  store.bumpStream(r, 'update/status');
+  tx.emit({ type: 'update', terminalId: r.terminalId, at: r.receivedAt, data: { state: u.state, version: u.version } });
+  return true;
+}

@@ -1,0 +1,146 @@
+/**
+ * The batch writer: every write that ingest makes goes through here, one transaction per batch.
+ *
+ * Invariants:
+ * - A job's promise resolves only after the transaction holding it committed (that is what PUBACK waits for).
+ * - A batch is flushed when it reaches `batchSize` jobs or `flushMs` after its first job, whichever comes first.
+ * - The queue holds at most `queueLimit` jobs. A job arriving at a full queue waits for room before it is queued, so
+ *   its PUBACK is delayed; Aedes reads a connection's next chunk only after every packet of the previous chunk was
+ *   handled, so a slow database slows the terminals' sending (TCP back-pressure) instead of growing memory.
+ * - If a batch fails as a whole (disk full, I/O error), each job is retried alone so one bad job cannot fail its
+ *   neighbours; a job that still fails is rejected (its message is not acknowledged and the terminal resends it).
+ * - Change notifications are emitted only after the commit.
+ */
+import type { Db } from '../store/db.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Logger } from '../log.ts';
+
+export interface Change {
+  type: 'presence' | 'telemetry' | 'event' | 'command' | 'terminal' | 'config' | 'update';
+  terminalId: string;
+  at: number;
+  data?: unknown;
+}
+
+export interface TxContext {
+  /** Hub receive time of this batch's messages is per job; `now` is the commit's wall clock. */
+  now: number;
+  emit(change: Change): void;
+}
+
+export type Job = (tx: TxContext) => void;
+
+interface Pending {
+  job: Job;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export interface WriterOptions {
+  batchSize: number;
+  flushMs: number;
+  queueLimit: number;
+}
+
+export class BatchWriter {
+  private queue: Pending[] = [];
+  private readonly waiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: WriterOptions,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly onChanges: (changes: Change[]) => void,
+  ) {}
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  async enqueue(job: Job): Promise<void> {
+    if (this.closed) throw new Error('writer closed');
+    if (this.queue.length >= this.opts.queueLimit) {
+      this.metrics.backpressureWaits.inc();
+      // Room is made by a flush; each flush wakes the waiters, which re-check (a flush may free less than asked).
+      while (this.queue.length >= this.opts.queueLimit) {
+        if (this.closed) throw new Error('writer closed');
+        await new Promise<void>((resolve) => this.waiters.push(resolve));
+      }
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ job, resolve, reject });
+      this.metrics.writeQueueDepth.set(this.queue.length);
+      if (this.queue.length >= this.opts.batchSize) this.schedule(0);
+      else this.schedule(this.opts.flushMs);
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer && ms > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    // setImmediate-like for 0 so a burst parsed in one tick still commits together.
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush();
+    }, ms);
+  }
+
+  /** Writes everything queued now, in batches of batchSize. Synchronous (better-sqlite3). */
+  flush(): void {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.opts.batchSize);
+      this.runBatch(batch);
+    }
+    this.metrics.writeQueueDepth.set(0);
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w();
+  }
+
+  private runBatch(batch: Pending[]): void {
+    const started = process.hrtime.bigint();
+    const changes: Change[] = [];
+    const tx: TxContext = { now: Date.now(), emit: (c) => changes.push(c) };
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) p.job(tx);
+      })();
+    } catch (err) {
+      this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
+      changes.length = 0;
+      const ok: Pending[] = [];
+      for (const p of batch) {
+        const mine: Change[] = [];
+        try {
+          this.db.transaction(() => p.job({ now: tx.now, emit: (c) => mine.push(c) }))();
+          changes.push(...mine);
+          ok.push(p);
+        } catch (jobErr) {
+          p.reject(jobErr);
+        }
+      }
+      batch = ok;
+    }
+    this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics.batchSize.observe(batch.length);
+    for (const p of batch) p.resolve();
+    if (changes.length > 0) {
+      try {
+        this.onChanges(changes);
+      } catch (err) {
+        this.log.error({ err }, 'change listener failed');
+      }
+    }
+  }
+
+  /** Flushes what is queued and refuses new jobs. */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.flush();
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,58 @@
+/** Prometheus metrics (prom-client), one registry per hub so that several hubs in one test process do not clash. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'kf_hub_' });
+  const m = {
+    registry,
+    connectedTerminals: new Gauge({ name: 'kf_connected_terminals', help: 'Terminals with a live MQTT connection', registers: [registry] }),
+    messagesIn: new Counter({
+      name: 'kf_messages_in_total',
+      help: 'Valid terminal → hub messages committed, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: 'kf_messages_duplicate_total',
+      help: 'Messages whose (terminal, stream, epoch, seq) was already stored (redelivery, outbox replay)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    rejected: new Counter({
+      name: 'kf_messages_rejected_total',
+      help: 'Terminal → hub messages refused, by reason (invalid-json, unsupported-version, schema, acl-publish, acl-subscribe, oversize, auth, stale-will)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    authFailures: new Counter({ name: 'kf_auth_failures_total', help: 'Refused MQTT connections', labelNames: ['reason'] as const, registers: [registry] }),
+    writeQueueDepth: new Gauge({ name: 'kf_write_queue_depth', help: 'Messages waiting for their batch to commit', registers: [registry] }),
+    batchSeconds: new Histogram({
+      name: 'kf_batch_write_seconds',
+      help: 'Time to write and commit one batch',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'kf_batch_size',
+      help: 'Messages per committed batch',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2000],
+      registers: [registry],
+    }),
+    backpressureWaits: new Counter({
+      name: 'kf_write_backpressure_total',
+      help: 'Messages that waited for room in the full write queue (their PUBACK was delayed)',
+      registers: [registry],
+    }),
+    presenceTransitions: new Counter({
+      name: 'kf_presence_transitions_total',
+      help: 'Presence transitions stored, by new state and reason',
+      labelNames: ['state', 'reason'] as const,
+      registers: [registry],
+    }),
+    pruned: new Counter({ name: 'kf_pruned_rows_total', help: 'Rows removed by retention', labelNames: ['table'] as const, registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,142 @@
+/**
+ * Importing a fleet: the reference fleet's JSON (fixtures/guangzhou-fleet.json) or CSV (`id,station,type,serial`).
+ * All or nothing: every row is checked first, then the missing nodes and terminals are created in one transaction.
+ * A terminal that exists already is left as it is and gets no secret.
+ */
+import { nodeLevel, parentNodeId } from '@kiosk-fleet/protocol';
+import { z } from 'zod';
+import { HubError } from '../errors.ts';
+import type { Db } from '../store/db.ts';
+import type { NewNode, NewTerminal, RegistryStore } from '../store/registry.ts';
+
+export interface ImportResult {
+  nodes: { created: string[]; existing: string[] };
+  terminals: { created: { id: string; secret: string }[]; existing: string[] };
+}
+
+interface Row<T> {
+  row: number;
+  value: T;
+}
+
+export interface ParsedFleet {
+  nodes: Row<NewNode>[];
+  terminals: Row<NewTerminal>[];
+}
+
+const name = z.object({ zh: z.string().min(1).max(128), en: z.string().min(1).max(128) });
+const fleetSchema = z.object({
+  city: z.object({ id: z.string(), name }).optional(),
+  districts: z.array(z.object({ id: z.string(), name })).default([]),
+  stations: z.array(z.object({ id: z.string(), district: z.string().optional(), name, kind: z.string().max(64).optional() })).default([]),
+  terminals: z.array(z.unknown()).default([]),
+});
+const terminalRowSchema = z.object({
+  id: z.string(),
+  station: z.string(),
+  type: z.string(),
+  serial: z.string(),
+});
+
+export function invalidImport(row: number, reason: string): HubError {
+  return new HubError(400, 'invalid-import', `import rejected at row ${row}: ${reason}`, { row, reason });
+}
+
+/**
+ * Rows of the JSON format are numbered in document order, 1-based: the city, then each district, each station and
+ * each terminal (so a bad terminal at index i of `terminals` is row 1 + districts + stations + i + 1 with a city).
+ */
+export function parseFleetJson(body: unknown): ParsedFleet {
+  const parsed = fleetSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new HubError(400, 'invalid-import', `import rejected: ${issue.path.join('.')}: ${issue.message}`, {
+      row: 0,
+      reason: `${issue.path.join('.')}: ${issue.message}`,
+    });
+  }
+  const f = parsed.data;
+  const nodes: Row<NewNode>[] = [];
+  let row = 0;
+  if (f.city) nodes.push({ row: ++row, value: { id: f.city.id, name: f.city.name } });
+  for (const d of f.districts) nodes.push({ row: ++row, value: { id: d.id, name: d.name } });
+  for (const s of f.stations) {
+    row++;
+    if (s.district !== undefined && parentNodeId(s.id) !== s.district) {
+      throw invalidImport(row, `station ${s.id} is not under district ${s.district}`);
+    }
+    nodes.push({ row, value: { id: s.id, name: s.name, kind: s.kind } });
+  }
+  const terminals: Row<NewTerminal>[] = [];
+  for (const t of f.terminals) {
+    row++;
+    const r = terminalRowSchema.safeParse(t);
+    if (!r.success) throw invalidImport(row, `terminal: ${r.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    terminals.push({ row, value: r.data });
+  }
+  return { nodes, terminals };
+}
+
+/** CSV with the header `id,station,type,serial` (any column order); rows are file line numbers (header = 1). */
+export function parseFleetCsv(text: string): ParsedFleet {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const header = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const cols = ['id', 'station', 'type', 'serial'] as const;
+  const at = Object.fromEntries(cols.map((c) => [c, header.indexOf(c)])) as Record<(typeof cols)[number], number>;
+  const missingCol = cols.find((c) => at[c] < 0);
+  if (missingCol) throw invalidImport(1, `header must name id,station,type,serial (missing ${missingCol})`);
+  const terminals: Row<NewTerminal>[] = [];
+  lines.forEach((line, i) => {
+    if (i === 0 || line.trim() === '') return;
+    if (line.includes('"')) throw invalidImport(i + 1, 'quoted fields are not supported');
+    const cells = line.split(',').map((c) => c.trim());
+    if (cells.length !== header.length) throw invalidImport(i + 1, `expected ${header.length} fields, got ${cells.length}`);
+    terminals.push({
+      row: i + 1,
+      value: { id: cells[at.id]!, station: cells[at.station]!, type: cells[at.type]!, serial: cells[at.serial]! },
+    });
+  });
+  return { nodes: [], terminals };
+}
+
+export function applyImport(db: Db, registry: RegistryStore, fleet: ParsedFleet, by: string): ImportResult {
+  return db.transaction((): ImportResult => {
+    const result: ImportResult = { nodes: { created: [], existing: [] }, terminals: { created: [], existing: [] } };
+    const pendingNodes = new Map<string, string>(); // id → level
+    const seen = new Set<string>();
+    for (const { row, value } of fleet.nodes) {
+      const level = nodeLevel(value.id);
+      if (level === null) throw invalidImport(row, `node id ${JSON.stringify(value.id)} is not a city, district or station id`);
+      if (seen.has(value.id)) throw invalidImport(row, `node ${value.id} appears twice`);
+      seen.add(value.id);
+      const parent = parentNodeId(value.id);
+      if (parent !== null && !pendingNodes.has(parent) && !registry.node(parent)) {
+        throw invalidImport(row, `parent ${parent} of ${value.id} does not exist`);
+      }
+      const existing = registry.node(value.id);
+      if (existing) {
+        if (existing.level !== level) throw invalidImport(row, `${value.id} exists as a ${existing.level}`);
+        result.nodes.existing.push(value.id);
+      } else pendingNodes.set(value.id, level);
+    }
+    const stations = new Set([...pendingNodes].filter(([, level]) => level === 'station').map(([id]) => id));
+    const terminalIds = new Set<string>();
+    const toCreate: NewTerminal[] = [];
+    for (const { row, value } of fleet.terminals) {
+      if (terminalIds.has(value.id)) throw invalidImport(row, `terminal ${value.id} appears twice`);
+      terminalIds.add(value.id);
+      const problem = registry.terminalProblem(value, stations);
+      if (problem) throw invalidImport(row, problem);
+      if (registry.terminal(value.id)) result.terminals.existing.push(value.id);
+      else toCreate.push(value);
+    }
+    const now = Date.now();
+    for (const { value } of fleet.nodes) {
+      if (!pendingNodes.has(value.id)) continue;
+      registry.createNode(value, now);
+      result.nodes.created.push(value.id);
+    }
+    for (const t of toCreate) result.terminals.created.push({ id: t.id, secret: registry.insertTerminal(t, by, now) });
+    return result;
+  })();
+}

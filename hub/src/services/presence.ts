@@ -1,0 +1,170 @@
+/**
+ * Presence: online / offline / stale with a reason, from the broker's connection events, the agent's birth and will
+ * messages and heartbeat staleness. State lives in terminal_state; every transition is stored.
+ *
+ * Invariants:
+ * - Connection events decide online/offline, per connection: a connection that was taken over, or a will whose
+ *   (bootId, connSeq) is not the latest birth's, never marks a terminal offline (Sparkplug's bdSeq rule).
+ * - The reason of an offline transition can be refined once the terminal is back and says why it went away
+ *   (agent crash, power loss / reboot from a new boot id with a short uptime).
+ * - A terminal with more than `flapTransitions` transitions in `flapWindowMs` is flagged flapping; while it is,
+ *   its transitions are still stored but not broadcast one by one.
+ */
+import type { Presence } from '@kiosk-fleet/protocol';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { BatchWriter, TxContext } from '../ingest/writer.ts';
+import type { IngestStore, StateRow } from '../store/ingest.ts';
+import type { PresenceStore } from '../store/presence.ts';
+
+export type PresenceState = 'online' | 'offline' | 'stale';
+export type PresenceReason =
+  | 'connected'
+  | 'takeover'
+  | 'clean'
+  | 'connection-lost'
+  | 'power-loss'
+  | 'reboot'
+  | 'agent-crash'
+  | 'agent-restart'
+  | 'heartbeat-missed'
+  | 'heartbeat-resumed'
+  | 'hub-restart'
+  | 'credentials-revoked';
+
+/** A new boot id with host uptime under this means the machine itself restarted (power loss or reboot). */
+const REBOOT_UPTIME_S = 600;
+
+export interface PresenceOptions {
+  flapTransitions: number;
+  flapWindowMs: number;
+}
+
+export class PresenceService {
+  constructor(
+    private readonly ingest: IngestStore,
+    private readonly store: PresenceStore,
+    private readonly writer: BatchWriter,
+    private readonly opts: PresenceOptions,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  /** Writes a transition inside the caller's transaction. Same-state transitions are dropped except a takeover. */
+  transition(
+    tx: TxContext,
+    terminalId: string,
+    st: StateRow,
+    to: PresenceState,
+    reason: PresenceReason,
+    at: number,
+  ): void {
+    if (st.presence === to && reason !== 'takeover') return;
+    this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq);
+    const n = (this.store.s.countSince.get(terminalId, at - this.opts.flapWindowMs) as { n: number }).n;
+    const flapping = n > this.opts.flapTransitions ? 1 : 0;
+    this.store.s.setPresence.run(to, reason, at, flapping, terminalId);
+    this.metrics.presenceTransitions.inc({ state: to, reason });
+    const wasFlapping = st.flapping === 1;
+    st.presence = to;
+    st.presenceReason = reason;
+    st.presenceSince = at;
+    st.flapping = flapping;
+    if (flapping === 1 && wasFlapping) return;
+    tx.emit({ type: 'presence', terminalId, at, data: { state: to, reason, flapping: flapping === 1 } });
+  }
+
+  connected(terminalId: string, takeover: boolean, at = Date.now()): Promise<void> {
+    return this.writer.enqueue((tx) => {
+      const st = this.ingest.ensureState(terminalId);
+      this.ingest.touch(terminalId, at);
+      this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at);
+    });
+  }
+
+  disconnected(terminalId: string, reason: 'clean' | 'connection-lost' | 'credentials-revoked', at = Date.now()): Promise<void> {
+    return this.writer.enqueue((tx) => {
+      const st = this.ingest.state(terminalId);
+      if (!st || st.presence === 'offline') return;
+      this.transition(tx, terminalId, st, 'offline', reason, at);
+    });
+  }
+
+  /** The agent's birth (online) or graceful goodbye (offline), inside the ingest transaction. */
+  presenceMessage(tx: TxContext, terminalId: string, p: Presence, receivedAt: number): void {
+    const st = this.ingest.ensureState(terminalId);
+    if (p.state === 'offline') {
+      if (p.bootId === st.bootId && p.connSeq === st.connSeq) {
+        this.transition(tx, terminalId, st, 'offline', p.reason === 'connection-lost' ? 'connection-lost' : 'clean', receivedAt);
+      }
+      return;
+    }
+    if (st.bootId !== null && p.bootId !== st.bootId) {
+      const why: PresenceReason | null =
+        p.lastExit?.cause === 'crash'
+          ? 'agent-crash'
+          : p.lastExit?.cause === 'power-loss'
+            ? 'power-loss'
+            : p.uptime !== undefined && p.uptime < REBOOT_UPTIME_S
+              ? 'reboot'
+              : p.lastExit?.cause === 'clean'
+                ? null
+                : 'agent-restart';
+      if (why) this.store.s.refineLastOffline.run(why, terminalId);
+    }
+    const skew = Date.parse(p.ts) - receivedAt;
+    this.store.s.birth.run(
+      p.bootId,
+      p.connSeq,
+      p.interval,
+      p.agentVersion,
+      p.appVersion ?? null,
+      p.uptime ?? null,
+      p.lastExit ? JSON.stringify(p.lastExit) : null,
+      skew,
+      receivedAt,
+      terminalId,
+    );
+    st.bootId = p.bootId;
+    st.connSeq = p.connSeq;
+    st.intervalS = p.interval;
+    if (st.presence !== 'online') this.transition(tx, terminalId, st, 'online', 'connected', receivedAt);
+    else tx.emit({ type: 'presence', terminalId, at: receivedAt, data: { state: 'online', bootId: p.bootId } });
+  }
+
+  /** A last will: true when it is stale (another connection or a newer birth), so it must be ignored. */
+  isStaleWill(terminalId: string, p: Presence): boolean {
+    const st = this.ingest.state(terminalId);
+    return !st || st.bootId !== p.bootId || st.connSeq !== p.connSeq;
+  }
+
+  /** A message arrived from the terminal: a stale terminal is alive again. */
+  activity(tx: TxContext, terminalId: string, st: StateRow, at: number): void {
+    this.ingest.touch(terminalId, at);
+    st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, at);
+    if (st.presence === 'stale') this.transition(tx, terminalId, st, 'online', 'heartbeat-resumed', at);
+  }
+
+  /** Online terminals silent for 3 of their declared intervals become stale. */
+  checkStale(now = Date.now()): Promise<void> {
+    return this.writer.enqueue((tx) => {
+      const ids = this.store.s.staleCandidates.all(now) as { terminalId: string }[];
+      for (const { terminalId } of ids) {
+        const st = this.ingest.state(terminalId);
+        if (st) this.transition(tx, terminalId, st, 'stale', 'heartbeat-missed', now);
+      }
+    });
+  }
+
+  /** At start nobody is connected yet: whoever the last run left online went offline with it. */
+  hubStarted(now = Date.now()): Promise<void> {
+    return this.writer.enqueue((tx) => {
+      const ids = this.store.s.online.all() as { terminalId: string }[];
+      for (const { terminalId } of ids) {
+        const st = this.ingest.state(terminalId);
+        if (st) this.transition(tx, terminalId, st, 'offline', 'hub-restart', now);
+      }
+      if (ids.length > 0) this.log.info({ terminals: ids.length }, 'marked terminals offline left online by the previous run');
+    });
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Ingest SQL: prepared statements on the hot path (one insert per message plus the stream counter and the latest
+ * state), run inside the batch writer's transaction.
+ */
+import type { Db } from './db.ts';
+
+export interface StateRow {
+  presence: 'unknown' | 'online' | 'offline' | 'stale';
+  presenceReason: string | null;
+  presenceSince: number | null;
+  flapping: number;
+  bootId: string | null;
+  connSeq: number | null;
+  intervalS: number | null;
+  lastSeenAt: number | null;
+  lastTelemetryTs: number | null;
+  peripherals: string | null;
+}
+
+export interface StreamRef {
+  terminalId: string;
+  epoch: string;
+  seq: number;
+  ts: number;
+  receivedAt: number;
+  skewed: boolean;
+}
+
+export class IngestStore {
+  readonly s;
+  private readonly types = new Map<string, string>();
+
+  constructor(readonly db: Db) {
+    const head = 'terminal_id, epoch, seq, ts, received_at, skewed';
+    const q = '?, ?, ?, ?, ?, ?';
+    this.s = {
+      telemetry: db.prepare(
+        `INSERT OR IGNORE INTO telemetry (${head}, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services) VALUES (${q}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      event: db.prepare(
+        `INSERT OR IGNORE INTO events (${head}, kind, severity, peripheral, code, message, data) VALUES (${q}, ?, ?, ?, ?, ?, ?)`,
+      ),
+      configReport: db.prepare(
+        `INSERT OR IGNORE INTO config_reports (${head}, version, status, reason) VALUES (${q}, ?, ?, ?)`,
+      ),
+      commandResult: db.prepare(
+        `INSERT OR IGNORE INTO command_results (${head}, command_id, status, result, error) VALUES (${q}, ?, ?, ?, ?)`,
+      ),
+      updateStatus: db.prepare(
+        `INSERT OR IGNORE INTO update_status (${head}, rollout_id, release_id, version, state, progress, error) VALUES (${q}, ?, ?, ?, ?, ?, ?)`,
+      ),
+      stream: db.prepare(
+        `INSERT INTO streams (terminal_id, stream, epoch, first_seq, max_seq, count, last_at) VALUES (?, ?, ?, ?, ?, 1, ?)
+         ON CONFLICT (terminal_id, stream, epoch) DO UPDATE SET
+           first_seq = min(first_seq, excluded.first_seq), max_seq = max(max_seq, excluded.max_seq),
+           count = count + 1, last_at = excluded.last_at`,
+      ),
+      state: db.prepare(
+        `SELECT presence, presence_reason AS presenceReason, presence_since AS presenceSince, flapping, boot_id AS bootId,
+           conn_seq AS connSeq, interval_s AS intervalS, last_seen_at AS lastSeenAt, last_telemetry_ts AS lastTelemetryTs,
+           peripherals FROM terminal_state WHERE terminal_id = ?`,
+      ),
+      ensureState: db.prepare('INSERT OR IGNORE INTO terminal_state (terminal_id) VALUES (?)'),
+      touch: db.prepare('UPDATE terminal_state SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?'),
+      latestTelemetry: db.prepare(
+        `UPDATE terminal_state SET last_telemetry_at = ?, last_telemetry_ts = ?, host = ?, peripherals = ?, app = ?,
+           services = ?, fault_count = ?, app_version = coalesce(?, app_version) WHERE terminal_id = ?`,
+      ),
+      commandDone: db.prepare(
+        "UPDATE commands SET status = ?, result = ?, error = ?, completed_at = ? WHERE id = ? AND terminal_id = ? AND status IN ('pending', 'sent')",
+      ),
+      terminalType: db.prepare('SELECT type FROM terminals WHERE id = ?'),
+    };
+  }
+
+  terminalType(id: string): string | undefined {
+    let t = this.types.get(id);
+    if (t === undefined) {
+      t = (this.s.terminalType.get(id) as { type: string } | undefined)?.type;
+      if (t !== undefined) this.types.set(id, t);
+    }
+    return t;
+  }
+
+  state(id: string): StateRow | undefined {
+    return this.s.state.get(id) as StateRow | undefined;
+  }
+
+  ensureState(id: string): StateRow {
+    let st = this.state(id);
+    if (!st) {
+      this.s.ensureState.run(id);
+      st = this.state(id)!;
+    }
+    return st;
+  }
+
+  /** Counts the message in its stream; call only when its insert changed a row. */
+  bumpStream(r: StreamRef, stream: string): void {
+    this.s.stream.run(r.terminalId, stream, r.epoch, r.seq, r.seq, r.receivedAt);
+  }
+
+  touch(id: string, at: number): void {
+    this.s.touch.run(at, id);
+  }
+}
+
+export const head = (r: StreamRef) => [r.terminalId, r.epoch, r.seq, r.ts, r.receivedAt, r.skewed ? 1 : 0] as const;

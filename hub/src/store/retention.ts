@@ -1,0 +1,44 @@
+/** Retention SQL: hourly rollups of raw telemetry and pruning in small chunks (short write transactions). */
+import type { Db } from './db.ts';
+
+export const HOUR_MS = 3_600_000;
+
+export class RetentionStore {
+  readonly s;
+
+  constructor(readonly db: Db) {
+    this.s = {
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      oldestSample: db.prepare('SELECT min(ts) AS ts FROM telemetry'),
+      hourSamples: db.prepare(
+        `SELECT t.terminal_id AS terminalId, t.cpu, t.mem_used AS memUsed, t.mem_total AS memTotal, t.disk_used AS diskUsed,
+           t.disk_total AS diskTotal, t.temp_c AS tempC, t.peripherals, t.services, r.type
+         FROM telemetry t JOIN terminals r ON r.id = t.terminal_id WHERE t.ts >= ? AND t.ts < ? ORDER BY t.terminal_id`,
+      ),
+      upsertRollup: db.prepare(
+        `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg,
+           mem_pct_max, disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      pruneTelemetry: db.prepare('DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE received_at < ? LIMIT 5000)'),
+      pruneRollups: db.prepare('DELETE FROM rollups_hourly WHERE hour < ?'),
+      pruneEvents: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT 5000)'),
+      pruneTransitions: db.prepare('DELETE FROM presence_transitions WHERE at < ?'),
+      pruneStreamTables: [
+        db.prepare('DELETE FROM config_reports WHERE received_at < ?'),
+        db.prepare('DELETE FROM command_results WHERE received_at < ?'),
+        db.prepare('DELETE FROM update_status WHERE received_at < ?'),
+        db.prepare("DELETE FROM commands WHERE status NOT IN ('pending', 'sent') AND issued_at < ?"),
+      ],
+    };
+  }
+
+  meta(key: string): string | undefined {
+    return (this.s.getMeta.get(key) as { value: string } | undefined)?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.s.setMeta.run(key, value);
+  }
+}

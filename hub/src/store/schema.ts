@@ -1,0 +1,258 @@
+/**
+ * The SQLite schema (drizzle). Migrations in hub/drizzle are generated from this file by drizzle-kit
+ * (`pnpm --filter @kiosk-fleet/hub run db:generate`). Times are integer milliseconds since the epoch (UTC); the API
+ * turns them into ISO strings. Every terminal → hub stream table is unique on (terminal, epoch, seq): that is what
+ * makes redelivery and outbox replay harmless.
+ */
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+export const nodes = sqliteTable(
+  'nodes',
+  {
+    id: text('id').primaryKey(),
+    level: text('level', { enum: ['city', 'district', 'station'] }).notNull(),
+    parentId: text('parent_id'),
+    nameZh: text('name_zh').notNull(),
+    nameEn: text('name_en').notNull(),
+    kind: text('kind'),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [index('nodes_parent').on(t.parentId)],
+);
+
+export const terminals = sqliteTable(
+  'terminals',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    serial: text('serial').notNull(),
+    stationId: text('station_id').notNull(),
+    state: text('state', { enum: ['active', 'decommissioned'] }).notNull().default('active'),
+    secretHash: text('secret_hash').notNull(),
+    createdAt: integer('created_at').notNull(),
+    decommissionedAt: integer('decommissioned_at'),
+  },
+  (t) => [index('terminals_station').on(t.stationId)],
+);
+
+export const placements = sqliteTable(
+  'placements',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    terminalId: text('terminal_id').notNull(),
+    fromStation: text('from_station'),
+    toStation: text('to_station'),
+    by: text('by').notNull(),
+    at: integer('at').notNull(),
+    reason: text('reason'),
+  },
+  (t) => [index('placements_terminal').on(t.terminalId, t.at)],
+);
+
+/** The latest state of each terminal, updated in the same transaction as the message that changed it. */
+export const terminalState = sqliteTable('terminal_state', {
+  terminalId: text('terminal_id').primaryKey(),
+  presence: text('presence', { enum: ['unknown', 'online', 'offline', 'stale'] }).notNull().default('unknown'),
+  presenceReason: text('presence_reason'),
+  presenceSince: integer('presence_since'),
+  flapping: integer('flapping').notNull().default(0),
+  bootId: text('boot_id'),
+  connSeq: integer('conn_seq'),
+  intervalS: real('interval_s'),
+  agentVersion: text('agent_version'),
+  appVersion: text('app_version'),
+  uptime: real('uptime'),
+  lastExit: text('last_exit'),
+  lastSeenAt: integer('last_seen_at'),
+  lastTelemetryAt: integer('last_telemetry_at'),
+  lastTelemetryTs: integer('last_telemetry_ts'),
+  clockSkewMs: integer('clock_skew_ms'),
+  host: text('host'),
+  /** JSON {peripheralId: {status, since, code?, message?}}. */
+  peripherals: text('peripherals'),
+  app: text('app'),
+  /** JSON array of service ids available now. */
+  services: text('services'),
+  faultCount: integer('fault_count').notNull().default(0),
+});
+
+const streamColumns = {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  terminalId: text('terminal_id').notNull(),
+  epoch: text('epoch').notNull(),
+  seq: integer('seq').notNull(),
+  /** The terminal's clock. */
+  ts: integer('ts').notNull(),
+  /** The hub's clock when the message arrived. */
+  receivedAt: integer('received_at').notNull(),
+  /** The terminal's clock differed from the hub's by more than the skew limit. */
+  skewed: integer('skewed').notNull().default(0),
+};
+
+export const telemetry = sqliteTable(
+  'telemetry',
+  {
+    ...streamColumns,
+    cpu: real('cpu').notNull(),
+    memUsed: real('mem_used').notNull(),
+    memTotal: real('mem_total').notNull(),
+    diskUsed: real('disk_used').notNull(),
+    diskTotal: real('disk_total').notNull(),
+    tempC: real('temp_c'),
+    uptime: real('uptime').notNull(),
+    peripherals: text('peripherals').notNull(),
+    app: text('app'),
+    services: text('services'),
+  },
+  (t) => [
+    uniqueIndex('telemetry_once').on(t.terminalId, t.epoch, t.seq),
+    index('telemetry_time').on(t.terminalId, t.ts),
+    index('telemetry_received').on(t.receivedAt),
+  ],
+);
+
+export const events = sqliteTable(
+  'events',
+  {
+    ...streamColumns,
+    kind: text('kind').notNull(),
+    severity: text('severity').notNull(),
+    peripheral: text('peripheral'),
+    code: text('code'),
+    message: text('message'),
+    data: text('data'),
+  },
+  (t) => [uniqueIndex('events_once').on(t.terminalId, t.epoch, t.seq), index('events_time').on(t.terminalId, t.ts)],
+);
+
+export const configReports = sqliteTable(
+  'config_reports',
+  {
+    ...streamColumns,
+    version: integer('version').notNull(),
+    status: text('status').notNull(),
+    reason: text('reason'),
+  },
+  (t) => [uniqueIndex('config_reports_once').on(t.terminalId, t.epoch, t.seq)],
+);
+
+export const commandResults = sqliteTable(
+  'command_results',
+  {
+    ...streamColumns,
+    commandId: text('command_id').notNull(),
+    status: text('status').notNull(),
+    result: text('result'),
+    error: text('error'),
+  },
+  (t) => [uniqueIndex('command_results_once').on(t.terminalId, t.epoch, t.seq), index('command_results_cmd').on(t.commandId)],
+);
+
+export const updateStatus = sqliteTable(
+  'update_status',
+  {
+    ...streamColumns,
+    rolloutId: text('rollout_id'),
+    releaseId: text('release_id'),
+    version: text('version'),
+    state: text('state').notNull(),
+    progress: real('progress'),
+    error: text('error'),
+  },
+  (t) => [uniqueIndex('update_status_once').on(t.terminalId, t.epoch, t.seq)],
+);
+
+/** Per (terminal, stream, epoch): how many distinct seqs arrived and the highest; a gap is max - first + 1 - count. */
+export const streams = sqliteTable(
+  'streams',
+  {
+    terminalId: text('terminal_id').notNull(),
+    stream: text('stream').notNull(),
+    epoch: text('epoch').notNull(),
+    firstSeq: integer('first_seq').notNull(),
+    maxSeq: integer('max_seq').notNull(),
+    count: integer('count').notNull(),
+    lastAt: integer('last_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.terminalId, t.stream, t.epoch] })],
+);
+
+export const presenceTransitions = sqliteTable(
+  'presence_transitions',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    terminalId: text('terminal_id').notNull(),
+    at: integer('at').notNull(),
+    fromState: text('from_state').notNull(),
+    toState: text('to_state').notNull(),
+    reason: text('reason').notNull(),
+    bootId: text('boot_id'),
+    connSeq: integer('conn_seq'),
+  },
+  (t) => [index('presence_transitions_terminal').on(t.terminalId, t.at)],
+);
+
+export const commands = sqliteTable(
+  'commands',
+  {
+    id: text('id').primaryKey(),
+    terminalId: text('terminal_id').notNull(),
+    name: text('name').notNull(),
+    args: text('args').notNull(),
+    issuedAt: integer('issued_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+    /** pending (not yet sent) → sent → ok | error | expired. */
+    status: text('status').notNull(),
+    sentAt: integer('sent_at'),
+    completedAt: integer('completed_at'),
+    result: text('result'),
+    error: text('error'),
+    createdBy: text('created_by').notNull(),
+  },
+  (t) => [index('commands_terminal').on(t.terminalId, t.issuedAt)],
+);
+
+/** What the hub sends, kept here so a restarted hub re-sends it (the broker's retained store is memory only). */
+export const desiredConfig = sqliteTable('desired_config', {
+  terminalId: text('terminal_id').primaryKey(),
+  version: integer('version').notNull(),
+  config: text('config').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+export const updateTargets = sqliteTable('update_targets', {
+  terminalId: text('terminal_id').primaryKey(),
+  payload: text('payload').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+});
+
+export const rollups = sqliteTable(
+  'rollups_hourly',
+  {
+    terminalId: text('terminal_id').notNull(),
+    hour: integer('hour').notNull(),
+    samples: integer('samples').notNull(),
+    cpuMin: real('cpu_min'),
+    cpuAvg: real('cpu_avg'),
+    cpuMax: real('cpu_max'),
+    memPctMin: real('mem_pct_min'),
+    memPctAvg: real('mem_pct_avg'),
+    memPctMax: real('mem_pct_max'),
+    diskPctMin: real('disk_pct_min'),
+    diskPctAvg: real('disk_pct_avg'),
+    diskPctMax: real('disk_pct_max'),
+    tempMin: real('temp_min'),
+    tempAvg: real('temp_avg'),
+    tempMax: real('temp_max'),
+    /** JSON {peripheralId: share of samples with status ok, 0-1}. */
+    peripheralOk: text('peripheral_ok').notNull(),
+    /** JSON {serviceId: share of samples in which it was available, 0-1}. */
+    services: text('services').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.terminalId, t.hour] }), index('rollups_hour').on(t.hour)],
+);
+
+export const meta = sqliteTable('meta', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});
