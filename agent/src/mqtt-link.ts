@@ -142,6 +142,8 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       client.end(true);
       this.#dropped(client);
     }
+    // the client's own 'close' no longer counts (it is not current): schedule the next attempt here
+    if (!this.#stopped && !this.#timer) this.#schedule(Math.max(opts.holdMs ?? 0, this.#backoff.next()));
   }
 
   #attempt(): void {

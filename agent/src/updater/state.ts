@@ -41,6 +41,9 @@ export const persistedStateSchema = z.object({
   restartBootId: z.string().nullable(),
   /** Process starts seen while in restarting/health-check for this target; too many is a boot loop. */
   boots: z.int().min(0),
+  /** Starts counted by the boot guard (boot-guard.mjs) for an agent self-update: catches a new agent that dies
+   *  before it can run this updater at all. */
+  guardStarts: z.int().min(0).default(0),
   error: errorSchema.nullable(),
   /** Releases that failed here, by sha256: never retried (loop detection). */
   failed: z.record(z.string(), z.object({ releaseId: z.string(), version: z.string(), code: z.string(), at: z.string() })),
@@ -58,6 +61,7 @@ export function initialState(): PersistedState {
     healthDeadline: null,
     restartBootId: null,
     boots: 0,
+    guardStarts: 0,
     error: null,
     failed: {},
     updatedAt: new Date().toISOString(),
