@@ -1,10 +1,16 @@
 /**
- * The one module that talks to the hub. Every call goes through `run()`, which turns an HTTP failure into an
- * `ApiError` (a 401 also ends the session), and maps the hub's JSON into the page models of model.ts.
+ * The one module that talks to the hub, through Hono's typed client `hc<AppType>`: a renamed route or field in the
+ * hub breaks this file's type check, not a page at run time. Every call goes through `run()`, which turns an HTTP
+ * failure into an `ApiError` (a 401 also ends the session) and maps the hub's JSON into the page models of
+ * model.ts.
  *
- * A 404 without the hub's JSON error body means the route itself does not exist on this hub (a feature not built
- * or not enabled yet): pages show an honest "not available yet" for those, never made-up data.
+ * Routes the hub does not have yet (alerts, releases, rollouts, users, audit, node config: their own issues) are
+ * called through `getList`/`post` with a plain path; the hub answers an unknown /api route with 404 `no route …`,
+ * which `routeMissing` recognises so pages can say "not available yet" instead of showing made-up data.
  */
+import { hc } from 'hono/client';
+import type { AppType } from '@kiosk-fleet/hub/api';
+import type { PeripheralStatus, ServiceId } from '@kiosk-fleet/protocol';
 import { getToken, setToken } from './auth.ts';
 import type {
   CommandRow,
@@ -13,6 +19,7 @@ import type {
   ListPage,
   NodeSummary,
   NodeView,
+  PresenceState,
   PresenceTransition,
   TelemetryPoint,
   TerminalDetail,
@@ -36,38 +43,15 @@ export type Result<T> = { ok: true; data: T } | { ok: false; error: ApiError };
 interface ResponseLike {
   ok: boolean;
   status: number;
-  json(): Promise<unknown>;
   text(): Promise<string>;
 }
+
+/** The JSON body type of the successful members of a typed client response. */
+type OkBody<R> = R extends { ok: true; json(): Promise<infer J> } ? J : never;
 
 function authHeaders(): Record<string, string> {
   const token = getToken();
   return token ? { Authorization: `Bearer ${token}` } : {};
-}
-
-export async function run<J, T>(request: Promise<ResponseLike>, map: (json: J) => T): Promise<Result<T>> {
-  let res: ResponseLike;
-  try {
-    res = await request;
-  } catch (e) {
-    return { ok: false, error: new ApiError(0, 'network', e instanceof Error ? e.message : String(e)) };
-  }
-  if (res.ok) {
-    try {
-      return { ok: true, data: map((await res.json()) as J) };
-    } catch (e) {
-      return { ok: false, error: new ApiError(res.status, 'bad-response', e instanceof Error ? e.message : String(e)) };
-    }
-  }
-  const text = await res.text().catch(() => '');
-  const body = parseErrorBody(text);
-  const code = body?.error?.code ?? `http-${res.status}`;
-  const message = body?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
-  if (res.status === 401) {
-    setToken(null);
-    window.dispatchEvent(new CustomEvent('kf:unauthorized'));
-  }
-  return { ok: false, error: new ApiError(res.status, code, message, res.status === 404 && !body?.error) };
 }
 
 function parseErrorBody(text: string): { error?: { code?: string; message?: string } } | null {
@@ -79,103 +63,152 @@ function parseErrorBody(text: string): { error?: { code?: string; message?: stri
   }
 }
 
+export async function run<R extends ResponseLike, T>(request: Promise<R>, map: (json: OkBody<R>) => T): Promise<Result<T>> {
+  let res: R;
+  try {
+    res = await request;
+  } catch (e) {
+    return { ok: false, error: new ApiError(0, 'network', e instanceof Error ? e.message : String(e)) };
+  }
+  const text = await res.text().catch(() => '');
+  if (res.ok) {
+    try {
+      return { ok: true, data: map(JSON.parse(text) as OkBody<R>) };
+    } catch (e) {
+      return { ok: false, error: new ApiError(res.status, 'bad-response', e instanceof Error ? e.message : String(e)) };
+    }
+  }
+  const body = parseErrorBody(text);
+  const code = body?.error?.code ?? `http-${res.status}`;
+  const message = body?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
+  if (res.status === 401) {
+    setToken(null);
+    if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
+  }
+  const routeMissing = res.status === 404 && (!body?.error || message.startsWith('no route '));
+  return { ok: false, error: new ApiError(res.status, code, message, routeMissing) };
+}
+
 // ------------------------------------------------------------------ transport
-// TODO(hub): replace with hc<AppType> as the hub's routes land.
 
 const origin = typeof location === 'undefined' ? 'http://127.0.0.1' : location.origin;
+const API_BASE = `${origin}/api/v1`;
 
-function http(method: string, path: string, query?: Record<string, string | undefined>, body?: unknown) {
-  const url = new URL(`/api/v1/${path}`, origin);
+const client = hc<AppType>(API_BASE, { headers: () => authHeaders() });
+
+/** For routes that are not in AppType yet. */
+function http(method: string, path: string, query?: Record<string, string | undefined>, body?: unknown): Promise<Response> {
+  const url = new URL(`${API_BASE}/${path}`);
   for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, v);
   const headers: Record<string, string> = { ...authHeaders() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return fetch(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 }
-
-const seg = encodeURIComponent;
 
 // ------------------------------------------------------------------ mapping
 
-type Json = Record<string, any>;
-
-function str(v: unknown): string | null {
-  return typeof v === 'string' ? v : null;
+const PRESENCE: readonly PresenceState[] = ['online', 'offline', 'stale', 'unknown'];
+function presenceOf(s: string): PresenceState {
+  return (PRESENCE as readonly string[]).includes(s) ? (s as PresenceState) : 'unknown';
 }
+
+type NodeJson = { id: string; level: 'city' | 'district' | 'station'; parentId: string | null; name: { zh: string; en: string } };
+function toNode(j: NodeJson): NodeView {
+  return { id: j.id, level: j.level, name: j.name, parentId: j.parentId };
+}
+
+type CountsJson = { total: number; online: number; offline: number; stale: number; unknown: number; withFault: number };
+function toCounts(j: CountsJson): Counts {
+  return { total: j.total, online: j.online, offline: j.offline, stale: j.stale, unknown: j.unknown, fault: j.withFault };
+}
+
+type SummaryJson = {
+  totals: CountsJson;
+  children: (CountsJson & { id: string })[];
+  services: { service: string; offeredBy: number; availableNow: number }[];
+};
+function toServices(j: SummaryJson['services']) {
+  return j.map((s) => ({ service: s.service as ServiceId, available: s.availableNow, total: s.offeredBy }));
+}
+
+type TerminalJson = {
+  id: string;
+  type: string;
+  serial: string;
+  station: string;
+  presence: { state: string; reason: string | null; since: string | null; flapping: boolean };
+  lastSeenAt: string | null;
+  faults: string[];
+  services: string[];
+};
+function toTerminalRow(j: TerminalJson): TerminalRow {
+  const peripherals: TerminalRow['peripherals'] = {};
+  for (const p of j.faults) peripherals[p] = { status: 'fault', since: null, code: null, message: null };
+  return {
+    id: j.id,
+    type: j.type,
+    serial: j.serial,
+    stationId: j.station,
+    presence: presenceOf(j.presence.state),
+    presenceReason: j.presence.reason,
+    presenceSince: j.presence.since,
+    flapping: j.presence.flapping,
+    lastSeen: j.lastSeenAt,
+    faults: j.faults,
+    peripherals,
+    services: j.services as ServiceId[],
+  };
+}
+
 function num(v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-function toNode(j: Json): NodeView {
-  return {
-    id: j.id,
-    level: j.level,
-    name: j.name ?? { zh: j.id, en: j.id },
-    parentId: j.parentId ?? null,
-  };
-}
-
-function toCounts(j: Json | undefined): Counts {
-  return {
-    total: j?.total ?? 0,
-    online: j?.online ?? 0,
-    offline: j?.offline ?? 0,
-    stale: j?.stale ?? 0,
-    fault: j?.fault ?? 0,
-  };
-}
-
-function toTerminalRow(j: Json): TerminalRow {
-  const peripherals: TerminalRow['peripherals'] = {};
-  for (const [id, p] of Object.entries((j.peripherals ?? {}) as Record<string, Json>)) {
-    peripherals[id] = { status: p.status ?? 'unknown', since: str(p.since), code: str(p.code), message: str(p.message) };
-  }
-  return {
-    id: j.id,
-    type: j.type,
-    serial: str(j.serial),
-    stationId: j.stationId ?? j.station,
-    presence: j.presence?.state ?? 'unknown',
-    presenceReason: str(j.presence?.reason),
-    presenceSince: str(j.presence?.since),
-    flapping: Boolean(j.presence?.flapping),
-    lastSeen: str(j.lastSeen),
-    peripherals,
-    services: j.services ?? [],
-  };
-}
-
 // ------------------------------------------------------------------ calls
 
+/** Checks a token against a route that needs one, without storing it. */
 export function checkToken(token: string): Promise<Result<true>> {
-  const url = new URL('/api/v1/nodes', origin);
-  return run(fetch(url, { headers: { Authorization: `Bearer ${token}` } }), () => true as const);
+  return run(client.nodes.$get({ query: {} }, { headers: { Authorization: `Bearer ${token}` } }), () => true as const);
 }
 
 export function getNodes(): Promise<Result<NodeView[]>> {
-  return run(http('GET', 'nodes'), (j: Json) => (j.items as Json[]).map(toNode));
+  return run(client.nodes.$get({ query: {} }), (j) => j.items.map(toNode));
 }
 
-export function getNode(id: string): Promise<Result<NodeView>> {
-  return run(http('GET', `nodes/${seg(id)}`), (j: Json) => toNode(j));
-}
-
-export function getSummary(id: string): Promise<Result<NodeSummary>> {
-  return run(http('GET', `nodes/${seg(id)}/summary`), (j: Json) => ({
-    node: toNode(j.node),
-    counts: toCounts(j.counts),
-    services: j.services ?? [],
-    children: ((j.children ?? []) as Json[]).map((c) => ({
-      node: toNode(c.node),
-      counts: toCounts(c.counts),
-      services: c.services ?? [],
-    })),
-  }));
+/** A node's counts and services, and the same for each child (so "where is this service down" is answerable). */
+export async function getSummary(id: string, withChildServices = true): Promise<Result<NodeSummary>> {
+  const own = await run(client.nodes[':id'].summary.$get({ param: { id } }), (j) => j);
+  if (!own.ok) return own;
+  const j = own.data;
+  const childServices = new Map<string, NodeSummary['services']>();
+  if (withChildServices) {
+    // One request per child (11 districts in a city, a dozen stations in a district), in parallel.
+    const results = await Promise.all(
+      j.children.map((c) => run(client.nodes[':id'].summary.$get({ param: { id: c.id } }), (cj) => toServices(cj.services))),
+    );
+    j.children.forEach((c, i) => {
+      const r = results[i];
+      if (r?.ok) childServices.set(c.id, r.data);
+    });
+  }
+  return {
+    ok: true,
+    data: {
+      node: { id: j.node, level: 'city', name: { zh: j.node, en: j.node }, parentId: null },
+      counts: toCounts(j.totals),
+      services: toServices(j.services),
+      children: j.children.map((c) => ({
+        node: { id: c.id, level: 'district', name: { zh: c.id, en: c.id }, parentId: j.node },
+        counts: toCounts(c),
+        services: childServices.get(c.id) ?? [],
+      })),
+    },
+  };
 }
 
 export interface TerminalFilter {
   node?: string;
-  type?: string;
-  presence?: string;
+  presence?: 'online' | 'offline' | 'stale' | 'unknown';
   fault?: string;
   q?: string;
   cursor?: string;
@@ -183,90 +216,98 @@ export interface TerminalFilter {
 }
 
 export function listTerminals(filter: TerminalFilter): Promise<Result<ListPage<TerminalRow>>> {
-  return run(http('GET', 'terminals', { ...filter }), (j: Json) => ({
-    items: (j.items as Json[]).map(toTerminalRow),
-    nextCursor: j.nextCursor ?? null,
-  }));
+  const query: Record<string, string> = {};
+  for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== '') query[k] = v;
+  return run(client.terminals.$get({ query }), (j) => ({ items: j.items.map(toTerminalRow), nextCursor: j.nextCursor }));
 }
 
 export function getTerminal(id: string): Promise<Result<TerminalDetail>> {
-  return run(http('GET', `terminals/${seg(id)}`), (j: Json) => ({
-    ...toTerminalRow(j),
-    agentVersion: str(j.versions?.agent),
-    appVersion: str(j.versions?.app),
-    configVersion: num(j.versions?.config),
-    host: j.latest?.host ?? null,
-  }));
+  return run(client.terminals[':id'].$get({ param: { id } }), (j) => {
+    const row = toTerminalRow(j);
+    for (const [pid, p] of Object.entries(j.peripherals)) {
+      row.peripherals[pid] = { status: p.status as PeripheralStatus, since: p.since, code: p.code ?? null, message: p.message ?? null };
+    }
+    const host = (j.latest?.host ?? null) as Record<string, unknown> | null;
+    return {
+      ...row,
+      agentVersion: j.versions.agent,
+      appVersion: j.versions.app,
+      connected: j.connected,
+      placements: j.placements,
+      host: host && {
+        cpu: num(host.cpu),
+        memUsed: num(host.memUsed),
+        memTotal: num(host.memTotal),
+        diskUsed: num(host.diskUsed),
+        diskTotal: num(host.diskTotal),
+        tempC: num(host.tempC),
+        uptime: num(host.uptime),
+      },
+    };
+  });
 }
 
-export function getTelemetry(id: string, from: Date, to: Date, bucket: string): Promise<Result<TelemetryPoint[]>> {
+/** `bucket` 5m/1h are averaged from raw samples (kept 7 days); `rollup` reads the hourly rollups (400 days). */
+export function getTelemetry(id: string, from: Date, to: Date, bucket: '5m' | '1h' | 'rollup'): Promise<Result<TelemetryPoint[]>> {
   return run(
-    http('GET', `terminals/${seg(id)}/telemetry`, { from: from.toISOString(), to: to.toISOString(), bucket }),
-    (j: Json) =>
-      (j.items as Json[]).map((p) => ({
-        t: Date.parse(p.t ?? p.at ?? p.ts),
-        cpu: num(p.cpu),
-        mem: num(p.mem),
-        disk: num(p.disk),
-        temp: num(p.temp ?? p.tempC),
+    client.terminals[':id'].telemetry.$get({ param: { id }, query: { from: from.toISOString(), to: to.toISOString(), bucket, limit: '1000' } }),
+    (j) =>
+      j.items.map((p) => ({
+        t: Date.parse(String(p.start)),
+        cpu: num(p.cpuAvg),
+        mem: num(p.memPctAvg),
+        disk: num(p.diskPctAvg),
+        temp: num(p.tempAvg),
       })),
   );
 }
 
 export function getPresenceHistory(id: string): Promise<Result<PresenceTransition[]>> {
-  return run(http('GET', `terminals/${seg(id)}/presence`), (j: Json) =>
-    (j.items as Json[]).map((p) => ({ at: p.at, state: p.state, reason: str(p.reason) })),
+  return run(client.terminals[':id'].presence.$get({ param: { id }, query: { limit: '200' } }), (j) =>
+    j.items.map((p) => ({ at: p.at, state: presenceOf(p.to), reason: p.reason })),
   );
 }
 
 export function getEvents(id: string): Promise<Result<EventRow[]>> {
-  return run(http('GET', `terminals/${seg(id)}/events`), (j: Json) =>
-    (j.items as Json[]).map((e) => ({
-      at: e.at ?? e.ts,
+  return run(client.terminals[':id'].events.$get({ param: { id }, query: { limit: '100' } }), (j) =>
+    j.items.map((e) => ({
+      at: e.ts,
       kind: e.kind,
-      severity: e.severity,
-      peripheral: str(e.peripheral),
-      code: str(e.code),
-      message: str(e.message),
+      severity: (['info', 'warning', 'critical'].includes(e.severity) ? e.severity : 'info') as EventRow['severity'],
+      peripheral: e.peripheral,
+      code: e.code,
+      message: e.message,
     })),
   );
 }
+
+type CommandJson = { id: string; name: string; status: string; issuedAt: string; completedAt: string | null; result: unknown; error: unknown };
+const toCommand = (c: CommandJson): CommandRow => ({
+  id: c.id,
+  name: c.name,
+  status: c.status,
+  issuedAt: c.issuedAt,
+  completedAt: c.completedAt,
+  result: c.result ?? null,
+  error: c.error ?? null,
+});
 
 export function getCommands(id: string): Promise<Result<CommandRow[]>> {
-  return run(http('GET', `terminals/${seg(id)}/commands`), (j: Json) =>
-    (j.items as Json[]).map((c) => ({
-      id: c.id,
-      name: c.name,
-      status: c.status,
-      issuedAt: c.issuedAt ?? c.createdAt,
-      result: c.result ?? null,
-      error: c.error ?? null,
-    })),
-  );
+  return run(client.terminals[':id'].commands.$get({ param: { id }, query: { limit: '20' } }), (j) => j.items.map(toCommand));
 }
 
-export function sendCommand(id: string, name: string): Promise<Result<CommandRow>> {
-  return run(http('POST', `terminals/${seg(id)}/commands`, undefined, { name, args: {} }), (c: Json) => ({
-    id: c.id,
-    name: c.name,
-    status: c.status,
-    issuedAt: c.issuedAt ?? c.createdAt,
-    result: null,
-    error: null,
-  }));
+export type CommandName = 'ping' | 'self-test' | 'collect-logs' | 'restart-app' | 'restart-agent' | 'reboot';
+
+export function sendCommand(id: string, name: CommandName): Promise<Result<CommandRow>> {
+  return run(client.terminals[':id'].commands.$post({ param: { id }, json: { name, args: {} } }), toCommand);
 }
 
-export function registerTerminal(body: {
-  id: string;
-  type: string;
-  serial?: string;
-  station: string;
-}): Promise<Result<{ id: string; secret: string }>> {
-  return run(http('POST', 'terminals', undefined, body), (j: Json) => ({ id: j.id, secret: j.secret }));
+export function registerTerminal(body: { id?: string; type: string; serial: string; station: string }): Promise<Result<{ id: string; secret: string }>> {
+  return run(client.terminals.$post({ json: body }), (j) => ({ id: j.id, secret: j.secret }));
 }
 
-export function moveTerminal(id: string, station: string, reason: string): Promise<Result<true>> {
-  return run(http('POST', `terminals/${seg(id)}/move`, undefined, { station, reason }), () => true as const);
+export function moveTerminal(id: string, station: string, reason: string): Promise<Result<TerminalDetail['stationId']>> {
+  return run(client.terminals[':id'].move.$post({ param: { id }, json: { station, ...(reason ? { reason } : {}) } }), (j) => j.station);
 }
 
 export interface ImportOutcome {
@@ -276,45 +317,52 @@ export interface ImportOutcome {
 }
 
 export function importFleet(content: string, format: 'json' | 'csv'): Promise<Result<ImportOutcome>> {
-  const url = new URL('/api/v1/import', origin);
-  const request = fetch(url, {
-    method: 'POST',
-    headers: { ...authHeaders(), 'Content-Type': format === 'json' ? 'application/json' : 'text/csv' },
-    body: content,
-  });
-  return run(request, (j: Json) => ({
-    created: ((j.terminals?.created ?? []) as { id: string }[]).map((x) => x.id),
-    existing: (j.terminals?.existing ?? []) as string[],
-    secrets: (j.terminals?.created ?? []) as { id: string; secret: string }[],
+  // The route takes the file as it is (JSON or CSV); the hub validates every row and rejects the whole import on
+  // the first bad one.
+  // `init` overrides the body and headers the client would build from `json` (it would send `{}` as JSON).
+  const request = client.import.$post(
+    { json: {} },
+    { init: { body: content, headers: { ...authHeaders(), 'Content-Type': format === 'json' ? 'application/json' : 'text/csv' } } },
+  );
+  return run(request, (j) => ({
+    created: j.terminals.created.map((x) => x.id),
+    existing: j.terminals.existing,
+    secrets: j.terminals.created,
   }));
 }
 
-/** Routes the feature issues add (alerts, config, releases, users, audit); shapes checked when they land. */
+export interface TerminalConfig {
+  version: number;
+  config: unknown;
+  updatedAt: string | null;
+}
+
+export function getTerminalConfig(id: string): Promise<Result<TerminalConfig>> {
+  return run(client.config.terminals[':id'].$get({ param: { id } }), (j) => ({ version: j.version, config: j.config, updatedAt: j.updatedAt }));
+}
+
+export function saveTerminalConfig(id: string, expectedVersion: number, config: Record<string, unknown>): Promise<Result<TerminalConfig>> {
+  return run(client.config.terminals[':id'].$put({ param: { id }, json: { config, expectedVersion } }), (j) => ({
+    version: j.version,
+    config: j.config,
+    updatedAt: j.updatedAt,
+  }));
+}
+
+// ------------------------------------------------------------------ routes not in AppType yet
+
+type Json = Record<string, any>;
+
+/** Alerts, releases, rollouts, users, audit: shapes checked when their routes land in AppType. */
 export function getList(path: string, query?: Record<string, string>): Promise<Result<ListPage<Json>>> {
-  return run(http('GET', path, query), (j: Json) => ({ items: j.items ?? [], nextCursor: j.nextCursor ?? null }));
+  return run(http('GET', path, query) as Promise<Response & { ok: true; json(): Promise<Json> }>, (j: Json) => ({
+    items: (j.items ?? []) as Json[],
+    nextCursor: (j.nextCursor ?? null) as string | null,
+  }));
 }
 
 export function post(path: string, body: unknown): Promise<Result<Json>> {
-  return run(http('POST', path, undefined, body), (j: Json) => j);
-}
-
-/** The URL of the live stream under a node; EventSource cannot send headers, so the token rides in the query. */
-export function eventsUrl(node: string): string {
-  const url = new URL('/api/v1/events', origin);
-  url.searchParams.set('node', node);
-  const token = getToken();
-  if (token) url.searchParams.set('token', token);
-  return url.toString();
-}
-
-export interface ConfigEntry {
-  key: string;
-  value: unknown;
-  layer: string;
-}
-
-export function getEffectiveConfig(id: string): Promise<Result<ConfigEntry[]>> {
-  return run(http('GET', `config/terminals/${seg(id)}/effective`), (j: Json) => (j.items ?? []) as ConfigEntry[]);
+  return run(http('POST', path, undefined, body) as Promise<Response & { ok: true; json(): Promise<Json> }>, (j: Json) => j);
 }
 
 export interface NodeConfig {
@@ -323,9 +371,38 @@ export interface NodeConfig {
 }
 
 export function getConfigNode(node: string): Promise<Result<NodeConfig>> {
-  return run(http('GET', `config/nodes/${seg(node)}`), (j: Json) => ({ version: j.version ?? 0, settings: j.settings ?? j.config ?? {} }));
+  return run(http('GET', `config/nodes/${encodeURIComponent(node)}`) as Promise<Response & { ok: true; json(): Promise<Json> }>, (j: Json) => ({
+    version: (j.version ?? 0) as number,
+    settings: (j.settings ?? j.config ?? {}) as Record<string, unknown>,
+  }));
 }
 
 export function saveConfigNode(node: string, expectedVersion: number, settings: unknown): Promise<Result<{ version: number }>> {
-  return run(http('PUT', `config/nodes/${seg(node)}`, undefined, { expectedVersion, settings }), (j: Json) => ({ version: j.version }));
+  return run(
+    http('PUT', `config/nodes/${encodeURIComponent(node)}`, undefined, { expectedVersion, settings }) as Promise<Response & { ok: true; json(): Promise<Json> }>,
+    (j: Json) => ({ version: j.version as number }),
+  );
+}
+
+/** The live stream's URL and the headers to open it with (see live.ts for why this is fetch, not EventSource). */
+export function eventsRequest(node: string): { url: string; headers: Record<string, string> } {
+  const url = new URL(`${API_BASE}/events`);
+  url.searchParams.set('node', node);
+  return { url: url.toString(), headers: { ...authHeaders(), Accept: 'text/event-stream' } };
+}
+
+/**
+ * A station's terminals with every peripheral's state: the list carries only the peripherals in fault, so each
+ * terminal's detail is read too (a station has a handful of terminals).
+ */
+export async function getStationTerminals(station: string): Promise<Result<TerminalDetail[]>> {
+  const list = await listTerminals({ node: station, limit: '200' });
+  if (!list.ok) return list;
+  const details = await Promise.all(list.data.items.map((r) => getTerminal(r.id)));
+  const out: TerminalDetail[] = [];
+  for (const d of details) {
+    if (!d.ok) return d;
+    out.push(d.data);
+  }
+  return { ok: true, data: out };
 }

@@ -23,6 +23,9 @@ export interface Counts {
   online: number;
   offline: number;
   stale: number;
+  /** Registered, never seen online. */
+  unknown: number;
+  /** Terminals with at least one peripheral in fault. */
   fault: number;
 }
 
@@ -58,6 +61,8 @@ export interface PeripheralView {
 
 export interface TerminalRow {
   id: string;
+  /** Peripherals in fault (the list carries only these; the detail carries every peripheral). */
+  faults: string[];
   type: string;
   serial: string | null;
   stationId: string;
@@ -73,7 +78,8 @@ export interface TerminalRow {
 export interface TerminalDetail extends TerminalRow {
   agentVersion: string | null;
   appVersion: string | null;
-  configVersion: number | null;
+  connected: boolean;
+  placements: { from: string | null; to: string | null; by: string; at: string; reason: string | null }[];
   host: {
     cpu: number | null;
     memUsed: number | null;
@@ -114,8 +120,9 @@ export interface CommandRow {
   name: string;
   status: string;
   issuedAt: string;
+  completedAt: string | null;
   result: unknown;
-  error: { code: string; message: string } | null;
+  error: unknown;
 }
 
 export interface ListPage<T> {

@@ -6,6 +6,7 @@ import { SERVICES, type ServiceId } from '@kiosk-fleet/protocol';
 import { pickName, t } from '../i18n/index.ts';
 import type { ChildSummary, NodeSummary } from '../model.ts';
 import { CountsBar, Section } from './ui.tsx';
+import { nodeName, useTree } from '../nodes.ts';
 
 function missingServices(child: ChildSummary): ServiceId[] {
   return child.services.filter((s) => s.total > 0 && s.available === 0).map((s) => s.service);
@@ -13,6 +14,7 @@ function missingServices(child: ChildSummary): ServiceId[] {
 
 export function ChildTiles(props: { summary: NodeSummary; title: string }) {
   const { summary } = props;
+  const tree = useTree();
   return (
     <Section title={props.title} id="children">
       <ul class="tiles">
@@ -22,7 +24,7 @@ export function ChildTiles(props: { summary: NodeSummary; title: string }) {
           return (
             <li key={c.node.id} class={bad ? 'tile warn' : 'tile'} data-node={c.node.id}>
               <a href={`/nodes/${encodeURIComponent(c.node.id)}`} class="tile-title">
-                {pickName(c.node.name, c.node.id)}
+                {nodeName(tree, c.node.id)}
               </a>
               <CountsBar counts={c.counts} />
               {missing.length > 0 && (
@@ -44,6 +46,7 @@ export function ChildTiles(props: { summary: NodeSummary; title: string }) {
 
 export function ServicesTable(props: { summary: NodeSummary; childLabel: string }) {
   const { summary } = props;
+  const tree = useTree();
   return (
     <Section title={t('city.services')} id="services">
       <div class="table-wrap">
@@ -75,7 +78,7 @@ export function ServicesTable(props: { summary: NodeSummary; childLabel: string 
                       where.map((c, i) => (
                         <span key={c.node.id}>
                           {i > 0 && '、'}
-                          <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{pickName(c.node.name, c.node.id)}</a>
+                          <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{nodeName(tree, c.node.id)}</a>
                         </span>
                       ))
                     )}

@@ -64,7 +64,7 @@ function Chart(props: { points: TelemetryPoint[]; metric: (typeof METRICS)[numbe
   );
 }
 
-export function Charts(props: { id: string; range: string; ms: number; bucket: string }) {
+export function Charts(props: { id: string; range: string; ms: number; bucket: '5m' | '1h' | 'rollup' }) {
   const res = useResource<{ points: TelemetryPoint[]; to: number }>(() => {
     const to = new Date();
     return getTelemetry(props.id, new Date(to.getTime() - props.ms), to, props.bucket).then((r) =>

@@ -1,5 +1,5 @@
 import { nodeLevel, PERIPHERALS, SERVICES, TERMINAL_TYPES, type PeripheralId, type TerminalType } from '@kiosk-fleet/protocol';
-import { getSummary, listTerminals } from '../api.ts';
+import { getStationTerminals, getSummary } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { pickName, t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
@@ -92,8 +92,8 @@ function TerminalCard(props: { row: TerminalRow }) {
 
 function StationPage(props: { id: string }) {
   const tree = useTree();
-  const res = useResource(() => listTerminals({ node: props.id, limit: '200' }), [props.id]);
-  const summary = useResource(() => getSummary(props.id), [props.id]);
+  const res = useResource(() => getStationTerminals(props.id), [props.id]);
+  const summary = useResource(() => getSummary(props.id, false), [props.id]);
   useLive(props.id, () => {
     res.reload();
     summary.reload();
@@ -105,12 +105,12 @@ function StationPage(props: { id: string }) {
       {summary.data && <CountsBar counts={summary.data.counts} />}
       <Section title={t('station.terminals')} id="terminals">
         <Loadable res={res} what={t('station.terminals')}>
-          {(page) =>
-            page.items.length === 0 ? (
+          {(items) =>
+            items.length === 0 ? (
               <p class="muted">{t('state.empty')}</p>
             ) : (
               <ul class="terminal-cards">
-                {page.items.map((r) => (
+                {items.map((r) => (
                   <TerminalCard key={r.id} row={r} />
                 ))}
               </ul>

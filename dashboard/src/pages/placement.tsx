@@ -60,14 +60,14 @@ function Register(props: { tree: Tree | null }) {
           setBusy(true);
           setErr(null);
           setSecret(null);
-          const r = await registerTerminal({ id: id.trim(), type, station, ...(serial.trim() ? { serial: serial.trim() } : {}) });
+          const r = await registerTerminal({ ...(id.trim() ? { id: id.trim() } : {}), type, station, serial: serial.trim() });
           setBusy(false);
           if (r.ok) setSecret(r.data);
           else setErr(t('common.failed', { message: r.error.message }));
         }}
       >
         <label for="reg-id">{t('placement.id')}</label>
-        <input id="reg-id" required pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
+        <input id="reg-id" pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
         <label for="reg-type">{t('placement.type')}</label>
         <select id="reg-type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>
           {TERMINAL_TYPE_IDS.map((ty) => (
@@ -77,7 +77,7 @@ function Register(props: { tree: Tree | null }) {
           ))}
         </select>
         <label for="reg-serial">{t('placement.serial')}</label>
-        <input id="reg-serial" value={serial} onInput={(e) => setSerial((e.currentTarget as HTMLInputElement).value)} />
+        <input id="reg-serial" required maxLength={64} value={serial} onInput={(e) => setSerial((e.currentTarget as HTMLInputElement).value)} />
         <label for="reg-station">{t('placement.station')}</label>
         <StationSelect id="reg-station" value={station} onChange={setStation} tree={props.tree} />
         <button type="submit" class="primary" disabled={busy}>

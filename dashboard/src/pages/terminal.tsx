@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ComponentType } from 'preact';
 import { COMMAND_NAMES, SERVICES, TERMINAL_TYPES, type PeripheralId } from '@kiosk-fleet/protocol';
-import { getCommands, getEffectiveConfig, getEvents, getPresenceHistory, getTerminal, sendCommand } from '../api.ts';
+import { getCommands, getEvents, getPresenceHistory, getTerminal, getTerminalConfig, sendCommand, type CommandName } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { hasKey, pickName, t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
@@ -13,9 +13,10 @@ import type { EventRow, PresenceTransition, TerminalDetail } from '../model.ts';
 import { peripheralLabel, typeLabel } from './node.tsx';
 
 const RANGES = [
+  // Raw samples are kept 7 days (KF_RETENTION_DAYS); 30 days come from the hourly rollups.
   { key: '24h', label: 'terminal.range24h', ms: 86_400_000, bucket: '5m' },
   { key: '7d', label: 'terminal.range7d', ms: 7 * 86_400_000, bucket: '1h' },
-  { key: '30d', label: 'terminal.range30d', ms: 30 * 86_400_000, bucket: '6h' },
+  { key: '30d', label: 'terminal.range30d', ms: 30 * 86_400_000, bucket: 'rollup' },
 ] as const;
 export type RangeKey = (typeof RANGES)[number]['key'];
 
@@ -64,8 +65,7 @@ function Overview(props: { d: TerminalDetail }) {
         <div>
           <dt>{t('terminal.versions')}</dt>
           <dd>
-            {t('terminal.agentVersion')} {d.agentVersion ?? '—'} · {t('terminal.appVersion')} {d.appVersion ?? '—'} ·{' '}
-            {t('terminal.configVersion')} {d.configVersion ?? '—'}
+            {t('terminal.agentVersion')} {d.agentVersion ?? '—'} · {t('terminal.appVersion')} {d.appVersion ?? '—'}
           </dd>
         </div>
         {d.host && (
@@ -217,9 +217,9 @@ function PeripheralTimeline(props: { items: EventRow[] }) {
 function Commands(props: { id: string; online: boolean }) {
   const res = useResource(() => getCommands(props.id), [props.id]);
   useLive(props.id, res.reload, 500, (e) => e.type === 'command' || e.type === 'message');
-  const [name, setName] = useState<string>('self-test');
+  const [name, setName] = useState<CommandName>('self-test');
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
-  const send = async (command: string) => {
+  const send = async (command: CommandName) => {
     setMsg(null);
     const r = await sendCommand(props.id, command);
     setMsg(r.ok ? { ok: true, text: t('terminal.commandSent', { name: command }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
@@ -243,7 +243,7 @@ function Commands(props: { id: string; online: boolean }) {
         }}
       >
         <label for="cmd-name">{t('terminal.commandPick')}</label>
-        <select id="cmd-name" value={name} onChange={(e) => setName((e.currentTarget as HTMLSelectElement).value)}>
+        <select id="cmd-name" value={name} onChange={(e) => setName((e.currentTarget as HTMLSelectElement).value as CommandName)}>
           {COMMAND_NAMES.map((c) => (
             <option key={c} value={c}>
               {c}
@@ -279,7 +279,7 @@ function Commands(props: { id: string; online: boolean }) {
                       <td>{c.name}</td>
                       <td>{c.status}</td>
                       <td>
-                        <code class="result">{c.error ? `${c.error.code}: ${c.error.message}` : c.result ? JSON.stringify(c.result) : '—'}</code>
+                        <code class="result">{c.error ? JSON.stringify(c.error) : c.result ? JSON.stringify(c.result) : '—'}</code>
                       </td>
                     </tr>
                   ))}
@@ -293,42 +293,64 @@ function Commands(props: { id: string; online: boolean }) {
   );
 }
 
+function flatten(obj: unknown, prefix = '', out: [string, unknown][] = []): [string, unknown][] {
+  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const [k, v] of Object.entries(obj)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) out.push([prefix, obj]);
+  return out;
+}
+
+/**
+ * The desired config the hub holds for this terminal. Layers (city → district → station → terminal) come with the
+ * config issue; until then every value is the terminal's own layer, and the table says so.
+ */
 function EffectiveConfig(props: { id: string }) {
-  const res = useResource(() => getEffectiveConfig(props.id), [props.id]);
+  const res = useResource(() => getTerminalConfig(props.id), [props.id]);
   return (
     <Section title={t('terminal.config')} id="config">
       <Loadable res={res} what={t('terminal.config')}>
-        {(items) => (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">{t('terminal.configKey')}</th>
-                  <th scope="col">{t('terminal.configValue')}</th>
-                  <th scope="col">{t('terminal.configLayer')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((c) => (
-                  <tr key={c.key}>
-                    <th scope="row">{c.key}</th>
-                    <td>
-                      <code>{JSON.stringify(c.value)}</code>
-                    </td>
-                    <td>{c.layer}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        {(cfg) => {
+          const rows = flatten(cfg.config);
+          return (
+            <>
+              <p class="muted">
+                {t('terminal.configVersion')} {cfg.version} · {formatDateTime(cfg.updatedAt)}
+              </p>
+              {rows.length === 0 ? (
+                <p class="muted">{t('state.empty')}</p>
+              ) : (
+                <div class="table-wrap">
+                  <table>
+                    <thead>
+                      <tr>
+                        <th scope="col">{t('terminal.configKey')}</th>
+                        <th scope="col">{t('terminal.configValue')}</th>
+                        <th scope="col">{t('terminal.configLayer')}</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {rows.map(([k, v]) => (
+                        <tr key={k}>
+                          <th scope="row">{k}</th>
+                          <td>
+                            <code>{JSON.stringify(v)}</code>
+                          </td>
+                          <td>{t('terminal.title')}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </div>
+              )}
+            </>
+          );
+        }}
       </Loadable>
     </Section>
   );
 }
 
-
-type ChartsProps = { id: string; range: RangeKey; ms: number; bucket: string };
+type ChartsProps = { id: string; range: RangeKey; ms: number; bucket: '5m' | '1h' | 'rollup' };
 
 /** uPlot is loaded only when a terminal page is opened, to keep the first load small. */
 function LazyCharts(props: ChartsProps) {
