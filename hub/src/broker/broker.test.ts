@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { closed, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+
+let hub: TestHub;
+let a: { id: string; secret: string };
+let b: { id: string; secret: string };
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  a = await hub.terminal('GZ-T-001-01');
+  b = await hub.terminal('GZ-T-001-02');
+});
+afterAll(() => hub.stop());
+
+describe('authentication', () => {
+  test('the right secret connects', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    expect(c.connected).toBe(true);
+    await c.endAsync();
+  });
+
+  test('a wrong secret, an unknown id and a username unlike the client id are refused and counted', async () => {
+    const before = await hub.metric('kf_auth_failures_total', { reason: 'bad-credentials' });
+    await expect(hub.connect(a.id, 'wrong')).rejects.toThrow(/Not authorized/i);
+    await expect(hub.connect('GZ-T-001-99', a.secret)).rejects.toThrow(/Not authorized/i);
+    await expect(hub.connect(a.id, a.secret, { username: b.id })).rejects.toThrow(/Not authorized/i);
+    expect(await hub.metric('kf_auth_failures_total', { reason: 'bad-credentials' })).toBe(before + 2);
+    expect(await hub.metric('kf_auth_failures_total', { reason: 'username-not-client-id' })).toBeGreaterThanOrEqual(1);
+  });
+
+  test('a will on another terminal topic is refused', async () => {
+    await expect(
+      hub.connect(a.id, a.secret, { will: { topic: topicFor(b.id, 'presence'), payload: Buffer.from('x'), qos: 1, retain: true } }),
+    ).rejects.toThrow(/Not authorized/i);
+  });
+});
+
+describe('ACL', () => {
+  test('publishing on another terminal topic closes the connection and is counted; nothing is stored', async () => {
+    const before = await hub.metric('kf_messages_rejected_total', { reason: 'acl-publish' });
+    const c = await hub.connect(a.id, a.secret);
+    const gone = closed(c);
+    c.publish(topicFor(b.id, 'telemetry'), telemetry(1), { qos: 1 });
+    await gone;
+    expect(await hub.metric('kf_messages_rejected_total', { reason: 'acl-publish' })).toBe(before + 1);
+    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?').get(b.id)).toEqual({ n: 0 });
+  });
+
+  test('publishing on an own down topic (hub → terminal) closes the connection', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    const gone = closed(c);
+    c.publish(topicFor(a.id, 'commands'), '{}', { qos: 1 });
+    await gone;
+  });
+
+  test('subscribing to kf/#, to another terminal topics or to an own up topic gets SUBACK 128 (counted); own down topics are granted', async () => {
+    const before = await hub.metric('kf_messages_rejected_total', { reason: 'acl-subscribe' });
+    const c = await hub.connect(a.id, a.secret);
+    const topics = ['kf/#', topicFor(b.id, 'commands'), topicFor(a.id, 'telemetry'), topicFor(a.id, 'commands'), topicFor(a.id, 'config/desired')];
+    // mqtt.js turns a 128 return code into an error; one topic per SUBSCRIBE tells them apart.
+    const granted: { qos: number }[] = [];
+    for (const t of topics) granted.push(await c.subscribeAsync(t, { qos: 1 }).then((g) => g[0]!, () => ({ qos: 128 })));
+    expect(granted.map((g) => g.qos)).toEqual([128, 128, 128, 1, 1]);
+    expect(await hub.metric('kf_messages_rejected_total', { reason: 'acl-subscribe' })).toBe(before + 3);
+    expect(c.connected).toBe(true);
+    await c.endAsync();
+  });
+
+  test('a terminal never receives another terminal messages', async () => {
+    const ca = await hub.connect(a.id, a.secret);
+    const got: string[] = [];
+    ca.on('message', (t) => got.push(t));
+    await ca.subscribeAsync(topicFor(a.id, 'commands'));
+    const res = await hub.api(`/api/v1/terminals/${b.id}/commands`, { method: 'POST', json: { name: 'ping' } });
+    expect(res.status).toBe(201);
+    await hub.api(`/api/v1/terminals/${a.id}/commands`, { method: 'POST', json: { name: 'ping' } });
+    await until(() => got.length >= 1);
+    expect(got).toEqual([topicFor(a.id, 'commands')]);
+    await ca.endAsync();
+  });
+});
+
+describe('takeover', () => {
+  test('a second connection with the same id closes the first', async () => {
+    const first = await hub.connect(a.id, a.secret);
+    const gone = closed(first);
+    const second = await hub.connect(a.id, a.secret);
+    await gone;
+    expect(second.connected).toBe(true);
+    await second.endAsync();
+  });
+});

@@ -1,0 +1,166 @@
+import mqttPacket from 'mqtt-packet';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { closed, rawSocket, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+
+let hub: TestHub;
+let a: { id: string; secret: string };
+let b: { id: string; secret: string };
+
+const count = (table: string, id: string) =>
+  (hub.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`).get(id) as { n: number }).n;
+
+beforeAll(async () => {
+  hub = await startTestHub();
+  a = await hub.terminal('GZ-T-001-01');
+  b = await hub.terminal('GZ-T-001-02');
+});
+afterAll(() => hub.stop());
+
+describe('ingest', () => {
+  test('a PUBACKed sample is already committed, with the hub receive time beside the terminal time', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    const before = Date.now();
+    await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(1, { ts: '2026-01-01T00:00:00.000Z' }), { qos: 1 });
+    // No waiting: the row must be there the moment the PUBACK arrived.
+    const row = hub.db.prepare('SELECT ts, received_at AS receivedAt, cpu FROM telemetry WHERE terminal_id = ? AND seq = 1').get(a.id) as {
+      ts: number;
+      receivedAt: number;
+      cpu: number;
+    };
+    expect(row.ts).toBe(Date.parse('2026-01-01T00:00:00.000Z'));
+    expect(row.receivedAt).toBeGreaterThanOrEqual(before);
+    expect(row.cpu).toBe(12.5);
+    await c.endAsync();
+  });
+
+  test('a duplicate (terminal, stream, epoch, seq) is stored once; a gap is visible', async () => {
+    const c = await hub.connect(b.id, b.secret);
+    for (const seq of [1, 2, 2, 5]) await c.publishAsync(topicFor(b.id, 'telemetry'), telemetry(seq), { qos: 1 });
+    expect(count('telemetry', b.id)).toBe(3);
+    expect(await hub.metric('kf_messages_duplicate_total', { kind: 'telemetry' })).toBeGreaterThanOrEqual(1);
+    const detail = (await (await hub.api(`/api/v1/terminals/${b.id}`)).json()) as {
+      streams: { stream: string; firstSeq: number; maxSeq: number; count: number; missing: number }[];
+    };
+    expect(detail.streams).toEqual([expect.objectContaining({ stream: 'telemetry', firstSeq: 1, maxSeq: 5, count: 3, missing: 2 })]);
+    // A new epoch (a re-imaged terminal) starts again at 1 and is not a duplicate.
+    await c.publishAsync(topicFor(b.id, 'telemetry'), telemetry(1, {}, 'epochBBBB2'), { qos: 1 });
+    expect(count('telemetry', b.id)).toBe(4);
+    await c.endAsync();
+  });
+
+  test('malformed JSON, an unsupported version and a wrong schema are acknowledged, counted, not stored; others keep landing', async () => {
+    const bad = await hub.connect(a.id, a.secret);
+    const good = await hub.connect(b.id, b.secret);
+    const stored = count('telemetry', a.id);
+    const m = async (reason: string) => hub.metric('kf_messages_rejected_total', { reason });
+    const [j, v, s] = [await m('invalid-json'), await m('unsupported-version'), await m('schema')];
+    // publishAsync resolves on PUBACK: a poison message must not block the outbox.
+    await bad.publishAsync(topicFor(a.id, 'telemetry'), '{"v":1,', { qos: 1 });
+    await bad.publishAsync(topicFor(a.id, 'telemetry'), telemetry(50, { v: 99 }), { qos: 1 });
+    await bad.publishAsync(topicFor(a.id, 'telemetry'), telemetry(51, { host: { cpu: 'high' } }), { qos: 1 });
+    await bad.publishAsync(topicFor(a.id, 'events'), JSON.stringify({ v: 1, kind: 'nope' }), { qos: 1 });
+    await good.publishAsync(topicFor(b.id, 'telemetry'), telemetry(6), { qos: 1 });
+    expect(bad.connected).toBe(true);
+    expect(count('telemetry', a.id)).toBe(stored);
+    expect(count('events', a.id)).toBe(0);
+    expect(await m('invalid-json')).toBe(j + 1);
+    expect(await m('unsupported-version')).toBe(v + 1);
+    expect(await m('schema')).toBe(s + 2);
+    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 6').get(b.id)).toEqual({ n: 1 });
+    await bad.endAsync();
+    await good.endAsync();
+  });
+
+  test('a packet declaring 1 MiB is refused before its body is buffered; another terminal still lands', async () => {
+    const before = await hub.metric('kf_messages_rejected_total', { reason: 'oversize' });
+    const good = await hub.connect(b.id, b.secret);
+    const sock = await rawSocket(hub.mqttPort);
+    const gone = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    sock.write(
+      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: a.id, keepalive: 30, username: a.id, password: Buffer.from(a.secret) }),
+    );
+    // Fixed header of a QoS 0 PUBLISH declaring 1 MiB (varint 0x80 0x80 0x40), then only a few bytes of it.
+    sock.write(Buffer.from([0x30, 0x80, 0x80, 0x40, 0x00, 0x03, 0x61, 0x62, 0x63]));
+    await gone; // without the guard the broker would wait for the remaining megabyte and the socket would stay open
+    expect(await hub.metric('kf_messages_rejected_total', { reason: 'oversize' })).toBe(before + 1);
+    await good.publishAsync(topicFor(b.id, 'telemetry'), telemetry(7), { qos: 1 });
+    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 7').get(b.id)).toEqual({ n: 1 });
+    await good.endAsync();
+  });
+
+  test('a payload just under KF_MAX_PAYLOAD passes the guard (and fails only its schema)', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    const before = await hub.metric('kf_messages_rejected_total', { reason: 'invalid-json' });
+    await c.publishAsync(topicFor(a.id, 'telemetry'), Buffer.alloc(hub.config.maxPayload - 100, 0x20), { qos: 1 });
+    expect(c.connected).toBe(true);
+    expect(await hub.metric('kf_messages_rejected_total', { reason: 'invalid-json' })).toBe(before + 1);
+    await c.endAsync();
+  });
+
+  test('events, config reports, command results and update status are stored once each', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    const ev = { v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), kind: 'paper.low', severity: 'warning', peripheral: 'receiptPrinter' };
+    await c.publishAsync(topicFor(a.id, 'events'), JSON.stringify(ev), { qos: 1 });
+    await c.publishAsync(topicFor(a.id, 'events'), JSON.stringify(ev), { qos: 1 });
+    await c.publishAsync(
+      topicFor(a.id, 'config/reported'),
+      JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), version: 3, status: 'applied' }),
+      { qos: 1 },
+    );
+    await c.publishAsync(
+      topicFor(a.id, 'update/status'),
+      JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), state: 'downloading', progress: 0.5 }),
+      { qos: 1 },
+    );
+    expect(count('events', a.id)).toBe(1);
+    expect(count('config_reports', a.id)).toBe(1);
+    expect(count('update_status', a.id)).toBe(1);
+    await c.endAsync();
+  });
+});
+
+describe('back-pressure', () => {
+  test('with a full write queue PUBACKs wait instead of the queue growing; every acknowledged sample is stored', async () => {
+    const small = await startTestHub({ ingest: { batchSize: 4, flushMs: 20, queueLimit: 8 } });
+    try {
+      const t = await small.terminal('GZ-T-001-09');
+      const c = await small.connect(t.id, t.secret);
+      const depths: number[] = [];
+      const timer = setInterval(() => depths.push(small.writer.depth), 1);
+      await Promise.all(Array.from({ length: 200 }, (_, i) => c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(i + 1), { qos: 1 })));
+      clearInterval(timer);
+      expect(Math.max(...depths)).toBeLessThanOrEqual(8);
+      expect(await small.metric('kf_write_backpressure_total')).toBeGreaterThan(0);
+      expect(small.db.prepare('SELECT count(*) AS n FROM telemetry').get()).toEqual({ n: 200 });
+      await c.endAsync();
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
+describe('closing', () => {
+  test('close() drains: a sample in flight when the hub stops is either acknowledged and stored or not acknowledged', async () => {
+    const h = await startTestHub();
+    const t = await h.terminal('GZ-T-001-08');
+    const c = await h.connect(t.id, t.secret);
+    const acked: number[] = [];
+    const sends = Array.from({ length: 50 }, (_, i) =>
+      c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(i + 1), { qos: 1 }).then(() => acked.push(i + 1), () => undefined),
+    );
+    await until(() => acked.length > 0);
+    const dir = h.dir;
+    await h.close();
+    void sends;
+    const reopened = await startTestHub({}, dir);
+    try {
+      const rows = reopened.db.prepare('SELECT seq FROM telemetry').all() as { seq: number }[];
+      const stored = new Set(rows.map((r) => r.seq));
+      for (const seq of acked) expect(stored.has(seq)).toBe(true);
+    } finally {
+      c.end(true);
+      await reopened.stop();
+      (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

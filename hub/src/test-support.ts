@@ -1,0 +1,120 @@
+/**
+ * In-process hub for the hub's own tests: real broker on 127.0.0.1 ephemeral ports, real SQLite file in a temp dir.
+ * Not imported by production code.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
+import { parseConfig, type HubConfig } from './config.ts';
+import { startHub, type Hub } from './hub.ts';
+import { createLogger } from './log.ts';
+
+export const TOKEN = 'test-admin-token-0123456789';
+
+export interface TestHub extends Hub {
+  dir: string;
+  api(p: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  /** Registers a terminal at a station (creating GZ / GZ-T / GZ-T-001 on first use); returns id and secret. */
+  terminal(id: string, opts?: { station?: string; type?: string }): Promise<{ id: string; secret: string }>;
+  connect(id: string, secret: string, opts?: mqtt.IClientOptions): Promise<MqttClient>;
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string): Promise<TestHub> {
+  const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubtest-'));
+  const config = parseConfig(
+    { KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_LOG_LEVEL: 'silent' },
+    overrides,
+  );
+  const hub = (await startHub(config, { log: createLogger(process.env.KF_TEST_LOG ?? 'silent') })) as TestHub;
+  const clients: MqttClient[] = [];
+  hub.dir = dataDir;
+  hub.api = (p, init = {}) => {
+    const { json, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    headers.set('authorization', `Bearer ${TOKEN}`);
+    if (json !== undefined) headers.set('content-type', 'application/json');
+    return fetch(`http://127.0.0.1:${hub.httpPort}${p}`, { ...rest, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) });
+  };
+  hub.terminal = async (id, opts = {}) => {
+    const station = opts.station ?? 'GZ-T-001';
+    const parts = station.split('-');
+    for (let i = 1; i <= parts.length; i++) {
+      const nid = parts.slice(0, i).join('-');
+      if (!hub.registry.node(nid)) hub.registry.createNode({ id: nid, name: { zh: nid, en: nid } });
+    }
+    const res = await hub.api('/api/v1/terminals', { method: 'POST', json: { id, type: opts.type ?? 'id-card', serial: `SN-${id}`, station } });
+    if (res.status !== 201) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as { id: string; secret: string };
+  };
+  hub.connect = async (id, secret, opts = {}) => {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`, {
+      clientId: id,
+      username: id,
+      password: secret,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...opts,
+    });
+    clients.push(c);
+    return c;
+  };
+  hub.metric = async (name, labels = {}) => {
+    const m = await hub.metrics.registry.getSingleMetric(name)?.get();
+    const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => String(x.labels[k]) === val));
+    return v?.value ?? 0;
+  };
+  const close = hub.close;
+  hub.stop = async () => {
+    for (const c of clients) c.end(true);
+    await close();
+    if (!dir) fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  return hub;
+}
+
+export function telemetry(seq: number, over: Record<string, unknown> = {}, epoch = 'epochAAAA1') {
+  return JSON.stringify({ ...EXAMPLES.telemetry, epoch, seq, ts: new Date().toISOString(), ...over });
+}
+
+export function presence(bootId: string, connSeq: number, over: Record<string, unknown> = {}) {
+  return JSON.stringify({ ...EXAMPLES.presence, bootId, connSeq, ts: new Date().toISOString(), ...over });
+}
+
+export { topicFor };
+
+/** Resolves when the socket closes (or rejects after ms). */
+export function closed(c: MqttClient, ms = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (!c.connected) return resolve();
+    const t = setTimeout(() => reject(new Error('connection not closed')), ms);
+    c.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Polls until fn returns a truthy value. Used for effects the hub makes asynchronously (presence after a close). */
+export async function until<T>(fn: () => T | Promise<T>, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A raw TCP connection speaking just enough MQTT to send hand-made packets. */
+export function rawSocket(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
