@@ -38,6 +38,7 @@ export class Broker {
   private readonly addresses = new WeakMap<Duplex, string>();
   private readonly failures = new Map<string, { n: number; last: number }>();
   private readonly badLog = new RateLimitedLog();
+  private stopping = false;
 
   constructor(private readonly d: BrokerDeps) {}
 
@@ -186,7 +187,7 @@ export class Broker {
     this.d.metrics.connectedTerminals.set(this.live.size);
     if (this.takenOver.has(client)) return;
     const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
-    const reason = this.revoked.has(client) ? 'credentials-revoked' : clean ? 'clean' : 'connection-lost';
+    const reason = this.revoked.has(client) ? 'credentials-revoked' : clean ? 'clean' : this.stopping ? 'hub-restart' : 'connection-lost';
     this.d.presence.disconnected(client.id, reason).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 
@@ -215,6 +216,7 @@ export class Broker {
   }
 
   close(): Promise<void> {
+    this.stopping = true;
     return new Promise((resolve) => this.aedes.close(() => resolve()));
   }
 }

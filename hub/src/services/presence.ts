@@ -82,7 +82,7 @@ export class PresenceService {
     });
   }
 
-  disconnected(terminalId: string, reason: 'clean' | 'connection-lost' | 'credentials-revoked', at = Date.now()): Promise<void> {
+  disconnected(terminalId: string, reason: 'clean' | 'connection-lost' | 'credentials-revoked' | 'hub-restart', at = Date.now()): Promise<void> {
     return this.writer.enqueue((tx) => {
       const st = this.ingest.state(terminalId);
       if (!st || st.presence === 'offline') return;
