@@ -168,7 +168,7 @@ export class QueryStore {
   telemetryBuckets(id: string, from: number, to: number, bucketMs: number, limit: number) {
     return this.db
       .prepare(
-        `SELECT (ts / ?) * ? AS start, count(*) AS samples, min(cpu) AS cpuMin, avg(cpu) AS cpuAvg, max(cpu) AS cpuMax,
+        `SELECT (ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, count(*) AS samples, min(cpu) AS cpuMin, avg(cpu) AS cpuAvg, max(cpu) AS cpuMax,
            avg(100.0 * mem_used / nullif(mem_total, 0)) AS memPctAvg, max(100.0 * mem_used / nullif(mem_total, 0)) AS memPctMax,
            avg(100.0 * disk_used / nullif(disk_total, 0)) AS diskPctAvg, max(100.0 * disk_used / nullif(disk_total, 0)) AS diskPctMax,
            min(temp_c) AS tempMin, avg(temp_c) AS tempAvg, max(temp_c) AS tempMax
