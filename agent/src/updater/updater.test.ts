@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +29,7 @@ beforeAll(async () => {
   v2 = await buildRelease({ workDir: tmp, version: '2.0.0', files: appBundle('2.0.0', true), privateKey: priv });
   v2bad = await buildRelease({ workDir: tmp, version: '2.1.0', files: appBundle('2.1.0', false), privateKey: priv });
   v2rogue = await buildRelease({ workDir: tmp, version: '2.2.0', files: appBundle('2.2.0', true), privateKey: privateKeyFromPem(rogue.privateKeyPem) });
-  const blob: Record<string, string> = { ...appBundle('2.3.0', true), 'blob.txt': 'x'.repeat(200_000) + Math.random() };
+  const blob: Record<string, string> = { ...appBundle('2.3.0', true), 'blob.txt': randomBytes(150_000).toString('base64') };
   v2big = await buildRelease({ workDir: tmp, version: '2.3.0', files: blob, privateKey: priv });
   const tampered = Buffer.from(v2.artifact);
   tampered[100]! ^= 0xff;

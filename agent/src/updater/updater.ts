@@ -282,10 +282,12 @@ export class Updater {
     const backoff = new Backoff({ minMs: this.#timing.retryMinMs, maxMs: this.#timing.retryMaxMs });
     let lastReport = 0;
     for (;;) {
+      this.#refreshSameRelease(); // a fresh token may have arrived meanwhile
       try {
+        const latest = this.#s.target ?? t;
         await downloadArtifact({
-          url: t.url,
-          token: this.#s.target?.token,
+          url: latest.url,
+          token: latest.token,
           partFile: part,
           size: t.size,
           sha256: t.sha256,
@@ -342,7 +344,8 @@ export class Updater {
 
   async #wait(t: Target, signal: AbortSignal): Promise<void> {
     for (;;) {
-      const d = await this.#deferral(t);
+      this.#refreshSameRelease(); // an urgent flag may have arrived meanwhile
+      const d = await this.#deferral(this.#s.target ?? t);
       if (!d) break;
       if (this.#lastDeferral !== d.code) {
         this.#lastDeferral = d.code;
@@ -465,14 +468,20 @@ export class Updater {
 
   /** At a step boundary: take a pending target if the current state allows (invariant 5). */
   #adopt(): void {
+    if (this.#refreshSameRelease()) {
+      if (this.#s.state === 'committed') this.#report();
+      if (this.#s.state === 'failed') {
+        const t = this.#s.target!;
+        const f = this.#s.failed[t.sha256];
+        if (f) this.#report({ error: { code: 'previously-failed', message: `${t.releaseId} failed here before (${f.code}); not retried` } });
+        // A failure not held against the release (the hub did not have it): try again.
+        else this.#enter('downloading', { error: null, previous: null, healthDeadline: null, restartBootId: null, boots: 0, guardStarts: 0 });
+      }
+      return;
+    }
     const p = this.#s.pending;
     if (!p) return;
     const t = p.target;
-    const cur = this.#s.target;
-    if (t && cur && t.sha256 === cur.sha256 && t.releaseId === cur.releaseId) {
-      this.#save({ target: t, pending: null }); // same release: fresher token, url, urgency
-      return;
-    }
     if (!INTERRUPTIBLE.has(this.#s.state)) return;
     if (!t) {
       if (AT_REST.has(this.#s.state)) this.#save({ pending: null });
@@ -490,6 +499,15 @@ export class Updater {
     }
     this.#lastDeferral = null;
     this.#enter('downloading', { target: t, pending: null, error: null, previous: null, healthDeadline: null, restartBootId: null, boots: 0, guardStarts: 0 });
+  }
+
+  /** A pending target naming the release in progress only refreshes it (token, url, urgency, rollout). */
+  #refreshSameRelease(): boolean {
+    const t = this.#s.pending?.target;
+    const cur = this.#s.target;
+    if (!t || !cur || t.sha256 !== cur.sha256 || t.releaseId !== cur.releaseId) return false;
+    this.#save({ target: t, pending: null });
+    return true;
   }
 
   // ------------------------------------------------------------------ plumbing
