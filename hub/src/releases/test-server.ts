@@ -1,6 +1,6 @@
 /**
- * The hub's release routes in their own process (as the hub will mount them), for the scenario tests:
- * env KF_DATA_DIR, KF_RELEASE_KEYS, KF_ADMIN_TOKEN. Prints {"msg":"ready","httpPort":n}.
+ * Test support, not part of the hub: the release routes in their own process (as the hub will mount them), for the
+ * scenario tests in tests/src/updates. Env KF_DATA_DIR, KF_RELEASE_KEYS, KF_ADMIN_TOKEN. Prints {"msg":"ready","httpPort":n}.
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';

@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
+import { dbPath } from '../store/db.ts';
+import { startTestHub, type TestHub } from '../test-support.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+let hub: TestHub;
+
+beforeAll(async () => {
+  hub = await startTestHub({ retentionDays: 7 });
+});
+afterAll(() => hub.stop());
+
+function sample(seq: number, at: number, cpu: number, printer: 'ok' | 'fault'): Telemetry {
+  return {
+    v: 1,
+    epoch: 'epochRRRR1',
+    seq,
+    ts: new Date(at).toISOString(),
+    host: { cpu, memUsed: 1, memTotal: 4, diskUsed: 1, diskTotal: 8, tempC: EXAMPLES.telemetry.host.tempC, uptime: 100 },
+    peripherals: {
+      idCardReader: { status: 'ok' as const },
+      qrScanner: { status: 'ok' as const },
+      touchscreen: { status: 'ok' as const },
+      receiptPrinter: { status: printer },
+    },
+    app: { up: true, sessionActive: false, transactionsOk: 0, transactionsFailed: 0 },
+  };
+}
+
+describe('retention', () => {
+  test('old raw samples are rolled up per hour, then pruned; recent ones stay; the file stops growing', async () => {
+    const t = await hub.terminal('GZ-T-001-01', { type: 'weijingwu' });
+    const now = Date.now();
+    const oldHour = Math.floor((now - 10 * DAY) / HOUR) * HOUR;
+    // Four samples in one hour ten days ago (printer in fault in one), as if received then; one recent sample.
+    const writes = [
+      hub.ingest.handle(t.id, 'telemetry', sample(1, oldHour + 60_000, 10, 'ok'), oldHour + 60_000),
+      hub.ingest.handle(t.id, 'telemetry', sample(2, oldHour + 120_000, 20, 'ok'), oldHour + 120_000),
+      hub.ingest.handle(t.id, 'telemetry', sample(3, oldHour + 180_000, 30, 'fault'), oldHour + 180_000),
+      hub.ingest.handle(t.id, 'telemetry', sample(4, oldHour + 240_000, 40, 'ok'), oldHour + 240_000),
+    ];
+    for (let i = 0; i < 3000; i++) writes.push(hub.ingest.handle(t.id, 'telemetry', sample(10 + i, oldHour + 300_000 + i, 50, 'ok'), oldHour + 300_000));
+    writes.push(hub.ingest.handle(t.id, 'telemetry', sample(99_999, now - HOUR, 5, 'ok'), now - HOUR));
+    await Promise.all(writes);
+    const size = () => fs.statSync(dbPath(hub.dir)).size + (fs.statSync(`${dbPath(hub.dir)}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+    const sizeBefore = size();
+
+    const r = hub.retention.run(now);
+    expect(r.telemetry).toBe(3004);
+    const left = hub.db.prepare('SELECT seq FROM telemetry WHERE terminal_id = ?').all(t.id) as { seq: number }[];
+    expect(left).toEqual([{ seq: 99_999 }]);
+
+    const rollups = (await (
+      await hub.api(`/api/v1/terminals/${t.id}/telemetry?bucket=rollup&from=${new Date(oldHour).toISOString()}&to=${new Date(oldHour + HOUR).toISOString()}`)
+    ).json()) as { items: { start: string; samples: number; cpuMin: number; cpuMax: number; peripheralOk: Record<string, number>; services: Record<string, number> }[] };
+    expect(rollups.items).toHaveLength(1);
+    const h = rollups.items[0]!;
+    expect(h.start).toBe(new Date(oldHour).toISOString());
+    expect(h.samples).toBe(3004);
+    expect([h.cpuMin, h.cpuMax]).toEqual([10, 50]);
+    expect(h.peripheralOk.receiptPrinter).toBeCloseTo(3003 / 3004);
+    expect(h.services['appointment-check-in']).toBeCloseTo(3003 / 3004);
+    expect(h.services['progress-inquiry']).toBe(1);
+
+    // A second run finds nothing to do and rolls nothing up twice.
+    expect(hub.retention.run(now)).toEqual({ rolledUp: 0, telemetry: 0, other: 0 });
+    expect(size()).toBeLessThan(sizeBefore);
+  });
+});
