@@ -63,7 +63,12 @@ function parseErrorBody(text: string): { error?: { code?: string; message?: stri
   }
 }
 
-export async function run<R extends ResponseLike, T>(request: Promise<R>, map: (json: OkBody<R>) => T): Promise<Result<T>> {
+export async function run<R extends ResponseLike, T>(
+  request: Promise<R>,
+  map: (json: OkBody<R>) => T,
+  /** False when checking a credential: a refused candidate token must not end the current session. */
+  endSessionOn401 = true,
+): Promise<Result<T>> {
   let res: R;
   try {
     res = await request;
@@ -81,7 +86,7 @@ export async function run<R extends ResponseLike, T>(request: Promise<R>, map: (
   const body = parseErrorBody(text);
   const code = body?.error?.code ?? `http-${res.status}`;
   const message = body?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
-  if (res.status === 401) {
+  if (res.status === 401 && endSessionOn401) {
     setToken(null);
     if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
   }
@@ -168,7 +173,7 @@ function num(v: unknown): number | null {
 
 /** Checks a token against a route that needs one, without storing it. */
 export function checkToken(token: string): Promise<Result<true>> {
-  return run(client.nodes.$get({ query: {} }, { headers: { Authorization: `Bearer ${token}` } }), () => true as const);
+  return run(client.nodes.$get({ query: {} }, { headers: { Authorization: `Bearer ${token}` } }), () => true as const, false);
 }
 
 export function getNodes(): Promise<Result<NodeView[]>> {

@@ -96,7 +96,7 @@ export function App() {
     const off = onAuthChange(() => setAuthed(getToken() !== null));
     const onUnauthorized = () => {
       disconnect();
-      navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
+      if (location.pathname !== '/login') navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
     };
     window.addEventListener('kf:unauthorized', onUnauthorized);
     return () => {

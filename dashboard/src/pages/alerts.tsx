@@ -67,7 +67,7 @@ export function AlertsPage() {
   const tree = useTree();
   const [filter, setFilter] = useState<'open' | 'all'>('open');
   const res = useResource(() => getList('alerts', filter === 'open' ? { status: 'open' } : {}), [filter]);
-  useLive(tree?.root?.id ?? null, res.reload, 700, (e) => e.type === 'alert' || e.type === 'message');
+  useLive(tree?.root?.id ?? null, res.reload, 700, (e) => e.type === 'alert');
   const sevRank: Record<string, number> = { critical: 0, warning: 1, info: 2 };
   return (
     <div class="page" data-page="alerts">

@@ -16,7 +16,8 @@ export function CityPage() {
     () => (city ? getSummary(city) : new Promise<Result<NodeSummary>>(() => {})),
     [city],
   );
-  useLive(city, res.reload, 1000);
+  // A city's terminals report every few seconds between them: refresh the overview at most every 5 s.
+  useLive(city, res.reload, 5000);
   return (
     <div class="page" data-page="city">
       <h1>{tree?.root ? pickName(tree.root.name) : t('city.title')}</h1>

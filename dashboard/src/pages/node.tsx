@@ -18,7 +18,7 @@ export function NodePage(props: { id: string }) {
 function DistrictPage(props: { id: string }) {
   const tree = useTree();
   const res = useResource(() => getSummary(props.id), [props.id]);
-  useLive(props.id, res.reload, 1000);
+  useLive(props.id, res.reload, 3000);
   return (
     <div class="page" data-page="district">
       <Breadcrumb nodeId={props.id} />

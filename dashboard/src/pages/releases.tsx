@@ -67,7 +67,7 @@ export function ReleasesPage() {
   const tree = useTree();
   const releases = useResource(() => getList('releases'), []);
   const rollouts = useResource(() => getList('rollouts'), []);
-  useLive(tree?.root?.id ?? null, rollouts.reload, 1000, (e) => e.type === 'rollout' || e.type === 'message');
+  useLive(tree?.root?.id ?? null, rollouts.reload, 1000, (e) => e.type === 'rollout' || e.type === 'update');
   const [release, setRelease] = useState('');
   const [target, setTarget] = useState('');
   const [msg, setMsg] = useState<string | null>(null);

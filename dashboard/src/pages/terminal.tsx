@@ -214,9 +214,9 @@ function PeripheralTimeline(props: { items: EventRow[] }) {
   );
 }
 
-function Commands(props: { id: string; online: boolean }) {
+function Commands(props: { id: string; stationId: string }) {
   const res = useResource(() => getCommands(props.id), [props.id]);
-  useLive(props.id, res.reload, 500, (e) => e.type === 'command' || e.type === 'message');
+  useLive(props.stationId, res.reload, 300, (e) => e.type === 'command' && e.terminalId === props.id);
   const [name, setName] = useState<CommandName>('self-test');
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
   const send = async (command: CommandName) => {
@@ -382,10 +382,7 @@ export function TerminalPage(props: { id: string }) {
     res.reload();
     presence.reload();
     events.reload();
-  }, 700, (e) => {
-    const d = e.data as { terminalId?: string; terminal?: string; id?: string } | null;
-    return !d || d.terminalId === props.id || d.terminal === props.id || d.id === props.id;
-  });
+  }, 700, (e) => e.terminalId === props.id && e.type !== 'command');
   return (
     <div class="page" data-page="terminal">
       {stationId ? <Breadcrumb nodeId={stationId} terminal={props.id} /> : null}
@@ -398,7 +395,7 @@ export function TerminalPage(props: { id: string }) {
             <div>
               <Overview d={d} />
               <Peripherals d={d} />
-              <Commands id={props.id} online={d.presence === 'online'} />
+              <Commands id={props.id} stationId={d.stationId} />
             </div>
             <div>
               <Section

@@ -1,0 +1,286 @@
+/**
+ * The dashboard in real Chromium (Debian's chromium, driven by playwright-core) against a real hub process with
+ * real MQTT terminals: log in, drill down from the city to one terminal, see a card-reader fault arrive live, run a
+ * self-test, lose and regain the live stream, switch the language, register and move a terminal, and keep a
+ * screenshot of every page at phone (390×844) and desk (1440×900) size under test-artifacts/dashboard/.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type SizeName } from './browser.ts';
+import { startRelay } from './proxy.ts';
+import { startTerminal, type TestTerminal } from './terminal.ts';
+
+const FLEET = {
+  city: { id: 'GZ', name: { zh: '广州市公安局', en: 'Guangzhou Public Security Bureau' } },
+  districts: [
+    { id: 'GZ-YX', name: { zh: '越秀区分局', en: 'Yuexiu District Branch' } },
+    { id: 'GZ-HZ', name: { zh: '海珠区分局', en: 'Haizhu District Branch' } },
+  ],
+  stations: [
+    { id: 'GZ-YX-001', district: 'GZ-YX', name: { zh: '洪桥派出所', en: 'Hongqiao Police Station' } },
+    { id: 'GZ-YX-002', district: 'GZ-YX', name: { zh: '北京街派出所', en: 'Beijingjie Police Station' } },
+    { id: 'GZ-HZ-001', district: 'GZ-HZ', name: { zh: '赤岗派出所', en: 'Chigang Police Station' } },
+  ],
+  terminals: [
+    { id: 'GZ-YX-001-01', station: 'GZ-YX-001', type: 'id-card', serial: 'SN-E2E-0101' },
+    { id: 'GZ-YX-001-02', station: 'GZ-YX-001', type: 'police-multi', serial: 'SN-E2E-0102' },
+    { id: 'GZ-YX-002-01', station: 'GZ-YX-002', type: 'id-card', serial: 'SN-E2E-0201' },
+    { id: 'GZ-HZ-001-01', station: 'GZ-HZ-001', type: 'weijingwu', serial: 'SN-E2E-0301' },
+    // Registered, never switched on: counts as "never seen".
+    { id: 'GZ-HZ-001-02', station: 'GZ-HZ-001', type: 'endorsement', serial: 'SN-E2E-0302' },
+  ],
+} as const;
+
+const STARTED = ['GZ-YX-001-01', 'GZ-YX-001-02', 'GZ-YX-002-01', 'GZ-HZ-001-01'];
+const T = 'GZ-YX-001-01';
+
+let hub: HubProcess;
+let browser: Browser;
+const terminals = new Map<string, TestTerminal>();
+const contexts: BrowserContext[] = [];
+
+async function openPage(size: SizeName, locale: 'zh-CN' | 'en-US' = 'zh-CN', origin = hub.url): Promise<Page> {
+  const ctx = await newContext(browser, size, locale);
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(15_000);
+  await login(page, origin, hub.token);
+  return page;
+}
+
+beforeAll(async () => {
+  await ensureDashboardBuilt();
+  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST } });
+  const imported = await hub.importFleet(FLEET);
+  const secrets = new Map(imported.terminals.created.map((c) => [c.id, c.secret]));
+  for (const id of STARTED) {
+    const spec = FLEET.terminals.find((t) => t.id === id)!;
+    terminals.set(id, await startTerminal({ mqttUrl: hub.mqttUrl, id, secret: secrets.get(id)!, type: spec.type, intervalS: 5 }));
+  }
+  browser = await launchBrowser();
+}, 240_000);
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  for (const t of terminals.values()) await t.stop().catch(() => {});
+  await hub?.stop();
+}, 60_000);
+
+describe('dashboard in Chromium against a real hub', () => {
+  it('keeps the first load under 200 KB of gzipped script', () => {
+    const html = readFileSync(path.join(DASHBOARD_DIST, 'index.html'), 'utf8');
+    const scripts = [...html.matchAll(/<script[^>]+src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(scripts.length).toBeGreaterThan(0);
+    const gz = scripts.reduce((sum, src) => sum + gzipSync(readFileSync(path.join(DASHBOARD_DIST, src))).length, 0);
+    expect(gz).toBeLessThan(200 * 1024);
+  });
+
+  it('refuses a wrong token and lets the right one in', async () => {
+    for (const size of Object.keys(SIZES) as SizeName[]) {
+      const ctx = await newContext(browser, size);
+      contexts.push(ctx);
+      const page = await ctx.newPage();
+      await page.goto(`${hub.url}/nodes/GZ-YX`);
+      await page.waitForURL(/\/login\?next=/);
+      await screenshot(page, `login-${size}`);
+      await page.locator('#token').fill('not-the-token');
+      await page.getByRole('button', { name: '登录' }).click();
+      await expect.poll(() => page.locator('[role=alert]').textContent()).toContain('平台拒绝了该令牌');
+      await page.locator('#token').fill(hub.token);
+      await page.getByRole('button', { name: '登录' }).click();
+      // Back to the page asked for before signing in.
+      await page.waitForSelector('[data-page="district"]');
+      expect(new URL(page.url()).pathname).toBe('/nodes/GZ-YX');
+    }
+  }, 60_000);
+
+  it('drills down from the city to one terminal, at phone and desk size', async () => {
+    for (const size of Object.keys(SIZES) as SizeName[]) {
+      const page = await openPage(size);
+      // City: one tile per district with its counts; services with where they are down.
+      const yx = page.locator('[data-node="GZ-YX"]');
+      await expect.poll(() => yx.locator('.c-online dd').textContent()).toBe('3');
+      const hz = page.locator('[data-node="GZ-HZ"]');
+      await expect.poll(() => hz.locator('.c-total dd').textContent()).toBe('2');
+      await expect.poll(() => page.locator('[data-service="exit-entry-endorsement"]').textContent()).toContain('海珠区分局');
+      await screenshot(page, `city-${size}`);
+
+      await yx.getByRole('link', { name: '越秀区分局' }).click();
+      await page.waitForSelector('[data-page="district"]');
+      await expect.poll(() => page.locator('[data-node="GZ-YX-001"] .c-online dd').textContent()).toBe('2');
+      await screenshot(page, `district-${size}`);
+
+      await page.getByRole('link', { name: '洪桥派出所' }).first().click();
+      await page.waitForSelector('[data-page="station"]');
+      const card = page.locator(`[data-terminal="${T}"]`);
+      await expect.poll(() => card.locator('[data-peripheral="idCardReader"]').getAttribute('data-status')).toBe('ok');
+      await expect.poll(() => card.locator('.badge.presence-online').count()).toBe(1);
+      await screenshot(page, `station-${size}`);
+
+      await card.getByRole('link', { name: T }).click();
+      await page.waitForSelector('[data-page="terminal"]');
+      await expect.poll(() => page.locator('[data-testid="presence"]').textContent()).toContain('在线');
+      // uPlot is loaded lazily and draws one canvas per metric.
+      await expect.poll(() => page.locator('.chart canvas').count(), { timeout: 20_000 }).toBe(4);
+      await expect.poll(() => page.locator('#peripherals [data-peripheral="idCardReader"]').textContent()).toContain('正常');
+      await screenshot(page, `terminal-${size}`);
+      // The breadcrumb leads back up.
+      await page.locator('.crumbs').getByRole('link', { name: '越秀区分局' }).click();
+      await page.waitForSelector('[data-page="district"]');
+    }
+  }, 120_000);
+
+  it('shows a card-reader fault made by the terminal live on the station page, without a reload', async () => {
+    const page = await openPage('desk');
+    await page.goto(`${hub.url}/nodes/GZ-YX-001`);
+    const reader = page.locator(`[data-terminal="${T}"] [data-peripheral="idCardReader"]`);
+    await expect.poll(() => reader.getAttribute('data-status')).toBe('ok');
+    await page.waitForSelector('[data-live="open"]');
+    await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
+
+    await terminals.get(T)!.setPeripheral('idCardReader', 'fault', 'E_NO_RESPONSE');
+    await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('fault');
+    // The ID-card services of that terminal are down with it.
+    await expect.poll(() => page.locator(`[data-terminal="${T}"] [data-service="id-card-application"]`).getAttribute('class')).toContain('down');
+    expect(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument)).toBe(true);
+    await screenshot(page, 'station-fault-desk');
+
+    await terminals.get(T)!.setPeripheral('idCardReader', 'ok');
+    await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('ok');
+  }, 60_000);
+
+  it('runs a self-test from the terminal page and shows its result', async () => {
+    const page = await openPage('phone');
+    await page.goto(`${hub.url}/terminals/${T}`);
+    await page.getByRole('button', { name: '执行自检' }).click();
+    const row = page.locator('#commands tr[data-command="self-test"]').first();
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('ok');
+    expect(await row.textContent()).toContain('idCardReader');
+    await screenshot(page, 'terminal-self-test-phone');
+  }, 60_000);
+
+  it('says when the live stream drops and reconnects by itself', async () => {
+    const relay = await startRelay(hub.httpPort);
+    try {
+      const page = await openPage('desk', 'zh-CN', relay.url);
+      await page.goto(`${relay.url}/nodes/GZ-YX-001`);
+      await page.waitForSelector('[data-live="open"]');
+      relay.cut();
+      await expect.poll(() => page.locator('[data-testid="live-banner"]').textContent(), { timeout: 20_000 }).toContain('实时更新已中断');
+      await screenshot(page, 'live-lost-desk');
+      // While the stream is down the terminal's card reader fails; after the reconnect the page catches up.
+      await terminals.get(T)!.setPeripheral('idCardReader', 'fault', 'E_DURING_OUTAGE');
+      relay.restore();
+      await page.waitForSelector('[data-live="open"]', { timeout: 30_000 });
+      await expect.poll(() => page.locator('[data-testid="live-banner"]').textContent()).toContain('实时更新已恢复');
+      const reader = page.locator(`[data-terminal="${T}"] [data-peripheral="idCardReader"]`);
+      await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('fault');
+    } finally {
+      await terminals.get(T)!.setPeripheral('idCardReader', 'ok');
+      await relay.close();
+    }
+  }, 90_000);
+
+  it('switches between Chinese and English, and shows times in Asia/Shanghai', async () => {
+    const page = await openPage('desk', 'en-US');
+    // The browser says English: the dashboard follows it.
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Guangzhou Public Security Bureau');
+    expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('Alerts');
+    await page.getByLabel('Language').selectOption('zh-CN');
+    await expect.poll(() => page.locator('h1').textContent()).toBe('广州市公安局');
+    expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
+    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('告警');
+    await page.getByLabel('语言').selectOption('en');
+    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('Placement');
+
+    // The browser runs in UTC; the page must still read the bureau's clock.
+    await page.goto(`${hub.url}/terminals/${T}`);
+    const detail = (await (await hub.api(`/api/v1/terminals/${T}`)).json()) as { presence: { since: string } };
+    const expected = new Intl.DateTimeFormat('en', {
+      timeZone: 'Asia/Shanghai',
+      hourCycle: 'h23',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    }).format(new Date(detail.presence.since));
+    await expect.poll(() => page.locator('[data-testid="presence"]').textContent()).toContain(expected);
+  }, 60_000);
+
+  it('registers a terminal (secret shown once) and moves another between stations', async () => {
+    const page = await openPage('desk');
+    await page.getByRole('link', { name: '终端部署' }).click();
+    await page.waitForSelector('[data-page="placement"]');
+    await page.locator('#reg-id').fill('GZ-YX-002-09');
+    await page.locator('#reg-type').selectOption('weijingwu');
+    await page.locator('#reg-serial').fill('SN-E2E-NEW');
+    await page.locator('#reg-station').selectOption('GZ-YX-002');
+    await page.getByRole('button', { name: '登记' }).click();
+    const secret = (await page.locator('[data-testid="secret-value"]').textContent())?.trim() ?? '';
+    expect(secret.length).toBeGreaterThanOrEqual(32);
+    await screenshot(page, 'placement-desk');
+
+    await page.locator('#move-id').fill('GZ-HZ-001-02');
+    await page.locator('#move-station').selectOption('GZ-YX-002');
+    await page.locator('#move-reason').fill('E2E: moved to a busier station');
+    await page.getByRole('button', { name: '迁移' }).click();
+    await expect.poll(() => page.locator('#move .note').textContent()).toContain('GZ-HZ-001-02');
+
+    await page.goto(`${hub.url}/nodes/GZ-YX-002`);
+    await page.waitForSelector('[data-terminal="GZ-HZ-001-02"]');
+    expect(await page.locator('[data-terminal="GZ-YX-002-09"]').count()).toBe(1);
+    // The secret is shown once: the API never returns it again.
+    const detail = await (await hub.api('/api/v1/terminals/GZ-YX-002-09')).text();
+    expect(detail).not.toContain(secret);
+
+    const phone = await openPage('phone');
+    await phone.goto(`${hub.url}/placement`);
+    await phone.waitForSelector('[data-page="placement"]');
+    await screenshot(phone, 'placement-phone');
+  }, 60_000);
+
+  it('is keyboard navigable: skip link first, then the main navigation', async () => {
+    const page = await openPage('desk');
+    // A fresh load starts at the top of the document (after an in-app navigation focus moves to the main region).
+    await page.reload();
+    await page.waitForSelector('[data-page="city"]');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.className)).toBe('skip');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => (document.activeElement as HTMLAnchorElement | null)?.getAttribute('href'));
+    expect(focused).toBe('/');
+    // Every form control on the placement page has a label.
+    await page.goto(`${hub.url}/placement`);
+    await page.waitForSelector('[data-page="placement"]');
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll('input, select, textarea')]
+        .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label'))
+        .map((el) => el.id),
+    );
+    expect(unlabelled).toEqual([]);
+  }, 60_000);
+
+  it('shows the other pages honestly, at phone and desk size', async () => {
+    for (const size of Object.keys(SIZES) as SizeName[]) {
+      const page = await openPage(size);
+      for (const [path, name] of [
+        ['/alerts', 'alerts'],
+        ['/config', 'config'],
+        ['/releases', 'releases'],
+        ['/users', 'users'],
+      ] as const) {
+        await page.goto(`${hub.url}${path}`);
+        await page.waitForSelector(`[data-page="${name}"]`);
+        // Either real content or an explicit "not available yet": never an endless spinner.
+        await expect.poll(() => page.locator('main [role=status]').filter({ hasText: '加载中' }).count(), { timeout: 15_000 }).toBe(0);
+        await screenshot(page, `${name}-${size}`);
+      }
+    }
+  }, 120_000);
+});
