@@ -1,12 +1,13 @@
 /**
- * A child process that runs the real updater (agent/src/updater) the way the agent does: resume() on start, the
+ * Test support, not used by the agent at run time: a child process that runs the real updater (agent/src/updater) the way the agent does: resume() on start, the
  * retained update/target applied, the reconcile loop running. Driven by the scenario tests through files and env:
  *
  *   KF_TEST_UPDATER = JSON RunnerConfig
  *   - session open  ⇔ `sessionFile` exists;  inside the maintenance window ⇔ `windowFile` exists
  *   - health check  = `node <release dir>/health.mjs` exits 0 (for the agent kind: "reached the hub")
  *   - restart: app → a line in `<appRoot>/restarts.log`; agent → this process exits (the supervisor restarts it)
- *   - `pauseAt`: on entering that state (persisted, work not begun) print {"paused":state} and block, to be SIGKILLed
+ *   - `pauseAt`: on entering that state (persisted, work not begun) print {"paused":state} and block, to be SIGKILLed;
+ *     `downloading@0.3` pauses mid-download instead, once 30% is on disk
  *
  * Prints one JSON line per status: {"status": {...}, "pid": n}.
  */
@@ -63,7 +64,10 @@ const updater = new Updater({
   },
   onStatus: (status) => {
     out({ status });
-    if (!paused && status.state === cfg.pauseAt) {
+    // pauseAt "state", or "downloading@0.3": the first download progress report at or past 30%.
+    const [pauseState, pauseProgress] = (cfg.pauseAt ?? '').split('@');
+    const progressReached = pauseProgress === undefined || (status.progress ?? 0) >= Number(pauseProgress);
+    if (!paused && status.state === pauseState && progressReached) {
       paused = true;
       out({ paused: status.state });
       // Block right here: the state is persisted, its work has not begun. The test SIGKILLs us now.
