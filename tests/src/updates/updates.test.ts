@@ -1,0 +1,309 @@
+/**
+ * Signed software updates end to end, with real processes: the release CLI packs and signs, the hub's release
+ * routes (own process) verify uploads and serve artifacts with tokens and Range, and the agent's updater runs in
+ * child processes that are cut off, SIGKILLed at each state and restarted.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { UpdateTarget } from '@kiosk-fleet/protocol';
+import { privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
+import { appBundle, installInitial, serveArtifacts, type ArtifactServer, type BundleFiles } from '../../../agent/src/updater/testing.ts';
+import { killAll, REPO, startTs, type Proc } from './proc.ts';
+
+const RUNNER = path.join(REPO, 'agent/src/updater/test-runner.ts');
+const CLI = path.join(REPO, 'tests/src/updates/release-cli.ts');
+const SERVER = path.join(REPO, 'hub/src/releases/test-server.ts');
+const ADMIN = 'admin-token-for-update-scenarios';
+
+let tmp: string;
+let hub: Proc;
+let hubUrl: string;
+
+interface Packed {
+  id: string;
+  version: string;
+  kind: 'app' | 'agent';
+  artifact: Buffer;
+  manifestB64: string;
+  signature: string;
+  sha256: string;
+}
+
+function cli(args: string[]): string {
+  return execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, encoding: 'utf8' });
+}
+
+function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; keyDir?: string } = {}): Packed {
+  const kind = o.kind ?? 'app';
+  const dir = path.join(tmp, 'bundles', `${kind}-${version}`);
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
+  const out = path.join(tmp, 'packed', o.keyDir ?? 'keys');
+  const key = path.join(tmp, o.keyDir ?? 'keys', 'release-private.pem');
+  const r = JSON.parse(cli(['pack', '--dir', dir, '--version', version, '--type', 'id-card,police-multi', '--kind', kind, '--key', key, '--out', out])) as {
+    id: string;
+    artifact: string;
+    manifest: string;
+    signature: string;
+    sha256: string;
+  };
+  return {
+    id: r.id,
+    version,
+    kind,
+    artifact: fs.readFileSync(r.artifact),
+    manifestB64: fs.readFileSync(r.manifest).toString('base64'),
+    signature: fs.readFileSync(r.signature, 'utf8'),
+    sha256: r.sha256,
+  };
+}
+
+function upload(p: Packed, body = p.artifact): Promise<Response> {
+  return fetch(`${hubUrl}/api/v1/releases`, {
+    method: 'POST',
+    body,
+    headers: { authorization: `Bearer ${ADMIN}`, 'x-kf-manifest': p.manifestB64, 'x-kf-signature': p.signature, 'content-type': 'application/gzip' },
+  });
+}
+
+async function hubTarget(p: Packed, terminalId: string, extra: Partial<UpdateTarget> = {}): Promise<UpdateTarget> {
+  const res = await fetch(`${hubUrl}/test/token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ releaseId: p.id, terminalId }),
+  });
+  const { token, expiresAt } = (await res.json()) as { token: string; expiresAt: string };
+  return targetAt(p, `${hubUrl}/api/v1/releases/${p.id}/artifact`, { token, tokenExpiresAt: expiresAt, ...extra });
+}
+
+function targetAt(p: Packed, url: string, extra: Partial<UpdateTarget> = {}): UpdateTarget {
+  return {
+    v: 1,
+    release: { id: p.id, kind: p.kind, version: p.version, url, size: p.artifact.length, sha256: p.sha256, manifest: p.manifestB64, signature: p.signature },
+    urgent: false,
+    ...extra,
+  };
+}
+
+interface Terminal {
+  dir: string;
+  appRoot: string;
+  agentRoot: string;
+  stateFile: string;
+  sessionFile: string;
+  windowFile: string;
+}
+
+let termCount = 0;
+function terminal(o: { window?: boolean } = {}): Terminal {
+  const dir = path.join(tmp, 'terminals', `t${++termCount}`);
+  const t: Terminal = {
+    dir,
+    appRoot: path.join(dir, 'app'),
+    agentRoot: path.join(dir, 'agent'),
+    stateFile: path.join(dir, 'update-state.json'),
+    sessionFile: path.join(dir, 'session.lock'),
+    windowFile: path.join(dir, 'window.open'),
+  };
+  installInitial(t.appRoot, '1.0.0', appBundle('1.0.0', true));
+  if (o.window ?? true) fs.writeFileSync(t.windowFile, '');
+  return t;
+}
+
+function runner(t: Terminal, target: UpdateTarget | undefined, o: { pauseAt?: string; healthCheckSeconds?: number } = {}): Proc {
+  return startTs(RUNNER, [], {
+    KF_TEST_UPDATER: JSON.stringify({
+      stateFile: t.stateFile,
+      appRoot: t.appRoot,
+      agentRoot: t.agentRoot,
+      pubkeyPem: fs.readFileSync(path.join(tmp, 'keys', 'release-public.pem'), 'utf8'),
+      terminalType: 'id-card',
+      agentVersion: '1.0.0',
+      sessionFile: t.sessionFile,
+      windowFile: t.windowFile,
+      healthCheckSeconds: o.healthCheckSeconds ?? 5,
+      ...(target ? { target } : {}),
+      ...(o.pauseAt ? { pauseAt: o.pauseAt } : {}),
+    }),
+  });
+}
+
+type Status = { state: string; version?: string; error?: { code: string } };
+const status = (l: Record<string, unknown>): Status | undefined => l.status as Status | undefined;
+const isFinal = (version: string) => (l: Record<string, unknown>) =>
+  (status(l)?.state === 'committed' || status(l)?.state === 'failed') && status(l)?.version === version;
+
+/** What "a working version" means on the terminal: `current` resolves to a complete release whose health passes. */
+function working(root: string): string {
+  const version = path.basename(fs.readlinkSync(path.join(root, 'current')));
+  execFileSync(process.execPath, [path.join(root, 'current', 'health.mjs')]);
+  expect(fs.readFileSync(path.join(root, 'current', 'version.txt'), 'utf8')).toBe(version);
+  return version;
+}
+
+let good: Packed;
+let bad: Packed;
+let big: Packed;
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-updates-'));
+  JSON.parse(cli(['keygen', '--out', path.join(tmp, 'keys')]));
+  JSON.parse(cli(['keygen', '--out', path.join(tmp, 'rogue')]));
+  good = pack('2.0.0', appBundle('2.0.0', true));
+  bad = pack('2.1.0', appBundle('2.1.0', false));
+  // big enough that a download has several progress reports and a cut lands mid-body
+  big = pack('2.2.0', { ...appBundle('2.2.0', true), 'assets/blob.b64': randomBytes(600_000).toString('base64') });
+  hub = startTs(SERVER, [], {
+    KF_DATA_DIR: path.join(tmp, 'hub-data'),
+    KF_RELEASE_KEYS: path.join(tmp, 'keys', 'release-public.pem'),
+    KF_ADMIN_TOKEN: ADMIN,
+  });
+  const ready = await hub.waitLine((l) => l.msg === 'ready');
+  hubUrl = `http://127.0.0.1:${ready.httpPort as number}`;
+  for (const p of [good, bad, big]) expect((await upload(p)).status).toBe(201);
+});
+
+afterAll(async () => {
+  await killAll();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('hub: signed uploads only', () => {
+  it('refuses a tampered artifact and a bad signature; serves what it stored only to a token holder', async () => {
+    const p = pack('3.0.0', appBundle('3.0.0', true));
+    const tampered = Buffer.from(p.artifact);
+    tampered[tampered.length >> 1]! ^= 0x01;
+    const r1 = await upload(p, tampered);
+    expect(r1.status).toBe(400);
+    expect(await r1.json()).toMatchObject({ error: { code: 'sha256-mismatch' } });
+
+    const rogue = pack('3.1.0', appBundle('3.1.0', true), { keyDir: 'rogue' });
+    const r2 = await upload(rogue);
+    expect(r2.status).toBe(400);
+    expect(await r2.json()).toMatchObject({ error: { code: 'bad-signature' } });
+
+    const list = (await (await fetch(`${hubUrl}/api/v1/releases`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { items: { id: string }[] };
+    expect(list.items.map((i) => i.id).sort()).toEqual(['app-2.0.0', 'app-2.1.0', 'app-2.2.0']);
+
+    expect((await fetch(`${hubUrl}/api/v1/releases/app-2.0.0/artifact`)).status).toBe(401);
+    const t = await hubTarget(good, 'GZ-TEST-0001');
+    const res = await fetch(t.release!.url, { headers: { authorization: `Bearer ${t.token}`, range: 'bytes=100-' } });
+    expect(res.status).toBe(206);
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(good.artifact.subarray(100));
+  });
+});
+
+describe('agent: verifies what it downloads', () => {
+  let evil: ArtifactServer;
+  afterAll(async () => evil?.close());
+
+  it('refuses a tampered artifact and a bad signature and stays on its working version', async () => {
+    const tampered = Buffer.from(good.artifact);
+    tampered[tampered.length >> 1]! ^= 0x01;
+    evil = await serveArtifacts({ tampered, plain: good.artifact });
+    const t = terminal();
+    const r = runner(t, targetAt(good, evil.url('tampered')));
+    expect(status(await r.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'failed', error: { code: 'sha256-mismatch' } });
+    await r.kill();
+    expect(working(t.appRoot)).toBe('1.0.0');
+
+    // A manifest signed by a key the agent does not trust (a compromised hub could send exactly this).
+    const rogueKey = privateKeyFromPem(fs.readFileSync(path.join(tmp, 'rogue', 'release-private.pem')));
+    const forged = { ...good, id: 'app-2.0.0', signature: signManifest(Buffer.from(good.manifestB64, 'base64'), rogueKey), sha256: good.sha256 };
+    const t2 = terminal();
+    const r2 = runner(t2, targetAt(forged, evil.url('plain')));
+    expect(status(await r2.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'failed', error: { code: 'bad-signature' } });
+    await r2.kill();
+    expect(working(t2.appRoot)).toBe('1.0.0');
+  });
+});
+
+describe('agent: download cut in the middle', () => {
+  it('resumes with a Range request after the link drops mid-body', async () => {
+    const cutter = await serveArtifacts({ big: big.artifact }, { cutAfter: { big: Math.floor(big.artifact.length / 3) } });
+    try {
+      const t = terminal();
+      const r = runner(t, targetAt(big, cutter.url('big')));
+      expect(status(await r.waitLine(isFinal('2.2.0')))).toMatchObject({ state: 'committed' });
+      await r.kill();
+      expect(r.lines.some((l) => status(l)?.error?.code === 'download-interrupted')).toBe(true);
+      const ranges = cutter.requests.map((q) => q.range);
+      expect(ranges[0]).toBeUndefined();
+      expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
+      expect(working(t.appRoot)).toBe('2.2.0');
+    } finally {
+      await cutter.close();
+    }
+  });
+});
+
+describe('agent: SIGKILL at each state ends on a working version', () => {
+  const goodStates = ['downloading', 'downloading@0.3', 'verifying', 'waiting', 'installing', 'switching', 'restarting', 'health-check'];
+  it.each(goodStates)('killed at %s, a healthy release is committed after restart', async (state) => {
+    const t = terminal();
+    const target = await hubTarget(big, `GZ-KILL-${state}`);
+    const first = runner(t, target, { pauseAt: state });
+    await first.waitLine((l) => l.paused !== undefined);
+    await first.kill('SIGKILL');
+    // the kill landed in that state, after it was persisted
+    expect(JSON.parse(fs.readFileSync(t.stateFile, 'utf8')).state).toBe(state.split('@')[0]);
+    if (state === 'downloading@0.3') {
+      expect(fs.statSync(path.join(t.appRoot, 'downloads', `${big.sha256}.part`)).size).toBeGreaterThanOrEqual(0.3 * big.artifact.length);
+    }
+    expect(working(t.appRoot)).toMatch(/^(1\.0\.0|2\.2\.0)$/);
+    // The agent starts again; the hub's retained update/target arrives again.
+    const second = runner(t, target);
+    expect(status(await second.waitLine(isFinal('2.2.0')))).toMatchObject({ state: 'committed' });
+    await second.kill();
+    expect(working(t.appRoot)).toBe('2.2.0');
+    expect(fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8')).toContain('2.2.0');
+  });
+
+  const badStates = ['switching', 'restarting', 'health-check', 'rolling-back'];
+  it.each(badStates)('killed at %s, a release failing its health check is rolled back and not retried', async (state) => {
+    const t = terminal();
+    const target = await hubTarget(bad, `GZ-KILLBAD-${state}`);
+    const first = runner(t, target, { pauseAt: state, healthCheckSeconds: 1 });
+    await first.waitLine((l) => l.paused !== undefined);
+    await first.kill('SIGKILL');
+    expect(JSON.parse(fs.readFileSync(t.stateFile, 'utf8')).state).toBe(state);
+    const second = runner(t, target, { healthCheckSeconds: 1 });
+    expect(status(await second.waitLine(isFinal('2.1.0')))).toMatchObject({ state: 'failed' });
+    await second.kill();
+    expect(working(t.appRoot)).toBe('1.0.0');
+    const restarts = fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8');
+    expect(restarts.trim().split('\n').at(-1)).toBe('1.0.0');
+
+    // Once more, as after any reconnect: the failed release is not tried again.
+    const third = runner(t, target, { healthCheckSeconds: 1 });
+    expect(status(await third.waitLine((l) => status(l)?.error?.code === 'previously-failed'))).toMatchObject({ state: 'failed' });
+    await new Promise((r) => setTimeout(r, 300));
+    await third.kill();
+    expect(fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8')).toBe(restarts);
+    expect(working(t.appRoot)).toBe('1.0.0');
+  });
+});
+
+describe('agent: installs wait for the window and the session lock', () => {
+  it('defers outside the maintenance window and while a citizen session is open', async () => {
+    const t = terminal({ window: false });
+    fs.writeFileSync(t.sessionFile, '');
+    const r = runner(t, await hubTarget(good, 'GZ-DEFER'));
+    await r.waitLine((l) => status(l)?.error?.code === 'session-open');
+    fs.rmSync(t.sessionFile);
+    await r.waitLine((l) => status(l)?.error?.code === 'outside-window');
+    await new Promise((res) => setTimeout(res, 500));
+    expect(r.lines.some((l) => ['installing', 'committed'].includes(status(l)?.state ?? ''))).toBe(false);
+    expect(working(t.appRoot)).toBe('1.0.0');
+    fs.writeFileSync(t.windowFile, '');
+    expect(status(await r.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'committed' });
+    await r.kill();
+    expect(working(t.appRoot)).toBe('2.0.0');
+  });
+});
