@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePayload, topicFor } from '@kiosk-fleet/protocol';
 import type { Agent } from './agent.ts';
+import { MemoryOutbox } from './outbox/memory.ts';
 import { SimulatedDriver } from './peripherals/simulated.ts';
 import { startBroker, subscriber, waitFor, type TestBroker } from './test-support/broker.ts';
 import { testAgent } from './test-support/agent.ts';
@@ -91,7 +92,33 @@ describe('agent against a real broker', () => {
     );
     const result = await waitFor(() => of(sub.messages, 'commands/result').find((r) => r.id === 'after-restart'), 10_000, 'ping result');
     expect(result.status).toBe('ok');
-  });
+  }, 30_000);
+
+  it('outbox full while the hub is away: the oldest telemetry goes, and the count is reported once when the link returns', async () => {
+    const { broker } = await setup();
+    const port = broker.port;
+    await broker.stop();
+    // about 330 bytes per telemetry sample: room for five or so
+    const outbox = new MemoryOutbox({ maxBytes: 2000, maxAgeMs: 86400_000 });
+    const agent = track(testAgent({ hubUrl: `mqtt://127.0.0.1:${port}`, outbox, reconnectMinMs: 100, reconnectMaxMs: 200 }));
+    await agent.start();
+    await waitFor(() => agent.counters.telemetry >= 15, 15_000, 'samples while away');
+    await broker.start();
+    const seen = broker.published;
+    const dropEvent = await waitFor(() => of(seen, 'events').find((e) => e.kind === 'outbox.dropped'), 15_000, 'dropped event');
+    const dropped = (dropEvent.data as { telemetry: number; events: number });
+    expect(dropped.telemetry).toBeGreaterThan(0);
+    // events were kept: agent.start is still delivered, seq 1
+    expect(of(seen, 'events').some((e) => e.kind === 'agent.start' && e.seq === 1)).toBe(true);
+    const withCount = await waitFor(() => of(seen, 'telemetry').find((t) => t.dropped), 15_000, 'telemetry carrying the count');
+    expect(withCount.dropped).toEqual(dropped);
+    // reported once
+    await waitFor(() => of(seen, 'telemetry').length >= 12, 10_000, 'more telemetry');
+    expect(of(seen, 'telemetry').filter((t) => t.dropped)).toHaveLength(1);
+    expect(of(seen, 'events').filter((e) => e.kind === 'outbox.dropped')).toHaveLength(1);
+    // the oldest went: the first telemetry delivered is not seq 1
+    expect(Math.min(...of(seen, 'telemetry').map((t) => t.seq as number))).toBeGreaterThan(1);
+  }, 40_000);
 
   it('refused credentials: a clear refusal, then a slow retry rather than a hot loop', async () => {
     const { broker } = await setup({ passwords: { [ID]: 'right' } });

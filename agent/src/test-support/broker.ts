@@ -12,6 +12,8 @@ export interface TestBroker {
   broker: Aedes;
   /** Connections the broker accepted (CONNACK 0) and refused, per client id. */
   connects: Map<string, number>;
+  /** Every message a client published, seen by the broker itself (no subscriber race across restarts). */
+  published: { topic: string; payload: string }[];
   refusals: Map<string, number>;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -22,6 +24,7 @@ export interface TestBroker {
 export async function startBroker(opts: { passwords?: Record<string, string> } = {}): Promise<TestBroker> {
   const connects = new Map<string, number>();
   const refusals = new Map<string, number>();
+  const published: { topic: string; payload: string }[] = [];
   let broker!: Aedes;
   let server: net.Server | null = null;
   let port = 0;
@@ -43,6 +46,9 @@ export async function startBroker(opts: { passwords?: Record<string, string> } =
     }
     broker = await Aedes.createBroker(options);
     broker.on('client', (c) => connects.set(c.id, (connects.get(c.id) ?? 0) + 1));
+    broker.on('publish', (packet, client) => {
+      if (client) published.push({ topic: packet.topic, payload: packet.payload.toString() });
+    });
     const srv = net.createServer(broker.handle);
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
@@ -72,6 +78,7 @@ export async function startBroker(opts: { passwords?: Record<string, string> } =
       return broker;
     },
     connects,
+    published,
     refusals,
     stop,
     start: make,
