@@ -68,6 +68,12 @@ export function CountsBar(props: { counts: Counts }) {
         <dt>{t('counts.offline')}</dt>
         <dd>{c.offline + c.stale}</dd>
       </div>
+      {c.unknown > 0 && (
+        <div class="c-unknown">
+          <dt>{t('counts.unknown')}</dt>
+          <dd>{c.unknown}</dd>
+        </div>
+      )}
       <div class={c.fault > 0 ? 'c-fault hot' : 'c-fault'}>
         <dt>{t('counts.fault')}</dt>
         <dd>{c.fault}</dd>

@@ -47,6 +47,9 @@ export const en = {
   'counts.online': 'Online',
   'counts.offline': 'Offline',
   'counts.fault': 'In fault',
+  'counts.unknown': 'Never seen',
+  'terminal.selfTestPassed': 'Passed',
+  'terminal.selfTestFailed': 'Failed: {list}',
   'counts.stale': 'Stale',
 
   'periph.ok': 'OK',

@@ -49,6 +49,9 @@ export const zh: Record<MessageKey, string> = {
   'counts.online': '在线',
   'counts.offline': '离线',
   'counts.fault': '故障',
+  'counts.unknown': '从未上线',
+  'terminal.selfTestPassed': '通过',
+  'terminal.selfTestFailed': '未通过：{list}',
   'counts.stale': '心跳超时',
 
   'periph.ok': '正常',

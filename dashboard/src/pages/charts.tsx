@@ -9,7 +9,7 @@ import { getTelemetry } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { t, type MessageKey } from '../i18n/index.ts';
 import { useLanguage } from '../i18n/index.ts';
-import { BUREAU_TIME_ZONE } from '../format.ts';
+import { BUREAU_TIME_ZONE, formatShort, formatTime } from '../format.ts';
 import { Loadable } from '../components/ui.tsx';
 import type { TelemetryPoint } from '../model.ts';
 
@@ -39,7 +39,11 @@ function Chart(props: { points: TelemetryPoint[]; metric: (typeof METRICS)[numbe
           x: { time: true, min: props.from / 1000, max: props.to / 1000 },
           y: props.metric.max ? { range: [0, props.metric.max] } : { auto: true },
         },
-        axes: [{}, { values: (_u, vals) => vals.map((v) => `${v}${props.metric.unit}`), size: 56 }],
+        axes: [
+          // Axis labels in the page's language and the bureau's zone (uPlot's own are English, browser zone).
+          { values: (_u, splits) => splits.map((s) => (props.to - props.from > 2 * 86_400_000 ? formatShort(s * 1000) : formatTime(s * 1000).slice(0, 5))) },
+          { values: (_u, vals) => vals.map((v) => `${v}${props.metric.unit}`), size: 56 },
+        ],
         series: [{}, { label: t(props.metric.label), stroke: props.metric.color, width: 1.5, fill: `${props.metric.color}22`, spanGaps: false }],
       },
       [xs, ys as (number | null)[]],

@@ -9,7 +9,7 @@ import { nodeName, useTree } from '../nodes.ts';
 import { formatBytes, formatDateTime, formatDuration, formatPercent, formatShort } from '../format.ts';
 import { Breadcrumb } from '../components/breadcrumb.tsx';
 import { ErrorNote, Loadable, PeripheralBadge, PresenceBadge, Section } from '../components/ui.tsx';
-import type { EventRow, PresenceTransition, TerminalDetail } from '../model.ts';
+import type { CommandRow, EventRow, PresenceTransition, TerminalDetail } from '../model.ts';
 import { peripheralLabel, typeLabel } from './node.tsx';
 
 const RANGES = [
@@ -214,6 +214,29 @@ function PeripheralTimeline(props: { items: EventRow[] }) {
   );
 }
 
+/** A self-test reads as passed / failed with the failing peripherals; anything else as its JSON. */
+function CommandOutcome(props: { c: CommandRow }) {
+  const { c } = props;
+  if (c.error) return <code class="result">{JSON.stringify(c.error)}</code>;
+  const r = c.result as { passed?: unknown; failing?: unknown } | null;
+  if (c.name === 'self-test' && r && typeof r.passed === 'boolean') {
+    const failing = Array.isArray(r.failing) ? r.failing.map((p) => peripheralLabel(String(p))) : [];
+    return r.passed ? (
+      <span class="badge periph-ok">{t('terminal.selfTestPassed')}</span>
+    ) : (
+      <span class="badge periph-fault">{t('terminal.selfTestFailed', { list: failing.join(', ') })}</span>
+    );
+  }
+  return r ? (
+    <details>
+      <summary>JSON</summary>
+      <code class="result">{JSON.stringify(r, null, 1)}</code>
+    </details>
+  ) : (
+    <>—</>
+  );
+}
+
 function Commands(props: { id: string; stationId: string }) {
   const res = useResource(() => getCommands(props.id), [props.id]);
   useLive(props.stationId, res.reload, 300, (e) => e.type === 'command' && e.terminalId === props.id);
@@ -279,7 +302,7 @@ function Commands(props: { id: string; stationId: string }) {
                       <td>{c.name}</td>
                       <td>{c.status}</td>
                       <td>
-                        <code class="result">{c.error ? JSON.stringify(c.error) : c.result ? JSON.stringify(c.result) : '—'}</code>
+                        <CommandOutcome c={c} />
                       </td>
                     </tr>
                   ))}
