@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
@@ -17,6 +18,7 @@ import { killAll, REPO, startTs, type Proc } from './proc.ts';
 const RUNNER = path.join(REPO, 'agent/src/updater/test-runner.ts');
 const CLI = path.join(REPO, 'tests/src/updates/release-cli.ts');
 const SERVER = path.join(REPO, 'hub/src/releases/test-server.ts');
+const GUARD = path.join(REPO, 'agent/src/updater/boot-guard.mjs');
 const ADMIN = 'admin-token-for-update-scenarios';
 
 let tmp: string;
@@ -34,7 +36,7 @@ interface Packed {
 }
 
 function cli(args: string[]): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, encoding: 'utf8' });
+  return execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; keyDir?: string } = {}): Packed {
@@ -117,7 +119,11 @@ function terminal(o: { window?: boolean } = {}): Terminal {
 }
 
 function runner(t: Terminal, target: UpdateTarget | undefined, o: { pauseAt?: string; healthCheckSeconds?: number } = {}): Proc {
-  return startTs(RUNNER, [], {
+  return startTs(RUNNER, [], runnerEnv(t, target, o));
+}
+
+function runnerEnv(t: Terminal, target: UpdateTarget | undefined, o: { pauseAt?: string; healthCheckSeconds?: number } = {}): Record<string, string> {
+  return {
     KF_TEST_UPDATER: JSON.stringify({
       stateFile: t.stateFile,
       appRoot: t.appRoot,
@@ -131,7 +137,7 @@ function runner(t: Terminal, target: UpdateTarget | undefined, o: { pauseAt?: st
       ...(target ? { target } : {}),
       ...(o.pauseAt ? { pauseAt: o.pauseAt } : {}),
     }),
-  });
+  };
 }
 
 type Status = { state: string; version?: string; error?: { code: string } };
@@ -305,5 +311,82 @@ describe('agent: installs wait for the window and the session lock', () => {
     expect(status(await r.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'committed' });
     await r.kill();
     expect(working(t.appRoot)).toBe('2.0.0');
+  });
+});
+
+describe('agent self-update: a new agent that cannot run or reach the hub is rolled back', () => {
+  /** An agent bundle: its entry runs the updater (the agent's job here); health.mjs stands for "reached the hub". */
+  const agentBundle = (version: string, o: { connects: boolean; crashes?: boolean }): BundleFiles => ({
+    'version.txt': version,
+    'health.mjs': `process.exit(${o.connects ? 0 : 1});\n`,
+    'agent.mjs': o.crashes ? `throw new Error('broken build ${version}');\n` : `await import(${JSON.stringify(pathToFileURL(RUNNER).href)});\n`,
+  });
+
+  /**
+   * What the systemd unit does (Restart=always, ExecStartPre=boot guard): run the guard, start the agent from
+   * `current`, and when it exits, again. Returns the versions started, until a line matches `done`.
+   */
+  async function supervise(t: Terminal, target: UpdateTarget, done: (l: Record<string, unknown>) => boolean): Promise<{ started: string[]; guard: string[]; lines: Record<string, unknown>[] }> {
+    const started: string[] = [];
+    const guard: string[] = [];
+    const lines: Record<string, unknown>[] = [];
+    for (let run = 0; run < 10; run++) {
+      const g = JSON.parse(execFileSync(process.execPath, [GUARD, '--state-file', t.stateFile, '--agent-root', t.agentRoot, '--max-starts', '3'], { encoding: 'utf8' }).trim()) as { action: string; reason?: string };
+      guard.push(g.reason ? `${g.action}:${g.reason}` : g.action);
+      started.push(path.basename(fs.readlinkSync(path.join(t.agentRoot, 'current'))));
+      const p = startTs(path.join(t.agentRoot, 'current', 'agent.mjs'), [], runnerEnv(t, target, { healthCheckSeconds: 2 }));
+      const outcome = await Promise.race([p.exited.then(() => 'exit' as const), p.waitLine(done, 60_000).then(() => 'done' as const, () => 'exit' as const)]);
+      lines.push(...p.lines);
+      if (outcome === 'done') {
+        await p.kill();
+        return { started, guard, lines };
+      }
+    }
+    throw new Error(`no outcome after 10 starts: ${JSON.stringify({ started, guard })}`);
+  }
+
+  async function agentTerminal(): Promise<Terminal> {
+    const t = terminal();
+    installInitial(t.agentRoot, '1.0.0', agentBundle('1.0.0', { connects: true }));
+    return t;
+  }
+
+  let agentGood: Packed;
+  let agentNoConnect: Packed;
+  let agentCrash: Packed;
+  beforeAll(async () => {
+    agentGood = pack('2.0.0', agentBundle('2.0.0', { connects: true }), { kind: 'agent' });
+    agentNoConnect = pack('2.1.0', agentBundle('2.1.0', { connects: false }), { kind: 'agent' });
+    agentCrash = pack('2.2.0', agentBundle('2.2.0', { connects: true, crashes: true }), { kind: 'agent' });
+    for (const p of [agentGood, agentNoConnect, agentCrash]) expect((await upload(p)).status).toBe(201);
+  });
+
+  it('commits a new agent that comes back and passes its check', async () => {
+    const t = await agentTerminal();
+    const r = await supervise(t, await hubTarget(agentGood, 'GZ-SELF-1'), isFinal('2.0.0'));
+    expect(r.lines.find(isFinal('2.0.0'))).toMatchObject({ status: { state: 'committed' } });
+    expect(r.started).toEqual(['1.0.0', '2.0.0']);
+    expect(working(t.agentRoot)).toBe('2.0.0');
+  });
+
+  it('rolls back a new agent that runs but cannot reach the hub within the limit', async () => {
+    const t = await agentTerminal();
+    const r = await supervise(t, await hubTarget(agentNoConnect, 'GZ-SELF-2'), isFinal('2.1.0'));
+    expect(r.lines.find(isFinal('2.1.0'))).toMatchObject({ status: { state: 'failed', error: { code: 'health-check-failed' } } });
+    // old agent → new agent (fails its check, switches back, exits) → old agent records the failure
+    expect(r.started).toEqual(['1.0.0', '2.1.0', '1.0.0']);
+    expect(working(t.agentRoot)).toBe('1.0.0');
+  });
+
+  it('rolls back a new agent that crashes at start, through the boot guard, and does not retry it', async () => {
+    const t = await agentTerminal();
+    const target = await hubTarget(agentCrash, 'GZ-SELF-3');
+    const r = await supervise(t, target, isFinal('2.2.0'));
+    expect(r.lines.find(isFinal('2.2.0'))).toMatchObject({ status: { state: 'failed', error: { code: 'boot-loop' } } });
+    expect(r.started).toEqual(['1.0.0', '2.2.0', '2.2.0', '2.2.0', '1.0.0']);
+    expect(r.guard).toEqual(['none:no readable update state', 'counted:start 1 of 3', 'counted:start 2 of 3', 'counted:start 3 of 3', 'rolled-back:boot-loop']);
+    expect(working(t.agentRoot)).toBe('1.0.0');
+    const again = await supervise(t, target, (l) => status(l)?.error?.code === 'previously-failed');
+    expect(again.started).toEqual(['1.0.0']);
   });
 });
