@@ -14,6 +14,8 @@ export interface TestBroker {
   connects: Map<string, number>;
   /** Every message a client published, seen by the broker itself (no subscriber race across restarts). */
   published: { topic: string; payload: string }[];
+  /** Source addresses of accepted connections. */
+  remoteAddresses: Set<string>;
   refusals: Map<string, number>;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -25,6 +27,7 @@ export async function startBroker(opts: { passwords?: Record<string, string> } =
   const connects = new Map<string, number>();
   const refusals = new Map<string, number>();
   const published: { topic: string; payload: string }[] = [];
+  const remoteAddresses = new Set<string>();
   let broker!: Aedes;
   let server: net.Server | null = null;
   let port = 0;
@@ -45,7 +48,11 @@ export async function startBroker(opts: { passwords?: Record<string, string> } =
       };
     }
     broker = await Aedes.createBroker(options);
-    broker.on('client', (c) => connects.set(c.id, (connects.get(c.id) ?? 0) + 1));
+    broker.on('client', (c) => {
+      connects.set(c.id, (connects.get(c.id) ?? 0) + 1);
+      const addr = (c.conn as net.Socket).remoteAddress;
+      if (addr) remoteAddresses.add(addr);
+    });
     broker.on('publish', (packet, client) => {
       if (client) published.push({ topic: packet.topic, payload: packet.payload.toString() });
     });
@@ -79,6 +86,7 @@ export async function startBroker(opts: { passwords?: Record<string, string> } =
     },
     connects,
     published,
+    remoteAddresses,
     refusals,
     stop,
     start: make,
