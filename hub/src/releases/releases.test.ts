@@ -265,3 +265,38 @@ describe('parseRange', () => {
     expect(parseRange('items=0-1', 100)).toEqual({ kind: 'full' });
   });
 });
+
+describe('createReleases (the one-call wiring)', () => {
+  it('mounted before an admin-only /api/v1 app, serves artifacts to terminals and builds valid update/targets', async () => {
+    const { createReleases } = await import('./index.ts');
+    const { updateTargetSchema } = await import('@kiosk-fleet/protocol');
+    const dataDir = path.join(tmp, 'wired');
+    const releases = createReleases({
+      dataDir,
+      releaseKeys: path.join(tmp, 'keys', 'release-public.pem'),
+      logger,
+      isAdminToken: (t) => t === 'admin-token-for-tests',
+    });
+    const hub = new Hono();
+    hub.route('/api/v1/releases', releases.routes);
+    const api = new Hono();
+    api.use('*', async (c, next) => (c.req.header('authorization') === ADMIN ? next() : c.json({ error: { code: 'unauthorized' } }, 401)));
+    api.get('/anything', (c) => c.json({}));
+    hub.route('/api/v1', api);
+
+    const res = await hub.request('/api/v1/releases', {
+      method: 'POST',
+      body: good.artifact,
+      headers: { authorization: ADMIN, 'x-kf-manifest': good.manifest, 'x-kf-signature': good.signature },
+    });
+    expect(res.status).toBe(201);
+    const rec = releases.store.get('app-3.3.0')!;
+    const target = releases.updateTarget(rec, 'GZ-TH-0001', { baseUrl: 'http://127.0.0.1:8080/', rolloutId: 'r-1' });
+    expect(updateTargetSchema.safeParse(target).success).toBe(true);
+    const dl = await hub.request(new URL(target.release!.url).pathname, { headers: { authorization: `Bearer ${target.token}` } });
+    expect(dl.status).toBe(200);
+    expect(Buffer.from(await dl.arrayBuffer())).toEqual(good.artifact);
+    expect((await hub.request('/api/v1/releases', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+    expect((await hub.request('/api/v1/anything')).status).toBe(401);
+  });
+});

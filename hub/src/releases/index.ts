@@ -1,0 +1,97 @@
+/**
+ * Releases, wired in one call: the artifact store, the download-token key and the HTTP routes.
+ *
+ *   const releases = createReleases({ dataDir, releaseKeys: env.KF_RELEASE_KEYS, logger, isAdminToken, isTerminalAllowed });
+ *   app.route('/api/v1/releases', releases.routes);          // BEFORE the admin-bearer /api/v1 app: see README
+ *   releases.updateTarget(record, terminalId, { baseUrl })   // what a rollout publishes on update/target
+ */
+import type { Hono, MiddlewareHandler } from 'hono';
+import type { Logger } from 'pino';
+import type { UpdateTarget } from '@kiosk-fleet/protocol';
+import { ArtifactStore, type ReleaseRecord } from './artifact-store.ts';
+import { parseTrustedKeys } from './keys.ts';
+import { releasesRoutes } from './routes.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, issueDownloadToken, loadOrCreateTokenKey, type DownloadToken } from './tokens.ts';
+
+export { ArtifactStore, ReleaseRefused, type ReleaseRecord } from './artifact-store.ts';
+export { releaseCommand } from './cli.ts';
+export { parseTrustedKeys, ReleaseKeyError } from './keys.ts';
+export { releasesRoutes, type ReleasesRoutesDeps } from './routes.ts';
+export { issueDownloadToken, verifyDownloadToken } from './tokens.ts';
+
+/** 512 MiB: a kiosk app with its assets is tens of MiB; the limit only stops an operator's mistake. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
+
+export interface ReleasesOptions {
+  dataDir: string;
+  /** KF_RELEASE_KEYS as given (comma-separated paths or PEM strings). Empty: every upload is refused. */
+  releaseKeys: string | undefined;
+  logger: Logger;
+  /** The hub's admin check for a bearer token (constant-time). */
+  isAdminToken: (token: string) => boolean;
+  isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
+  maxUploadBytes?: number;
+  tokenTtlSeconds?: number;
+}
+
+export interface Releases {
+  store: ArtifactStore;
+  tokenKey: Buffer;
+  routes: Hono;
+  issueToken(releaseId: string, terminalId: string): DownloadToken;
+  /** The `update/target` payload that sends `release` to `terminalId`, with a fresh download token. */
+  updateTarget(release: ReleaseRecord, terminalId: string, o: { baseUrl: string; rolloutId?: string; urgent?: boolean }): UpdateTarget;
+}
+
+export function adminBearer(isAdminToken: (token: string) => boolean): MiddlewareHandler {
+  return async (c, next) => {
+    const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
+    if (!m || !isAdminToken(m[1]!)) {
+      return c.json({ error: { code: 'unauthorized', message: 'send Authorization: Bearer <KF_ADMIN_TOKEN>' } }, 401);
+    }
+    return next();
+  };
+}
+
+export function createReleases(o: ReleasesOptions): Releases {
+  const log = o.logger.child({ module: 'releases' });
+  const trustedKeys = parseTrustedKeys(o.releaseKeys);
+  if (trustedKeys.length === 0) log.warn('KF_RELEASE_KEYS is empty: release uploads will be refused');
+  const store = new ArtifactStore({ dataDir: o.dataDir, trustedKeys, maxUploadBytes: o.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, logger: log }).init();
+  const tokenKey = loadOrCreateTokenKey(o.dataDir);
+  const ttlSeconds = o.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
+  const issueToken = (releaseId: string, terminalId: string): DownloadToken => issueDownloadToken(tokenKey, { releaseId, terminalId, ttlSeconds });
+  const routes = releasesRoutes({
+    store,
+    tokenKey,
+    logger: log,
+    requireAdmin: adminBearer(o.isAdminToken),
+    ...(o.isTerminalAllowed ? { isTerminalAllowed: o.isTerminalAllowed } : {}),
+  });
+  return {
+    store,
+    tokenKey,
+    routes,
+    issueToken,
+    updateTarget(r, terminalId, t) {
+      const tok = issueToken(r.id, terminalId);
+      return {
+        v: 1,
+        release: {
+          id: r.id,
+          kind: r.kind,
+          version: r.version,
+          url: `${t.baseUrl.replace(/\/+$/, '')}/api/v1/releases/${encodeURIComponent(r.id)}/artifact`,
+          size: r.size,
+          sha256: r.sha256,
+          manifest: r.manifest,
+          signature: r.signature,
+        },
+        ...(t.rolloutId ? { rolloutId: t.rolloutId } : {}),
+        token: tok.token,
+        tokenExpiresAt: tok.expiresAt.toISOString(),
+        urgent: t.urgent ?? false,
+      };
+    },
+  };
+}
