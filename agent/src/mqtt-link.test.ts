@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { Aedes } from 'aedes';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Backoff } from './backoff.ts';
+import { testAgent, tempDir } from './test-support/agent.ts';
+import { waitFor } from './test-support/broker.ts';
+
+const teardown: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const t of teardown.splice(0).reverse()) await t();
+});
+
+describe('backoff', () => {
+  it('doubles from min to a cap, jittered within the upper half of each step, and resets', () => {
+    const lows = new Backoff({ minMs: 100, maxMs: 1000, random: () => 0 });
+    expect([1, 2, 3, 4, 5, 6].map(() => lows.next())).toEqual([50, 100, 200, 400, 500, 500]);
+    const highs = new Backoff({ minMs: 100, maxMs: 1000, random: () => 0.999999 });
+    expect([1, 2, 3, 4, 5].map(() => highs.next())).toEqual([100, 200, 400, 800, 1000]);
+    highs.reset();
+    expect(highs.next()).toBe(100);
+  });
+});
+
+describe('mqtts://', () => {
+  it('connects over TLS to a broker whose certificate the configured CA signed, and not without it', async () => {
+    // a real self-signed certificate for 127.0.0.1, made with openssl
+    const d = tempDir('kf-tls-');
+    teardown.push(d.cleanup);
+    const key = path.join(d.dir, 'key.pem');
+    const cert = path.join(d.dir, 'cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const broker = await Aedes.createBroker();
+    const server = tls.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, broker.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    teardown.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
+    const port = (server.address() as { port: number }).port;
+
+    const trusted = testAgent({ hubUrl: `mqtts://127.0.0.1:${port}`, ca: readFileSync(cert) });
+    teardown.push(() => trusted.stop());
+    await trusted.start();
+    await waitFor(() => trusted.link.connected, 10_000, 'TLS connect');
+
+    const untrusted = testAgent({ hubUrl: `mqtts://127.0.0.1:${port}`, terminalId: 'GZ-YX-001-02', reconnectMinMs: 100, reconnectMaxMs: 200 });
+    teardown.push(() => untrusted.stop());
+    await untrusted.start();
+    await new Promise((r) => setTimeout(r, 800));
+    expect(untrusted.link.connected).toBe(false);
+    expect(untrusted.link.stats.attempts).toBeGreaterThanOrEqual(2);
+  });
+});
