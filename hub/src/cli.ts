@@ -25,7 +25,9 @@ async function serve(flags: string[]): Promise<void> {
   const cfg = config(flags);
   const log = createLogger(cfg.logLevel);
   const hub = await startHub(cfg, { log });
-  log.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
+  // The ready line is a contract (scripts and tests wait for it), so it is written whatever KF_LOG_LEVEL says.
+  const readyLog = log.isLevelEnabled('info') ? log : createLogger('info');
+  readyLog.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

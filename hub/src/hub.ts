@@ -119,8 +119,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const metrics = createMetrics({ defaultMetrics: true });
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
-    const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes));
     const ingestStore = new IngestStore(db);
+    const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
+      beforeCommit: () => ingestStore.flushPending(),
+      afterRollback: () => ingestStore.rollback(),
+    });
     const registry = new RegistryStore(db);
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
     const ingest = new Ingest(ingestStore, writer, presence, metrics);

@@ -34,7 +34,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   store.bumpStream(r, 'telemetry');
   // An outbox replay of old samples must not overwrite a newer latest state.
   if (st.lastTelemetryTs !== null && r.ts < st.lastTelemetryTs) return true;
-  const before = st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {};
+  const before = (st.parsedPeripherals ??= st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {});
   const now: Record<string, PeripheralState> = {};
   let faults = 0;
   for (const [id, p] of Object.entries(t.peripherals)) {
@@ -43,7 +43,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     if (p.status === 'fault') faults++;
   }
   const peripherals = JSON.stringify(now);
-  store.s.latestTelemetry.run(
+  store.setLatest(r.terminalId, [
     r.receivedAt,
     r.ts,
     JSON.stringify(h),
@@ -52,10 +52,10 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     JSON.stringify(services),
     faults,
     t.app?.version ?? null,
-    r.terminalId,
-  );
+  ]);
   st.lastTelemetryTs = r.ts;
   st.peripherals = peripherals;
+  st.parsedPeripherals = now;
   tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
   return true;
 }

@@ -36,6 +36,12 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** Called inside every transaction after its jobs (deferred per-batch writes), and after a failed one. */
+export interface WriterHooks {
+  beforeCommit(): void;
+  afterRollback(): void;
+}
+
 export interface WriterOptions {
   batchSize: number;
   flushMs: number;
@@ -54,6 +60,7 @@ export class BatchWriter {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly onChanges: (changes: Change[]) => void,
+    private readonly hooks: WriterHooks = { beforeCommit: () => undefined, afterRollback: () => undefined },
   ) {}
 
   get depth(): number {
@@ -106,18 +113,24 @@ export class BatchWriter {
     try {
       this.db.transaction(() => {
         for (const p of batch) p.job(tx);
+        this.hooks.beforeCommit();
       })();
     } catch (err) {
+      this.hooks.afterRollback();
       this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
       changes.length = 0;
       const ok: Pending[] = [];
       for (const p of batch) {
         const mine: Change[] = [];
         try {
-          this.db.transaction(() => p.job({ now: tx.now, emit: (c) => mine.push(c) }))();
+          this.db.transaction(() => {
+            p.job({ now: tx.now, emit: (c) => mine.push(c) });
+            this.hooks.beforeCommit();
+          })();
           changes.push(...mine);
           ok.push(p);
         } catch (jobErr) {
+          this.hooks.afterRollback();
           p.reject(jobErr);
         }
       }

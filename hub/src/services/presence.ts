@@ -78,6 +78,7 @@ export class PresenceService {
     return this.writer.enqueue((tx) => {
       const st = this.ingest.ensureState(terminalId);
       this.ingest.touch(terminalId, at);
+      st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, at);
       this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at);
     });
   }
@@ -128,6 +129,7 @@ export class PresenceService {
     st.bootId = p.bootId;
     st.connSeq = p.connSeq;
     st.intervalS = p.interval;
+    st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, receivedAt);
     if (st.presence !== 'online') this.transition(tx, terminalId, st, 'online', 'connected', receivedAt);
     else tx.emit({ type: 'presence', terminalId, at: receivedAt, data: { state: 'online', bootId: p.bootId } });
   }
@@ -151,7 +153,11 @@ export class PresenceService {
       const ids = this.store.s.staleCandidates.all(now) as { terminalId: string }[];
       for (const { terminalId } of ids) {
         const st = this.ingest.state(terminalId);
-        if (st) this.transition(tx, terminalId, st, 'stale', 'heartbeat-missed', now);
+        // last_seen_at in the table lags the batch being written; the cached row has this batch's messages too.
+        const seen = Math.max(st?.lastSeenAt ?? 0, st?.presenceSince ?? 0);
+        if (st && st.presence === 'online' && seen < now - 3000 * (st.intervalS ?? 60)) {
+          this.transition(tx, terminalId, st, 'stale', 'heartbeat-missed', now);
+        }
       }
     });
   }

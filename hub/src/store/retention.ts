@@ -21,7 +21,13 @@ export class RetentionStore {
            mem_pct_max, disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      pruneTelemetry: db.prepare('DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE received_at < ? LIMIT 5000)'),
+      // Rows are inserted in receive order, so the oldest are the lowest ids: each chunk looks at the 5000 lowest ids
+      // only (no index on received_at needed) and stops at the first one that is recent enough.
+      pruneTelemetry: db.prepare(
+        `DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE id < coalesce(
+           (SELECT id FROM (SELECT id, received_at FROM telemetry ORDER BY id LIMIT 5000) WHERE received_at >= ? ORDER BY id LIMIT 1),
+           (SELECT max(id) + 1 FROM (SELECT id FROM telemetry ORDER BY id LIMIT 5000))) ORDER BY id LIMIT 5000)`,
+      ),
       pruneRollups: db.prepare('DELETE FROM rollups_hourly WHERE hour < ?'),
       pruneEvents: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT 5000)'),
       pruneTransitions: db.prepare('DELETE FROM presence_transitions WHERE at < ?'),

@@ -107,7 +107,8 @@ export const telemetry = sqliteTable(
   (t) => [
     uniqueIndex('telemetry_once').on(t.terminalId, t.epoch, t.seq),
     index('telemetry_time').on(t.terminalId, t.ts),
-    index('telemetry_received').on(t.receivedAt),
+    // No index on received_at: every index costs each insert on the hot path, and pruning walks rowids instead
+    // (rows are inserted in receive order; see store/retention.ts).
   ],
 );
 
