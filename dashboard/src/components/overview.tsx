@@ -8,6 +8,9 @@ import type { ChildSummary, NodeSummary } from '../model.ts';
 import { CountsBar, Section } from './ui.tsx';
 import { nodeName, useTree } from '../nodes.ts';
 
+/** Beyond this many places a list stops being readable at a glance. */
+const SHOW_PLACES = 5;
+
 function missingServices(child: ChildSummary): ServiceId[] {
   return child.services.filter((s) => s.total > 0 && s.available === 0).map((s) => s.service);
 }
@@ -67,7 +70,7 @@ export function ServicesTable(props: { summary: NodeSummary; childLabel: string 
               return (
                 <tr key={s.service} data-service={s.service} class={s.available === 0 && s.total > 0 ? 'row-down' : ''}>
                   <th scope="row">{pickName(SERVICES[s.service]?.name, s.service)}</th>
-                  <td>
+                  <td class="num">
                     <meter min={0} max={1} low={0.5} high={0.9} optimum={1} value={share} aria-hidden="true" />{' '}
                     {t('city.availability', { n: s.available, total: s.total })}
                   </td>
@@ -75,12 +78,15 @@ export function ServicesTable(props: { summary: NodeSummary; childLabel: string 
                     {where.length === 0 ? (
                       <span class="muted">{t('city.everywhere')}</span>
                     ) : (
-                      where.map((c, i) => (
-                        <span key={c.node.id}>
-                          {i > 0 && '、'}
-                          <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{nodeName(tree, c.node.id)}</a>
-                        </span>
-                      ))
+                      <>
+                        {where.slice(0, SHOW_PLACES).map((c, i) => (
+                          <span key={c.node.id}>
+                            {i > 0 && '、'}
+                            <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{nodeName(tree, c.node.id)}</a>
+                          </span>
+                        ))}
+                        {where.length > SHOW_PLACES && <span class="muted"> {t('city.andMore', { n: where.length - SHOW_PLACES })}</span>}
+                      </>
                     )}
                   </td>
                 </tr>

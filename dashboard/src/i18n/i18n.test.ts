@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { en } from './en.ts';
 import { zh } from './zh.ts';
-import { detectLanguage, format } from './index.ts';
+import { COMMAND_NAMES, EVENT_KINDS } from '@kiosk-fleet/protocol';
+import { detectLanguage, format, hasKey } from './index.ts';
 
 const placeholders = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
 
@@ -20,6 +21,17 @@ describe('dictionaries', () => {
       expect(other.trim(), key).not.toBe('');
       expect(placeholders(other), key).toEqual(placeholders(text));
     }
+  });
+});
+
+describe('coverage of the protocol', () => {
+  it('names every event kind the protocol defines, in both languages', () => {
+    expect(EVENT_KINDS.filter((k) => !hasKey(`event.${k}`))).toEqual([]);
+  });
+
+  it('names every command and every command status', () => {
+    expect(COMMAND_NAMES.filter((c) => !hasKey(`command.name.${c}`))).toEqual([]);
+    expect(['pending', 'sent', 'ok', 'error', 'expired'].filter((s) => !hasKey(`command.status.${s}`))).toEqual([]);
   });
 });
 

@@ -5,6 +5,7 @@ import { useLive } from '../live.ts';
 import { useTree } from '../nodes.ts';
 import { ChildTiles, ServicesTable } from '../components/overview.tsx';
 import { OpenAlerts } from '../components/alerts-mini.tsx';
+import { Problems } from '../components/problems.tsx';
 import { CountsBar, Loadable } from '../components/ui.tsx';
 import type { NodeSummary } from '../model.ts';
 import type { Result } from '../api.ts';
@@ -29,6 +30,7 @@ export function CityPage() {
               <ChildTiles summary={s} title={t('city.districts')} />
               <div>
                 <ServicesTable summary={s} childLabel={t('city.district')} />
+                {city && <Problems node={city} debounceMs={5000} />}
                 {city && <OpenAlerts node={city} />}
               </div>
             </div>

@@ -8,6 +8,7 @@ import { formatShort } from '../format.ts';
 import { Breadcrumb } from '../components/breadcrumb.tsx';
 import { ChildTiles, ServicesTable } from '../components/overview.tsx';
 import { OpenAlerts } from '../components/alerts-mini.tsx';
+import { Problems } from '../components/problems.tsx';
 import { CountsBar, Loadable, PeripheralBadge, PresenceBadge, Section } from '../components/ui.tsx';
 import type { TerminalRow } from '../model.ts';
 
@@ -31,6 +32,7 @@ function DistrictPage(props: { id: string }) {
               <ChildTiles summary={s} title={t('district.stations')} />
               <div>
                 <ServicesTable summary={s} childLabel={t('district.station')} />
+                <Problems node={props.id} debounceMs={3000} />
                 <OpenAlerts node={props.id} />
               </div>
             </div>

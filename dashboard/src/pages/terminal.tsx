@@ -3,7 +3,7 @@ import type { ComponentType } from 'preact';
 import { COMMAND_NAMES, SERVICES, TERMINAL_TYPES, type PeripheralId } from '@kiosk-fleet/protocol';
 import { getCommands, getEvents, getPresenceHistory, getTerminal, getTerminalConfig, sendCommand, type CommandName } from '../api.ts';
 import { useResource } from '../hooks.ts';
-import { hasKey, pickName, t } from '../i18n/index.ts';
+import { hasKey, pickName, t, type MessageKey } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { formatBytes, formatDateTime, formatDuration, formatPercent, formatShort } from '../format.ts';
@@ -183,7 +183,7 @@ function EventsTable(props: { items: EventRow[] }) {
                 <time dateTime={e.at}>{formatDateTime(e.at)}</time>
               </td>
               <td>
-                {e.kind}
+                {hasKey(`event.${e.kind}`) ? t(`event.${e.kind}` as MessageKey) : e.kind}
                 {e.peripheral && ` · ${peripheralLabel(e.peripheral)}`}
               </td>
               <td>
@@ -212,6 +212,11 @@ function PeripheralTimeline(props: { items: EventRow[] }) {
       ))}
     </ol>
   );
+}
+
+function commandLabel(name: string): string {
+  const key = `command.name.${name}`;
+  return hasKey(key) ? t(key) : name;
 }
 
 /** A self-test reads as passed / failed with the failing peripherals; anything else as its JSON. */
@@ -245,7 +250,7 @@ function Commands(props: { id: string; stationId: string }) {
   const send = async (command: CommandName) => {
     setMsg(null);
     const r = await sendCommand(props.id, command);
-    setMsg(r.ok ? { ok: true, text: t('terminal.commandSent', { name: command }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+    setMsg(r.ok ? { ok: true, text: t('terminal.commandSent', { name: commandLabel(command) }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
     res.reload();
   };
   return (
@@ -269,7 +274,7 @@ function Commands(props: { id: string; stationId: string }) {
         <select id="cmd-name" value={name} onChange={(e) => setName((e.currentTarget as HTMLSelectElement).value as CommandName)}>
           {COMMAND_NAMES.map((c) => (
             <option key={c} value={c}>
-              {c}
+              {commandLabel(c)}
             </option>
           ))}
         </select>
@@ -299,8 +304,8 @@ function Commands(props: { id: string; stationId: string }) {
                   {items.map((c) => (
                     <tr key={c.id} data-command={c.name} data-status={c.status}>
                       <td>{formatDateTime(c.issuedAt)}</td>
-                      <td>{c.name}</td>
-                      <td>{c.status}</td>
+                      <td>{commandLabel(c.name)}</td>
+                      <td>{hasKey(`command.status.${c.status}`) ? t(`command.status.${c.status}` as MessageKey) : c.status}</td>
                       <td>
                         <CommandOutcome c={c} />
                       </td>

@@ -43,6 +43,9 @@ let browser: Browser;
 let tmp: string;
 const contexts: BrowserContext[] = [];
 
+/** vitest's default poll timeout is 1 s; a live page on a loaded 2-core machine needs more. */
+const poll = <V>(fn: () => V | Promise<V>, timeout = 10_000) => expect.poll(fn, { timeout, interval: 100 });
+
 const fault = (id: string, code: string) => sim.control(`/terminals/${id}/fault`, { peripheral: 'idCardReader', code });
 const recover = (id: string) => sim.control(`/terminals/${id}/recover`, { peripheral: 'idCardReader' });
 
@@ -64,6 +67,14 @@ beforeAll(async () => {
   // The simulator registers its terminals through the hub's import API and keeps their secrets.
   sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: fleetFile, provision: true, interval: 5 });
   await hub.importFleet({ ...FLEET, terminals: [NEVER_ON] });
+  // Every simulated terminal has sent a first sample (peripherals known) before the pages are opened.
+  for (const until = Date.now() + 60_000; ; ) {
+    const res = await hub.api('/api/v1/terminals?presence=online');
+    const { items } = (await res.json()) as { items: { lastSeenAt: string | null }[] };
+    if (items.filter((i) => i.lastSeenAt !== null).length === FLEET.terminals.length) break;
+    if (Date.now() > until) throw new Error(`simulated terminals not all reporting: ${JSON.stringify(items)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   browser = await launchBrowser();
 }, 240_000);
 
@@ -94,7 +105,7 @@ describe('dashboard in Chromium against a real hub', () => {
       await screenshot(page, `login-${size}`);
       await page.locator('#token').fill('not-the-token');
       await page.getByRole('button', { name: '登录' }).click();
-      await expect.poll(() => page.locator('[role=alert]').textContent()).toContain('平台拒绝了该令牌');
+      await poll(() => page.locator('[role=alert]').textContent()).toContain('平台拒绝了该令牌');
       await page.locator('#token').fill(hub.token);
       await page.getByRole('button', { name: '登录' }).click();
       // Back to the page asked for before signing in.
@@ -108,30 +119,30 @@ describe('dashboard in Chromium against a real hub', () => {
       const page = await openPage(size);
       // City: one tile per district with its counts; services with where they are down.
       const yx = page.locator('[data-node="GZ-YX"]');
-      await expect.poll(() => yx.locator('.c-online dd').textContent()).toBe('3');
+      await poll(() => yx.locator('.c-online dd').textContent()).toBe('3');
       const hz = page.locator('[data-node="GZ-HZ"]');
-      await expect.poll(() => hz.locator('.c-total dd').textContent()).toBe('2');
-      await expect.poll(() => page.locator('[data-service="exit-entry-endorsement"]').textContent()).toContain('海珠区分局');
+      await poll(() => hz.locator('.c-total dd').textContent()).toBe('2');
+      await poll(() => page.locator('[data-service="exit-entry-endorsement"]').textContent()).toContain('海珠区分局');
       await screenshot(page, `city-${size}`);
 
       await yx.getByRole('link', { name: '越秀区分局' }).click();
       await page.waitForSelector('[data-page="district"]');
-      await expect.poll(() => page.locator('[data-node="GZ-YX-001"] .c-online dd').textContent()).toBe('2');
+      await poll(() => page.locator('[data-node="GZ-YX-001"] .c-online dd').textContent()).toBe('2');
       await screenshot(page, `district-${size}`);
 
       await page.getByRole('link', { name: '洪桥派出所' }).first().click();
       await page.waitForSelector('[data-page="station"]');
       const card = page.locator(`[data-terminal="${T}"]`);
-      await expect.poll(() => card.locator('[data-peripheral="idCardReader"]').getAttribute('data-status')).toBe('ok');
-      await expect.poll(() => card.locator('.badge.presence-online').count()).toBe(1);
+      await poll(() => card.locator('[data-peripheral="idCardReader"]').getAttribute('data-status')).toBe('ok');
+      await poll(() => card.locator('.badge.presence-online').count()).toBe(1);
       await screenshot(page, `station-${size}`);
 
       await card.getByRole('link', { name: T }).click();
       await page.waitForSelector('[data-page="terminal"]');
-      await expect.poll(() => page.locator('[data-testid="presence"]').textContent()).toContain('在线');
+      await poll(() => page.locator('[data-testid="presence"]').textContent()).toContain('在线');
       // uPlot is loaded lazily and draws one canvas per metric.
-      await expect.poll(() => page.locator('.chart canvas').count(), { timeout: 20_000 }).toBe(4);
-      await expect.poll(() => page.locator('#peripherals [data-peripheral="idCardReader"]').textContent()).toContain('正常');
+      await poll(() => page.locator('.chart canvas').count(), 20_000).toBe(4);
+      await poll(() => page.locator('#peripherals [data-peripheral="idCardReader"]').textContent()).toContain('正常');
       await screenshot(page, `terminal-${size}`);
       // The breadcrumb leads back up.
       await page.locator('.crumbs').getByRole('link', { name: '越秀区分局' }).click();
@@ -143,19 +154,23 @@ describe('dashboard in Chromium against a real hub', () => {
     const page = await openPage('desk');
     await page.goto(`${hub.url}/nodes/GZ-YX-001`);
     const reader = page.locator(`[data-terminal="${T}"] [data-peripheral="idCardReader"]`);
-    await expect.poll(() => reader.getAttribute('data-status')).toBe('ok');
+    await poll(() => reader.getAttribute('data-status')).toBe('ok');
     await page.waitForSelector('[data-live="open"]');
     await page.evaluate('window.__sameDocument = true');
 
     await fault(T, 'E_NO_RESPONSE');
-    await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('fault');
+    await poll(() => reader.getAttribute('data-status'), 15_000).toBe('fault');
     // The ID-card services of that terminal are down with it.
-    await expect.poll(() => page.locator(`[data-terminal="${T}"] [data-service="id-card-application"]`).getAttribute('class')).toContain('down');
+    await poll(() => page.locator(`[data-terminal="${T}"] [data-service="id-card-application"]`).getAttribute('class')).toContain('down');
     expect(await page.evaluate('window.__sameDocument === true')).toBe(true);
     await screenshot(page, 'station-fault-desk');
+    // The city's "needs attention" list names it too.
+    await page.goto(`${hub.url}/`);
+    await poll(() => page.locator(`[data-problem="${T}"] .periph-fault`).count()).toBe(1);
+    await page.goBack();
 
     await recover(T);
-    await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('ok');
+    await poll(() => reader.getAttribute('data-status'), 15_000).toBe('ok');
   }, 60_000);
 
   it('runs a self-test from the terminal page and shows its result', async () => {
@@ -163,7 +178,7 @@ describe('dashboard in Chromium against a real hub', () => {
     await page.goto(`${hub.url}/terminals/${T}`);
     await page.getByRole('button', { name: '执行自检' }).click();
     const row = page.locator('#commands tr[data-command="self-test"]').first();
-    await expect.poll(() => row.getAttribute('data-status'), { timeout: 15_000 }).toBe('ok');
+    await poll(() => row.getAttribute('data-status'), 15_000).toBe('ok');
     expect(await row.textContent()).toContain('通过');
     await screenshot(page, 'terminal-self-test-phone');
   }, 60_000);
@@ -175,15 +190,15 @@ describe('dashboard in Chromium against a real hub', () => {
       await page.goto(`${relay.url}/nodes/GZ-YX-001`);
       await page.waitForSelector('[data-live="open"]');
       relay.cut();
-      await expect.poll(() => page.locator('[data-testid="live-banner"]').textContent(), { timeout: 20_000 }).toContain('实时更新已中断');
+      await poll(() => page.locator('[data-testid="live-banner"]').textContent(), 20_000).toContain('实时更新已中断');
       await screenshot(page, 'live-lost-desk');
       // While the stream is down the terminal's card reader fails; after the reconnect the page catches up.
       await fault(T, 'E_DURING_OUTAGE');
       relay.restore();
       await page.waitForSelector('[data-live="open"]', { timeout: 30_000 });
-      await expect.poll(() => page.locator('[data-testid="live-banner"]').textContent()).toContain('实时更新已恢复');
+      await poll(() => page.locator('[data-testid="live-banner"]').textContent()).toContain('实时更新已恢复');
       const reader = page.locator(`[data-terminal="${T}"] [data-peripheral="idCardReader"]`);
-      await expect.poll(() => reader.getAttribute('data-status'), { timeout: 15_000 }).toBe('fault');
+      await poll(() => reader.getAttribute('data-status'), 15_000).toBe('fault');
     } finally {
       await recover(T);
       await relay.close();
@@ -193,15 +208,15 @@ describe('dashboard in Chromium against a real hub', () => {
   it('switches between Chinese and English, and shows times in Asia/Shanghai', async () => {
     const page = await openPage('desk', 'en-US');
     // The browser says English: the dashboard follows it.
-    await expect.poll(() => page.locator('h1').textContent()).toBe('Guangzhou Public Security Bureau');
+    await poll(() => page.locator('h1').textContent()).toBe('Guangzhou Public Security Bureau');
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
-    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('Alerts');
+    await poll(() => page.locator('.mainnav').textContent()).toContain('Alerts');
     await page.getByLabel('Language').selectOption('zh-CN');
-    await expect.poll(() => page.locator('h1').textContent()).toBe('广州市公安局');
+    await poll(() => page.locator('h1').textContent()).toBe('广州市公安局');
     expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
-    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('告警');
+    await poll(() => page.locator('.mainnav').textContent()).toContain('告警');
     await page.getByLabel('语言').selectOption('en');
-    await expect.poll(() => page.locator('.mainnav').textContent()).toContain('Placement');
+    await poll(() => page.locator('.mainnav').textContent()).toContain('Placement');
 
     // The browser runs in UTC; the page must still read the bureau's clock.
     await page.goto(`${hub.url}/terminals/${T}`);
@@ -213,7 +228,7 @@ describe('dashboard in Chromium against a real hub', () => {
       minute: '2-digit',
       second: '2-digit',
     }).format(new Date(detail.presence.since));
-    await expect.poll(() => page.locator('[data-testid="presence"]').textContent()).toContain(expected);
+    await poll(() => page.locator('[data-testid="presence"]').textContent()).toContain(expected);
   }, 60_000);
 
   it('registers a terminal (secret shown once) and moves another between stations', async () => {
@@ -233,7 +248,7 @@ describe('dashboard in Chromium against a real hub', () => {
     await page.locator('#move-station').selectOption('GZ-YX-002');
     await page.locator('#move-reason').fill('E2E: moved to a busier station');
     await page.getByRole('button', { name: '迁移' }).click();
-    await expect.poll(() => page.locator('#move .note').textContent()).toContain('GZ-HZ-001-02');
+    await poll(() => page.locator('#move .note').textContent()).toContain('GZ-HZ-001-02');
 
     await page.goto(`${hub.url}/nodes/GZ-YX-002`);
     await page.waitForSelector('[data-terminal="GZ-HZ-001-02"]');
@@ -281,7 +296,7 @@ describe('dashboard in Chromium against a real hub', () => {
         await page.goto(`${hub.url}${path}`);
         await page.waitForSelector(`[data-page="${name}"]`);
         // Either real content or an explicit "not available yet": never an endless spinner.
-        await expect.poll(() => page.locator('main [role=status]').filter({ hasText: '加载中' }).count(), { timeout: 15_000 }).toBe(0);
+        await poll(() => page.locator('main [role=status]').filter({ hasText: '加载中' }).count(), 15_000).toBe(0);
         await screenshot(page, `${name}-${size}`);
       }
     }
