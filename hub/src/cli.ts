@@ -11,11 +11,13 @@ import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts
 import { openDatabase } from './store/db.ts';
 import { RegistryStore } from './store/registry.ts';
 import { HubError } from './errors.ts';
+import { releaseCommand } from './releases/index.ts';
 
 const USAGE = `usage: kiosk-fleet <command>
   serve [--mqtt-port=N ...]   run the hub (env: KF_BIND, KF_MQTT_PORT, KF_HTTP_PORT, KF_DATA_DIR, ... see hub/README.md)
   import <file.json|file.csv> import a fleet into KF_DATA_DIR's database; prints the new secrets as JSON
-  backup <file>               copy the live database to <file> (safe while the hub runs)`;
+  backup <file>               copy the live database to <file> (safe while the hub runs)
+  release keygen|pack ...     signing keys and signed release artifacts (see hub/src/releases/README.md)`;
 
 function config(flags: string[]): HubConfig {
   return parseConfig({ ...process.env, ...flagsToEnv(flags) });
@@ -74,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'import':
         importFile(rest[0]);
         return 0;
+      case 'release':
+        return await releaseCommand(rest);
       case 'backup': {
         if (!rest[0]) throw new ConfigError('file', 'kiosk-fleet backup <file>');
         const r = await backupDatabase(config(rest.slice(1)).dataDir, rest[0]);

@@ -50,6 +50,8 @@ export interface HubConfig {
   httpPort: number;
   dataDir: string;
   adminToken: string | undefined;
+  /** KF_RELEASE_KEYS as given (see src/releases/README.md). */
+  releaseKeys: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   retentionDays: number;
@@ -95,6 +97,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     httpPort: c.KF_HTTP_PORT,
     dataDir: path.resolve(c.KF_DATA_DIR),
     adminToken: c.KF_ADMIN_TOKEN,
+    releaseKeys: c.KF_RELEASE_KEYS,
     tlsCert: c.KF_TLS_CERT,
     tlsKey: c.KF_TLS_KEY,
     retentionDays: c.KF_RETENTION_DAYS,

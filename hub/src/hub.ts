@@ -30,6 +30,8 @@ import { PresenceStore } from './store/presence.ts';
 import { QueryStore } from './store/queries.ts';
 import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
+import { createReleases, type Releases } from './releases/index.ts';
+import { tokenMatches } from './secrets.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -48,6 +50,7 @@ export interface HubServices {
   bus: EventEmitter;
   adminToken: string;
   dashboardDir: string;
+  releases: Releases;
   importFleet(fleet: ParsedFleet, by: string): ImportResult;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
@@ -143,7 +146,16 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     await presence.hubStarted();
     const restored = await downlink.restoreRetained();
 
+    const releases = createReleases({
+      dataDir: config.dataDir,
+      releaseKeys: config.releaseKeys,
+      logger: log,
+      isAdminToken: (t) => tokenMatches(t, adminToken),
+      isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
+    });
+
     const services: HubServices = {
+      releases,
       db,
       log,
       metrics,

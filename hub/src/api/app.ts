@@ -84,6 +84,8 @@ export function createHttpApp(s: Services) {
     if (!m || !tokenMatches(m[1]!, s.adminToken)) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
     return c.text(await s.metrics.registry.metrics(), 200, { 'content-type': s.metrics.registry.contentType });
   });
+  // Releases have their own auth (admin upload, terminal download tokens), so they sit before the admin-only API.
+  app.route('/api/v1/releases', s.releases.routes);
   app.route('/api/v1', api);
   app.all('/api/*', (c) => c.json(errorBody('not-found', `no route ${c.req.method} ${c.req.path}`), 404));
   app.get('*', (c) => serveDashboard(c, s.dashboardDir));
