@@ -54,7 +54,7 @@ let hub: HubProcess;
 let mqttPort: number;
 const secrets = new Map<string, string>();
 const agents: AgentProcess[] = [];
-const IDS = ['GZ-YX-001-01', 'GZ-YX-001-02', 'GZ-YX-001-03', 'GZ-YX-001-04'];
+const IDS = ['GZ-YX-001-01', 'GZ-YX-001-02', 'GZ-YX-001-03', 'GZ-YX-001-04', 'GZ-YX-001-05'];
 
 beforeAll(async () => {
   mqttPort = await freePort();
@@ -84,9 +84,9 @@ function telemetryStreams(d: Detail): Stream[] {
   return d.streams.filter((s) => s.stream === 'telemetry');
 }
 
-async function start(id: string, env: Record<string, string> = {}, secret = secrets.get(id)): Promise<AgentProcess> {
+async function start(id: string, env: Record<string, string> = {}, secret = secrets.get(id), hubUrl = `mqtt://127.0.0.1:${mqttPort}`): Promise<AgentProcess> {
   const a = await spawnAgent({
-    hubUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    hubUrl,
     terminalId: id,
     ...(secret ? { secret } : {}),
     env: { KF_TELEMETRY_INTERVAL: '0.3', KF_PERIPHERALS: JSON.stringify({ idCardReader: { driver: 'simulated' } }), ...env },
@@ -190,6 +190,16 @@ describe('agent ↔ hub', () => {
     }, 20_000, 'command result');
     expect(done.status).toBe('ok');
     expect(done.result).toMatchObject({ peripherals: { idCardReader: { status: 'ok' } } });
+    await a.stop();
+  }, 40_000);
+
+  it('MQTT over WebSocket (ws://…/mqtt) works the same', async () => {
+    const a = await start(IDS[4]!, {}, secrets.get(IDS[4]!), `ws://127.0.0.1:${hub.httpPort}/mqtt`);
+    const d = await until(async () => {
+      const x = await detail(IDS[4]!);
+      return x.connected && (telemetryStreams(x)[0]?.count ?? 0) >= 2 ? x : null;
+    }, 20_000, 'telemetry over ws');
+    expect(telemetryStreams(d)[0]).toMatchObject({ firstSeq: 1, missing: 0 });
     await a.stop();
   }, 40_000);
 });
