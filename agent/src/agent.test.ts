@@ -1,10 +1,12 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePayload, topicFor } from '@kiosk-fleet/protocol';
 import type { Agent } from './agent.ts';
 import { MemoryOutbox } from './outbox/memory.ts';
 import { SimulatedDriver } from './peripherals/simulated.ts';
 import { startBroker, subscriber, waitFor, type TestBroker } from './test-support/broker.ts';
-import { testAgent } from './test-support/agent.ts';
+import { tempDir, testAgent } from './test-support/agent.ts';
 
 const ID = 'GZ-YX-001-01';
 const teardown: (() => Promise<void> | void)[] = [];
@@ -259,4 +261,30 @@ describe('agent against a real broker', () => {
       expect(agent.appliedConfig?.version).toBe(3);
     });
   });
+
+  it('a pushed peripheral driver setting replaces the local one: the vendor diagnostic now decides the status', async () => {
+    const { broker, sub } = await setup();
+    const t = tempDir('kf-drv-');
+    teardown.push(t.cleanup);
+    const diag = path.join(t.dir, 'prtdiag.sh');
+    writeFileSync(diag, `#!/bin/sh\necho '{"status":"fault","code":"PAPER_OUT","message":"receipt paper out"}'\nexit 1\n`);
+    chmodSync(diag, 0o755);
+    const agent = track(
+      testAgent({
+        hubUrl: broker.url,
+        defaults: { telemetryInterval: 0.3, logLevel: 'info', peripherals: { receiptPrinter: { driver: 'simulated' } } },
+      }),
+    );
+    await agent.start();
+    await waitFor(() => of(sub.messages, 'telemetry').some((x) => (x.peripherals as Record<string, { status: string }>).receiptPrinter?.status === 'ok'), 10_000, 'simulated ok');
+    await sub.client.publishAsync(
+      topicFor(ID, 'config/desired'),
+      JSON.stringify({ v: 1, version: 1, config: { peripherals: { receiptPrinter: { driver: 'command', command: [diag], timeoutMs: 5000 } } } }),
+      { qos: 1 },
+    );
+    await waitFor(() => of(sub.messages, 'config/reported').find((r) => r.version === 1 && r.status === 'applied'), 10_000, 'applied');
+    const paperOut = await waitFor(() => of(sub.messages, 'events').find((e) => e.kind === 'paper.out'), 10_000, 'paper.out event');
+    expect(paperOut).toMatchObject({ peripheral: 'receiptPrinter', code: 'PAPER_OUT', severity: 'critical' });
+    await waitFor(() => of(sub.messages, 'telemetry').some((x) => (x.peripherals as Record<string, { status: string }>).receiptPrinter?.status === 'fault'), 10_000, 'fault in telemetry');
+  }, 30_000);
 });
