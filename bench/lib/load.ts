@@ -116,7 +116,9 @@ export class Load {
               resolve(m as unknown as RunResult);
             };
             p.on('message', onMsg);
-            p.send({ type: 'run', ...spec });
+            // A message count is for all processes together: each gets its share.
+            const share = spec.mode === 'flood' ? { maxMessages: Math.ceil(spec.maxMessages / this.procs.length) } : {};
+            p.send({ type: 'run', ...spec, ...share });
           }),
       ),
     );

@@ -134,7 +134,10 @@ async function run(spec: RunSpec): Promise<void> {
       }
     };
     for (const t of live) pump(t);
-    await new Promise<void>((r) => setTimeout(r, spec.durationMs));
+    // Until the time is up, or every message of the count was sent and acknowledged.
+    while (performance.now() < end && !(sent >= spec.maxMessages && live.every((t) => (t.c?.inflight ?? 0) === 0))) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     stopped = true;
     // Drain: wait (bounded) for the acks still in flight so the next run starts clean.
     const drainEnd = performance.now() + 15000;

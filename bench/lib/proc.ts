@@ -45,6 +45,7 @@ function hookExit(): void {
   process.on('exit', () => killAll('SIGKILL'));
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
+      process.stderr.write(`bench: ${sig}; stopping\n`);
       killAll('SIGKILL');
       process.exit(130);
     });
