@@ -311,3 +311,15 @@ export function pumpTelemetry(client: MqttClient, terminalId: string, topic: str
     },
   };
 }
+
+/** A port that was free a moment ago, for a hub that must come back on the same port after a restart. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
