@@ -8,7 +8,7 @@
  * called through `getList`/`post` with a plain path; the hub answers an unknown /api route with 404 `no route …`,
  * which `routeMissing` recognises so pages can say "not available yet" instead of showing made-up data.
  */
-import { hc } from 'hono/client';
+import { hc, type InferRequestType } from 'hono/client';
 import type { AppType } from '@kiosk-fleet/hub/api';
 import type { PeripheralStatus, ServiceId } from '@kiosk-fleet/protocol';
 import { getToken, setToken } from './auth.ts';
@@ -211,19 +211,11 @@ export async function getSummary(id: string, withChildServices = true): Promise<
   };
 }
 
-export interface TerminalFilter {
-  node?: string;
-  presence?: 'online' | 'offline' | 'stale' | 'unknown';
-  fault?: string;
-  q?: string;
-  cursor?: string;
-  limit?: string;
-}
+/** The list route's filters, as the hub declares them. */
+export type TerminalFilter = InferRequestType<typeof client.terminals.$get>['query'];
 
 export function listTerminals(filter: TerminalFilter): Promise<Result<ListPage<TerminalRow>>> {
-  const query: Record<string, string> = {};
-  for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== '') query[k] = v;
-  return run(client.terminals.$get({ query }), (j) => ({ items: j.items.map(toTerminalRow), nextCursor: j.nextCursor }));
+  return run(client.terminals.$get({ query: filter }), (j) => ({ items: j.items.map(toTerminalRow), nextCursor: j.nextCursor }));
 }
 
 export function getTerminal(id: string): Promise<Result<TerminalDetail>> {

@@ -8,6 +8,7 @@ import { LoginPage } from './pages/login.tsx';
 import { CityPage } from './pages/city.tsx';
 import { NodePage } from './pages/node.tsx';
 import { TerminalPage } from './pages/terminal.tsx';
+import { TerminalsPage } from './pages/terminals.tsx';
 import { AlertsPage } from './pages/alerts.tsx';
 import { PlacementPage } from './pages/placement.tsx';
 import { ConfigPage } from './pages/config.tsx';
@@ -16,6 +17,7 @@ import { UsersPage } from './pages/users.tsx';
 
 const NAV = [
   { href: '/', key: 'nav.city' },
+  { href: '/terminals', key: 'nav.terminals' },
   { href: '/alerts', key: 'nav.alerts' },
   { href: '/placement', key: 'nav.placement' },
   { href: '/config', key: 'nav.config' },
@@ -23,15 +25,16 @@ const NAV = [
   { href: '/users', key: 'nav.users' },
 ] as const;
 
-function Page(props: { path: string }) {
+function Page(props: { path: string; query: URLSearchParams }) {
   const { path } = props;
   let m: Record<string, string> | null;
   if (path === '/' || path === '') return <CityPage />;
   if ((m = match('/nodes/:id', path))) return <NodePage id={m.id!} />;
+  if (path === '/terminals') return <TerminalsPage query={props.query} />;
   if ((m = match('/terminals/:id', path))) return <TerminalPage id={m.id!} />;
   if (path === '/alerts') return <AlertsPage />;
   if (path === '/placement') return <PlacementPage />;
-  if (path === '/config') return <ConfigPage />;
+  if (path === '/config') return <ConfigPage query={props.query} />;
   if (path === '/releases') return <ReleasesPage />;
   if (path === '/users') return <UsersPage />;
   return <p class="note">{t('state.notFound')}</p>;
@@ -136,7 +139,8 @@ export function App() {
         <nav aria-label={t('nav.main')} class="mainnav">
           <ul>
             {NAV.map((n) => {
-              const current = n.href === '/' ? path === '/' || path.startsWith('/nodes') || path.startsWith('/terminals') : path.startsWith(n.href);
+              const current =
+                n.href === '/' ? path === '/' || path.startsWith('/nodes') || path.startsWith('/terminals/') : n.href === '/terminals' ? path === '/terminals' : path.startsWith(n.href);
               return (
                 <li key={n.href}>
                   <a href={n.href} aria-current={current ? 'page' : undefined}>
@@ -157,7 +161,7 @@ export function App() {
       </header>
       <LiveBanner />
       <main id="main" tabIndex={-1}>
-        <Page path={path} />
+        <Page path={path} query={query} />
       </main>
     </div>
   );

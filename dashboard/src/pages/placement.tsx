@@ -5,6 +5,7 @@ import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
 import { typeLabel } from './node.tsx';
+import { previewFleet } from '../fleet-file.ts';
 
 function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
   const districts = props.tree?.root ? (props.tree.children.get(props.tree.root.id) ?? []) : [];
@@ -141,20 +142,6 @@ function Move(props: { tree: Tree | null }) {
       )}
     </Section>
   );
-}
-
-/** Reads the file locally to preview what it holds before anything is sent. */
-export function previewFleet(content: string): { format: 'json' | 'csv'; stations: number; terminals: number } {
-  const trimmed = content.trim();
-  if (trimmed.startsWith('{')) {
-    const j = JSON.parse(trimmed) as { stations?: unknown[]; terminals?: unknown[] };
-    if (!Array.isArray(j.terminals)) throw new Error('no "terminals" array');
-    return { format: 'json', stations: Array.isArray(j.stations) ? j.stations.length : 0, terminals: j.terminals.length };
-  }
-  const lines = trimmed.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const rows = lines[0]?.toLowerCase().includes('id') ? lines.slice(1) : lines;
-  const stations = new Set(rows.map((l) => l.split(',')[1]?.trim()).filter(Boolean));
-  return { format: 'csv', stations: stations.size, terminals: rows.length };
 }
 
 function Import() {

@@ -79,6 +79,24 @@ function Overview(props: { d: TerminalDetail }) {
           </div>
         )}
       </dl>
+      {d.placements.length > 0 && (
+        <>
+          <h3>{t('terminal.placements')}</h3>
+          <ol class="transitions" data-testid="placements">
+            {[...d.placements].reverse().map((p, i) => (
+              <li key={`${p.at}-${i}`}>
+                <time dateTime={p.at}>{formatDateTime(p.at)}</time>{' '}
+                {t('terminal.placementLine', {
+                  from: p.from ? nodeName(tree, p.from) : '—',
+                  to: p.to ? nodeName(tree, p.to) : '—',
+                  by: p.by,
+                })}
+                {p.reason && <span class="muted"> · {p.reason}</span>}
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
       <h3>{t('terminal.services')}</h3>
       <div class="chips-line">
         {(spec?.services ?? []).map((s) => (
@@ -335,7 +353,7 @@ function flatten(obj: unknown, prefix = '', out: [string, unknown][] = []): [str
 function EffectiveConfig(props: { id: string }) {
   const res = useResource(() => getTerminalConfig(props.id), [props.id]);
   return (
-    <Section title={t('terminal.config')} id="config">
+    <Section title={t('terminal.config')} id="config" actions={<a href={`/config?target=${encodeURIComponent(props.id)}`}>{t('terminal.editConfig')}</a>}>
       <Loadable res={res} what={t('terminal.config')}>
         {(cfg) => {
           const rows = flatten(cfg.config);

@@ -263,6 +263,46 @@ describe('dashboard in Chromium against a real hub', () => {
     await screenshot(phone, 'placement-phone');
   }, 60_000);
 
+  it('finds terminals by filters kept in the URL', async () => {
+    const page = await openPage('phone');
+    await page.getByRole('link', { name: '终端', exact: true }).click();
+    await page.waitForSelector('[data-page="terminals"]');
+    await page.getByLabel('在线状态').selectOption('unknown');
+    await page.getByRole('button', { name: '搜索' }).click();
+    await page.waitForURL(/presence=unknown/);
+    await poll(() => page.locator(`[data-row="${NEVER_ON.id}"]`).count()).toBe(1);
+    expect(await page.locator(`[data-row="${T}"]`).count()).toBe(0);
+    await screenshot(page, 'terminals-phone');
+    // The same view from its URL, at the desk.
+    const desk = await openPage('desk');
+    await desk.goto(`${hub.url}/terminals?q=SN-E2E-02`);
+    await poll(() => desk.locator('[data-row]').count()).toBe(1);
+    expect(await desk.locator('[data-row="GZ-YX-002-01"]').count()).toBe(1);
+    await screenshot(desk, 'terminals-desk');
+  }, 60_000);
+
+  it("edits a terminal's config with a diff before saving, and shows the hub refusing a typo", async () => {
+    const id = 'GZ-YX-002-01';
+    const page = await openPage('desk');
+    await page.goto(`${hub.url}/terminals/${id}`);
+    await page.locator('#config').getByRole('link', { name: '编辑' }).click();
+    await page.waitForSelector('#cfg-text');
+    await page.locator('#cfg-text').fill('{ "telemetryIntervall": 10 }');
+    await page.getByRole('button', { name: '预览变更' }).click();
+    await page.getByRole('button', { name: '保存' }).click();
+    await poll(() => page.locator('#config-edit .note.error').textContent()).toContain('telemetryIntervall');
+
+    await page.locator('#cfg-text').fill('{ "telemetryInterval": 10, "logLevel": "debug" }');
+    await page.getByRole('button', { name: '预览变更' }).click();
+    await poll(() => page.locator('[data-testid="config-diff"]').textContent()).toContain('telemetryInterval');
+    expect(await page.locator('[data-testid="config-diff"]').textContent()).toContain('受影响终端：1 台');
+    await screenshot(page, 'config-diff-desk');
+    await page.getByRole('button', { name: '保存' }).click();
+    await poll(() => page.locator('#config-edit .note.ok').textContent()).toContain('第 1 版');
+    const saved = (await (await hub.api(`/api/v1/config/terminals/${id}`)).json()) as { version: number; config: unknown };
+    expect(saved).toMatchObject({ version: 1, config: { telemetryInterval: 10, logLevel: 'debug' } });
+  }, 60_000);
+
   it('is keyboard navigable: skip link first, then the main navigation', async () => {
     const page = await openPage('desk');
     // A fresh load starts at the top of the document (after an in-app navigation focus moves to the main region).
