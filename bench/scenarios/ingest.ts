@@ -16,6 +16,7 @@ import { hubAvailable, startHub, registerTerminals } from '../lib/hub.ts';
 import { BENCH_DIR, SERVER_CORE, cpuMeter, hardTimeout, spawnNodeTs, waitForLine, stopChild, rssBytes } from '../lib/proc.ts';
 import { Report, scale } from '../lib/report.ts';
 import { Histogram, fmt, ratio, type HistogramJson } from '../lib/stats.ts';
+import { mainProfile, profileTables, summarize } from '../lib/profile.ts';
 import { syntheticIds, type TerminalCred } from '../lib/terminals.ts';
 import fs from 'node:fs';
 
@@ -78,7 +79,7 @@ async function rawInsert(n: number): Promise<Row> {
   }
 }
 
-async function mqttTarget(target: 'aedes' | 'mosquitto' | 'hub', n: number): Promise<Row> {
+async function mqttTarget(target: 'aedes' | 'mosquitto' | 'hub', n: number, profileDir?: string): Promise<Row> {
   let server: Server;
   let creds: TerminalCred[];
   let countDelivered: (() => Promise<number>) | null = null;
@@ -97,7 +98,7 @@ async function mqttTarget(target: 'aedes' | 'mosquitto' | 'hub', n: number): Pro
     await new Promise<void>((r) => sub!.subscribe(['kf/v1/t/+/telemetry'], 1, r));
     countDelivered = async () => got;
   } else {
-    server = await startHub({});
+    server = await startHub(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=500'] } : {});
     creds = await registerTerminals(server, n);
   }
   const window = Math.max(1, Math.round(IN_FLIGHT_TOTAL / n));
@@ -201,6 +202,23 @@ for (const n of SIZES) {
     report.goal({ what: `hub stored samples/s, ${fmt(n)} terminals`, target: '≥ 30,000', value: fmt(hub.rate), met: hub.rate >= 30000 });
     report.goal({ what: `hub vs raw-insert ceiling, ${fmt(n)} terminals`, target: '≥ 0.75×', value: ratio(hub.rate, raw), met: raw ? hub.rate / raw >= 0.75 : null });
     report.goal({ what: `hub p99 publish→committed, ${fmt(n)} terminals`, target: '< 500 ms', value: `${fmt(hub.p99, 1)} ms`, met: hub.p99 < 500 });
+  }
+}
+// Where the hub's time goes: the largest size again, with the hub under `node --cpu-prof`.
+if (TARGETS.includes('hub') && hubAvailable() && process.env.BENCH_PROFILE !== '0') {
+  const n = Math.max(...SIZES);
+  const dir = tmpDir('profile');
+  try {
+    process.stdout.write(`ingest: profiling the hub × ${n} terminals …\n`);
+    const r = await mqttTarget('hub', n, dir);
+    const file = mainProfile(dir);
+    if (!file) throw new Error('no profile written');
+    const sum = summarize(file);
+    for (const t of profileTables(sum, `the hub ingesting from ${fmt(n)} terminals (${fmt(r.rate)} samples/s while profiled)`)) report.table(t);
+  } catch (err) {
+    report.note(`profile: failed: ${(err as Error).message}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 report.save();

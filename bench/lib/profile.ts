@@ -1,0 +1,131 @@
+/**
+ * Where the time goes: a V8 CPU profile (`node --cpu-prof`) of the system under test, summarised by where the
+ * code lives (hub source file, dependency package, Node internals, GC, idle) and by the heaviest functions, both
+ * self time and inclusive time, as shares of the profiled wall time.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './proc.ts';
+import type { Table } from './stats.ts';
+
+interface CpuNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: CpuNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where a frame's code lives: `hub/src/ingest/writer.ts`, `aedes`, `node:internal`, `(garbage collector)`. */
+export function placeOf(url: string, fn: string): string {
+  if (!url) return fn.startsWith('(') ? fn : '(native)';
+  const u = url.replace(/^file:\/\//, '');
+  const nm = u.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const rest = u.slice(nm + 'node_modules/'.length).split('/');
+    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+  }
+  if (u.startsWith('node:')) return 'node internals';
+  if (u.startsWith(ROOT)) return path.relative(ROOT, u);
+  return u;
+}
+
+export interface ProfileSummary {
+  totalMs: number;
+  byPlace: Array<{ place: string; selfMs: number; share: number }>;
+  topSelf: Array<{ fn: string; place: string; selfMs: number; share: number }>;
+  topInclusive: Array<{ fn: string; place: string; ms: number; share: number }>;
+}
+
+export function summarize(file: string, top = 12): ProfileSummary {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  // Self time per node from the samples and their time deltas (more exact than hitCount × interval).
+  const self = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const id = p.samples[i]!;
+    self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i + 1] ?? p.timeDeltas[i] ?? 0) / 1000);
+  }
+  const totalMs = [...self.values()].reduce((a, b) => a + b, 0);
+  const key = (n: CpuNode) => `${n.callFrame.functionName || '(anonymous)'}\u0000${placeOf(n.callFrame.url, n.callFrame.functionName)}:${n.callFrame.lineNumber + 1}`;
+
+  const place = new Map<string, number>();
+  const selfFn = new Map<string, number>();
+  for (const [id, ms] of self) {
+    const n = byId.get(id)!;
+    const pl = placeOf(n.callFrame.url, n.callFrame.functionName);
+    place.set(pl, (place.get(pl) ?? 0) + ms);
+    selfFn.set(key(n), (selfFn.get(key(n)) ?? 0) + ms);
+  }
+
+  // Inclusive time per function, counting a function once per stack even when it recurses.
+  const incl = new Map<string, number>();
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  for (const [id, ms] of self) {
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = key(byId.get(cur)!);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      incl.set(k, (incl.get(k) ?? 0) + ms);
+    }
+  }
+  const split = (k: string) => {
+    const [fn, pl] = k.split('\u0000');
+    return { fn: fn!, place: pl! };
+  };
+  const share = (ms: number) => (totalMs ? ms / totalMs : 0);
+  return {
+    totalMs,
+    byPlace: [...place].sort((a, b) => b[1] - a[1]).slice(0, top).map(([pl, ms]) => ({ place: pl, selfMs: ms, share: share(ms) })),
+    topSelf: [...selfFn].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, ms]) => ({ ...split(k), selfMs: ms, share: share(ms) })),
+    topInclusive: [...incl]
+      .filter(([k]) => !/^\((root|program|idle)\)/.test(k) && !k.startsWith('(anonymous)\u0000node internals'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, ms]) => ({ ...split(k), ms, share: share(ms) })),
+  };
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+
+export function profileTables(s: ProfileSummary, what: string): Table[] {
+  return [
+    {
+      title: `Profile of ${what}: self time by where the code lives (${(s.totalMs / 1000).toFixed(1)} s profiled)`,
+      columns: ['code', 'self ms', 'share'],
+      rows: s.byPlace.map((r) => [r.place, Math.round(r.selfMs), pct(r.share)]),
+    },
+    {
+      title: `Profile of ${what}: heaviest functions, self time`,
+      columns: ['function', 'where', 'self ms', 'share'],
+      rows: s.topSelf.map((r) => [r.fn, r.place, Math.round(r.selfMs), pct(r.share)]),
+    },
+    {
+      title: `Profile of ${what}: heaviest functions, inclusive time`,
+      columns: ['function', 'where', 'inclusive ms', 'share'],
+      rows: s.topInclusive.map((r) => [r.fn, r.place, Math.round(r.ms), pct(r.share)]),
+    },
+  ];
+}
+
+/**
+ * The main thread's profile in a directory. `--cpu-prof` writes one file per thread, and the hub's tsx loader
+ * hooks run on their own thread; the main thread's profile is the largest.
+ */
+export function mainProfile(dir: string): string | null {
+  if (!fs.existsSync(dir)) return null;
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => path.join(dir, f))
+    .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
+  return files[0] ?? null;
+}
