@@ -115,6 +115,17 @@ describe('gates', () => {
     expect(Object.values(s.terminals).filter((t) => t.wave > 0).every((t) => t.phase === 'pending')).toBe(true);
   });
 
+  it('pauses at the first failure beyond the allowance and keeps the reason complete as the wave reports', () => {
+    const sp = spec();
+    let s = report(sp, createRollout(sp, fleet, 0).state, ['TH-S1-T1'], 'failed', 1);
+    s = tick(sp, s, 2, allHealthy).state;
+    expect(s.pauseReason?.terminals).toEqual([{ id: 'TH-S1-T1', code: 'health-check-failed' }]);
+    s = report(sp, s, ['TH-S1-T2'], 'failed', 3, 'boot-loop');
+    const r = tick(sp, s, 4, allHealthy);
+    expect(r.state.pauseReason?.terminals).toEqual([{ id: 'TH-S1-T1', code: 'health-check-failed' }, { id: 'TH-S1-T2', code: 'boot-loop' }]);
+    expect(events(r.actions)).toEqual([]); // no second pause event
+  });
+
   it('fails the soak on each health signal: offline, new peripheral fault, dead app heartbeat, worse failure rate', () => {
     const cases: [Partial<HealthSample>, string][] = [
       [{ online: false }, 'offline'],

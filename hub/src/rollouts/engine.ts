@@ -250,19 +250,24 @@ export function tick(spec: RolloutSpec, state: RolloutState, now: number, health
   }
   let s: RolloutState = { ...state, terminals, updatedAt: now };
 
+  const inWave = Object.entries(s.terminals).filter(([, t]) => t.wave === s.wave);
+  const size = inWave.length;
+  const failures = inWave.filter(([, t]) => isFailure(t));
+  const allowedFailures = Math.floor(size * (1 - spec.gate.successRatio) + 1e-9);
+  const gateReason = (): Reason => ({
+    code: 'wave-gate-failed',
+    message: `wave ${s.wave + 1} (${spec.waves[s.wave]?.name ?? spec.waves[s.wave]?.kind}): ${failures.length} of ${size} terminals failed or became unhealthy (at most ${allowedFailures} allowed)`,
+    terminals: failures.map(([id, t]) => ({ id, code: t.error?.code ?? t.phase })),
+  });
+  if (s.status === 'paused' && s.pauseReason?.code === 'wave-gate-failed' && s.pauseReason.terminals?.length !== failures.length) {
+    // The rest of the wave keeps reporting while paused: keep the reason complete for the operator.
+    s = { ...s, pauseReason: gateReason() };
+  }
   if (s.status === 'running') {
-    const inWave = Object.entries(s.terminals).filter(([, t]) => t.wave === s.wave);
-    const size = inWave.length;
-    const failures = inWave.filter(([, t]) => isFailure(t));
     const soaked = inWave.filter(([, t]) => t.phase === 'soaked').length;
-    const allowedFailures = Math.floor(size * (1 - spec.gate.successRatio) + 1e-9);
     const needed = Math.ceil(size * spec.gate.successRatio - 1e-9);
     if (failures.length > allowedFailures) {
-      const reason: Reason = {
-        code: 'wave-gate-failed',
-        message: `wave ${s.wave + 1} (${spec.waves[s.wave]?.name ?? spec.waves[s.wave]?.kind}): ${failures.length} of ${size} terminals failed or became unhealthy (at most ${allowedFailures} allowed)`,
-        terminals: failures.map(([id, t]) => ({ id, code: t.error?.code ?? t.phase })),
-      };
+      const reason = gateReason();
       s = { ...s, status: 'paused', pauseReason: reason };
       actions.push({ kind: 'event', event: 'paused', wave: s.wave, reason });
     } else if (soaked >= needed) {

@@ -1,0 +1,290 @@
+/**
+ * The rollout service: keeps rollouts on disk, feeds the engine (engine.ts) with the clock, the fleet, terminal
+ * health and `update/status`, and carries out its actions through ports (publish `update/target`, emit events).
+ *
+ * Invariants:
+ * - Every change is persisted (atomic write, fsync) before its actions run: after a crash the hub re-reads the
+ *   rollout and the retained targets it already published (the downlink store re-publishes those itself).
+ * - Operations on one rollout run one at a time (a per-rollout promise chain), so a status arriving during a tick
+ *   is applied after it, never lost between read and write.
+ * - A target whose publish failed goes back to `pending` and is sent again on a later tick.
+ * Until the hub's database has a rollouts table, rollouts live in `<dataDir>/rollouts/<id>.json`.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { UpdateStatus, UpdateTarget } from '@kiosk-fleet/protocol';
+import type { ReleaseRecord } from '../releases/artifact-store.ts';
+import {
+  abort,
+  applyStatus,
+  createRollout,
+  DEFAULT_GATE,
+  pause,
+  progress,
+  resume,
+  RolloutSpecError,
+  tick,
+  type Action,
+  type FleetTerminal,
+  type HealthSample,
+  type RolloutSpec,
+  type RolloutState,
+  type Step,
+  type WaveProgress,
+  type WaveSpec,
+} from './engine.ts';
+
+export interface RolloutPorts {
+  /** Active terminals with their ancestors (station, district, city). */
+  fleet(): FleetTerminal[];
+  health(terminalId: string, since: number): HealthSample | undefined;
+  release(id: string): ReleaseRecord | undefined;
+  /** The update/target that sends `release` to the terminal (fresh download token included). */
+  makeTarget(release: ReleaseRecord, terminalId: string, o: { rolloutId: string; urgent: boolean }): UpdateTarget;
+  /** Publish (retained, persisted) the terminal's update/target; `release: null` clears it. */
+  publishTarget(terminalId: string, target: UpdateTarget): Promise<void>;
+  /** Rollout events for the event stream (SSE) and the audit log. */
+  emit(e: { rolloutId: string; action: Action; by: string }): void;
+}
+
+export interface CreateRolloutInput {
+  releaseId: string;
+  nodeIds: string[];
+  terminalTypes?: string[];
+  waves: WaveSpec[];
+  gate?: Partial<RolloutSpec['gate']>;
+  maxInFlight?: number;
+  inFlightTimeoutMs?: number;
+  waveTimeoutMs?: number | null;
+  urgent?: boolean;
+}
+
+export interface RolloutRecord {
+  v: 1;
+  spec: RolloutSpec;
+  state: RolloutState;
+  createdBy: string;
+}
+
+export interface RolloutView {
+  id: string;
+  releaseId: string;
+  version: string;
+  status: RolloutState['status'];
+  wave: number;
+  pauseReason: RolloutState['pauseReason'];
+  waves: WaveProgress[];
+  urgent: boolean;
+  createdAt: string;
+  updatedAt: string;
+  createdBy: string;
+}
+
+export class RolloutNotFound extends Error {
+  override name = 'RolloutNotFound';
+}
+
+export { RolloutSpecError };
+
+export class RolloutService {
+  readonly #dir: string;
+  readonly #ports: RolloutPorts;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #rollouts = new Map<string, RolloutRecord>();
+  readonly #chains = new Map<string, Promise<unknown>>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(o: { dataDir: string; ports: RolloutPorts; logger: Logger; now?: () => number }) {
+    this.#dir = path.join(o.dataDir, 'rollouts');
+    this.#ports = { ...o.ports };
+    this.#log = o.logger.child({ module: 'rollouts' });
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Load persisted rollouts. Call once at start. */
+  init(): this {
+    fs.mkdirSync(this.#dir, { recursive: true });
+    for (const f of fs.readdirSync(this.#dir)) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        const r = JSON.parse(fs.readFileSync(path.join(this.#dir, f), 'utf8')) as RolloutRecord;
+        this.#rollouts.set(r.spec.id, r);
+      } catch (err) {
+        this.#log.error({ err, file: f }, 'unreadable rollout file skipped');
+      }
+    }
+    return this;
+  }
+
+  /** Tick every running rollout every `everyMs` (soak gates are time-based). */
+  start(everyMs = 30_000): void {
+    this.stop();
+    this.#timer = setInterval(() => void this.tickAll(), everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  list(): RolloutView[] {
+    return [...this.#rollouts.values()].map((r) => this.#view(r)).sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
+  }
+
+  get(id: string): RolloutView & { terminals: RolloutState['terminals'] } {
+    const r = this.#require(id);
+    return { ...this.#view(r), terminals: r.state.terminals };
+  }
+
+  async create(input: CreateRolloutInput, by: string): Promise<RolloutView> {
+    const release = this.#ports.release(input.releaseId);
+    if (!release) throw new RolloutSpecError(`releaseId: no release ${input.releaseId}`);
+    const id = `r-${randomBytes(6).toString('base64url')}`;
+    const spec: RolloutSpec = {
+      id,
+      release: { id: release.id, version: release.version, terminalTypes: release.terminalTypes },
+      scope: { nodeIds: input.nodeIds, ...(input.terminalTypes ? { terminalTypes: input.terminalTypes } : {}) },
+      waves: input.waves,
+      gate: { ...DEFAULT_GATE, ...input.gate },
+      maxInFlight: input.maxInFlight ?? 50,
+      inFlightTimeoutMs: input.inFlightTimeoutMs ?? 30 * 60_000,
+      waveTimeoutMs: input.waveTimeoutMs ?? null,
+      urgent: input.urgent ?? false,
+    };
+    const step = createRollout(spec, this.#ports.fleet(), this.#now());
+    const record: RolloutRecord = { v: 1, spec, state: step.state, createdBy: by };
+    await this.#serial(id, async () => {
+      this.#rollouts.set(id, record);
+      await this.#commit(record, step, by);
+    });
+    this.#log.info({ rolloutId: id, releaseId: release.id, terminals: Object.keys(step.state.terminals).length, by }, 'rollout created');
+    return this.#view(this.#require(id));
+  }
+
+  pause(id: string, by: string, message?: string): Promise<RolloutView> {
+    return this.#op(id, by, (r) => pause(r.state, this.#now(), message));
+  }
+
+  resume(id: string, by: string): Promise<RolloutView> {
+    return this.#op(id, by, (r) => resume(r.spec, r.state, this.#now(), (t, since) => this.#ports.health(t, since)));
+  }
+
+  abort(id: string, by: string): Promise<RolloutView> {
+    return this.#op(id, by, (r) => abort(r.state, this.#now()));
+  }
+
+  /** Feed an `update/status` (after the hub stored it). Statuses of no known rollout are ignored. */
+  async onStatus(terminalId: string, s: Pick<UpdateStatus, 'state' | 'releaseId' | 'rolloutId' | 'error'>): Promise<void> {
+    for (const r of this.#rollouts.values()) {
+      if (!r.state.terminals[terminalId] || r.spec.release.id !== s.releaseId) continue;
+      if (s.rolloutId !== undefined && s.rolloutId !== r.spec.id) continue;
+      await this.#op(r.spec.id, 'terminal', (cur) => {
+        const state = applyStatus(cur.spec, cur.state, terminalId, s, this.#now());
+        return tick(cur.spec, state, this.#now(), (t, since) => this.#ports.health(t, since));
+      });
+    }
+  }
+
+  async tickAll(): Promise<void> {
+    for (const r of this.#rollouts.values()) {
+      if (r.state.status !== 'running' && r.state.status !== 'paused') continue;
+      try {
+        await this.#op(r.spec.id, 'hub', (cur) => tick(cur.spec, cur.state, this.#now(), (t, since) => this.#ports.health(t, since)));
+      } catch (err) {
+        this.#log.error({ err, rolloutId: r.spec.id }, 'rollout tick failed');
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  #require(id: string): RolloutRecord {
+    const r = this.#rollouts.get(id);
+    if (!r) throw new RolloutNotFound(`no rollout ${id}`);
+    return r;
+  }
+
+  #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#chains.get(id) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    this.#chains.set(id, run.catch(() => undefined));
+    return run;
+  }
+
+  #op(id: string, by: string, f: (r: RolloutRecord) => Step): Promise<RolloutView> {
+    this.#require(id);
+    return this.#serial(id, async () => {
+      const r = this.#require(id);
+      await this.#commit(r, f(r), by);
+      return this.#view(this.#require(id));
+    });
+  }
+
+  /** Persist the new state, then carry out its actions. */
+  async #commit(r: RolloutRecord, step: Step, by: string): Promise<void> {
+    let record: RolloutRecord = { ...r, state: step.state };
+    this.#persist(record);
+    this.#rollouts.set(r.spec.id, record);
+    const release = this.#ports.release(r.spec.release.id);
+    const failed: string[] = [];
+    for (const a of step.actions) {
+      if (a.kind === 'event') {
+        this.#ports.emit({ rolloutId: r.spec.id, action: a, by });
+        if (a.event === 'paused') this.#log.warn({ rolloutId: r.spec.id, reason: a.reason }, 'rollout paused');
+        continue;
+      }
+      try {
+        if (a.kind === 'send-target') {
+          if (!release) throw new Error(`release ${r.spec.release.id} is gone from the store`);
+          await this.#ports.publishTarget(a.terminalId, this.#ports.makeTarget(release, a.terminalId, { rolloutId: r.spec.id, urgent: r.spec.urgent }));
+        } else {
+          await this.#ports.publishTarget(a.terminalId, { v: 1, release: null, rolloutId: r.spec.id, urgent: false });
+        }
+        this.#ports.emit({ rolloutId: r.spec.id, action: a, by });
+      } catch (err) {
+        this.#log.error({ err, rolloutId: r.spec.id, terminalId: a.terminalId, action: a.kind }, 'update/target publish failed');
+        if (a.kind === 'send-target') failed.push(a.terminalId);
+      }
+    }
+    if (failed.length > 0) {
+      const terminals = { ...record.state.terminals };
+      for (const id of failed) if (terminals[id]) terminals[id] = { ...terminals[id]!, phase: 'pending', targetedAt: null };
+      record = { ...record, state: { ...record.state, terminals } };
+      this.#persist(record);
+      this.#rollouts.set(r.spec.id, record);
+    }
+  }
+
+  #persist(r: RolloutRecord): void {
+    const file = path.join(this.#dir, `${r.spec.id}.json`);
+    const tmp = `${file}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o644);
+    try {
+      fs.writeSync(fd, JSON.stringify(r));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  }
+
+  #view(r: RolloutRecord): RolloutView {
+    return {
+      id: r.spec.id,
+      releaseId: r.spec.release.id,
+      version: r.spec.release.version,
+      status: r.state.status,
+      wave: r.state.wave,
+      pauseReason: r.state.pauseReason,
+      waves: progress(r.spec, r.state),
+      urgent: r.spec.urgent,
+      createdAt: new Date(r.state.createdAt).toISOString(),
+      updatedAt: new Date(r.state.updatedAt).toISOString(),
+      createdBy: r.createdBy,
+    };
+  }
+}
