@@ -10,7 +10,8 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { auditStreams, connectTerminal, freePort, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
+import { drained, expectNothingLost, type SimSummary } from '../helpers/reliability-fleet.ts';
+import { connectTerminal, freePort, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
 
 const TERMINALS = 200;
 
@@ -29,29 +30,6 @@ afterAll(async () => {
   await sim?.stop();
   await hub?.stop();
 });
-
-/** Waits until every simulated terminal is connected and no outbox holds anything; returns that summary. */
-async function drained(timeoutMs = 90_000) {
-  return waitFor(
-    'every terminal connected with an empty outbox',
-    async () => {
-      const s = await sim.summary();
-      return s.connected === s.terminals && s.pending === 0 ? s : null;
-    },
-    timeoutMs,
-    250,
-  );
-}
-
-function expectNothingLost(produced: { telemetry: number; events: number }) {
-  const a = auditStreams(hub.dataDir);
-  expect(a.duplicates).toEqual([]);
-  expect(a.gaps).toEqual([]);
-  expect(a.terminals.telemetry).toBe(TERMINALS);
-  // Rows only come from produced samples, so stored ≥ produced-at-drain means none of those was lost.
-  expect(a.rows.telemetry! + a.rows.events!).toBeGreaterThanOrEqual(produced.telemetry + produced.events);
-  return a;
-}
 
 describe(`faults with ${TERMINALS} simulated terminals`, () => {
   it('the hub SIGKILLed while they report: restarted, every terminal back, every outbox drained, nothing lost or doubled', async () => {
@@ -75,24 +53,24 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
         await sleep(100);
       }
     })();
-    const s = await drained();
+    const s = await drained(sim);
     await polling;
     expect(answers.filter((st) => st !== 200)).toEqual([]);
-    const a = expectNothingLost(s);
+    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
     expect(hub.proc.exitCode).toBeNull();
     console.info(`[reliability] SIGKILL: ${down.pending} samples queued in outboxes while down; after drain ${a.rows.telemetry} telemetry + ${a.rows.events} events stored for ${s.telemetry + s.events} produced, 0 gaps, 0 duplicates; ${answers.length} API calls during the reconnect, all 200`);
   });
 
   it('the hub frozen (SIGSTOP) for 10 s, then resumed: terminals carry on or reconnect, outboxes drain, nothing lost or doubled', async () => {
-    const before = await drained();
+    const before = await drained(sim);
     hub.proc.kill('SIGSTOP');
     await sleep(10_000);
-    const frozen = await sim.summary();
+    const frozen = (await sim.summary()) as SimSummary;
     hub.proc.kill('SIGCONT');
     // Samples kept being produced during the freeze and waited for their PUBACK.
     expect(frozen.telemetry).toBeGreaterThan(before.telemetry);
-    const s = await drained();
-    const a = expectNothingLost(s);
+    const s = await drained(sim);
+    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
     expect((await hub.api('/api/v1/health')).status).toBe(200);
     console.info(`[reliability] SIGSTOP 10 s: ${frozen.telemetry - before.telemetry} samples produced during the freeze; after drain ${a.rows.telemetry} telemetry stored for ${s.telemetry} produced, 0 gaps, 0 duplicates, ${s.reconnects} reconnects in total`);
   });
