@@ -51,6 +51,7 @@ export interface AgentOptions {
   hubUrl: string;
   password?: string | undefined;
   ca?: Buffer | undefined;
+  caSource?: string | undefined;
   localAddress?: string | undefined;
   keepalive: number;
   reconnectMinMs: number;
@@ -113,6 +114,7 @@ export class Agent {
       clientId: opts.terminalId,
       password: opts.password,
       ca: opts.ca,
+      caSource: opts.caSource,
       localAddress: opts.localAddress,
       keepalive: opts.keepalive,
       reconnectMinMs: opts.reconnectMinMs,

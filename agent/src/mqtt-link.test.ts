@@ -5,7 +5,8 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Backoff } from './backoff.ts';
-import { testAgent, tempDir } from './test-support/agent.ts';
+import { createLogger, LogRing } from './log.ts';
+import { quiet, testAgent, tempDir } from './test-support/agent.ts';
 import { waitFor } from './test-support/broker.ts';
 
 const teardown: (() => Promise<void> | void)[] = [];
@@ -43,11 +44,22 @@ describe('mqtts://', () => {
     await trusted.start();
     await waitFor(() => trusted.link.connected, 10_000, 'TLS connect');
 
-    const untrusted = testAgent({ hubUrl: `mqtts://127.0.0.1:${port}`, terminalId: 'GZ-YX-001-02', reconnectMinMs: 100, reconnectMaxMs: 200 });
+    const ring = new LogRing();
+    const untrusted = testAgent({
+      hubUrl: `mqtts://127.0.0.1:${port}`,
+      terminalId: 'GZ-YX-001-02',
+      reconnectMinMs: 100,
+      reconnectMaxMs: 200,
+      logger: createLogger({ level: 'info', ring, destination: quiet }),
+    });
     teardown.push(() => untrusted.stop());
     await untrusted.start();
     await new Promise((r) => setTimeout(r, 800));
     expect(untrusted.link.connected).toBe(false);
     expect(untrusted.link.stats.attempts).toBeGreaterThanOrEqual(2);
+    // said plainly at error level, once, not once per retry
+    const said = ring.tail(500).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.msg.includes('certificate is not trusted'));
+    expect(said).toHaveLength(1);
+    expect(said[0]!.level).toBe(50);
   });
 });

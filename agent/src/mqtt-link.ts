@@ -20,6 +20,8 @@ export interface LinkOptions {
   clientId: string;
   password?: string | undefined;
   ca?: Buffer | undefined;
+  /** Where the CA came from (KF_HUB_CA's path), to name it when the hub's certificate is not trusted. */
+  caSource?: string | undefined;
   /** Source address to connect from (the simulator spreads connections over 127.x addresses). */
   localAddress?: string | undefined;
   keepalive: number;
@@ -47,6 +49,21 @@ const CONNACK_REASONS: Record<number, string> = {
   5: 'not authorized',
 };
 
+/** Node's certificate-verification error codes: the hub is reachable, but not trusted. */
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 export class LinkClosedError extends Error {
   override name = 'LinkClosedError';
 }
@@ -60,6 +77,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   #holdUntil = 0;
   #backoff: Backoff;
   #inflight = new Set<(err: Error) => void>();
+  #lastTlsError: string | null = null;
   /** Connection attempts and refusals, for the simulator's summary and for tests. */
   readonly stats = { attempts: 0, connects: 0, refused: 0 };
 
@@ -186,6 +204,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#connected = true;
       this.stats.connects += 1;
       this.#backoff.reset();
+      this.#lastTlsError = null;
       this.opts.logger.info({ connSeq, sessionPresent: connack.sessionPresent }, 'connected to hub');
       this.emit('up', { sessionPresent: connack.sessionPresent, connSeq });
     });
@@ -206,6 +225,15 @@ export class MqttLink extends EventEmitter<LinkEvents> {
         } else {
           this.opts.logger.warn({ connackCode: code }, `hub refused the connection: ${CONNACK_REASONS[code] ?? 'unknown code'}`);
         }
+      } else if (typeof err.code === 'string' && TLS_TRUST_CODES.has(err.code)) {
+        // a wrong KF_HUB_CA looks like an outage unless it is said plainly; once per distinct reason, not per retry
+        if (this.#lastTlsError !== err.code) {
+          this.#lastTlsError = err.code;
+          this.opts.logger.error(
+            { code: err.code, ca: this.opts.caSource ?? 'system CAs' },
+            `the hub's certificate is not trusted by ${this.opts.caSource ? `KF_HUB_CA (${this.opts.caSource})` : 'the system CAs (set KF_HUB_CA)'}: ${err.message}`,
+          );
+        }
       } else {
         this.opts.logger.debug({ err: err.message }, 'connection error');
       }
@@ -216,7 +244,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#dropped(client, lastError);
       if (this.#stopped) return;
       const wait = refused ? jitter(this.opts.authRetryMs, 0.2) : this.#backoff.next();
-      this.opts.logger.info({ retryInMs: wait, attempt: this.#backoff.attempt }, 'disconnected from hub, will retry');
+      this.opts.logger.info({ retryInMs: wait, attempt: this.#backoff.attempt, ...(lastError ? { error: lastError } : {}) }, 'disconnected from hub, will retry');
       this.#schedule(wait);
     });
   }

@@ -32,6 +32,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     hubUrl: cfg.hubUrl,
     password,
     ca,
+    caSource: cfg.hubCa,
     keepalive: cfg.keepalive,
     reconnectMinMs: cfg.reconnectMinMs,
     reconnectMaxMs: cfg.reconnectMaxMs,
