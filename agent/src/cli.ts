@@ -31,6 +31,8 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`kiosk-fleet-agent: ${(err as Error).message}\n`);
       process.exit(2);
     }
-    throw err;
+    // a start-up failure (fleet file unreadable, hub refused the import, ...): one clear line, not a stack
+    process.stderr.write(`kiosk-fleet-agent: ${(err as Error).message}\n`);
+    process.exit(1);
   }
 }
