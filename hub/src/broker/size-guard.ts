@@ -75,14 +75,31 @@ export function guardStream(
           inner.uncork();
         });
       }
-      inner.write(chunk, cb);
+      // Completed as soon as the inner stream accepted it (or drained): Aedes destroys the stream right after its
+      // last write (CONNACK 5), and anything still in this Duplex's own buffer would be dropped with it.
+      if (inner.write(chunk)) cb();
+      else inner.once('drain', () => cb());
     },
     final(cb) {
       inner.end();
       cb();
     },
     destroy(err, cb) {
-      inner.destroy();
+      // Aedes destroys the stream right after writing a refusal (CONNACK 5) or on close: flush what is corked and
+      // end gracefully so that last packet reaches the client (a WebSocket would otherwise be terminated with it
+      // still queued); a client that does not read gets 1 s.
+      if (corked) {
+        corked = false;
+        inner.uncork();
+      }
+      if (!inner.destroyed && !inner.writableEnded) {
+        // Not destroy() after end(): over TLS the last packet may still sit in the TLS layer; the transport closes
+        // itself once the peer has it (TCP FIN / WebSocket close handshake).
+        const timer = setTimeout(() => inner.destroy(), 1000);
+        timer.unref();
+        inner.once('close', () => clearTimeout(timer));
+        inner.end();
+      } else inner.destroy();
       cb(err);
     },
   });
@@ -90,6 +107,7 @@ export function guardStream(
     const bad = guard.scan(chunk);
     if (bad >= 0) {
       onOversize(bad);
+      // At once, not gracefully: the peer is sending what we refuse to read.
       inner.destroy();
       outer.destroy();
       return;
