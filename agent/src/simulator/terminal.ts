@@ -70,6 +70,8 @@ export class SimTerminal {
         peripherals: Object.fromEntries(this.spec.peripherals.map((p) => [p, { driver: 'simulated' as const }])),
       },
       appVersion: this.appVersion,
+      // restart-app really runs a (harmless) program, after the citizen session like on a real terminal
+      restartAppCommand: ['true'],
       appHeartbeatTimeout: 30,
       monitorApp: true,
       outbox: this.outbox,
