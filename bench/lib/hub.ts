@@ -9,7 +9,12 @@ import { tmpDir, type Server } from './brokers.ts';
 import { scaledFleet, type FleetJson } from './fleet.ts';
 import type { TerminalCred } from './terminals.ts';
 
-export const HUB_BIN = path.join(ROOT, 'hub/bin/kiosk-fleet.mjs');
+/**
+ * BENCH_HUB_ROOT runs another checkout's hub (for instance `git archive HEAD hub` with node_modules linked) while
+ * the working tree's hub is mid-change.
+ */
+export const HUB_ROOT = process.env.BENCH_HUB_ROOT ? path.resolve(process.env.BENCH_HUB_ROOT) : ROOT;
+export const HUB_BIN = path.join(HUB_ROOT, 'hub/bin/kiosk-fleet.mjs');
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 
 export function hubAvailable(): boolean {

@@ -147,6 +147,20 @@ export class Load {
         /* gone */
       }
     }
-    await Promise.all(this.procs.map((p) => stopChild(p, 3000)));
+    // They exit by themselves once closed; a signal only for one that does not.
+    await Promise.all(
+      this.procs.map(async (p) => {
+        if (p.exitCode === null && p.signalCode === null) {
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, 3000);
+            p.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+        }
+        await stopChild(p, 3000);
+      }),
+    );
   }
 }

@@ -179,8 +179,11 @@ async function run(spec: RunSpec): Promise<void> {
 
 function close(how: 'clean' | 'drop'): void {
   for (const t of terms) {
-    if (how === 'clean') t.c?.end();
-    else t.c?.destroy();
+    if (how === 'clean') {
+      // As the agent stops: offline presence (reason clean), then DISCONNECT so the broker drops the will.
+      if (cfg.presence && t.c?.connected) t.c.publish(t.s.presenceTopic, t.s.presence('offline', 'clean'), 1, true);
+      t.c?.end();
+    } else t.c?.destroy();
   }
   setTimeout(() => process.exit(0), how === 'clean' ? 500 : 50);
 }

@@ -33,6 +33,8 @@ export function placeOf(url: string, fn: string): string {
   }
   if (u.startsWith('node:')) return 'node internals';
   if (u.startsWith(ROOT)) return path.relative(ROOT, u);
+  const pkg = /\/((?:hub|protocol|agent)\/src\/.*)$/.exec(u);
+  if (pkg) return pkg[1]!;
   return u;
 }
 

@@ -1,0 +1,94 @@
+/**
+ * History written straight into a (stopped) hub's database, for read benchmarks: raw telemetry at 30 s, hourly
+ * rollups, and each terminal's latest state. Column lists follow hub/src/store/schema.ts; if the schema changes,
+ * the INSERTs fail loudly rather than measure something else.
+ */
+import Database from 'better-sqlite3';
+import { EXAMPLES } from '@kiosk-fleet/protocol';
+import { newEpoch } from './terminals.ts';
+
+const HOUR = 3_600_000;
+
+export interface HistoryOptions {
+  dbFile: string;
+  terminalIds: string[];
+  /** Terminals (a subset) that get raw samples. */
+  rawIds: string[];
+  rawHours: number;
+  intervalS: number;
+  rollupDays: number;
+  now: number;
+}
+
+export function writeHistory(o: HistoryOptions): { rawRows: number; rollupRows: number; seconds: number } {
+  const t0 = performance.now();
+  const db = new Database(o.dbFile);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  const h = EXAMPLES.telemetry.host;
+  const peripherals = JSON.stringify(EXAMPLES.telemetry.peripherals);
+  const app = JSON.stringify(EXAMPLES.telemetry.app);
+  const services = JSON.stringify(['id-card-apply', 'id-card-collect']);
+
+  const insTelemetry = db.prepare(
+    `INSERT INTO telemetry (terminal_id, epoch, seq, ts, received_at, skewed, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services)
+     VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insRollup = db.prepare(
+    `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg, mem_pct_max,
+       disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
+     VALUES (?, ?, 120, ?, ?, ?, 35, 37.5, 40, 33, 33.3, 33.5, 45, 48, 51, ?, ?)`,
+  );
+  const setState = db.prepare(
+    `UPDATE terminal_state SET presence = ?, presence_reason = ?, presence_since = ?, last_seen_at = ?, last_telemetry_at = ?, last_telemetry_ts = ?,
+       interval_s = ?, host = ?, peripherals = ?, app = ?, services = ?, fault_count = ?, agent_version = '0.1.0', app_version = '3.2.1'
+     WHERE terminal_id = ?`,
+  );
+
+  // Raw samples in arrival order (all terminals' sample k, then k + 1, …), as the hub would have written them.
+  const steps = Math.floor((o.rawHours * 3600) / o.intervalS);
+  const start = o.now - steps * o.intervalS * 1000;
+  const epochs = o.rawIds.map(() => newEpoch());
+  let rawRows = 0;
+  const rawBatch = db.transaction((from: number, to: number) => {
+    for (let k = from; k < to; k++) {
+      const ts = start + k * o.intervalS * 1000;
+      for (let i = 0; i < o.rawIds.length; i++) {
+        insTelemetry.run(o.rawIds[i], epochs[i], k + 1, ts, ts + 40, (k * 7 + i) % 100, h.memUsed, h.memTotal, h.diskUsed, h.diskTotal, h.tempC, h.uptime + k * o.intervalS, peripherals, app, services);
+        rawRows++;
+      }
+    }
+  });
+  const perTx = Math.max(1, Math.floor(20000 / Math.max(1, o.rawIds.length)));
+  for (let k = 0; k < steps; k += perTx) rawBatch(k, Math.min(steps, k + perTx));
+
+  const hours = o.rollupDays * 24;
+  const hour0 = Math.floor(o.now / HOUR) * HOUR - hours * HOUR;
+  const ok = JSON.stringify({ idCardReader: 0.99, receiptPrinter: 0.97, camera: 1 });
+  const svc = JSON.stringify({ 'id-card-apply': 0.99, 'id-card-collect': 0.98 });
+  let rollupRows = 0;
+  const rollupBatch = db.transaction((ids: string[]) => {
+    for (const id of ids) {
+      for (let k = 0; k < hours; k++) {
+        const cpu = 10 + (k % 24);
+        insRollup.run(id, hour0 + k * HOUR, cpu - 5, cpu, cpu + 20, ok, svc);
+        rollupRows++;
+      }
+    }
+  });
+  for (let i = 0; i < o.terminalIds.length; i += 50) rollupBatch(o.terminalIds.slice(i, i + 50));
+
+  // Latest state: 95 % online, a few offline, one in twenty with a card-reader fault.
+  const stateTx = db.transaction(() => {
+    o.terminalIds.forEach((id, i) => {
+      const online = i % 20 !== 7;
+      const fault = i % 20 === 3;
+      const p = { ...EXAMPLES.telemetry.peripherals, idCardReader: { status: fault ? 'fault' : 'ok', since: o.now - 3600_000 } };
+      setState.run(online ? 'online' : 'offline', online ? null : 'connection-lost', o.now - 7200_000, o.now - 20_000, o.now - 20_000, o.now - 20_000, 30, JSON.stringify(h), JSON.stringify(p), app, fault ? '[]' : services, fault ? 1 : 0, id);
+    });
+  });
+  stateTx();
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return { rawRows, rollupRows, seconds: (performance.now() - t0) / 1000 };
+}
