@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createHttpApp } from './api/app.ts';
+import { ConfigLayers } from './config-layers/service.ts';
+import { ConfigLayerStore } from './config-layers/store.ts';
 import { Broker } from './broker/broker.ts';
 import type { HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
@@ -34,6 +36,7 @@ import { createReleases, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
+const CONFIG_RECONCILE_MS = 10_000;
 
 export interface HubServices {
   db: Db;
@@ -42,6 +45,8 @@ export interface HubServices {
   registry: RegistryStore;
   queries: QueryStore;
   downlink: Downlink;
+  /** Layered config (city → district → station → terminal), its pushes and drift. */
+  configLayers: ConfigLayers;
   broker: Broker;
   presence: PresenceService;
   retention: Retention;
@@ -145,6 +150,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
     const restored = await downlink.restoreRetained();
+    const configLayers = new ConfigLayers(new ConfigLayerStore(db), registry, broker, log, {
+      metrics,
+      onPushed: (pushed) => {
+        const at = Date.now();
+        bus.emit('changes', pushed.map((p) => ({ type: 'config' as const, terminalId: p.terminalId, at, data: { version: p.version, desired: true } })));
+      },
+    });
+    // terminals registered or moved while the hub was down get their effective config now
+    await configLayers.reconcile();
 
     const releases = createReleases({
       dataDir: config.dataDir,
@@ -162,6 +176,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       registry,
       queries: new QueryStore(db),
       downlink,
+      configLayers,
       broker,
       presence,
       retention,
@@ -221,6 +236,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           log.error({ err }, 'command expiry failed');
         }
       }, 5000),
+    );
+    // Placement changes (move, import, register) change effective configs; a periodic reconcile catches them all.
+    timers.push(
+      setInterval(() => configLayers.reconcile().catch((err: unknown) => log.error({ err }, 'config reconcile failed')), CONFIG_RECONCILE_MS),
     );
     timers.push(
       setInterval(() => {

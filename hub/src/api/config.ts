@@ -1,47 +1,282 @@
 /**
- * /config/terminals/{id}: a terminal's desired config (the layered config service with inheritance and drift is its
- * own issue; this is the per-terminal layer the hub persists and re-sends after a restart).
+ * /config: layered config. A layer per node (city, district, station) and per terminal, each versioned with its
+ * history; writes carry the version they were based on (409 when stale); invalid config → 400 with each bad field's
+ * path, never saved or pushed. The merge, provenance and drift rules live in config-layers/.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { errorResponses, idParam, iso, json, type ApiEnv, type Services } from './common.ts';
+import { nodePath } from '@kiosk-fleet/protocol';
+import type { LayerView, SyncState } from '../config-layers/service.ts';
+import type { Scope } from '../config-layers/store.ts';
+import { errorResponses, idParam, iso, isoReq, json, type ApiEnv, type Services } from './common.ts';
 
-const desiredSchema = z.object({ terminalId: z.string(), version: z.number(), config: z.unknown(), updatedAt: z.string().nullable() });
+const configBody = z.record(z.string(), z.unknown()).openapi({ description: 'A layer: any keys of the terminal config; null removes an inherited value' });
 
-const getRoute = createRoute({
+const writeBody = z.object({
+  config: configBody,
+  /** The layer version this write is based on (0 for a layer never saved). */
+  expectedVersion: z.number().int().min(0),
+  reason: z.string().max(500).optional(),
+});
+
+const changeSchema = z.object({
+  path: z.array(z.string()),
+  op: z.enum(['add', 'remove', 'change']),
+  from: z.unknown().optional(),
+  to: z.unknown().optional(),
+});
+
+const syncSchema = z.object({
+  desiredVersion: z.number(),
+  desiredAt: z.string().nullable(),
+  appliedVersion: z.number(),
+  appliedAt: z.string().nullable(),
+  rejected: z.object({ version: z.number(), reason: z.string().nullable(), at: z.string().nullable() }).nullable(),
+  status: z.enum(['in-sync', 'pending', 'rejected']),
+  drift: z.object({ since: z.string(), graceSeconds: z.number() }).nullable(),
+});
+
+const layerSchema = z.object({
+  scope: z.enum(['node', 'terminal']),
+  id: z.string(),
+  level: z.enum(['city', 'district', 'station', 'terminal']),
+  version: z.number(),
+  config: z.record(z.string(), z.unknown()),
+  updatedAt: z.string().nullable(),
+  updatedBy: z.string().nullable(),
+  reason: z.string().nullable(),
+});
+
+const terminalConfigView = layerSchema.extend({
+  /** Kept for older clients: the terminal id. */
+  terminalId: z.string(),
+  desired: z.object({ version: z.number(), config: z.unknown(), updatedAt: z.string() }).nullable(),
+  sync: syncSchema,
+});
+
+const writeResult = { pushed: z.object({ count: z.number(), terminals: z.array(z.object({ terminalId: z.string(), version: z.number() })) }) };
+
+const historyItem = z.object({
+  version: z.number(),
+  config: z.record(z.string(), z.unknown()),
+  at: z.string(),
+  by: z.string(),
+  reason: z.string().nullable(),
+  pushed: z.number(),
+  changes: z.array(changeSchema),
+});
+
+const historyQuery = z.object({
+  cursor: z.string().regex(/^\d+$/).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+const diffQuery = z.object({
+  from: z.coerce.number().int().min(0).optional(),
+  to: z.coerce.number().int().min(0).optional(),
+});
+
+const dryRunBody = z.object({ config: configBody });
+const dryRunSchema = z.object({
+  terminals: z.array(z.object({ terminalId: z.string(), changes: z.array(changeSchema) })),
+  changed: z.number(),
+  unchanged: z.number(),
+});
+
+const effectiveSchema = z.object({
+  terminalId: z.string(),
+  config: z.record(z.string(), z.unknown()),
+  /** Dotted path of each effective value → the layer it came from. */
+  sources: z.record(z.string(), z.object({ level: z.string(), id: z.string(), version: z.number() })),
+  layers: z.array(z.object({ level: z.string(), id: z.string(), version: z.number() })),
+  desired: z.object({ version: z.number(), config: z.unknown(), updatedAt: z.string() }).nullable(),
+  sync: syncSchema,
+});
+
+const driftItem = syncSchema.extend({ terminalId: z.string(), stationId: z.string(), presence: z.string().nullable() });
+const driftSchema = z.object({
+  items: z.array(driftItem),
+  nextCursor: z.string().nullable(),
+  count: z.number(),
+  /** Drifting terminals per node (every level under and including the one asked for). */
+  byNode: z.record(z.string(), z.number()),
+});
+
+const conflictResponse = { 409: { description: 'Stale expectedVersion', content: errorResponses[400].content } };
+
+function routesFor(scope: Scope) {
+  const base = scope === 'node' ? '/config/nodes/{id}' : '/config/terminals/{id}';
+  const what = scope === 'node' ? 'node (city, district, station)' : 'terminal';
+  return {
+    history: createRoute({
+      method: 'get',
+      path: `${base}/history`,
+      summary: `Saved versions of a ${what} layer, newest first, each with its changes`,
+      request: { params: idParam, query: historyQuery },
+      responses: { 200: json(z.object({ items: z.array(historyItem), nextCursor: z.string().nullable() })), ...errorResponses },
+    }),
+    diff: createRoute({
+      method: 'get',
+      path: `${base}/diff`,
+      summary: `Changes between two versions of a ${what} layer (default: the current one and the one before)`,
+      request: { params: idParam, query: diffQuery },
+      responses: { 200: json(z.object({ from: z.number(), to: z.number(), changes: z.array(changeSchema) })), ...errorResponses },
+    }),
+    dryRun: createRoute({
+      method: 'post',
+      path: `${base}/dry-run`,
+      summary: `Which terminals would change, and how, if this ${what} layer were saved (nothing is saved)`,
+      request: { params: idParam, body: { required: true, content: { 'application/json': { schema: dryRunBody } } } },
+      responses: { 200: json(dryRunSchema), ...errorResponses },
+    }),
+  };
+}
+
+const nodeRoutes = routesFor('node');
+const terminalRoutes = routesFor('terminal');
+
+const getNode = createRoute({
+  method: 'get',
+  path: '/config/nodes/{id}',
+  summary: 'The config layer of a node (version 0 and {} when never set)',
+  request: { params: idParam },
+  responses: { 200: json(layerSchema), ...errorResponses },
+});
+
+const putNode = createRoute({
+  method: 'put',
+  path: '/config/nodes/{id}',
+  summary: 'Save a new version of a node layer and push the effective config to every terminal it changes',
+  request: { params: idParam, body: { required: true, content: { 'application/json': { schema: writeBody } } } },
+  responses: { 200: json(layerSchema.extend(writeResult)), ...errorResponses, ...conflictResponse },
+});
+
+const getTerminal = createRoute({
   method: 'get',
   path: '/config/terminals/{id}',
+  summary: "A terminal's own layer, the desired config pushed to it, and its sync state (drift)",
   request: { params: idParam },
-  responses: { 200: json(desiredSchema), ...errorResponses },
+  responses: { 200: json(terminalConfigView), ...errorResponses },
 });
 
-const putRoute = createRoute({
+const putTerminal = createRoute({
   method: 'put',
   path: '/config/terminals/{id}',
-  summary: 'Set the desired config; pass the version you read as expectedVersion (409 when stale)',
+  summary: "Save a new version of a terminal's own layer; pass the version you read as expectedVersion (409 when stale)",
   request: {
     params: idParam,
-    body: {
-      required: true,
-      content: { 'application/json': { schema: z.object({ config: z.record(z.string(), z.unknown()), expectedVersion: z.number().int().min(0).optional() }) } },
-    },
+    body: { required: true, content: { 'application/json': { schema: writeBody.extend({ expectedVersion: z.number().int().min(0).optional() }) } } },
   },
-  responses: { 200: json(desiredSchema), ...errorResponses, 409: errorResponses[400] },
+  responses: { 200: json(terminalConfigView.extend(writeResult)), ...errorResponses, ...conflictResponse },
 });
 
+const effectiveRoute = createRoute({
+  method: 'get',
+  path: '/config/terminals/{id}/effective',
+  summary: 'The effective config of a terminal with the layer each value came from',
+  request: { params: idParam },
+  responses: { 200: json(effectiveSchema), ...errorResponses },
+});
+
+const driftRoute = createRoute({
+  method: 'get',
+  path: '/config/drift',
+  summary: 'Terminals whose applied config lags the desired one for longer than the grace period',
+  request: { query: z.object({ node: z.string().min(1).max(64).optional() }) },
+  responses: { 200: json(driftSchema), ...errorResponses },
+});
+
+function layerJson(l: LayerView) {
+  return { scope: l.scope, id: l.id, level: l.level, version: l.version, config: l.config, updatedAt: iso(l.updatedAt), updatedBy: l.updatedBy, reason: l.reason };
+}
+
+function syncJson(s: SyncState) {
+  return {
+    desiredVersion: s.desiredVersion,
+    desiredAt: iso(s.desiredAt),
+    appliedVersion: s.appliedVersion,
+    appliedAt: iso(s.appliedAt),
+    rejected: s.rejected ? { version: s.rejected.version, reason: s.rejected.reason, at: iso(s.rejected.at) } : null,
+    status: s.status,
+    drift: s.drift ? { since: isoReq(s.drift.since), graceSeconds: s.drift.graceMs / 1000 } : null,
+  };
+}
+
 export function configRoutes(s: Services) {
-  return new OpenAPIHono<ApiEnv>()
-    .openapi(getRoute, (c) => {
-      const { id } = c.req.valid('param');
-      s.registry.requireTerminal(id);
-      const d = s.downlink.desired(id);
-      return c.json({ terminalId: id, version: d?.version ?? 0, config: d?.config ?? {}, updatedAt: iso(d?.updatedAt) }, 200);
-    })
-    .openapi(putRoute, async (c) => {
+  const cl = s.configLayers;
+  const desiredJson = (id: string) => {
+    const d = cl.desired(id);
+    return d ? { version: d.version, config: d.config, updatedAt: isoReq(d.updatedAt) } : null;
+  };
+  const terminalView = (id: string) => {
+    const l = cl.layer('terminal', id);
+    return { ...layerJson(l), terminalId: id, desired: desiredJson(id), sync: syncJson(cl.sync(id)) };
+  };
+  const pushedJson = (pushed: { terminalId: string; version: number }[]) => ({ count: pushed.length, terminals: pushed });
+
+  const app = new OpenAPIHono<ApiEnv>()
+    .openapi(getNode, (c) => c.json(layerJson(cl.layer('node', c.req.valid('param').id)), 200))
+    .openapi(putNode, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      await s.downlink.setDesired(id, b.config, b.expectedVersion);
-      const d = s.downlink.desired(id)!;
-      s.changed({ type: 'config', terminalId: id, at: Date.now(), data: { version: d.version } });
-      return c.json({ terminalId: id, version: d.version, config: d.config, updatedAt: iso(d.updatedAt) }, 200);
+      const r = await cl.setLayer('node', id, b.config, { expectedVersion: b.expectedVersion, by: c.get('actor'), reason: b.reason });
+      return c.json({ ...layerJson(r.layer), pushed: pushedJson(r.pushed) }, 200);
+    })
+    .openapi(getTerminal, (c) => c.json(terminalView(c.req.valid('param').id), 200))
+    .openapi(putTerminal, async (c) => {
+      const { id } = c.req.valid('param');
+      const b = c.req.valid('json');
+      const r = await cl.setLayer('terminal', id, b.config, { expectedVersion: b.expectedVersion, by: c.get('actor'), reason: b.reason });
+      return c.json({ ...terminalView(id), pushed: pushedJson(r.pushed) }, 200);
+    })
+    .openapi(effectiveRoute, (c) => {
+      const { id } = c.req.valid('param');
+      const e = cl.effective(id);
+      return c.json({ terminalId: id, config: e.config, sources: e.sources, layers: e.layers, desired: desiredJson(id), sync: syncJson(cl.sync(id)) }, 200);
+    })
+    .openapi(driftRoute, (c) => {
+      const { node } = c.req.valid('query');
+      const items = cl.drift(node ?? null);
+      const byNode: Record<string, number> = {};
+      for (const i of items) {
+        for (const n of nodePath(i.stationId)) if (!node || n.length >= node.length) byNode[n] = (byNode[n] ?? 0) + 1;
+      }
+      return c.json(
+        {
+          items: items.map((i) => ({ terminalId: i.terminalId, stationId: i.stationId, presence: i.presence, ...syncJson(i) })),
+          nextCursor: null,
+          count: items.length,
+          byNode,
+        },
+        200,
+      );
     });
+
+  for (const [scope, r] of [['node', nodeRoutes], ['terminal', terminalRoutes]] as const) {
+    app.openapi(r.history, (c) => {
+      const { id } = c.req.valid('param');
+      const q = c.req.valid('query');
+      const rows = cl.history(scope, id, q.cursor ? Number(q.cursor) : null, q.limit);
+      const last = rows.at(-1);
+      return c.json(
+        {
+          items: rows.map((h) => ({ version: h.version, config: JSON.parse(h.config) as Record<string, unknown>, at: isoReq(h.at), by: h.by, reason: h.reason, pushed: h.pushed, changes: h.changes })),
+          nextCursor: rows.length === q.limit && last && last.version > 1 ? String(last.version) : null,
+        },
+        200,
+      );
+    });
+    app.openapi(r.diff, (c) => {
+      const { id } = c.req.valid('param');
+      const q = c.req.valid('query');
+      const to = q.to ?? cl.layer(scope, id).version;
+      const from = q.from ?? Math.max(0, to - 1);
+      return c.json({ from, to, changes: cl.diffVersions(scope, id, from, to) }, 200);
+    });
+    app.openapi(r.dryRun, (c) => {
+      const { id } = c.req.valid('param');
+      const d = cl.dryRun(scope, id, c.req.valid('json').config);
+      return c.json({ terminals: d.terminals, changed: d.terminals.length, unchanged: d.unchanged }, 200);
+    });
+  }
+  return app;
 }

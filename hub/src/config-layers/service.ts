@@ -1,0 +1,477 @@
+/**
+ * Layered config: city → district → station → terminal layers, each versioned with its history; the effective
+ * config of every terminal pushed (retained, on `config/desired`) whenever it changes; drift between what was pushed
+ * and what the terminal reports.
+ *
+ * Invariants:
+ * 1. Nothing invalid is saved or pushed: a layer is checked on its own (`validateLayer`), and every effective config
+ *    it would produce is checked in full before the save; one bad terminal fails the whole write with its paths.
+ * 2. A write names the layer version it was based on; any other current version → 409, nothing changes.
+ * 3. A terminal's desired version only grows, and grows only when its effective config really changed (canonical
+ *    JSON compare), so a no-op change does not make a thousand terminals re-apply.
+ * 4. The layer, its history row and every affected terminal's desired config commit in one transaction; publishing
+ *    follows, one batch at a time in commit order, so the broker's retained message is always the newest version.
+ * 5. `reconcileAll` recomputes every active terminal from the stored layers (after a start, a move, an import):
+ *    the database is the truth, the broker's retained store only a copy of it.
+ * 6. Drift is derived, not stored: a terminal drifts when its applied version is below the desired one for longer
+ *    than its grace period (the effective `alerts.thresholds.driftMinutes`, else the service default).
+ */
+import { nodePath, type TerminalConfig } from '@kiosk-fleet/protocol';
+import { Counter } from 'prom-client';
+import type { Broker } from '../broker/broker.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { RegistryStore } from '../store/registry.ts';
+import {
+  canonical,
+  diff,
+  mergeLayers,
+  validateEffective,
+  validateLayer,
+  type Change,
+  type Effective,
+  type Issue,
+  type JsonObject,
+  type Layer,
+  type LayerRef,
+} from './merge.ts';
+import { ConfigLayerStore, type DesiredRow, type HistoryRow, type LayerRow, type Scope, type SyncRow, type TerminalPlace } from './store.ts';
+
+export const DEFAULT_DRIFT_GRACE_MS = 5 * 60_000;
+/** At most this many per-terminal problems are listed in a 400 (a city-wide mistake would list a thousand). */
+const MAX_TERMINAL_ISSUES = 20;
+
+export interface ConfigAuditEntry {
+  actor: string;
+  action: 'config.update';
+  target: string;
+  at: number;
+  details: { scope: Scope; version: number; reason: string | null; changes: Change[]; pushed: number };
+}
+
+export interface ConfigLayersOptions {
+  /** Drift grace when the effective config does not set `alerts.thresholds.driftMinutes`. */
+  driftGraceMs?: number;
+  /** Where config changes are written to the audit log (when the hub has one). */
+  audit?: (entry: ConfigAuditEntry) => void;
+  /** Told about every terminal that got a new desired version (SSE). */
+  onPushed?: (pushed: Pushed[]) => void;
+  metrics?: Metrics;
+}
+
+export interface Pushed {
+  terminalId: string;
+  version: number;
+}
+
+export interface LayerView {
+  scope: Scope;
+  id: string;
+  level: LayerRef['level'];
+  version: number;
+  config: JsonObject;
+  updatedAt: number | null;
+  updatedBy: string | null;
+  reason: string | null;
+}
+
+export interface WriteOptions {
+  expectedVersion?: number | undefined;
+  by: string;
+  reason?: string | null | undefined;
+}
+
+export interface TerminalChange {
+  terminalId: string;
+  changes: Change[];
+}
+
+export interface DryRun {
+  /** Terminals whose effective config would change, and how. */
+  terminals: TerminalChange[];
+  /** Affected terminals whose effective config stays the same. */
+  unchanged: number;
+}
+
+export interface SyncState {
+  desiredVersion: number;
+  desiredAt: number | null;
+  appliedVersion: number;
+  appliedAt: number | null;
+  rejected: { version: number; reason: string | null; at: number | null } | null;
+  /** in-sync: applied ≥ desired; pending: not yet reported; rejected: the terminal refused the desired version. */
+  status: 'in-sync' | 'pending' | 'rejected';
+  /** Out of sync for longer than the grace period: since when (the desired version's time). */
+  drift: { since: number; graceMs: number } | null;
+}
+
+export interface DriftItem extends SyncState {
+  terminalId: string;
+  stationId: string;
+  presence: string | null;
+}
+
+interface DriftJoinRow {
+  terminalId: string;
+  stationId: string;
+  version: number;
+  config: string;
+  updatedAt: number;
+  appliedVersion: number | null;
+  appliedAt: number | null;
+  rejectedVersion: number | null;
+  rejectedReason: string | null;
+  rejectedAt: number | null;
+  presence: string | null;
+}
+
+export class ConfigLayers {
+  readonly store: ConfigLayerStore;
+  readonly #graceMs: number;
+  #publishing: Promise<void> = Promise.resolve();
+  readonly #counters: { pushed: Counter; invalid: Counter } | null;
+  readonly #driftQuery;
+  /** Terminals whose stored layers give an invalid effective config; warned about once, not every reconcile. */
+  readonly #invalidWarned = new Set<string>();
+
+  constructor(
+    store: ConfigLayerStore,
+    private readonly registry: RegistryStore,
+    private readonly broker: Broker,
+    private readonly log: Logger,
+    private readonly opts: ConfigLayersOptions = {},
+  ) {
+    this.store = store;
+    this.#graceMs = opts.driftGraceMs ?? DEFAULT_DRIFT_GRACE_MS;
+    const registers = opts.metrics ? [opts.metrics.registry] : [];
+    this.#counters = opts.metrics
+      ? {
+          pushed: new Counter({ name: 'kf_config_pushed_total', help: 'Desired config versions published to terminals', registers }),
+          invalid: new Counter({
+            name: 'kf_config_invalid_total',
+            help: 'Config writes or reconciles refused because a layer or an effective config failed the schema',
+            labelNames: ['where'] as const,
+            registers,
+          }),
+        }
+      : null;
+    this.#driftQuery = store.db.prepare(
+      `SELECT t.id AS terminalId, t.station_id AS stationId, d.version, d.config, d.updated_at AS updatedAt,
+         s.applied_version AS appliedVersion, s.applied_at AS appliedAt, s.rejected_version AS rejectedVersion,
+         s.rejected_reason AS rejectedReason, s.rejected_at AS rejectedAt, ts.presence
+       FROM terminals t JOIN desired_config d ON d.terminal_id = t.id
+         LEFT JOIN config_sync s ON s.terminal_id = t.id
+         LEFT JOIN terminal_state ts ON ts.terminal_id = t.id
+       WHERE t.state = 'active' AND (? IS NULL OR t.station_id = ? OR t.station_id LIKE ? || '-%')
+         AND coalesce(s.applied_version, 0) < d.version
+       ORDER BY t.id`,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------- reads
+
+  /** The current version of a layer (version 0 and `{}` when none was ever saved). 404 for an unknown target. */
+  layer(scope: Scope, id: string): LayerView {
+    const level = this.#level(scope, id);
+    const row = this.store.layer(scope, id);
+    return {
+      scope,
+      id,
+      level,
+      version: row?.version ?? 0,
+      config: row ? (JSON.parse(row.config) as JsonObject) : {},
+      updatedAt: row?.updatedAt ?? null,
+      updatedBy: row?.updatedBy ?? null,
+      reason: row?.reason ?? null,
+    };
+  }
+
+  /** Versions before `before` (newest first). */
+  history(scope: Scope, id: string, before: number | null, limit: number): (HistoryRow & { changes: Change[] })[] {
+    this.#level(scope, id);
+    const rows = this.store.s.history.all(scope, id, before ?? Number.MAX_SAFE_INTEGER, limit + 1) as HistoryRow[];
+    // each entry carries its diff against the version before it, which may be just past the page
+    return rows.slice(0, limit).map((r, i) => {
+      const prev = rows[i + 1] ?? (r.version > 1 ? this.#version(scope, id, r.version - 1) : undefined);
+      return { ...r, changes: diff(prev ? (JSON.parse(prev.config) as JsonObject) : {}, JSON.parse(r.config) as JsonObject) };
+    });
+  }
+
+  /** Differences between two saved versions of a layer (version 0 is the empty layer). */
+  diffVersions(scope: Scope, id: string, from: number, to: number): Change[] {
+    this.#level(scope, id);
+    const load = (v: number): JsonObject => {
+      if (v === 0) return {};
+      const r = this.#version(scope, id, v);
+      if (!r) throw notFound(`version of ${scope} ${id}`, String(v));
+      return JSON.parse(r.config) as JsonObject;
+    };
+    return diff(load(from), load(to));
+  }
+
+  /** The effective config of a terminal from the stored layers, with the layer of each value. */
+  effective(terminalId: string): Effective & { layers: LayerRef[] } {
+    const t = this.registry.requireTerminal(terminalId);
+    const layers = this.#chain({ id: t.id, stationId: t.stationId }, this.#layerMap());
+    return { ...mergeLayers(layers), layers: layers.map(({ level, id, version }) => ({ level, id, version })) };
+  }
+
+  desired(terminalId: string): { version: number; config: TerminalConfig; updatedAt: number } | null {
+    const r = this.store.desired(terminalId);
+    return r ? { version: r.version, config: JSON.parse(r.config) as TerminalConfig, updatedAt: r.updatedAt } : null;
+  }
+
+  /** Desired vs reported of one terminal. */
+  sync(terminalId: string, now = Date.now()): SyncState {
+    this.registry.requireTerminal(terminalId);
+    const d = this.store.desired(terminalId);
+    const s = this.store.s.sync.get(terminalId) as SyncRow | undefined;
+    return this.#syncState(d, s, now);
+  }
+
+  /** Terminals under a node (or all) whose applied config lags the desired one for longer than their grace. */
+  drift(nodeId: string | null, now = Date.now()): DriftItem[] {
+    if (nodeId !== null && !this.registry.node(nodeId)) throw notFound('node', nodeId);
+    const rows = this.#driftQuery.all(nodeId, nodeId, nodeId) as DriftJoinRow[];
+    const out: DriftItem[] = [];
+    for (const r of rows) {
+      const state = this.#syncState(
+        { terminalId: r.terminalId, version: r.version, config: r.config, updatedAt: r.updatedAt },
+        r.appliedVersion === null
+          ? undefined
+          : { terminalId: r.terminalId, appliedVersion: r.appliedVersion, appliedAt: r.appliedAt, rejectedVersion: r.rejectedVersion ?? 0, rejectedReason: r.rejectedReason, rejectedAt: r.rejectedAt },
+        now,
+      );
+      if (state.drift) out.push({ terminalId: r.terminalId, stationId: r.stationId, presence: r.presence, ...state });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------- writes
+
+  /** What saving `config` as the layer would change, terminal by terminal; 400 (with paths) when it is invalid. */
+  dryRun(scope: Scope, id: string, config: unknown): DryRun {
+    const plan = this.#plan(scope, id, config);
+    return {
+      terminals: plan.changes.map((c) => ({ terminalId: c.terminal.id, changes: diff(c.before, c.after) })),
+      unchanged: plan.unchanged,
+    };
+  }
+
+  /** Saves a new version of a layer and pushes the effective config to every terminal it changes. */
+  async setLayer(scope: Scope, id: string, config: unknown, w: WriteOptions): Promise<{ layer: LayerView; pushed: Pushed[] }> {
+    const plan = this.#plan(scope, id, config);
+    const now = Date.now();
+    const reason = w.reason ?? null;
+    const committed = this.store.tx(() => {
+      const current = this.store.layer(scope, id);
+      const currentVersion = current?.version ?? 0;
+      if (w.expectedVersion !== undefined && w.expectedVersion !== currentVersion) {
+        throw conflict(`the ${scope} config of ${id} changed since you read it (now version ${currentVersion})`, { version: currentVersion });
+      }
+      const version = currentVersion + 1;
+      const text = JSON.stringify(plan.layer);
+      this.store.s.upsertLayer.run(scope, id, version, text, now, w.by, reason);
+      const pushed = this.#writeDesired(plan.changes.map((c) => ({ terminal: c.terminal, after: c.after })), now);
+      this.store.s.insertHistory.run(scope, id, version, text, now, w.by, reason, pushed.length);
+      const before = current ? (JSON.parse(current.config) as JsonObject) : {};
+      return { version, pushed, changes: diff(before, plan.layer) };
+    });
+    this.log.info({ scope, id, version: committed.version, by: w.by, pushed: committed.pushed.length }, 'config layer saved');
+    this.opts.audit?.({
+      actor: w.by,
+      action: 'config.update',
+      target: `${scope}:${id}`,
+      at: now,
+      details: { scope, version: committed.version, reason, changes: committed.changes, pushed: committed.pushed.length },
+    });
+    await this.#publish(committed.pushed);
+    return { layer: this.layer(scope, id), pushed: committed.pushed };
+  }
+
+  /**
+   * Recomputes every active terminal (or those given) from the stored layers and pushes what changed. Run at start,
+   * periodically and after placement changes: a moved or newly registered terminal gets its station's config.
+   */
+  async reconcile(terminalIds?: readonly string[]): Promise<Pushed[]> {
+    const layers = this.#layerMap();
+    const terminals = terminalIds
+      ? terminalIds.flatMap((tid) => {
+          const t = this.registry.terminal(tid);
+          return t && t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
+        })
+      : (this.store.s.activeTerminals.all() as TerminalPlace[]);
+    const desired = new Map((this.store.s.allDesired.all() as DesiredRow[]).map((d) => [d.terminalId, d]));
+    const updates: { terminal: TerminalPlace; after: JsonObject }[] = [];
+    for (const t of terminals) {
+      const after = mergeLayers(this.#chain(t, layers)).config;
+      const d = desired.get(t.id);
+      if (d ? canonical(JSON.parse(d.config)) === canonical(after) : Object.keys(after).length === 0) continue;
+      const issues = validateEffective(after);
+      if (issues.length > 0) {
+        // e.g. a terminal moved under a station whose layers clash with its own: it keeps its last desired config
+        if (!this.#invalidWarned.has(t.id)) {
+          this.#invalidWarned.add(t.id);
+          this.#counters?.invalid.inc({ where: 'reconcile' });
+          this.log.warn({ terminalId: t.id, issues: issues.slice(0, 5) }, 'effective config invalid; the terminal keeps its last desired config');
+        }
+        continue;
+      }
+      this.#invalidWarned.delete(t.id);
+      updates.push({ terminal: t, after });
+    }
+    if (updates.length === 0) return [];
+    const pushed = this.store.tx(() => this.#writeDesired(updates, Date.now()));
+    if (pushed.length > 0) this.log.info({ pushed: pushed.length }, 'effective config reconciled');
+    await this.#publish(pushed);
+    return pushed;
+  }
+
+  // ---------------------------------------------------------------------------------------------- internals
+
+  #level(scope: Scope, id: string): LayerRef['level'] {
+    if (scope === 'terminal') {
+      this.registry.requireTerminal(id);
+      return 'terminal';
+    }
+    const n = this.registry.node(id);
+    if (!n) throw notFound('node', id);
+    return n.level;
+  }
+
+  #version(scope: Scope, id: string, version: number): HistoryRow | undefined {
+    return this.store.s.historyVersion.get(scope, id, version) as HistoryRow | undefined;
+  }
+
+  #layerMap(): Map<string, LayerRow> {
+    return new Map(this.store.allLayers().map((l) => [`${l.scope}:${l.targetId}`, l]));
+  }
+
+  #chain(t: TerminalPlace, layers: Map<string, LayerRow>, override?: { scope: Scope; id: string; config: JsonObject }): Layer[] {
+    const out: Layer[] = [];
+    const levels = ['city', 'district', 'station'] as const;
+    const add = (scope: Scope, id: string, level: Layer['level']): void => {
+      if (override && override.scope === scope && override.id === id) {
+        out.push({ level, id, version: (layers.get(`${scope}:${id}`)?.version ?? 0) + 1, config: override.config });
+        return;
+      }
+      const row = layers.get(`${scope}:${id}`);
+      if (row) out.push({ level, id, version: row.version, config: JSON.parse(row.config) as JsonObject });
+    };
+    nodePath(t.stationId).forEach((nid, i) => add('node', nid, levels[i]!));
+    add('terminal', t.id, 'terminal');
+    return out;
+  }
+
+  /** Validates a candidate layer and works out each affected terminal's effective config before and after. */
+  #plan(scope: Scope, id: string, config: unknown) {
+    this.#level(scope, id);
+    const layerIssues = validateLayer(config);
+    if (layerIssues.length > 0) {
+      this.#counters?.invalid.inc({ where: 'layer' });
+      throw invalid(`the config is invalid: ${summary(layerIssues)}`, layerIssues.map((i) => ({ path: ['config', ...i.path], message: i.message })));
+    }
+    const layer = config as JsonObject;
+    const layers = this.#layerMap();
+    let affected: TerminalPlace[];
+    if (scope === 'terminal') {
+      const t = this.registry.requireTerminal(id);
+      affected = t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
+    } else {
+      affected = this.store.terminalsUnder(id);
+    }
+    const changes: { terminal: TerminalPlace; before: JsonObject; after: JsonObject }[] = [];
+    const issues: (Issue & { terminalId: string })[] = [];
+    let bad = 0;
+    let unchanged = 0;
+    // terminals of one station without a terminal layer share their effective config: check each chain once
+    const checked = new Map<string, Issue[]>();
+    for (const t of affected) {
+      const after = mergeLayers(this.#chain(t, layers, { scope, id, config: layer })).config;
+      const key = canonical(after);
+      let problems = checked.get(key);
+      if (!problems) {
+        problems = validateEffective(after);
+        checked.set(key, problems);
+      }
+      if (problems.length > 0) {
+        bad++;
+        if (issues.length < MAX_TERMINAL_ISSUES) for (const p of problems) issues.push({ terminalId: t.id, path: ['config', ...p.path], message: p.message });
+        continue;
+      }
+      const before = mergeLayers(this.#chain(t, layers)).config;
+      if (canonical(before) === key) unchanged++;
+      else changes.push({ terminal: t, before, after });
+    }
+    if (bad > 0) {
+      this.#counters?.invalid.inc({ where: 'effective' });
+      throw invalid(
+        `the config would give ${bad} terminal(s) an invalid effective config: ${summary(issues)}`,
+        issues.slice(0, MAX_TERMINAL_ISSUES * 4),
+        bad,
+      );
+    }
+    return { layer, changes, unchanged };
+  }
+
+  /** Inside a transaction: a new desired version for each terminal whose effective config differs from its desired. */
+  #writeDesired(updates: readonly { terminal: TerminalPlace; after: JsonObject }[], now: number): (Pushed & { config: JsonObject })[] {
+    const out: (Pushed & { config: JsonObject })[] = [];
+    for (const u of updates) {
+      const d = this.store.desired(u.terminal.id);
+      if (d && canonical(JSON.parse(d.config)) === canonical(u.after)) continue;
+      const version = (d?.version ?? 0) + 1;
+      this.store.s.upsertDesired.run(u.terminal.id, version, JSON.stringify(u.after), now);
+      out.push({ terminalId: u.terminal.id, version, config: u.after });
+    }
+    return out;
+  }
+
+  /** Publishes batches in commit order (invariant 4); a failed publish is logged, the database still holds it. */
+  #publish(batch: readonly (Pushed & { config: JsonObject })[]): Promise<void> {
+    if (batch.length === 0) return this.#publishing;
+    this.#publishing = this.#publishing.then(async () => {
+      await Promise.all(
+        batch.map((p) =>
+          this.broker.publish(p.terminalId, 'config/desired', { v: 1, version: p.version, config: p.config }).then(
+            () => this.#counters?.pushed.inc(),
+            (err: unknown) => this.log.error({ err, terminalId: p.terminalId }, 'config publish failed'),
+          ),
+        ),
+      );
+    });
+    const done = this.#publishing;
+    this.opts.onPushed?.(batch.map(({ terminalId, version }) => ({ terminalId, version })));
+    return done;
+  }
+
+  #syncState(d: DesiredRow | undefined, s: SyncRow | undefined, now: number): SyncState {
+    const desiredVersion = d?.version ?? 0;
+    const appliedVersion = s?.appliedVersion ?? 0;
+    const rejected = s && s.rejectedVersion > 0 ? { version: s.rejectedVersion, reason: s.rejectedReason, at: s.rejectedAt } : null;
+    const base = { desiredVersion, desiredAt: d?.updatedAt ?? null, appliedVersion, appliedAt: s?.appliedAt ?? null, rejected };
+    if (!d || appliedVersion >= desiredVersion) return { ...base, status: 'in-sync', drift: null };
+    const status = rejected && rejected.version >= desiredVersion ? 'rejected' : 'pending';
+    const graceMs = this.#grace(d.config);
+    return { ...base, status, drift: now - d.updatedAt >= graceMs ? { since: d.updatedAt, graceMs } : null };
+  }
+
+  #grace(config: string): number {
+    try {
+      const m = (JSON.parse(config) as TerminalConfig).alerts?.thresholds?.driftMinutes;
+      return typeof m === 'number' ? m * 60_000 : this.#graceMs;
+    } catch {
+      return this.#graceMs;
+    }
+  }
+}
+
+function summary(issues: readonly Issue[]): string {
+  const shown = issues.slice(0, 3).map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+  return shown.join('; ') + (issues.length > 3 ? `; and ${issues.length - 3} more` : '');
+}
+
+function invalid(message: string, issues: unknown[], terminals?: number) {
+  return badRequest('invalid-config', message, { issues, ...(terminals === undefined ? {} : { terminals }) });
+}
