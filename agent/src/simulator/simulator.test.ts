@@ -97,6 +97,28 @@ describe('simulated fleet', () => {
     expect(online.lastExit.cause).toBe('power-loss');
     // the will was published for the old boot: no clean goodbye
     expect(broker.published.filter((m) => m.topic === topicFor(id, 'presence')).map((m) => JSON.parse(m.payload)).some((p) => p.bootId === boot1 && p.reason === 'clean')).toBe(false);
+    // a citizen session holds restart-app until it ends
+    const t2 = fleet.terminals[1]!.id;
+    await api.request(`/terminals/${t2}/session`, { method: 'POST', body: JSON.stringify({ seconds: 1.5 }) });
+    const sentAt = Date.now();
+    broker.broker.publish(
+      {
+        cmd: 'publish',
+        topic: topicFor(t2, 'commands'),
+        payload: Buffer.from(JSON.stringify({ v: 1, id: 'ra-1', name: 'restart-app', args: {}, issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 60_000).toISOString() })),
+        qos: 1,
+        retain: false,
+        dup: false,
+      },
+      () => undefined,
+    );
+    const result = await waitFor(
+      () => broker.published.filter((m) => m.topic === topicFor(t2, 'commands/result')).map((m) => JSON.parse(m.payload)).find((r) => r.id === 'ra-1'),
+      10_000,
+      'restart-app result',
+    );
+    expect(result).toMatchObject({ status: 'ok', result: { waitedForSession: true } });
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(900);
     expect((await api.request('/terminals/NOPE-1/fault', { method: 'POST', body: '{}' })).status).toBe(404);
     expect((await api.request(`/terminals/${id}/fault`, { method: 'POST', body: '{"status":"broken"}' })).status).toBe(400);
   });
