@@ -1,0 +1,85 @@
+/**
+ * The rollout service's ports on the real hub: the fleet from the registry, health from the latest terminal state
+ * and telemetry (read through the store layer's QueryStore, no SQL here), targets through the downlink (which
+ * persists and re-publishes them retained), events onto the hub's bus.
+ */
+import type { EventEmitter } from 'node:events';
+import type { UpdateTarget } from '@kiosk-fleet/protocol';
+import type { Releases } from '../releases/index.ts';
+import type { FleetTerminal, HealthSample } from './engine.ts';
+import type { RolloutPorts } from './service.ts';
+
+/** The slice of the hub's services the ports use (HubServices satisfies it). */
+export interface HubSlice {
+  registry: { nodes(): { id: string; parentId: string | null }[] };
+  queries: {
+    terminals(f: { state?: 'active'; after?: string; limit: number }): { id: string; type: string; stationId: string }[];
+    terminal(id: string): { presence: string | null; peripherals: string | null; app: string | null } | undefined;
+    telemetryRaw(id: string, from: number, to: number, afterId: number, limit: number): { id: number; app: string | null }[];
+  };
+  downlink: { setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> };
+  bus: EventEmitter;
+}
+
+const PAGE = 1000;
+/** Telemetry rows read per window for the failure-rate comparison (a day of 1-minute samples and some). */
+const RATE_ROWS = 2000;
+
+function failureRate(rows: { app: string | null }[]): number | null {
+  let ok = 0;
+  let failed = 0;
+  for (const r of rows) {
+    if (!r.app) continue;
+    const a = JSON.parse(r.app) as { transactionsOk?: number; transactionsFailed?: number };
+    ok += a.transactionsOk ?? 0;
+    failed += a.transactionsFailed ?? 0;
+  }
+  // Too few transactions say nothing about a release: no verdict rather than a noisy one.
+  return ok + failed >= 20 ? failed / (ok + failed) : null;
+}
+
+export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl: string; now?: () => number }): RolloutPorts {
+  const now = o.now ?? Date.now;
+  return {
+    fleet(): FleetTerminal[] {
+      const parent = new Map(hub.registry.nodes().map((n) => [n.id, n.parentId]));
+      const out: FleetTerminal[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = hub.queries.terminals({ state: 'active', limit: PAGE, ...(after ? { after } : {}) });
+        for (const t of page) {
+          const ancestors: string[] = [];
+          for (let n: string | null | undefined = t.stationId; n && ancestors.length < 8; n = parent.get(n)) ancestors.push(n);
+          out.push({ id: t.id, type: t.type, ancestors });
+        }
+        if (page.length < PAGE) break;
+        after = page.at(-1)!.id;
+      }
+      return out;
+    },
+
+    health(terminalId, since): HealthSample | undefined {
+      const t = hub.queries.terminal(terminalId);
+      if (!t) return undefined;
+      const peripherals = t.peripherals ? (JSON.parse(t.peripherals) as Record<string, { status: string; since: number }>) : {};
+      const app = t.app ? (JSON.parse(t.app) as { up?: boolean }) : null;
+      const at = now();
+      const span = Math.max(at - since, 0);
+      return {
+        online: t.presence === 'online',
+        newPeripheralFault: Object.values(peripherals).some((p) => p.status === 'fault' && p.since >= since),
+        // No app data (an agent-only terminal, or no sample yet) is not evidence of a dead app.
+        appAlive: app === null || app.up !== false,
+        failureRate: failureRate(hub.queries.telemetryRaw(terminalId, since, at, 0, RATE_ROWS)),
+        baselineFailureRate: failureRate(hub.queries.telemetryRaw(terminalId, since - span, since, 0, RATE_ROWS)),
+      };
+    },
+
+    release: (id) => releases.store.get(id),
+    makeTarget: (r, terminalId, t) => releases.updateTarget(r, terminalId, { baseUrl: o.baseUrl, ...t }),
+    publishTarget: (terminalId, target) => hub.downlink.setUpdateTarget(terminalId, target),
+    emit: (e) => {
+      hub.bus.emit('changes', [{ type: 'rollout', terminalId: e.action.kind === 'event' ? '' : e.action.terminalId, at: now(), data: { rolloutId: e.rolloutId, by: e.by, ...e.action } }]);
+    },
+  };
+}
