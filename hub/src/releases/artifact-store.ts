@@ -69,7 +69,7 @@ export interface IngestInput {
   signatureB64: string | undefined;
   /** Declared Content-Length, if any: refused early when it cannot match. */
   contentLength?: number | undefined;
-  body: AsyncIterable<Uint8Array> | null;
+  body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
 }
 
 const INDEX_VERSION = 1;
