@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 export const HUB_BIN = path.join(REPO_ROOT, 'hub', 'bin', 'kiosk-fleet.mjs');
@@ -156,4 +157,24 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
   // A test that fails before stop() must not leave a hub running.
   process.once('exit', () => hub.proc.kill('SIGKILL'));
   return hub;
+}
+
+/**
+ * Vitest convenience: one hub for the file, started in beforeAll and stopped in afterAll.
+ *
+ *   const hub = useHub();
+ *   test('...', async () => { await hub().api('/api/v1/health'); });
+ */
+export function useHub(opts: SpawnHubOptions = {}): () => HubProcess {
+  let hub: HubProcess | undefined;
+  beforeAll(async () => {
+    hub = await spawnHub(opts);
+  }, (opts.readyTimeoutMs ?? 30_000) + 5_000);
+  afterAll(async () => {
+    await hub?.stop();
+  });
+  return () => {
+    if (!hub) throw new Error('useHub(): the hub is not started yet (call it inside a test or hook)');
+    return hub;
+  };
 }
