@@ -50,6 +50,8 @@ export interface HubConfig {
   httpPort: number;
   dataDir: string;
   adminToken: string | undefined;
+  /** KF_ADMIN_PASSWORD: the first start's `admin` password (else one is generated and printed once). */
+  adminPassword: string | undefined;
   /** KF_RELEASE_KEYS as given (see src/releases/README.md). */
   releaseKeys: string | undefined;
   tlsCert: string | undefined;
@@ -97,6 +99,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     httpPort: c.KF_HTTP_PORT,
     dataDir: path.resolve(c.KF_DATA_DIR),
     adminToken: c.KF_ADMIN_TOKEN,
+    adminPassword: c.KF_ADMIN_PASSWORD,
     releaseKeys: c.KF_RELEASE_KEYS,
     tlsCert: c.KF_TLS_CERT,
     tlsKey: c.KF_TLS_KEY,

@@ -34,6 +34,8 @@ import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
 import { createReleases, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
+import { AuditLog } from './audit/log.ts';
+import { AuthService } from './auth/service.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 const CONFIG_RECONCILE_MS = 10_000;
@@ -56,6 +58,10 @@ export interface HubServices {
   adminToken: string;
   dashboardDir: string;
   releases: Releases;
+  /** Operators: users, sessions, API tokens (auth/service.ts). */
+  auth: AuthService;
+  /** The hash-chained audit log (audit/log.ts). */
+  audit: AuditLog;
   importFleet(fleet: ParsedFleet, by: string): ImportResult;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
@@ -107,6 +113,8 @@ export interface StartOptions {
   log?: Logger;
   /** Where a generated admin token is announced (default: stderr). */
   announceToken?: (token: string, file: string) => void;
+  /** Where the generated first admin password is announced (default: stderr, outside the JSON log). */
+  announcePassword?: (password: string) => void;
 }
 
 /** Opens the database, starts the broker and listeners; resolves once everything listens. */
@@ -124,6 +132,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         ((token, file) =>
           process.stderr.write(`\nKiosk Fleet admin token (shown once, kept in ${file}):\n  ${token}\n\n`)),
     );
+    const audit = new AuditLog(db);
+    const auth = new AuthService(db, audit, log, { secureCookies: Boolean(config.tlsCert) });
+    // First start: the city admin `admin`, with KF_ADMIN_PASSWORD or a generated password shown once.
+    const firstPassword = await auth.bootstrap(config.adminPassword);
+    if (firstPassword !== null) {
+      (opts.announcePassword ??
+        ((pw: string) =>
+          process.stderr.write(`\nKiosk Fleet first start: user "admin" created; its one-time password (change it at first login):\n  ${pw}\n\n`)))(firstPassword);
+    }
     const metrics = createMetrics({ defaultMetrics: true });
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
@@ -164,12 +181,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       dataDir: config.dataDir,
       releaseKeys: config.releaseKeys,
       logger: log,
-      isAdminToken: (t) => tokenMatches(t, adminToken),
+      // KF_ADMIN_TOKEN, or a city admin's API token.
+      isAdminToken: (t) => tokenMatches(t, adminToken) || auth.tokenPrincipal(t)?.role === 'city-admin',
       isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
     });
 
     const services: HubServices = {
       releases,
+      auth,
+      audit,
       db,
       log,
       metrics,

@@ -13,6 +13,8 @@ import { startHub, type Hub } from './hub.ts';
 import { createLogger } from './log.ts';
 
 export const TOKEN = 'test-admin-token-0123456789';
+/** The first start's `admin` password (KF_ADMIN_PASSWORD), so tests can sign in and no generated one is printed. */
+export const ADMIN_PASSWORD = 'test-admin-password-0123';
 
 export interface TestHub extends Hub {
   dir: string;
@@ -27,7 +29,7 @@ export interface TestHub extends Hub {
 export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string): Promise<TestHub> {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubtest-'));
   const config = parseConfig(
-    { KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_LOG_LEVEL: 'silent' },
+    { KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_ADMIN_PASSWORD: ADMIN_PASSWORD, KF_LOG_LEVEL: 'silent' },
     overrides,
   );
   const hub = (await startHub(config, { log: createLogger(process.env.KF_TEST_LOG ?? 'silent') })) as TestHub;

@@ -9,7 +9,12 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { HubError } from '../errors.ts';
 import { tokenMatches } from '../secrets.ts';
+import { authenticate } from '../auth/middleware.ts';
+import { enforcePolicy } from '../auth/policy.ts';
 import type { ApiEnv, Services } from './common.ts';
+import { auditRoutes } from './audit.ts';
+import { authRoutes } from './auth.ts';
+import { userRoutes } from './users.ts';
 import { configRoutes } from './config.ts';
 import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
@@ -44,19 +49,16 @@ export function createApp(s: Services) {
     },
   });
 
-  api.use('*', async (c, next) => {
-    if (c.req.path === '/api/v1/health' || c.req.path === '/api/v1/openapi.json') return next();
-    const header = c.req.header('authorization') ?? '';
-    const m = /^Bearer (.+)$/.exec(header);
-    if (!m || !tokenMatches(m[1]!, s.adminToken)) {
-      return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
-    }
-    c.set('actor', 'admin');
-    return next();
-  });
+  // Who is calling (admin token, API token or session cookie + CSRF), then the route's access rule: what lies
+  // outside the caller's node is 404, what their role may not do is 403 (auth/middleware.ts, auth/policy.ts).
+  api.use('*', authenticate(s));
+  api.use('*', enforcePolicy(s));
 
   const routes = api
     .route('/', healthRoutes(s))
+    .route('/', authRoutes(s))
+    .route('/', userRoutes(s))
+    .route('/', auditRoutes(s))
     .route('/', nodeRoutes(s))
     .route('/', terminalRoutes(s))
     .route('/', importRoutes(s))
@@ -69,6 +71,7 @@ export function createApp(s: Services) {
     servers: [{ url: '/api/v1' }],
   });
   api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  api.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'kf_session' });
 
   api.onError(errorHandler(s));
   return routes;

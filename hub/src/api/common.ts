@@ -1,9 +1,12 @@
 /** Shared API pieces: the env type, cursors, time conversion, shared schemas. */
 import { z } from '@hono/zod-openapi';
+import type { Principal } from '../auth/permissions.ts';
 import type { HubServices } from '../hub.ts';
 
 export interface ApiEnv {
-  Variables: { actor: string };
+  /** `principal`: who is calling (auth/middleware.ts); `actor`: its name for logs and placement history. */
+  /** `audited`: the handler wrote its own audit record (else auth/policy.ts writes a generic one for a write). */
+  Variables: { actor: string; principal: Principal; audited: boolean };
 }
 
 export type Services = HubServices;
@@ -17,8 +20,9 @@ export const errorSchema = z
 
 export const errorResponses = {
   400: { description: 'Bad request', content: { 'application/json': { schema: errorSchema } } },
-  401: { description: 'Missing or wrong bearer token', content: { 'application/json': { schema: errorSchema } } },
-  404: { description: 'Not found', content: { 'application/json': { schema: errorSchema } } },
+  401: { description: 'Not signed in, or an unknown, expired or revoked token', content: { 'application/json': { schema: errorSchema } } },
+  403: { description: "The caller's role may not do this (or a signed-in write without X-CSRF-Token)", content: { 'application/json': { schema: errorSchema } } },
+  404: { description: "Not found, or outside the caller's node", content: { 'application/json': { schema: errorSchema } } },
 } as const;
 
 export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({

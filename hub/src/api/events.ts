@@ -1,7 +1,8 @@
 /** /events: server-sent events of changes under a node (`?node=GZ-YX`), with a heartbeat. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { isUnderNode } from '@kiosk-fleet/protocol';
 import { streamSSE } from 'hono/streaming';
+import { principalOf, visible } from '../auth/guard.ts';
+import { inScope } from '../auth/permissions.ts';
 import { notFound } from '../errors.ts';
 import type { Change } from '../ingest/writer.ts';
 import { errorResponses, type ApiEnv, type Services } from './common.ts';
@@ -19,16 +20,18 @@ const sseRoute = createRoute({
 export function eventRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>().openapi(sseRoute, (c) => {
     const { node } = c.req.valid('query');
-    if (node !== undefined && !s.registry.node(node)) throw notFound('node', node);
+    if (node !== undefined && (!s.registry.node(node) || !visible(c, node))) throw notFound('node', node);
+    // The stream carries only changes of terminals under the caller's node (and under ?node= within it).
+    const scope = node ?? principalOf(c).nodeId;
     return streamSSE(c, async (stream) => {
       const queue: Change[] = [];
       let wake: (() => void) | null = null;
       const listener = (changes: Change[]) => {
         for (const ch of changes) {
-          if (node === undefined) queue.push(ch);
+          if (scope === null) queue.push(ch);
           else {
             const station = s.registry.terminal(ch.terminalId)?.stationId;
-            if (station !== undefined && isUnderNode(station, node)) queue.push(ch);
+            if (station !== undefined && inScope(scope, station)) queue.push(ch);
           }
         }
         // A slow reader gets the newest changes, not an unbounded backlog.
@@ -41,7 +44,9 @@ export function eventRoutes(s: Services) {
         wake?.();
       });
       await stream.writeSSE({ event: 'hello', data: JSON.stringify({ node: node ?? null, at: new Date().toISOString() }) });
-      while (!stream.aborted && !stream.closed) {
+      const caller = principalOf(c);
+      // A stream outlives neither its session nor its token: disabling a user or revoking a token ends it too.
+      while (!stream.aborted && !stream.closed && s.auth.stillValid(caller)) {
         if (queue.length === 0) {
           await new Promise<void>((resolve) => {
             wake = resolve;

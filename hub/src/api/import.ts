@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { badRequest } from '../errors.ts';
+import { parentNodeId } from '@kiosk-fleet/protocol';
+import { audit, principalOf, requirePermission, visible } from '../auth/guard.ts';
+import { badRequest, notFound } from '../errors.ts';
 import { parseFleetCsv, parseFleetJson } from '../services/import.ts';
 import { errorResponses, json, type ApiEnv, type Services } from './common.ts';
 
@@ -43,6 +45,26 @@ export function importRoutes(s: Services) {
       }
       fleet = parseFleetJson(body);
     } else throw badRequest('unsupported-media-type', 'send application/json or text/csv');
-    return c.json(s.importFleet(fleet, c.get('actor')), 200);
+    // Everything the import touches lies under the caller's node: its new nodes hang under visible parents (only a
+    // caller bound to the whole installation adds a city), its terminals stand at visible stations.
+    const p = requirePermission(c, 'terminal:register');
+    for (const { value } of fleet.nodes) {
+      const parent = parentNodeId(value.id);
+      const ok = visible(c, value.id) || (parent === null ? p.nodeId === null : visible(c, parent));
+      if (!ok) throw notFound('node', value.id);
+    }
+    for (const { value } of fleet.terminals) if (!visible(c, value.station)) throw notFound('node', value.station);
+    const result = s.db.transaction(() => {
+      const r = s.importFleet(fleet, c.get('actor'));
+      audit(c, s, {
+        action: 'fleet.import',
+        objectType: 'fleet',
+        objectId: null,
+        nodeId: p.nodeId,
+        after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
+      });
+      return r;
+    })();
+    return c.json(result, 200);
   });
 }

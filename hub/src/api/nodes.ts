@@ -1,6 +1,7 @@
 /** /nodes: the city → district → station tree and per-node summaries. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { isUnderNode, SERVICE_IDS, servicesOfType, isTerminalType } from '@kiosk-fleet/protocol';
+import { isUnderNode, parentNodeId, SERVICE_IDS, servicesOfType, isTerminalType } from '@kiosk-fleet/protocol';
+import { audit, principalOf, visible } from '../auth/guard.ts';
 import { notFound } from '../errors.ts';
 import type { NodeRow } from '../store/registry.ts';
 import { errorResponses, idParam, isoReq, json, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
@@ -94,13 +95,22 @@ export function nodeRoutes(s: Services) {
       const q = c.req.valid('query');
       const items = s.registry
         .nodes()
-        .filter((n) => (q.under === undefined || isUnderNode(n.id, q.under)) && (q.level === undefined || n.level === q.level))
+        .filter((n) => visible(c, n.id) && (q.under === undefined || isUnderNode(n.id, q.under)) && (q.level === undefined || n.level === q.level))
         .map(nodeOut);
       return c.json({ items, nextCursor: null }, 200);
     })
     .openapi(createNodeRoute, (c) => {
       const b = c.req.valid('json');
-      return c.json(nodeOut(s.registry.createNode(b)), 201);
+      // A new node hangs under a node the caller can see (a district admin adds stations to their district); only a
+      // caller bound to the whole installation adds a city.
+      const parent = parentNodeId(b.id);
+      if (parent === null ? principalOf(c).nodeId !== null : !visible(c, parent)) throw notFound('node', parent ?? b.id);
+      const n = s.db.transaction(() => {
+        const row = s.registry.createNode(b);
+        audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } });
+        return row;
+      })();
+      return c.json(nodeOut(n), 201);
     })
     .openapi(getRoute, (c) => {
       const { id } = c.req.valid('param');

@@ -1,4 +1,5 @@
 /** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
+import { scopeClause } from '../auth/scope.ts';
 import type { Db } from './db.ts';
 
 export interface TerminalListRow {
@@ -36,6 +37,8 @@ export interface TerminalDetailRow extends TerminalListRow {
 
 export interface TerminalFilter {
   node?: string | undefined;
+  /** The caller's node (auth): only terminals under it; null or absent: all. */
+  scope?: string | null | undefined;
   type?: string | undefined;
   presence?: string | undefined;
   /** A peripheral id, or `any`: terminals with that peripheral (any peripheral) in fault. */
@@ -84,9 +87,11 @@ export class QueryStore {
       where.push('t.state = ?');
       args.push(f.state ?? 'active');
     }
-    if (f.node) {
-      where.push("(t.station_id = ? OR t.station_id LIKE ? || '-%')");
-      args.push(f.node, f.node);
+    for (const node of [f.node, f.scope]) {
+      if (!node) continue;
+      const sc = scopeClause('t.station_id', node);
+      where.push(sc.sql);
+      args.push(...sc.args);
     }
     if (f.type) {
       where.push('t.type = ?');

@@ -1,0 +1,525 @@
+/**
+ * Operators: accounts, sessions, API tokens, login throttling. Every change here writes its audit record in the same
+ * transaction (auth.*, user.*, token.*).
+ *
+ * Invariants:
+ * - A disabled user has no session and no usable token: disabling deletes the sessions and revokes the tokens in
+ *   the transaction that disables, and every request re-reads the user, so nothing is cached past a change.
+ * - A token never exceeds its owner: on each use its role is capped by the owner's current role and its node must
+ *   still lie under the owner's node.
+ * - While an account or an address is locked out, even the right password is refused (otherwise the lockout only
+ *   slows a guesser down until the password is found).
+ * - Session ids and token secrets are stored only as SHA-256; passwords only as scrypt.
+ */
+import crypto from 'node:crypto';
+import { AuditLog, type AuditEntry } from '../audit/log.ts';
+import { HubError, notFound } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import { dummyHash, generatePassword, hashPassword, passwordProblem, verifyPassword } from './passwords.ts';
+import {
+  actorName,
+  bindingProblem,
+  can,
+  inScope,
+  lowerRole,
+  mayGrant,
+  type Principal,
+  type Role,
+} from './permissions.ts';
+import { AuthStore, type SessionRow, type TokenRow, type UserRow } from './store.ts';
+
+export const SESSION_COOKIE = 'kf_session';
+export const CSRF_COOKIE = 'kf_csrf';
+export const CSRF_HEADER = 'x-csrf-token';
+export const TOKEN_PREFIX = 'kft';
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$/;
+
+export interface AuthOptions {
+  /** A session ends this long after login (default 12 h). */
+  sessionTtlMs: number;
+  /** ... or after this long without a request (default 2 h). */
+  sessionIdleMs: number;
+  /** Failed logins per account before each further one is delayed (default 5). */
+  accountFreeFailures: number;
+  /** Failed logins per address before each further one is delayed (default 20: a station's NAT hides many people). */
+  addressFreeFailures: number;
+  /** The delay doubles with each failure past the free ones, from 1 s up to this (default 15 min). */
+  maxLockMs: number;
+  /** Failures older than this are forgotten (default 1 h). */
+  failureWindowMs: number;
+  tokenMaxDays: number;
+  /** Mark cookies Secure (the hub serves HTTPS: KF_TLS_CERT). */
+  secureCookies: boolean;
+}
+
+export const DEFAULT_AUTH_OPTIONS: AuthOptions = {
+  sessionTtlMs: 12 * 3600_000,
+  sessionIdleMs: 2 * 3600_000,
+  accountFreeFailures: 5,
+  addressFreeFailures: 20,
+  maxLockMs: 15 * 60_000,
+  failureWindowMs: 3600_000,
+  tokenMaxDays: 366,
+  secureCookies: false,
+};
+
+/** Where a request came from, for the audit log. */
+export interface Origin {
+  principal: Principal | null;
+  ip: string | null;
+}
+
+export interface PublicUser {
+  id: string;
+  username: string;
+  displayName: string | null;
+  role: Role;
+  nodeId: string | null;
+  mustChangePassword: boolean;
+  disabled: boolean;
+  disabledAt: string | null;
+  createdAt: string;
+  createdBy: string;
+  passwordChangedAt: string;
+}
+
+export interface PublicToken {
+  id: string;
+  userId: string;
+  name: string;
+  role: Role;
+  nodeId: string | null;
+  createdAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+  active: boolean;
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+
+export function publicUser(u: UserRow): PublicUser {
+  return {
+    id: u.id,
+    username: u.username,
+    displayName: u.displayName,
+    role: u.role,
+    nodeId: u.nodeId,
+    mustChangePassword: u.mustChangePassword === 1,
+    disabled: u.disabledAt !== null,
+    disabledAt: iso(u.disabledAt),
+    createdAt: new Date(u.createdAt).toISOString(),
+    createdBy: u.createdBy,
+    passwordChangedAt: new Date(u.passwordChangedAt).toISOString(),
+  };
+}
+
+export function publicToken(t: TokenRow, now = Date.now()): PublicToken {
+  return {
+    id: t.id,
+    userId: t.userId,
+    name: t.name,
+    role: t.role,
+    nodeId: t.nodeId,
+    createdAt: new Date(t.createdAt).toISOString(),
+    expiresAt: new Date(t.expiresAt).toISOString(),
+    revokedAt: iso(t.revokedAt),
+    lastUsedAt: iso(t.lastUsedAt),
+    active: t.revokedAt === null && t.expiresAt > now,
+  };
+}
+
+/** What the audit log keeps of a user (never the hash). */
+const userAudit = (u: UserRow) => ({ username: u.username, role: u.role, nodeId: u.nodeId, disabled: u.disabledAt !== null, displayName: u.displayName });
+
+export const ADMIN_TOKEN_PRINCIPAL: Principal = { kind: 'admin-token', userId: null, username: 'admin-token', tokenId: null, role: 'city-admin', nodeId: null };
+
+export class AuthService {
+  readonly store: AuthStore;
+  readonly opts: AuthOptions;
+
+  constructor(
+    private readonly db: Db,
+    readonly audit: AuditLog,
+    private readonly log: Logger,
+    opts: Partial<AuthOptions> = {},
+  ) {
+    this.store = new AuthStore(db);
+    this.opts = { ...DEFAULT_AUTH_OPTIONS, ...opts };
+  }
+
+  private record(o: Origin, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): void {
+    this.audit.append({
+      actor: o.principal ? actorName(o.principal) : 'anonymous',
+      actorKind: o.principal?.kind ?? 'anonymous',
+      userId: o.principal?.userId ?? null,
+      ip: o.ip,
+      ...e,
+    });
+  }
+
+  /**
+   * First start: with no user at all, creates the city admin `admin` (whole installation) with `password`, or a
+   * generated one that must be changed at first login. Returns the generated password (to print once), else null.
+   */
+  async bootstrap(password: string | undefined): Promise<string | null> {
+    if (this.store.countUsers() > 0) return null;
+    const generated = password === undefined ? generatePassword() : null;
+    const hash = await hashPassword(password ?? generated!);
+    const now = Date.now();
+    const created = this.db.transaction(() => {
+      if (this.store.countUsers() > 0) return false; // another hub process was first
+      const u: UserRow = {
+        id: newId('u'),
+        username: 'admin',
+        displayName: 'Administrator',
+        role: 'city-admin',
+        nodeId: null,
+        passwordHash: hash,
+        mustChangePassword: generated === null ? 0 : 1,
+        disabledAt: null,
+        createdAt: now,
+        createdBy: 'first-start',
+        passwordChangedAt: now,
+      };
+      this.store.insertUser(u);
+      this.audit.append({
+        actor: 'hub',
+        actorKind: 'system',
+        userId: null,
+        ip: null,
+        action: 'user.create',
+        objectType: 'user',
+        objectId: u.id,
+        nodeId: null,
+        after: { ...userAudit(u), source: generated === null ? 'KF_ADMIN_PASSWORD' : 'generated' },
+      });
+      return true;
+    }).immediate();
+    if (created) this.log.info({ username: 'admin', source: generated === null ? 'KF_ADMIN_PASSWORD' : 'generated' }, 'first start: city admin created');
+    return created ? generated : null;
+  }
+
+  // ---------------------------------------------------------------- login, sessions
+
+  private lockRemaining(key: string, now: number): number {
+    const f = this.store.failure(key);
+    return f && f.lockedUntil > now ? f.lockedUntil - now : 0;
+  }
+
+  private fail(key: string, free: number, now: number): void {
+    const f = this.store.failure(key);
+    const fresh = !f || now - f.lastAt > this.opts.failureWindowMs;
+    const failures = fresh ? 1 : f.failures + 1;
+    const over = failures - free;
+    const lockMs = over > 0 ? Math.min(1000 * 2 ** (over - 1), this.opts.maxLockMs) : 0;
+    this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: now + lockMs });
+  }
+
+  /** Checks the password; on success opens a session. Throws 401 (wrong name or password, alike) or 429. */
+  async login(username: string, password: string, o: { ip: string | null; userAgent: string | null }): Promise<{ token: string; session: SessionRow; user: UserRow }> {
+    const now = Date.now();
+    const userKey = `user:${username.toLowerCase()}`;
+    const ipKey = `ip:${o.ip ?? 'unknown'}`;
+    const wait = Math.max(this.lockRemaining(userKey, now), this.lockRemaining(ipKey, now));
+    if (wait > 0) {
+      this.log.warn({ username, ip: o.ip }, 'login refused: too many failed attempts');
+      throw new HubError(429, 'too-many-attempts', `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`, {
+        retryAfterSeconds: Math.ceil(wait / 1000),
+      });
+    }
+    const user = this.store.userByName(username);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    const origin: Origin = { principal: null, ip: o.ip };
+    if (!user || !ok || user.disabledAt !== null) {
+      this.db.transaction(() => {
+        this.fail(userKey, this.opts.accountFreeFailures, now);
+        this.fail(ipKey, this.opts.addressFreeFailures, now);
+        this.record(origin, {
+          action: 'auth.login',
+          objectType: 'user',
+          objectId: user?.id ?? null,
+          nodeId: user?.nodeId ?? null,
+          after: { username, reason: !user ? 'unknown-user' : !ok ? 'wrong-password' : 'disabled' },
+          outcome: 'failed',
+        });
+      })();
+      this.log.info({ username, ip: o.ip }, 'login failed');
+      throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)');
+    }
+    const token = crypto.randomBytes(32).toString('base64url');
+    const session: SessionRow = {
+      idHash: sha256(token),
+      userId: user.id,
+      csrfToken: crypto.randomBytes(32).toString('base64url'),
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: now + this.opts.sessionTtlMs,
+      ip: o.ip,
+      userAgent: o.userAgent?.slice(0, 256) ?? null,
+    };
+    this.db.transaction(() => {
+      this.store.clearFailure(userKey);
+      this.store.pruneSessions(now);
+      this.store.insertSession(session);
+      this.record(
+        { principal: this.userPrincipal(user, 'session'), ip: o.ip },
+        { action: 'auth.login', objectType: 'user', objectId: user.id, nodeId: user.nodeId, after: { username: user.username } },
+      );
+    })();
+    this.log.info({ username: user.username, ip: o.ip }, 'login');
+    return { token, session, user };
+  }
+
+  private userPrincipal(u: UserRow, kind: 'session' | 'token', extra: Partial<Principal> = {}): Principal {
+    return { kind, userId: u.id, username: u.username, tokenId: null, role: u.role, nodeId: u.nodeId, mustChangePassword: u.mustChangePassword === 1, ...extra };
+  }
+
+  /** The principal of a session cookie, or null (unknown, expired, idle too long, user disabled). */
+  sessionPrincipal(token: string, now = Date.now()): Principal | null {
+    const idHash = sha256(token);
+    const s = this.store.session(idHash);
+    if (!s) return null;
+    if (s.expiresAt <= now || now - s.lastSeenAt > this.opts.sessionIdleMs) {
+      this.store.deleteSession(idHash);
+      return null;
+    }
+    const u = this.store.user(s.userId);
+    if (!u || u.disabledAt !== null) return null;
+    // One write a minute at most per session: "last seen" needs no better resolution than the idle timeout.
+    if (now - s.lastSeenAt > 60_000) this.store.touchSession(idHash, now);
+    return this.userPrincipal(u, 'session', { csrfToken: s.csrfToken, sessionHash: idHash });
+  }
+
+  /** False once the caller's session ended, their token was revoked or expired, or their user was disabled. */
+  stillValid(p: Principal, now = Date.now()): boolean {
+    if (p.kind === 'admin-token') return true;
+    const u = p.userId === null ? undefined : this.store.user(p.userId);
+    if (!u || u.disabledAt !== null) return false;
+    if (p.kind === 'session') {
+      const sess = p.sessionHash === undefined ? undefined : this.store.session(p.sessionHash);
+      return sess !== undefined && sess.expiresAt > now;
+    }
+    const t = p.tokenId === null ? undefined : this.store.token(p.tokenId);
+    return t !== undefined && t.revokedAt === null && t.expiresAt > now;
+  }
+
+  logout(p: Principal, ip: string | null): void {
+    if (p.kind !== 'session' || !p.sessionHash) return;
+    const hash = p.sessionHash;
+    this.db.transaction(() => {
+      this.store.deleteSession(hash);
+      this.record({ principal: p, ip }, { action: 'auth.logout', objectType: 'user', objectId: p.userId, nodeId: p.nodeId });
+    })();
+  }
+
+  // ---------------------------------------------------------------- API tokens
+
+  /** The principal of an API token (`kft.<id>.<secret>`), or null when unknown, wrong, expired, revoked or orphaned. */
+  tokenPrincipal(raw: string, now = Date.now()): Principal | null {
+    const m = /^kft\.([a-f0-9]{16})\.([A-Za-z0-9_-]{43})$/.exec(raw);
+    if (!m) return null;
+    const t = this.store.token(m[1]!);
+    if (!t) return null;
+    const given = Buffer.from(sha256(m[2]!));
+    if (!crypto.timingSafeEqual(given, Buffer.from(t.secretHash))) return null;
+    if (t.revokedAt !== null || t.expiresAt <= now) return null;
+    const u = this.store.user(t.userId);
+    if (!u || u.disabledAt !== null || !inScope(u.nodeId, t.nodeId)) return null;
+    if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) this.store.touchToken(t.id, now);
+    return this.userPrincipal(u, 'token', { tokenId: t.id, role: lowerRole(t.role, u.role), nodeId: t.nodeId, mustChangePassword: false });
+  }
+
+  /** Creates a token for the caller's own user: at most their role, under their node. The secret is returned once. */
+  createToken(
+    o: Origin,
+    input: { name: string; role?: Role | undefined; nodeId?: string | null | undefined; expiresInDays: number },
+  ): { token: string; row: TokenRow } {
+    const p = o.principal!;
+    if (p.userId === null) {
+      throw new HubError(403, 'forbidden', 'the installation admin token cannot own API tokens; sign in as a user');
+    }
+    const role = input.role ?? p.role;
+    const nodeId = input.nodeId === undefined ? p.nodeId : input.nodeId;
+    const problem = bindingProblem(role, nodeId);
+    if (problem) throw new HubError(400, 'invalid-binding', problem, { path: ['nodeId'] });
+    if (!mayGrant(p, role, nodeId)) throw new HubError(403, 'forbidden', 'a token cannot exceed your own role or lie outside your node');
+    if (input.expiresInDays > this.opts.tokenMaxDays) throw new HubError(400, 'invalid-request', `expiresInDays: at most ${this.opts.tokenMaxDays}`);
+    const id = crypto.randomBytes(8).toString('hex');
+    const secret = crypto.randomBytes(32).toString('base64url');
+    const now = Date.now();
+    const row = { id, userId: p.userId, name: input.name, role, nodeId, secretHash: sha256(secret), createdAt: now, expiresAt: now + input.expiresInDays * 86_400_000 };
+    this.db.transaction(() => {
+      this.store.insertToken(row);
+      this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: p.username, expiresAt: new Date(row.expiresAt).toISOString() } });
+    })();
+    return { token: `${TOKEN_PREFIX}.${id}.${secret}`, row: { ...row, revokedAt: null, lastUsedAt: null } };
+  }
+
+  /** Tokens the caller may see: their own, or (user:manage) those of a user they manage. */
+  tokensOf(p: Principal, userId: string): TokenRow[] {
+    if (userId !== p.userId) this.manageable(p, userId);
+    return this.store.userTokens(userId);
+  }
+
+  /** Revokes at once: the next request with it gets 401. Own tokens, or tokens of users the caller manages. */
+  revokeToken(o: Origin, id: string): TokenRow {
+    const p = o.principal!;
+    const t = this.store.token(id);
+    if (!t) throw notFound('token', id);
+    if (t.userId !== p.userId) this.manageable(p, t.userId, () => notFound('token', id));
+    this.db.transaction(() => {
+      if (this.store.revokeToken(id, Date.now())) {
+        this.record(o, { action: 'token.revoke', objectType: 'token', objectId: id, nodeId: t.nodeId, before: { name: t.name, active: true }, after: { active: false } });
+      }
+    })();
+    return this.store.token(id)!;
+  }
+
+  // ---------------------------------------------------------------- users
+
+  /**
+   * The user `id` if the caller may manage them: 404 when the user lies outside the caller's scope (or is above
+   * them), 403 when the caller's role does not manage users.
+   */
+  manageable(p: Principal, id: string, missing: () => HubError = () => notFound('user', id)): UserRow {
+    const u = this.store.user(id);
+    if (!u || !inScope(p.nodeId, u.nodeId)) throw missing();
+    if (!can(p, 'user:manage')) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage users`);
+    if (!mayGrant(p, u.role, u.nodeId)) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage a ${u.role}`);
+    return u;
+  }
+
+  private checkGrant(p: Principal, role: Role, nodeId: string | null): void {
+    const problem = bindingProblem(role, nodeId);
+    if (problem) throw new HubError(400, 'invalid-binding', problem, { path: ['nodeId'] });
+    if (!inScope(p.nodeId, nodeId)) throw notFound('node', String(nodeId));
+    if (!mayGrant(p, role, nodeId)) throw new HubError(403, 'forbidden', `a ${p.role} cannot give the role ${role}`);
+  }
+
+  async createUser(
+    o: Origin,
+    input: { username: string; displayName?: string | undefined; role: Role; nodeId: string | null; password?: string | undefined },
+    nodeExists: (id: string) => boolean,
+  ): Promise<{ user: UserRow; password: string | null }> {
+    const p = o.principal!;
+    if (!can(p, 'user:manage')) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage users`);
+    if (!USERNAME.test(input.username)) throw new HubError(400, 'invalid-request', 'username: 3-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit', { path: ['username'] });
+    this.checkGrant(p, input.role, input.nodeId);
+    if (input.nodeId !== null && !nodeExists(input.nodeId)) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
+    if (input.password !== undefined) {
+      const problem = passwordProblem(input.password, input.username);
+      if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] });
+    }
+    const generated = input.password === undefined ? generatePassword() : null;
+    const hash = await hashPassword(input.password ?? generated!);
+    const now = Date.now();
+    const u: UserRow = {
+      id: newId('u'),
+      username: input.username,
+      displayName: input.displayName ?? null,
+      role: input.role,
+      nodeId: input.nodeId,
+      passwordHash: hash,
+      // A password someone else chose is one-time: the user picks their own at first login.
+      mustChangePassword: 1,
+      disabledAt: null,
+      createdAt: now,
+      createdBy: actorName(p),
+      passwordChangedAt: now,
+    };
+    this.db.transaction(() => {
+      if (this.store.userByName(u.username)) throw new HubError(409, 'conflict', `username ${u.username} is taken`, { path: ['username'] });
+      this.store.insertUser(u);
+      this.record(o, { action: 'user.create', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: userAudit(u) });
+    })();
+    return { user: u, password: generated };
+  }
+
+  updateUser(o: Origin, id: string, input: { role?: Role | undefined; nodeId?: string | null | undefined; displayName?: string | null | undefined }, nodeExists: (id: string) => boolean): UserRow {
+    const p = o.principal!;
+    const u = this.manageable(p, id);
+    const role = input.role ?? u.role;
+    const nodeId = input.nodeId === undefined ? u.nodeId : input.nodeId;
+    if (role !== u.role || nodeId !== u.nodeId) {
+      if (u.id === p.userId) throw new HubError(403, 'forbidden', 'you cannot change your own role or node');
+      this.checkGrant(p, role, nodeId);
+      if (nodeId !== null && !nodeExists(nodeId)) throw new HubError(400, 'invalid-binding', `node ${nodeId} does not exist`, { path: ['nodeId'] });
+    }
+    const displayName = input.displayName === undefined ? u.displayName : input.displayName;
+    this.db.transaction(() => {
+      this.store.setRole(id, role, nodeId, displayName);
+      const after = this.store.user(id)!;
+      this.record(o, { action: 'user.update', objectType: 'user', objectId: id, nodeId: after.nodeId, before: userAudit(u), after: userAudit(after) });
+    })();
+    return this.store.user(id)!;
+  }
+
+  /** Disables (or enables) a user; disabling ends their sessions and revokes their tokens in the same transaction. */
+  setDisabled(o: Origin, id: string, disabled: boolean): UserRow {
+    const p = o.principal!;
+    const u = this.manageable(p, id);
+    if (u.id === p.userId) throw new HubError(403, 'forbidden', 'you cannot disable yourself');
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.store.setDisabled(id, disabled ? now : null);
+      let sessions = 0;
+      let tokens = 0;
+      if (disabled) {
+        sessions = this.store.deleteUserSessions(id);
+        tokens = this.store.revokeUserTokens(id, now);
+      }
+      this.record(o, {
+        action: disabled ? 'user.disable' : 'user.enable',
+        objectType: 'user',
+        objectId: id,
+        nodeId: u.nodeId,
+        before: { disabled: u.disabledAt !== null },
+        after: { disabled, ...(disabled ? { sessionsEnded: sessions, tokensRevoked: tokens } : {}) },
+      });
+    })();
+    return this.store.user(id)!;
+  }
+
+  /** Sets a one-time password (returned once) that must be changed at the next login; ends the user's sessions. */
+  async resetPassword(o: Origin, id: string): Promise<{ user: UserRow; password: string }> {
+    const p = o.principal!;
+    const u = this.manageable(p, id);
+    const password = generatePassword();
+    const hash = await hashPassword(password);
+    this.db.transaction(() => {
+      this.store.setPassword(id, hash, true, Date.now());
+      const ended = this.store.deleteUserSessions(id);
+      this.record(o, { action: 'user.reset-password', objectType: 'user', objectId: id, nodeId: u.nodeId, after: { mustChangePassword: true, sessionsEnded: ended } });
+    })();
+    return { user: this.store.user(id)!, password };
+  }
+
+  /** The caller changes their own password; their other sessions end. */
+  async changePassword(o: Origin, current: string, next: string): Promise<UserRow> {
+    const p = o.principal!;
+    if (p.userId === null) throw new HubError(403, 'forbidden', 'the installation admin token has no password');
+    const u = this.store.user(p.userId);
+    if (!u) throw notFound('user', p.userId);
+    if (!(await verifyPassword(current, u.passwordHash))) {
+      this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
+      throw new HubError(403, 'wrong-password', 'the current password is wrong');
+    }
+    const problem = passwordProblem(next, u.username);
+    if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] });
+    if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] });
+    const hash = await hashPassword(next);
+    this.db.transaction(() => {
+      this.store.setPassword(u.id, hash, false, Date.now());
+      const ended = this.store.deleteUserSessions(u.id, p.sessionHash);
+      this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: { otherSessionsEnded: ended } });
+    })();
+    return this.store.user(u.id)!;
+  }
+}
+
+function newId(prefix: string): string {
+  return `${prefix}_${crypto.randomBytes(8).toString('hex')}`;
+}
