@@ -75,6 +75,7 @@ export class Load {
         subscribeConfig: o.subscribeConfig,
         connectConcurrency: o.connectConcurrency,
         connectTimeoutMs: o.connectTimeoutMs,
+        ...(o.reconnect ? { reconnect: o.reconnect } : {}),
       };
       results.push(
         new Promise((resolve, reject) => {
@@ -136,6 +137,27 @@ export class Load {
       hist,
       rate: ackedInWindow / (windowMs / 1000),
     };
+  }
+
+  /** How many terminals are connected now, over all processes. */
+  async status(): Promise<{ connected: number; reconnects: number }> {
+    const parts = await Promise.all(
+      this.procs.map(
+        (p) =>
+          new Promise<{ connected: number; reconnects: number }>((resolve) => {
+            const t = setTimeout(() => resolve({ connected: 0, reconnects: 0 }), 5000);
+            const on = (m: Msg) => {
+              if (m.type !== 'status') return;
+              clearTimeout(t);
+              p.off('message', on);
+              resolve(m as unknown as { connected: number; reconnects: number });
+            };
+            p.on('message', on);
+            p.send({ type: 'status' });
+          }),
+      ),
+    );
+    return { connected: parts.reduce((a, x) => a + x.connected, 0), reconnects: parts.reduce((a, x) => a + x.reconnects, 0) };
   }
 
   /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */

@@ -23,6 +23,11 @@ export interface LoadConfig {
   subscribeConfig: boolean;
   connectConcurrency: number;
   connectTimeoutMs: number;
+  /**
+   * Reconnect after an unexpected close, with the agent's own policy (agent/src/backoff.ts: capped exponential,
+   * equal jitter, 1 s doubling to 60 s by default), each terminal on its own timer.
+   */
+  reconnect?: { minMs: number; maxMs: number };
 }
 
 export type RunSpec =
@@ -54,6 +59,57 @@ function send(msg: unknown): void {
   process.send?.(msg);
 }
 
+let closing = false;
+let reconnects = 0;
+
+async function connectOne(t: Term): Promise<void> {
+  t.s.connSeq++;
+  t.c = await LiteClient.connect({
+    host: cfg.host,
+    port: cfg.port,
+    localAddress: cfg.localAddress,
+    clientId: t.s.id,
+    username: t.s.id,
+    password: t.secret,
+    keepalive: cfg.keepalive,
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: true } } : {}),
+  });
+  if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, true);
+  if (cfg.subscribeConfig) {
+    const c = t.c;
+    const s = t.s;
+    c.onPublish = (p) => {
+      if (p.topic !== s.desiredTopic) return;
+      const version = (JSON.parse(p.payload.toString('utf8')) as { version?: number }).version ?? 0;
+      c.publish(s.reportedTopic, s.configReported(version), 1, false);
+      send({ type: 'event', kind: 'config-applied', id: s.id, version, at: Date.now() });
+    };
+    c.subscribe([s.desiredTopic], 1);
+  }
+  if (cfg.reconnect) {
+    const c = t.c;
+    c.onClose = () => {
+      if (!closing && t.c === c) scheduleReconnect(t, 0);
+    };
+  }
+}
+
+function scheduleReconnect(t: Term, attempt: number): void {
+  const r = cfg.reconnect!;
+  const step = Math.min(r.maxMs, r.minMs * 2 ** Math.min(attempt, 30));
+  const delay = Math.round(step / 2 + Math.random() * (step / 2));
+  setTimeout(() => {
+    if (closing) return;
+    connectOne(t).then(
+      () => {
+        reconnects++;
+      },
+      () => scheduleReconnect(t, attempt + 1),
+    );
+  }, delay);
+}
+
 async function connectAll(): Promise<void> {
   const t0 = performance.now();
   let failed = 0;
@@ -63,33 +119,10 @@ async function connectAll(): Promise<void> {
   const worker = async () => {
     while (next < terms.length) {
       const t = terms[next++]!;
-      t.s.connSeq++;
       const started = performance.now();
       try {
-        t.c = await LiteClient.connect({
-          host: cfg.host,
-          port: cfg.port,
-          localAddress: cfg.localAddress,
-          clientId: t.s.id,
-          username: t.s.id,
-          password: t.secret,
-          keepalive: cfg.keepalive,
-          connectTimeoutMs: cfg.connectTimeoutMs,
-          ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: true } } : {}),
-        });
+        await connectOne(t);
         connectTimes.record(performance.now() - started);
-        if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, true);
-        if (cfg.subscribeConfig) {
-          const c = t.c;
-          const s = t.s;
-          c.onPublish = (p) => {
-            if (p.topic !== s.desiredTopic) return;
-            const version = (JSON.parse(p.payload.toString('utf8')) as { version?: number }).version ?? 0;
-            c.publish(s.reportedTopic, s.configReported(version), 1, false);
-            send({ type: 'event', kind: 'config-applied', id: s.id, version, at: Date.now() });
-          };
-          c.subscribe([s.desiredTopic], 1);
-        }
       } catch (err) {
         failed++;
         if (errors.length < 5) errors.push((err as Error).message);
@@ -178,6 +211,7 @@ async function run(spec: RunSpec): Promise<void> {
 }
 
 function close(how: 'clean' | 'drop'): void {
+  closing = true;
   for (const t of terms) {
     if (how === 'clean') {
       // As the agent stops: offline presence (reason clean), then DISCONNECT so the broker drops the will.
@@ -200,7 +234,7 @@ process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'dro
   } else if (m.type === 'close') {
     close(m.how ?? 'clean');
   } else if (m.type === 'status') {
-    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length });
+    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects });
   }
 });
 send({ type: 'ready' });

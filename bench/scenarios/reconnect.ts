@@ -1,0 +1,163 @@
+/**
+ * Reconnect storm: the hub restarted (SIGTERM, then started again on the same ports and data) with 19,000
+ * terminals connected. The terminals reconnect with the agent's own policy (capped exponential backoff with equal
+ * jitter, 1 s doubling to 60 s). Measured: seconds until the API shows every terminal online again, and the API's
+ * latency meanwhile (the city summary, polled to count, and a terminal-list page and a terminal's detail probed
+ * continuously). Baseline in the same run: the same API requests with the fleet connected and quiet.
+ *
+ * Goal (issue 10): all back within 30 s, API p99 under 200 ms during the storm.
+ */
+import { Load } from '../lib/load.ts';
+import { hubAvailable, registerTerminals, startHub, type Hub } from '../lib/hub.ts';
+import { cpuMeter, hardTimeout, sleep } from '../lib/proc.ts';
+import { Report, scale } from '../lib/report.ts';
+import { Histogram, fmt, ratio } from '../lib/stats.ts';
+import { scaledFleet } from '../lib/fleet.ts';
+
+const S = scale();
+const N = Number(process.env.BENCH_CONNECTIONS ?? Math.round(19000 * Math.min(1, S)));
+const PROCS = Math.max(4, Math.ceil(N / 4000));
+const LIMIT_MS = 120_000;
+
+hardTimeout(20 * 60 * 1000, 'reconnect');
+const report = new Report('reconnect', `Reconnect storm (${fmt(N)} terminals, hub restarted)`);
+
+async function online(hub: Hub, h: Histogram): Promise<number> {
+  const t = performance.now();
+  const r = await hub.api('GET', '/api/v1/nodes/GZ/summary').catch(() => null);
+  if (!r || r.status !== 200) return -1;
+  h.record(performance.now() - t);
+  return (r.json as { totals: { online: number } }).totals.online;
+}
+
+/** Probes the API continuously (one request at a time per route) until `stop` is set; latencies into `h`. */
+function probe(hub: Hub, routes: string[], h: Histogram, errors: { n: number }, stop: { v: boolean }): Promise<void> {
+  return Promise.all(
+    routes.map(async (route) => {
+      while (!stop.v) {
+        const t = performance.now();
+        try {
+          const r = await hub.api('GET', route);
+          if (r.status === 200) h.record(performance.now() - t);
+          else errors.n++;
+        } catch {
+          errors.n++;
+          await sleep(100);
+        }
+        await sleep(20);
+      }
+    }),
+  ).then(() => undefined);
+}
+
+if (!hubAvailable()) {
+  report.note('hub not runnable yet (hub/bin/kiosk-fleet.mjs missing): skipped');
+  report.save();
+  process.exit(0);
+}
+
+let hub = await startHub({ keepData: true });
+const dataDir = hub.dataDir;
+let load: Load | null = null;
+try {
+  const fleet = scaledFleet(N);
+  const creds = await registerTerminals(hub, N, fleet);
+  const one = creds[Math.floor(N / 2)]!.id;
+  const routes = [`/api/v1/terminals?node=${fleet.districts[3]!.id}&presence=online&limit=50`, `/api/v1/terminals/${one}`];
+  process.stdout.write(`reconnect: connecting ${fmt(N)} …\n`);
+  load = await Load.start({
+    port: hub.mqttPort,
+    terminals: creds,
+    processes: PROCS,
+    keepalive: 60,
+    presence: true,
+    subscribeConfig: true,
+    connectConcurrency: 50,
+    connectTimeoutMs: 60000,
+    readyTimeoutMs: 300000,
+    reconnect: { minMs: 1000, maxMs: 60000 },
+  });
+  const quietSummary = new Histogram();
+  let end = performance.now() + LIMIT_MS;
+  while ((await online(hub, quietSummary)) < N && performance.now() < end) await sleep(500);
+
+  // Baseline: the same probes with the fleet connected and quiet.
+  const quiet = new Histogram();
+  const quietErr = { n: 0 };
+  const stopQuiet = { v: false };
+  const q = probe(hub, routes, quiet, quietErr, stopQuiet);
+  for (let i = 0; i < 10; i++) {
+    await online(hub, quietSummary);
+    await sleep(500);
+  }
+  stopQuiet.v = true;
+  await q;
+
+  process.stdout.write('reconnect: restarting the hub …\n');
+  const { mqttPort, httpPort } = hub;
+  const tStop = performance.now();
+  await hub.stop();
+  const downMs = performance.now() - tStop;
+  hub = await startHub({ dataDir, keepData: true, mqttPort, httpPort });
+  const tReady = performance.now();
+  const meter = cpuMeter([hub.proc.pid, ...load.pids]);
+  const storm = new Histogram();
+  const stormSummary = new Histogram();
+  const stormErr = { n: 0 };
+  const stop = { v: false };
+  const p = probe(hub, routes, storm, stormErr, stop);
+  let back = -1;
+  let lastOnline = 0;
+  end = performance.now() + LIMIT_MS;
+  while (performance.now() < end) {
+    lastOnline = await online(hub, stormSummary);
+    if (lastOnline >= N) {
+      back = performance.now();
+      break;
+    }
+    await sleep(250);
+  }
+  stop.v = true;
+  await p;
+  const cpus = meter.stop();
+  const st = await load.status();
+  const fromReady = back < 0 ? NaN : (back - tReady) / 1000;
+  const fromStop = back < 0 ? NaN : (back - tStop) / 1000;
+  const quietAll = new Histogram();
+  quietAll.merge(quiet);
+  quietAll.merge(quietSummary);
+  const stormAll = new Histogram();
+  stormAll.merge(storm);
+  stormAll.merge(stormSummary);
+  report.table({
+    title: `Hub restarted with ${fmt(N)} terminals connected`,
+    columns: ['measure', 'value'],
+    rows: [
+      ['hub stop (SIGTERM → exited) + start (→ ready), s', fmt((tReady - tStop) / 1000, 1)],
+      ['of which stopping, s', fmt(downMs / 1000, 1)],
+      ['all online in the API, s after the new hub was ready', back < 0 ? `not within ${LIMIT_MS / 1000} s (${fmt(lastOnline)} online)` : fmt(fromReady, 1)],
+      ['all online in the API, s after SIGTERM', back < 0 ? '—' : fmt(fromStop, 1)],
+      ['terminals connected at the end (load side)', fmt(st.connected)],
+      ['hub CPU % during the storm', fmt(cpus[0], 0)],
+      ['load CPU % during the storm', fmt(cpus.slice(1).reduce((a, b) => a + b, 0), 0)],
+    ],
+  });
+  report.table({
+    title: 'API latency, quiet fleet (baseline) vs during the storm',
+    columns: ['requests', 'quiet p50 ms', 'quiet p99 ms', 'storm p50 ms', 'storm p99 ms', 'storm p99 vs quiet', 'storm max ms', 'storm errors'],
+    rows: [
+      ['terminal list page + terminal detail', fmt(quiet.quantile(0.5), 1), fmt(quiet.quantile(0.99), 1), fmt(storm.quantile(0.5), 1), fmt(storm.quantile(0.99), 1), ratio(storm.quantile(0.99), quiet.quantile(0.99)), fmt(storm.max, 0), fmt(stormErr.n)],
+      ['city summary (polled to count online)', fmt(quietSummary.quantile(0.5), 1), fmt(quietSummary.quantile(0.99), 1), fmt(stormSummary.quantile(0.5), 1), fmt(stormSummary.quantile(0.99), 1), ratio(stormSummary.quantile(0.99), quietSummary.quantile(0.99)), fmt(stormSummary.max, 0), '—'],
+      ['all', fmt(quietAll.quantile(0.5), 1), fmt(quietAll.quantile(0.99), 1), fmt(stormAll.quantile(0.5), 1), fmt(stormAll.quantile(0.99), 1), ratio(stormAll.quantile(0.99), quietAll.quantile(0.99)), fmt(stormAll.max, 0), fmt(stormErr.n)],
+    ],
+    notes: ['Reconnect policy as the agent: first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s to 60 s.'],
+  });
+  report.goal({ what: `all ${fmt(N)} back online after a hub restart`, target: '≤ 30 s', value: back < 0 ? 'not within 120 s' : `${fmt(fromReady, 1)} s`, met: back >= 0 && fromReady <= 30 });
+  report.goal({ what: 'API p99 during the storm', target: '< 200 ms', value: `${fmt(stormAll.quantile(0.99), 1)} ms`, met: stormAll.quantile(0.99) < 200 });
+} finally {
+  await load?.close('drop');
+  await hub.stop();
+  (await import('node:fs')).rmSync(dataDir, { recursive: true, force: true });
+}
+report.save();
+process.exit(0);
