@@ -2,6 +2,7 @@
  * The real agent's entry: config, wiring, signals. Nothing here runs at import time.
  */
 import { spawn } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent } from './agent.ts';
@@ -17,6 +18,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
   const password = readSecret(secretFilePath(cfg));
   const ca = readCa(cfg);
+  checkUpdateKey(cfg);
   mkdirSync(cfg.dataDir, { recursive: true });
   const ring = new LogRing();
   const logger = createLogger({ level: cfg.logLevel, base: { terminalId: cfg.terminalId }, ring });
@@ -104,6 +106,26 @@ function readCa(cfg: AgentConfig): Buffer | undefined {
   } catch (err) {
     throw new ConfigError(`cannot read KF_HUB_CA (hubCa) ${cfg.hubCa}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+/** The updater (a later issue) verifies releases with this key; a wrong one must stop the agent now, not then. */
+function checkUpdateKey(cfg: AgentConfig): void {
+  if (!cfg.updatePubkey) return;
+  let pem = cfg.updatePubkey;
+  if (!pem.includes('-----BEGIN')) {
+    try {
+      pem = readFileSync(pem, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read KF_UPDATE_PUBKEY (updatePubkey) ${cfg.updatePubkey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  let type: string | undefined;
+  try {
+    type = createPublicKey(pem).asymmetricKeyType;
+  } catch (err) {
+    throw new ConfigError(`KF_UPDATE_PUBKEY (updatePubkey) is not a public key: ${(err as Error).message}`);
+  }
+  if (type !== 'ed25519') throw new ConfigError(`KF_UPDATE_PUBKEY (updatePubkey) must be an Ed25519 public key, not ${type ?? 'unknown'}`);
 }
 
 function redactUrl(url: string): string {

@@ -90,6 +90,11 @@ describe('kiosk-fleet-agent run', () => {
     const noSecret = run({ ...base, KF_SECRET_FILE: path.join(tmp, 'missing') });
     expect(noSecret.status).toBe(2);
     expect(noSecret.stderr).toContain('KF_SECRET_FILE');
+    const notAKey = path.join(tmp, 'not-a-key.pem');
+    fs.writeFileSync(notAKey, '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n');
+    const badKey = run({ ...base, KF_UPDATE_PUBKEY: notAKey });
+    expect(badKey.status).toBe(2);
+    expect(badKey.stderr).toContain('KF_UPDATE_PUBKEY');
     const noId = run({ KF_SECRET_FILE: secret });
     expect(noId.status).toBe(2);
     expect(noId.stderr).toContain('terminalId');
