@@ -1,4 +1,5 @@
 import mqttPacket from 'mqtt-packet';
+import { EXAMPLES } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { closed, rawSocket, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
@@ -94,6 +95,23 @@ describe('ingest', () => {
     await c.publishAsync(topicFor(a.id, 'telemetry'), Buffer.alloc(hub.config.maxPayload - 100, 0x20), { qos: 1 });
     expect(c.connected).toBe(true);
     expect(await hub.metric('kf_messages_rejected_total', { reason: 'invalid-json' })).toBe(before + 1);
+    await c.endAsync();
+  });
+
+  test('a terminal clock ahead of the hub is flagged; one behind (outbox replay) is not', async () => {
+    const c = await hub.connect(a.id, a.secret);
+    const ahead = new Date(Date.now() + 10 * 60_000).toISOString();
+    const behind = new Date(Date.now() - 3 * 3_600_000).toISOString();
+    await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(200, { ts: ahead }), { qos: 1 });
+    await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(201, { ts: behind }), { qos: 1 });
+    const res = (await (await hub.api(`/api/v1/terminals/${a.id}/telemetry?limit=1000`)).json()) as { items: { seq: number; clockSkewed: boolean }[] };
+    const bySeq = new Map(res.items.map((x) => [x.seq, x.clockSkewed]));
+    expect(bySeq.get(200)).toBe(true);
+    expect(bySeq.get(201)).toBe(false);
+    // The sample from the future does not freeze the latest state: a normal one after it still updates it.
+    await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(202, { host: { ...EXAMPLES.telemetry.host, net: undefined, cpu: 77 } }), { qos: 1 });
+    const d = (await (await hub.api(`/api/v1/terminals/${a.id}`)).json()) as { latest: { host: { cpu: number } } };
+    expect(d.latest.host.cpu).toBe(77);
     await c.endAsync();
   });
 

@@ -32,8 +32,10 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   ).changes;
   if (inserted === 0) return false;
   store.bumpStream(r, 'telemetry');
-  // An outbox replay of old samples must not overwrite a newer latest state.
-  if (st.lastTelemetryTs !== null && r.ts < st.lastTelemetryTs) return true;
+  // An outbox replay of old samples must not overwrite a newer latest state. A clock running ahead is clamped to
+  // the receive time, so one sample from the future cannot freeze the latest state until that future comes.
+  const order = Math.min(r.ts, r.receivedAt);
+  if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return true;
   const before = (st.parsedPeripherals ??= st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {});
   const now: Record<string, PeripheralState> = {};
   let faults = 0;
@@ -45,7 +47,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   const peripherals = JSON.stringify(now);
   store.setLatest(r.terminalId, [
     r.receivedAt,
-    r.ts,
+    order,
     JSON.stringify(h),
     peripherals,
     t.app ? JSON.stringify(t.app) : null,
@@ -53,7 +55,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     faults,
     t.app?.version ?? null,
   ]);
-  st.lastTelemetryTs = r.ts;
+  st.lastTelemetryTs = order;
   st.peripherals = peripherals;
   st.parsedPeripherals = now;
   tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
