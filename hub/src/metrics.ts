@@ -26,6 +26,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers: [registry],
     }),
     authFailures: new Counter({ name: 'kf_auth_failures_total', help: 'Refused MQTT connections', labelNames: ['reason'] as const, registers: [registry] }),
+    authDelayed: new Counter({
+      name: 'kf_auth_delayed_total',
+      help: 'Connection attempts answered late because their address failed to log in repeatedly',
+      registers: [registry],
+    }),
     writeQueueDepth: new Gauge({ name: 'kf_write_queue_depth', help: 'Messages waiting for their batch to commit', registers: [registry] }),
     batchSeconds: new Histogram({
       name: 'kf_batch_write_seconds',

@@ -35,6 +35,22 @@ describe('authentication', () => {
   });
 });
 
+describe('repeated failures', () => {
+  test('an address that keeps failing is slowed down; the right secret still gets in afterwards', async () => {
+    const h = await startTestHub();
+    try {
+      const t = await h.terminal('GZ-T-001-05');
+      for (let i = 0; i < 6; i++) await expect(h.connect(t.id, 'wrong')).rejects.toThrow(/Not authorized/i);
+      expect(await h.metric('kf_auth_delayed_total')).toBeGreaterThanOrEqual(2);
+      const c = await h.connect(t.id, t.secret);
+      expect(c.connected).toBe(true);
+      await c.endAsync();
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
 describe('ACL', () => {
   test('publishing on another terminal topic closes the connection and is counted; nothing is stored', async () => {
     const before = await hub.metric('kf_messages_rejected_total', { reason: 'acl-publish' });

@@ -122,7 +122,10 @@ export class Broker {
       }
       cb(null, true);
     };
-    if (delay > 0) setTimeout(answer, delay).unref();
+    if (delay > 0) {
+      this.d.metrics.authDelayed.inc();
+      setTimeout(answer, delay).unref();
+    }
     else answer();
   }
 
