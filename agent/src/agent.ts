@@ -29,7 +29,7 @@ import {
 } from '@kiosk-fleet/protocol';
 import { jitter } from './backoff.ts';
 import { CommandFailure, handleCommandMessage, type CommandOutcome, type Handlers } from './commands.ts';
-import { ConfigReconciler, type ConfigStore } from './config-reconciler.ts';
+import { ConfigReconciler, operationalSettings, type ConfigStore, type OperationalSettings } from './config-reconciler.ts';
 import type { ExitRecorder, LastExit } from './exit-record.ts';
 import type { HostProbe } from './host/probe.ts';
 import type { Logger, LogRing } from './log.ts';
@@ -150,6 +150,10 @@ export class Agent {
   }
   get appliedConfig(): { version: number; config: TerminalConfig } | null {
     return this.#reconciler.applied;
+  }
+  /** The settings in force: the applied config's, else the local defaults (windows and update policy included). */
+  get operational(): OperationalSettings {
+    return operationalSettings(this.#reconciler.applied?.config ?? null, this.opts.defaults);
   }
   get sessionActive(): boolean {
     return this.#app.sessionActive;
@@ -553,10 +557,10 @@ export class Agent {
   }
 
   #applyOperational(config: TerminalConfig | null): void {
-    const d = this.opts.defaults;
-    const interval = config?.telemetryInterval ?? d.telemetryInterval;
-    const level = config?.logLevel ?? d.logLevel;
-    const settings: PeripheralSettings = { ...d.peripherals, ...(config?.peripherals ?? {}) };
+    const op = operationalSettings(config, this.opts.defaults);
+    const interval = op.telemetryInterval;
+    const level = op.logLevel;
+    const settings: PeripheralSettings = op.peripherals;
     const drivers = new Map<PeripheralId, PeripheralDriver>();
     for (const [id, s] of Object.entries(settings) as [PeripheralId, DriverSettings | undefined][]) {
       if (!s) continue;

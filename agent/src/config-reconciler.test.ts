@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { TerminalConfig } from '@kiosk-fleet/protocol';
-import { ConfigReconciler, FileConfigStore } from './config-reconciler.ts';
+import { ConfigReconciler, FileConfigStore, operationalSettings } from './config-reconciler.ts';
 import { createLogger } from './log.ts';
 import { quiet, tempDir } from './test-support/agent.ts';
 
@@ -83,5 +83,39 @@ describe('config reconciler', () => {
     } finally {
       d.cleanup();
     }
+  });
+});
+
+describe('operational settings: the pushed config governs, env only supplies defaults', () => {
+  const defaults = {
+    telemetryInterval: 30,
+    logLevel: 'info',
+    peripherals: { idCardReader: { driver: 'usb-presence' as const, usbId: '0400:c35a' }, receiptPrinter: { driver: 'simulated' as const } },
+    updatePolicy: { windowOnly: true, healthCheckSeconds: 120 },
+  };
+  const window = { sun: [{ from: '02:00', to: '04:00' }] };
+
+  it('before any config: the local defaults, no schedules', () => {
+    expect(operationalSettings(null, defaults)).toEqual({ ...defaults, openingHours: null, maintenanceWindow: null });
+  });
+
+  it('each key the config sets wins; what it leaves unset stays local', () => {
+    const op = operationalSettings(
+      {
+        telemetryInterval: 5,
+        peripherals: { idCardReader: { driver: 'command', command: ['/opt/diag'] } },
+        maintenanceWindow: window,
+        updatePolicy: { healthCheckSeconds: 60 },
+      },
+      defaults,
+    );
+    expect(op).toEqual({
+      telemetryInterval: 5,
+      logLevel: 'info',
+      peripherals: { idCardReader: { driver: 'command', command: ['/opt/diag'] }, receiptPrinter: { driver: 'simulated' } },
+      openingHours: null,
+      maintenanceWindow: window,
+      updatePolicy: { windowOnly: true, healthCheckSeconds: 60 },
+    });
   });
 });

@@ -9,18 +9,56 @@
  * 4. The applied config is written atomically (temp + fsync + rename) before it is reported `applied`, so after a
  *    restart or power loss the agent runs what it last told the hub it runs.
  * 5. Each decided version is reported once on `config/reported` (applied, or rejected with the reason).
- * 6. Operational settings (interval, log level, peripheral drivers) come from the applied config; what it leaves
- *    unset keeps the local default (env/file), which is also what runs before any config arrived.
+ * 6. Operational settings (interval, log level, peripheral drivers, opening hours, maintenance window, update
+ *    policy) come from the applied config; what it leaves unset keeps the local default (env/file), which is also
+ *    what runs before any config arrived. `operationalSettings` is the one place that rule is written.
  *
- * Scope for now: telemetryInterval, logLevel and peripherals are applied; the other keys (opening hours,
- * maintenance window, update policy, ...) are validated, stored and reported, and read by whoever needs them.
+ * The agent applies telemetryInterval, logLevel and peripherals itself; the windows and the update policy are
+ * resolved here and read by whoever needs them (updater, simulator) through `Agent.operational`.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configDesiredSchema, type ConfigDesired, type TerminalConfig } from '@kiosk-fleet/protocol';
+import { configDesiredSchema, type ConfigDesired, type PeripheralId, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { driverProblem } from './config.ts';
 import { writeFileAtomic } from './fs-atomic.ts';
 import type { Logger } from './log.ts';
+
+type DriverSetting = NonNullable<NonNullable<TerminalConfig['peripherals']>[PeripheralId]>;
+type Weekly = NonNullable<TerminalConfig['maintenanceWindow']>;
+
+/** The local defaults (env/file) of the operational settings. */
+export interface OperationalDefaults {
+  telemetryInterval: number;
+  logLevel: string;
+  peripherals: Partial<Record<PeripheralId, DriverSetting>>;
+  openingHours?: Weekly | undefined;
+  maintenanceWindow?: Weekly | undefined;
+  updatePolicy?: { windowOnly?: boolean | undefined; healthCheckSeconds?: number | undefined } | undefined;
+}
+
+/** What runs: each setting from the applied config when it sets it, else the local default. */
+export interface OperationalSettings {
+  telemetryInterval: number;
+  logLevel: string;
+  /** Per peripheral, the pushed driver settings replace the local ones for that peripheral. */
+  peripherals: Partial<Record<PeripheralId, DriverSetting>>;
+  /** null: no schedule known (always open / no window). */
+  openingHours: Weekly | null;
+  maintenanceWindow: Weekly | null;
+  updatePolicy: { windowOnly?: boolean | undefined; healthCheckSeconds?: number | undefined };
+}
+
+/** The precedence rule (invariant 6): pushed config over local defaults, key by key. */
+export function operationalSettings(config: TerminalConfig | null, d: OperationalDefaults): OperationalSettings {
+  return {
+    telemetryInterval: config?.telemetryInterval ?? d.telemetryInterval,
+    logLevel: config?.logLevel ?? d.logLevel,
+    peripherals: { ...d.peripherals, ...(config?.peripherals ?? {}) },
+    openingHours: config?.openingHours ?? d.openingHours ?? null,
+    maintenanceWindow: config?.maintenanceWindow ?? d.maintenanceWindow ?? null,
+    updatePolicy: { ...d.updatePolicy, ...config?.updatePolicy },
+  };
+}
 
 export interface DecidedConfig {
   /** The applied config, if any. */
@@ -101,6 +139,7 @@ export class ConfigReconciler {
 
   /** A new desired config from the hub (already schema-checked at the boundary). */
   offer(desired: ConfigDesired): Promise<void> {
+    this.logger.debug({ version: desired.version, decided: this.#state.decidedVersion }, 'desired config received');
     if (desired.version <= this.#state.decidedVersion) return this.#idle;
     if (!this.#waiting || desired.version > this.#waiting.version) this.#waiting = desired;
     if (!this.#running) this.#idle = this.#run();

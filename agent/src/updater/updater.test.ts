@@ -321,3 +321,18 @@ describe('maintenance window', () => {
     expect(isInWindow(undefined, new Date(), 'Asia/Shanghai')).toBe(false);
   });
 });
+
+describe('updater start-up order', () => {
+  it('a target arriving before resume() does not overwrite the persisted state', async () => {
+    const r = rig();
+    r.start();
+    r.updater.setTarget(targetFor(v2, server.url('good')));
+    await r.waitFor((s) => s.state === 'committed');
+    running.splice(0).forEach((c) => c.abort());
+    const again = rig({ dir: r.root });
+    // no resume() yet: the retained message is first
+    again.updater.setTarget(targetFor(v2bad, server.url('bad')));
+    expect(again.updater.state.previous).toBe('1.0.0'); // the persisted state was read, not replaced
+    expect(again.updater.state.state).toBe('committed');
+  });
+});

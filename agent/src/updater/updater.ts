@@ -178,6 +178,8 @@ export class Updater {
 
   /** Record a new desired release from `update/target` (retained; re-sent on every reconnect). */
   setTarget(payload: UpdateTarget): void {
+    // A retained target can arrive before the agent called resume(): never write over the persisted state unread.
+    if (!this.#loaded) this.resume();
     const r = payload.release;
     const target: Target | null = r
       ? {
