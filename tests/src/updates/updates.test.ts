@@ -326,7 +326,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
    * What the systemd unit does (Restart=always, ExecStartPre=boot guard): run the guard, start the agent from
    * `current`, and when it exits, again. Returns the versions started, until a line matches `done`.
    */
-  async function supervise(t: Terminal, target: UpdateTarget, done: (l: Record<string, unknown>) => boolean): Promise<{ started: string[]; guard: string[]; lines: Record<string, unknown>[] }> {
+  async function supervise(t: Terminal, target: UpdateTarget, done: (l: Record<string, unknown>) => boolean, healthCheckSeconds = 10): Promise<{ started: string[]; guard: string[]; lines: Record<string, unknown>[] }> {
     const started: string[] = [];
     const guard: string[] = [];
     const lines: Record<string, unknown>[] = [];
@@ -334,7 +334,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
       const g = JSON.parse(execFileSync(process.execPath, [GUARD, '--state-file', t.stateFile, '--agent-root', t.agentRoot, '--max-starts', '3'], { encoding: 'utf8' }).trim()) as { action: string; reason?: string };
       guard.push(g.reason ? `${g.action}:${g.reason}` : g.action);
       started.push(path.basename(fs.readlinkSync(path.join(t.agentRoot, 'current'))));
-      const p = startTs(path.join(t.agentRoot, 'current', 'agent.mjs'), [], runnerEnv(t, target, { healthCheckSeconds: 2 }));
+      const p = startTs(path.join(t.agentRoot, 'current', 'agent.mjs'), [], runnerEnv(t, target, { healthCheckSeconds }));
       const outcome = await Promise.race([p.exited.then(() => 'exit' as const), p.waitLine(done, 60_000).then(() => 'done' as const, () => 'exit' as const)]);
       lines.push(...p.lines);
       if (outcome === 'done') {
@@ -371,7 +371,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
 
   it('rolls back a new agent that runs but cannot reach the hub within the limit', async () => {
     const t = await agentTerminal();
-    const r = await supervise(t, await hubTarget(agentNoConnect, 'GZ-SELF-2'), isFinal('2.1.0'));
+    const r = await supervise(t, await hubTarget(agentNoConnect, 'GZ-SELF-2'), isFinal('2.1.0'), 2);
     expect(r.lines.find(isFinal('2.1.0'))).toMatchObject({ status: { state: 'failed', error: { code: 'health-check-failed' } } });
     // old agent → new agent (fails its check, switches back, exits) → old agent records the failure
     expect(r.started).toEqual(['1.0.0', '2.1.0', '1.0.0']);
