@@ -84,6 +84,7 @@ describe('simulated fleet', () => {
     );
     expect(ev).toMatchObject({ peripheral: 'idCardReader', code: 'E_RF_MODULE', severity: 'critical' });
     const boot1 = sim.terminals.get(id)!.agent.bootId;
+    const before = sim.summary();
     await api.request(`/terminals/${id}/power-loss`, { method: 'POST', body: JSON.stringify({ seconds: 0.2 }) });
     const online = await waitFor(
       () =>
@@ -95,6 +96,11 @@ describe('simulated fleet', () => {
       'back with a new boot id',
     );
     expect(online.lastExit.cause).toBe('power-loss');
+    // the summary counts across the terminal's agents: a new boot does not reset what was produced
+    const after = sim.summary();
+    expect(after.telemetry).toBeGreaterThanOrEqual(before.telemetry);
+    expect(after.events).toBeGreaterThan(before.events);
+    expect(after.reconnects).toBeGreaterThanOrEqual(1);
     // the will was published for the old boot: no clean goodbye
     expect(broker.published.filter((m) => m.topic === topicFor(id, 'presence')).map((m) => JSON.parse(m.payload)).some((p) => p.bootId === boot1 && p.reason === 'clean')).toBe(false);
     // a citizen session holds restart-app until it ends

@@ -115,7 +115,7 @@ export class Simulator {
     for (const t of this.terminals.values()) {
       if (t.connected) s.connected += 1;
       if (t.powered) s.powered += 1;
-      const c = t.agent.counters;
+      const c = t.counters();
       s.telemetry += c.telemetry;
       s.events += c.events;
       s.results += c.results;
@@ -123,8 +123,8 @@ export class Simulator {
       s.pending += t.outbox.stats().count;
       for (const d of t.drivers.values()) if (d.state.status === 'fault' || d.state.status === 'absent') s.faults += 1;
       if (t.agent.sessionActive) s.sessions += 1;
-      s.reconnects += Math.max(0, t.agent.link.stats.connects - 1);
-      s.refused += t.agent.link.stats.refused;
+      s.reconnects += Math.max(0, c.connects - 1);
+      s.refused += c.refused;
     }
     return s;
   }

@@ -42,6 +42,8 @@ export class SimTerminal {
   /** When the current fault of each peripheral clears by itself (0: a technician must come; see behaviour). */
   recoverAt = new Map<PeripheralId, number>();
   restarts = 0;
+  /** Counters of the agents this terminal ran before (a power loss or restart-agent starts a new one). */
+  #retired = { telemetry: 0, events: 0, results: 0, published: 0, connects: 0, refused: 0 };
 
   constructor(private readonly opts: SimTerminalOptions) {
     this.spec = opts.spec;
@@ -96,6 +98,26 @@ export class SimTerminal {
     return d;
   }
 
+  /** Cumulative over every agent this terminal ran: what it produced and published since the simulator started. */
+  counters(): { telemetry: number; events: number; results: number; published: number; connects: number; refused: number } {
+    const c = this.agent.counters;
+    const l = this.agent.link.stats;
+    const r = this.#retired;
+    return {
+      telemetry: r.telemetry + c.telemetry,
+      events: r.events + c.events,
+      results: r.results + c.results,
+      published: r.published + c.published,
+      connects: r.connects + l.connects,
+      refused: r.refused + l.refused,
+    };
+  }
+
+  #replaceAgent(): void {
+    this.#retired = this.counters();
+    this.agent = this.#newAgent();
+  }
+
   get connected(): boolean {
     return this.powered && this.agent.link.connected;
   }
@@ -143,7 +165,7 @@ export class SimTerminal {
     this.sessionUntil = 0;
     this.#later(ms, async () => {
       this.host.rebooted();
-      this.agent = this.#newAgent();
+      this.#replaceAgent();
       this.powered = true;
       this.appUp = true;
       await this.start();
@@ -166,7 +188,7 @@ export class SimTerminal {
     if (!this.powered) return;
     this.restarts += 1;
     await this.agent.stop();
-    this.agent = this.#newAgent();
+    this.#replaceAgent();
     await this.start();
   }
 
