@@ -36,7 +36,7 @@ import {
   type Layer,
   type LayerRef,
 } from './merge.ts';
-import { ConfigLayerStore, type DesiredRow, type HistoryRow, type LayerRow, type Scope, type SyncRow, type TerminalPlace } from './store.ts';
+import { ConfigLayerStore, type DesiredRow, type HistoryRow, type Scope, type SyncRow, type TerminalPlace } from './store.ts';
 
 export const DEFAULT_DRIFT_GRACE_MS = 5 * 60_000;
 /** At most this many per-terminal problems are listed in a 400 (a city-wide mistake would list a thousand). */
@@ -110,6 +110,11 @@ export interface DriftItem extends SyncState {
   terminalId: string;
   stationId: string;
   presence: string | null;
+}
+
+interface ParsedLayer {
+  version: number;
+  config: JsonObject;
 }
 
 interface DriftJoinRow {
@@ -344,11 +349,12 @@ export class ConfigLayers {
     return this.store.s.historyVersion.get(scope, id, version) as HistoryRow | undefined;
   }
 
-  #layerMap(): Map<string, LayerRow> {
-    return new Map(this.store.allLayers().map((l) => [`${l.scope}:${l.targetId}`, l]));
+  /** Every stored layer, parsed once (a city-wide change merges the same few layers for a thousand terminals). */
+  #layerMap(): Map<string, ParsedLayer> {
+    return new Map(this.store.allLayers().map((l) => [`${l.scope}:${l.targetId}`, { version: l.version, config: JSON.parse(l.config) as JsonObject }]));
   }
 
-  #chain(t: TerminalPlace, layers: Map<string, LayerRow>, override?: { scope: Scope; id: string; config: JsonObject }): Layer[] {
+  #chain(t: TerminalPlace, layers: Map<string, ParsedLayer>, override?: { scope: Scope; id: string; config: JsonObject }): Layer[] {
     const out: Layer[] = [];
     const levels = ['city', 'district', 'station'] as const;
     const add = (scope: Scope, id: string, level: Layer['level']): void => {
@@ -357,7 +363,7 @@ export class ConfigLayers {
         return;
       }
       const row = layers.get(`${scope}:${id}`);
-      if (row) out.push({ level, id, version: row.version, config: JSON.parse(row.config) as JsonObject });
+      if (row) out.push({ level, id, version: row.version, config: row.config });
     };
     nodePath(t.stationId).forEach((nid, i) => add('node', nid, levels[i]!));
     add('terminal', t.id, 'terminal');
