@@ -202,4 +202,25 @@ describe('agent ↔ hub', () => {
     expect(telemetryStreams(d)[0]).toMatchObject({ firstSeq: 1, missing: 0 });
     await a.stop();
   }, 40_000);
+
+  it('a command that expires before the terminal is back is never run', async () => {
+    const id = IDS[0]!;
+    await until(async () => !(await detail(id)).connected, 10_000, 'offline');
+    const r = await hub.api(`/api/v1/terminals/${id}/commands`, { method: 'POST', json: { name: 'restart-agent', expiresInSeconds: 1 } });
+    expect(r.status).toBe(201);
+    const cmd = (await r.json()) as { id: string };
+    await new Promise((res) => setTimeout(res, 2000));
+    const a = await start(id);
+    const final = await until(async () => {
+      const list = (await (await hub.api(`/api/v1/terminals/${id}/commands`)).json()) as { items: { id: string; status: string }[] };
+      const c = list.items.find((x) => x.id === cmd.id);
+      return c && c.status === 'expired' ? c : null;
+    }, 20_000, 'expired');
+    expect(final.status).toBe('expired');
+    // restart-agent was not run: the same process is still connected
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(a.proc.exitCode).toBeNull();
+    expect(a.lines.some((l) => l.reason === 'restart-agent')).toBe(false);
+    await a.stop();
+  }, 40_000);
 });
