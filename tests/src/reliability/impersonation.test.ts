@@ -76,6 +76,19 @@ describe('impersonation', () => {
     expect(rows(b.id)).toBe(0);
   });
 
+  it('the same rules hold over MQTT-over-WebSocket (/mqtt on the HTTP port)', async () => {
+    const [a, b] = [creds[0]!, creds[1]!];
+    const wsUrl = `ws://127.0.0.1:${hub.httpPort}/mqtt`;
+    const ws = await connectTerminal(wsUrl, a.id, a.secret);
+    clients.push(ws);
+    ws.on('error', () => undefined);
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
+    ws.publish(topicFor(b.id, 'telemetry'), sample('impersonatews', 1), { qos: 1 });
+    expect(await within(closed, 5000)).toBe(true);
+    expect(rows(b.id)).toBe(0);
+    await expect(connectTerminal(wsUrl, b.id, a.secret)).rejects.toThrow(/Not authorized|Bad username/i);
+  });
+
   it('a terminal cannot log in under another id, with a will on another’s topic, or subscribe to another’s commands', async () => {
     const [a, b] = [creds[0]!, creds[1]!];
     const base = { cmd: 'connect' as const, protocolId: 'MQTT' as const, protocolVersion: 4 as const, clean: true, keepalive: 30 };
