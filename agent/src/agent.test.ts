@@ -1,4 +1,4 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePayload, topicFor } from '@kiosk-fleet/protocol';
@@ -221,6 +221,34 @@ describe('agent against a real broker', () => {
       agent.endSession();
       const waited = await waitFor(() => of(sub.messages, 'commands/result').find((r) => r.id === 'c-restart'), 5000, 'after session');
       expect(waited).toMatchObject({ status: 'ok', result: { restarted: true, waitedForSession: true } });
+    });
+
+    it('reboot, when configured: the result is delivered first, then the agent hands over and runs the command', async () => {
+      const { broker, sub } = await setup();
+      const t = tempDir('kf-reboot-');
+      teardown.push(t.cleanup);
+      const marker = path.join(t.dir, 'rebooted');
+      const requested: string[] = [];
+      const outbox = new MemoryOutbox({ maxBytes: 1e7, maxAgeMs: 1e9 });
+      const agent = track(
+        testAgent({
+          hubUrl: broker.url,
+          outbox,
+          rebootCommand: ['/bin/sh', '-c', `touch ${marker}`],
+          onRestartRequested: (what) => {
+            // by now the broker acknowledged the result (the hub acknowledges only what it committed)
+            const unacked = outbox.pending(0, 100).some((e) => e.kind === 'commands/result');
+            requested.push(`${what}:${unacked ? 'unacknowledged' : 'acknowledged'}`);
+          },
+        }),
+      );
+      await agent.start();
+      await waitFor(() => of(sub.messages, 'presence').length, 5000, 'online');
+      await send(sub, fresh('c-boot', 'reboot'));
+      await waitFor(() => existsSync(marker), 10_000, 'reboot command ran');
+      expect(requested).toEqual(['reboot:acknowledged']);
+      const result = await waitFor(() => of(sub.messages, 'commands/result').find((r) => r.id === 'c-boot'), 5000, 'result');
+      expect(result).toMatchObject({ status: 'ok', result: { rebooting: true } });
     });
 
     it('restart-app not run when the session outlasts the command', async () => {
