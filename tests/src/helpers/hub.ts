@@ -57,6 +57,12 @@ export interface ImportResult {
   terminals: { created: { id: string; secret: string }[]; existing: string[] };
 }
 
+// A test that fails before stop() must not leave a hub running: one exit handler for all of them.
+const live = new Set<HubProcess>();
+process.once('exit', () => {
+  for (const h of live) h.proc.kill('SIGKILL');
+});
+
 export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hub-'));
@@ -151,11 +157,11 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
     },
     async stop() {
       await hub.kill('SIGTERM');
+      live.delete(hub);
       if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
-  // A test that fails before stop() must not leave a hub running.
-  process.once('exit', () => hub.proc.kill('SIGKILL'));
+  live.add(hub);
   return hub;
 }
 
