@@ -74,7 +74,7 @@ describe('hub process', () => {
     expect(((await res.json()) as { items: { seq: number }[] }).items.map((x) => x.seq)).toEqual([1]);
   });
 
-  test('a hub killed in the middle of ingest loses no acknowledged sample', async () => {
+  test.each(['SIGKILL', 'SIGTERM'] as const)('a hub stopped by %s in the middle of ingest loses no acknowledged sample', async (signal) => {
     const h = await start();
     const { terminals } = await h.importFleet(FLEET);
     const t = terminals.created[1]!;
@@ -101,7 +101,7 @@ describe('hub process', () => {
         }
       }, 5);
     });
-    await h.kill('SIGKILL');
+    await h.kill(signal);
     stop = true;
     c.end(true);
     await pump;
