@@ -58,6 +58,8 @@ export function eventRoutes(s: Services) {
             continue;
           }
         }
+        // Checked again after the wait: a change that arrives after the user was disabled is not theirs to see.
+        if (!s.auth.stillValid(caller)) break;
         for (const ch of queue.splice(0)) {
           const station = s.registry.terminal(ch.terminalId)?.stationId ?? null;
           await stream.writeSSE({

@@ -23,6 +23,8 @@ export interface RoutePolicy {
   perm?: Permission;
   /** What the handler checks on top. */
   handler?: string;
+  /** A write that changes nothing (a dry run): no audit record. */
+  readOnly?: boolean;
 }
 
 const T = (method: RoutePolicy['method'], path: string, perm: Permission, handler?: string): RoutePolicy => ({ method, path, target: 'terminal', perm, ...(handler ? { handler } : {}) });
@@ -70,13 +72,13 @@ export const ROUTE_POLICIES: readonly RoutePolicy[] = [
   N('PUT', '/config/nodes/{id}', 'config:write'),
   N('GET', '/config/nodes/{id}/history', 'fleet:read'),
   N('GET', '/config/nodes/{id}/diff', 'fleet:read'),
-  N('POST', '/config/nodes/{id}/dry-run', 'config:write'),
+  { ...N('POST', '/config/nodes/{id}/dry-run', 'config:write'), readOnly: true },
   T('GET', '/config/terminals/{id}', 'fleet:read'),
   T('PUT', '/config/terminals/{id}', 'config:write'),
   T('GET', '/config/terminals/{id}/effective', 'fleet:read'),
   T('GET', '/config/terminals/{id}/history', 'fleet:read'),
   T('GET', '/config/terminals/{id}/diff', 'fleet:read'),
-  T('POST', '/config/terminals/{id}/dry-run', 'config:write'),
+  { ...T('POST', '/config/terminals/{id}/dry-run', 'config:write'), readOnly: true },
   X('GET', '/config/drift', 'fleet:read', 'terminals under the caller’s node'),
 ];
 
@@ -127,7 +129,7 @@ export function enforcePolicy(s: Services, prefix = '/api/v1'): MiddlewareHandle
     else requirePermission(c, perm);
     await next();
     // Every successful write leaves an audit record: the handler's own (with before/after), else this generic one.
-    if (policy.method !== 'GET' && c.res.status < 400 && !c.get('audited')) {
+    if (policy.method !== 'GET' && !policy.readOnly && c.res.status < 400 && !c.get('audited')) {
       audit(c, s, {
         action: `${policy.method} ${policy.path}`,
         objectType: policy.target === 'none' ? 'route' : policy.target,

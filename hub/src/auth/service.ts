@@ -343,9 +343,7 @@ export class AuthService {
     }
     const role = input.role ?? p.role;
     const nodeId = input.nodeId === undefined ? p.nodeId : input.nodeId;
-    const problem = bindingProblem(role, nodeId);
-    if (problem) throw new HubError(400, 'invalid-binding', problem, { path: ['nodeId'] });
-    if (!mayGrant(p, role, nodeId)) throw new HubError(403, 'forbidden', 'a token cannot exceed your own role or lie outside your node');
+    this.checkGrant(p, role, nodeId);
     if (input.expiresInDays > this.opts.tokenMaxDays) throw new HubError(400, 'invalid-request', `expiresInDays: at most ${this.opts.tokenMaxDays}`);
     const id = crypto.randomBytes(8).toString('hex');
     const secret = crypto.randomBytes(32).toString('base64url');
@@ -393,9 +391,10 @@ export class AuthService {
   }
 
   private checkGrant(p: Principal, role: Role, nodeId: string | null): void {
+    // Outside the caller's node first (404, like everything there), then a malformed binding, then the role.
+    if (!inScope(p.nodeId, nodeId)) throw notFound('node', String(nodeId));
     const problem = bindingProblem(role, nodeId);
     if (problem) throw new HubError(400, 'invalid-binding', problem, { path: ['nodeId'] });
-    if (!inScope(p.nodeId, nodeId)) throw notFound('node', String(nodeId));
     if (!mayGrant(p, role, nodeId)) throw new HubError(403, 'forbidden', `a ${p.role} cannot give the role ${role}`);
   }
 

@@ -1,0 +1,155 @@
+/**
+ * The audit log's hash chain on real SQLite files: intact chains verify; UPDATE and DELETE are refused by the
+ * database; someone who drops the triggers and edits or removes a row by hand (a second connection on the real
+ * file, as an attacker with the file would) is named by verify, also through GET /api/v1/audit/verify of a running
+ * hub. And every state-changing API call leaves a record with who, what, before/after and from where.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { dbPath, openDatabase, type Db } from '../store/db.ts';
+import { startTestHub, type TestHub } from '../test-support.ts';
+import { AuditLog, GENESIS } from './log.ts';
+
+const entry = (i: number) => ({
+  actor: `user${i}`,
+  actorKind: 'session',
+  userId: `u_${i}`,
+  action: 'terminal.move',
+  objectType: 'terminal',
+  objectId: `GZ-YX-001-0${i}`,
+  nodeId: 'GZ-YX-001',
+  before: { station: 'GZ-YX-002' },
+  after: { station: 'GZ-YX-001' },
+  ip: '10.0.0.1',
+});
+
+describe('the hash chain', () => {
+  const dirs: string[] = [];
+  const dbs: Db[] = [];
+  const fresh = (n: number) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-audit-'));
+    dirs.push(dir);
+    const { db } = openDatabase(dir);
+    dbs.push(db);
+    const log = new AuditLog(db);
+    for (let i = 1; i <= n; i++) log.append(entry(i));
+    // The file as someone with a shell on the server would open it, triggers dropped.
+    const raw = new Database(dbPath(dir));
+    dbs.push(raw);
+    return { log, db, raw };
+  };
+  afterEach(() => {
+    for (const db of dbs.splice(0)) db.close();
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  test('each record carries the previous hash; an untouched chain verifies', () => {
+    const { log } = fresh(5);
+    const rows = log.list({ scope: null, limit: 10 }).reverse();
+    expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(rows[0]!.prevHash).toBe(GENESIS);
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
+    expect(log.verify()).toEqual({ ok: true, checked: 5, head: rows[4]!.hash });
+  });
+
+  test('the database refuses UPDATE and DELETE on the audit log', () => {
+    const { raw } = fresh(2);
+    expect(() => raw.prepare("UPDATE audit_log SET actor = 'x' WHERE id = 1").run()).toThrow(/append-only/);
+    expect(() => raw.prepare('DELETE FROM audit_log WHERE id = 1').run()).toThrow(/append-only/);
+  });
+
+  test('a row edited by hand is named by verify', () => {
+    const { log, raw } = fresh(6);
+    raw.exec('DROP TRIGGER audit_log_no_update');
+    raw.prepare(`UPDATE audit_log SET after = '{"station":"GZ-TH-001"}' WHERE id = 4`).run();
+    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'hash-mismatch', checked: 3 });
+  });
+
+  test('a row edited with its hash recomputed breaks the link of the next row', () => {
+    const { log, raw } = fresh(6);
+    raw.exec('DROP TRIGGER audit_log_no_update');
+    raw.prepare("UPDATE audit_log SET actor = 'someone-else', hash = 'f00d' WHERE id = 2").run();
+    // Row 2 no longer matches its own hash; had the forger fixed that too, row 3's prevHash would not match.
+    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 2 });
+  });
+
+  test('a removed row is named by the row after it', () => {
+    const { log, raw } = fresh(5);
+    raw.exec('DROP TRIGGER audit_log_no_delete');
+    raw.prepare('DELETE FROM audit_log WHERE id = 3').run();
+    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'chain-broken' });
+  });
+
+  test('an append inside a rolled-back transaction leaves no record (the change and its record go together)', () => {
+    const { log, db } = fresh(1);
+    expect(() =>
+      db.transaction(() => {
+        log.append(entry(2));
+        throw new Error('the change failed');
+      })(),
+    ).toThrow('the change failed');
+    expect(log.list({ scope: null, limit: 10 })).toHaveLength(1);
+    expect(log.append(entry(3)).id).toBe(2);
+    expect(log.verify().ok).toBe(true);
+  });
+
+  test('listing is scoped by node with LIKE wildcards escaped', () => {
+    const { log } = fresh(0);
+    log.append({ ...entry(1), nodeId: 'GZ-YX-001' });
+    log.append({ ...entry(2), nodeId: 'GZ-TH-001' });
+    log.append({ ...entry(3), nodeId: null });
+    expect(log.list({ scope: 'GZ-YX', limit: 10 }).map((r) => r.id)).toEqual([1]);
+    expect(log.list({ scope: 'GZ-%', limit: 10 })).toEqual([]);
+    expect(log.list({ scope: null, limit: 10 }).map((r) => r.id)).toEqual([3, 2, 1]);
+  });
+});
+
+describe('through a running hub', () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub();
+    await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001' });
+    hub.registry.createNode({ id: 'GZ-YX-002', name: { zh: '站2', en: 'S2' } });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  test('state-changing calls write records with who, what, object, before/after, when and from where', async () => {
+    expect((await hub.api('/api/v1/terminals/GZ-YX-001-01/move', { method: 'POST', json: { station: 'GZ-YX-002', reason: 'relocated' } })).status).toBe(200);
+    expect((await hub.api('/api/v1/config/terminals/GZ-YX-001-01', { method: 'PUT', json: { config: {}, expectedVersion: 0 } })).status).toBe(200);
+    expect((await hub.api('/api/v1/terminals/GZ-YX-001-01/secret', { method: 'POST' })).status).toBe(200);
+    expect((await hub.api('/api/v1/terminals/GZ-YX-001-01/decommission', { method: 'POST', json: { reason: 'broken' } })).status).toBe(200);
+    const { items } = (await (await hub.api('/api/v1/audit?objectId=GZ-YX-001-01')).json()) as {
+      items: { action: string; actor: string; at: string; ip: string | null; nodeId: string; before: unknown; after: unknown }[];
+    };
+    const byAction = Object.fromEntries(items.map((i) => [i.action, i]));
+    expect(Object.keys(byAction).sort()).toEqual(['config.update', 'terminal.decommission', 'terminal.move', 'terminal.register', 'terminal.secret']);
+    expect(byAction['terminal.move']).toMatchObject({ actor: 'admin-token', nodeId: 'GZ-YX-002', before: { station: 'GZ-YX-001' }, after: { station: 'GZ-YX-002', reason: 'relocated' } });
+    expect(byAction['terminal.move']!.ip).toMatch(/127\.0\.0\.1/);
+    expect(Date.now() - Date.parse(byAction['terminal.move']!.at)).toBeLessThan(60_000);
+    expect(byAction['terminal.secret']!.after).toEqual({ rotated: true });
+    expect(byAction['terminal.decommission']).toMatchObject({ before: { state: 'active' }, after: { state: 'decommissioned', reason: 'broken' } });
+    expect(byAction['config.update']).toMatchObject({ nodeId: 'GZ-YX-002' });
+  });
+
+  test('editing an audit row by hand in the real database file makes /api/v1/audit/verify name that row', async () => {
+    const before = (await (await hub.api('/api/v1/audit/verify')).json()) as { ok: boolean; checked: number };
+    expect(before.ok).toBe(true);
+    expect(before.checked).toBeGreaterThanOrEqual(5);
+    const raw = new Database(dbPath(hub.dir));
+    try {
+      const target = raw.prepare("SELECT id FROM audit_log WHERE action = 'terminal.move'").get() as { id: number };
+      raw.exec('DROP TRIGGER audit_log_no_update');
+      raw.prepare(`UPDATE audit_log SET actor = 'nobody' WHERE id = ?`).run(target.id);
+      const res = await hub.api('/api/v1/audit/verify');
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ ok: false, brokenAt: target.id, reason: 'hash-mismatch' });
+    } finally {
+      raw.close();
+    }
+  });
+});
