@@ -8,7 +8,7 @@ const USAGE = `usage:
   kiosk-fleet-agent run [--config FILE]
   kiosk-fleet-agent simulate [--fleet FILE] [--count N] [--interval S] [--hub URL] [--api URL --token T]
                              [--provision] [--data-dir DIR] [--local-address A,B,...] [--control-port P]
-                             [--ramp N] [--chaos X] [--summary-every S] [--seed N]
+                             [--ramp N] [--chaos X] [--summary-every S] [--seed N] [--always-open]
 Environment: KF_HUB_URL, KF_HUB_CA, KF_TERMINAL_ID, KF_SECRET_FILE, KF_AGENT_DATA_DIR, KF_TELEMETRY_INTERVAL,
 KF_LOCAL_API_PORT, KF_UPDATE_PUBKEY, KF_LOG_LEVEL (see agent/README.md).`;
 

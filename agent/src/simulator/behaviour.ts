@@ -62,6 +62,8 @@ export interface BehaviourContext {
   dt: number;
   chaos: number;
   random: () => number;
+  /** Citizens come at any hour (demos at night); otherwise opening hours apply. */
+  alwaysOpen?: boolean;
 }
 
 const lastHeartbeat = new WeakMap<SimTerminal, number>();
@@ -112,7 +114,7 @@ export function tick(t: SimTerminal, ctx: BehaviourContext): void {
     t.sessionUntil = 0;
     agent.endSession();
   }
-  if (!t.sessionUntil && t.appUp && isOpen(t.config?.openingHours, now) && chance(RATES_PER_HOUR.sessions, false)) {
+  if (!t.sessionUntil && t.appUp && (ctx.alwaysOpen || isOpen(t.config?.openingHours, now)) && chance(RATES_PER_HOUR.sessions, false)) {
     t.sessionUntil = now + between(60, 240) * 1000;
     agent.beginSession();
     citizen(t, ctx);

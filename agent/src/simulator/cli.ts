@@ -35,12 +35,13 @@ const argsSchema = z
     chaos: z.number().min(0).max(1000).default(1),
     summaryEvery: z.number().min(0.5).max(3600).default(5),
     seed: z.int().optional(),
+    alwaysOpen: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .strict();
 export type SimulatorArgs = z.infer<typeof argsSchema>;
 
-const FLAGS: Record<string, string> = { dataDir: '--data-dir', localAddress: '--local-address', controlPort: '--control-port', summaryEvery: '--summary-every', logLevel: '--log-level' };
+const FLAGS: Record<string, string> = { alwaysOpen: '--always-open', dataDir: '--data-dir', localAddress: '--local-address', controlPort: '--control-port', summaryEvery: '--summary-every', logLevel: '--log-level' };
 
 export function parseSimulatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): SimulatorArgs {
   const { values } = parseArgs({
@@ -62,6 +63,7 @@ export function parseSimulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proc
       'summary-every': { type: 'string' },
       seed: { type: 'string' },
       'log-level': { type: 'string' },
+      'always-open': { type: 'boolean' },
     },
   });
   const num = (s: string | undefined): number | string | undefined => (s === undefined ? undefined : /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s);
@@ -82,6 +84,7 @@ export function parseSimulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proc
     summaryEvery: num(values['summary-every']),
     seed: num(values.seed),
     logLevel: values['log-level'] ?? env.KF_LOG_LEVEL,
+    alwaysOpen: values['always-open'],
   };
   const r = argsSchema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!r.success) {
@@ -126,6 +129,7 @@ export async function runSimulator(args: SimulatorArgs): Promise<void> {
     summaryEveryMs: args.summaryEvery * 1000,
     logger,
     ...(args.seed !== undefined ? { random: seeded(args.seed) } : {}),
+    alwaysOpen: args.alwaysOpen,
   });
   let control: Awaited<ReturnType<typeof startLocalApi>> | null = null;
   if (args.controlPort !== undefined) {

@@ -3,7 +3,8 @@ import { isTerminalId, topicFor } from '@kiosk-fleet/protocol';
 import { createLogger } from '../log.ts';
 import { quiet } from '../test-support/agent.ts';
 import { startBroker, waitFor } from '../test-support/broker.ts';
-import { isOpen } from './behaviour.ts';
+import { isOpen, tick } from './behaviour.ts';
+import { SimTerminal } from './terminal.ts';
 import { createControlApi } from './control.ts';
 import { DEFAULT_FLEET, parseSimulatorArgs } from './cli.ts';
 import { importBody, loadFleet, selectTerminals } from './fleet.ts';
@@ -45,11 +46,23 @@ describe('simulated fleet', () => {
     expect(isOpen({ sun: [] }, Date.parse('2026-11-25T02:00:00Z'))).toBe(false); // days left out are closed
   });
 
+  it('a citizen comes (always-open): a session begins, the card is read and the transaction recorded', () => {
+    const spec = selectTerminals(fleet, 1)[0]!;
+    const t = new SimTerminal({ spec, hubUrl: 'mqtt://127.0.0.1:1', interval: 30, logger: createLogger({ level: 'silent', destination: quiet }), random: Math.random, outboxMaxBytes: 1e6 });
+    // random() = 0: every chance happens, and every card read fails (the reader "misreads")
+    tick(t, { now: Date.now(), dt: 1, chaos: 0, random: () => 0, alwaysOpen: true });
+    expect(t.agent.sessionActive).toBe(true);
+    expect(t.sessionUntil).toBeGreaterThan(Date.now());
+    const events = t.outbox.pending(0, 100).map((e) => JSON.parse(e.payload) as { kind: string; code?: string });
+    expect(events.find((e) => e.kind === 'transaction.failed')?.code).toBe('E_CARD_READ');
+  });
+
   it('names the flag that is wrong', () => {
     expect(() => parseSimulatorArgs(['--count', 'many'], {})).toThrow(/--count/);
     expect(() => parseSimulatorArgs(['--hub', 'http://x'], {})).toThrow(/--hub/);
     expect(() => parseSimulatorArgs(['--local-address', '127.0.0.2,nope'], {})).toThrow(/--local-address/);
     expect(() => parseSimulatorArgs(['--provision'], {})).toThrow(/--token/);
+    expect(parseSimulatorArgs(['--always-open'], {}).alwaysOpen).toBe(true);
     expect(parseSimulatorArgs(['--local-address', '127.0.0.2,127.0.0.3', '--count', '5'], {})).toMatchObject({ localAddress: ['127.0.0.2', '127.0.0.3'], count: 5 });
   });
 

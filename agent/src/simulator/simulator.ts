@@ -21,6 +21,7 @@ export interface SimulatorOptions {
   logger: Logger;
   random?: () => number;
   outboxMaxBytes?: number;
+  alwaysOpen?: boolean;
 }
 
 export interface SimulatorSummary {
@@ -142,7 +143,7 @@ export class Simulator {
     this.#lastTick = now;
     for (const t of this.terminals.values()) {
       if (!t.agent.running && t.powered) continue; // not started yet
-      tick(t, { now, dt, chaos: this.opts.chaos, random: this.#random });
+      tick(t, { now, dt, chaos: this.opts.chaos, random: this.#random, alwaysOpen: this.opts.alwaysOpen ?? false });
     }
   }
 }
