@@ -5,7 +5,9 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { nodePath } from '@kiosk-fleet/protocol';
+import { audit, principalOf, visible } from '../auth/guard.ts';
 import type { LayerView, SyncState } from '../config-layers/service.ts';
+import { notFound } from '../errors.ts';
 import type { Scope } from '../config-layers/store.ts';
 import { errorResponses, idParam, iso, isoReq, json, type ApiEnv, type Services } from './common.ts';
 
@@ -218,14 +220,25 @@ export function configRoutes(s: Services) {
     .openapi(putNode, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const r = await cl.setLayer('node', id, b.config, { expectedVersion: b.expectedVersion, by: c.get('actor'), reason: b.reason });
+      const r = await cl.setLayer('node', id, b.config, {
+        expectedVersion: b.expectedVersion,
+        by: c.get('actor'),
+        reason: b.reason,
+        audit: (a) => audit(c, s, { action: 'config.update', objectType: 'node', objectId: id, nodeId: id, before: a.before, after: a.after }),
+      });
       return c.json({ ...layerJson(r.layer), pushed: pushedJson(r.pushed) }, 200);
     })
     .openapi(getTerminal, (c) => c.json(terminalView(c.req.valid('param').id), 200))
     .openapi(putTerminal, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const r = await cl.setLayer('terminal', id, b.config, { expectedVersion: b.expectedVersion, by: c.get('actor'), reason: b.reason });
+      const stationId = s.registry.requireTerminal(id).stationId;
+      const r = await cl.setLayer('terminal', id, b.config, {
+        expectedVersion: b.expectedVersion,
+        by: c.get('actor'),
+        reason: b.reason,
+        audit: (a) => audit(c, s, { action: 'config.update', objectType: 'terminal', objectId: id, nodeId: stationId, before: a.before, after: a.after }),
+      });
       return c.json({ ...terminalView(id), pushed: pushedJson(r.pushed) }, 200);
     })
     .openapi(effectiveRoute, (c) => {
@@ -235,10 +248,13 @@ export function configRoutes(s: Services) {
     })
     .openapi(driftRoute, (c) => {
       const { node } = c.req.valid('query');
-      const items = cl.drift(node ?? null);
+      // Only terminals under the caller's node (auth/policy.ts): ?node= outside it does not exist for them.
+      if (node !== undefined && !visible(c, node)) throw notFound('node', node);
+      const under = node ?? principalOf(c).nodeId;
+      const items = cl.drift(under);
       const byNode: Record<string, number> = {};
       for (const i of items) {
-        for (const n of nodePath(i.stationId)) if (!node || n.length >= node.length) byNode[n] = (byNode[n] ?? 0) + 1;
+        for (const n of nodePath(i.stationId)) if (!under || n.length >= under.length) byNode[n] = (byNode[n] ?? 0) + 1;
       }
       return c.json(
         {

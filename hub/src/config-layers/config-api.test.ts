@@ -137,6 +137,19 @@ describe('inheritance, provenance, history', () => {
     expect(next.items.map((i) => i.version)).toEqual([1]);
   });
 
+  test('each save is in the audit log with before, after, reason and the number of terminals changed', async () => {
+    const a = await get<{ items: { action: string; objectType: string; objectId: string; nodeId: string; before: { version: number }; after: { version: number; reason: string; pushed: number; changes: unknown[] } }[] }>(
+      '/api/v1/audit?action=config.update&objectId=GZ-YX',
+    );
+    expect(a.items.map((i) => i.after.version)).toEqual([2, 1]);
+    expect(a.items[0]).toMatchObject({ objectType: 'node', nodeId: 'GZ-YX', before: { version: 1, config: { telemetryInterval: 45 } }, after: { reason: 'collection only', pushed: 2 } });
+    expect(a.items[0]!.after.changes).toHaveLength(2);
+    const t = await get<{ items: { nodeId: string; after: { version: number } }[] }>(`/api/v1/audit?action=config.update&objectId=${T.yx1!.id}`);
+    expect(t.items).toEqual([expect.objectContaining({ nodeId: 'GZ-YX-001', after: expect.objectContaining({ version: 1 }) })]);
+    // a refused write leaves no config.update record
+    expect((await get<{ items: unknown[] }>('/api/v1/audit?action=config.update&objectId=GZ-TH-001')).items).toEqual([]);
+  });
+
   test('a dry run lists which terminals change and how, and saves nothing', async () => {
     const res = await hub.api('/api/v1/config/nodes/GZ/dry-run', { method: 'POST', json: { config: { logLevel: 'error', telemetryInterval: 120 } } });
     expect(res.status).toBe(200);

@@ -42,19 +42,15 @@ export const DEFAULT_DRIFT_GRACE_MS = 5 * 60_000;
 /** At most this many per-terminal problems are listed in a 400 (a city-wide mistake would list a thousand). */
 const MAX_TERMINAL_ISSUES = 20;
 
-export interface ConfigAuditEntry {
-  actor: string;
-  action: 'config.update';
-  target: string;
-  at: number;
-  details: { scope: Scope; version: number; reason: string | null; changes: Change[]; pushed: number };
+/** What a save changed, for the audit log (written inside the save's transaction: both commit or neither). */
+export interface ConfigAuditChange {
+  before: { version: number; config: JsonObject };
+  after: { version: number; config: JsonObject; reason: string | null; changes: Change[]; pushed: number };
 }
 
 export interface ConfigLayersOptions {
   /** Drift grace when the effective config does not set `alerts.thresholds.driftMinutes`. */
   driftGraceMs?: number;
-  /** Where config changes are written to the audit log (when the hub has one). */
-  audit?: (entry: ConfigAuditEntry) => void;
   /** Told about every terminal that got a new desired version (SSE). */
   onPushed?: (pushed: Pushed[]) => void;
   metrics?: Metrics;
@@ -80,6 +76,8 @@ export interface WriteOptions {
   expectedVersion?: number | undefined;
   by: string;
   reason?: string | null | undefined;
+  /** Runs inside the save's transaction (the API writes the audit record here); a throw undoes the save. */
+  audit?: ((change: ConfigAuditChange) => void) | undefined;
 }
 
 export interface TerminalChange {
@@ -281,16 +279,13 @@ export class ConfigLayers {
       const pushed = this.#writeDesired(plan.changes.map((c) => ({ terminal: c.terminal, after: c.after })), now);
       this.store.s.insertHistory.run(scope, id, version, text, now, w.by, reason, pushed.length);
       const before = current ? (JSON.parse(current.config) as JsonObject) : {};
-      return { version, pushed, changes: diff(before, plan.layer) };
+      w.audit?.({
+        before: { version: currentVersion, config: before },
+        after: { version, config: plan.layer, reason, changes: diff(before, plan.layer), pushed: pushed.length },
+      });
+      return { version, pushed };
     });
     this.log.info({ scope, id, version: committed.version, by: w.by, pushed: committed.pushed.length }, 'config layer saved');
-    this.opts.audit?.({
-      actor: w.by,
-      action: 'config.update',
-      target: `${scope}:${id}`,
-      at: now,
-      details: { scope, version: committed.version, reason, changes: committed.changes, pushed: committed.pushed.length },
-    });
     await this.#publish(committed.pushed);
     return { layer: this.layer(scope, id), pushed: committed.pushed };
   }
