@@ -72,6 +72,7 @@ export class Load {
         terminals: slice,
         keepalive: o.keepalive,
         presence: o.presence,
+        ...(o.presenceRetain === undefined ? {} : { presenceRetain: o.presenceRetain }),
         subscribeConfig: o.subscribeConfig,
         connectConcurrency: o.connectConcurrency,
         connectTimeoutMs: o.connectTimeoutMs,
@@ -83,6 +84,7 @@ export class Load {
           child.once('exit', (code) => reject(new Error(`load process ${i} exited (${code})`)));
           child.on('message', (m: Msg) => {
             if (m.type === 'ready') child.send({ type: 'config', cfg });
+            if (m.type === 'progress' && process.env.BENCH_VERBOSE) process.stdout.write(`  load ${i}: ${m.ok as number} connecting/connected, ${m.failed as number} failed ${(m.errors as string[]).slice(0, 1).join('')}\n`);
             if (m.type === 'connected') {
               clearTimeout(timer);
               resolve(m);

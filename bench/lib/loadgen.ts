@@ -19,6 +19,11 @@ export interface LoadConfig {
   keepalive: number;
   /** Publish retained online presence after connecting and set the will to offline presence. */
   presence: boolean;
+  /**
+   * Retain the presence messages (as agents do; default). The hub strips the retain flag from terminal → hub
+   * messages, so for a bare broker standing in for it the baselines publish them unretained.
+   */
+  presenceRetain?: boolean;
   /** Subscribe each terminal to its config/desired topic, and answer each version with config/reported. */
   subscribeConfig: boolean;
   connectConcurrency: number;
@@ -73,9 +78,9 @@ async function connectOne(t: Term): Promise<void> {
     password: t.secret,
     keepalive: cfg.keepalive,
     connectTimeoutMs: cfg.connectTimeoutMs,
-    ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: true } } : {}),
+    ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: cfg.presenceRetain !== false } } : {}),
   });
-  if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, true);
+  if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, cfg.presenceRetain !== false);
   if (cfg.subscribeConfig) {
     const c = t.c;
     const s = t.s;
@@ -129,7 +134,11 @@ async function connectAll(): Promise<void> {
       }
     }
   };
+  let ok = 0;
+  const progress = setInterval(() => send({ type: 'progress', ok: (ok = next - failed), failed, errors }), 5000);
   await Promise.all(Array.from({ length: Math.max(1, cfg.connectConcurrency) }, worker));
+  clearInterval(progress);
+  void ok;
   send({ type: 'connected', ok: terms.length - failed, failed, errors, ms: performance.now() - t0, connectHist: connectTimes.toJSON() });
 }
 
@@ -215,7 +224,7 @@ function close(how: 'clean' | 'drop'): void {
   for (const t of terms) {
     if (how === 'clean') {
       // As the agent stops: offline presence (reason clean), then DISCONNECT so the broker drops the will.
-      if (cfg.presence && t.c?.connected) t.c.publish(t.s.presenceTopic, t.s.presence('offline', 'clean'), 1, true);
+      if (cfg.presence && t.c?.connected) t.c.publish(t.s.presenceTopic, t.s.presence('offline', 'clean'), 1, cfg.presenceRetain !== false);
       t.c?.end();
     } else t.c?.destroy();
   }
