@@ -8,7 +8,10 @@
  * - lists, summaries, the event stream, audit and users show only what lies under the caller's node;
  * - bodies that name a place outside the caller's node (register, move, import, new node) are 404.
  */
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { requireOperator } from '../auth/middleware.ts';
+import type { ApiEnv } from './common.ts';
 import { findPolicy, ROUTE_POLICIES } from '../auth/policy.ts';
 import { operator, type Operator } from '../auth/testing.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
@@ -210,5 +213,21 @@ describe('roles: 403 for what a role may not do on what it can see', () => {
       got.push((await call(p, init)).status);
     }
     expect(got).toEqual(want);
+  });
+});
+
+describe('sub-apps beside the OpenAPI app (rollouts, releases) use requireOperator', () => {
+  test('401 without credentials, the read permission for GET, the write permission for the rest', async () => {
+    const app = new Hono<ApiEnv>();
+    app.use('*', requireOperator(hub, { read: 'fleet:read', write: 'rollout:write' }));
+    app.get('/api/v1/x', (c) => c.json({ actor: c.get('actor') }));
+    app.post('/api/v1/x', (c) => c.json({ ok: true }));
+    const as = (token: string, method = 'GET') => app.request('/api/v1/x', { method, headers: { authorization: `Bearer ${token}` } });
+    expect((await app.request('/api/v1/x')).status).toBe(401);
+    expect((await as('kft.0000000000000000.' + 'A'.repeat(43))).status).toBe(401);
+    expect(await (await as(viewer.token)).json()).toEqual({ actor: expect.stringContaining('yx-viewer') });
+    expect((await as(viewer.token, 'POST')).status).toBe(403);
+    expect((await as(tech.token, 'POST')).status).toBe(403);
+    expect((await as(yxAdmin.token, 'POST')).status).toBe(200);
   });
 });

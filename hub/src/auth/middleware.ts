@@ -12,7 +12,7 @@ import type { MiddlewareHandler } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { ApiEnv, Services } from '../api/common.ts';
 import { tokenMatches } from '../secrets.ts';
-import { actorName, type Principal } from './permissions.ts';
+import { actorName, can, PERMISSIONS, type Permission, type Principal } from './permissions.ts';
 import { ADMIN_TOKEN_PRINCIPAL, CSRF_HEADER, SESSION_COOKIE, TOKEN_PREFIX } from './service.ts';
 
 const OPEN = new Set(['/api/v1/health', '/api/v1/openapi.json', '/api/v1/auth/login']);
@@ -55,6 +55,32 @@ export function authenticate(s: Services): MiddlewareHandler<ApiEnv> {
     }
     c.set('principal', p);
     c.set('actor', actorName(p));
+    return next();
+  };
+}
+
+/**
+ * For plain Hono sub-apps mounted beside the OpenAPI app (rollouts, releases): who is calling (as above), then
+ * `read` for GET/HEAD and `write` for everything else (403). The handler still limits lists and objects to the
+ * caller's node: `sees(c.get('principal'), nodeId)` from auth/permissions.ts, 404 when false.
+ *
+ *   app.route('/api/v1/rollouts', rolloutsRoutes({ service, requireAdmin: requireOperator(s, { read: 'fleet:read', write: 'rollout:write' }),
+ *     actor: (c) => c.get('actor') }));
+ */
+export function requireOperator(s: Services, perms: { read: Permission; write: Permission }): MiddlewareHandler<ApiEnv> {
+  const auth = authenticate(s);
+  return async (c, next) => {
+    let allowed = false;
+    const res = await auth(c, async () => {
+      allowed = true;
+    });
+    if (!allowed) return res ?? c.res;
+    const p = c.get('principal') as Principal | undefined;
+    if (!p) return c.json(err('unauthorized', 'sign in or send Authorization: Bearer <API token>'), 401);
+    const perm = SAFE_METHODS.has(c.req.method) ? perms.read : perms.write;
+    if (!can(p, perm)) {
+      return c.json({ error: { code: 'forbidden', message: `a ${p.role} may not ${PERMISSIONS[perm].what}`, details: { permission: perm } } }, 403);
+    }
     return next();
   };
 }
