@@ -229,4 +229,22 @@ describe('sync and drift', () => {
     await until(() => latest(id)!.version > before);
     expect(latest(id)!.config).toEqual({ logLevel: 'warn', telemetryInterval: 60, servicesEnabled: ['id-card-collection'], announcement: { zh: '通知', en: 'Notice' } });
   });
+
+  test('a move that would make a terminal’s config invalid is counted and logged; it keeps its last desired config', async () => {
+    const id = T.yx2!.id;
+    // the station gives the reader a driver; the terminal only tunes its timeout
+    expect((await put('/api/v1/config/nodes/GZ-YX-002', { config: { telemetryInterval: 60, peripherals: { idCardReader: { driver: 'simulated' } } }, expectedVersion: 1 })).status).toBe(200);
+    expect((await put(`/api/v1/config/terminals/${id}`, { config: { peripherals: { idCardReader: { timeoutMs: 3000 } } }, expectedVersion: 0 })).status).toBe(200);
+    const before = (await get<{ desired: { version: number; config: unknown } }>(`/api/v1/config/terminals/${id}`)).desired;
+    expect(before.config).toMatchObject({ peripherals: { idCardReader: { driver: 'simulated', timeoutMs: 3000 } } });
+    const invalidBefore = await hub.metric('kf_config_invalid_total', { where: 'reconcile' });
+    // moved to a station where nothing sets the driver: {timeoutMs} alone is no valid driver setting
+    expect((await hub.api(`/api/v1/terminals/${id}/move`, { method: 'POST', json: { station: 'GZ-YX-001', reason: 'test' } })).status).toBe(200);
+    expect(await hub.configLayers.reconcile([id])).toEqual([]);
+    expect(await hub.metric('kf_config_invalid_total', { where: 'reconcile' })).toBe(invalidBefore + 1);
+    expect((await get<{ desired: unknown }>(`/api/v1/config/terminals/${id}`)).desired).toEqual(before);
+    // once only, not on every reconcile
+    await hub.configLayers.reconcile([id]);
+    expect(await hub.metric('kf_config_invalid_total', { where: 'reconcile' })).toBe(invalidBefore + 1);
+  });
 });

@@ -1,0 +1,59 @@
+/**
+ * Upgrading a hub that kept per-terminal desired configs before layers existed: the migration makes each one that
+ * terminal's own layer, and its reports the sync state, so the first start pushes nothing and shows no drift.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+import { MIGRATIONS_DIR, openDatabase } from '../store/db.ts';
+import { RegistryStore } from '../store/registry.ts';
+import { startTestHub } from '../test-support.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-cfg-migrate-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** hub/drizzle as it was before the config-layers migration. */
+function migrationsBefore(tag: string): string {
+  const dir = path.join(tmp, 'migrations');
+  fs.cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+  const journalFile = path.join(dir, 'meta', '_journal.json');
+  const journal = JSON.parse(fs.readFileSync(journalFile, 'utf8')) as { entries: { tag: string }[] };
+  const at = journal.entries.findIndex((e) => e.tag === tag);
+  expect(at).toBeGreaterThan(0);
+  journal.entries = journal.entries.slice(0, at);
+  fs.writeFileSync(journalFile, JSON.stringify(journal));
+  return dir;
+}
+
+test('desired configs saved before layers become terminal layers; the first start pushes nothing and shows no drift', async () => {
+  const dataDir = path.join(tmp, 'data');
+  const old = openDatabase(dataDir, migrationsBefore('0004_config_layers')).db;
+  const registry = new RegistryStore(old);
+  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
+  registry.insertTerminal({ id: 'GZ-A-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
+  const t0 = Date.now() - 86_400_000;
+  old.prepare('INSERT INTO desired_config (terminal_id, version, config, updated_at) VALUES (?, ?, ?, ?)').run('GZ-A-001-01', 3, '{"telemetryInterval":45}', t0);
+  const report = old.prepare('INSERT INTO config_reports (terminal_id, epoch, seq, ts, received_at, version, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  report.run('GZ-A-001-01', 'epochAAAA1', 1, t0, t0, 2, 'applied', null);
+  report.run('GZ-A-001-01', 'epochAAAA1', 2, t0, t0 + 1000, 3, 'applied', null);
+  old.close();
+
+  const hub = await startTestHub({}, dataDir);
+  try {
+    const view = (await (await hub.api('/api/v1/config/terminals/GZ-A-001-01')).json()) as {
+      version: number;
+      config: unknown;
+      updatedBy: string;
+      desired: { version: number };
+      sync: { status: string; appliedVersion: number; drift: unknown };
+    };
+    expect(view).toMatchObject({ version: 1, config: { telemetryInterval: 45 }, updatedBy: 'migration', desired: { version: 3 } });
+    expect(view.sync).toMatchObject({ status: 'in-sync', appliedVersion: 3, drift: null });
+    expect(await hub.configLayers.reconcile()).toEqual([]);
+    const history = (await (await hub.api('/api/v1/config/terminals/GZ-A-001-01/history')).json()) as { items: { version: number }[] };
+    expect(history.items.map((i) => i.version)).toEqual([1]);
+  } finally {
+    await hub.stop();
+  }
+});
