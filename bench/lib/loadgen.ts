@@ -87,8 +87,8 @@ async function connectOne(t: Term): Promise<void> {
     c.onPublish = (p) => {
       if (p.topic !== s.desiredTopic) return;
       const version = (JSON.parse(p.payload.toString('utf8')) as { version?: number }).version ?? 0;
-      c.publish(s.reportedTopic, s.configReported(version), 1, false);
-      send({ type: 'event', kind: 'config-applied', id: s.id, version, at: Date.now() });
+      // Reported once the broker acknowledged the report (for the hub: once it committed it).
+      c.publish(s.reportedTopic, s.configReported(version), 1, false, () => send({ type: 'event', kind: 'config-applied', id: s.id, version, at: Date.now() }));
     };
     c.subscribe([s.desiredTopic], 1);
   }

@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { Aedes } from 'aedes';
+import { topicFor } from '@kiosk-fleet/protocol';
 import { exitWithParent } from '../lib/proc.ts';
 
 exitWithParent();
@@ -26,8 +27,15 @@ server.listen(0, '127.0.0.1', () => {
   const addr = server.address() as net.AddressInfo;
   process.stdout.write(`${JSON.stringify({ msg: 'ready', mqttPort: addr.port })}\n`);
 });
-process.on('message', (m: { type: string }) => {
+process.on('message', (m: { type: string; ids?: string[]; version?: number }) => {
   if (m.type === 'count') process.send?.({ type: 'count', n });
+  // A config push as the hub makes one: a retained desired config to each terminal's own topic.
+  if (m.type === 'push') {
+    const payload = Buffer.from(JSON.stringify({ v: 1, version: m.version, config: { announcement: { zh: '通知', en: `bench ${m.version}` } } }));
+    for (const id of m.ids ?? []) {
+      broker.publish({ cmd: 'publish', topic: topicFor(id, 'config/desired'), payload, qos: 1, retain: true, dup: false }, () => {});
+    }
+  }
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => {
