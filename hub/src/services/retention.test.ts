@@ -65,6 +65,10 @@ describe('retention', () => {
     expect(h.services['appointment-check-in']).toBeCloseTo(3003 / 3004);
     expect(h.services['progress-inquiry']).toBe(1);
 
+    // A sample from a broken clock (1970) does not send the job through half a million empty hours.
+    await hub.ingest.handle(t.id, 'telemetry', sample(123_456, 0, 1, 'ok'), now);
+    expect(hub.retention.rollup(now)).toBe(0);
+
     // A second run finds nothing to do and rolls nothing up twice.
     expect(hub.retention.run(now)).toEqual({ rolledUp: 0, telemetry: 0, other: 0 });
     expect(size()).toBeLessThan(sizeBefore);

@@ -50,16 +50,32 @@ export class Retention {
     private readonly log: Logger,
   ) {}
 
-  /** Rolls up every completed hour not rolled up yet. Returns the number of (terminal, hour) rows written. */
-  rollup(now = Date.now()): number {
+  /**
+   * Rolls up completed hours not rolled up yet, oldest first, at most `maxHours` hours with data per run (each hour
+   * is one short transaction; the job runs every few minutes and catches up). Empty stretches are skipped in one
+   * step, and nothing older than the rollups' own retention is looked at (a terminal with a broken clock must not
+   * send the job through 500,000 empty hours). A sample arriving for an hour already rolled up stays in raw only.
+   * Returns the (terminal, hour) rows written.
+   */
+  rollup(now = Date.now(), maxHours = 48): number {
     const lastDone = Number(this.store.meta('rollup_until') ?? NaN);
     const oldest = (this.store.s.oldestSample.get() as { ts: number | null }).ts;
     if (!Number.isFinite(lastDone) && oldest === null) return 0;
-    let hour = Number.isFinite(lastDone) ? lastDone : Math.floor(oldest! / HOUR_MS) * HOUR_MS;
+    const floor = Math.floor((now - ROLLUP_DAYS * DAY_MS) / HOUR_MS) * HOUR_MS;
+    let hour = Math.max(floor, Number.isFinite(lastDone) ? lastDone : Math.floor(oldest! / HOUR_MS) * HOUR_MS);
     const currentHour = Math.floor(now / HOUR_MS) * HOUR_MS;
     let written = 0;
-    for (; hour < currentHour; hour += HOUR_MS) {
+    let hoursWithData = 0;
+    for (; hour < currentHour && hoursWithData < maxHours; hour += HOUR_MS) {
       const rows = this.store.s.hourSamples.all(hour, hour + HOUR_MS) as SampleRow[];
+      if (rows.length === 0) {
+        const next = (this.store.s.nextSample.get(hour + HOUR_MS) as { ts: number | null }).ts;
+        const nextHour = next === null ? currentHour : Math.min(currentHour, Math.floor(next / HOUR_MS) * HOUR_MS);
+        this.store.setMeta('rollup_until', String(nextHour));
+        hour = nextHour - HOUR_MS;
+        continue;
+      }
+      hoursWithData++;
       this.store.db.transaction(() => {
         let i = 0;
         while (i < rows.length) {

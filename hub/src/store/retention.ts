@@ -11,6 +11,10 @@ export class RetentionStore {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       oldestSample: db.prepare('SELECT min(ts) AS ts FROM telemetry'),
+      // One index seek per terminal (telemetry_time is on (terminal_id, ts)) instead of a scan of the whole table.
+      nextSample: db.prepare(
+        'SELECT min((SELECT min(ts) FROM telemetry t WHERE t.terminal_id = r.id AND t.ts >= ?)) AS ts FROM terminals r',
+      ),
       hourSamples: db.prepare(
         `SELECT t.terminal_id AS terminalId, t.cpu, t.mem_used AS memUsed, t.mem_total AS memTotal, t.disk_used AS diskUsed,
            t.disk_total AS diskTotal, t.temp_c AS tempC, t.peripherals, t.services, r.type
