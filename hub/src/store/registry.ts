@@ -2,7 +2,7 @@
  * The registry: the city → district → station tree, terminals, their secrets and placement history.
  * All of its SQL lives here.
  */
-import { isTerminalType, nodeLevel, parentNodeId, type NodeLevel } from '@kiosk-fleet/protocol';
+import { isTerminalId, isTerminalType, nodeLevel, parentNodeId, type NodeLevel } from '@kiosk-fleet/protocol';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { hashSecret, newKey, newSecret, secretMatches } from '../secrets.ts';
 import type { Db } from './db.ts';
@@ -122,7 +122,7 @@ export class RegistryStore {
 
   /** Problems with a terminal about to be registered, or null. */
   terminalProblem(t: NewTerminal, pendingStations: ReadonlySet<string> = new Set()): string | null {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(t.id)) return `terminal id ${JSON.stringify(t.id)}: 1-64 of A-Z a-z 0-9 . _ -`;
+    if (!isTerminalId(t.id)) return `terminal id ${JSON.stringify(t.id)}: 1-64 of A-Z a-z 0-9 . _ -`;
     if (!isTerminalType(t.type)) return `unknown terminal type ${JSON.stringify(t.type)}`;
     if (t.serial.length < 1 || t.serial.length > 64) return 'serial: 1-64 characters';
     if (!pendingStations.has(t.station)) {
