@@ -94,7 +94,7 @@ describe('TLS', () => {
     agents.push(wrongCa, noCa);
     // Several attempts each (the helper's backoff is 200 ms – 2 s), every one refused at the handshake.
     for (const a of [wrongCa, noCa]) {
-      await waitFor('three refused handshakes', () => a.lines.filter((l) => /unable to verify|self[- ]signed|certificate/i.test(String(l.err ?? ''))).length >= 3, 45_000);
+      await waitFor('three refused handshakes', () => a.lines.filter((l) => /unable to verify|self[- ]signed|certificate/i.test(JSON.stringify(l))).length >= 3, 45_000);
       expect(a.proc.exitCode).toBeNull();
       expect(a.lines.some((l) => l.msg === 'connected to hub')).toBe(false);
     }
@@ -104,9 +104,9 @@ describe('TLS', () => {
     expect(hub.logs.some((l) => l.includes('connection refused') && (l.includes(t.id) || l.includes(u.id)))).toBe(false);
   });
 
-  // F11-7: at the default log level the agent says only "disconnected from hub, will retry"; the reason (the hub's
-  // certificate is not trusted) is logged at debug, so a technician cannot see why a terminal never comes online.
-  it.fails('at the default log level, the agent says the hub’s certificate is not trusted (finding F11-7)', async () => {
+  // F11-7 (fixed in 2c09b06): the agent used to log the reason at debug only, so at the default level a wrong
+  // KF_HUB_CA looked like a network outage.
+  it('at the default log level, the agent says the hub’s certificate is not trusted (finding F11-7)', async () => {
     const t = creds[2]!;
     const a = await spawnAgent({ hubUrl: `mqtts://127.0.0.1:${mqttsPort}`, terminalId: t.id, secret: t.secret, waitConnected: false, env: { KF_HUB_CA: tlsm.otherCaCert } });
     agents.push(a);
