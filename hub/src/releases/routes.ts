@@ -29,6 +29,26 @@ export interface ReleasesRoutesDeps {
   now?: () => Date;
 }
 
+const DRAIN_LIMIT = 1024 * 1024;
+
+/** Read and discard what is left of a request body, up to `limit` bytes; false when more was left (destroyed). */
+async function drain(body: Readable, limit: number): Promise<boolean> {
+  if (body.destroyed || body.readableEnded) return true;
+  let n = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      n += chunk.byteLength;
+      if (n > limit) {
+        body.destroy();
+        return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
 }
@@ -52,8 +72,12 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
       });
       return c.json(record, created ? 201 : 200);
     } catch (err) {
-      body?.destroy();
-      if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message), err.status);
+      // A refusal can come before the body was read (bad signature, too large). Read a small rest to the end so
+      // the client sees our answer rather than a reset connection; for a large rest, close the connection.
+      const drained = body ? await drain(body, DRAIN_LIMIT) : true;
+      if (err instanceof ReleaseRefused) {
+        return c.json(errorBody(err.code, err.message), err.status, drained ? {} : { connection: 'close' });
+      }
       throw err;
     }
   });

@@ -1,7 +1,7 @@
 /**
- * Signed software updates end to end, with real processes: the release CLI packs and signs, the hub's release
- * routes (own process) verify uploads and serve artifacts with tokens and Range, and the agent's updater runs in
- * child processes that are cut off, SIGKILLed at each state and restarted.
+ * Signed software updates end to end, with real processes: `kiosk-fleet release keygen|pack` signs, the hub
+ * (`kiosk-fleet serve`) verifies uploads and serves artifacts with download tokens and Range, and the agent's
+ * updater runs in child processes that are cut off, SIGKILLed at each state and restarted.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
 import { appBundle, installInitial, serveArtifacts, type ArtifactServer, type BundleFiles } from '../../../agent/src/updater/testing.ts';
+import { issueDownloadToken, TOKEN_KEY_FILE } from '../../../hub/src/releases/tokens.ts';
 import { killAll, REPO, startTs, type Proc } from './proc.ts';
 
 const RUNNER = path.join(REPO, 'agent/src/updater/test-runner.ts');
-const CLI = path.join(REPO, 'tests/src/updates/release-cli.ts');
-const SERVER = path.join(REPO, 'hub/src/releases/test-server.ts');
+const HUB_BIN = path.join(REPO, 'hub/bin/kiosk-fleet.mjs');
 const GUARD = path.join(REPO, 'agent/src/updater/boot-guard.mjs');
-const ADMIN = 'admin-token-for-update-scenarios';
+const ADMIN = 'admin-token-for-update-scenarios-0123456789';
 
 let tmp: string;
 let hub: Proc;
@@ -36,7 +36,7 @@ interface Packed {
 }
 
 function cli(args: string[]): string {
-  return execFileSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(process.execPath, [HUB_BIN, 'release', ...args], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; keyDir?: string } = {}): Packed {
@@ -74,14 +74,20 @@ function upload(p: Packed, body = p.artifact): Promise<Response> {
   });
 }
 
-async function hubTarget(p: Packed, terminalId: string, extra: Partial<UpdateTarget> = {}): Promise<UpdateTarget> {
-  const res = await fetch(`${hubUrl}/test/token`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ releaseId: p.id, terminalId }),
-  });
-  const { token, expiresAt } = (await res.json()) as { token: string; expiresAt: string };
-  return targetAt(p, `${hubUrl}/api/v1/releases/${p.id}/artifact`, { token, tokenExpiresAt: expiresAt, ...extra });
+/** Terminals registered with the hub in beforeAll: only registered, active terminals may download. */
+const TERMINAL_IDS = Array.from({ length: 30 }, (_, i) => `GZ-TH-001-${String(i + 1).padStart(2, '0')}`);
+let nextTerminal = 0;
+
+/**
+ * What a rollout publishes: the target with a download token made with the hub's own token key, for the next
+ * registered terminal (`purpose` only names the caller).
+ */
+async function hubTarget(p: Packed, purpose: string, extra: Partial<UpdateTarget> = {}): Promise<UpdateTarget> {
+  void purpose;
+  const terminalId = TERMINAL_IDS[nextTerminal++ % TERMINAL_IDS.length]!;
+  const key = fs.readFileSync(path.join(tmp, 'hub-data', TOKEN_KEY_FILE));
+  const { token, expiresAt } = issueDownloadToken(key, { releaseId: p.id, terminalId, ttlSeconds: 600 });
+  return targetAt(p, `${hubUrl}/api/v1/releases/${p.id}/artifact`, { token, tokenExpiresAt: expiresAt.toISOString(), ...extra });
 }
 
 function targetAt(p: Packed, url: string, extra: Partial<UpdateTarget> = {}): UpdateTarget {
@@ -165,13 +171,29 @@ beforeAll(async () => {
   bad = pack('2.1.0', appBundle('2.1.0', false));
   // big enough that a download has several progress reports and a cut lands mid-body
   big = pack('2.2.0', { ...appBundle('2.2.0', true), 'assets/blob.b64': randomBytes(600_000).toString('base64') });
-  hub = startTs(SERVER, [], {
+  // The real hub (`kiosk-fleet serve`) on ephemeral ports.
+  hub = startTs(HUB_BIN, ['serve'], {
+    KF_BIND: '127.0.0.1',
+    KF_MQTT_PORT: '0',
+    KF_HTTP_PORT: '0',
     KF_DATA_DIR: path.join(tmp, 'hub-data'),
     KF_RELEASE_KEYS: path.join(tmp, 'keys', 'release-public.pem'),
     KF_ADMIN_TOKEN: ADMIN,
+    KF_LOG_LEVEL: 'info',
   });
   const ready = await hub.waitLine((l) => l.msg === 'ready');
   hubUrl = `http://127.0.0.1:${ready.httpPort as number}`;
+  const imported = await fetch(`${hubUrl}/api/v1/import`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      city: { id: 'GZ', name: { zh: '广州', en: 'Guangzhou' } },
+      districts: [{ id: 'GZ-TH', name: { zh: '天河', en: 'Tianhe' } }],
+      stations: [{ id: 'GZ-TH-001', district: 'GZ-TH', name: { zh: '一所', en: 'Station 1' } }],
+      terminals: TERMINAL_IDS.map((id) => ({ id, station: 'GZ-TH-001', type: 'id-card', serial: `SN-${id}` })),
+    }),
+  });
+  expect(imported.status).toBe(200);
   for (const p of [good, bad, big]) expect((await upload(p)).status).toBe(201);
 });
 
@@ -198,10 +220,24 @@ describe('hub: signed uploads only', () => {
     expect(list.items.map((i) => i.id).sort()).toEqual(['app-2.0.0', 'app-2.1.0', 'app-2.2.0']);
 
     expect((await fetch(`${hubUrl}/api/v1/releases/app-2.0.0/artifact`)).status).toBe(401);
-    const t = await hubTarget(good, 'GZ-TEST-0001');
+    const t = await hubTarget(good, 'download');
     const res = await fetch(t.release!.url, { headers: { authorization: `Bearer ${t.token}`, range: 'bytes=100-' } });
     expect(res.status).toBe(206);
     expect(Buffer.from(await res.arrayBuffer())).toEqual(good.artifact.subarray(100));
+
+    // registered terminals only: a token for an unknown terminal, or one decommissioned since, opens nothing
+    const key = fs.readFileSync(path.join(tmp, 'hub-data', TOKEN_KEY_FILE));
+    const stranger = issueDownloadToken(key, { releaseId: good.id, terminalId: 'GZ-TH-001-99' }).token;
+    expect((await fetch(t.release!.url, { headers: { authorization: `Bearer ${stranger}` } })).status).toBe(403);
+    const gone = await hubTarget(good, 'decommissioned');
+    const terminalId = JSON.parse(Buffer.from(gone.token!.split('.')[0]!, 'base64url').toString()).t as string;
+    const dec = await fetch(`${hubUrl}/api/v1/terminals/${terminalId}/decommission`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'scrapped' }),
+    });
+    expect(dec.status).toBe(200);
+    expect((await fetch(gone.release!.url, { headers: { authorization: `Bearer ${gone.token}` } })).status).toBe(403);
   });
 });
 
