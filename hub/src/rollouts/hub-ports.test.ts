@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReleases, type Releases } from '../releases/index.ts';
 import { verifyDownloadToken } from '../releases/tokens.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
-import { hubRolloutPorts } from './hub-ports.ts';
+import { attachStatusFeed, hubRolloutPorts } from './hub-ports.ts';
 import { RolloutService } from './service.ts';
 import { silentLogger } from './testing.ts';
 
@@ -138,5 +138,21 @@ describe('rollout ports on a real hub', () => {
     again.on('message', (_t, p) => void got.push(JSON.parse(p.toString()) as UpdateTarget));
     await again.subscribeAsync(topicFor('GZ-T-001-K01', 'update/target'), { qos: 1 });
     expect(await until(() => got[0])).toMatchObject({ release: null });
+  });
+
+  it('feeds update/status changes from the bus to the rollouts, and a failed pilot pauses the rollout', async () => {
+    const ports = hubRolloutPorts(hub, releases, { baseUrl: 'http://127.0.0.1:1' });
+    const service = new RolloutService({ dataDir: hub.dir, ports, logger: silentLogger() }).init();
+    const detach = attachStatusFeed(hub.bus, service);
+    try {
+      const r = await service.create({ releaseId: 'app-3.3.0', nodeIds: ['GZ-T'], waves: [{ kind: 'pilot', terminals: ['GZ-T-001-K01'] }, { kind: 'rest' }] }, 'admin');
+      // what the ingest emits after storing the terminal's update/status
+      hub.bus.emit('changes', [{ type: 'update', terminalId: 'GZ-T-001-K01', at: Date.now(), data: { state: 'failed', version: '3.3.0', releaseId: 'app-3.3.0', rolloutId: r.id, error: { code: 'health-check-failed', message: 'x' } } }]);
+      hub.bus.emit('changes', [{ type: 'update', terminalId: 'GZ-T-001-K01', at: Date.now(), data: { state: 'failed', version: '3.3.0' } }]); // no releaseId: ignored
+      const paused = await until(() => (service.get(r.id).status === 'paused' ? service.get(r.id) : undefined));
+      expect(paused.pauseReason).toMatchObject({ code: 'wave-gate-failed', terminals: [{ id: 'GZ-T-001-K01', code: 'health-check-failed' }] });
+    } finally {
+      detach();
+    }
   });
 });

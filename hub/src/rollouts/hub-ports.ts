@@ -4,10 +4,10 @@
  * persists and re-publishes them retained), events onto the hub's bus.
  */
 import type { EventEmitter } from 'node:events';
-import type { UpdateTarget } from '@kiosk-fleet/protocol';
+import type { UpdateStatus, UpdateTarget } from '@kiosk-fleet/protocol';
 import type { Releases } from '../releases/index.ts';
 import type { FleetTerminal, HealthSample } from './engine.ts';
-import type { RolloutPorts } from './service.ts';
+import type { RolloutPorts, RolloutService } from './service.ts';
 
 /** The slice of the hub's services the ports use (HubServices satisfies it). */
 export interface HubSlice {
@@ -82,4 +82,29 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
       hub.bus.emit('changes', [{ type: 'rollout', terminalId: e.action.kind === 'event' ? '' : e.action.terminalId, at: now(), data: { rolloutId: e.rolloutId, by: e.by, ...e.action } }]);
     },
   };
+}
+
+/**
+ * Feed stored `update/status` messages to the rollouts: listens for the ingest's `{type: 'update'}` changes on the
+ * bus. Needs the change data to carry `releaseId` (and `rolloutId`, `error`) besides `state`; changes without a
+ * releaseId are ignored. Returns the detach function.
+ */
+export function attachStatusFeed(bus: EventEmitter, service: { onStatus: RolloutService['onStatus'] }, log?: { error(o: object, m: string): void }): () => void {
+  const listener = (changes: { type: string; terminalId: string; data?: unknown }[]): void => {
+    for (const c of changes) {
+      if (c.type !== 'update') continue;
+      const d = c.data as { state?: UpdateStatus['state']; releaseId?: string; rolloutId?: string; error?: UpdateStatus['error'] } | undefined;
+      if (!d?.state || !d.releaseId) continue;
+      service
+        .onStatus(c.terminalId, {
+          state: d.state,
+          releaseId: d.releaseId,
+          ...(d.rolloutId !== undefined ? { rolloutId: d.rolloutId } : {}),
+          ...(d.error !== undefined ? { error: d.error } : {}),
+        })
+        .catch((err: unknown) => log?.error({ err, terminalId: c.terminalId }, 'rollout status update failed'));
+    }
+  };
+  bus.on('changes', listener);
+  return () => bus.off('changes', listener);
 }
