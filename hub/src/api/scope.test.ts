@@ -50,7 +50,7 @@ afterAll(async () => {
 
 const fill = (path: string, id: string) => `/api/v1${path.replace('{id}', encodeURIComponent(id))}`;
 
-describe('every route has an access rule', () => {
+describe('every route has an access rule', { timeout: 60_000 }, () => {
   test('the OpenAPI document lists the routes and each one matches a rule', () => {
     expect(routes.length).toBeGreaterThan(30);
     const missing = routes.filter((r) => !findPolicy(r.method, r.path.replace('{id}', 'X')));
@@ -64,7 +64,7 @@ describe('every route has an access rule', () => {
   });
 });
 
-describe('a district admin: the other district does not exist for them', () => {
+describe('a district admin: the other district does not exist for them', { timeout: 60_000 }, () => {
   const objectRoutes = () => ROUTE_POLICIES.filter((p) => p.target === 'terminal' || p.target === 'node');
 
   test('404 on every route naming the other district’s terminal or node, like a missing id', async () => {
@@ -165,7 +165,7 @@ describe('a district admin: the other district does not exist for them', () => {
   });
 });
 
-describe('roles: 403 for what a role may not do on what it can see', () => {
+describe('roles: 403 for what a role may not do on what it can see', { timeout: 60_000 }, () => {
   const writes = () => ROUTE_POLICIES.filter((p) => p.method !== 'GET' && p.target !== 'open' && p.target !== 'self');
 
   test('a viewer gets 403 on every write', async () => {
@@ -216,7 +216,7 @@ describe('roles: 403 for what a role may not do on what it can see', () => {
   });
 });
 
-describe('sub-apps beside the OpenAPI app (rollouts, releases) use requireOperator', () => {
+describe('sub-apps beside the OpenAPI app (rollouts, releases) use requireOperator', { timeout: 60_000 }, () => {
   test('401 without credentials, the read permission for GET, the write permission for the rest', async () => {
     const app = new Hono<ApiEnv>();
     app.use('*', requireOperator(hub, { read: 'fleet:read', write: 'rollout:write' }));

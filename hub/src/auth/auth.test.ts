@@ -36,7 +36,7 @@ async function loggedHub(dir: string, env: Record<string, string> = {}) {
 const post = (url: string, json: unknown, headers: Record<string, string> = {}) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) });
 
-describe('first start, sessions, one-time passwords, tokens, disabling', () => {
+describe('first start, sessions, one-time passwords, tokens, disabling', { timeout: 60_000 }, () => {
   let dir: string;
   let h: Awaited<ReturnType<typeof loggedHub>>;
   const secrets: string[] = [];
@@ -221,7 +221,7 @@ describe('first start, sessions, one-time passwords, tokens, disabling', () => {
   });
 });
 
-describe('login throttling', () => {
+describe('login throttling', { timeout: 60_000 }, () => {
   let hub: TestHub;
   beforeAll(async () => {
     hub = await startTestHub();
@@ -247,6 +247,14 @@ describe('login throttling', () => {
     await new Promise((r) => setTimeout(r, Number(locked.headers.get('retry-after')) * 1000 + 100));
     expect((await post(url, { username: 'target', password: op.password })).status).toBe(200);
   }, 30_000);
+
+  test('login reads at most 16 KiB of body from anyone (413), and keeps serving', async () => {
+    const url = `http://127.0.0.1:${hub.httpPort}/api/v1/auth/login`;
+    const big = JSON.stringify({ username: 'admin', password: 'x'.repeat(4 * 1024 * 1024) });
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: big });
+    expect(res.status).toBe(413);
+    expect((await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/health`)).status).toBe(200);
+  });
 
   test('many failures from one address lock that address for every account, unknown names included', async () => {
     const url = `http://127.0.0.1:${hub.httpPort}/api/v1/auth/login`;

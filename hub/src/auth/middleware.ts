@@ -9,6 +9,7 @@
  */
 import crypto from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { getCookie } from 'hono/cookie';
 import type { ApiEnv, Services } from '../api/common.ts';
 import { tokenMatches } from '../secrets.ts';
@@ -30,7 +31,10 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 export function authenticate(s: Services): MiddlewareHandler<ApiEnv> {
+  // Login is the one route that reads a body from anyone: a name and a password fit in 16 KiB.
+  const loginLimit = bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.json(err('payload-too-large', 'a login body is at most 16 KiB'), 413) });
   return async (c, next) => {
+    if (c.req.path === '/api/v1/auth/login') return loginLimit(c, next);
     if (OPEN.has(c.req.path)) return next();
     let p: Principal | null = null;
     const header = c.req.header('authorization');
