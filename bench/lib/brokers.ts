@@ -27,8 +27,13 @@ export function hasMosquitto(): boolean {
   return fs.existsSync(MOSQUITTO);
 }
 
-export async function startAedesBare(): Promise<Server & { count(): Promise<number> }> {
-  const proc = spawnNodeTs(path.join(BENCH_DIR, 'servers/aedes-bare.ts'), [], { core: SERVER_CORE, ipc: true });
+/** `ackBatch`: hold acks and release them in batches like the hub's writer ([size, ms]); see aedes-bare.ts. */
+export async function startAedesBare(ackBatch?: [number, number]): Promise<Server & { count(): Promise<number> }> {
+  const proc = spawnNodeTs(path.join(BENCH_DIR, 'servers/aedes-bare.ts'), [], {
+    core: SERVER_CORE,
+    ipc: true,
+    ...(ackBatch ? { env: { BENCH_ACK_BATCH: ackBatch.join(',') } } : {}),
+  });
   const port = await waitForLine(proc, (_l, j) => (j as { msg?: string; mqttPort?: number })?.msg === 'ready' ? (j as { mqttPort: number }).mqttPort : undefined, 20000, 'aedes');
   return {
     name: 'aedes',

@@ -10,7 +10,30 @@ import { topicFor } from '@kiosk-fleet/protocol';
 import { exitWithParent } from '../lib/proc.ts';
 
 exitWithParent();
-const broker = await Aedes.createBroker({ drainTimeout: 30000 });
+// BENCH_ACK_BATCH=<size>,<ms>: hold each publish in authorizePublish and release them together, as the hub's
+// batch writer does (a batch flushes at <size> jobs or <ms> after its first), with no validation and no storage:
+// what "acknowledge only after the commit" costs by itself.
+const [batchSize = 0, batchMs = 0] = (process.env.BENCH_ACK_BATCH ?? '').split(',').map(Number);
+const held: Array<() => void> = [];
+let timer: NodeJS.Timeout | null = null;
+const release = () => {
+  if (timer) clearTimeout(timer);
+  timer = null;
+  for (const cb of held.splice(0)) cb();
+};
+const broker = await Aedes.createBroker({
+  drainTimeout: 30000,
+  ...(batchSize > 0
+    ? {
+        authorizePublish: (client, packet, cb) => {
+          if (!client || packet.topic.startsWith('$SYS')) return cb(null);
+          held.push(() => cb(null));
+          if (held.length >= batchSize) setImmediate(release);
+          else if (!timer) timer = setTimeout(release, batchMs);
+        },
+      }
+    : {}),
+});
 let n = 0;
 await new Promise<void>((resolve) =>
   broker.subscribe(
