@@ -99,7 +99,7 @@ function writeBenchmarksMd(command: string): void {
   for (const r of results) {
     out.push(`## ${r.title}`, '');
     out.push(
-      `Run ${r.date} (${r.durationSeconds} s) with \`${r.command}\`; ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; load average at start ${r.machine.loadAverage.join(' / ')}; busiest processes at start: ${r.machine.otherProcessesCpu}.`,
+      `Run ${r.date} (${r.durationSeconds} s) with \`${r.command}\`; ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Machine during the run: load average ${r.machine.loadAverage.join(' / ')} at start${r.busy ? `, ${r.busy.loadAverageAtEnd.join(' / ')} at the end; all cores ${r.busy.machineCpuPercent} % busy on average (this benchmark and everything else running)` : ''}; busiest processes (lifetime CPU share) at start: ${r.machine.otherProcessesCpu}.`,
       '',
     );
     for (const t of r.tables) out.push(renderMarkdown(t), '');

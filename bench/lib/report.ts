@@ -27,6 +27,18 @@ function otherProcesses(): string {
   }
 }
 
+/** Busy and total CPU time of the whole machine so far (all cores, jiffies), from /proc/stat. */
+export function systemCpu(): { busy: number; total: number } {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (line[3] ?? 0) + (line[4] ?? 0);
+    const total = line.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 export function machine(): Machine {
   return {
     cores: os.availableParallelism(),
@@ -45,6 +57,7 @@ export class Report {
   readonly notes: string[] = [];
   private readonly started = Date.now();
   private readonly machineAtStart = machine();
+  private readonly cpuAtStart = systemCpu();
 
   constructor(
     readonly scenario: string,
@@ -66,6 +79,14 @@ export class Report {
     process.stdout.write(`note: ${s}\n`);
   }
 
+  /** How busy the whole machine was during the scenario (ours and everyone else's), and the load at the end. */
+  private busy(): NonNullable<ScenarioResult['busy']> {
+    const now = systemCpu();
+    const share = now.total > this.cpuAtStart.total ? (now.busy - this.cpuAtStart.busy) / (now.total - this.cpuAtStart.total) : 0;
+    const end = machine();
+    return { machineCpuPercent: Math.round(share * 1000) / 10, loadAverageAtEnd: end.loadAverage, busiestAtEnd: end.otherProcessesCpu };
+  }
+
   save(): ScenarioResult {
     const result: ScenarioResult = {
       scenario: this.scenario,
@@ -74,6 +95,7 @@ export class Report {
       command: process.env.BENCH_COMMAND ?? `pnpm bench ${this.scenario}`,
       durationSeconds: Math.round((Date.now() - this.started) / 1000),
       machine: this.machineAtStart,
+      busy: this.busy(),
       tables: this.tables,
       goals: this.goals,
       notes: this.notes,

@@ -88,6 +88,8 @@ export interface ScenarioResult {
   command: string;
   durationSeconds: number;
   machine: Machine;
+  /** The whole machine during the run: other engineers' tests share these 2 cores. */
+  busy?: { machineCpuPercent: number; loadAverageAtEnd: number[]; busiestAtEnd: string };
   tables: Table[];
   goals: Goal[];
   notes: string[];
