@@ -51,7 +51,7 @@ const sent = (a: Action[]): string[] => a.filter((x) => x.kind === 'send-target'
 const events = (a: Action[]): string[] => a.filter((x) => x.kind === 'event').map((x) => `${(x as { event: string }).event}:${(x as { wave: number }).wave}`);
 
 /** Every targeted terminal reports `state` for the release. */
-function report(sp: RolloutSpec, s: RolloutState, ids: string[], state: 'committed' | 'failed' | 'installing' | 'downloading', now: number, code = 'health-check-failed'): RolloutState {
+function report(sp: RolloutSpec, s: RolloutState, ids: string[], state: 'committed' | 'failed' | 'installing' | 'downloading' | 'waiting', now: number, code = 'health-check-failed'): RolloutState {
   let out = s;
   for (const id of ids) out = applyStatus(sp, out, id, { state, releaseId: sp.release.id, rolloutId: sp.id, ...(state === 'failed' ? { error: { code, message: code } } : {}) }, now);
   return out;
@@ -178,6 +178,24 @@ describe('in-flight limit', () => {
     // the other two never answer: after the timeout their slots are freed
     step = tick(sp, step.state, 30 * MIN + 1, allHealthy);
     expect(sent(step.actions)).toHaveLength(2);
+  });
+});
+
+describe('download tokens', () => {
+  it('re-sends the target with a fresh token to terminals still before their download', () => {
+    const sp = spec({ waves: [{ kind: 'rest' }], maxInFlight: 2, inFlightTimeoutMs: 24 * 60 * MIN, tokenRefreshMs: 240 * MIN });
+    let step = createRollout(sp, fleet, 0);
+    const [a, b] = sent(step.actions) as [string, string];
+    const s = report(sp, step.state, [a], 'waiting', 10 * MIN); // downloaded already: needs no token
+    step = tick(sp, s, 11 * MIN, allHealthy);
+    const [c] = sent(step.actions) as [string]; // a's slot went to c
+    step = tick(sp, step.state, 239 * MIN, allHealthy);
+    expect(sent(step.actions)).toEqual([]);
+    step = tick(sp, step.state, 240 * MIN, allHealthy);
+    expect(sent(step.actions)).toEqual([b]); // not a (past its download), not c (sent at 11 min)
+    expect(step.state.terminals[b]).toMatchObject({ targetedAt: 0, sentAt: 240 * MIN });
+    step = tick(sp, step.state, 251 * MIN, allHealthy);
+    expect(sent(step.actions)).toEqual([c]);
   });
 });
 

@@ -56,7 +56,16 @@ export interface RolloutSpec {
   /** Pause when a wave has not passed after this long (null: wait forever, e.g. for maintenance windows). */
   waveTimeoutMs: number | null;
   urgent: boolean;
+  /**
+   * Re-send the target (with a fresh download token) to a terminal still before its download after this long:
+   * tokens are short-lived, and a terminal that was offline gets the retained target with an old one.
+   * Keep it below the token lifetime.
+   */
+  tokenRefreshMs?: number;
 }
+
+/** Below the 6 h download-token lifetime (releases/tokens.ts). */
+export const DEFAULT_TOKEN_REFRESH_MS = 4 * 3600_000;
 
 export const DEFAULT_GATE: GateSpec = { successRatio: 1, soakMs: 30 * 60_000, failureRateTolerance: 0.05 };
 
@@ -85,7 +94,10 @@ export type Phase = 'pending' | 'targeted' | UpdateState | 'soaked' | 'unhealthy
 export interface TerminalProgress {
   wave: number;
   phase: Phase;
+  /** When the terminal was first sent the target (the in-flight limit counts from here). */
   targetedAt: number | null;
+  /** When the target (and its token) was last sent. */
+  sentAt?: number | null;
   committedAt: number | null;
   error: { code: string; message: string } | null;
 }
@@ -284,7 +296,22 @@ export function tick(spec: RolloutSpec, state: RolloutState, now: number, health
   }
 
   if (s.status === 'running') s = sendTargets(spec, s, now, actions);
+  if (s.status === 'running' || s.status === 'paused') s = refreshTokens(spec, s, now, actions);
   return { state: s, actions };
+}
+
+/** Terminals still before their download get the target again, with a fresh token, before the old one expires. */
+function refreshTokens(spec: RolloutSpec, state: RolloutState, now: number, actions: Action[]): RolloutState {
+  const every = spec.tokenRefreshMs ?? DEFAULT_TOKEN_REFRESH_MS;
+  let terminals: Record<string, TerminalProgress> | null = null;
+  for (const [id, t] of Object.entries(state.terminals)) {
+    const sent = t.sentAt ?? t.targetedAt;
+    if (!IN_FLIGHT.has(t.phase) || sent === null || now - sent < every) continue;
+    terminals ??= { ...state.terminals };
+    terminals[id] = { ...t, sentAt: now };
+    actions.push({ kind: 'send-target', terminalId: id });
+  }
+  return terminals ? { ...state, terminals } : state;
 }
 
 function sendTargets(spec: RolloutSpec, state: RolloutState, now: number, actions: Action[]): RolloutState {
@@ -298,7 +325,7 @@ function sendTargets(spec: RolloutSpec, state: RolloutState, now: number, action
     .sort(([a, ta], [b, tb]) => ta.wave - tb.wave || (a < b ? -1 : 1));
   for (const [id, t] of candidates) {
     if (room <= 0) break;
-    terminals[id] = { ...t, phase: 'targeted', targetedAt: now };
+    terminals[id] = { ...t, phase: 'targeted', targetedAt: now, sentAt: now };
     actions.push({ kind: 'send-target', terminalId: id });
     room--;
   }
