@@ -105,27 +105,27 @@ const driftSchema = z.object({
 
 const conflictResponse = { 409: { description: 'Stale expectedVersion', content: errorResponses[400].content } };
 
-function routesFor(scope: Scope) {
-  const base = scope === 'node' ? '/config/nodes/{id}' : '/config/terminals/{id}';
-  const what = scope === 'node' ? 'node (city, district, station)' : 'terminal';
+/** history, diff and dry-run of one scope; `base` stays a literal type so the typed client knows each path. */
+function routesFor<B extends '/config/nodes/{id}' | '/config/terminals/{id}'>(base: B) {
+  const what = base === '/config/nodes/{id}' ? 'node (city, district, station)' : 'terminal';
   return {
     history: createRoute({
       method: 'get',
-      path: `${base}/history`,
+      path: `${base}/history` as `${B}/history`,
       summary: `Saved versions of a ${what} layer, newest first, each with its changes`,
       request: { params: idParam, query: historyQuery },
       responses: { 200: json(z.object({ items: z.array(historyItem), nextCursor: z.string().nullable() })), ...errorResponses },
     }),
     diff: createRoute({
       method: 'get',
-      path: `${base}/diff`,
+      path: `${base}/diff` as `${B}/diff`,
       summary: `Changes between two versions of a ${what} layer (default: the current one and the one before)`,
       request: { params: idParam, query: diffQuery },
       responses: { 200: json(z.object({ from: z.number(), to: z.number(), changes: z.array(changeSchema) })), ...errorResponses },
     }),
     dryRun: createRoute({
       method: 'post',
-      path: `${base}/dry-run`,
+      path: `${base}/dry-run` as `${B}/dry-run`,
       summary: `Which terminals would change, and how, if this ${what} layer were saved (nothing is saved)`,
       request: { params: idParam, body: { required: true, content: { 'application/json': { schema: dryRunBody } } } },
       responses: { 200: json(dryRunSchema), ...errorResponses },
@@ -133,8 +133,8 @@ function routesFor(scope: Scope) {
   };
 }
 
-const nodeRoutes = routesFor('node');
-const terminalRoutes = routesFor('terminal');
+const nodeRoutes = routesFor('/config/nodes/{id}');
+const terminalRoutes = routesFor('/config/terminals/{id}');
 
 const getNode = createRoute({
   method: 'get',
@@ -215,7 +215,26 @@ export function configRoutes(s: Services) {
   };
   const pushedJson = (pushed: { terminalId: string; version: number }[]) => ({ count: pushed.length, terminals: pushed });
 
-  const app = new OpenAPIHono<ApiEnv>()
+  const historyJson = (scope: Scope, id: string, q: { cursor?: string | undefined; limit: number }) => {
+    const rows = cl.history(scope, id, q.cursor ? Number(q.cursor) : null, q.limit);
+    const last = rows.at(-1);
+    return {
+      items: rows.map((h) => ({ version: h.version, config: JSON.parse(h.config) as Record<string, unknown>, at: isoReq(h.at), by: h.by, reason: h.reason, pushed: h.pushed, changes: h.changes })),
+      nextCursor: rows.length === q.limit && last && last.version > 1 ? String(last.version) : null,
+    };
+  };
+  const diffJson = (scope: Scope, id: string, q: { from?: number | undefined; to?: number | undefined }) => {
+    const to = q.to ?? cl.layer(scope, id).version;
+    const from = q.from ?? Math.max(0, to - 1);
+    return { from, to, changes: cl.diffVersions(scope, id, from, to) };
+  };
+  const dryRunJson = (scope: Scope, id: string, config: unknown) => {
+    const d = cl.dryRun(scope, id, config);
+    return { terminals: d.terminals, changed: d.terminals.length, unchanged: d.unchanged };
+  };
+
+  // One chain, so that the dashboard's typed client (hc<AppType>) sees every route.
+  return new OpenAPIHono<ApiEnv>()
     .openapi(getNode, (c) => c.json(layerJson(cl.layer('node', c.req.valid('param').id)), 200))
     .openapi(putNode, async (c) => {
       const { id } = c.req.valid('param');
@@ -265,34 +284,11 @@ export function configRoutes(s: Services) {
         },
         200,
       );
-    });
-
-  for (const [scope, r] of [['node', nodeRoutes], ['terminal', terminalRoutes]] as const) {
-    app.openapi(r.history, (c) => {
-      const { id } = c.req.valid('param');
-      const q = c.req.valid('query');
-      const rows = cl.history(scope, id, q.cursor ? Number(q.cursor) : null, q.limit);
-      const last = rows.at(-1);
-      return c.json(
-        {
-          items: rows.map((h) => ({ version: h.version, config: JSON.parse(h.config) as Record<string, unknown>, at: isoReq(h.at), by: h.by, reason: h.reason, pushed: h.pushed, changes: h.changes })),
-          nextCursor: rows.length === q.limit && last && last.version > 1 ? String(last.version) : null,
-        },
-        200,
-      );
-    });
-    app.openapi(r.diff, (c) => {
-      const { id } = c.req.valid('param');
-      const q = c.req.valid('query');
-      const to = q.to ?? cl.layer(scope, id).version;
-      const from = q.from ?? Math.max(0, to - 1);
-      return c.json({ from, to, changes: cl.diffVersions(scope, id, from, to) }, 200);
-    });
-    app.openapi(r.dryRun, (c) => {
-      const { id } = c.req.valid('param');
-      const d = cl.dryRun(scope, id, c.req.valid('json').config);
-      return c.json({ terminals: d.terminals, changed: d.terminals.length, unchanged: d.unchanged }, 200);
-    });
-  }
-  return app;
+    })
+    .openapi(nodeRoutes.history, (c) => c.json(historyJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(nodeRoutes.diff, (c) => c.json(diffJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(nodeRoutes.dryRun, (c) => c.json(dryRunJson('node', c.req.valid('param').id, c.req.valid('json').config), 200))
+    .openapi(terminalRoutes.history, (c) => c.json(historyJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(terminalRoutes.diff, (c) => c.json(diffJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(terminalRoutes.dryRun, (c) => c.json(dryRunJson('terminal', c.req.valid('param').id, c.req.valid('json').config), 200));
 }

@@ -73,6 +73,7 @@ describe('writes', () => {
     expect(body.error.code).toBe('invalid-config');
     expect(body.error.details.issues.map((i) => i.path.join('.')).sort()).toEqual(['config.bogus', 'config.openingHours.mon.0.from', 'config.telemetryInterval']);
     expect((await get<{ version: number }>('/api/v1/config/nodes/GZ-TH')).version).toBe(0);
+    expect(await hub.metric('kf_config_invalid_total', { where: 'layer' })).toBe(1);
     await new Promise((r) => setTimeout(r, 200));
     expect(got[T.th1!.id]!.length).toBe(before);
   });

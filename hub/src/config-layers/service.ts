@@ -371,6 +371,7 @@ export class ConfigLayers {
     const layerIssues = validateLayer(config);
     if (layerIssues.length > 0) {
       this.#counters?.invalid.inc({ where: 'layer' });
+      this.log.info({ scope, id, issues: layerIssues.slice(0, 5) }, 'config refused: invalid layer');
       throw invalid(`the config is invalid: ${summary(layerIssues)}`, layerIssues.map((i) => ({ path: ['config', ...i.path], message: i.message })));
     }
     const layer = config as JsonObject;
@@ -407,6 +408,7 @@ export class ConfigLayers {
     }
     if (bad > 0) {
       this.#counters?.invalid.inc({ where: 'effective' });
+      this.log.info({ scope, id, terminals: bad, issues: issues.slice(0, 5) }, 'config refused: invalid effective config');
       throw invalid(
         `the config would give ${bad} terminal(s) an invalid effective config: ${summary(issues)}`,
         issues.slice(0, MAX_TERMINAL_ISSUES * 4),
