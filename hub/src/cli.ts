@@ -2,6 +2,7 @@
  * `kiosk-fleet serve | import <file> | backup <file>`.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { backupDatabase } from './backup.ts';
 import { ConfigError, flagsToEnv, parseConfig, type HubConfig } from './config.ts';
@@ -9,6 +10,7 @@ import { startHub } from './hub.ts';
 import { createLogger } from './log.ts';
 import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts';
 import { openDatabase } from './store/db.ts';
+import { AuditLog } from './audit/log.ts';
 import { RegistryStore } from './store/registry.ts';
 import { HubError } from './errors.ts';
 import { releaseCommand } from './releases/index.ts';
@@ -59,7 +61,23 @@ function importFile(file: string | undefined): void {
   const fleet = path.extname(file).toLowerCase() === '.csv' ? parseFleetCsv(text) : parseFleetJson(JSON.parse(text));
   const { db } = openDatabase(cfg.dataDir);
   try {
-    const result = applyImport(db, new RegistryStore(db), fleet, 'cli');
+    const audit = new AuditLog(db);
+    // The CLI import is a state change like the API's: it goes into the audit log in the same transaction.
+    const result = db.transaction(() => {
+      const r = applyImport(db, new RegistryStore(db), fleet, 'cli');
+      audit.append({
+        actor: `cli (${os.userInfo().username})`,
+        actorKind: 'cli',
+        userId: null,
+        ip: null,
+        action: 'fleet.import',
+        objectType: 'fleet',
+        objectId: path.basename(file),
+        nodeId: null,
+        after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
+      });
+      return r;
+    })();
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } finally {
     db.close();

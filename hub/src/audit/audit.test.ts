@@ -4,6 +4,7 @@
  * file, as an attacker with the file would) is named by verify, also through GET /api/v1/audit/verify of a running
  * hub. And every state-changing API call leaves a record with who, what, before/after and from where.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -152,4 +153,39 @@ describe('through a running hub', () => {
       raw.close();
     }
   });
+});
+
+describe('the CLI', () => {
+  test('`kiosk-fleet import` writes its audit record, without the new secrets', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-audit-cli-'));
+    try {
+      const fleet = path.join(dir, 'fleet.json');
+      fs.writeFileSync(
+        fleet,
+        JSON.stringify({
+          city: { id: 'GZ', name: { zh: '广州', en: 'GZ' } },
+          districts: [{ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } }],
+          stations: [{ id: 'GZ-YX-001', name: { zh: '站', en: 'S1' } }],
+          terminals: [{ id: 'GZ-YX-001-01', station: 'GZ-YX-001', type: 'id-card', serial: 'S1' }],
+        }),
+      );
+      const bin = path.resolve(import.meta.dirname, '..', '..', 'bin', 'kiosk-fleet.mjs');
+      const out = execFileSync(process.execPath, [bin, 'import', fleet], { env: { ...process.env, KF_DATA_DIR: dir }, encoding: 'utf8' });
+      const { terminals } = JSON.parse(out) as { terminals: { created: { id: string; secret: string }[] } };
+      const secret = terminals.created[0]!.secret;
+      const { db } = openDatabase(dir);
+      try {
+        const log = new AuditLog(db);
+        const [rec] = log.list({ scope: null, action: 'fleet.import', limit: 10 });
+        expect(rec).toMatchObject({ actorKind: 'cli', objectId: 'fleet.json' });
+        expect(JSON.parse(rec!.after!)).toMatchObject({ nodesCreated: ['GZ', 'GZ-YX', 'GZ-YX-001'], terminalsCreated: ['GZ-YX-001-01'] });
+        expect(JSON.stringify(rec)).not.toContain(secret);
+        expect(log.verify().ok).toBe(true);
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
