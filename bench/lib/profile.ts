@@ -45,12 +45,37 @@ export interface ProfileSummary {
   topInclusive: Array<{ fn: string; place: string; ms: number; share: number }>;
 }
 
-export function summarize(file: string, top = 12): ProfileSummary {
+/**
+ * `window`: only the samples from the first to the last one whose stack has a frame in code matching it (for
+ * instance the hub's ingest), so that start-up (module loading and compiling through tsx) does not dilute the figures.
+ */
+export function summarize(file: string, top = 12, window?: RegExp): ProfileSummary {
   const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  let first = 0;
+  let last = p.samples.length - 1;
+  if (window) {
+    const memo = new Map<number, boolean>();
+    const inWindow = (id: number): boolean => {
+      const known = memo.get(id);
+      if (known !== undefined) return known;
+      const n = byId.get(id)!;
+      const parent = parentOf.get(id);
+      const v = window.test(n.callFrame.url) || (parent !== undefined && inWindow(parent));
+      memo.set(id, v);
+      return v;
+    };
+    const hits = p.samples.map((id, i) => (inWindow(id) ? i : -1)).filter((i) => i >= 0);
+    if (hits.length) {
+      first = hits[0]!;
+      last = hits[hits.length - 1]!;
+    }
+  }
   // Self time per node from the samples and their time deltas (more exact than hitCount × interval).
   const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++) {
+  for (let i = first; i <= last; i++) {
     const id = p.samples[i]!;
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i + 1] ?? p.timeDeltas[i] ?? 0) / 1000);
   }
@@ -68,8 +93,7 @@ export function summarize(file: string, top = 12): ProfileSummary {
 
   // Inclusive time per function, counting a function once per stack even when it recurses.
   const incl = new Map<string, number>();
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const parent = parentOf;
   for (const [id, ms] of self) {
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {

@@ -241,8 +241,8 @@ if (TARGETS.includes('hub') && hubAvailable() && process.env.BENCH_PROFILE !== '
     const r = await mqttTarget('hub', n, dir);
     const file = mainProfile(dir);
     if (!file) throw new Error('no profile written');
-    const sum = summarize(file);
-    for (const t of profileTables(sum, `the hub ingesting from ${fmt(n)} terminals (${fmt(r.rate)} samples/s while profiled)`)) report.table(t);
+    const sum = summarize(file, 14, /\/hub\/src\/ingest\//);
+    for (const t of profileTables(sum, `the hub ingesting from ${fmt(n)} terminals (${fmt(r.rate)} samples/s while profiled; first to last sample in hub/src/ingest)`)) report.table(t);
   } catch (err) {
     report.note(`profile: failed: ${(err as Error).message}`);
   } finally {
