@@ -3,7 +3,9 @@
  *
  * Invariants:
  * - A job's promise resolves only after the transaction holding it committed (that is what PUBACK waits for).
- * - A batch is flushed when it reaches `batchSize` jobs or `flushMs` after its first job, whichever comes first.
+ * - A batch is flushed when it reaches `batchSize` jobs or `flushMs` after its first job, whichever comes first;
+ *   with `flushMs` 0 (the default) at the end of the current event-loop turn (group commit: no added latency when
+ *   idle, batches as large as the load under load, since messages gather while a batch is written).
  * - The queue holds at most `queueLimit` jobs. A job arriving at a full queue waits for room before it is queued, so
  *   its PUBACK is delayed; Aedes reads a connection's next chunk only after every packet of the previous chunk was
  *   handled, so a slow database slows the terminals' sending (TCP back-pressure) instead of growing memory.
@@ -16,8 +18,11 @@ import type { Metrics } from '../metrics.ts';
 import type { Logger } from '../log.ts';
 
 export interface Change {
-  type: 'presence' | 'telemetry' | 'event' | 'command' | 'terminal' | 'config' | 'update';
+  type: 'presence' | 'telemetry' | 'event' | 'command' | 'terminal' | 'config' | 'update' | 'alert';
+  /** Empty for a change that is about a node (a station's alert): then `nodeId` says where. */
   terminalId: string;
+  /** The node a change belongs to when it is not a terminal's (the live stream scopes by it). */
+  nodeId?: string;
   at: number;
   data?: unknown;
 }
@@ -52,6 +57,7 @@ export class BatchWriter {
   private queue: Pending[] = [];
   private readonly waiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private closed = false;
 
   constructor(
@@ -86,10 +92,19 @@ export class BatchWriter {
   }
 
   private schedule(ms: number): void {
-    if (this.timer && ms > 0) return;
-    if (this.timer) clearTimeout(this.timer);
-    // setImmediate-like for 0 so a burst parsed in one tick still commits together.
-    this.timer = setTimeout(() => {
+    if (this.immediate) return;
+    if (ms <= 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      // Group commit: everything parsed in this turn of the event loop (every socket read that was ready) goes
+      // into one transaction at the check phase. Under load the next batch gathers while this one is written.
+      this.immediate = setImmediate(() => {
+        this.immediate = null;
+        this.flush();
+      });
+      return;
+    }
+    this.timer ??= setTimeout(() => {
       this.timer = null;
       this.flush();
     }, ms);
@@ -151,7 +166,9 @@ export class BatchWriter {
   /** Flushes what is queued and refuses new jobs. */
   close(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
+    this.immediate = null;
     this.flush();
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();

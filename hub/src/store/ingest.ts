@@ -77,7 +77,8 @@ export class IngestStore {
       touch: db.prepare('UPDATE terminal_state SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?'),
       latestTelemetry: db.prepare(
         `UPDATE terminal_state SET last_telemetry_at = ?, last_telemetry_ts = ?, host = ?, peripherals = ?, app = ?,
-           services = ?, fault_count = ?, app_version = coalesce(?, app_version) WHERE terminal_id = ?`,
+           services = ?, fault_count = ?, app_version = coalesce(?, app_version),
+           last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?`,
       ),
       commandDone: db.prepare(
         "UPDATE commands SET status = ?, result = ?, error = ?, completed_at = ? WHERE id = ? AND terminal_id = ? AND status IN ('pending', 'sent')",
@@ -141,7 +142,11 @@ export class IngestStore {
 
   /** Inside the batch's transaction, before commit. */
   flushPending(): void {
-    for (const [id, args] of this.pendingLatest) this.s.latestTelemetry.run(...args, id);
+    for (const [id, args] of this.pendingLatest) {
+      // One UPDATE per terminal: the last-seen time rides along with the latest sample.
+      this.s.latestTelemetry.run(...args, this.pendingTouch.get(id) ?? 0, id);
+      this.pendingTouch.delete(id);
+    }
     for (const [id, at] of this.pendingTouch) this.s.touch.run(at, id);
     for (const p of this.pendingStreams.values()) this.s.stream.run(p.id, p.stream, p.epoch, p.first, p.max, p.count, p.lastAt);
     this.pendingLatest.clear();
