@@ -176,6 +176,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
     // terminals registered or moved while the hub was down get their effective config now
     await configLayers.reconcile();
+    // ...and those registered, imported or moved from now on, at once (the periodic reconcile is the backstop)
+    bus.on('changes', (changes: Change[]) => {
+      const placed = changes
+        .filter((c) => c.type === 'terminal' && typeof c.data === 'object' && c.data !== null && ('registered' in c.data || 'station' in c.data))
+        .map((c) => c.terminalId);
+      if (placed.length > 0) configLayers.reconcile(placed).catch((err: unknown) => log.error({ err }, 'config reconcile failed'));
+    });
 
     const releases = createReleases({
       dataDir: config.dataDir,

@@ -222,11 +222,10 @@ describe('sync and drift', () => {
     expect((await get<{ sync: { appliedVersion: number } }>(`/api/v1/config/terminals/${id}`)).sync.appliedVersion).toBe(desired);
   });
 
-  test('a moved terminal gets its new station’s config on reconcile', async () => {
+  test('a moved terminal gets its new station’s config at once', async () => {
     const id = T.th1!.id;
     const before = latest(id)!.version;
     expect((await hub.api(`/api/v1/terminals/${id}/move`, { method: 'POST', json: { station: 'GZ-YX-002', reason: 'test' } })).status).toBe(200);
-    await hub.configLayers.reconcile();
     await until(() => latest(id)!.version > before);
     expect(latest(id)!.config).toEqual({ logLevel: 'warn', telemetryInterval: 60, servicesEnabled: ['id-card-collection'], announcement: { zh: '通知', en: 'Notice' } });
   });
@@ -247,5 +246,14 @@ describe('sync and drift', () => {
     // once only, not on every reconcile
     await hub.configLayers.reconcile([id]);
     expect(await hub.metric('kf_config_invalid_total', { where: 'reconcile' })).toBe(invalidBefore + 1);
+  });
+});
+
+describe('registration', () => {
+  test('a newly registered terminal gets its station’s effective config without anyone saving', async () => {
+    const t = await hub.terminal('GZ-YX-001-09', { station: 'GZ-YX-001' });
+    const d = await until(async () => (await get<{ desired: { version: number; config: Record<string, unknown> } | null }>(`/api/v1/config/terminals/${t.id}`)).desired);
+    expect(d).toMatchObject({ version: 1, config: { telemetryInterval: 60, logLevel: 'warn', servicesEnabled: ['id-card-collection'] } });
+    expect(d.config).not.toHaveProperty('announcement');
   });
 });
