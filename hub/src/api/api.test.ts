@@ -299,6 +299,9 @@ describe('live and docs', () => {
     const escape = await fetch(`http://127.0.0.1:${hub.httpPort}/..%2f..%2fetc%2fpasswd`);
     expect(await escape.text()).toContain('<title>KF</title>');
     expect((await hub.api('/api/v1/nope')).status).toBe(404);
+    const big = await hub.api('/api/v1/nodes', { method: 'POST', json: { id: 'GZ-YX-009', name: { zh: 'x'.repeat(2 * 1024 * 1024), en: 'x' } } });
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload-too-large');
   });
 
   test('without a dashboard build, / says how to build it', async () => {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { HubError } from '../errors.ts';
 import { tokenMatches } from '../secrets.ts';
@@ -51,6 +52,13 @@ export function createApp(s: Services) {
 
   // Who is calling (admin token, API token or session cookie + CSRF), then the route's access rule: what lies
   // outside the caller's node is 404, what their role may not do is 403 (auth/middleware.ts, auth/policy.ts).
+  // Bodies are read whole: cap them (a fleet import may be large; nothing else comes near 1 MiB).
+  api.use('*', (c, next) =>
+    bodyLimit({
+      maxSize: c.req.path === '/api/v1/import' ? 32 * 1024 * 1024 : 1024 * 1024,
+      onError: (cc) => cc.json(errorBody('payload-too-large', 'request body too large'), 413),
+    })(c, next),
+  );
   api.use('*', authenticate(s));
   api.use('*', enforcePolicy(s));
 
