@@ -62,6 +62,18 @@ describe('writes', () => {
     expect((await get<{ version: number; config: unknown }>('/api/v1/config/nodes/GZ-YX'))).toMatchObject({ version: 1, config: { telemetryInterval: 45 } });
   });
 
+  test('of two writes based on the same version, exactly one wins; the other is 409', async () => {
+    const [a, b] = await Promise.all([
+      put('/api/v1/config/nodes/GZ-YX-002', { config: { logLevel: 'info' }, expectedVersion: 0 }),
+      put('/api/v1/config/nodes/GZ-YX-002', { config: { logLevel: 'error' }, expectedVersion: 0 }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    const winner = a.status === 200 ? 'info' : 'error';
+    expect(await get<{ version: number; config: unknown }>('/api/v1/config/nodes/GZ-YX-002')).toMatchObject({ version: 1, config: { logLevel: winner } });
+    // back to an empty layer (version 2), so the tests below see only the district
+    expect((await put('/api/v1/config/nodes/GZ-YX-002', { config: {}, expectedVersion: 1 })).status).toBe(200);
+  });
+
   test('invalid config is 400 with the path of each bad field, and is neither saved nor pushed', async () => {
     const before = got[T.th1!.id]!.length;
     const res = await put('/api/v1/config/nodes/GZ-TH', {
@@ -170,7 +182,7 @@ describe('inheritance, provenance, history', () => {
 
   test('re-saving the same effective config does not bump terminals', async () => {
     const before = (await get<{ desired: { version: number } }>(`/api/v1/config/terminals/${T.yx2!.id}`)).desired.version;
-    const res = await put('/api/v1/config/nodes/GZ-YX-002', { config: { telemetryInterval: 60 }, expectedVersion: 0 }); // same as its district
+    const res = await put('/api/v1/config/nodes/GZ-YX-002', { config: { telemetryInterval: 60 }, expectedVersion: 2 }); // same as its district
     expect(((await res.json()) as { pushed: { count: number } }).pushed.count).toBe(0);
     expect((await get<{ desired: { version: number } }>(`/api/v1/config/terminals/${T.yx2!.id}`)).desired.version).toBe(before);
   });
@@ -233,7 +245,7 @@ describe('sync and drift', () => {
   test('a move that would make a terminal’s config invalid is counted and logged; it keeps its last desired config', async () => {
     const id = T.yx2!.id;
     // the station gives the reader a driver; the terminal only tunes its timeout
-    expect((await put('/api/v1/config/nodes/GZ-YX-002', { config: { telemetryInterval: 60, peripherals: { idCardReader: { driver: 'simulated' } } }, expectedVersion: 1 })).status).toBe(200);
+    expect((await put('/api/v1/config/nodes/GZ-YX-002', { config: { telemetryInterval: 60, peripherals: { idCardReader: { driver: 'simulated' } } }, expectedVersion: 3 })).status).toBe(200);
     expect((await put(`/api/v1/config/terminals/${id}`, { config: { peripherals: { idCardReader: { timeoutMs: 3000 } } }, expectedVersion: 0 })).status).toBe(200);
     const before = (await get<{ desired: { version: number; config: unknown } }>(`/api/v1/config/terminals/${id}`)).desired;
     expect(before.config).toMatchObject({ peripherals: { idCardReader: { driver: 'simulated', timeoutMs: 3000 } } });

@@ -193,4 +193,22 @@ describe('config down the tree, with real agents', () => {
     expect(await Promise.all(YX.map(async (id) => (await view(id)).desired!.version))).toEqual(desired);
     expect((await get<{ version: number; config: unknown }>('/api/v1/config/nodes/GZ-YX'))).toMatchObject({ version: 1, config: { telemetryInterval: 5, logLevel: 'debug' } });
   });
+
+  it('after a hub restart, layers, history and sync state are all there; nothing is re-applied, and versions go on', async () => {
+    const before = await Promise.all(YX.map(async (id) => (await view(id)).desired!.version));
+    await hub.restart();
+    // the agents reconnect by themselves (same MQTT port) and see the retained desired config again: a no-op
+    for (const id of YX) await until(() => agents.get(id)!.lines.filter((l) => l.msg === 'connected to hub').length >= 2, 30_000, `${id} reconnects`);
+    expect((await get<{ version: number }>('/api/v1/config/nodes/GZ-YX')).version).toBe(1);
+    expect((await get<{ items: unknown[] }>('/api/v1/config/nodes/GZ/history')).items).toHaveLength(1);
+    expect(await Promise.all(YX.map(async (id) => (await view(id)).desired!.version))).toEqual(before);
+    expect((await get<DriftList>('/api/v1/config/drift')).items).toEqual([]);
+    const appliedBefore = agents.get(YX[0]!)!.lines.filter((l) => l.msg === 'config applied').length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(agents.get(YX[0]!)!.lines.filter((l) => l.msg === 'config applied').length).toBe(appliedBefore);
+
+    const res = await put('/api/v1/config/nodes/GZ-YX', { config: { telemetryInterval: 6, logLevel: 'debug' }, expectedVersion: 1 });
+    expect(res.status).toBe(200);
+    await until(() => applied(agents.get(YX[0]!)!, before[0]! + 1), 20_000, 'the next version is applied');
+  }, 90_000);
 });
