@@ -36,6 +36,7 @@ import { createReleases, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
+import { requireOperator } from './auth/middleware.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 const CONFIG_RECONCILE_MS = 10_000;
@@ -190,6 +191,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       logger: log,
       // KF_ADMIN_TOKEN, or a city admin's API token.
       isAdminToken: (t) => tokenMatches(t, adminToken) || auth.tokenPrincipal(t)?.role === 'city-admin',
+      // Operators by role: everyone reads releases, only a city admin uploads (auth/policy.ts).
+      requireAdmin: requireOperator({ auth, adminToken }, { read: 'fleet:read', write: 'release:write' }),
       isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
     });
 

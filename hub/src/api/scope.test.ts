@@ -230,4 +230,13 @@ describe('sub-apps beside the OpenAPI app (rollouts, releases) use requireOperat
     expect((await as(tech.token, 'POST')).status).toBe(403);
     expect((await as(yxAdmin.token, 'POST')).status).toBe(200);
   });
+
+  test('releases: every operator reads them, only a city admin uploads', async () => {
+    expect((await viewer.api('/api/v1/releases')).status).toBe(200);
+    expect((await viewer.api('/api/v1/releases', { method: 'POST', body: 'x' })).status).toBe(403);
+    expect((await yxAdmin.api('/api/v1/releases', { method: 'POST', body: 'x' })).status).toBe(403);
+    expect((await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/releases`)).status).toBe(401);
+    // The admin token passes the role check and reaches the upload itself (which refuses a body that is no artifact).
+    expect([400, 413, 415, 422]).toContain((await hub.api('/api/v1/releases', { method: 'POST', body: 'x' })).status);
+  });
 });

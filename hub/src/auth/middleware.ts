@@ -30,7 +30,7 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && crypto.timingSafeEqual(x, y);
 }
 
-export function authenticate(s: Services): MiddlewareHandler<ApiEnv> {
+export function authenticate(s: Pick<Services, 'auth' | 'adminToken'>): MiddlewareHandler<ApiEnv> {
   // Login is the one route that reads a body from anyone: a name and a password fit in 16 KiB.
   const loginLimit = bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.json(err('payload-too-large', 'a login body is at most 16 KiB'), 413) });
   return async (c, next) => {
@@ -71,7 +71,7 @@ export function authenticate(s: Services): MiddlewareHandler<ApiEnv> {
  *   app.route('/api/v1/rollouts', rolloutsRoutes({ service, requireAdmin: requireOperator(s, { read: 'fleet:read', write: 'rollout:write' }),
  *     actor: (c) => c.get('actor') }));
  */
-export function requireOperator(s: Services, perms: { read: Permission; write: Permission }): MiddlewareHandler<ApiEnv> {
+export function requireOperator(s: Pick<Services, 'auth' | 'adminToken'>, perms: { read: Permission; write: Permission }): MiddlewareHandler<ApiEnv> {
   const auth = authenticate(s);
   return async (c, next) => {
     let allowed = false;

@@ -23,6 +23,7 @@ export type Permission =
   | 'release:write'
   | 'command:run'
   | 'alert:handle'
+  | 'webhook:manage'
   | 'user:manage'
   | 'audit:read'
   | 'audit:verify';
@@ -39,7 +40,8 @@ export const PERMISSIONS: Record<Permission, { roles: readonly Role[]; what: str
   'rollout:write': { roles: ['city-admin', 'district-admin'], what: 'create, pause, resume, abort rollouts' },
   'release:write': { roles: ['city-admin'], what: 'upload release artifacts' },
   'command:run': { roles: ['city-admin', 'district-admin', 'technician'], what: 'send commands (self-test, diagnostics, restart)' },
-  'alert:handle': { roles: ['city-admin', 'district-admin', 'technician'], what: 'acknowledge, assign, resolve alerts' },
+  'alert:handle': { roles: ['city-admin', 'district-admin', 'technician'], what: 'acknowledge, assign, resolve alerts; maintenance windows' },
+  'webhook:manage': { roles: ['city-admin'], what: 'manage alert webhooks (installation-wide)' },
   'user:manage': { roles: ['city-admin', 'district-admin'], what: 'create users, change roles, reset passwords, disable users (of their node)' },
   'audit:read': { roles: ['city-admin', 'district-admin'], what: 'read the audit log (records under their node)' },
   'audit:verify': { roles: ['city-admin'], what: "check the audit log's hash chain" },

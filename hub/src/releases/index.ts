@@ -29,6 +29,8 @@ export interface ReleasesOptions {
   logger: Logger;
   /** The hub's admin check for a bearer token (constant-time). */
   isAdminToken: (token: string) => boolean;
+  /** Replaces the admin-bearer check on upload/list/detail (the hub passes its operator check: auth/middleware.ts). */
+  requireAdmin?: MiddlewareHandler;
   isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
   maxUploadBytes?: number;
   tokenTtlSeconds?: number;
@@ -65,7 +67,7 @@ export function createReleases(o: ReleasesOptions): Releases {
     store,
     tokenKey,
     logger: log,
-    requireAdmin: adminBearer(o.isAdminToken),
+    requireAdmin: o.requireAdmin ?? adminBearer(o.isAdminToken),
     ...(o.isTerminalAllowed ? { isTerminalAllowed: o.isTerminalAllowed } : {}),
   });
   return {
