@@ -1,16 +1,15 @@
 /**
  * What the hub sends to terminals. The database is the source of truth: Aedes' default persistence keeps retained
  * messages in memory only, so at start every desired config and update target is published (retained) again from
- * the database, and commands wait in the database until the terminal subscribes or they expire.
+ * the database, and commands wait in the database until the terminal subscribes or they expire. Desired configs
+ * are computed and written by config-layers (src/config-layers); this module only re-sends them at start.
  */
 import crypto from 'node:crypto';
 import {
   COMMAND_NAMES,
   commandArgsSchemas,
-  terminalConfigSchema,
   updateTargetSchema,
   type Command,
-  type TerminalConfig,
   type TopicKind,
   type UpdateTarget,
 } from '@kiosk-fleet/protocol';
@@ -100,30 +99,6 @@ export class Downlink {
 
   expire(now = Date.now()): { id: string; terminalId: string }[] {
     return this.store.s.expire.all(now, now) as { id: string; terminalId: string }[];
-  }
-
-  desired(terminalId: string): { version: number; config: TerminalConfig; updatedAt: number } | null {
-    const r = this.store.s.desired.get(terminalId) as { version: number; config: string; updatedAt: number } | undefined;
-    return r ? { version: r.version, config: JSON.parse(r.config) as TerminalConfig, updatedAt: r.updatedAt } : null;
-  }
-
-  /** Sets a terminal's desired config; `expectedVersion` (the version the caller saw) → 409 when stale. */
-  async setDesired(terminalId: string, config: unknown, expectedVersion?: number): Promise<{ version: number }> {
-    this.registry.requireTerminal(terminalId);
-    const parsed = terminalConfigSchema.safeParse(config);
-    if (!parsed.success) {
-      throw badRequest('invalid-config', z.prettifyError(parsed.error), {
-        issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message })),
-      });
-    }
-    const current = this.desired(terminalId);
-    if (expectedVersion !== undefined && (current?.version ?? 0) !== expectedVersion) {
-      throw conflict('config changed since you read it', { version: current?.version ?? 0 });
-    }
-    const version = (current?.version ?? 0) + 1;
-    this.store.s.upsertDesired.run(terminalId, version, JSON.stringify(parsed.data), Date.now());
-    await this.broker.publish(terminalId, 'config/desired', { v: 1, version, config: parsed.data });
-    return { version };
   }
 
   async setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> {

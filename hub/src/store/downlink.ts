@@ -38,12 +38,7 @@ export class DownlinkStore {
       commands: db.prepare(
         `SELECT ${COMMAND_COLUMNS} FROM commands WHERE terminal_id = ? AND (issued_at < ? OR (issued_at = ? AND id < ?)) ORDER BY issued_at DESC, id DESC LIMIT ?`,
       ),
-      desired: db.prepare('SELECT terminal_id AS terminalId, version, config, updated_at AS updatedAt FROM desired_config WHERE terminal_id = ?'),
       allDesired: db.prepare('SELECT terminal_id AS terminalId, version, config FROM desired_config'),
-      upsertDesired: db.prepare(
-        `INSERT INTO desired_config (terminal_id, version, config, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (terminal_id) DO UPDATE SET version = excluded.version, config = excluded.config, updated_at = excluded.updated_at`,
-      ),
       target: db.prepare('SELECT terminal_id AS terminalId, payload, updated_at AS updatedAt FROM update_targets WHERE terminal_id = ?'),
       allTargets: db.prepare('SELECT terminal_id AS terminalId, payload FROM update_targets'),
       upsertTarget: db.prepare(
