@@ -75,4 +75,33 @@ describe('the agent killed while reporting', () => {
     expect(lastSeq).toBeGreaterThan(10);
     console.info(`[reliability] agent crash: 6 agent SIGKILLs + 1 hub SIGKILL (seed ${SEED}); ${lastSeq} samples taken, ${rows.length} stored, ${queued.size} still queued, 0 missing, 0 duplicates`);
   }, 120_000);
+
+  it(`killed right after each of 5 config changes (seed ${SEED}): it comes back on the newest version, in sync, never an older one`, async () => {
+    const rnd = prng(SEED + 1);
+    const id = agent.terminalId;
+    type View = { version: number; desired: { version: number; config: { telemetryInterval?: number } } | null; sync: { desiredVersion: number; appliedVersion: number; status: string } };
+    const view = async () => (await (await hub.api(`/api/v1/config/terminals/${id}`)).json()) as View;
+    let layer = (await view()).version;
+    for (let round = 0; round < 5; round++) {
+      const put = await hub.api(`/api/v1/config/terminals/${id}`, { method: 'PUT', json: { config: { telemetryInterval: 10 + round }, expectedVersion: layer } });
+      expect(put.status).toBe(200);
+      layer = ((await put.json()) as View).version;
+      // Somewhere between receiving the new desired config and reporting it applied.
+      await sleep(rnd.int(400));
+      await agent.kill('SIGKILL');
+      await agent.restart({ waitConnected: round % 2 === 0 });
+    }
+    const final = await waitFor('the agent in sync with the newest desired config', async () => {
+      const v = await view();
+      return v.sync.status === 'in-sync' && v.sync.appliedVersion === v.sync.desiredVersion ? v : null;
+    }, 60_000);
+    expect(final.desired?.config.telemetryInterval).toBe(14);
+    // The applied versions the agent reported never went backwards.
+    const reported = withDb(hub.dataDir, (db) =>
+      (db.prepare("SELECT version FROM config_reports WHERE terminal_id = ? AND status = 'applied' ORDER BY epoch, seq").all(id) as { version: number }[]).map((r) => r.version),
+    );
+    expect(reported.length).toBeGreaterThan(0);
+    expect(reported).toEqual([...reported].sort((a, b) => a - b));
+    expect(reported.at(-1)).toBe(final.sync.desiredVersion);
+  }, 120_000);
 });
