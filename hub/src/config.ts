@@ -38,6 +38,11 @@ export const configSchema = z.object({
   KF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Where the dashboard's static build lives; default `dashboard/dist` beside the hub package. */
   KF_DASHBOARD_DIR: optionalString,
+  /** Alerts (src/alerts): how often rules run, how long after start before they run (terminals reconnecting after a
+   * hub restart are not an outage), the first webhook retry delay (doubling). */
+  KF_ALERT_EVALUATE_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
+  KF_ALERT_START_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  KF_ALERT_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
 });
 
 export type EnvConfig = z.infer<typeof configSchema>;
@@ -67,6 +72,8 @@ export interface HubConfig {
   presence: { staleCheckMs: number; flapTransitions: number; flapWindowMs: number };
   /** Retention job period. */
   maintenanceMs: number;
+  /** KF_ALERT_*: rule evaluation period, start grace, first webhook retry delay. */
+  alerts: { evaluateMs: number; startGraceMs: number; webhookBackoffMs: number };
 }
 
 export class ConfigError extends Error {
@@ -111,6 +118,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     ingest: { batchSize: 1000, flushMs: 0, queueLimit: 20_000 },
     presence: { staleCheckMs: 5000, flapTransitions: 6, flapWindowMs: 10 * 60_000 },
     maintenanceMs: 10 * 60_000,
+    alerts: { evaluateMs: c.KF_ALERT_EVALUATE_MS, startGraceMs: c.KF_ALERT_START_GRACE_MS, webhookBackoffMs: c.KF_ALERT_WEBHOOK_BACKOFF_MS },
     ...overrides,
   };
 }

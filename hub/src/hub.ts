@@ -36,6 +36,7 @@ import { createReleases, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
+import { Alerts } from './alerts/service.ts';
 import { requireOperator } from './auth/middleware.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
@@ -63,6 +64,8 @@ export interface HubServices {
   auth: AuthService;
   /** The hash-chained audit log (audit/log.ts). */
   audit: AuditLog;
+  /** Alert rules, lifecycle, maintenance, silences, webhooks (alerts/service.ts). */
+  alerts: Alerts;
   importFleet(fleet: ParsedFleet, by: string): ImportResult;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
@@ -196,7 +199,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
     });
 
+    const alerts = new Alerts(
+      { db, log, registry, configLayers, auth, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
+      { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
+    );
+
     const services: HubServices = {
+      alerts,
       releases,
       auth,
       audit,
@@ -281,6 +290,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       }, config.maintenanceMs),
     );
     for (const t of timers) t.unref();
+    alerts.start(bus);
 
     let closing: Promise<void> | null = null;
     const hub: Hub = {
@@ -292,6 +302,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       close: () => {
         closing ??= (async () => {
           for (const t of timers) clearInterval(t);
+          await alerts.close(bus);
           // Stop accepting, close terminals' connections (their pending publishes settle), then flush and close.
           const closed = servers.map((s) => closeServer(s));
           for (const c of ws.clients) c.terminate();

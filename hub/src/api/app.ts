@@ -13,6 +13,7 @@ import { tokenMatches } from '../secrets.ts';
 import { authenticate } from '../auth/middleware.ts';
 import { enforcePolicy } from '../auth/policy.ts';
 import type { ApiEnv, Services } from './common.ts';
+import { alertRoutes } from './alerts.ts';
 import { auditRoutes } from './audit.ts';
 import { authRoutes } from './auth.ts';
 import { userRoutes } from './users.ts';
@@ -21,6 +22,7 @@ import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
 import { importRoutes } from './import.ts';
 import { nodeRoutes } from './nodes.ts';
+import { reportRoutes } from './reports.ts';
 import { terminalRoutes } from './terminals.ts';
 
 function errorBody(code: string, message: string, details?: unknown) {
@@ -71,7 +73,9 @@ export function createApp(s: Services) {
     .route('/', terminalRoutes(s))
     .route('/', importRoutes(s))
     .route('/', configRoutes(s))
-    .route('/', eventRoutes(s));
+    .route('/', eventRoutes(s))
+    .route('/', alertRoutes(s))
+    .route('/', reportRoutes(s));
 
   api.doc31('/openapi.json', {
     openapi: '3.1.0',

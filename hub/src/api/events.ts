@@ -30,7 +30,7 @@ export function eventRoutes(s: Services) {
         for (const ch of changes) {
           if (scope === null) queue.push(ch);
           else {
-            const station = s.registry.terminal(ch.terminalId)?.stationId;
+            const station = ch.nodeId ?? s.registry.terminal(ch.terminalId)?.stationId;
             if (station !== undefined && inScope(scope, station)) queue.push(ch);
           }
         }
@@ -61,7 +61,7 @@ export function eventRoutes(s: Services) {
         // Checked again after the wait: a change that arrives after the user was disabled is not theirs to see.
         if (!s.auth.stillValid(caller)) break;
         for (const ch of queue.splice(0)) {
-          const station = s.registry.terminal(ch.terminalId)?.stationId ?? null;
+          const station = ch.nodeId ?? s.registry.terminal(ch.terminalId)?.stationId ?? null;
           await stream.writeSSE({
             event: 'change',
             data: JSON.stringify({ type: ch.type, terminalId: ch.terminalId, station, at: new Date(ch.at).toISOString(), data: ch.data ?? null }),

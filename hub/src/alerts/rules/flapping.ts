@@ -1,0 +1,11 @@
+/**
+ * A terminal whose connection flaps (presence flags it after too many transitions in its window, see
+ * services/presence.ts): one alert instead of a stream of offline/online.
+ */
+import { terminalCondition, type Condition, type Snapshot } from './types.ts';
+
+export function flappingRule(s: Snapshot): Condition[] {
+  return s.terminals
+    .filter((t) => t.flapping)
+    .map((t) => terminalCondition(t, 'flapping', 'minor', `${t.id}: connection flapping`, { presence: t.presence, reason: t.presenceReason }));
+}

@@ -1,0 +1,23 @@
+/** Every rule, in the order the queue lists them when severities tie. */
+import { diskRule } from './disk.ts';
+import { driftRule } from './drift.ts';
+import { flappingRule } from './flapping.ts';
+import { offlineRule } from './offline.ts';
+import { peripheralRule } from './peripheral.ts';
+import { stationServiceRule } from './station-service.ts';
+import { temperatureRule } from './temperature.ts';
+import type { Rule, RuleId } from './types.ts';
+import { updateFailedRule } from './update-failed.ts';
+
+export const RULES: Record<RuleId, Rule> = {
+  'station-service-lost': stationServiceRule,
+  offline: offlineRule,
+  'peripheral-fault': peripheralRule,
+  'update-failed': updateFailedRule,
+  'config-drift': driftRule,
+  temperature: temperatureRule,
+  'disk-full': diskRule,
+  flapping: flappingRule,
+};
+
+export * from './types.ts';

@@ -1,0 +1,26 @@
+/**
+ * Peripherals in fault for longer than `peripheralFaultMinutes`: one alert per terminal listing them. Critical when
+ * the ID card reader is among them (every citizen service but check-in needs it), major otherwise.
+ */
+import { PERIPHERALS } from '@kiosk-fleet/protocol';
+import { MINUTE_MS, terminalCondition, type Condition, type Snapshot } from './types.ts';
+
+export function peripheralRule(s: Snapshot): Condition[] {
+  const out: Condition[] = [];
+  for (const t of s.terminals) {
+    // An offline terminal's last report is old news: the offline rule speaks for it.
+    if (!t.peripherals || t.presence === 'offline') continue;
+    const limit = t.thresholds.peripheralFaultMinutes * MINUTE_MS;
+    const faulty = Object.entries(t.peripherals)
+      .filter(([, p]) => p.status === 'fault' && s.now - p.since >= limit)
+      .sort(([a], [b]) => (a === 'idCardReader' ? -1 : b === 'idCardReader' ? 1 : a.localeCompare(b)));
+    if (faulty.length === 0) continue;
+    const names = faulty.map(([id]) => (PERIPHERALS as Record<string, { en: string }>)[id]?.en ?? id);
+    out.push(
+      terminalCondition(t, 'peripheral-fault', faulty.some(([id]) => id === 'idCardReader') ? 'critical' : 'major', `${t.id}: ${names.join(', ')} in fault`, {
+        peripherals: faulty.map(([id, p]) => ({ id, since: new Date(p.since).toISOString(), code: p.code ?? null, message: p.message ?? null })),
+      }),
+    );
+  }
+  return out;
+}

@@ -1,0 +1,45 @@
+/**
+ * The one citizens feel: a station that can no longer offer a citizen service it offers (by the protocol's catalog:
+ * some terminal there is of a type that offers it), because no terminal there can offer it now. A terminal offers
+ * what its last sample says only while it is online (or merely late: stale); an offline one offers nothing.
+ * Terminals in maintenance and terminals that never reported are left out: a station being set up is not an outage. Critical when an ID card
+ * service is lost, major otherwise.
+ */
+import { isTerminalType, SERVICES, TERMINAL_TYPES, type ServiceId } from '@kiosk-fleet/protocol';
+import type { Condition, Snapshot, TerminalView } from './types.ts';
+
+const CRITICAL: readonly string[] = ['id-card-application', 'id-card-collection'];
+
+export function stationServiceRule(s: Snapshot): Condition[] {
+  const byStation = new Map<string, TerminalView[]>();
+  for (const t of s.terminals) {
+    if (t.services === null || t.inMaintenance || !isTerminalType(t.type)) continue;
+    const list = byStation.get(t.stationId) ?? [];
+    list.push(t);
+    byStation.set(t.stationId, list);
+  }
+  const out: Condition[] = [];
+  for (const [station, terms] of byStation) {
+    const offered = new Set<ServiceId>();
+    const available = new Set<string>();
+    for (const t of terms) {
+      for (const sv of TERMINAL_TYPES[t.type as keyof typeof TERMINAL_TYPES].services) offered.add(sv);
+      if (t.presence === 'online' || t.presence === 'stale') for (const sv of t.services ?? []) available.add(sv);
+    }
+    const lost = [...offered].filter((sv) => !available.has(sv)).sort();
+    if (lost.length === 0) continue;
+    out.push({
+      subjectKind: 'node',
+      subjectId: station,
+      nodeId: station,
+      rule: 'station-service-lost',
+      severity: lost.some((sv) => CRITICAL.includes(sv)) ? 'critical' : 'major',
+      title: `${station} cannot offer: ${lost.map((sv) => SERVICES[sv].name.en).join(', ')}`,
+      details: {
+        services: lost,
+        terminals: terms.filter((t) => lost.some((sv) => (TERMINAL_TYPES[t.type as keyof typeof TERMINAL_TYPES].services as readonly string[]).includes(sv))).map((t) => t.id),
+      },
+    });
+  }
+  return out;
+}

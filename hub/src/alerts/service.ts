@@ -1,0 +1,183 @@
+/**
+ * Alerts as the hub runs them: the engine on a timer and soon after changes, thresholds and SLA from each terminal's
+ * effective config, changes on the live stream and the webhooks, and the public shape of an alert (API and webhook
+ * body alike).
+ */
+import { alertSlaSchema, alertThresholdsSchema, type TerminalConfig } from '@kiosk-fleet/protocol';
+import type { Registry } from 'prom-client';
+import type { AuthService } from '../auth/service.ts';
+import type { ConfigLayers } from '../config-layers/service.ts';
+import type { Change } from '../ingest/writer.ts';
+import type { Logger } from '../log.ts';
+import type { Db } from '../store/db.ts';
+import type { RegistryStore } from '../store/registry.ts';
+import { AlertEngine, isOverdue, type AlertChange, type TerminalSettings } from './engine.ts';
+import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
+import { AlertStore, type AlertRow } from './store.ts';
+import { WebhookDispatcher, type WebhookOptions } from './webhooks.ts';
+
+export interface AlertsOptions {
+  evaluateMs: number;
+  startGraceMs: number;
+  webhook?: Partial<WebhookOptions>;
+  now?: () => number;
+}
+
+export interface AlertsDeps {
+  db: Db;
+  log: Logger;
+  registry: RegistryStore;
+  configLayers: Pick<ConfigLayers, 'desired' | 'drift'>;
+  auth?: Pick<AuthService, 'store'>;
+  metricsRegistry?: Registry | null;
+  /** The live stream (hub `changed`). */
+  emit(changes: Change[]): void;
+}
+
+/** Thresholds and SLA from a terminal's effective (desired) config; a value no layer sets keeps its default. */
+export function settingsFrom(config: TerminalConfig | undefined): TerminalSettings {
+  const t = alertThresholdsSchema.safeParse(config?.alerts?.thresholds ?? {});
+  const s = alertSlaSchema.safeParse(config?.alerts?.sla ?? {});
+  const th = t.success ? t.data : {};
+  const sl = s.success ? s.data : {};
+  return {
+    thresholds: {
+      offlineMinutes: th.offlineMinutes ?? DEFAULT_THRESHOLDS.offlineMinutes,
+      peripheralFaultMinutes: th.peripheralFaultMinutes ?? DEFAULT_THRESHOLDS.peripheralFaultMinutes,
+      diskPercent: th.diskPercent ?? DEFAULT_THRESHOLDS.diskPercent,
+      temperatureC: th.temperatureC ?? DEFAULT_THRESHOLDS.temperatureC,
+      driftMinutes: th.driftMinutes ?? DEFAULT_THRESHOLDS.driftMinutes,
+    },
+    sla: { critical: sl.critical ?? DEFAULT_SLA.critical, major: sl.major ?? DEFAULT_SLA.major, minor: sl.minor ?? DEFAULT_SLA.minor },
+  };
+}
+
+export class Alerts {
+  readonly store: AlertStore;
+  readonly engine: AlertEngine;
+  readonly webhooks: WebhookDispatcher;
+  readonly now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+  #soon: NodeJS.Timeout | null = null;
+  #graceTimer: NodeJS.Timeout | null = null;
+  #started = false;
+  #listener: ((changes: Change[]) => void) | null = null;
+
+  constructor(
+    private readonly deps: AlertsDeps,
+    private readonly opts: AlertsOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.store = new AlertStore(deps.db);
+    this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {}, this.now);
+    this.engine = new AlertEngine({
+      store: this.store,
+      log: deps.log,
+      now: this.now,
+      settings: (id) => settingsFrom(deps.configLayers.desired(id)?.config),
+      drift: (now) =>
+        deps.configLayers.drift(null, now).flatMap((d) =>
+          d.drift ? [{ terminalId: d.terminalId, since: d.drift.since, desiredVersion: d.desiredVersion, appliedVersion: d.appliedVersion, status: d.status }] : [],
+        ),
+      districtAdmins: (district) =>
+        deps.auth?.store
+          .users(district, undefined, 200)
+          .filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null)
+          .map((u) => u.username) ?? [],
+      beforeCommit: (changes) => {
+        // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
+        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, this.webhookBody(ch), ch.at);
+      },
+      onChanges: (changes) => this.#announce(changes),
+    });
+  }
+
+  /** The public shape of an alert. */
+  view(a: AlertRow, now = this.now()) {
+    const station = this.deps.registry.node(a.nodeId);
+    const district = station?.parentId ? this.deps.registry.node(station.parentId) : undefined;
+    return {
+      id: a.id,
+      rule: a.rule,
+      severity: a.severity,
+      state: a.state,
+      title: a.title,
+      subject: { kind: a.subjectKind, id: a.subjectId },
+      terminalId: a.subjectKind === 'terminal' ? a.subjectId : null,
+      nodeId: a.nodeId,
+      // No street address is kept for a station; its name (after the subdistrict) is what a technician drives to.
+      station: station ? { id: station.id, name: { zh: station.nameZh, en: station.nameEn } } : null,
+      district: district ? { id: district.id, name: { zh: district.nameZh, en: district.nameEn } } : null,
+      details: JSON.parse(a.details) as unknown,
+      openedAt: new Date(a.openedAt).toISOString(),
+      lastSeenAt: new Date(a.lastSeenAt).toISOString(),
+      ageSeconds: Math.max(0, Math.floor(((a.resolvedAt ?? now) - a.openedAt) / 1000)),
+      dueAt: new Date(a.dueAt).toISOString(),
+      overdue: isOverdue(a, now),
+      acknowledged: a.acknowledgedAt === null ? null : { at: new Date(a.acknowledgedAt).toISOString(), by: a.acknowledgedBy },
+      assignedTo: a.assignedTo,
+      assignedAt: a.assignedAt === null ? null : new Date(a.assignedAt).toISOString(),
+      escalated: a.escalatedAt === null ? null : { at: new Date(a.escalatedAt).toISOString(), to: a.escalatedTo },
+      resolved:
+        a.resolvedAt === null
+          ? null
+          : { at: new Date(a.resolvedAt).toISOString(), by: a.resolvedBy, resolution: a.resolution, note: a.resolutionNote },
+      updatedAt: new Date(a.updatedAt).toISOString(),
+    };
+  }
+
+  webhookBody(ch: AlertChange) {
+    return { event: `alert.${ch.event}`, at: new Date(ch.at).toISOString(), alert: this.view(ch.alert, ch.at) };
+  }
+
+  #announce(changes: AlertChange[]): void {
+    this.deps.emit(
+      changes.map((ch) => ({
+        type: 'alert' as const,
+        terminalId: ch.alert.subjectKind === 'terminal' ? ch.alert.subjectId : '',
+        nodeId: ch.alert.nodeId,
+        at: ch.at,
+        data: { id: ch.alert.id, event: ch.event, rule: ch.alert.rule, severity: ch.alert.severity, state: ch.alert.state, title: ch.alert.title },
+      })),
+    );
+    this.webhooks.kick();
+  }
+
+  /** Runs the rules now (no-op before start() and within the start grace). */
+  evaluate(): void {
+    if (!this.#started) return;
+    try {
+      this.engine.evaluate();
+    } catch (err) {
+      this.deps.log.error({ err }, 'alert evaluation failed');
+    }
+  }
+
+  /** Evaluation on a timer and shortly after changes from terminals; webhooks due from a previous run are sent. */
+  start(bus: { on(e: 'changes', l: (c: Change[]) => void): unknown }): void {
+    this.#graceTimer = setTimeout(() => {
+      this.#started = true;
+      this.evaluate();
+    }, this.opts.startGraceMs);
+    this.#graceTimer.unref();
+    this.#timer = setInterval(() => this.evaluate(), this.opts.evaluateMs);
+    this.#timer.unref();
+    this.#listener = (changes) => {
+      // Our own changes do not call for another run; a burst of telemetry collapses into one run.
+      if (this.#soon || changes.every((c) => c.type === 'alert')) return;
+      this.#soon = setTimeout(() => {
+        this.#soon = null;
+        this.evaluate();
+      }, 250);
+      this.#soon.unref();
+    };
+    bus.on('changes', this.#listener);
+    this.webhooks.kick();
+  }
+
+  async close(bus?: { off(e: 'changes', l: (c: Change[]) => void): unknown }): Promise<void> {
+    for (const t of [this.#timer, this.#soon, this.#graceTimer]) if (t) clearTimeout(t);
+    if (this.#listener) bus?.off('changes', this.#listener);
+    await this.webhooks.close();
+  }
+}

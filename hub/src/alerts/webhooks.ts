@@ -1,0 +1,157 @@
+/**
+ * Outbound webhooks: every alert change becomes one JSON POST per webhook, signed with the webhook's secret and
+ * retried with capped exponential backoff (with jitter) until a 2xx or `maxAttempts`; what failed stays visible
+ * (`GET /webhooks`, `GET /webhooks/{id}/deliveries`, and a metric).
+ *
+ * Signature: `X-KF-Signature: sha256=<hex HMAC-SHA256(secret, "<X-KF-Timestamp>.<body>")>`. The timestamp is in
+ * the signed text so a receiver can refuse replays of an old body.
+ *
+ * Deliveries are rows in the database, written in the same transaction as the alert change: a hub that stops
+ * mid-retry resumes after its restart, and several hub processes would share one queue.
+ */
+import crypto from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../log.ts';
+import type { AlertStore, DeliveryRow, WebhookRow } from './store.ts';
+
+export interface WebhookOptions {
+  /** First retry after this, doubling each attempt (default 1 s). */
+  backoffMs: number;
+  maxBackoffMs: number;
+  maxAttempts: number;
+  timeoutMs: number;
+}
+
+export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = { backoffMs: 1000, maxBackoffMs: 10 * 60_000, maxAttempts: 8, timeoutMs: 10_000 };
+
+export function sign(secret: string, timestamp: string, body: string): string {
+  return `sha256=${crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+export class WebhookDispatcher {
+  readonly opts: WebhookOptions;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+  #closed = false;
+  readonly #delivered: Counter;
+
+  constructor(
+    private readonly store: AlertStore,
+    private readonly log: Logger,
+    registry: Registry | null,
+    opts: Partial<WebhookOptions> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.opts = { ...DEFAULT_WEBHOOK_OPTIONS, ...opts };
+    this.#delivered = new Counter({
+      name: 'kf_alert_webhook_attempts_total',
+      help: 'Alert webhook POST attempts by outcome (delivered, retry, failed: out of attempts)',
+      labelNames: ['outcome'],
+      registers: registry ? [registry] : [],
+    });
+  }
+
+  /** Queues one delivery per enabled webhook (inside the caller's transaction). */
+  enqueue(alertId: number, event: string, payload: unknown, at: number): number {
+    const hooks = (this.store.s.webhooks.all() as WebhookRow[]).filter((w) => w.enabled === 1);
+    const body = JSON.stringify(payload);
+    for (const w of hooks) this.store.s.insertDelivery.run(w.id, alertId, event, body, at, at);
+    return hooks.length;
+  }
+
+  /** Runs due deliveries now and then again when the next one is due. */
+  kick(): void {
+    if (this.#closed) return;
+    if (this.#running) {
+      void this.#running.then(() => this.kick());
+      return;
+    }
+    this.#running = this.runDue().then(
+      () => undefined,
+      (err: unknown) => this.log.error({ err }, 'alert webhook run failed'),
+    ).finally(() => {
+      this.#running = null;
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    const next = (this.store.s.nextDeliveryAt.get() as { at: number | null }).at;
+    if (next === null) return;
+    this.#timer = setTimeout(() => this.kick(), Math.max(0, Math.min(next - this.now(), 60_000)));
+    this.#timer.unref();
+  }
+
+  /** Sends every delivery that is due (in order), one at a time per run. */
+  async runDue(): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      if (this.#closed) return sent;
+      const due = this.store.s.dueDeliveries.all(this.now(), 20) as DeliveryRow[];
+      if (due.length === 0) return sent;
+      for (const d of due) {
+        await this.#attempt(d);
+        sent++;
+      }
+    }
+  }
+
+  async #attempt(d: DeliveryRow): Promise<void> {
+    const hook = this.store.s.webhook.get(d.webhookId) as WebhookRow | undefined;
+    if (!hook) {
+      this.store.s.deliveryResult.run('failed', d.nextAt, null, 'webhook removed', null, d.id);
+      return;
+    }
+    const ts = String(this.now());
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'kiosk-fleet-hub',
+          'x-kf-event': d.event,
+          'x-kf-delivery': String(d.id),
+          'x-kf-timestamp': ts,
+          'x-kf-signature': sign(hook.secret, ts, d.payload),
+        },
+        body: d.payload,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+      if (status < 200 || status >= 300) error = `HTTP ${status}`;
+    } catch (err) {
+      error = err instanceof Error ? `${err.name}: ${(err.cause as Error | undefined)?.message ?? err.message}` : String(err);
+    }
+    const now = this.now();
+    if (error === null) {
+      this.store.s.deliveryResult.run('delivered', d.nextAt, status, null, now, d.id);
+      this.#delivered.inc({ outcome: 'delivered' });
+      return;
+    }
+    const attempts = d.attempts + 1;
+    if (attempts >= this.opts.maxAttempts) {
+      this.store.s.deliveryResult.run('failed', d.nextAt, status, error, null, d.id);
+      this.#delivered.inc({ outcome: 'failed' });
+      this.log.warn({ webhookId: hook.id, deliveryId: d.id, attempts, error }, 'alert webhook delivery failed for good');
+      return;
+    }
+    // Exponential with a cap and ±20 % jitter, so many failed deliveries do not retry in the same instant.
+    const base = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (attempts - 1));
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.store.s.deliveryResult.run('pending', now + delay, status, error, null, d.id);
+    this.#delivered.inc({ outcome: 'retry' });
+    this.log.info({ webhookId: hook.id, deliveryId: d.id, attempts, error, retryInMs: delay }, 'alert webhook delivery will be retried');
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#running?.catch(() => undefined);
+  }
+}
