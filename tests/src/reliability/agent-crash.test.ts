@@ -35,10 +35,10 @@ describe('the agent killed while reporting', () => {
     const rnd = prng(SEED);
     const id = agent.terminalId;
     await waitFor('first samples', () => stored(id).length >= 5, 30_000);
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 3; round++) {
       await sleep(300 + rnd.int(1500));
       await agent.kill('SIGKILL');
-      if (round === 2) {
+      if (round === 1) {
         // The hub dies too; the agent comes back first and queues on disk until the hub returns.
         await hub.kill('SIGKILL');
         await agent.restart({ waitConnected: false });
@@ -46,7 +46,7 @@ describe('the agent killed while reporting', () => {
         await agent.kill('SIGKILL');
         await hub.restart();
       }
-      await agent.restart({ waitConnected: round !== 2 });
+      await agent.restart({ waitConnected: round !== 1 });
     }
     await waitFor('the agent connected again', () => agent.lines.at(-1) !== undefined && agent.lines.some((l) => l.msg === 'connected to hub'), 30_000);
     await sleep(3000);
@@ -73,16 +73,16 @@ describe('the agent killed while reporting', () => {
     for (let s = 1; s <= lastSeq; s++) if (!have.has(s) && !queued.has(s)) missing.push(s);
     expect(missing).toEqual([]);
     expect(lastSeq).toBeGreaterThan(10);
-    console.info(`[reliability] agent crash: 6 agent SIGKILLs + 1 hub SIGKILL (seed ${SEED}); ${lastSeq} samples taken, ${rows.length} stored, ${queued.size} still queued, 0 missing, 0 duplicates`);
+    console.info(`[reliability] agent crash: 4 agent SIGKILLs + 1 hub SIGKILL (seed ${SEED}); ${lastSeq} samples taken, ${rows.length} stored, ${queued.size} still queued, 0 missing, 0 duplicates`);
   }, 120_000);
 
-  it(`killed right after each of 5 config changes (seed ${SEED}): it comes back on the newest version, in sync, never an older one`, async () => {
+  it(`killed right after each of 3 config changes (seed ${SEED}): it comes back on the newest version, in sync, never an older one`, async () => {
     const rnd = prng(SEED + 1);
     const id = agent.terminalId;
     type View = { version: number; desired: { version: number; config: { telemetryInterval?: number } } | null; sync: { desiredVersion: number; appliedVersion: number; status: string } };
     const view = async () => (await (await hub.api(`/api/v1/config/terminals/${id}`)).json()) as View;
     let layer = (await view()).version;
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 3; round++) {
       const put = await hub.api(`/api/v1/config/terminals/${id}`, { method: 'PUT', json: { config: { telemetryInterval: 10 + round }, expectedVersion: layer } });
       expect(put.status).toBe(200);
       layer = ((await put.json()) as View).version;
@@ -95,7 +95,7 @@ describe('the agent killed while reporting', () => {
       const v = await view();
       return v.sync.status === 'in-sync' && v.sync.appliedVersion === v.sync.desiredVersion ? v : null;
     }, 60_000);
-    expect(final.desired?.config.telemetryInterval).toBe(14);
+    expect(final.desired?.config.telemetryInterval).toBe(12);
     // The applied versions the agent reported never went backwards.
     const reported = withDb(hub.dataDir, (db) =>
       (db.prepare("SELECT version FROM config_reports WHERE terminal_id = ? AND status = 'applied' ORDER BY epoch, seq").all(id) as { version: number }[]).map((r) => r.version),
