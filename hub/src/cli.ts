@@ -28,6 +28,13 @@ function config(flags: string[]): HubConfig {
 async function serve(flags: string[]): Promise<void> {
   const cfg = config(flags);
   const log = createLogger(cfg.logLevel);
+  // A stray rejected promise (a bug) is logged, not fatal: a thousand terminals depend on this process staying up.
+  // An uncaught exception leaves state unknown, so it is logged and the process exits for its supervisor to restart.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
   const hub = await startHub(cfg, { log });
   // The ready line is a contract (scripts and tests wait for it), so it is written whatever KF_LOG_LEVEL says.
   const readyLog = log.isLevelEnabled('info') ? log : createLogger('info');
