@@ -125,12 +125,11 @@ export class Broker {
     if (delay > 0) {
       this.d.metrics.authDelayed.inc();
       setTimeout(answer, delay).unref();
-    }
-    else answer();
+    } else answer();
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
-    // Hub-side publishes come with no client; the default $SYS guard still applies to terminals.
+    // Hub-side publishes come with no client. A terminal's topic must parse as its own up topic ($SYS never does).
     if (!client) return cb(null);
     const id = client.id;
     const t = parseTopic(packet.topic);
