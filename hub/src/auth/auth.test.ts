@@ -75,6 +75,10 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
     expect((await s.api('/api/v1/terminals')).status).toBe(200);
     // The generated password no longer works; the new one does.
     expect((await post(`${h.url}/api/v1/auth/login`, { username: 'admin', password: pw })).status).toBe(401);
+    // A password typed into the username field is not kept anywhere (a digest stands for unknown names).
+    const misplaced = 'Winter-Garden-2026!';
+    secrets.push(misplaced);
+    expect((await post(`${h.url}/api/v1/auth/login`, { username: misplaced, password: 'x' })).status).toBe(401);
     await login(h.hub as TestHub, 'admin', next);
   });
 
@@ -212,7 +216,7 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
     const log = fs.readFileSync(h.logFile, 'utf8');
     expect(log).toContain('"msg":"login"');
     expect(log).toContain('"msg":"login failed"');
-    const auditDump = JSON.stringify(h.hub.db.prepare('SELECT * FROM audit_log').all());
+    const auditDump = JSON.stringify([h.hub.db.prepare('SELECT * FROM audit_log').all(), h.hub.db.prepare('SELECT * FROM login_failures').all()]);
     expect(secrets.length).toBeGreaterThanOrEqual(12);
     for (const secret of secrets) {
       expect(log.includes(secret), `log leaks ${secret.slice(0, 4)}…`).toBe(false);

@@ -221,16 +221,21 @@ export class AuthService {
   /** Checks the password; on success opens a session. Throws 401 (wrong name or password, alike) or 429. */
   async login(username: string, password: string, o: { ip: string | null; userAgent: string | null }): Promise<{ token: string; session: SessionRow; user: UserRow }> {
     const now = Date.now();
-    const userKey = `user:${username.toLowerCase()}`;
+    // Keyed by a digest: the table then holds no typed-in name (which may be a misplaced password).
+    const userKey = `user:${sha256(username.toLowerCase()).slice(0, 24)}`;
     const ipKey = `ip:${o.ip ?? 'unknown'}`;
+    // A name that is no account may be a password typed into the wrong field: logs and audit get a digest of it
+    // (enough to see one name tried again and again), never the text.
+    const known = this.store.userByName(username);
+    const who = known ? { username } : { usernameDigest: sha256(username.toLowerCase()).slice(0, 12) };
     const wait = Math.max(this.lockRemaining(userKey, now), this.lockRemaining(ipKey, now));
     if (wait > 0) {
-      this.log.warn({ username, ip: o.ip }, 'login refused: too many failed attempts');
+      this.log.warn({ ...who, ip: o.ip }, 'login refused: too many failed attempts');
       throw new HubError(429, 'too-many-attempts', `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`, {
         retryAfterSeconds: Math.ceil(wait / 1000),
       });
     }
-    const user = this.store.userByName(username);
+    const user = known;
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     const origin: Origin = { principal: null, ip: o.ip };
     if (!user || !ok || user.disabledAt !== null) {
@@ -242,11 +247,11 @@ export class AuthService {
           objectType: 'user',
           objectId: user?.id ?? null,
           nodeId: user?.nodeId ?? null,
-          after: { username, reason: !user ? 'unknown-user' : !ok ? 'wrong-password' : 'disabled' },
+          after: { ...who, reason: !user ? 'unknown-user' : !ok ? 'wrong-password' : 'disabled' },
           outcome: 'failed',
         });
       })();
-      this.log.info({ username, ip: o.ip }, 'login failed');
+      this.log.info({ ...who, ip: o.ip }, 'login failed');
       throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)');
     }
     const token = crypto.randomBytes(32).toString('base64url');
