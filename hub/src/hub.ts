@@ -146,6 +146,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           process.stderr.write(`\nKiosk Fleet first start: user "admin" created; its one-time password (change it at first login):\n  ${pw}\n\n`)))(firstPassword);
     }
     const metrics = createMetrics({ defaultMetrics: true });
+    auth.attachMetrics(metrics.registry);
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
     const ingestStore = new IngestStore(db);

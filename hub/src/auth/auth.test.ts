@@ -245,6 +245,8 @@ describe('login throttling', { timeout: 60_000 }, () => {
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(((await locked.json()) as ErrorBody).error.code).toBe('too-many-attempts');
+    expect(await hub.metric('kf_logins_total', { outcome: 'failed' })).toBe(6);
+    expect(await hub.metric('kf_logins_total', { outcome: 'throttled' })).toBe(1);
     // The lock is per account: the admin still signs in from the same address.
     await login(hub, 'admin', 'test-admin-password-0123');
     // The lock ends: after the delay the right password works again (and clears the count).

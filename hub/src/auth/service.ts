@@ -12,6 +12,7 @@
  * - Session ids and token secrets are stored only as SHA-256; passwords only as scrypt.
  */
 import crypto from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
 import { AuditLog, type AuditEntry } from '../audit/log.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -139,6 +140,7 @@ export const ADMIN_TOKEN_PRINCIPAL: Principal = { kind: 'admin-token', userId: n
 export class AuthService {
   readonly store: AuthStore;
   readonly opts: AuthOptions;
+  private logins: Counter<'outcome'> | null = null;
 
   constructor(
     private readonly db: Db,
@@ -148,6 +150,11 @@ export class AuthService {
   ) {
     this.store = new AuthStore(db);
     this.opts = { ...DEFAULT_AUTH_OPTIONS, ...opts };
+  }
+
+  /** `kf_logins_total{outcome="ok|failed|throttled"}` in the hub's registry. */
+  attachMetrics(registry: Registry): void {
+    this.logins = new Counter({ name: 'kf_logins_total', help: 'Password logins by outcome', labelNames: ['outcome'], registers: [registry] });
   }
 
   private record(o: Origin, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): void {
@@ -230,6 +237,7 @@ export class AuthService {
     const who = known ? { username } : { usernameDigest: sha256(username.toLowerCase()).slice(0, 12) };
     const wait = Math.max(this.lockRemaining(userKey, now), this.lockRemaining(ipKey, now));
     if (wait > 0) {
+      this.logins?.inc({ outcome: 'throttled' });
       this.log.warn({ ...who, ip: o.ip }, 'login refused: too many failed attempts');
       throw new HubError(429, 'too-many-attempts', `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`, {
         retryAfterSeconds: Math.ceil(wait / 1000),
@@ -251,6 +259,7 @@ export class AuthService {
           outcome: 'failed',
         });
       })();
+      this.logins?.inc({ outcome: 'failed' });
       this.log.info({ ...who, ip: o.ip }, 'login failed');
       throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)');
     }
@@ -274,6 +283,7 @@ export class AuthService {
         { action: 'auth.login', objectType: 'user', objectId: user.id, nodeId: user.nodeId, after: { username: user.username } },
       );
     })();
+    this.logins?.inc({ outcome: 'ok' });
     this.log.info({ username: user.username, ip: o.ip }, 'login');
     return { token, session, user };
   }
