@@ -69,7 +69,8 @@ export class Alerts {
   ) {
     this.now = opts.now ?? Date.now;
     this.store = new AlertStore(deps.db);
-    this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {}, this.now);
+    // Retries are a matter of wall-clock time (a receiver coming back), whatever clock the rules run on.
+    this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {});
     this.engine = new AlertEngine({
       store: this.store,
       log: deps.log,
@@ -86,7 +87,7 @@ export class Alerts {
           .map((u) => u.username) ?? [],
       beforeCommit: (changes) => {
         // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
-        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, this.webhookBody(ch), ch.at);
+        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, this.webhookBody(ch));
       },
       onChanges: (changes) => this.#announce(changes),
     });

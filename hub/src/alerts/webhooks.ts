@@ -51,11 +51,12 @@ export class WebhookDispatcher {
     });
   }
 
-  /** Queues one delivery per enabled webhook (inside the caller's transaction). */
-  enqueue(alertId: number, event: string, payload: unknown, at: number): number {
+  /** Queues one delivery per enabled webhook (inside the caller's transaction), due now on the dispatcher's clock. */
+  enqueue(alertId: number, event: string, payload: unknown): number {
     const hooks = (this.store.s.webhooks.all() as WebhookRow[]).filter((w) => w.enabled === 1);
     const body = JSON.stringify(payload);
-    for (const w of hooks) this.store.s.insertDelivery.run(w.id, alertId, event, body, at, at);
+    const now = this.now();
+    for (const w of hooks) this.store.s.insertDelivery.run(w.id, alertId, event, body, now, now);
     return hooks.length;
   }
 
