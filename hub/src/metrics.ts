@@ -44,6 +44,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: [1, 10, 50, 100, 250, 500, 1000, 2000],
       registers: [registry],
     }),
+    writeFailures: new Counter({
+      name: 'kf_write_failures_total',
+      help: 'Failed commits (disk full, I/O error): `batch` when a whole batch failed, `message` for each message not acknowledged because of it',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+    }),
     backpressureWaits: new Counter({
       name: 'kf_write_backpressure_total',
       help: 'Messages that waited for room in the full write queue (their PUBACK was delayed)',

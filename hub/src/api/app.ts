@@ -57,7 +57,7 @@ export function createApp(s: Services) {
   // Bodies are read whole: cap them (a fleet import may be large; nothing else comes near 1 MiB).
   api.use('*', (c, next) =>
     bodyLimit({
-      maxSize: c.req.path === '/api/v1/import' ? 32 * 1024 * 1024 : 1024 * 1024,
+      maxSize: c.req.path === '/api/v1/import' ? 8 * 1024 * 1024 : 1024 * 1024,
       onError: (cc) => cc.json(errorBody('payload-too-large', 'request body too large'), 413),
     })(c, next),
   );

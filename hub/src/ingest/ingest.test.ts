@@ -137,6 +137,22 @@ describe('ingest', () => {
   });
 });
 
+describe('failed commits', () => {
+  test('a batch that fails is retried message by message: the good ones commit, the failure is counted and not acknowledged', async () => {
+    const before = { batch: await hub.metric('kf_write_failures_total', { scope: 'batch' }), msg: await hub.metric('kf_write_failures_total', { scope: 'message' }) };
+    // A job that fails inside the transaction, queued in the same tick (so the same batch) as a terminal's sample.
+    const bad = hub.writer.enqueue(() => {
+      throw new Error('SQLITE_FULL: database or disk is full');
+    });
+    const good = hub.ingest.handle(b.id, 'telemetry', JSON.parse(telemetry(300)) as never);
+    await expect(bad).rejects.toThrow(/SQLITE_FULL/);
+    await good;
+    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 300').get(b.id)).toEqual({ n: 1 });
+    expect(await hub.metric('kf_write_failures_total', { scope: 'batch' })).toBe(before.batch + 1);
+    expect(await hub.metric('kf_write_failures_total', { scope: 'message' })).toBe(before.msg + 1);
+  });
+});
+
 describe('back-pressure', () => {
   test('with a full write queue PUBACKs wait instead of the queue growing; every acknowledged sample is stored', async () => {
     const small = await startTestHub({ ingest: { batchSize: 4, flushMs: 20, queueLimit: 8 } });

@@ -132,6 +132,7 @@ export class BatchWriter {
       })();
     } catch (err) {
       this.hooks.afterRollback();
+      this.metrics.writeFailures.inc({ scope: 'batch' });
       this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
       changes.length = 0;
       const ok: Pending[] = [];
@@ -146,6 +147,7 @@ export class BatchWriter {
           ok.push(p);
         } catch (jobErr) {
           this.hooks.afterRollback();
+          this.metrics.writeFailures.inc({ scope: 'message' });
           p.reject(jobErr);
         }
       }

@@ -100,6 +100,9 @@ export function parseFleetCsv(text: string): ParsedFleet {
 }
 
 export function applyImport(db: Db, registry: RegistryStore, fleet: ParsedFleet, by: string): ImportResult {
+  if (fleet.nodes.length === 0 && fleet.terminals.length === 0) {
+    throw new HubError(400, 'invalid-import', 'import rejected: it names no node and no terminal', { row: 0, reason: 'empty import' });
+  }
   return db.transaction((): ImportResult => {
     const result: ImportResult = { nodes: { created: [], existing: [] }, terminals: { created: [], existing: [] } };
     const pendingNodes = new Map<string, string>(); // id → level

@@ -83,6 +83,14 @@ describe('import', () => {
     expect(hub.registry.node('GZ-YX-500')).toBeUndefined();
   });
 
+  test('an import that names nothing is a 400; one over 8 MiB a 413', async () => {
+    const empty = await post('/api/v1/import', 'id,station,type,serial\n', 'text/csv');
+    expect(empty.status).toBe(400);
+    expect(((await empty.json()) as { error: { code: string } }).error.code).toBe('invalid-import');
+    const huge = await post('/api/v1/import', JSON.stringify({ terminals: [], pad: 'x'.repeat(9 * 1024 * 1024) }), 'application/json');
+    expect(huge.status).toBe(413);
+  });
+
   test('malformed JSON is a 400 and an unsupported content type a 415, both in the error shape', async () => {
     const bad = await post('/api/v1/import', '{"city":', 'application/json');
     expect(bad.status).toBe(400);
