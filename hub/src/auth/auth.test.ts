@@ -187,7 +187,9 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
     expect(user.mustChangePassword).toBe(true);
     expect((await s.api('/api/v1/nodes')).status).toBe(401);
     expect((await post(`${h.url}/api/v1/auth/login`, { username: 'yx-viewer', password: op.password })).status).toBe(401);
-    const fresh = await login(h.hub as TestHub, 'yx-viewer', password);
+    // Names are not case-sensitive: one account, one login.
+    expect((await asAdmin('/api/v1/users', { method: 'POST', json: { username: 'YX-Viewer', role: 'viewer', nodeId: 'GZ-YX' } })).status).toBe(409);
+    const fresh = await login(h.hub as TestHub, 'YX-VIEWER', password);
     expect((await fresh.api('/api/v1/nodes')).status).toBe(403);
     // Changing it needs the current one, and a real new one.
     const weak = await fresh.api('/api/v1/auth/password', { method: 'POST', json: { currentPassword: password, newPassword: 'short' } });

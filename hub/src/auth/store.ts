@@ -62,7 +62,8 @@ export class AuthStore {
     this.s = {
       countUsers: db.prepare('SELECT count(*) AS n FROM users'),
       user: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
-      userByName: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE username = ?`),
+      // Names compare without case: `Admin` and `admin` are one account, for login and for uniqueness.
+      userByName: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE`),
       insertUser: db.prepare(
         `INSERT INTO users (id, username, display_name, role, node_id, password_hash, must_change_password, created_at, created_by, password_changed_at)
          VALUES (@id, @username, @displayName, @role, @nodeId, @passwordHash, @mustChangePassword, @createdAt, @createdBy, @passwordChangedAt)`,
