@@ -299,6 +299,12 @@ describe('live and docs', () => {
     const escape = await fetch(`http://127.0.0.1:${hub.httpPort}/..%2f..%2fetc%2fpasswd`);
     expect(await escape.text()).toContain('<title>KF</title>');
     expect((await hub.api('/api/v1/nope')).status).toBe(404);
+    for (const bad of ['/%E0%A4%A', '/%zz', '/assets/%']) {
+      const r = await fetch(`http://127.0.0.1:${hub.httpPort}${bad}`);
+      expect(r.status, bad).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid-path');
+    }
+    expect((await hub.api('/api/v1/terminals/%E0%A4%A')).status).toBeLessThan(500);
     const big = await hub.api('/api/v1/nodes', { method: 'POST', json: { id: 'GZ-YX-009', name: { zh: 'x'.repeat(2 * 1024 * 1024), en: 'x' } } });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload-too-large');

@@ -128,7 +128,12 @@ function serveDashboard(c: Context, dir: string) {
   if (!fs.existsSync(index)) {
     return c.text('The dashboard is not built. Run `pnpm --filter @kiosk-fleet/dashboard run build` (or set KF_DASHBOARD_DIR).\n', 200);
   }
-  const rel = decodeURIComponent(c.req.path).replace(/^\/+/, '');
+  let rel: string;
+  try {
+    rel = decodeURIComponent(c.req.path).replace(/^\/+/, '');
+  } catch {
+    return c.json(errorBody('invalid-path', 'the path has a malformed percent-escape'), 400);
+  }
   const file = path.resolve(dir, rel);
   // Never outside the build dir; anything that is not a file there is a client-side route: index.html.
   const target = file.startsWith(path.resolve(dir) + path.sep) && fs.statSync(file, { throwIfNoEntry: false })?.isFile() ? file : index;

@@ -13,8 +13,13 @@ import { ingestTelemetry } from './telemetry.ts';
 import { ingestUpdateStatus } from './update-status.ts';
 import type { BatchWriter } from './writer.ts';
 
-/** A terminal clock ahead of the hub's by more than this is flagged (behind is normal for outbox replay). */
+/** A terminal clock ahead of the hub's by more than this is flagged. */
 export const CLOCK_SKEW_MS = 60_000;
+/**
+ * Behind is normal for an outbox replay after an outage, but not by this much: the agent's outbox is bounded and a
+ * month-long outage replayed in full is implausible, while a dead RTC (1970, the firmware's build date) is common.
+ */
+export const CLOCK_BEHIND_MS = 30 * 86_400_000;
 
 export type UpKind = 'presence' | StreamKind;
 
@@ -36,7 +41,7 @@ export class Ingest {
       }
       const v = value as { epoch: string; seq: number; ts: string };
       const ts = Date.parse(v.ts);
-      const r: StreamRef = { terminalId, epoch: v.epoch, seq: v.seq, ts, receivedAt, skewed: ts > receivedAt + CLOCK_SKEW_MS };
+      const r: StreamRef = { terminalId, epoch: v.epoch, seq: v.seq, ts, receivedAt, skewed: ts > receivedAt + CLOCK_SKEW_MS || ts < receivedAt - CLOCK_BEHIND_MS };
       let fresh: boolean;
       switch (kind as StreamKind) {
         case 'telemetry':

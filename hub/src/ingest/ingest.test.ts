@@ -98,16 +98,21 @@ describe('ingest', () => {
     await c.endAsync();
   });
 
-  test('a terminal clock ahead of the hub is flagged; one behind (outbox replay) is not', async () => {
+  test('a terminal clock ahead of the hub or a year behind (dead RTC) is flagged; hours behind (outbox replay) is not', async () => {
     const c = await hub.connect(a.id, a.secret);
     const ahead = new Date(Date.now() + 10 * 60_000).toISOString();
     const behind = new Date(Date.now() - 3 * 3_600_000).toISOString();
     await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(200, { ts: ahead }), { qos: 1 });
     await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(201, { ts: behind }), { qos: 1 });
+    await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(203, { ts: new Date(Date.now() - 365 * 86_400_000).toISOString() }), { qos: 1 });
     const res = (await (await hub.api(`/api/v1/terminals/${a.id}/telemetry?limit=1000`)).json()) as { items: { seq: number; clockSkewed: boolean }[] };
     const bySeq = new Map(res.items.map((x) => [x.seq, x.clockSkewed]));
     expect(bySeq.get(200)).toBe(true);
     expect(bySeq.get(201)).toBe(false);
+    expect(bySeq.get(203)).toBe(true);
+    // A dead-RTC sample is live data: it updates the latest state.
+    const dead = (await (await hub.api(`/api/v1/terminals/${a.id}`)).json()) as { latest: { ts: string } };
+    expect(Date.now() - Date.parse(dead.latest.ts)).toBeLessThan(60_000);
     // The sample from the future does not freeze the latest state: a normal one after it still updates it.
     await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(202, { host: { ...EXAMPLES.telemetry.host, net: undefined, cpu: 77 } }), { qos: 1 });
     const d = (await (await hub.api(`/api/v1/terminals/${a.id}`)).json()) as { latest: { host: { cpu: number } } };

@@ -32,9 +32,10 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   ).changes;
   if (inserted === 0) return false;
   store.bumpStream(r, 'telemetry');
-  // An outbox replay of old samples must not overwrite a newer latest state. A clock running ahead is clamped to
-  // the receive time, so one sample from the future cannot freeze the latest state until that future comes.
-  const order = Math.min(r.ts, r.receivedAt);
+  // An outbox replay of old samples must not overwrite a newer latest state. A clock flagged as wrong (ahead, or
+  // far behind like a dead RTC) is ordered by the receive time instead, so it can neither freeze the latest state
+  // until its future comes nor be ignored while its clock stays wrong.
+  const order = r.skewed ? r.receivedAt : Math.min(r.ts, r.receivedAt);
   if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return true;
   const before = (st.parsedPeripherals ??= st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {});
   const now: Record<string, PeripheralState> = {};
