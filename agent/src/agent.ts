@@ -10,6 +10,8 @@
  * - Presence is published (retained) on every CONNACK, with this boot's id and the connection's number, which the
  *   will of that connection also carries; a graceful stop publishes `offline`/`clean` before DISCONNECT.
  * - Subscriptions are renewed after every CONNACK without a stored session (a restarted broker forgot them).
+ * - The updater resumes its persisted state before the first connection (a kill mid-update is finished or rolled
+ *   back from disk, not from the hub's word) and reports every state through the outbox like any other stream.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -26,6 +28,7 @@ import {
   type StreamKind,
   type TerminalConfig,
   type TerminalEvent,
+  type UpdateTarget,
 } from '@kiosk-fleet/protocol';
 import { jitter } from './backoff.ts';
 import { CommandFailure, handleCommandMessage, type CommandOutcome, type Handlers } from './commands.ts';
@@ -37,6 +40,7 @@ import { MqttLink } from './mqtt-link.ts';
 import { OutboxRejectError, type DroppedCounts, type Outbox, type OutboxEntry, type StreamBody } from './outbox/outbox.ts';
 import { runCommand } from './peripherals/command.ts';
 import type { PeripheralDriver } from './peripherals/driver.ts';
+import type { StatusReport } from './updater/updater.ts';
 import { createDriver, type DriverSettings, type PeripheralSettings } from './peripherals/index.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -77,6 +81,17 @@ export interface AgentOptions {
   /** Called after the result of restart-agent / reboot is delivered; the process owner acts on it. */
   onRestartRequested?: ((what: 'agent' | 'reboot') => void) | undefined;
   bootId?: string | undefined;
+  /** Builds the updater over this agent (updater/index.ts createAgentUpdater; the simulator's simulated one); each
+   * status goes to `report`. Absent: update/target is logged and ignored. */
+  updater?: ((agent: Agent, report: (s: StatusReport) => void) => AgentUpdater) | undefined;
+}
+
+/** What the agent core drives of an updater (updater/updater.ts Updater). */
+export interface AgentUpdater {
+  resume(): unknown;
+  run(signal: AbortSignal): Promise<void>;
+  setTarget(target: UpdateTarget): void;
+  nudge(): void;
 }
 
 type EventInput = Omit<StreamBody<'events'>, 'kind'> & { kind: TerminalEvent['kind'] };
@@ -104,6 +119,8 @@ export class Agent {
   #app = { lastHeartbeat: 0, up: false, seen: false, version: undefined as string | undefined, sessionActive: false, sessionSince: 0, ok: 0, failed: 0 };
   #sessionWaiters: (() => void)[] = [];
   #sampling: Promise<void> | null = null;
+  #updater: AgentUpdater | null;
+  #updaterStop: AbortController | null = null;
 
   constructor(private readonly opts: AgentOptions) {
     this.terminalId = opts.terminalId;
@@ -137,6 +154,7 @@ export class Agent {
       this.#inflight.clear();
     });
     this.link.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    this.#updater = opts.updater?.(this, (s) => void this.#append('update/status', s)) ?? null;
   }
 
   get logger(): Logger {
@@ -161,6 +179,10 @@ export class Agent {
   get running(): boolean {
     return this.#running;
   }
+  /** When the kiosk app last sent a heartbeat (ms), 0 if never: the updater's app health check. */
+  get lastAppHeartbeat(): number {
+    return this.#app.lastHeartbeat;
+  }
 
   async start(): Promise<void> {
     if (this.#running) return;
@@ -169,6 +191,11 @@ export class Agent {
     this.#applyOperational(this.#reconciler.applied?.config ?? null);
     this.logger.info({ bootId: this.bootId, lastExit: this.#lastExit.cause, epoch: this.opts.outbox.epoch, pending: this.opts.outbox.stats().count }, 'agent started');
     this.#event({ kind: 'agent.start', severity: this.#lastExit.cause === 'clean' || this.#lastExit.cause === 'first-start' ? 'info' : 'warning', data: { bootId: this.bootId, lastExit: this.#lastExit.cause } });
+    if (this.#updater) {
+      this.#updater.resume();
+      this.#updaterStop = new AbortController();
+      this.#updater.run(this.#updaterStop.signal).catch((err: unknown) => this.logger.error({ err }, 'updater stopped'));
+    }
     this.link.start();
     // the first sample comes soon after start (jittered), so a fleet restarted together does not sample together
     this.#scheduleSample(jitter(Math.min(this.#interval * 1000, 2000), 0.5));
@@ -182,6 +209,7 @@ export class Agent {
     if (!this.#running) return;
     this.#running = false;
     this.#clearTimers();
+    this.#updaterStop?.abort();
     await this.#sampling?.catch(() => undefined);
     await this.link.stop({ topic: topicFor(this.terminalId, 'presence'), payload: this.#presence('offline', Math.max(1, this.link.connSeq), 'clean') });
     this.opts.exitRecorder.stopped('clean');
@@ -192,6 +220,7 @@ export class Agent {
   halt(): void {
     this.#running = false;
     this.#clearTimers();
+    this.#updaterStop?.abort();
     this.link.cut({ stop: true });
   }
 
@@ -355,6 +384,8 @@ export class Agent {
     const waiters = this.#sessionWaiters;
     this.#sessionWaiters = [];
     for (const w of waiters) w();
+    // an install waiting for the citizen to finish may go now
+    this.#updater?.nudge();
   }
 
   // ------------------------------------------------------------------ outbox → MQTT
@@ -441,6 +472,7 @@ export class Agent {
       this.#event({ kind: 'outbox.dropped', severity: 'warning', data: { ...dropped } });
     }
     this.#pump();
+    this.#updater?.nudge();
   }
 
   #presence(state: 'online' | 'offline', connSeq: number, reason?: 'clean' | 'connection-lost'): string {
@@ -489,8 +521,17 @@ export class Agent {
       }
       void this.#reconciler.offer(parsed.value);
     } else if (t.kind === 'update/target') {
-      // the updater is another issue's; until then the target is acknowledged and logged
-      this.logger.info('update target received; updater not enabled in this build');
+      if (!this.#updater) {
+        this.logger.warn('update target received, but the updater is off (no KF_UPDATE_PUBKEY); ignored');
+        return;
+      }
+      const parsed = parsePayload('update/target', payload);
+      if (!parsed.ok) {
+        this.counters.malformed += 1;
+        this.logger.warn({ reason: parsed.reason, message: parsed.message.slice(0, 500) }, 'malformed update/target');
+        return;
+      }
+      this.#updater.setTarget(parsed.value);
     }
   }
 
@@ -578,6 +619,8 @@ export class Agent {
     this.#drivers = drivers;
     for (const id of this.#lastStatus.keys()) if (!drivers.has(id as PeripheralId)) this.#lastStatus.delete(id);
     this.logger.level = level;
+    // a new maintenance window or update policy may let a waiting install go
+    this.#updater?.nudge();
     if (interval !== this.#interval) {
       this.#interval = interval;
       if (this.#sampleTimer) this.#scheduleSample(jitter(interval * 1000));

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { terminalConfigSchema, terminalIdSchema } from '@kiosk-fleet/protocol';
+import { TERMINAL_TYPE_IDS, terminalConfigSchema, terminalIdSchema } from '@kiosk-fleet/protocol';
 
 const hubUrl = z
   .string()
@@ -40,6 +40,8 @@ export const agentConfigSchema = z
     localApiPort: z.int().min(0).max(65535).default(7070),
     /** Ed25519 public key (PEM, or a path to one) that update manifests must be signed with. */
     updatePubkey: z.string().min(1).optional(),
+    /** This terminal's type (catalog id): the updater installs only releases whose signed manifest names it. */
+    terminalType: z.enum(TERMINAL_TYPE_IDS as [string, ...string[]]).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     peripherals: peripheralsSchema.default({}),
     /** How the kiosk app is restarted (`restart-app`); the command is refused when unset. */
@@ -73,6 +75,7 @@ export const ENV_KEYS = {
   KF_TELEMETRY_INTERVAL: 'telemetryInterval',
   KF_LOCAL_API_PORT: 'localApiPort',
   KF_UPDATE_PUBKEY: 'updatePubkey',
+  KF_TERMINAL_TYPE: 'terminalType',
   KF_LOG_LEVEL: 'logLevel',
   KF_PERIPHERALS: 'peripherals',
   KF_RESTART_APP_COMMAND: 'restartAppCommand',
@@ -159,6 +162,10 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   const cfg = result.data;
   if (cfg.reconnectMaxMs < cfg.reconnectMinMs) {
     throw new ConfigError('invalid config: reconnectMaxMs must be >= reconnectMinMs');
+  }
+  if (cfg.updatePubkey && !cfg.terminalType) {
+    // the updater checks that a signed release names this terminal's type; without it every release is refused
+    throw new ConfigError('invalid config: KF_UPDATE_PUBKEY (updatePubkey) needs KF_TERMINAL_TYPE (terminalType), e.g. id-card');
   }
   for (const [id, d] of Object.entries(cfg.peripherals)) {
     const problem = driverProblem(d);

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Agent } from './agent.ts';
+import { Agent, AGENT_VERSION } from './agent.ts';
 import { loadConfig, readSecret, secretFilePath, ConfigError, type AgentConfig } from './config.ts';
 import { FileConfigStore } from './config-reconciler.ts';
 import { FileExitRecorder } from './exit-record.ts';
@@ -13,6 +13,8 @@ import { SystemHostProbe } from './host/system.ts';
 import { createLocalApi, startLocalApi } from './local-api.ts';
 import { createLogger, LogRing } from './log.ts';
 import { SqliteOutbox } from './outbox/sqlite.ts';
+import { runCommand } from './peripherals/command.ts';
+import { createAgentUpdater } from './updater/index.ts';
 
 export async function runAgent(opts: { configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
@@ -54,6 +56,32 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     onRestartRequested: (what) => {
       if (what === 'agent') void shutdown('restart-agent', true);
     },
+    // The updater (src/updater/README.md) runs when the agent holds a release key to check releases against.
+    updater: cfg.updatePubkey
+      ? (a, report) =>
+          createAgentUpdater({
+            dataDir: cfg.dataDir,
+            updatePubkey: cfg.updatePubkey,
+            terminalType: cfg.terminalType!,
+            agentVersion: AGENT_VERSION,
+            logger: logger.child({ module: 'updater' }),
+            view: () => ({ sessionActive: a.sessionActive, hubConnected: a.link.connected, lastAppHeartbeat: a.lastAppHeartbeat, config: a.appliedConfig?.config ?? null }),
+            restartApp: async () => {
+              if (!cfg.restartAppCommand) {
+                logger.warn('a new app release is in place, but no restartAppCommand is configured to restart the app');
+                return;
+              }
+              const run = await runCommand(cfg.restartAppCommand, 60_000);
+              if (run.spawnError || run.timedOut || run.exitCode !== 0) logger.error({ exitCode: run.exitCode, error: run.spawnError }, 'app restart command failed');
+            },
+            // the service manager (or our own successor when not under systemd) starts the agent from `current`
+            exitForRestart: async () => {
+              await shutdown('update', true);
+              return new Promise<never>(() => undefined);
+            },
+            onStatus: report,
+          })
+      : undefined,
   });
 
   let api: Awaited<ReturnType<typeof startLocalApi>> | null = null;

@@ -35,6 +35,8 @@ export const configSchema = z.object({
       }
     }, 'unknown time zone'),
   KF_RELEASE_KEYS: optionalString,
+  /** How terminals reach the hub's HTTP(S) port (download URLs in update/target); default from bind and port. */
+  KF_PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional()),
   KF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Where the dashboard's static build lives; default `dashboard/dist` beside the hub package. */
   KF_DASHBOARD_DIR: optionalString,
@@ -59,6 +61,8 @@ export interface HubConfig {
   adminPassword: string | undefined;
   /** KF_RELEASE_KEYS as given (see src/releases/README.md). */
   releaseKeys: string | undefined;
+  /** KF_PUBLIC_URL: the hub's HTTP(S) address as terminals reach it; unset: http(s)://<bind or 127.0.0.1>:<port>. */
+  publicUrl?: string | undefined;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   retentionDays: number;
@@ -108,6 +112,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     adminToken: c.KF_ADMIN_TOKEN,
     adminPassword: c.KF_ADMIN_PASSWORD,
     releaseKeys: c.KF_RELEASE_KEYS,
+    publicUrl: c.KF_PUBLIC_URL,
     tlsCert: c.KF_TLS_CERT,
     tlsKey: c.KF_TLS_KEY,
     retentionDays: c.KF_RETENTION_DAYS,

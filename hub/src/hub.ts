@@ -38,6 +38,8 @@ import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
 import { Alerts } from './alerts/service.ts';
 import { requireOperator } from './auth/middleware.ts';
+import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
+import { RolloutService } from './rollouts/service.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 const CONFIG_RECONCILE_MS = 10_000;
@@ -66,6 +68,8 @@ export interface HubServices {
   audit: AuditLog;
   /** Alert rules, lifecycle, maintenance, silences, webhooks (alerts/service.ts). */
   alerts: Alerts;
+  /** Rollouts of releases along the tree (rollouts/README.md). */
+  rollouts: RolloutService;
   importFleet(fleet: ParsedFleet, by: string): ImportResult;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
@@ -205,8 +209,19 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
     );
 
+    // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
+    // known only once the HTTP server listens (set below).
+    let publicUrl = config.publicUrl ?? '';
+    const queries = new QueryStore(db);
+    const rollouts = new RolloutService({
+      dataDir: config.dataDir,
+      logger: log,
+      ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
+    }).init();
+
     const services: HubServices = {
       alerts,
+      rollouts,
       releases,
       auth,
       audit,
@@ -214,7 +229,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       log,
       metrics,
       registry,
-      queries: new QueryStore(db),
+      queries,
       downlink,
       configLayers,
       broker,
@@ -266,6 +281,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       });
     });
     const httpPort = await listen(web, config.httpPort, config.bind);
+    if (!publicUrl) {
+      const host = config.bind === '0.0.0.0' || config.bind === '::' ? '127.0.0.1' : config.bind;
+      publicUrl = `${tlsOptions ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
+    }
 
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
     timers.push(
@@ -292,6 +311,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     );
     for (const t of timers) t.unref();
     alerts.start(bus);
+    // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
+    const detachRolloutFeed = attachStatusFeed(bus, rollouts, log);
+    rollouts.start();
 
     let closing: Promise<void> | null = null;
     const hub: Hub = {
@@ -304,6 +326,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         closing ??= (async () => {
           for (const t of timers) clearInterval(t);
           await alerts.close(bus);
+          rollouts.stop();
+          detachRolloutFeed();
           // Stop accepting, close terminals' connections (their pending publishes settle), then flush and close.
           const closed = servers.map((s) => closeServer(s));
           for (const c of ws.clients) c.terminate();

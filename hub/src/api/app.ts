@@ -24,6 +24,11 @@ import { importRoutes } from './import.ts';
 import { nodeRoutes } from './nodes.ts';
 import { reportRoutes } from './reports.ts';
 import { terminalRoutes } from './terminals.ts';
+import { requireOperator } from '../auth/middleware.ts';
+import { sees } from '../auth/permissions.ts';
+import { registerReleasesOpenApi } from '../releases/openapi.ts';
+import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
+import { rolloutsRoutes } from '../rollouts/routes.ts';
 
 function errorBody(code: string, message: string, details?: unknown) {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
@@ -75,7 +80,18 @@ export function createApp(s: Services) {
     .route('/', configRoutes(s))
     .route('/', eventRoutes(s))
     .route('/', alertRoutes(s))
-    .route('/', reportRoutes(s));
+    .route('/', reportRoutes(s))
+    // Inside the API: authenticate, the access rules (auth/policy.ts) and their audit records apply; the routes'
+    // own check repeats the role rule and limits every rollout to the caller's node (404 outside it).
+    .route(
+      '/rollouts',
+      rolloutsRoutes({
+        service: s.rollouts,
+        requireAdmin: requireOperator(s, { read: 'fleet:read', write: 'rollout:write' }),
+        actor: (c) => (c as Context<ApiEnv>).get('actor'),
+        sees: (c, nodeId) => sees((c as Context<ApiEnv>).get('principal'), nodeId),
+      }),
+    );
 
   api.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -84,6 +100,9 @@ export function createApp(s: Services) {
   });
   api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   api.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'kf_session' });
+  // Plain Hono routes (a streamed upload does not fit zod-openapi's validators) described by hand.
+  registerReleasesOpenApi(api.openAPIRegistry);
+  registerRolloutsOpenApi(api.openAPIRegistry);
 
   api.onError(errorHandler(s));
   return routes;

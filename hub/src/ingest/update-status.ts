@@ -15,6 +15,12 @@ export function ingestUpdateStatus(store: IngestStore, tx: TxContext, r: StreamR
   ).changes;
   if (inserted === 0) return false;
   store.bumpStream(r, 'update/status');
-  tx.emit({ type: 'update', terminalId: r.terminalId, at: r.receivedAt, data: { state: u.state, version: u.version } });
+  // The rollouts (rollouts/hub-ports.ts attachStatusFeed) need which release and rollout, and why it failed.
+  tx.emit({
+    type: 'update',
+    terminalId: r.terminalId,
+    at: r.receivedAt,
+    data: { state: u.state, version: u.version, releaseId: u.releaseId, rolloutId: u.rolloutId, error: u.error },
+  });
   return true;
 }

@@ -38,8 +38,10 @@ function failureRate(rows: { app: string | null }[]): number | null {
   return ok + failed >= 20 ? failed / (ok + failed) : null;
 }
 
-export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl: string; now?: () => number }): RolloutPorts {
+/** `baseUrl` may be a function: the hub knows its real HTTP port only once it listens (port 0). */
+export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl: string | (() => string); now?: () => number }): RolloutPorts {
   const now = o.now ?? Date.now;
+  const baseUrl = typeof o.baseUrl === 'function' ? o.baseUrl : () => o.baseUrl as string;
   return {
     fleet(): FleetTerminal[] {
       const parent = new Map(hub.registry.nodes().map((n) => [n.id, n.parentId]));
@@ -76,7 +78,7 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
     },
 
     release: (id) => releases.store.get(id),
-    makeTarget: (r, terminalId, t) => releases.updateTarget(r, terminalId, { baseUrl: o.baseUrl, ...t }),
+    makeTarget: (r, terminalId, t) => releases.updateTarget(r, terminalId, { baseUrl: baseUrl(), ...t }),
     publishTarget: (terminalId, target) => hub.downlink.setUpdateTarget(terminalId, target),
     emit: (e) => {
       hub.bus.emit('changes', [{ type: 'rollout', terminalId: e.action.kind === 'event' ? '' : e.action.terminalId, at: now(), data: { rolloutId: e.rolloutId, by: e.by, ...e.action } }]);

@@ -9,6 +9,7 @@ const rollout = z
     id: z.string(),
     releaseId: z.string(),
     version: z.string(),
+    nodeIds: z.array(z.string()),
     status: z.enum(['running', 'paused', 'aborted', 'completed']),
     wave: z.int(),
     pauseReason: z.object({ code: z.string(), message: z.string(), terminals: z.array(z.object({ id: z.string(), code: z.string() })).optional() }).nullable(),

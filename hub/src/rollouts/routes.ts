@@ -2,7 +2,7 @@
  * `/api/v1/rollouts` (admin): `POST /` create, `GET /` list, `GET /:id` progress per wave and per terminal,
  * `POST /:id/pause` (`{message?}`), `POST /:id/resume`, `POST /:id/abort`.
  */
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { RolloutNotFound, RolloutSpecError, type RolloutService } from './service.ts';
 
@@ -39,9 +39,26 @@ function err(code: string, message: string, details?: unknown): { error: { code:
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
 
-export function rolloutsRoutes(deps: { service: RolloutService; requireAdmin: MiddlewareHandler; actor?: (c: import('hono').Context) => string }): Hono {
+export interface RolloutsRoutesDeps {
+  service: RolloutService;
+  /** Authentication and the role check (read for GET, write otherwise): the hub passes auth's requireOperator. */
+  requireAdmin: MiddlewareHandler;
+  actor?: (c: Context) => string;
+  /** Whether the caller may see this node; a rollout is visible when every node of its scope is (default: all). */
+  sees?: (c: Context, nodeId: string) => boolean;
+}
+
+/** Chained, so the hub's `AppType` (and the dashboard's typed client) carries these routes. */
+export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
   const { service, requireAdmin } = deps;
   const actor = deps.actor ?? (() => 'admin');
+  const sees = deps.sees ?? (() => true);
+  const visible = (c: Context, nodeIds: readonly string[]): boolean => nodeIds.every((n) => sees(c, n));
+  // Outside the caller's node a rollout does not exist for them: 404, the same answer as an unknown id.
+  const scoped = (c: Context, id: string): string => {
+    if (!visible(c, service.get(id).nodeIds)) throw new RolloutNotFound(`no rollout ${id}`);
+    return id;
+  };
   const app = new Hono();
   app.use('*', requireAdmin);
   app.onError((e, c) => {
@@ -50,7 +67,8 @@ export function rolloutsRoutes(deps: { service: RolloutService; requireAdmin: Mi
     throw e;
   });
 
-  app.post('/', async (c) => {
+  return app
+    .post('/', async (c) => {
     let body: unknown;
     try {
       body = await c.req.json();
@@ -63,6 +81,8 @@ export function rolloutsRoutes(deps: { service: RolloutService; requireAdmin: Mi
       return c.json(err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
     }
     const b = r.data;
+    const outside = b.nodeIds.filter((n) => !sees(c, n));
+    if (outside.length > 0) return c.json(err('not-found', `no node ${outside.join(', ')}`, { nodeIds: outside }), 404);
     const view = await service.create(
       {
         releaseId: b.releaseId,
@@ -85,16 +105,14 @@ export function rolloutsRoutes(deps: { service: RolloutService; requireAdmin: Mi
       actor(c),
     );
     return c.json(view, 201);
-  });
-
-  app.get('/', (c) => c.json({ items: service.list(), nextCursor: null }));
-  app.get('/:id', (c) => c.json(service.get(c.req.param('id'))));
-  app.post('/:id/pause', async (c) => {
+  })
+    .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
+    .get('/:id', (c) => c.json(service.get(scoped(c, c.req.param('id')))))
+    .post('/:id/pause', async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { message?: unknown };
     const message = typeof body.message === 'string' ? body.message.slice(0, 512) : undefined;
-    return c.json(await service.pause(c.req.param('id'), actor(c), message));
-  });
-  app.post('/:id/resume', async (c) => c.json(await service.resume(c.req.param('id'), actor(c))));
-  app.post('/:id/abort', async (c) => c.json(await service.abort(c.req.param('id'), actor(c))));
-  return app;
+    return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), message));
+    })
+    .post('/:id/resume', async (c) => c.json(await service.resume(scoped(c, c.req.param('id')), actor(c))))
+    .post('/:id/abort', async (c) => c.json(await service.abort(scoped(c, c.req.param('id')), actor(c))));
 }

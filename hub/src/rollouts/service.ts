@@ -72,6 +72,8 @@ export interface RolloutView {
   id: string;
   releaseId: string;
   version: string;
+  /** The rollout's scope: nodes of the tree (access to a rollout follows them). */
+  nodeIds: string[];
   status: RolloutState['status'];
   wave: number;
   pauseReason: RolloutState['pauseReason'];
@@ -277,6 +279,7 @@ export class RolloutService {
       id: r.spec.id,
       releaseId: r.spec.release.id,
       version: r.spec.release.version,
+      nodeIds: r.spec.scope.nodeIds,
       status: r.state.status,
       wave: r.state.wave,
       pauseReason: r.state.pauseReason,
