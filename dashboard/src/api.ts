@@ -8,10 +8,11 @@
  * called through `getList`/`post` with a plain path; the hub answers an unknown /api route with 404 `no route …`,
  * which `routeMissing` recognises so pages can say "not available yet" instead of showing made-up data.
  */
+import type { Hono, Schema } from 'hono';
 import { hc, type InferRequestType } from 'hono/client';
 import type { AppType } from '@kiosk-fleet/hub/api';
 import type { PeripheralStatus, ServiceId } from '@kiosk-fleet/protocol';
-import { getToken, setToken } from './auth.ts';
+import { authHeaders, setCredential } from './auth.ts';
 import type {
   CommandRow,
   Counts,
@@ -49,11 +50,6 @@ interface ResponseLike {
 /** The JSON body type of the successful members of a typed client response. */
 type OkBody<R> = R extends { ok: true; json(): Promise<infer J> } ? J : never;
 
-function authHeaders(): Record<string, string> {
-  const token = getToken();
-  return token ? { Authorization: `Bearer ${token}` } : {};
-}
-
 function parseErrorBody(text: string): { error?: { code?: string; message?: string } } | null {
   try {
     const j: unknown = JSON.parse(text);
@@ -87,7 +83,7 @@ export async function run<R extends ResponseLike, T>(
   const code = body?.error?.code ?? `http-${res.status}`;
   const message = body?.error?.message ?? (text.slice(0, 200) || `HTTP ${res.status}`);
   if (res.status === 401 && endSessionOn401) {
-    setToken(null);
+    setCredential(null);
     if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
   }
   const routeMissing = res.status === 404 && (!body?.error || message.startsWith('no route '));
@@ -99,15 +95,30 @@ export async function run<R extends ResponseLike, T>(
 const origin = typeof location === 'undefined' ? 'http://127.0.0.1' : location.origin;
 const API_BASE = `${origin}/api/v1`;
 
-const client = hc<AppType>(API_BASE, { headers: () => authHeaders() });
+/** Adds the credential to every request (headers the caller set win: a login check sends its own). */
+const authedFetch: typeof fetch = (input, init = {}) => {
+  const headers = new Headers(init.headers);
+  for (const [k, v] of Object.entries(authHeaders(init.method ?? 'GET'))) if (!headers.has(k)) headers.set(k, v);
+  return fetch(input, { ...init, headers, credentials: 'same-origin' });
+};
+
+/**
+ * A route whose path is not a string literal (built with a template from a variable) enters Hono's schema under the
+ * key `string`, and that index signature swallows every other route in the client's types. Such routes cannot be
+ * type-checked anyway, so they are dropped here and every literal route keeps its types.
+ */
+type LiteralRoutes<S> = { [K in keyof S as string extends K ? never : K]: S[K] };
+type TypedApp = AppType extends Hono<infer E, infer S, infer B> ? (LiteralRoutes<S> extends infer L extends Schema ? Hono<E, L, B> : never) : never;
+
+const client = hc<TypedApp>(API_BASE, { fetch: authedFetch });
 
 /** For routes that are not in AppType yet. */
 function http(method: string, path: string, query?: Record<string, string | undefined>, body?: unknown): Promise<Response> {
   const url = new URL(`${API_BASE}/${path}`);
   for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, v);
-  const headers: Record<string, string> = { ...authHeaders() };
+  const headers: Record<string, string> = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetch(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  return authedFetch(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
 }
 
 // ------------------------------------------------------------------ mapping
@@ -319,7 +330,7 @@ export function importFleet(content: string, format: 'json' | 'csv'): Promise<Re
   // `init` overrides the body and headers the client would build from `json` (it would send `{}` as JSON).
   const request = client.import.$post(
     { json: {} },
-    { init: { body: content, headers: { ...authHeaders(), 'Content-Type': format === 'json' ? 'application/json' : 'text/csv' } } },
+    { init: { body: content, headers: { 'Content-Type': format === 'json' ? 'application/json' : 'text/csv' } } },
   );
   return run(request, (j) => ({
     created: j.terminals.created.map((x) => x.id),
@@ -328,22 +339,197 @@ export function importFleet(content: string, format: 'json' | 'csv'): Promise<Re
   }));
 }
 
-export interface TerminalConfig {
+/** One config layer (a node's or a terminal's own), versioned: writes send the version they were based on. */
+export interface ConfigLayer {
   version: number;
-  config: unknown;
+  config: Record<string, unknown>;
   updatedAt: string | null;
+  updatedBy: string | null;
 }
 
-export function getTerminalConfig(id: string): Promise<Result<TerminalConfig>> {
-  return run(client.config.terminals[':id'].$get({ param: { id } }), (j) => ({ version: j.version, config: j.config, updatedAt: j.updatedAt }));
+export interface SaveOutcome {
+  version: number;
+  /** Terminals whose effective config changed and was pushed. */
+  pushed: number;
 }
 
-export function saveTerminalConfig(id: string, expectedVersion: number, config: Record<string, unknown>): Promise<Result<TerminalConfig>> {
-  return run(client.config.terminals[':id'].$put({ param: { id }, json: { config, expectedVersion } }), (j) => ({
-    version: j.version,
-    config: j.config,
-    updatedAt: j.updatedAt,
+const toLayer = (j: { version: number; config: Record<string, unknown>; updatedAt: string | null; updatedBy: string | null }): ConfigLayer => ({
+  version: j.version,
+  config: j.config,
+  updatedAt: j.updatedAt,
+  updatedBy: j.updatedBy,
+});
+
+export function getConfigLayer(scope: 'node' | 'terminal', id: string): Promise<Result<ConfigLayer>> {
+  return scope === 'node'
+    ? run(client.config.nodes[':id'].$get({ param: { id } }), toLayer)
+    : run(client.config.terminals[':id'].$get({ param: { id } }), toLayer);
+}
+
+export function saveConfigLayer(
+  scope: 'node' | 'terminal',
+  id: string,
+  expectedVersion: number,
+  config: Record<string, unknown>,
+  reason: string,
+): Promise<Result<SaveOutcome>> {
+  const json = { config, expectedVersion, ...(reason ? { reason } : {}) };
+  return scope === 'node'
+    ? run(client.config.nodes[':id'].$put({ param: { id }, json }), (j) => ({ version: j.version, pushed: j.pushed.count }))
+    : run(client.config.terminals[':id'].$put({ param: { id }, json }), (j) => ({ version: j.version, pushed: j.pushed.count }));
+}
+
+export interface DryRun {
+  changed: number;
+  unchanged: number;
+  terminals: { terminalId: string; changes: number }[];
+}
+
+/** Which terminals a layer change would reach (the hub computes the merge; nothing is saved). */
+export function dryRunConfig(scope: 'node' | 'terminal', id: string, config: Record<string, unknown>): Promise<Result<DryRun>> {
+  // Not in the typed client: the hub builds this route's path from a variable (see LiteralRoutes above).
+  const path = `config/${scope === 'node' ? 'nodes' : 'terminals'}/${encodeURIComponent(id)}/dry-run`;
+  return run(
+    http('POST', path, undefined, { config }) as Untyped<{ changed: number; unchanged: number; terminals: { terminalId: string; changes: unknown[] }[] }>,
+    (j) => ({ changed: j.changed, unchanged: j.unchanged, terminals: j.terminals.map((t) => ({ terminalId: t.terminalId, changes: t.changes.length })) }),
+  );
+}
+
+export interface EffectiveConfig {
+  /** Dotted path → value and the layer it came from. */
+  entries: { key: string; value: unknown; layer: { level: string; id: string; version: number } | null }[];
+  desiredVersion: number | null;
+  sync: { status: 'in-sync' | 'pending' | 'rejected'; appliedVersion: number; rejectedReason: string | null; driftSince: string | null };
+}
+
+function flattenConfig(obj: unknown, prefix = '', out: [string, unknown][] = []): [string, unknown][] {
+  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const [k, v] of Object.entries(obj)) flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) out.push([prefix, obj]);
+  return out;
+}
+
+export function getEffectiveConfig(id: string): Promise<Result<EffectiveConfig>> {
+  return run(client.config.terminals[':id'].effective.$get({ param: { id } }), (j) => ({
+    entries: flattenConfig(j.config).map(([key, value]) => {
+      // A source is recorded per path the layers set; a nested value inherits its parent's source.
+      let src = j.sources[key];
+      for (let k = key; !src && k.includes('.'); ) {
+        k = k.slice(0, k.lastIndexOf('.'));
+        src = j.sources[k];
+      }
+      return { key, value, layer: src ?? null };
+    }),
+    desiredVersion: j.desired?.version ?? null,
+    sync: {
+      status: j.sync.status,
+      appliedVersion: j.sync.appliedVersion,
+      rejectedReason: j.sync.rejected?.reason ?? null,
+      driftSince: j.sync.drift?.since ?? null,
+    },
   }));
+}
+
+// ------------------------------------------------------------------ operators (auth)
+
+type Untyped<J> = Promise<Response & { ok: true; json(): Promise<J> }>;
+
+export interface Me {
+  kind: 'session' | 'token' | 'admin-token';
+  username: string | null;
+  role: string;
+  nodeId: string | null;
+  mustChangePassword: boolean;
+  permissions: string[];
+  csrfToken: string | null;
+}
+
+/** Who the current credential is; a 401 here only means "not signed in", it does not end anything. */
+export function getMe(): Promise<Result<Me>> {
+  return run(
+    client.auth.me.$get(),
+    (j) => ({
+      kind: j.kind,
+      username: j.user?.username ?? null,
+      role: j.role,
+      nodeId: j.nodeId,
+      mustChangePassword: j.mustChangePassword,
+      permissions: j.permissions,
+      csrfToken: j.csrfToken,
+    }),
+    false,
+  );
+}
+
+export function loginWithPassword(username: string, password: string): Promise<Result<{ csrfToken: string; mustChangePassword: boolean }>> {
+  return run(
+    client.auth.login.$post({ json: { username, password } }),
+    (j) => ({ csrfToken: j.csrfToken, mustChangePassword: j.mustChangePassword }),
+    false,
+  );
+}
+
+export function logout(): Promise<Result<true>> {
+  return run(client.auth.logout.$post(), () => true as const, false);
+}
+
+export function changePassword(currentPassword: string, newPassword: string): Promise<Result<true>> {
+  return run(client.auth.password.$post({ json: { currentPassword, newPassword } }), () => true as const);
+}
+
+export interface UserRow {
+  id: string;
+  username: string;
+  displayName: string | null;
+  role: string;
+  nodeId: string | null;
+  disabled: boolean;
+  mustChangePassword: boolean;
+}
+
+export function getUsers(): Promise<Result<UserRow[]>> {
+  return run(client.users.$get({ query: { limit: '200' } }), (j) =>
+    j.items.map((u) => ({
+      id: u.id,
+      username: u.username,
+      displayName: u.displayName,
+      role: u.role,
+      nodeId: u.nodeId,
+      disabled: u.disabled,
+      mustChangePassword: u.mustChangePassword,
+    })),
+  );
+}
+
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  objectType: string;
+  objectId: string | null;
+  nodeId: string | null;
+  outcome: string;
+}
+
+export function getAudit(cursor?: string): Promise<Result<ListPage<AuditRow>>> {
+  return run(client.audit.$get({ query: { limit: '50', ...(cursor ? { cursor } : {}) } }), (j) => ({
+    items: j.items.map((a) => ({
+      id: a.id,
+      at: a.at,
+      actor: a.actor,
+      action: a.action,
+      objectType: a.objectType,
+      objectId: a.objectId,
+      nodeId: a.nodeId,
+      outcome: a.outcome,
+    })),
+    nextCursor: j.nextCursor,
+  }));
+}
+
+export function verifyAudit(): Promise<Result<{ ok: boolean; checked: number; brokenAt: number | null; message: string | null }>> {
+  return run(client.audit.verify.$get(), (j) => ({ ok: j.ok, checked: j.checked, brokenAt: j.brokenAt, message: j.message }));
 }
 
 // ------------------------------------------------------------------ routes not in AppType yet
@@ -362,30 +548,11 @@ export function post(path: string, body: unknown): Promise<Result<Json>> {
   return run(http('POST', path, undefined, body) as Promise<Response & { ok: true; json(): Promise<Json> }>, (j: Json) => j);
 }
 
-export interface NodeConfig {
-  version: number;
-  settings: Record<string, unknown>;
-}
-
-export function getConfigNode(node: string): Promise<Result<NodeConfig>> {
-  return run(http('GET', `config/nodes/${encodeURIComponent(node)}`) as Promise<Response & { ok: true; json(): Promise<Json> }>, (j: Json) => ({
-    version: (j.version ?? 0) as number,
-    settings: (j.settings ?? j.config ?? {}) as Record<string, unknown>,
-  }));
-}
-
-export function saveConfigNode(node: string, expectedVersion: number, settings: unknown): Promise<Result<{ version: number }>> {
-  return run(
-    http('PUT', `config/nodes/${encodeURIComponent(node)}`, undefined, { expectedVersion, settings }) as Promise<Response & { ok: true; json(): Promise<Json> }>,
-    (j: Json) => ({ version: j.version as number }),
-  );
-}
-
 /** The live stream's URL and the headers to open it with (see live.ts for why this is fetch, not EventSource). */
 export function eventsRequest(node: string): { url: string; headers: Record<string, string> } {
   const url = new URL(`${API_BASE}/events`);
   url.searchParams.set('node', node);
-  return { url: url.toString(), headers: { ...authHeaders(), Accept: 'text/event-stream' } };
+  return { url: url.toString(), headers: { ...authHeaders('GET'), Accept: 'text/event-stream' } };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
-import { getToken, onAuthChange, setToken } from './auth.ts';
+import { getCredential, onAuthChange, setCredential } from './auth.ts';
+import { getMe, logout as apiLogout, type Me } from './api.ts';
 import { LANGUAGES, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
 import { disconnect, useLiveState } from './live.ts';
 import { match, navigate, onLinkClick, usePath } from './router.ts';
@@ -93,12 +94,14 @@ function LiveDot() {
 export function App() {
   useLanguage();
   const { path, query } = usePath();
-  const [authed, setAuthed] = useState(getToken() !== null);
+  const [authed, setAuthed] = useState<boolean | null>(getCredential() !== null ? true : null);
+  const [me, setMe] = useState<Me | null>(null);
 
   useEffect(() => {
-    const off = onAuthChange(() => setAuthed(getToken() !== null));
+    const off = onAuthChange(() => setAuthed(getCredential() !== null));
     const onUnauthorized = () => {
       disconnect();
+      resetTree();
       if (location.pathname !== '/login') navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
     };
     window.addEventListener('kf:unauthorized', onUnauthorized);
@@ -108,9 +111,29 @@ export function App() {
     };
   }, []);
 
+  // A session cookie may outlive this tab's memory (a new tab, a reload after the tab's storage was cleared): ask
+  // the hub who we are before showing the login page.
   useEffect(() => {
-    if (!authed && path !== '/login') navigate(`/login?next=${encodeURIComponent(path)}`, true);
+    if (authed !== null) return;
+    void getMe().then((r) => {
+      if (r.ok && r.data.kind === 'session') setCredential({ kind: 'session', csrf: r.data.csrfToken });
+      else setAuthed(false);
+    });
+  }, [authed]);
+
+  useEffect(() => {
+    if (!authed) {
+      setMe(null);
+      return;
+    }
+    void getMe().then((r) => setMe(r.ok ? r.data : null));
+  }, [authed]);
+
+  useEffect(() => {
+    if (authed === false && path !== '/login') navigate(`/login?next=${encodeURIComponent(path + location.search)}`, true);
   }, [authed, path]);
+
+  if (authed === null) return <p class="muted" role="status">{t('state.loading')}</p>;
 
   if (path === '/login' || !authed) {
     return (
@@ -120,10 +143,11 @@ export function App() {
     );
   }
 
-  const logout = () => {
+  const logout = async () => {
     disconnect();
+    if (getCredential()?.kind === 'session') await apiLogout();
     resetTree();
-    setToken(null);
+    setCredential(null);
     navigate('/login', true);
   };
 
@@ -153,8 +177,13 @@ export function App() {
         </nav>
         <div class="tools">
           <LiveDot />
+          {me && (
+            <span class="who" data-testid="who" title={me.role}>
+              {me.username ?? t('nav.tokenUser')}
+            </span>
+          )}
           <LanguageSwitch />
-          <button type="button" class="ghost" onClick={logout}>
+          <button type="button" class="ghost" onClick={() => void logout()}>
             {t('nav.logout')}
           </button>
         </div>

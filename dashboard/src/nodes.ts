@@ -21,13 +21,16 @@ function build(nodes: NodeView[]): Tree {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const children = new Map<string, NodeView[]>();
   for (const n of nodes) {
-    if (n.parentId === null) continue;
+    if (n.parentId === null) continue; // the city
     const list = children.get(n.parentId) ?? [];
     list.push(n);
     children.set(n.parentId, list);
   }
   for (const list of children.values()) list.sort((a, b) => a.id.localeCompare(b.id));
-  return { byId, children, root: nodes.find((n) => n.level === 'city') ?? null };
+  // An operator scoped to a district or station sees only that part of the tree: their top node is the root.
+  const depth = (n: NodeView) => n.id.split('-').length;
+  const top = [...nodes].sort((a, b) => depth(a) - depth(b) || a.id.localeCompare(b.id))[0] ?? null;
+  return { byId, children, root: top };
 }
 
 export function refreshTree(): Promise<void> {

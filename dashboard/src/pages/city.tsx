@@ -6,11 +6,28 @@ import { useTree } from '../nodes.ts';
 import { ChildTiles, ServicesTable } from '../components/overview.tsx';
 import { OpenAlerts } from '../components/alerts-mini.tsx';
 import { Problems } from '../components/problems.tsx';
+import { NodePage } from './node.tsx';
 import { CountsBar, Loadable } from '../components/ui.tsx';
 import type { NodeSummary } from '../model.ts';
 import type { Result } from '../api.ts';
 
 export function CityPage() {
+  const tree = useTree();
+  // Scoped operators start at their own district or station.
+  if (tree?.root && tree.root.level !== 'city') return <NodePage id={tree.root.id} />;
+  if (tree && !tree.root)
+    return (
+      <div class="page" data-page="city">
+        <h1>{t('city.title')}</h1>
+        <p class="note">
+          {t('city.empty')} <a href="/placement">{t('nav.placement')}</a>
+        </p>
+      </div>
+    );
+  return <CityOverview />;
+}
+
+function CityOverview() {
   const tree = useTree();
   const city = tree?.root?.id ?? null;
   const res = useResource<NodeSummary>(

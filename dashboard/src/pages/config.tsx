@@ -1,12 +1,12 @@
 /**
- * Desired config per node or per terminal: load, edit (JSON), preview the change as a diff with the number of
- * terminals it reaches, then save with the version read (the hub answers 409 when someone saved in between).
- * The hub has the terminal layer today; node layers (inheritance city → district → station) come with the config
- * issue, and until then the node target says "not available yet".
+ * Config layers per node (city, district, station) and per terminal: load a layer, edit it as JSON, preview the
+ * change (a diff of the layer, and the hub's dry run: which terminals' effective config would change), then save
+ * with the version read — the hub answers 409 when someone saved in between, and refuses an invalid config with
+ * the path of each bad field.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { nodeLevel } from '@kiosk-fleet/protocol';
-import { getConfigNode, getSummary, getTerminalConfig, saveConfigNode, saveTerminalConfig, type Result } from '../api.ts';
+import { dryRunConfig, getConfigLayer, saveConfigLayer, type DryRun, type Result } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { pickName, t } from '../i18n/index.ts';
 import { navigate } from '../router.ts';
@@ -16,17 +16,10 @@ import { configDiff } from '../config-diff.ts';
 
 type Loaded = { version: number; settings: Record<string, unknown> };
 
-function load(target: string): Promise<Result<Loaded>> {
-  if (nodeLevel(target) !== null) return getConfigNode(target);
-  return getTerminalConfig(target).then((r) =>
-    r.ok ? { ok: true as const, data: { version: r.data.version, settings: (r.data.config ?? {}) as Record<string, unknown> } } : r,
-  );
-}
+const scopeOf = (target: string) => (nodeLevel(target) !== null ? 'node' : 'terminal');
 
-async function save(target: string, version: number, settings: Record<string, unknown>): Promise<Result<{ version: number }>> {
-  if (nodeLevel(target) !== null) return saveConfigNode(target, version, settings);
-  const r = await saveTerminalConfig(target, version, settings);
-  return r.ok ? { ok: true, data: { version: r.data.version } } : r;
+function load(target: string): Promise<Result<Loaded>> {
+  return getConfigLayer(scopeOf(target), target).then((r) => (r.ok ? { ok: true as const, data: { version: r.data.version, settings: r.data.config } } : r));
 }
 
 export function ConfigPage(props: { query: URLSearchParams }) {
@@ -34,18 +27,18 @@ export function ConfigPage(props: { query: URLSearchParams }) {
   const target = props.query.get('target') ?? tree?.root?.id ?? '';
   const [terminalDraft, setTerminalDraft] = useState(nodeLevel(target) === null ? target : '');
   const res = useResource(() => (target ? load(target) : new Promise<never>(() => {})), [target]);
-  const affected = useResource(
-    () => (target && nodeLevel(target) !== null ? getSummary(target, false) : new Promise<never>(() => {})),
-    [target],
-  );
+  const [reach, setReach] = useState<DryRun | null>(null);
+  const [reason, setReason] = useState('');
   const [text, setText] = useState('');
   const [diff, setDiff] = useState<ReturnType<typeof configDiff> | null>(null);
   const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
   useEffect(() => {
     if (res.state === 'ok') setText(JSON.stringify(res.data.settings, null, 2));
     setDiff(null);
-    setMsg(null);
+    setReach(null);
   }, [res.state, res.data]);
+  // A new target starts clean; a reload after saving keeps the "saved" message.
+  useEffect(() => setMsg(null), [target]);
   const nodes = tree ? [...tree.byId.values()].sort((a, b) => a.id.localeCompare(b.id)) : [];
   const parse = (): Record<string, unknown> | undefined => {
     try {
@@ -58,7 +51,6 @@ export function ConfigPage(props: { query: URLSearchParams }) {
     }
   };
   const go = (to: string) => navigate(`/config?target=${encodeURIComponent(to)}`);
-  const reach = nodeLevel(target) === null ? 1 : affected.data?.counts.total;
   return (
     <div class="page" data-page="config">
       <h1>{t('config.title')}</h1>
@@ -101,21 +93,34 @@ export function ConfigPage(props: { query: URLSearchParams }) {
                 e.preventDefault();
                 const next = parse();
                 if (next === undefined) return;
-                const r = await save(target, cfg.version, next);
-                setMsg(r.ok ? { ok: true, text: t('config.saved', { version: r.data.version }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+                const r = await saveConfigLayer(scopeOf(target), target, cfg.version, next, reason.trim());
+                setMsg(
+                  r.ok
+                    ? { ok: true, text: t('config.saved', { version: r.data.version, pushed: r.data.pushed }) }
+                    : { ok: false, text: r.error.status === 409 ? t('config.stale') : t('common.failed', { message: r.error.message }) },
+                );
                 if (r.ok) res.reload();
               }}
             >
               <p class="muted">{t('config.version', { version: cfg.version })}</p>
               <label for="cfg-text">{t('config.editor')}</label>
               <textarea id="cfg-text" rows={14} class="mono" value={text} onInput={(e) => setText((e.currentTarget as HTMLTextAreaElement).value)} />
+              <label for="cfg-reason">{t('config.reason')}</label>
+              <input id="cfg-reason" maxLength={500} value={reason} onInput={(e) => setReason((e.currentTarget as HTMLInputElement).value)} />
               <div class="row">
                 <button
                   type="button"
-                  onClick={() => {
+                  onClick={async () => {
                     setMsg(null);
                     const next = parse();
-                    if (next !== undefined) setDiff(configDiff(cfg.settings, next));
+                    if (next === undefined) return;
+                    setDiff(configDiff(cfg.settings, next));
+                    const r = await dryRunConfig(scopeOf(target), target, next);
+                    if (r.ok) setReach(r.data);
+                    else {
+                      setReach(null);
+                      setMsg({ ok: false, text: t('common.failed', { message: r.error.message }) });
+                    }
                   }}
                 >
                   {t('config.preview')}
@@ -126,7 +131,18 @@ export function ConfigPage(props: { query: URLSearchParams }) {
               </div>
               {diff && (
                 <div data-testid="config-diff">
-                  {reach !== undefined && <p>{t('config.affected', { n: reach })}</p>}
+                  {reach && (
+                    <p data-testid="config-reach">
+                      {t('config.affected', { n: reach.changed })} <span class="muted">{t('config.unaffected', { n: reach.unchanged })}</span>
+                      {reach.terminals.length > 0 && (
+                        <span class="muted">
+                          {' '}
+                          · {reach.terminals.slice(0, 8).map((x) => x.terminalId).join(', ')}
+                          {reach.terminals.length > 8 ? ' …' : ''}
+                        </span>
+                      )}
+                    </p>
+                  )}
                   <h3>{t('config.diff')}</h3>
                   {diff.length === 0 ? (
                     <p class="muted">{t('config.noChange')}</p>

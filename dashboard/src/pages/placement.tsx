@@ -67,7 +67,9 @@ function Register(props: { tree: Tree | null }) {
           else setErr(t('common.failed', { message: r.error.message }));
         }}
       >
-        <label for="reg-id">{t('placement.id')}</label>
+        <label for="reg-id">
+          {t('placement.id')} <span class="hint">{t('placement.idHint')}</span>
+        </label>
         <input id="reg-id" pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
         <label for="reg-type">{t('placement.type')}</label>
         <select id="reg-type" value={type} onChange={(e) => setType((e.currentTarget as HTMLSelectElement).value)}>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ComponentType } from 'preact';
 import { COMMAND_NAMES, SERVICES, TERMINAL_TYPES, type PeripheralId } from '@kiosk-fleet/protocol';
-import { getCommands, getEvents, getPresenceHistory, getTerminal, getTerminalConfig, sendCommand, type CommandName } from '../api.ts';
+import { getCommands, getEffectiveConfig, getEvents, getPresenceHistory, getTerminal, sendCommand, type CommandName } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { hasKey, pickName, t, type MessageKey } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
@@ -339,58 +339,66 @@ function Commands(props: { id: string; stationId: string }) {
   );
 }
 
-function flatten(obj: unknown, prefix = '', out: [string, unknown][] = []): [string, unknown][] {
-  if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
-    for (const [k, v] of Object.entries(obj)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
-  } else if (prefix) out.push([prefix, obj]);
-  return out;
+function layerLabel(layer: { level: string; id: string; version: number } | null, tree: ReturnType<typeof useTree>): string {
+  if (!layer) return t('config.layerDefault');
+  const level = hasKey(`config.level.${layer.level}`) ? t(`config.level.${layer.level}` as MessageKey) : layer.level;
+  const name = layer.level === 'terminal' ? '' : ` ${nodeName(tree, layer.id)}`;
+  return `${level}${name} · v${layer.version}`;
 }
 
-/**
- * The desired config the hub holds for this terminal. Layers (city → district → station → terminal) come with the
- * config issue; until then every value is the terminal's own layer, and the table says so.
- */
-function EffectiveConfig(props: { id: string }) {
-  const res = useResource(() => getTerminalConfig(props.id), [props.id]);
+/** Each effective value with the layer it came from (city → district → station → terminal), and whether the
+ * terminal has applied it. */
+function EffectiveConfig(props: { id: string; stationId: string }) {
+  const tree = useTree();
+  const res = useResource(() => getEffectiveConfig(props.id), [props.id]);
+  useLive(props.stationId, res.reload, 700, (e) => e.type === 'config' && e.terminalId === props.id);
   return (
-    <Section title={t('terminal.config')} id="config" actions={<a href={`/config?target=${encodeURIComponent(props.id)}`}>{t('terminal.editConfig')}</a>}>
+    <Section
+      title={t('terminal.config')}
+      id="config"
+      actions={<a href={`/config?target=${encodeURIComponent(props.id)}`}>{t('terminal.editConfig')}</a>}
+    >
       <Loadable res={res} what={t('terminal.config')}>
-        {(cfg) => {
-          const rows = flatten(cfg.config);
-          return (
-            <>
-              <p class="muted">
-                {t('terminal.configVersion')} {cfg.version} · {formatDateTime(cfg.updatedAt)}
-              </p>
-              {rows.length === 0 ? (
-                <p class="muted">{t('state.empty')}</p>
-              ) : (
-                <div class="table-wrap">
-                  <table>
-                    <thead>
-                      <tr>
-                        <th scope="col">{t('terminal.configKey')}</th>
-                        <th scope="col">{t('terminal.configValue')}</th>
-                        <th scope="col">{t('terminal.configLayer')}</th>
+        {(cfg) => (
+          <>
+            <p data-testid="config-sync" data-status={cfg.sync.status}>
+              <span class={`badge ${cfg.sync.status === 'in-sync' ? 'periph-ok' : cfg.sync.status === 'rejected' ? 'periph-fault' : 'periph-degraded'}`}>
+                {t(`config.sync.${cfg.sync.status}` as MessageKey)}
+              </span>{' '}
+              <span class="muted">
+                {t('config.versions', { desired: cfg.desiredVersion ?? '—', applied: cfg.sync.appliedVersion })}
+                {cfg.sync.rejectedReason && ` · ${cfg.sync.rejectedReason}`}
+                {cfg.sync.driftSince && ` · ${t('config.driftSince', { time: formatShort(cfg.sync.driftSince) })}`}
+              </span>
+            </p>
+            {cfg.entries.length === 0 ? (
+              <p class="muted">{t('state.empty')}</p>
+            ) : (
+              <div class="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">{t('terminal.configKey')}</th>
+                      <th scope="col">{t('terminal.configValue')}</th>
+                      <th scope="col">{t('terminal.configLayer')}</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {cfg.entries.map((e) => (
+                      <tr key={e.key} data-key={e.key}>
+                        <th scope="row">{e.key}</th>
+                        <td>
+                          <code>{JSON.stringify(e.value)}</code>
+                        </td>
+                        <td data-layer={e.layer?.level ?? 'default'}>{layerLabel(e.layer, tree)}</td>
                       </tr>
-                    </thead>
-                    <tbody>
-                      {rows.map(([k, v]) => (
-                        <tr key={k}>
-                          <th scope="row">{k}</th>
-                          <td>
-                            <code>{JSON.stringify(v)}</code>
-                          </td>
-                          <td>{t('terminal.title')}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )}
-            </>
-          );
-        }}
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            )}
+          </>
+        )}
       </Loadable>
     </Section>
   );
@@ -474,7 +482,7 @@ export function TerminalPage(props: { id: string }) {
                   {(items) => <EventsTable items={items.slice(0, 50)} />}
                 </Loadable>
               </Section>
-              <EffectiveConfig id={props.id} />
+              <EffectiveConfig id={props.id} stationId={d.stationId} />
             </div>
           </div>
         )}

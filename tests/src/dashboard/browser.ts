@@ -51,11 +51,19 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return file;
 }
 
-/** Log in through the page's own form (the token field). */
-export async function login(page: Page, origin: string, token: string): Promise<void> {
+export type Login = { username: string; password: string } | { token: string };
+
+/** Log in through the page's own forms: user name and password, or an API / admin token. */
+export async function login(page: Page, origin: string, cred: Login): Promise<void> {
   await page.goto(`${origin}/`);
   await page.waitForURL(/\/login/);
-  await page.locator('#token').fill(token);
+  if ('token' in cred) {
+    await page.locator('[data-testid="password-login"] button.link').click();
+    await page.locator('#token').fill(cred.token);
+  } else {
+    await page.locator('#username').fill(cred.username);
+    await page.locator('#password').fill(cred.password);
+  }
   await page.locator('form button[type=submit]').click();
-  await page.waitForSelector('[data-page="city"]');
+  await page.waitForSelector('[data-page="city"], [data-page="district"], [data-page="station"], [data-testid="change-password"]');
 }

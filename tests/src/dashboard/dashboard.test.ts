@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type SizeName } from './browser.ts';
+import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type Login, type SizeName } from './browser.ts';
 import { startRelay } from './proxy.ts';
 
 const FLEET = {
@@ -42,19 +42,24 @@ let sim: SimulatorProcess;
 let browser: Browser;
 let tmp: string;
 const contexts: BrowserContext[] = [];
+/** Uncaught errors in any page: a page that throws has failed, whatever it shows. */
+const pageErrors: string[] = [];
 
 /** vitest's default poll timeout is 1 s; a live page on a loaded 2-core machine needs more. */
-const poll = <V>(fn: () => V | Promise<V>, timeout = 10_000) => expect.poll(fn, { timeout, interval: 100 });
+const poll = <V>(fn: () => V | Promise<V>, timeout = 20_000) => expect.poll(fn, { timeout, interval: 100 });
 
 const fault = (id: string, code: string) => sim.control(`/terminals/${id}/fault`, { peripheral: 'idCardReader', code });
 const recover = (id: string) => sim.control(`/terminals/${id}/recover`, { peripheral: 'idCardReader' });
 
-async function openPage(size: SizeName, locale: 'zh-CN' | 'en-US' = 'zh-CN', origin = hub.url): Promise<Page> {
+const ADMIN = { username: 'admin', password: 'e2e-admin-password-1' };
+
+async function openPage(size: SizeName, locale: 'zh-CN' | 'en-US' = 'zh-CN', origin = hub.url, cred: Login = ADMIN): Promise<Page> {
   const ctx = await newContext(browser, size, locale);
   contexts.push(ctx);
   const page = await ctx.newPage();
-  page.setDefaultTimeout(15_000);
-  await login(page, origin, hub.token);
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  await login(page, origin, cred);
   return page;
 }
 
@@ -63,7 +68,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-dash-e2e-'));
   const fleetFile = path.join(tmp, 'fleet.json');
   writeFileSync(fleetFile, JSON.stringify(FLEET));
-  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST } });
+  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: ADMIN.password } });
   // The simulator registers its terminals through the hub's import API and keeps their secrets.
   sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: fleetFile, provision: true, interval: 5 });
   await hub.importFleet({ ...FLEET, terminals: [NEVER_ON] });
@@ -95,7 +100,7 @@ describe('dashboard in Chromium against a real hub', () => {
     expect(gz).toBeLessThan(200 * 1024);
   });
 
-  it('refuses a wrong token and lets the right one in', async () => {
+  it('signs in with user name and password (refusing a wrong one), back to the page asked for', async () => {
     for (const size of Object.keys(SIZES) as SizeName[]) {
       const ctx = await newContext(browser, size);
       contexts.push(ctx);
@@ -103,15 +108,57 @@ describe('dashboard in Chromium against a real hub', () => {
       await page.goto(`${hub.url}/nodes/GZ-YX`);
       await page.waitForURL(/\/login\?next=/);
       await screenshot(page, `login-${size}`);
-      await page.locator('#token').fill('not-the-token');
-      await page.getByRole('button', { name: '登录' }).click();
-      await poll(() => page.locator('[role=alert]').textContent()).toContain('平台拒绝了该令牌');
-      await page.locator('#token').fill(hub.token);
-      await page.getByRole('button', { name: '登录' }).click();
-      // Back to the page asked for before signing in.
+      await page.locator('#username').fill('admin');
+      await page.locator('#password').fill('not-the-password');
+      await page.getByRole('button', { name: '登录', exact: true }).click();
+      await poll(() => page.locator('[role=alert]').textContent()).toContain('用户名或密码错误');
+      await page.locator('#password').fill(ADMIN.password);
+      await page.getByRole('button', { name: '登录', exact: true }).click();
       await page.waitForSelector('[data-page="district"]');
       expect(new URL(page.url()).pathname).toBe('/nodes/GZ-YX');
+      await poll(() => page.locator('[data-testid="who"]').textContent()).toBe('admin');
+      // The session is a cookie the page cannot read, so a script injected into the page could not steal it.
+      expect(await page.evaluate('document.cookie')).not.toContain('kf_session');
+      // A reload keeps the session; logging out ends it on the hub too.
+      await page.reload();
+      await page.waitForSelector('[data-page="district"]');
+      await page.getByRole('button', { name: '退出登录' }).click();
+      await page.waitForURL(/\/login/);
+      await page.goto(`${hub.url}/`);
+      await page.waitForURL(/\/login/);
     }
+  }, 60_000);
+
+  it('signs in with the admin token too, and refuses a wrong one', async () => {
+    const ctx = await newContext(browser, 'desk');
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await page.goto(`${hub.url}/`);
+    await page.getByRole('button', { name: '改用 API 令牌或管理员令牌登录' }).click();
+    await page.locator('#token').fill('not-the-token');
+    await page.getByRole('button', { name: '登录', exact: true }).click();
+    await poll(() => page.locator('[role=alert]').textContent()).toContain('平台拒绝了该令牌');
+    await page.locator('#token').fill(hub.token);
+    await page.getByRole('button', { name: '登录', exact: true }).click();
+    await page.waitForSelector('[data-page="city"]');
+    await poll(() => page.locator('[data-testid="who"]').textContent()).toBe('令牌');
+  }, 60_000);
+
+  it('makes a new technician change the password first, then shows only their district', async () => {
+    const res = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'tech-yx', role: 'technician', nodeId: 'GZ-YX' } });
+    expect(res.status).toBe(201);
+    const { password } = (await res.json()) as { password: string };
+    const page = await openPage('phone', 'zh-CN', hub.url, { username: 'tech-yx', password });
+    await page.waitForSelector('[data-testid="change-password"]');
+    await screenshot(page, 'change-password-phone');
+    await page.locator('#new-password').fill('a-new-and-long-password');
+    await page.locator('#new-password-again').fill('a-new-and-long-password');
+    await page.getByRole('button', { name: '修改密码' }).click();
+    // Home for a district technician is their district, not the city.
+    await page.waitForSelector('[data-page="district"]');
+    await poll(() => page.locator('h1').textContent()).toBe('越秀区分局');
+    expect(await page.locator('[data-node="GZ-HZ-001"]').count()).toBe(0);
+    await screenshot(page, 'technician-home-phone');
   }, 60_000);
 
   it('drills down from the city to one terminal, at phone and desk size', async () => {
@@ -257,6 +304,16 @@ describe('dashboard in Chromium against a real hub', () => {
     const detail = await (await hub.api('/api/v1/terminals/GZ-YX-002-09')).text();
     expect(detail).not.toContain(secret);
 
+    // Bulk import: a preview of what the file holds, then the hub's answer with the new secrets.
+    await page.goto(`${hub.url}/placement`);
+    await page.locator('#imp-text').fill('id,station,type,serial\nGZ-HZ-001-07,GZ-HZ-001,id-card,SN-IMP-7\nGZ-HZ-001-08,GZ-HZ-001,weijingwu,SN-IMP-8\n');
+    await page.getByRole('button', { name: '预览' }).click();
+    await poll(() => page.locator('[data-testid="import-preview"]').textContent()).toContain('1 个服务点、2 台终端');
+    await page.getByRole('button', { name: '导入', exact: true }).click();
+    await poll(() => page.locator('#import .note.ok').textContent()).toContain('新增 2 台');
+    expect(await page.getByRole('link', { name: '下载密钥 CSV' }).getAttribute('href')).toContain('GZ-HZ-001-08');
+    expect((await (await hub.api('/api/v1/terminals?node=GZ-HZ-001')).text())).toContain('GZ-HZ-001-07');
+
     const phone = await openPage('phone');
     await phone.goto(`${hub.url}/placement`);
     await phone.waitForSelector('[data-page="placement"]');
@@ -281,27 +338,43 @@ describe('dashboard in Chromium against a real hub', () => {
     await screenshot(desk, 'terminals-desk');
   }, 60_000);
 
-  it("edits a terminal's config with a diff before saving, and shows the hub refusing a typo", async () => {
+  it("edits config layers with a diff and the hub's dry run before saving, and shows each value's layer", async () => {
     const id = 'GZ-YX-002-01';
     const page = await openPage('desk');
     await page.goto(`${hub.url}/terminals/${id}`);
     await page.locator('#config').getByRole('link', { name: '编辑' }).click();
     await page.waitForSelector('#cfg-text');
+    // A typo is refused by the hub with the path of the bad field, and nothing is saved.
     await page.locator('#cfg-text').fill('{ "telemetryIntervall": 10 }');
+    await page.getByRole('button', { name: '保存' }).isDisabled();
     await page.getByRole('button', { name: '预览变更' }).click();
-    await page.getByRole('button', { name: '保存' }).click();
     await poll(() => page.locator('#config-edit .note.error').textContent()).toContain('telemetryIntervall');
 
-    await page.locator('#cfg-text').fill('{ "telemetryInterval": 10, "logLevel": "debug" }');
+    await page.locator('#cfg-text').fill('{ "telemetryInterval": 10 }');
     await page.getByRole('button', { name: '预览变更' }).click();
     await poll(() => page.locator('[data-testid="config-diff"]').textContent()).toContain('telemetryInterval');
-    expect(await page.locator('[data-testid="config-diff"]').textContent()).toContain('受影响终端：1 台');
+    await poll(() => page.locator('[data-testid="config-reach"]').textContent()).toContain('受影响终端：1 台');
+    await page.getByRole('button', { name: '保存' }).click();
+    await poll(() => page.locator('#config-edit p.note[role=status]').textContent()).toContain('第 1 版');
+
+    // A station layer reaches both terminals of that station.
+    await page.goto(`${hub.url}/config?target=GZ-YX-001`);
+    await page.waitForSelector('#cfg-text');
+    await page.locator('#cfg-text').fill('{ "logLevel": "debug" }');
+    await page.locator('#cfg-reason').fill('E2E: more logs at Hongqiao');
+    await page.getByRole('button', { name: '预览变更' }).click();
+    await poll(() => page.locator('[data-testid="config-reach"]').textContent()).toContain('受影响终端：2 台');
     await screenshot(page, 'config-diff-desk');
     await page.getByRole('button', { name: '保存' }).click();
-    await poll(() => page.locator('#config-edit .note.ok').textContent()).toContain('第 1 版');
-    const saved = (await (await hub.api(`/api/v1/config/terminals/${id}`)).json()) as { version: number; config: unknown };
-    expect(saved).toMatchObject({ version: 1, config: { telemetryInterval: 10, logLevel: 'debug' } });
-  }, 60_000);
+    await poll(() => page.locator('#config-edit p.note[role=status]').textContent()).toContain('第 1 版');
+
+    // The terminal page names the layer each effective value came from, and the terminal applies it.
+    await page.goto(`${hub.url}/terminals/${T}`);
+    await poll(() => page.locator('#config tr[data-key="logLevel"] [data-layer]').getAttribute('data-layer')).toBe('station');
+    expect(await page.locator('#config tr[data-key="logLevel"]').textContent()).toContain('洪桥派出所');
+    await poll(() => page.locator('[data-testid="config-sync"]').getAttribute('data-status'), 20_000).toBe('in-sync');
+    await screenshot(page, 'terminal-config-desk');
+  }, 90_000);
 
   it('is keyboard navigable: skip link first, then the main navigation', async () => {
     const page = await openPage('desk');
@@ -324,7 +397,16 @@ describe('dashboard in Chromium against a real hub', () => {
     expect(unlabelled).toEqual([]);
   }, 60_000);
 
-  it('shows the other pages honestly, at phone and desk size', async () => {
+  it('lists operators and the audit log for an admin, and verifies the audit chain', async () => {
+    const page = await openPage('desk');
+    await page.goto(`${hub.url}/users`);
+    await poll(() => page.locator('[data-user="admin"]').count()).toBe(1);
+    await poll(() => page.locator('#audit [data-action="user.create"]').count()).toBeGreaterThan(0);
+    await page.getByRole('button', { name: '校验防篡改链' }).click();
+    await poll(() => page.locator('[data-testid="audit-verify"]').textContent()).toContain('完整');
+  }, 60_000);
+
+  it('shows every page at phone and desk size, honestly where the hub lacks a feature', async () => {
     for (const size of Object.keys(SIZES) as SizeName[]) {
       const page = await openPage(size);
       for (const [path, name] of [
@@ -332,13 +414,18 @@ describe('dashboard in Chromium against a real hub', () => {
         ['/config', 'config'],
         ['/releases', 'releases'],
         ['/users', 'users'],
+        ['/terminals', 'terminals'],
       ] as const) {
         await page.goto(`${hub.url}${path}`);
-        await page.waitForSelector(`[data-page="${name}"]`);
+        await page.waitForSelector(`[data-page="${name}"]`).catch(async (e: unknown) => {
+          await screenshot(page, `failed-${name}-${size}`);
+          throw new Error(`${path}: ${String(e)}\n${pageErrors.join('\n')}`);
+        });
         // Either real content or an explicit "not available yet": never an endless spinner.
         await poll(() => page.locator('main [role=status]').filter({ hasText: '加载中' }).count(), 15_000).toBe(0);
         await screenshot(page, `${name}-${size}`);
       }
     }
+    expect(pageErrors).toEqual([]);
   }, 120_000);
 });
