@@ -139,6 +139,7 @@ try {
       ['all online in the API, s after SIGTERM', back < 0 ? '—' : fmt(fromStop, 1)],
       ['terminals connected at the end (load side)', fmt(st.connected)],
       ['hub CPU % during the storm', fmt(cpus[0], 0)],
+      ['hub CPU ms per reconnected terminal', fmt((((cpus[0] ?? 0) / 100) * ((performance.now() - tReady) / 1000) * 1000) / Math.max(1, st.reconnects), 2)],
       ['load CPU % during the storm', fmt(cpus.slice(1).reduce((a, b) => a + b, 0), 0)],
     ],
   });
