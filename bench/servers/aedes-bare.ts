@@ -55,9 +55,15 @@ process.on('message', (m: { type: string; ids?: string[]; version?: number }) =>
   // A config push as the hub makes one: a retained desired config to each terminal's own topic.
   if (m.type === 'push') {
     const payload = Buffer.from(JSON.stringify({ v: 1, version: m.version, config: { announcement: { zh: '通知', en: `bench ${m.version}` } } }));
-    for (const id of m.ids ?? []) {
-      broker.publish({ cmd: 'publish', topic: topicFor(id, 'config/desired'), payload, qos: 1, retain: true, dup: false }, () => {});
-    }
+    // At most 100 outstanding: 19,000 publishes issued in one loop overflow the stack in mqemitter's
+    // release → _do recursion (measured: RangeError in qlobber's _match at 19,000).
+    const ids = [...(m.ids ?? [])];
+    const next = (): void => {
+      const id = ids.shift();
+      if (id === undefined) return;
+      broker.publish({ cmd: 'publish', topic: topicFor(id, 'config/desired'), payload, qos: 1, retain: true, dup: false }, () => setImmediate(next));
+    };
+    for (let i = 0; i < 100; i++) next();
   }
 });
 process.on('disconnect', () => process.exit(0));
