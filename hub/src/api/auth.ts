@@ -51,8 +51,6 @@ const meSchema = z
   })
   .openapi('Me');
 
-const forbidden = { 403: { description: 'Forbidden', content: { 'application/json': { schema: errorResponses[400].content['application/json'].schema } } } };
-
 const loginRoute = createRoute({
   method: 'post',
   path: '/auth/login',
@@ -94,7 +92,7 @@ const passwordRoute = createRoute({
       content: { 'application/json': { schema: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }) } },
     },
   },
-  responses: { 200: json(z.object({ user: userSchema })), ...errorResponses, ...forbidden },
+  responses: { 200: json(z.object({ user: userSchema })), ...errorResponses },
 });
 
 const tokensRoute = createRoute({
@@ -102,7 +100,7 @@ const tokensRoute = createRoute({
   path: '/auth/tokens',
   summary: "Your API tokens (or, with user:manage, those of a user you manage: ?user=)",
   request: { query: z.object({ user: z.string().optional() }) },
-  responses: { 200: json(listOf(tokenSchema)), ...errorResponses, ...forbidden },
+  responses: { 200: json(listOf(tokenSchema)), ...errorResponses },
 });
 
 const createTokenRoute = createRoute({
@@ -124,7 +122,7 @@ const createTokenRoute = createRoute({
       },
     },
   },
-  responses: { 201: json(tokenSchema.extend({ token: z.string() }), 'Created; `token` is shown this once'), ...errorResponses, ...forbidden },
+  responses: { 201: json(tokenSchema.extend({ token: z.string() }), 'Created; `token` is shown this once'), ...errorResponses },
 });
 
 const revokeTokenRoute = createRoute({
@@ -132,7 +130,7 @@ const revokeTokenRoute = createRoute({
   path: '/auth/tokens/{id}',
   summary: 'Revoke a token; the next request with it gets 401',
   request: { params: idParam },
-  responses: { 200: json(tokenSchema), ...errorResponses, ...forbidden },
+  responses: { 200: json(tokenSchema), ...errorResponses },
 });
 
 function me(s: Services, p: ReturnType<typeof principalOf>) {

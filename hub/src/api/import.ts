@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { parentNodeId } from '@kiosk-fleet/protocol';
-import { audit, principalOf, requirePermission, visible } from '../auth/guard.ts';
+import { audit, requirePermission, visible } from '../auth/guard.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { parseFleetCsv, parseFleetJson } from '../services/import.ts';
 import { errorResponses, json, type ApiEnv, type Services } from './common.ts';

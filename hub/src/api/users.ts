@@ -6,14 +6,12 @@ import { publicUser } from '../auth/service.ts';
 import { errorResponses, idParam, json, limitQuery, listOf, type ApiEnv, type Services } from './common.ts';
 import { userSchema } from './auth.ts';
 
-const forbidden = { 403: { description: 'Forbidden', content: errorResponses[400].content } };
-
 const listRoute = createRoute({
   method: 'get',
   path: '/users',
   summary: 'Users whose node lies under yours, by username',
   request: { query: z.object({ cursor: z.string().optional(), limit: limitQuery }) },
-  responses: { 200: json(listOf(userSchema)), ...errorResponses, ...forbidden },
+  responses: { 200: json(listOf(userSchema)), ...errorResponses },
 });
 
 const createUserRoute = createRoute({
@@ -39,7 +37,6 @@ const createUserRoute = createRoute({
   responses: {
     201: json(z.object({ user: userSchema, password: z.string().nullable() }), 'Created; a generated password is shown this once'),
     ...errorResponses,
-    ...forbidden,
     409: errorResponses[400],
   },
 });
@@ -48,7 +45,7 @@ const getRoute = createRoute({
   method: 'get',
   path: '/users/{id}',
   request: { params: idParam },
-  responses: { 200: json(userSchema), ...errorResponses, ...forbidden },
+  responses: { 200: json(userSchema), ...errorResponses },
 });
 
 const patchRoute = createRoute({
@@ -66,11 +63,11 @@ const patchRoute = createRoute({
       },
     },
   },
-  responses: { 200: json(userSchema), ...errorResponses, ...forbidden },
+  responses: { 200: json(userSchema), ...errorResponses },
 });
 
 const action = (path: string, summary: string) =>
-  createRoute({ method: 'post', path, summary, request: { params: idParam }, responses: { 200: json(userSchema), ...errorResponses, ...forbidden } });
+  createRoute({ method: 'post', path, summary, request: { params: idParam }, responses: { 200: json(userSchema), ...errorResponses } });
 const disableRoute = action('/users/{id}/disable', 'Disable a user: their sessions end and their API tokens are revoked at once');
 const enableRoute = action('/users/{id}/enable', 'Enable a disabled user again (their old tokens stay revoked)');
 
@@ -79,7 +76,7 @@ const resetRoute = createRoute({
   path: '/users/{id}/reset-password',
   summary: "Set a one-time password (returned once) that the user must change at their next login; ends the user's sessions",
   request: { params: idParam },
-  responses: { 200: json(z.object({ user: userSchema, password: z.string() })), ...errorResponses, ...forbidden },
+  responses: { 200: json(z.object({ user: userSchema, password: z.string() })), ...errorResponses },
 });
 
 export function userRoutes(s: Services) {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../config.ts';
-import { startHub, type Hub } from '../hub.ts';
+import { startHub } from '../hub.ts';
 import { createLogger } from '../log.ts';
 import { TOKEN, startTestHub, type TestHub } from '../test-support.ts';
 import { fetcher, login, operator } from './testing.ts';
