@@ -255,7 +255,7 @@ describe('webhook', () => {
         const w = list.items.find((x) => x.id === downHook.id);
         return w && w.deliveries.failed === 1 ? w : null;
       }, 5000);
-      expect(failed.lastFailure).toMatchObject({ status: 500, attempts: 3 });
+      expect(failed!.lastFailure).toMatchObject({ status: 500, attempts: 3 });
       expect(got.filter((g) => g.headers['x-kf-event'] === 'acknowledged' && g.body.includes('"alert.acknowledged"')).length).toBe(4); // 1 ok + 3 down
       expect(await hub.metric('kf_alert_webhook_attempts_total', { outcome: 'failed' })).toBe(0); // this Alerts has no registry
       await hub.api(`/api/v1/webhooks/${downHook.id}`, { method: 'DELETE' });
@@ -313,7 +313,7 @@ describe('alerts API', () => {
       const d = (await (await mine.api(`/api/v1/alerts/${a!.id}`)).json()) as { selfTests: { status: string; result: unknown; requestedBy: string }[]; history: { action: string }[] };
       return d.selfTests[0]?.status === 'ok' ? d : null;
     });
-    expect(withResult.selfTests[0]).toMatchObject({ requestedBy: expect.stringContaining('tech-mine'), result: { idCardReader: { status: 'fault' } } });
+    expect(withResult!.selfTests[0]).toMatchObject({ requestedBy: expect.stringContaining('tech-mine'), result: { idCardReader: { status: 'fault' } } });
 
     const res = await mine.api(`/api/v1/alerts/${a!.id}/resolve`, { method: 'POST', json: { note: 'reader replaced, self-test ok' } });
     expect(res.status).toBe(200);

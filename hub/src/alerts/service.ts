@@ -16,6 +16,9 @@ import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
 import { AlertStore, type AlertRow } from './store.ts';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 
+const SOON_MS = 250;
+const MIN_GAP_MS = 1000;
+
 export interface AlertsOptions {
   evaluateMs: number;
   startGraceMs: number;
@@ -61,6 +64,7 @@ export class Alerts {
   #soon: NodeJS.Timeout | null = null;
   #graceTimer: NodeJS.Timeout | null = null;
   #started = false;
+  #lastRun = 0;
   #listener: ((changes: Change[]) => void) | null = null;
 
   constructor(
@@ -147,6 +151,7 @@ export class Alerts {
   /** Runs the rules now (no-op before start() and within the start grace). */
   evaluate(): void {
     if (!this.#started) return;
+    this.#lastRun = Date.now();
     try {
       this.engine.evaluate();
     } catch (err) {
@@ -164,12 +169,13 @@ export class Alerts {
     this.#timer = setInterval(() => this.evaluate(), this.opts.evaluateMs);
     this.#timer.unref();
     this.#listener = (changes) => {
-      // Our own changes do not call for another run; a burst of telemetry collapses into one run.
+      // Our own changes do not call for another run; a burst of telemetry collapses into one run, and a fleet that
+      // reports all the time gets at most one extra run per MIN_GAP_MS (a run reads every terminal's state).
       if (this.#soon || changes.every((c) => c.type === 'alert')) return;
       this.#soon = setTimeout(() => {
         this.#soon = null;
         this.evaluate();
-      }, 250);
+      }, Math.max(SOON_MS, this.#lastRun + MIN_GAP_MS - Date.now()));
       this.#soon.unref();
     };
     bus.on('changes', this.#listener);
