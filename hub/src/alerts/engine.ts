@@ -55,6 +55,7 @@ export interface EvaluateResult {
 }
 
 export const SYSTEM_ACTOR = 'system';
+const SEEN_EVERY_MS = 60_000;
 
 export function openKey(c: Pick<Condition, 'subjectKind' | 'subjectId' | 'rule'>): string {
   return `${c.subjectKind}:${c.subjectId}|${c.rule}`;
@@ -139,7 +140,8 @@ export class AlertEngine {
           if (existing.details !== details || existing.severity !== c.severity || existing.title !== c.title) {
             this.store.s.refresh.run(c.severity, c.title, details, now, now, existing.id);
             changes.push({ event: 'updated', alert: this.#get(existing.id), at: now });
-          } else {
+          } else if (now - existing.lastSeenAt >= SEEN_EVERY_MS) {
+            // a coarse "still there" mark: writing every open alert on every run would be write traffic for nothing
             this.store.s.seen.run(now, existing.id);
           }
           continue;

@@ -3,7 +3,7 @@
  * effective config, changes on the live stream and the webhooks, and the public shape of an alert (API and webhook
  * body alike).
  */
-import { alertSlaSchema, alertThresholdsSchema, type TerminalConfig } from '@kiosk-fleet/protocol';
+import type { TerminalConfig } from '@kiosk-fleet/protocol';
 import type { Registry } from 'prom-client';
 import type { AuthService } from '../auth/service.ts';
 import type { ConfigLayers } from '../config-layers/service.ts';
@@ -37,12 +37,13 @@ export interface AlertsDeps {
   emit(changes: Change[]): void;
 }
 
-/** Thresholds and SLA from a terminal's effective (desired) config; a value no layer sets keeps its default. */
+/**
+ * Thresholds and SLA from a terminal's effective (desired) config; a value no layer sets keeps its default. The
+ * config layers validated the config when it was saved (terminalConfigSchema), so it is read here as it is.
+ */
 export function settingsFrom(config: TerminalConfig | undefined): TerminalSettings {
-  const t = alertThresholdsSchema.safeParse(config?.alerts?.thresholds ?? {});
-  const s = alertSlaSchema.safeParse(config?.alerts?.sla ?? {});
-  const th = t.success ? t.data : {};
-  const sl = s.success ? s.data : {};
+  const th = config?.alerts?.thresholds ?? {};
+  const sl = config?.alerts?.sla ?? {};
   return {
     thresholds: {
       offlineMinutes: th.offlineMinutes ?? DEFAULT_THRESHOLDS.offlineMinutes,
