@@ -75,6 +75,8 @@ async function measure(target: 'aedes' | 'hub', n: number): Promise<Row> {
     await sleep(3000); // subscriptions settled; anything pushed at connect has been answered
     const meter = cpuMeter([server.proc.pid]);
     let requestMs: number | null = null;
+    let put: Promise<void> = Promise.resolve();
+    let putError: string | null = null;
     pushAt = Date.now();
     if (target === 'hub') {
       const hub = server as Hub;
@@ -82,16 +84,25 @@ async function measure(target: 'aedes' | 'hub', n: number): Promise<Row> {
       const version = (cur.json as { version?: number }).version ?? 0;
       pushAt = Date.now();
       const t = performance.now();
-      const r = await hub.api('PUT', '/api/v1/config/nodes/GZ', { config: { announcement: { zh: '系统维护通知', en: `bench ${pushAt}` } }, expectedVersion: version, reason: 'benchmark' });
-      requestMs = performance.now() - t;
-      if (r.status !== 200) throw new Error(`PUT /config/nodes/GZ: ${r.status} ${JSON.stringify(r.json).slice(0, 300)}`);
+      // Not awaited before watching the reports: the request may return after the terminals have answered.
+      put = hub.api('PUT', '/api/v1/config/nodes/GZ', { config: { announcement: { zh: '系统维护通知', en: `bench ${pushAt}` } }, expectedVersion: version, reason: 'benchmark' }).then(
+        (r) => {
+          requestMs = performance.now() - t;
+          if (r.status !== 200) putError = `PUT /config/nodes/GZ: ${r.status} ${JSON.stringify(r.json).slice(0, 300)}`;
+        },
+        (err: unknown) => {
+          putError = `PUT /config/nodes/GZ: no response within ${Math.round((performance.now() - t) / 1000)} s (${(err as Error).message})`;
+        },
+      );
     } else {
       const a = server as Awaited<ReturnType<typeof startAedesBare>>;
       a.proc.send({ type: 'push', ids: creds.map((c) => c.id), version: 2 });
     }
     const end = performance.now() + LIMIT_MS;
-    while (seen.size < n && performance.now() < end) await sleep(50);
+    while (seen.size < n && performance.now() < end && putError === null) await sleep(50);
     const [cpu] = meter.stop();
+    await put;
+    if (putError) report.note(`hub × ${fmt(n)}: ${putError}`);
     return {
       target: target === 'hub' ? 'hub (PUT /api/v1/config/nodes/GZ)' : 'bare Aedes, in-process publish (baseline)',
       n,
