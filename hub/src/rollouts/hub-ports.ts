@@ -38,6 +38,19 @@ function failureRate(rows: { app: string | null }[]): number | null {
   return ok + failed >= 20 ? failed / (ok + failed) : null;
 }
 
+/** The deepest node that every id lies under (`GZ-TH-001`, `GZ-TH-002` → `GZ-TH`), or null (different cities). */
+export function commonNode(ids: readonly string[]): string | null {
+  const [first, ...rest] = ids.map((id) => id.split('-'));
+  if (!first) return null;
+  let n = first.length;
+  for (const parts of rest) {
+    let i = 0;
+    while (i < n && i < parts.length && parts[i] === first[i]) i++;
+    n = i;
+  }
+  return n === 0 ? null : first.slice(0, n).join('-');
+}
+
 /** `baseUrl` may be a function: the hub knows its real HTTP port only once it listens (port 0). */
 export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl: string | (() => string); now?: () => number }): RolloutPorts {
   const now = o.now ?? Date.now;
@@ -81,7 +94,13 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
     makeTarget: (r, terminalId, t) => releases.updateTarget(r, terminalId, { baseUrl: baseUrl(), ...t }),
     publishTarget: (terminalId, target) => hub.downlink.setUpdateTarget(terminalId, target),
     emit: (e) => {
-      hub.bus.emit('changes', [{ type: 'rollout', terminalId: e.action.kind === 'event' ? '' : e.action.terminalId, at: now(), data: { rolloutId: e.rolloutId, by: e.by, ...e.action } }]);
+      const terminalId = e.action.kind === 'event' ? '' : e.action.terminalId;
+      // A rollout-level event belongs to the node that holds the whole scope: the live stream shows it to exactly
+      // the callers who may see the rollout (a terminal's event is placed by its station).
+      const nodeId = terminalId === '' ? commonNode(e.nodeIds) : undefined;
+      hub.bus.emit('changes', [
+        { type: 'rollout', terminalId, ...(nodeId ? { nodeId } : {}), at: now(), data: { rolloutId: e.rolloutId, by: e.by, ...e.action } },
+      ]);
     },
   };
 }

@@ -45,8 +45,8 @@ export interface RolloutPorts {
   makeTarget(release: ReleaseRecord, terminalId: string, o: { rolloutId: string; urgent: boolean }): UpdateTarget;
   /** Publish (retained, persisted) the terminal's update/target; `release: null` clears it. */
   publishTarget(terminalId: string, target: UpdateTarget): Promise<void>;
-  /** Rollout events for the event stream (SSE) and the audit log. */
-  emit(e: { rolloutId: string; action: Action; by: string }): void;
+  /** Rollout events for the event stream (SSE) and the audit log; `nodeIds` is the rollout's scope. */
+  emit(e: { rolloutId: string; action: Action; by: string; nodeIds: readonly string[] }): void;
 }
 
 export interface CreateRolloutInput {
@@ -235,7 +235,7 @@ export class RolloutService {
     const failed: string[] = [];
     for (const a of step.actions) {
       if (a.kind === 'event') {
-        this.#ports.emit({ rolloutId: r.spec.id, action: a, by });
+        this.#ports.emit({ rolloutId: r.spec.id, action: a, by, nodeIds: r.spec.scope.nodeIds });
         if (a.event === 'paused') this.#log.warn({ rolloutId: r.spec.id, reason: a.reason }, 'rollout paused');
         continue;
       }
@@ -246,7 +246,7 @@ export class RolloutService {
         } else {
           await this.#ports.publishTarget(a.terminalId, { v: 1, release: null, rolloutId: r.spec.id, urgent: false });
         }
-        this.#ports.emit({ rolloutId: r.spec.id, action: a, by });
+        this.#ports.emit({ rolloutId: r.spec.id, action: a, by, nodeIds: r.spec.scope.nodeIds });
       } catch (err) {
         this.#log.error({ err, rolloutId: r.spec.id, terminalId: a.terminalId, action: a.kind }, 'update/target publish failed');
         if (a.kind === 'send-target') failed.push(a.terminalId);
