@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
+import { PresenceStore } from '../store/presence.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { Alerts } from './service.ts';
 import { sign } from './webhooks.ts';
@@ -37,6 +38,16 @@ async function sample(id: string, peripherals: Record<string, unknown> = {}, ts 
   const seq = (seqs.get(id) ?? 0) + 1;
   seqs.set(id, seq);
   await clients.get(id)!.publishAsync(topicFor(id, 'telemetry'), telemetry(seq, { ts: new Date(ts).toISOString(), peripherals: { ...OK, ...peripherals } }), { qos: 1 });
+}
+
+/** The terminals report the desired config applied (else, with the clock running ahead, config drift would rightly open alerts). */
+let configSeq = 0;
+async function applyConfig(): Promise<void> {
+  configSeq++;
+  for (const id of [A, B]) {
+    const version = hub.configLayers.desired(id)!.version;
+    await clients.get(id)!.publishAsync(topicFor(id, 'config/reported'), JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: configSeq, ts: new Date().toISOString(), version, status: 'applied' }), { qos: 1 });
+  }
 }
 
 const fault = { status: 'fault', code: 'E_NO_RESPONSE', message: 'reader did not answer' };
@@ -185,11 +196,7 @@ describe('alert lifecycle (injected clock)', () => {
     });
     expect(put.status).toBe(200);
     await until(() => hub.configLayers.desired(A)?.config.alerts?.thresholds?.peripheralFaultMinutes === 0);
-    // the terminals apply it (else, with the clock running ahead, config drift would rightly open alerts too)
-    for (const id of [A, B]) {
-      const version = hub.configLayers.desired(id)!.version;
-      await clients.get(id)!.publishAsync(topicFor(id, 'config/reported'), JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), version, status: 'applied' }), { qos: 1 });
-    }
+    await applyConfig();
     const t0 = start();
     clock = t0;
     await sample(A, { idCardReader: fault }, t0);
@@ -198,6 +205,30 @@ describe('alert lifecycle (injected clock)', () => {
     expect(a!.dueAt).toBe(t0 + 2 * MIN);
     await sample(A, {});
     alerts.engine.evaluate();
+  });
+});
+
+describe('flapping', () => {
+  it('a flapping threshold set down the tree counts presence transitions in its window', async () => {
+    const put = await hub.api(`/api/v1/config/nodes/${STATION}`, {
+      method: 'PUT',
+      json: { config: { alerts: { thresholds: { peripheralFaultMinutes: 0, flapping: { transitions: 2, windowMinutes: 10 } }, sla: { critical: 2 } } }, expectedVersion: 1 },
+    });
+    expect(put.status).toBe(200);
+    await until(() => hub.configLayers.desired(B)?.config.alerts?.thresholds?.flapping?.transitions === 2);
+    await applyConfig();
+    const t0 = start();
+    const p = new PresenceStore(hub.db);
+    p.s.insert.run(B, t0 - 3 * MIN, 'online', 'offline', 'connection-lost', null, null);
+    p.s.insert.run(B, t0 - 2 * MIN, 'offline', 'online', 'connected', null, null);
+    alerts.engine.evaluate();
+    expect(open('flapping')).toHaveLength(0); // 2 is not more than 2
+    p.s.insert.run(B, t0 - MIN, 'online', 'online', 'takeover', null, null);
+    alerts.engine.evaluate();
+    expect(open('flapping').map((a) => a.subjectId)).toEqual([B]);
+    clock = t0 + 10 * MIN; // the first transition leaves the window
+    alerts.engine.evaluate();
+    expect(open('flapping')).toHaveLength(0);
   });
 });
 

@@ -87,6 +87,12 @@ export class AlertEngine {
     const maint = this.activeMaintenance(now);
     const rows = this.store.s.snapshot.all() as SnapshotRow[];
     const terminals: TerminalView[] = rows.map((r) => {
+      const thresholds = this.#deps.settings(r.id).thresholds;
+      const flap = thresholds.flapping;
+      // A flapping threshold set down the tree is counted here; without one, presence's hub-wide flag decides.
+      const flapping = flap
+        ? (this.store.s.transitionsSince.get(r.id, now - flap.windowMinutes * MINUTE_MS) as { n: number }).n > flap.transitions
+        : r.flapping === 1;
       const host = parseOr<{ diskUsed?: number; diskTotal?: number; tempC?: number | null } | null>(r.host, null);
       return {
         id: r.id,
@@ -95,11 +101,11 @@ export class AlertEngine {
         presence: (r.presence ?? 'unknown') as TerminalView['presence'],
         presenceReason: r.presenceReason,
         presenceSince: r.presenceSince,
-        flapping: r.flapping === 1,
+        flapping,
         host: host ? { diskUsed: host.diskUsed ?? 0, diskTotal: host.diskTotal ?? 0, tempC: host.tempC ?? null } : null,
         peripherals: parseOr(r.peripherals, null),
         services: parseOr<string[] | null>(r.services, null),
-        thresholds: this.#deps.settings(r.id).thresholds,
+        thresholds,
         inMaintenance: inMaintenance(maint, r.id, r.stationId),
       };
     });

@@ -51,6 +51,7 @@ export function settingsFrom(config: TerminalConfig | undefined): TerminalSettin
       diskPercent: th.diskPercent ?? DEFAULT_THRESHOLDS.diskPercent,
       temperatureC: th.temperatureC ?? DEFAULT_THRESHOLDS.temperatureC,
       driftMinutes: th.driftMinutes ?? DEFAULT_THRESHOLDS.driftMinutes,
+      flapping: th.flapping,
     },
     sla: { critical: sl.critical ?? DEFAULT_SLA.critical, major: sl.major ?? DEFAULT_SLA.major, minor: sl.minor ?? DEFAULT_SLA.minor },
   };

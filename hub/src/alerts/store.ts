@@ -141,6 +141,7 @@ export class AlertStore {
         `SELECT u.terminal_id AS terminalId, u.received_at AS at, u.version, u.error FROM update_status u
            JOIN (SELECT terminal_id, max(id) AS id FROM update_status GROUP BY terminal_id) m ON m.id = u.id WHERE u.state = 'failed'`,
       ),
+      transitionsSince: db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ? AND at > ?'),
       openAlerts: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE open_key IS NOT NULL`),
       alert: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = ?`),
       insertAlert: db.prepare(

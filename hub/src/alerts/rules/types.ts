@@ -26,6 +26,8 @@ export interface Thresholds {
   diskPercent: number;
   temperatureC: number;
   driftMinutes: number;
+  /** More than `transitions` presence transitions in `windowMinutes`; unset: the hub-wide presence flag decides. */
+  flapping?: { transitions: number; windowMinutes: number } | undefined;
 }
 
 export interface Sla {
