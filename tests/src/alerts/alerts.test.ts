@@ -180,6 +180,35 @@ describe('alerts with the simulator', () => {
     await until(async () => (await alerts('node=GZ')).length === 0, 20_000, 'all clear');
   }, 60_000);
 
+  it('a power loss opens an offline alert, and the station misses what only that terminal offers; both resolve when it is back', async () => {
+    const cfg = await hub.api('/api/v1/config/nodes/GZ', { method: 'PUT', json: { config: { alerts: { thresholds: { peripheralFaultMinutes: 0, offlineMinutes: 0 } } }, expectedVersion: 1 } });
+    expect(cfg.status).toBe(200);
+    const before = (await get<{ boot: { bootId: string } }>(`/api/v1/terminals/${T2}`)).boot.bootId;
+    await sim.control(`/terminals/${T2}/power-loss`, { seconds: 4 });
+    const off = await until(async () => {
+      const [x] = await alerts(`terminal=${T2}&rule=offline&state=all`);
+      return x ?? null;
+    }, 20_000, 'offline alert');
+    expect(off.severity).toBe('major');
+    await until(async () => {
+      const d = await get<{ connected: boolean; boot: { bootId: string } }>(`/api/v1/terminals/${T2}`);
+      return d.connected && d.boot.bootId !== before;
+    }, 30_000, 'back after the power loss');
+    const [resolved] = await until(async () => {
+      const list = await alerts(`terminal=${T2}&rule=offline&state=resolved`);
+      return list.length > 0 ? list : null;
+    }, 20_000, 'offline alert resolved');
+    expect(resolved!.resolved?.resolution).toBe('recovery');
+    // document submission: only the police-multi machine offers it at this station
+    const [st] = await until(async () => {
+      const list = await alerts(`rule=station-service-lost&node=${STATION}&state=all&sort=newest`);
+      return list.length > 0 && list[0]!.details.services?.includes('document-submission') ? list : null;
+    }, 20_000, 'station alert for document submission');
+    expect(st!.severity).toBe('major');
+    expect(st!.details.services).not.toContain('id-card-application');
+    await until(async () => (await alerts('node=GZ')).length === 0, 30_000, 'all clear');
+  }, 90_000);
+
   it('the webhook got every change signed, and the delivery that got a 500 was retried', async () => {
     await until(async () => received.filter((r) => r.answered === 200).length >= 6 || null, 20_000, 'deliveries');
     const first = received[0]!;
