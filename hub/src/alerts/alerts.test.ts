@@ -345,12 +345,18 @@ describe('alerts API', () => {
       return d.selfTests[0]?.status === 'ok' ? d : null;
     });
     expect(withResult!.selfTests[0]).toMatchObject({ requestedBy: expect.stringContaining('tech-mine'), result: { idCardReader: { status: 'fault' } } });
+    // the outcome is also in the alert's history (and so on the live stream and the webhooks)
+    const h = await until(async () => {
+      const d = (await (await mine.api(`/api/v1/alerts/${a!.id}`)).json()) as { history: { action: string; data: unknown }[] };
+      return d.history.find((x) => x.action === 'self-test-result') ?? null;
+    });
+    expect(h!.data).toMatchObject({ status: 'ok', summary: { notOk: [{ id: 'idCardReader', status: 'fault' }] } });
 
     const res = await mine.api(`/api/v1/alerts/${a!.id}/resolve`, { method: 'POST', json: { note: 'reader replaced, self-test ok' } });
     expect(res.status).toBe(200);
     const resolved = (await res.json()) as { state: string; resolved: { resolution: string; note: string }; history: { action: string }[] };
     expect(resolved).toMatchObject({ state: 'resolved', resolved: { resolution: 'manual', note: 'reader replaced, self-test ok' } });
-    expect(resolved.history.map((h) => h.action)).toEqual(['opened', 'acknowledged', 'assigned', 'self-test', 'resolved']);
+    expect(resolved.history.map((h) => h.action)).toEqual(['opened', 'acknowledged', 'assigned', 'self-test', 'self-test-result', 'resolved']);
     // every action is in the audit log
     const auditRes = (await (await hub.api('/api/v1/audit?limit=50')).json()) as { items: { action: string }[] };
     expect(auditRes.items.map((x) => x.action)).toEqual(expect.arrayContaining(['alert.acknowledge', 'alert.assign', 'alert.self-test', 'alert.resolve']));

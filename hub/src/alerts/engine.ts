@@ -18,7 +18,7 @@ import type { Logger } from '../log.ts';
 import { RULES, RULE_IDS, DEFAULT_SLA, MINUTE_MS, type Condition, type DriftView, type RuleId, type Sla, type Snapshot, type TerminalView, type Thresholds } from './rules/index.ts';
 import type { AlertRow, AlertState, AlertStore, HistoryRow, MaintenanceRow, SilenceRow, SnapshotRow } from './store.ts';
 
-export type AlertEvent = 'opened' | 'updated' | 'acknowledged' | 'assigned' | 'note' | 'self-test' | 'escalated' | 'resolved';
+export type AlertEvent = 'opened' | 'updated' | 'acknowledged' | 'assigned' | 'note' | 'self-test' | 'self-test-result' | 'escalated' | 'resolved';
 
 export interface AlertChange {
   event: AlertEvent;
@@ -239,6 +239,21 @@ export class AlertEngine {
       this.#history(id, now, actor, 'self-test', null, { commandId });
       return 'self-test';
     });
+  }
+
+  /**
+   * A command finished: when it was a self-test run for an alert, its outcome goes into the alert's history (the
+   * full result stays on the command). Returns the alert id, or null when the command was not an alert's.
+   */
+  selfTestDone(commandId: string, status: string, summary: unknown): number | null {
+    const row = this.store.s.selfTestAlert.get(commandId) as { alertId: number } | undefined;
+    if (!row) return null;
+    this.#act(row.alertId, (_a, now) => {
+      this.store.s.touch.run(now, row.alertId);
+      this.#history(row.alertId, now, SYSTEM_ACTOR, 'self-test-result', null, { commandId, status, summary });
+      return 'self-test-result';
+    });
+    return row.alertId;
   }
 
   #act(id: number, fn: (a: AlertRow, now: number) => AlertEvent): AlertRow {

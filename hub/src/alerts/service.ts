@@ -57,6 +57,23 @@ export function settingsFrom(config: TerminalConfig | undefined): TerminalSettin
   };
 }
 
+/** Which peripherals a self-test found not ok (what a queue shows at a glance), else the text of an error. */
+function summarize(json: string | null): unknown {
+  if (json === null) return null;
+  try {
+    const v = JSON.parse(json) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const bad = Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x && typeof x === 'object' && 'status' in x && (x as { status: unknown }).status !== 'ok')
+        .map(([k, x]) => ({ id: k, status: (x as { status: unknown }).status }));
+      return { notOk: bad };
+    }
+    return v;
+  } catch {
+    return json.slice(0, 200);
+  }
+}
+
 export class Alerts {
   readonly store: AlertStore;
   readonly engine: AlertEngine;
@@ -150,6 +167,17 @@ export class Alerts {
     this.webhooks.kick();
   }
 
+  #commandDone(c: Change): void {
+    const d = c.data as { id?: string; status?: string } | undefined;
+    if (!d?.id || (d.status !== 'ok' && d.status !== 'error' && d.status !== 'expired')) return;
+    try {
+      const cmd = this.store.s.commandOutcome.get(d.id) as { result: string | null; error: string | null } | undefined;
+      this.engine.selfTestDone(d.id, d.status, cmd ? summarize(cmd.result ?? cmd.error) : null);
+    } catch (err) {
+      this.deps.log.error({ err, commandId: d.id }, 'self-test result not attached');
+    }
+  }
+
   /** Runs the rules now (no-op before start() and within the start grace). */
   evaluate(): void {
     if (!this.#started) return;
@@ -173,7 +201,8 @@ export class Alerts {
     this.#listener = (changes) => {
       // Our own changes do not call for another run; a burst of telemetry collapses into one run, and a fleet that
       // reports all the time gets at most one extra run per MIN_GAP_MS (a run reads every terminal's state).
-      if (this.#soon || changes.every((c) => c.type === 'alert')) return;
+      for (const c of changes) if (c.type === 'command') this.#commandDone(c);
+      if (this.#soon || changes.every((c) => c.type === 'alert' || c.type === 'command')) return;
       this.#soon = setTimeout(() => {
         this.#soon = null;
         this.evaluate();

@@ -166,6 +166,10 @@ export class AlertStore {
         `SELECT ${ALERT_COLUMNS} FROM alerts WHERE open_key IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND due_at <= ?`,
       ),
       escalate: db.prepare('UPDATE alerts SET escalated_at = ?, escalated_to = ?, updated_at = ? WHERE id = ?'),
+      commandOutcome: db.prepare('SELECT result, error FROM commands WHERE id = ?'),
+      selfTestAlert: db.prepare(
+        "SELECT alert_id AS alertId FROM alert_history WHERE action = 'self-test' AND json_extract(data, '$.commandId') = ? LIMIT 1",
+      ),
       insertHistory: db.prepare('INSERT INTO alert_history (alert_id, at, actor, action, note, data) VALUES (?, ?, ?, ?, ?, ?)'),
       history: db.prepare(
         'SELECT id, alert_id AS alertId, at, actor, action, note, data FROM alert_history WHERE alert_id = ? ORDER BY id',
