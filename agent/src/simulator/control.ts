@@ -49,6 +49,8 @@ export function createControlApi(sim: Simulator): Hono {
     peripherals: Object.fromEntries([...t.drivers].map(([id, d]) => [id, d.state])),
     outbox: t.outbox.stats(),
     configVersion: t.agent.appliedConfig?.version ?? 0,
+    appVersion: t.appVersion,
+    update: { state: t.updater.state, targetVersion: t.updater.targetVersion, failHealthCheck: t.updater.failHealthCheck },
   });
 
   const terminal = (id: string): SimTerminal | Response =>
@@ -101,6 +103,16 @@ export function createControlApi(sim: Simulator): Hono {
     const t = terminal(c.req.param('id'));
     if (t instanceof Response) return t;
     if (t.powered) await t.agent.sampleNow();
+    return c.json(view(t));
+  });
+
+  // The simulated updater's lever: make (or stop making) the health check after an install fail.
+  app.post('/terminals/:id/update-health', async (c) => {
+    const t = terminal(c.req.param('id'));
+    if (t instanceof Response) return t;
+    const b = await parse(c.req.raw, z.object({ fail: z.boolean() }).strict());
+    if (b instanceof Response) return b;
+    t.updater.failHealthCheck = b.fail;
     return c.json(view(t));
   });
 

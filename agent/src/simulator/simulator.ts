@@ -22,6 +22,8 @@ export interface SimulatorOptions {
   random?: () => number;
   outboxMaxBytes?: number;
   alwaysOpen?: boolean;
+  /** Milliseconds per state of each terminal's simulated updater (default 500). */
+  updateStepMs?: number;
 }
 
 export interface SimulatorSummary {
@@ -64,6 +66,7 @@ export class Simulator {
           logger: opts.logger,
           random: this.#random,
           outboxMaxBytes: opts.outboxMaxBytes ?? 4 * 1024 * 1024,
+          updateStepMs: opts.updateStepMs,
         }),
       );
     });

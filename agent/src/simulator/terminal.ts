@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { MemoryOutbox } from '../outbox/memory.ts';
 import { SimulatedDriver } from '../peripherals/simulated.ts';
 import type { SimTerminalSpec } from './fleet.ts';
+import { SimulatedUpdater } from './updater.ts';
 
 export interface SimTerminalOptions {
   spec: SimTerminalSpec;
@@ -22,6 +23,8 @@ export interface SimTerminalOptions {
   logger: Logger;
   random: () => number;
   outboxMaxBytes: number;
+  /** Milliseconds per state of the simulated updater (default 500). */
+  updateStepMs?: number | undefined;
 }
 
 export class SimTerminal {
@@ -42,6 +45,8 @@ export class SimTerminal {
   /** When the current fault of each peripheral clears by itself (0: a technician must come; see behaviour). */
   recoverAt = new Map<PeripheralId, number>();
   restarts = 0;
+  /** Answers update/target without installing anything (simulator/updater.ts); outlives agent replacements. */
+  readonly updater: SimulatedUpdater;
   /** Counters of the agents this terminal ran before (a power loss or restart-agent starts a new one). */
   #retired = { telemetry: 0, events: 0, results: 0, published: 0, connects: 0, refused: 0 };
 
@@ -52,6 +57,14 @@ export class SimTerminal {
     for (const p of opts.spec.peripherals) this.drivers.set(p, new SimulatedDriver());
     this.paperLeft = Math.floor(200 + opts.random() * 800);
     this.appVersion = opts.random() < 0.8 ? '3.2.1' : '3.1.4';
+    this.updater = new SimulatedUpdater({
+      stepMs: opts.updateStepMs ?? 500,
+      version: () => this.appVersion,
+      installed: (version) => {
+        this.appVersion = version;
+        if (this.powered && this.appUp) this.agent.appHeartbeat(version);
+      },
+    });
     this.agent = this.#newAgent();
   }
 
@@ -86,6 +99,7 @@ export class SimTerminal {
       onRestartRequested: (what) => {
         if (what === 'agent') void this.restartAgent();
       },
+      updater: (agent, report) => this.updater.attach(agent, report),
     });
   }
 
