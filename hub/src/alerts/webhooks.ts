@@ -33,6 +33,7 @@ export class WebhookDispatcher {
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #closed = false;
+  readonly #abort = new AbortController();
   readonly #delivered: Counter;
 
   constructor(
@@ -121,7 +122,8 @@ export class WebhookDispatcher {
         },
         body: d.payload,
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
+        // a hub shutting down does not wait out a slow receiver: the attempt counts as failed and resumes after restart
+        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.#abort.signal]),
       });
       status = res.status;
       await res.body?.cancel().catch(() => undefined);
@@ -153,6 +155,7 @@ export class WebhookDispatcher {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#abort.abort();
     await this.#running?.catch(() => undefined);
   }
 }
