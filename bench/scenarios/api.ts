@@ -71,6 +71,8 @@ if (!hubAvailable()) {
 }
 
 const dataDir = tmpDir('api');
+// Gigabytes: removed however the scenario ends.
+process.on('exit', () => fs.rmSync(dataDir, { recursive: true, force: true }));
 const rows: Row[] = [];
 try {
   const fleet = scaledFleet(TERMINALS);
