@@ -149,8 +149,8 @@ describe.runIf(mounted)('the hub’s disk full', () => {
     console.info(`[reliability] disk full: ${sender.acked.length} acknowledged, stuck at seq ${stuckAt} while full, ${sender.failures} failed attempts, all stored once, integrity ok`);
   });
 
-  // F11-6: nothing in /metrics changes when commits fail; only the log says so.
-  it.fails('the hub’s /metrics showed the failed commits while the disk was full (finding F11-6)', () => {
+  // F11-6 (fixed in 7b6b971): /metrics used to show nothing when commits failed; only the log said so.
+  it('the hub’s /metrics showed the failed commits while the disk was full (finding F11-6)', () => {
     expect(metricsWhileFull).not.toBe('');
     expect(sumMetric(metricsWhileFull, 'kf_write_failures_total')).toBeGreaterThan(0);
   });

@@ -91,8 +91,8 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
     expect(Math.abs(Date.parse(items[0]!.receivedAt) - sentAt)).toBeLessThan(60_000);
   });
 
-  // F11-4: only a clock ahead is flagged; a clock a year behind (dead RTC) is stored as if it were a replay.
-  it.fails('a terminal clock a year behind is flagged too (finding F11-4)', async () => {
+  // F11-4 (fixed in 9afb26e): only a clock ahead used to be flagged; a year behind (dead RTC) passed as a replay.
+  it('a terminal clock a year behind is flagged too (finding F11-4)', async () => {
     const [t] = await provisionFleet(hub, 1, 'CB');
     const c = await connectTerminal(hub.mqttUrl, t!.id, t!.secret);
     clients.push(c);

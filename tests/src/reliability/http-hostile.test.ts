@@ -113,7 +113,9 @@ function valid(schema: Schema, depth = 0): fc.Arbitrary<unknown> {
       const max = Math.min(s.maxLength ?? 40, min + 40);
       const base = fc.string({ minLength: min, maxLength: max });
       // Existing ids and nasty strings make the valid bodies reach deeper than random text would.
-      return fc.oneof(base, fc.constantFrom(...ids, 'GZ', 'GZ-HT', 'GZ-HT-001').filter((x) => x.length >= min && x.length <= (s.maxLength ?? 1e9)));
+      const known = [...ids, 'GZ', 'GZ-HT', 'GZ-HT-001'].filter((x) => x.length >= min && x.length <= (s.maxLength ?? 1e9));
+      if (s.format === 'uri') return fc.oneof(fc.webUrl(), fc.constantFrom('http://127.0.0.1:9/x', 'file:///etc/passwd', 'javascript:alert(1)', 'http://[::1]:0/'));
+      return known.length ? fc.oneof(base, fc.constantFrom(...known)) : base;
     }
     case 'array':
       return fc.array(s.items ? valid(s.items, depth + 1) : fc.anything(), { minLength: s.minItems ?? 0, maxLength: Math.max(s.minItems ?? 0, 3) });
@@ -243,7 +245,7 @@ describe('hostile HTTP input', () => {
           assertAnswer(a, `${method.toUpperCase()} ${url} ${JSON.stringify(body)?.slice(0, 200)}`);
         }),
         // Login hashes with scrypt and slows failed attempts down on purpose: a few runs are enough there.
-        { seed: SEED, numRuns: p === '/auth/login' ? 5 : Number(process.env.KF_FUZZ_RUNS ?? 20), endOnFailure: true },
+        { seed: SEED, numRuns: p === '/auth/login' ? 5 : Number(process.env.KF_FUZZ_RUNS ?? 12), endOnFailure: true },
       );
       if (process.env.KF_FUZZ_TIMING) console.info(`${method} ${p}: ${Date.now() - started} ms`);
     }
@@ -304,12 +306,13 @@ describe('hostile HTTP input', () => {
 
   it('an oversized body without a valid token is refused before it is read', async () => {
     const res = await fetch(`${hub.url}/api/v1/import`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(32 * 1024 * 1024) });
-    expect(res.status).toBe(401);
+    // Either answer is right: refused for the token (401) or for the size (413), before the body is parsed.
+    expect([401, 413]).toContain(res.status);
     expect((await hub.api('/api/v1/health')).status).toBe(200);
   });
 
-  // F11-3: the API has no body-size limit; a 12 MB JSON body is read, parsed and accepted.
-  it.fails('oversized bodies are refused with a 4xx and the hub keeps serving (finding F11-3)', async () => {
+  // F11-3 (fixed upstream): the API used to read, parse and accept a 12 MB JSON body.
+  it('oversized bodies are refused with a 4xx and the hub keeps serving (finding F11-3)', async () => {
     const big = JSON.stringify({ id: 'GZ-HT-001-0999', type: 'id-card', serial: 'S', station: 'GZ-HT-001', pad: 'x'.repeat(12 * 1024 * 1024) });
     for (const [method, url] of [['post', '/api/v1/terminals'], ['post', '/api/v1/import'], ['put', `/api/v1/config/terminals/${ids[0]}`]] as const) {
       const a = await call(method, url, big);
@@ -353,8 +356,8 @@ describe('hostile HTTP input', () => {
     }
   });
 
-  // F11-1: a malformed percent-escape reaches decodeURIComponent in the dashboard's static handler.
-  it.fails('malformed percent-escapes never give a 500 (finding F11-1)', async () => {
+  // F11-1 (fixed upstream): a malformed percent-escape used to reach decodeURIComponent in the static handler (500).
+  it('malformed percent-escapes never give a 500 (finding F11-1)', async () => {
     for (const p of ['/%E0%A4%A', '/%zz', '/assets/%', '/api/v1/terminals/%E0%A4%A']) {
       const a = await call('get', p);
       assertAnswer(a, `GET ${p}`);
