@@ -532,6 +532,118 @@ export function verifyAudit(): Promise<Result<{ ok: boolean; checked: number; br
   return run(client.audit.verify.$get(), (j) => ({ ok: j.ok, checked: j.checked, brokenAt: j.brokenAt, message: j.message }));
 }
 
+// ------------------------------------------------------------------ alerts
+
+export interface AlertView {
+  id: number;
+  rule: string;
+  severity: 'critical' | 'major' | 'minor';
+  state: 'open' | 'acknowledged' | 'assigned' | 'resolved';
+  title: string;
+  terminalId: string | null;
+  nodeId: string;
+  stationId: string | null;
+  openedAt: string;
+  ageSeconds: number;
+  overdue: boolean;
+  assignedTo: string | null;
+  acknowledgedBy: string | null;
+  resolution: string | null;
+  resolutionNote: string | null;
+}
+
+export interface AlertDetail extends AlertView {
+  history: { at: string; actor: string; action: string; note: string | null }[];
+  selfTests: { commandId: string; requestedAt: string; status: string; result: unknown; error: unknown }[];
+}
+
+type AlertJson = {
+  id: number;
+  rule: string;
+  severity: AlertView['severity'];
+  state: AlertView['state'];
+  title: string;
+  terminalId: string | null;
+  nodeId: string;
+  station: { id: string } | null;
+  openedAt: string;
+  ageSeconds: number;
+  overdue: boolean;
+  assignedTo: string | null;
+  acknowledged: { by: string | null } | null;
+  resolved: { resolution: string | null; note: string | null } | null;
+};
+
+const toAlert = (a: AlertJson): AlertView => ({
+  id: a.id,
+  rule: a.rule,
+  severity: a.severity,
+  state: a.state,
+  title: a.title,
+  terminalId: a.terminalId,
+  nodeId: a.nodeId,
+  stationId: a.station?.id ?? null,
+  openedAt: a.openedAt,
+  ageSeconds: a.ageSeconds,
+  overdue: a.overdue,
+  assignedTo: a.assignedTo,
+  acknowledgedBy: a.acknowledged?.by ?? null,
+  resolution: a.resolved?.resolution ?? null,
+  resolutionNote: a.resolved?.note ?? null,
+});
+
+/** The technician's queue (critical first, then oldest) or every alert, under a node or for one terminal. */
+export function listAlerts(f: { node?: string; terminal?: string; all?: boolean; limit?: number }): Promise<Result<ListPage<AlertView>>> {
+  return run(
+    client.alerts.$get({
+      query: {
+        ...(f.node ? { node: f.node } : {}),
+        ...(f.terminal ? { terminal: f.terminal } : {}),
+        ...(f.all ? { state: 'all', sort: 'newest' as const } : { sort: 'queue' as const }),
+        limit: String(f.limit ?? 100),
+      },
+    }),
+    (j) => ({ items: j.items.map(toAlert), nextCursor: j.nextCursor }),
+  );
+}
+
+type AlertDetailJson = AlertJson & {
+  history: { at: string; actor: string; action: string; note: string | null }[];
+  selfTests: { commandId: string; requestedAt: string; status: string; result: unknown; error: unknown }[];
+};
+const toDetail = (j: AlertDetailJson): AlertDetail => ({
+  ...toAlert(j),
+  history: j.history.map((h) => ({ at: h.at, actor: h.actor, action: h.action, note: h.note })),
+  selfTests: j.selfTests.map((x) => ({ commandId: x.commandId, requestedAt: x.requestedAt, status: x.status, result: x.result, error: x.error })),
+});
+
+export function getAlert(id: number): Promise<Result<AlertDetail>> {
+  return run(client.alerts[':id'].$get({ param: { id: String(id) } }), toDetail);
+}
+
+export type AlertAction =
+  | { kind: 'acknowledge' }
+  | { kind: 'assign'; to: string }
+  | { kind: 'resolve'; note: string }
+  | { kind: 'note'; note: string }
+  | { kind: 'self-test' };
+
+export function alertAction(id: number, a: AlertAction): Promise<Result<AlertDetail>> {
+  const param = { id: String(id) };
+  switch (a.kind) {
+    case 'acknowledge':
+      return run(client.alerts[':id'].acknowledge.$post({ param, json: {} }), toDetail);
+    case 'assign':
+      return run(client.alerts[':id'].assign.$post({ param, json: { to: a.to } }), toDetail);
+    case 'resolve':
+      return run(client.alerts[':id'].resolve.$post({ param, json: { note: a.note } }), toDetail);
+    case 'note':
+      return run(client.alerts[':id'].notes.$post({ param, json: { note: a.note } }), toDetail);
+    case 'self-test':
+      return run(client.alerts[':id']['self-test'].$post({ param }), toDetail);
+  }
+}
+
 // ------------------------------------------------------------------ routes not in AppType yet
 
 type Json = Record<string, any>;

@@ -1,13 +1,14 @@
-import { getList } from '../api.ts';
+import { listAlerts } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
-import { formatShort } from '../format.ts';
+import { formatDuration } from '../format.ts';
+import { label } from '../labels.ts';
 import { Loadable, Section } from './ui.tsx';
 
-/** The open alerts under a node, newest first; the full queue is on the alerts page. */
+/** The open alerts under a node, worst and oldest first; the full queue (and its actions) is on the alerts page. */
 export function OpenAlerts(props: { node: string }) {
-  const res = useResource(() => getList('alerts', { node: props.node, status: 'open', limit: '10' }), [props.node]);
+  const res = useResource(() => listAlerts({ node: props.node, limit: 10 }), [props.node]);
   useLive(props.node, res.reload, 1000, (e) => e.type === 'alert');
   return (
     <Section title={t('city.alerts')} id="open-alerts" actions={<a href="/alerts">{t('nav.alerts')} →</a>}>
@@ -18,10 +19,10 @@ export function OpenAlerts(props: { node: string }) {
           ) : (
             <ul class="alert-list">
               {page.items.map((a) => (
-                <li key={String(a.id)} class={`sev-${String(a.severity)}`}>
-                  <span class={`badge sev-${String(a.severity)}`}>{String(a.severity)}</span>{' '}
-                  {a.terminalId ? <a href={`/terminals/${encodeURIComponent(String(a.terminalId))}`}>{String(a.terminalId)}</a> : String(a.nodeId ?? '')}{' '}
-                  {String(a.rule ?? a.kind ?? '')} <span class="muted">{formatShort(String(a.openedAt ?? a.createdAt ?? ''))}</span>
+                <li key={a.id} data-alert={a.id} data-rule={a.rule} data-terminal={a.terminalId ?? ''}>
+                  <span class={`badge sev-${a.severity}`}>{label('severity', a.severity)}</span> {a.title}{' '}
+                  {a.terminalId && <a href={`/terminals/${encodeURIComponent(a.terminalId)}`}>{a.terminalId}</a>}{' '}
+                  <span class="muted">{formatDuration(a.ageSeconds * 1000)}</span>
                 </li>
               ))}
             </ul>

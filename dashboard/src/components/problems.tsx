@@ -9,7 +9,7 @@ import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { formatShort } from '../format.ts';
 import type { TerminalRow } from '../model.ts';
-import { peripheralLabel } from '../pages/node.tsx';
+import { peripheralLabel } from '../labels.ts';
 import { Loadable, PresenceBadge, Section } from './ui.tsx';
 
 const LIMIT = 20;

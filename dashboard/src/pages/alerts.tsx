@@ -1,54 +1,146 @@
+/**
+ * The technician's queue: alerts under the operator's node, critical first then oldest, each with where it is and
+ * since when; acknowledge, assign, run a self-test on the terminal and see its result here, resolve with a note.
+ */
 import { useState } from 'preact/hooks';
-import { getList, post } from '../api.ts';
+import { alertAction, getAlert, listAlerts, type AlertAction, type AlertDetail, type AlertView } from '../api.ts';
 import { useResource } from '../hooks.ts';
-import { hasKey, t } from '../i18n/index.ts';
+import { t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
-import { formatDuration, formatShort } from '../format.ts';
+import { formatDateTime, formatDuration, formatShort } from '../format.ts';
 import { Loadable, Section } from '../components/ui.tsx';
+import { label, peripheralLabel } from '../labels.ts';
 
-type Alert = Record<string, any>;
+function SelfTestOutcome(props: { s: AlertDetail['selfTests'][number] }) {
+  const r = props.s.result as { passed?: boolean; failing?: string[] } | null;
+  if (props.s.status !== 'ok' || !r || typeof r.passed !== 'boolean') return <span class="badge">{label('command.status', props.s.status)}</span>;
+  return r.passed ? (
+    <span class="badge periph-ok">{t('terminal.selfTestPassed')}</span>
+  ) : (
+    <span class="badge periph-fault">{t('terminal.selfTestFailed', { list: (r.failing ?? []).map((p) => peripheralLabel(p)).join(', ') })}</span>
+  );
+}
 
-function AlertActions(props: { a: Alert; onDone: () => void }) {
+function Details(props: { id: number; version: number; terminalId: string | null }) {
+  const tree = useTree();
+  const res = useResource(() => getAlert(props.id), [props.id, props.version]);
+  // A self-test's result arrives later, from the terminal.
+  useLive(tree?.root?.id ?? null, res.reload, 500, (e) => (e.type === 'command' || e.type === 'alert') && e.terminalId === props.terminalId);
+  return (
+    <Loadable res={res} what={t('nav.alerts')}>
+      {(d) => (
+        <div class="alert-details">
+          {d.selfTests.length > 0 && (
+            <>
+              <h3>{t('alerts.selfTests')}</h3>
+              <ul class="transitions" data-testid="alert-self-tests">
+                {d.selfTests.map((s) => (
+                  <li key={s.commandId} data-status={s.status}>
+                    {formatDateTime(s.requestedAt)} <SelfTestOutcome s={s} />
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+          <h3>{t('alerts.history')}</h3>
+          <ol class="transitions">
+            {d.history.map((h, i) => (
+              <li key={`${h.at}-${i}`}>
+                {formatDateTime(h.at)} · {h.actor} · {label('alerts.action', h.action)}
+                {h.note && <span class="muted"> — {h.note}</span>}
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </Loadable>
+  );
+}
+
+function AlertItem(props: { a: AlertView; onChange: () => void }) {
   const { a } = props;
+  const tree = useTree();
   const [mode, setMode] = useState<'none' | 'assign' | 'resolve'>('none');
   const [text, setText] = useState('');
   const [err, setErr] = useState<string | null>(null);
-  const id = encodeURIComponent(String(a.id));
-  const act = async (path: string, body: unknown) => {
+  const [open, setOpen] = useState(false);
+  const [version, setVersion] = useState(0);
+  const act = async (action: AlertAction) => {
     setErr(null);
-    const r = await post(`alerts/${id}/${path}`, body);
-    if (!r.ok) setErr(t('common.failed', { message: r.error.message }));
-    else {
-      setMode('none');
-      setText('');
-      props.onDone();
+    const r = await alertAction(a.id, action);
+    if (!r.ok) {
+      setErr(t('common.failed', { message: r.error.message }));
+      return;
     }
+    setMode('none');
+    setText('');
+    setVersion((v) => v + 1);
+    if (action.kind === 'self-test') setOpen(true);
+    props.onChange();
   };
-  if (a.status === 'resolved') return null;
+  const fieldId = `alert-${a.id}-text`;
   return (
-    <div class="actions">
-      {a.status === 'open' && (
-        <button type="button" onClick={() => void act('acknowledge', {})}>
-          {t('alerts.acknowledge')}
+    <li class={`alert-item sev-${a.severity}`} data-alert={a.id} data-state={a.state} data-rule={a.rule} data-terminal={a.terminalId ?? ''}>
+      <div class="ai-head">
+        <span class={`badge sev-${a.severity}`}>{label('severity', a.severity)}</span>
+        <strong>{a.title}</strong>
+        <span class="badge" data-testid="alert-state">
+          {label('alerts.status', a.state)}
+        </span>
+        {a.overdue && a.state !== 'resolved' && <span class="badge sev-critical">{t('alerts.overdue')}</span>}
+      </div>
+      <div>
+        <span class="muted">{label('rule', a.rule)}</span>
+        {a.terminalId && (
+          <>
+            {' · '}
+            <a href={`/terminals/${encodeURIComponent(a.terminalId)}`}>{a.terminalId}</a>
+          </>
+        )}
+        {' · '}
+        <a href={`/nodes/${encodeURIComponent(a.stationId ?? a.nodeId)}`}>{nodeName(tree, a.stationId ?? a.nodeId)}</a>
+      </div>
+      <div class="muted">
+        {formatShort(a.openedAt)} · {t('alerts.age')} {formatDuration(a.ageSeconds * 1000)}
+        {a.assignedTo && ` · ${t('alerts.assignee')} ${a.assignedTo}`}
+        {a.resolutionNote && ` · ${a.resolutionNote}`}
+      </div>
+      <div class="actions">
+        {a.state === 'open' && (
+          <button type="button" onClick={() => void act({ kind: 'acknowledge' })}>
+            {t('alerts.acknowledge')}
+          </button>
+        )}
+        {a.state !== 'resolved' && (
+          <>
+            <button type="button" onClick={() => setMode(mode === 'assign' ? 'none' : 'assign')} aria-expanded={mode === 'assign'}>
+              {t('alerts.assign')}
+            </button>
+            {a.terminalId && (
+              <button type="button" onClick={() => void act({ kind: 'self-test' })}>
+                {t('terminal.runSelfTest')}
+              </button>
+            )}
+            <button type="button" onClick={() => setMode(mode === 'resolve' ? 'none' : 'resolve')} aria-expanded={mode === 'resolve'}>
+              {t('alerts.resolve')}
+            </button>
+          </>
+        )}
+        <button type="button" class="link" onClick={() => setOpen(!open)} aria-expanded={open}>
+          {t('alerts.details')}
         </button>
-      )}
-      <button type="button" onClick={() => setMode(mode === 'assign' ? 'none' : 'assign')} aria-expanded={mode === 'assign'}>
-        {t('alerts.assign')}
-      </button>
-      <button type="button" onClick={() => setMode(mode === 'resolve' ? 'none' : 'resolve')} aria-expanded={mode === 'resolve'}>
-        {t('alerts.resolve')}
-      </button>
+      </div>
       {mode !== 'none' && (
         <form
           class="inline"
           onSubmit={(e) => {
             e.preventDefault();
-            void (mode === 'assign' ? act('assign', { assignee: text }) : act('resolve', { note: text }));
+            void act(mode === 'assign' ? { kind: 'assign', to: text.trim() } : { kind: 'resolve', note: text.trim() });
           }}
         >
-          <label for={`alert-${id}-text`}>{mode === 'assign' ? t('alerts.assignTo') : t('alerts.note')}</label>
-          <input id={`alert-${id}-text`} required value={text} onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)} />
+          <label for={fieldId}>{mode === 'assign' ? t('alerts.assignTo') : t('alerts.note')}</label>
+          <input id={fieldId} required value={text} onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)} />
           <button type="submit" class="primary">
             {mode === 'assign' ? t('alerts.assign') : t('alerts.resolve')}
           </button>
@@ -59,16 +151,16 @@ function AlertActions(props: { a: Alert; onDone: () => void }) {
           {err}
         </p>
       )}
-    </div>
+      {open && <Details id={a.id} version={version} terminalId={a.terminalId} />}
+    </li>
   );
 }
 
 export function AlertsPage() {
   const tree = useTree();
-  const [filter, setFilter] = useState<'open' | 'all'>('open');
-  const res = useResource(() => getList('alerts', filter === 'open' ? { status: 'open' } : {}), [filter]);
-  useLive(tree?.root?.id ?? null, res.reload, 700, (e) => e.type === 'alert');
-  const sevRank: Record<string, number> = { critical: 0, warning: 1, info: 2 };
+  const [filter, setFilter] = useState<'queue' | 'all'>('queue');
+  const res = useResource(() => listAlerts({ all: filter === 'all' }), [filter]);
+  useLive(tree?.root?.id ?? null, res.reload, 700, (e) => e.type === 'alert' || e.type === 'command');
   return (
     <div class="page" data-page="alerts">
       <h1>{t('alerts.title')}</h1>
@@ -78,49 +170,25 @@ export function AlertsPage() {
         actions={
           <label class="inline-label">
             {t('alerts.filter')}{' '}
-            <select value={filter} onChange={(e) => setFilter((e.currentTarget as HTMLSelectElement).value as 'open' | 'all')}>
-              <option value="open">{t('alerts.open')}</option>
+            <select value={filter} onChange={(e) => setFilter((e.currentTarget as HTMLSelectElement).value as 'queue' | 'all')}>
+              <option value="queue">{t('alerts.open')}</option>
               <option value="all">{t('alerts.all')}</option>
             </select>
           </label>
         }
       >
         <Loadable res={res} what={t('nav.alerts')}>
-          {(page) => {
-            const items = [...page.items].sort(
-              (a, b) => (sevRank[a.severity] ?? 3) - (sevRank[b.severity] ?? 3) || String(a.openedAt).localeCompare(String(b.openedAt)),
-            );
-            if (items.length === 0) return <p class="muted">{t('alerts.none')}</p>;
-            return (
+          {(page) =>
+            page.items.length === 0 ? (
+              <p class="muted">{t('alerts.none')}</p>
+            ) : (
               <ul class="alert-queue">
-                {items.map((a) => {
-                  const opened = String(a.openedAt ?? a.createdAt ?? '');
-                  const statusKey = `alerts.status.${String(a.status)}`;
-                  return (
-                    <li key={String(a.id)} class={`alert-item sev-${String(a.severity)}`} data-alert={String(a.id)} data-status={String(a.status)}>
-                      <div class="ai-head">
-                        <span class={`badge sev-${String(a.severity)}`}>{hasKey(`severity.${String(a.severity)}`) ? t(`severity.${a.severity}` as never) : String(a.severity)}</span>
-                        <strong>{String(a.rule ?? a.kind ?? '')}</strong>
-                        <span class="badge">{hasKey(statusKey) ? t(statusKey) : String(a.status)}</span>
-                      </div>
-                      <div>
-                        {a.terminalId ? (
-                          <a href={`/terminals/${encodeURIComponent(String(a.terminalId))}`}>{String(a.terminalId)}</a>
-                        ) : null}{' '}
-                        {a.nodeId ? <span class="muted">{nodeName(tree, String(a.nodeId))}</span> : null}
-                      </div>
-                      <div class="muted">
-                        {formatShort(opened)} · {t('alerts.age')} {formatDuration(Date.now() - Date.parse(opened))}
-                        {a.assignee ? ` · ${t('alerts.assignee')} ${String(a.assignee)}` : ''}
-                      </div>
-                      {a.message && <div>{String(a.message)}</div>}
-                      <AlertActions a={a} onDone={res.reload} />
-                    </li>
-                  );
-                })}
+                {page.items.map((a) => (
+                  <AlertItem key={a.id} a={a} onChange={res.reload} />
+                ))}
               </ul>
-            );
-          }}
+            )
+          }
         </Loadable>
       </Section>
     </div>

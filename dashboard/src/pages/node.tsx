@@ -1,4 +1,4 @@
-import { nodeLevel, PERIPHERALS, SERVICES, TERMINAL_TYPES, type PeripheralId, type TerminalType } from '@kiosk-fleet/protocol';
+import { nodeLevel, SERVICES, TERMINAL_TYPES, type PeripheralId } from '@kiosk-fleet/protocol';
 import { getStationTerminals, getSummary } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { pickName, t } from '../i18n/index.ts';
@@ -11,6 +11,7 @@ import { OpenAlerts } from '../components/alerts-mini.tsx';
 import { Problems } from '../components/problems.tsx';
 import { CountsBar, Loadable, PeripheralBadge, PresenceBadge, Section } from '../components/ui.tsx';
 import type { TerminalRow } from '../model.ts';
+import { peripheralLabel, typeLabel } from '../labels.ts';
 
 export function NodePage(props: { id: string }) {
   return nodeLevel(props.id) === 'station' ? <StationPage id={props.id} /> : <DistrictPage id={props.id} />;
@@ -41,14 +42,6 @@ function DistrictPage(props: { id: string }) {
       </Loadable>
     </div>
   );
-}
-
-function peripheralLabel(id: string): string {
-  return pickName((PERIPHERALS as Record<string, { zh: string; en: string }>)[id], id);
-}
-
-function typeLabel(type: string): string {
-  return pickName((TERMINAL_TYPES as Record<string, { name: { zh: string; en: string } }>)[type]?.name, type);
 }
 
 function TerminalCard(props: { row: TerminalRow }) {
@@ -125,4 +118,3 @@ function StationPage(props: { id: string }) {
   );
 }
 
-export { typeLabel, peripheralLabel };

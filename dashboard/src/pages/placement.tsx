@@ -4,7 +4,7 @@ import { importFleet, moveTerminal, registerTerminal, type ImportOutcome } from 
 import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
-import { typeLabel } from './node.tsx';
+import { typeLabel } from '../labels.ts';
 import { previewFleet } from '../fleet-file.ts';
 
 function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {

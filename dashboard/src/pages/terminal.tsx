@@ -10,7 +10,7 @@ import { formatBytes, formatDateTime, formatDuration, formatPercent, formatShort
 import { Breadcrumb } from '../components/breadcrumb.tsx';
 import { ErrorNote, Loadable, PeripheralBadge, PresenceBadge, Section } from '../components/ui.tsx';
 import type { CommandRow, EventRow, PresenceTransition, TerminalDetail } from '../model.ts';
-import { peripheralLabel, typeLabel } from './node.tsx';
+import { peripheralLabel, typeLabel } from '../labels.ts';
 
 const RANGES = [
   // Raw samples are kept 7 days (KF_RETENTION_DAYS); 30 days come from the hourly rollups.

@@ -13,7 +13,7 @@ import { formatShort } from '../format.ts';
 import { ErrorNote, PresenceBadge, Section } from '../components/ui.tsx';
 import type { TerminalRow } from '../model.ts';
 import type { ApiError } from '../api.ts';
-import { peripheralLabel, typeLabel } from './node.tsx';
+import { peripheralLabel, typeLabel } from '../labels.ts';
 
 const PAGE = '50';
 const KEYS = ['q', 'presence', 'fault', 'type', 'node'] as const;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type Login, type SizeName } from './browser.ts';
@@ -68,10 +68,24 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-dash-e2e-'));
   const fleetFile = path.join(tmp, 'fleet.json');
   writeFileSync(fleetFile, JSON.stringify(FLEET));
-  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: ADMIN.password } });
+  hub = await spawnHub({
+    env: {
+      KF_DASHBOARD_DIR: DASHBOARD_DIST,
+      KF_ADMIN_PASSWORD: ADMIN.password,
+      // Alerts from the first second, evaluated every second (the hub's defaults: a minute's grace, every 5 s).
+      KF_ALERT_START_GRACE_MS: '0',
+      KF_ALERT_EVALUATE_MS: '1000',
+    },
+  });
   // The simulator registers its terminals through the hub's import API and keeps their secrets.
   sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: fleetFile, provision: true, interval: 5 });
   await hub.importFleet({ ...FLEET, terminals: [NEVER_ON] });
+  // Alert on a peripheral fault at once (the default waits 5 minutes), set where an operator would: the city layer.
+  const layer = await hub.api('/api/v1/config/nodes/GZ', {
+    method: 'PUT',
+    json: { config: { alerts: { thresholds: { peripheralFaultMinutes: 0 } } }, expectedVersion: 0, reason: 'E2E: alert at once' },
+  });
+  if (layer.status !== 200) throw new Error(`city config layer: ${layer.status} ${await layer.text()}`);
   // Every simulated terminal has sent a first sample (peripherals known) before the pages are opened.
   for (const until = Date.now() + 60_000; ; ) {
     const res = await hub.api('/api/v1/terminals?presence=online');
@@ -90,6 +104,13 @@ afterAll(async () => {
   await hub?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
+
+// When a test fails, keep what every open page showed, to see why.
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  let n = 0;
+  for (const c of contexts) for (const p of c.pages()) await screenshot(p, `failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}-${n++}`).catch(() => {});
+});
 
 describe('dashboard in Chromium against a real hub', () => {
   it('keeps the first load under 200 KB of gzipped script', () => {
@@ -210,6 +231,8 @@ describe('dashboard in Chromium against a real hub', () => {
     // The ID-card services of that terminal are down with it.
     await poll(() => page.locator(`[data-terminal="${T}"] [data-service="id-card-application"]`).getAttribute('class')).toContain('down');
     expect(await page.evaluate('window.__sameDocument === true')).toBe(true);
+    // The station's open alerts list it too.
+    await poll(() => page.locator(`#open-alerts [data-rule="peripheral-fault"][data-terminal="${T}"]`).count(), 30_000).toBeGreaterThan(0);
     await screenshot(page, 'station-fault-desk');
     // The city's "needs attention" list names it too.
     await page.goto(`${hub.url}/`);
@@ -219,6 +242,39 @@ describe('dashboard in Chromium against a real hub', () => {
     await recover(T);
     await poll(() => reader.getAttribute('data-status'), 15_000).toBe('ok');
   }, 60_000);
+
+  it("works a card-reader alert from the technician's queue: live, acknowledge, self-test, resolve with a note", async () => {
+    const id = 'GZ-YX-002-01';
+    const page = await openPage('phone');
+    await page.goto(`${hub.url}/alerts`);
+    await page.waitForSelector('[data-page="alerts"] #queue');
+    await page.waitForSelector('[data-live="open"]');
+    await fault(id, 'E_NO_RESPONSE');
+    // Appears without a reload.
+    const item = page.locator(`.alert-item[data-rule="peripheral-fault"][data-terminal="${id}"]`).first();
+    await poll(() => item.count(), 30_000).toBe(1);
+    await poll(() => item.getAttribute('data-state')).toBe('open');
+    await screenshot(page, 'alerts-open-phone');
+
+    await item.getByRole('button', { name: '确认' }).click();
+    await poll(() => item.getAttribute('data-state')).toBe('acknowledged');
+    await item.getByRole('button', { name: '执行自检' }).click();
+    // The self-test result comes back from the terminal and is attached to the alert.
+    await poll(() => item.locator('[data-testid="alert-self-tests"] li').first().textContent(), 30_000).toContain('身份证读卡器');
+    await screenshot(page, 'alerts-self-test-phone');
+
+    await item.getByRole('button', { name: '关闭' }).click();
+    await item.locator('input').fill('E2E: reader reseated');
+    const alertId = await item.getAttribute('data-alert');
+    await item.locator('form').getByRole('button', { name: '关闭' }).click();
+    // Resolved alerts leave the queue; under "all" it shows with its note.
+    await poll(() => page.locator(`.alert-item[data-alert="${alertId}"]`).count()).toBe(0);
+    await page.getByLabel('显示').selectOption('all');
+    const resolved = page.locator(`.alert-item[data-alert="${alertId}"]`);
+    await poll(() => resolved.getAttribute('data-state')).toBe('resolved');
+    expect(await resolved.textContent()).toContain('E2E: reader reseated');
+    await recover(id);
+  }, 120_000);
 
   it('runs a self-test from the terminal page and shows its result', async () => {
     const page = await openPage('phone');
