@@ -164,10 +164,13 @@ export class AlertEngine {
         changes.push({ event: 'opened', alert: this.#get(id), at: now });
         result.opened++;
       }
+      const active = new Set(snap.terminals.map((t) => t.id));
       for (const [key, a] of open) {
         if (present.has(key)) continue;
-        this.store.s.resolve.run(now, SYSTEM_ACTOR, 'recovery', null, now, a.id);
-        this.#history(a.id, now, SYSTEM_ACTOR, 'resolved', null, { resolution: 'recovery' });
+        // A decommissioned terminal's alerts close too, but the history says why: it did not get better, it went.
+        const gone = a.subjectKind === 'terminal' && !active.has(a.subjectId);
+        this.store.s.resolve.run(now, SYSTEM_ACTOR, 'recovery', gone ? 'terminal decommissioned' : null, now, a.id);
+        this.#history(a.id, now, SYSTEM_ACTOR, 'resolved', null, gone ? { resolution: 'recovery', reason: 'decommissioned' } : { resolution: 'recovery' });
         changes.push({ event: 'resolved', alert: this.#get(a.id), at: now });
         result.resolved++;
       }

@@ -44,7 +44,7 @@ describe('webhook across a restart', () => {
       return d.items[0] && d.items[0].attempts >= 1 ? d.items[0] : null;
     });
     expect(failedOnce).toMatchObject({ status: 'pending' });
-    expect(failedOnce.lastError).toMatch(/ECONNREFUSED|fetch failed/);
+    expect(failedOnce!.lastError).toMatch(/ECONNREFUSED|fetch failed/);
     await hub.stop();
     hub = null;
 
