@@ -69,49 +69,49 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
 
   return app
     .post('/', async (c) => {
-    let body: unknown;
-    try {
-      body = await c.req.json();
-    } catch {
-      return c.json(err('invalid-request', 'body is not JSON'), 400);
-    }
-    const r = createRolloutSchema.safeParse(body);
-    if (!r.success) {
-      const issues = r.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-      return c.json(err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
-    }
-    const b = r.data;
-    const outside = b.nodeIds.filter((n) => !sees(c, n));
-    if (outside.length > 0) return c.json(err('not-found', `no node ${outside.join(', ')}`, { nodeIds: outside }), 404);
-    const view = await service.create(
-      {
-        releaseId: b.releaseId,
-        nodeIds: b.nodeIds,
-        waves: b.waves,
-        ...(b.terminalTypes ? { terminalTypes: b.terminalTypes } : {}),
-        ...(b.gate
-          ? {
-              gate: {
-                ...(b.gate.successRatio !== undefined ? { successRatio: b.gate.successRatio } : {}),
-                ...(b.gate.soakMinutes !== undefined ? { soakMs: b.gate.soakMinutes * 60_000 } : {}),
-                ...(b.gate.failureRateTolerance !== undefined ? { failureRateTolerance: b.gate.failureRateTolerance } : {}),
-              },
-            }
-          : {}),
-        ...(b.maxInFlight !== undefined ? { maxInFlight: b.maxInFlight } : {}),
-        ...(b.waveTimeoutMinutes !== undefined ? { waveTimeoutMs: b.waveTimeoutMinutes === null ? null : b.waveTimeoutMinutes * 60_000 } : {}),
-        ...(b.urgent !== undefined ? { urgent: b.urgent } : {}),
-      },
-      actor(c),
-    );
-    return c.json(view, 201);
-  })
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.json(err('invalid-request', 'body is not JSON'), 400);
+      }
+      const r = createRolloutSchema.safeParse(body);
+      if (!r.success) {
+        const issues = r.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+        return c.json(err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
+      }
+      const b = r.data;
+      const outside = b.nodeIds.filter((n) => !sees(c, n));
+      if (outside.length > 0) return c.json(err('not-found', `no node ${outside.join(', ')}`, { nodeIds: outside }), 404);
+      const view = await service.create(
+        {
+          releaseId: b.releaseId,
+          nodeIds: b.nodeIds,
+          waves: b.waves,
+          ...(b.terminalTypes ? { terminalTypes: b.terminalTypes } : {}),
+          ...(b.gate
+            ? {
+                gate: {
+                  ...(b.gate.successRatio !== undefined ? { successRatio: b.gate.successRatio } : {}),
+                  ...(b.gate.soakMinutes !== undefined ? { soakMs: b.gate.soakMinutes * 60_000 } : {}),
+                  ...(b.gate.failureRateTolerance !== undefined ? { failureRateTolerance: b.gate.failureRateTolerance } : {}),
+                },
+              }
+            : {}),
+          ...(b.maxInFlight !== undefined ? { maxInFlight: b.maxInFlight } : {}),
+          ...(b.waveTimeoutMinutes !== undefined ? { waveTimeoutMs: b.waveTimeoutMinutes === null ? null : b.waveTimeoutMinutes * 60_000 } : {}),
+          ...(b.urgent !== undefined ? { urgent: b.urgent } : {}),
+        },
+        actor(c),
+      );
+      return c.json(view, 201);
+    })
     .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
     .get('/:id', (c) => c.json(service.get(scoped(c, c.req.param('id')))))
     .post('/:id/pause', async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { message?: unknown };
-    const message = typeof body.message === 'string' ? body.message.slice(0, 512) : undefined;
-    return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), message));
+      const body = (await c.req.json().catch(() => ({}))) as { message?: unknown };
+      const message = typeof body.message === 'string' ? body.message.slice(0, 512) : undefined;
+      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), message));
     })
     .post('/:id/resume', async (c) => c.json(await service.resume(scoped(c, c.req.param('id')), actor(c))))
     .post('/:id/abort', async (c) => c.json(await service.abort(scoped(c, c.req.param('id')), actor(c))));
