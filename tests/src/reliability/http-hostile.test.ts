@@ -274,6 +274,18 @@ describe('hostile HTTP input', () => {
     expect(hub.proc.exitCode).toBeNull();
   });
 
+  // F11-8: POST /rollouts/{id}/pause reads its optional body with c.req.json() and then `body.message`: a JSON `null`
+  // body is a TypeError and a 500 (found by the fuzzing above with KF_FUZZ_SEED=7 KF_FUZZ_RUNS=60).
+  it.fails('JSON null, numbers, strings and arrays as bodies are refused with a reason on every route (finding F11-8)', async () => {
+    for (const { method, path: p, op } of operations()) {
+      if (method === 'get') continue;
+      const url = buildUrl(p, op.parameters ?? [], { id: ids[0]! }, {});
+      for (const body of ['null', '5', '"x"', 'true', '[]', '[null]']) {
+        assertAnswer(await call(method, url, body), `${method.toUpperCase()} ${url} ${body}`);
+      }
+    }
+  });
+
   it('SQL metacharacters in every list filter are data, not syntax', async () => {
     const before = ((await (await hub.api('/api/v1/terminals?state=all&limit=1000')).json()) as { items: unknown[] }).items.length;
     for (const { method, path: p, op } of operations()) {
