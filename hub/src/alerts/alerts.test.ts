@@ -289,6 +289,8 @@ describe('webhook', () => {
       expect(failed!.lastFailure).toMatchObject({ status: 500, attempts: 3 });
       expect(got.filter((g) => g.headers['x-kf-event'] === 'acknowledged' && g.body.includes('"alert.acknowledged"')).length).toBe(4); // 1 ok + 3 down
       expect(await hub.metric('kf_alert_webhook_attempts_total', { outcome: 'failed' })).toBe(0); // this Alerts has no registry
+    // the hub's gauge reads the table, whichever engine wrote it
+    expect(await hub.metric('kf_alerts_open', { severity: 'critical' })).toBe(1);
       await hub.api(`/api/v1/webhooks/${downHook.id}`, { method: 'DELETE' });
       await hub.api(`/api/v1/webhooks/${hook.id}`, { method: 'DELETE' });
       await sample(B, {});

@@ -4,7 +4,7 @@
  * body alike).
  */
 import type { TerminalConfig } from '@kiosk-fleet/protocol';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { AuthService } from '../auth/service.ts';
 import type { ConfigLayers } from '../config-layers/service.ts';
 import type { Change } from '../ingest/writer.ts';
@@ -94,6 +94,17 @@ export class Alerts {
     this.store = new AlertStore(deps.db);
     // Retries are a matter of wall-clock time (a receiver coming back), whatever clock the rules run on.
     this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {});
+    const store = this.store;
+    new Gauge({
+      name: 'kf_alerts_open',
+      help: 'Alerts not resolved, by severity',
+      labelNames: ['severity'],
+      registers: deps.metricsRegistry ? [deps.metricsRegistry] : [],
+      collect() {
+        this.reset();
+        for (const r of store.s.openCounts.all() as { severity: string; n: number }[]) this.set({ severity: r.severity }, r.n);
+      },
+    });
     this.engine = new AlertEngine({
       store: this.store,
       log: deps.log,

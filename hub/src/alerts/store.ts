@@ -142,6 +142,7 @@ export class AlertStore {
            JOIN (SELECT terminal_id, max(id) AS id FROM update_status GROUP BY terminal_id) m ON m.id = u.id WHERE u.state = 'failed'`,
       ),
       transitionsSince: db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ? AND at > ?'),
+      openCounts: db.prepare('SELECT severity, count(*) AS n FROM alerts WHERE open_key IS NOT NULL GROUP BY severity'),
       openAlerts: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE open_key IS NOT NULL`),
       alert: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = ?`),
       insertAlert: db.prepare(
