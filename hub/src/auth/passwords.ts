@@ -1,7 +1,7 @@
 /**
  * Operator passwords: scrypt (Node's crypto, maintained with Node itself), N=2^15, r=8, p=1, 16-byte salt, 64-byte
  * key, encoded `scrypt$N$r$p$salt$key` so the parameters can be raised later without breaking stored hashes.
- * Measured 270 ms per verify on the 2-core build machine at load average 13 (it is tens of ms idle): cheap for a
+ * Measured 270 ms per verify on the shared 2-core build machine at load average 13: cheap for a
  * login, expensive for a guesser. Async (libuv thread pool), so a login never blocks ingest.
  */
 import crypto from 'node:crypto';
