@@ -19,8 +19,20 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+const tmpDirs: string[] = [];
+let cleanupHooked = false;
+
+/** A temporary directory, removed when the scenario process exits, however it exits (bar SIGKILL). */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `kf-bench-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kf-bench-${prefix}-`));
+  tmpDirs.push(dir);
+  if (!cleanupHooked) {
+    cleanupHooked = true;
+    process.on('exit', () => {
+      for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
 }
 
 export function hasMosquitto(): boolean {
