@@ -109,10 +109,12 @@ try {
 }
 
 const base = rows[0];
+/** The hub's CPU time per request: with 10 requests in flight, p99 ≈ 10 × this once the core is saturated. */
+const cpuMs = (r: Row) => (r.hubCpu / 100 / Math.max(r.rps, 1e-9)) * 1000;
 report.table({
   title: `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per route, hub on its own core`,
-  columns: ['request', 'req/s', 'p50 ms', 'p99 ms', 'p99 vs health', 'max ms', 'bytes / response', 'non-2xx', 'errors', 'hub CPU %'],
-  rows: rows.map((r) => [r.what, fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), ratio(r.p99, base?.p99), fmt(r.max, 0), fmt(r.bytes), fmt(r.non2xx), fmt(r.errors), fmt(r.hubCpu)]),
+  columns: ['request', 'req/s', 'p50 ms', 'p99 ms', 'p99 vs health', 'max ms', 'bytes / response', 'non-2xx', 'errors', 'hub CPU %', 'hub CPU ms / request', 'vs health'],
+  rows: rows.map((r) => [r.what, fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), ratio(r.p99, base?.p99), fmt(r.max, 0), fmt(r.bytes), fmt(r.non2xx), fmt(r.errors), fmt(r.hubCpu), fmt(cpuMs(r), 2), ratio(cpuMs(r), base ? cpuMs(base) : NaN)]),
   notes: rows.map((r) => `${r.what}: GET ${r.path.replace(/from=[^&]+&to=[^&]+/, 'from=…&to=…')}`),
 });
 for (const r of rows.slice(1)) {
