@@ -644,6 +644,76 @@ export function alertAction(id: number, a: AlertAction): Promise<Result<AlertDet
   }
 }
 
+// ------------------------------------------------------------------ releases and rollouts (plain Hono routes: not in AppType)
+
+export interface ReleaseRow {
+  id: string;
+  kind: string;
+  version: string;
+  size: number;
+  terminalTypes: string[];
+  uploadedAt: string;
+  keyId: string;
+}
+
+export function getReleases(): Promise<Result<ReleaseRow[]>> {
+  return run(http('GET', 'releases') as Untyped<{ items: ReleaseRow[] }>, (j) =>
+    j.items.map((r) => ({ id: r.id, kind: r.kind, version: r.version, size: r.size, terminalTypes: r.terminalTypes ?? [], uploadedAt: r.uploadedAt, keyId: r.keyId })),
+  );
+}
+
+/** Upload a packed release: the artifact streams as the body, the signed manifest and its signature as headers. */
+export async function uploadRelease(artifact: File, manifest: File, signature: File): Promise<Result<ReleaseRow>> {
+  const bytes = new Uint8Array(await manifest.arrayBuffer());
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  const request = authedFetch(`${API_BASE}/releases`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      'X-KF-Manifest': btoa(bin),
+      'X-KF-Signature': (await signature.text()).trim(),
+    },
+    body: artifact,
+  });
+  return run(request as Untyped<ReleaseRow>, (r) => r);
+}
+
+export interface RolloutRow {
+  id: string;
+  releaseId: string;
+  version: string;
+  nodeIds: string[];
+  status: 'running' | 'paused' | 'aborted' | 'completed';
+  wave: number;
+  pauseReason: { code: string; message: string } | null;
+  waves: { wave: number; name: string; size: number; counts: Record<string, number>; passed: string | null }[];
+  urgent: boolean;
+  createdAt: string;
+  createdBy: string;
+}
+
+export function getRollouts(): Promise<Result<RolloutRow[]>> {
+  return run(http('GET', 'rollouts') as Untyped<{ items: RolloutRow[] }>, (j) => j.items);
+}
+
+export interface NewRollout {
+  releaseId: string;
+  nodeIds: string[];
+  /** Stations of the pilot wave; the rest of the scope follows in a second wave. */
+  pilotStations: string[];
+  urgent: boolean;
+}
+
+export function createRollout(r: NewRollout): Promise<Result<RolloutRow>> {
+  const waves = [...(r.pilotStations.length ? [{ kind: 'pilot', name: 'pilot', stations: r.pilotStations }] : []), { kind: 'rest', name: 'rest' }];
+  return run(http('POST', 'rollouts', undefined, { releaseId: r.releaseId, nodeIds: r.nodeIds, waves, urgent: r.urgent }) as Untyped<RolloutRow>, (j) => j);
+}
+
+export function rolloutAction(id: string, action: 'pause' | 'resume' | 'abort'): Promise<Result<RolloutRow>> {
+  return run(http('POST', `rollouts/${encodeURIComponent(id)}/${action}`, undefined, {}) as Untyped<RolloutRow>, (j) => j);
+}
+
 // ------------------------------------------------------------------ routes not in AppType yet
 
 type Json = Record<string, any>;

@@ -1,58 +1,85 @@
+/**
+ * Releases (signed artifacts) and rollouts along the tree: upload a packed release, start a rollout (a pilot
+ * station first, then the rest of the chosen node), follow each wave live, pause / resume / abort.
+ */
 import { useState } from 'preact/hooks';
-import { getList, post } from '../api.ts';
+import { createRollout, getReleases, getRollouts, rolloutAction, uploadRelease, type RolloutRow } from '../api.ts';
 import { useResource } from '../hooks.ts';
-import { t } from '../i18n/index.ts';
+import { pickName, t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
-import { useTree } from '../nodes.ts';
-import { formatShort } from '../format.ts';
+import { nodeName, useTree } from '../nodes.ts';
+import { formatBytes, formatShort } from '../format.ts';
+import { label, typeLabel } from '../labels.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 
-type Row = Record<string, any>;
+const DONE = ['committed', 'soaked'];
+const FAILED = ['failed', 'unhealthy', 'rolling-back'];
 
-function RolloutRow(props: { r: Row; onDone: () => void }) {
+function Wave(props: { w: RolloutRow['waves'][number]; current: boolean }) {
+  const { w } = props;
+  const done = DONE.reduce((n, k) => n + (w.counts[k] ?? 0), 0);
+  const failed = FAILED.reduce((n, k) => n + (w.counts[k] ?? 0), 0);
+  const name = t('releases.wave', { n: w.wave + 1 });
+  return (
+    <div class={props.current ? 'wave current' : 'wave'} data-wave={w.wave}>
+      <span>
+        {name} <span class="muted">({w.name})</span>
+      </span>
+      <progress max={w.size || 1} value={done} aria-label={name} />
+      <span class="muted" data-testid="wave-count">
+        {done}/{w.size}
+        {failed > 0 && <span class="badge periph-fault">{t('releases.failed', { n: failed })}</span>}
+        {w.passed && ` · ${t('releases.passed')}`}
+      </span>
+    </div>
+  );
+}
+
+function RolloutItem(props: { r: RolloutRow; onDone: () => void }) {
+  const tree = useTree();
   const { r } = props;
   const [err, setErr] = useState<string | null>(null);
   const act = async (what: 'pause' | 'resume' | 'abort') => {
-    const res = await post(`rollouts/${encodeURIComponent(String(r.id))}/${what}`, {});
+    setErr(null);
+    const res = await rolloutAction(r.id, what);
     if (!res.ok) setErr(t('common.failed', { message: res.error.message }));
-    else props.onDone();
+    props.onDone();
   };
-  const waves = (Array.isArray(r.waves) ? r.waves : []) as Row[];
   return (
-    <li class="rollout" data-rollout={String(r.id)} data-state={String(r.state)}>
+    <li class="rollout" data-rollout={r.id} data-status={r.status}>
       <div class="ai-head">
-        <strong>{String(r.releaseVersion ?? r.version ?? r.releaseId ?? r.id)}</strong>
-        <span class="badge">{String(r.state)}</span>
-        <span class="muted">{String(r.target ?? r.nodeId ?? '')}</span>
+        <strong>{r.version}</strong>
+        <span class={`badge rollout-${r.status}`}>{label('releases.status', r.status)}</span>
+        <span class="muted">{r.nodeIds.map((n) => nodeName(tree, n)).join('、')}</span>
+        {r.urgent && <span class="badge sev-critical">{t('releases.urgent')}</span>}
       </div>
-      {waves.map((w, i) => {
-        const total = Number(w.total ?? 0);
-        const done = Number(w.done ?? w.committed ?? 0);
-        return (
-          <div key={i} class="wave">
-            <span>{t('releases.wave', { n: i + 1 })}</span> <progress max={total || 1} value={done} aria-label={t('releases.wave', { n: i + 1 })} />{' '}
-            <span class="muted">
-              {done}/{total}
-            </span>
-          </div>
-        );
-      })}
+      {r.pauseReason && (
+        <p class="note">
+          {label('releases.reason', r.pauseReason.code)}: {r.pauseReason.message}
+        </p>
+      )}
+      {r.waves.map((w) => (
+        <Wave key={w.wave} w={w} current={w.wave === r.wave && r.status === 'running'} />
+      ))}
       <div class="actions">
-        {r.state === 'running' && (
+        {r.status === 'running' && (
           <button type="button" onClick={() => void act('pause')}>
             {t('releases.pause')}
           </button>
         )}
-        {r.state === 'paused' && (
+        {r.status === 'paused' && (
           <button type="button" onClick={() => void act('resume')}>
             {t('releases.resume')}
           </button>
         )}
-        {(r.state === 'running' || r.state === 'paused') && (
+        {(r.status === 'running' || r.status === 'paused') && (
           <button type="button" class="danger" onClick={() => void act('abort')}>
             {t('releases.abort')}
           </button>
         )}
+        <span class="muted">
+          {formatShort(r.createdAt)} · {r.createdBy}
+        </span>
       </div>
       {err && (
         <p class="note error" role="alert">
@@ -63,91 +90,174 @@ function RolloutRow(props: { r: Row; onDone: () => void }) {
   );
 }
 
+function Upload(props: { onDone: () => void }) {
+  const [files, setFiles] = useState<{ artifact?: File; manifest?: File; signature?: File }>({});
+  const [busy, setBusy] = useState(false);
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  const pick = (k: 'artifact' | 'manifest' | 'signature') => (e: Event) => {
+    const f = (e.currentTarget as HTMLInputElement).files?.[0];
+    setFiles((prev) => ({ ...prev, [k]: f }));
+  };
+  return (
+    <form
+      class="stack"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!files.artifact || !files.manifest || !files.signature) return;
+        setBusy(true);
+        setMsg(null);
+        const r = await uploadRelease(files.artifact, files.manifest, files.signature);
+        setBusy(false);
+        setMsg(r.ok ? { ok: true, text: t('releases.uploaded', { version: r.data.version }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+        if (r.ok) props.onDone();
+      }}
+    >
+      <h3>{t('releases.upload')}</h3>
+      <label for="rel-artifact">{t('releases.artifact')}</label>
+      <input id="rel-artifact" type="file" accept=".gz,.tgz,application/gzip" required onChange={pick('artifact')} />
+      <label for="rel-manifest">{t('releases.manifest')}</label>
+      <input id="rel-manifest" type="file" accept=".json,application/json" required onChange={pick('manifest')} />
+      <label for="rel-signature">{t('releases.signature')}</label>
+      <input id="rel-signature" type="file" accept=".sig" required onChange={pick('signature')} />
+      <button type="submit" class="primary" disabled={busy}>
+        {busy ? t('common.saving') : t('releases.uploadSubmit')}
+      </button>
+      {busy && <progress aria-label={t('releases.upload')} />}
+      {msg && (
+        <p class={msg.ok ? 'note ok' : 'note error'} role="status">
+          {msg.text}
+        </p>
+      )}
+    </form>
+  );
+}
+
 export function ReleasesPage() {
   const tree = useTree();
-  const releases = useResource(() => getList('releases'), []);
-  const rollouts = useResource(() => getList('rollouts'), []);
+  const releases = useResource(() => getReleases(), []);
+  const rollouts = useResource(() => getRollouts(), []);
   useLive(tree?.root?.id ?? null, rollouts.reload, 1000, (e) => e.type === 'rollout' || e.type === 'update');
   const [release, setRelease] = useState('');
   const [target, setTarget] = useState('');
-  const [msg, setMsg] = useState<string | null>(null);
+  const [pilot, setPilot] = useState('');
+  const [urgent, setUrgent] = useState(false);
+  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  const nodes = tree ? [...tree.byId.values()].sort((a, b) => a.id.localeCompare(b.id)) : [];
+  const stations = nodes.filter((n) => n.level === 'station' && (!target || n.id.startsWith(`${target}-`) || n.id === target));
   return (
     <div class="page" data-page="releases">
       <h1>{t('releases.title')}</h1>
       <div class="grid-2">
-        <Section title={t('releases.releases')} id="releases">
-          <Loadable res={releases} what={t('releases.releases')}>
-            {(page) =>
-              page.items.length === 0 ? (
-                <p class="muted">{t('state.empty')}</p>
-              ) : (
-                <div class="table-wrap">
-                  <table>
-                    <thead>
-                      <tr>
-                        <th scope="col">{t('releases.version')}</th>
-                        <th scope="col">{t('releases.kind')}</th>
-                        <th scope="col">{t('releases.uploaded')}</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      {page.items.map((r) => (
-                        <tr key={String(r.id)}>
-                          <td>{String(r.version)}</td>
-                          <td>{String(r.kind)}</td>
-                          <td>{formatShort(String(r.createdAt ?? ''))}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </div>
-              )
-            }
-          </Loadable>
-          {releases.state === 'ok' && (
-            <form
-              class="stack"
-              onSubmit={async (e) => {
-                e.preventDefault();
-                const r = await post('rollouts', { releaseId: release, target });
-                setMsg(r.ok ? t('common.done') : t('common.failed', { message: r.error.message }));
-                rollouts.reload();
-              }}
-            >
-              <h3>{t('releases.create')}</h3>
-              <label for="ro-release">{t('releases.release')}</label>
-              <select id="ro-release" required value={release} onChange={(e) => setRelease((e.currentTarget as HTMLSelectElement).value)}>
-                <option value="">—</option>
-                {(releases.data?.items ?? []).map((r) => (
-                  <option key={String(r.id)} value={String(r.id)}>
-                    {String(r.kind)} {String(r.version)}
-                  </option>
-                ))}
-              </select>
-              <label for="ro-target">{t('releases.target')}</label>
-              <input id="ro-target" required value={target} onInput={(e) => setTarget((e.currentTarget as HTMLInputElement).value)} />
-              <button type="submit" class="primary">
-                {t('releases.submitCreate')}
-              </button>
-              {msg && <p role="status">{msg}</p>}
-            </form>
-          )}
-        </Section>
-        <Section title={t('releases.rollouts')} id="rollouts">
-          <Loadable res={rollouts} what={t('releases.rollouts')}>
-            {(page) =>
-              page.items.length === 0 ? (
-                <p class="muted">{t('state.empty')}</p>
-              ) : (
-                <ul class="rollouts">
-                  {page.items.map((r) => (
-                    <RolloutRow key={String(r.id)} r={r} onDone={rollouts.reload} />
-                  ))}
-                </ul>
-              )
-            }
-          </Loadable>
-        </Section>
+        <div>
+          <Section title={t('releases.rollouts')} id="rollouts">
+            <Loadable res={rollouts} what={t('releases.rollouts')}>
+              {(items) =>
+                items.length === 0 ? (
+                  <p class="muted">{t('state.empty')}</p>
+                ) : (
+                  <ul class="rollouts">
+                    {items.map((r) => (
+                      <RolloutItem key={r.id} r={r} onDone={rollouts.reload} />
+                    ))}
+                  </ul>
+                )
+              }
+            </Loadable>
+          </Section>
+        </div>
+        <div>
+          <Section title={t('releases.releases')} id="releases">
+            <Loadable res={releases} what={t('releases.releases')}>
+              {(items) => (
+                <>
+                  {items.length === 0 ? (
+                    <p class="muted">{t('state.empty')}</p>
+                  ) : (
+                    <div class="table-wrap">
+                      <table class="results">
+                        <thead>
+                          <tr>
+                            <th scope="col">{t('releases.version')}</th>
+                            <th scope="col">{t('releases.kind')}</th>
+                            <th scope="col">{t('releases.types')}</th>
+                            <th scope="col">{t('releases.size')}</th>
+                            <th scope="col">{t('releases.uploadedAt')}</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          {items.map((r) => (
+                            <tr key={r.id} data-release={r.id}>
+                              <th scope="row">{r.version}</th>
+                              <td>{label('releases.kind', r.kind)}</td>
+                              <td>{r.terminalTypes.map(typeLabel).join('、') || '—'}</td>
+                              <td>{formatBytes(r.size)}</td>
+                              <td>{formatShort(r.uploadedAt)}</td>
+                            </tr>
+                          ))}
+                        </tbody>
+                      </table>
+                    </div>
+                  )}
+                  {items.length > 0 && (
+                    <form
+                      class="stack"
+                      onSubmit={async (e) => {
+                        e.preventDefault();
+                        setMsg(null);
+                        const r = await createRollout({ releaseId: release, nodeIds: [target], pilotStations: pilot ? [pilot] : [], urgent });
+                        setMsg(r.ok ? { ok: true, text: t('releases.started') } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+                        rollouts.reload();
+                      }}
+                    >
+                      <h3>{t('releases.create')}</h3>
+                      <label for="ro-release">{t('releases.release')}</label>
+                      <select id="ro-release" required value={release} onChange={(e) => setRelease((e.currentTarget as HTMLSelectElement).value)}>
+                        <option value="">—</option>
+                        {items.map((r) => (
+                          <option key={r.id} value={r.id}>
+                            {label('releases.kind', r.kind)} {r.version}
+                          </option>
+                        ))}
+                      </select>
+                      <label for="ro-target">{t('releases.target')}</label>
+                      <select id="ro-target" required value={target} onChange={(e) => setTarget((e.currentTarget as HTMLSelectElement).value)}>
+                        <option value="">—</option>
+                        {nodes
+                          .filter((n) => n.level !== 'station')
+                          .map((n) => (
+                            <option key={n.id} value={n.id}>
+                              {n.id} {pickName(n.name)}
+                            </option>
+                          ))}
+                      </select>
+                      <label for="ro-pilot">{t('releases.pilot')}</label>
+                      <select id="ro-pilot" value={pilot} onChange={(e) => setPilot((e.currentTarget as HTMLSelectElement).value)}>
+                        <option value="">{t('releases.noPilot')}</option>
+                        {stations.map((n) => (
+                          <option key={n.id} value={n.id}>
+                            {n.id} {pickName(n.name)}
+                          </option>
+                        ))}
+                      </select>
+                      <label class="check">
+                        <input type="checkbox" checked={urgent} onChange={(e) => setUrgent((e.currentTarget as HTMLInputElement).checked)} /> {t('releases.urgent')}
+                      </label>
+                      <button type="submit" class="primary">
+                        {t('releases.submitCreate')}
+                      </button>
+                      {msg && (
+                        <p class={msg.ok ? 'note ok' : 'note error'} role="status">
+                          {msg.text}
+                        </p>
+                      )}
+                    </form>
+                  )}
+                </>
+              )}
+            </Loadable>
+            <Upload onDone={releases.reload} />
+          </Section>
+        </div>
       </div>
     </div>
   );

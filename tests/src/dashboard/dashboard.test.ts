@@ -10,6 +10,9 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
+import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
+import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type Login, type SizeName } from './browser.ts';
@@ -41,6 +44,8 @@ let hub: HubProcess;
 let sim: SimulatorProcess;
 let browser: Browser;
 let tmp: string;
+/** A signed release packed as `kiosk-fleet release pack` does: the three files an operator uploads. */
+let releaseFiles: { artifact: string; manifest: string; signature: string; version: string };
 const contexts: BrowserContext[] = [];
 /** Uncaught errors in any page: a page that throws has failed, whatever it shows. */
 const pageErrors: string[] = [];
@@ -68,8 +73,27 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-dash-e2e-'));
   const fleetFile = path.join(tmp, 'fleet.json');
   writeFileSync(fleetFile, JSON.stringify(FLEET));
+  const keys = generateReleaseKeyPair();
+  writeFileSync(path.join(tmp, 'pub.pem'), keys.publicKeyPem);
+  const built = await buildRelease({
+    workDir: tmp,
+    version: '3.3.0',
+    files: appBundle('3.3.0', true),
+    privateKey: privateKeyFromPem(keys.privateKeyPem),
+    terminalTypes: [...TERMINAL_TYPE_IDS],
+  });
+  releaseFiles = {
+    artifact: path.join(tmp, 'app-3.3.0.tar.gz'),
+    manifest: path.join(tmp, 'app-3.3.0.manifest.json'),
+    signature: path.join(tmp, 'app-3.3.0.sig'),
+    version: built.version,
+  };
+  writeFileSync(releaseFiles.artifact, built.artifact);
+  writeFileSync(releaseFiles.manifest, Buffer.from(built.manifestB64, 'base64'));
+  writeFileSync(releaseFiles.signature, `${built.signature}\n`);
   hub = await spawnHub({
     env: {
+      KF_RELEASE_KEYS: path.join(tmp, 'pub.pem'),
       KF_DASHBOARD_DIR: DASHBOARD_DIST,
       KF_ADMIN_PASSWORD: ADMIN.password,
       // Alerts from the first second, evaluated every second (the hub's defaults: a minute's grace, every 5 s).
@@ -452,6 +476,37 @@ describe('dashboard in Chromium against a real hub', () => {
       .map((el) => el.id)`);
     expect(unlabelled).toEqual([]);
   }, 60_000);
+
+  it('uploads a signed release, starts a rollout with a pilot station, follows it live, pauses and resumes it', async () => {
+    const page = await openPage('desk');
+    await page.goto(`${hub.url}/releases`);
+    await page.waitForSelector('#rel-artifact');
+    await page.locator('#rel-artifact').setInputFiles(releaseFiles.artifact);
+    await page.locator('#rel-manifest').setInputFiles(releaseFiles.manifest);
+    await page.locator('#rel-signature').setInputFiles(releaseFiles.signature);
+    await page.getByRole('button', { name: '上传', exact: true }).click();
+    await poll(() => page.locator('#releases [data-release]').count()).toBe(1);
+    expect(await page.locator('#releases [data-release]').textContent()).toContain('3.3.0');
+
+    await page.locator('#ro-release').selectOption({ index: 1 });
+    await page.locator('#ro-target').selectOption('GZ-YX');
+    await page.locator('#ro-pilot').selectOption('GZ-YX-001');
+    await page.getByRole('button', { name: '开始发布' }).click();
+    const rollout = page.locator('.rollout').first();
+    await poll(() => rollout.getAttribute('data-status')).toBe('running');
+    // Two waves: the pilot station's two terminals, then the rest of Yuexiu.
+    await poll(() => rollout.locator('[data-wave]').count()).toBe(2);
+    expect(await rollout.locator('[data-wave="0"] [data-testid="wave-count"]').textContent()).toMatch(/\/2/);
+    // The pilot terminals download and install it: the wave's progress moves without a reload.
+    await poll(() => rollout.locator('[data-wave="0"] progress').evaluate((p) => (p as unknown as { value: number }).value), 60_000).toBeGreaterThan(0);
+    await screenshot(page, 'releases-rollout-desk');
+
+    await rollout.getByRole('button', { name: '暂停' }).click();
+    await poll(() => rollout.getAttribute('data-status')).toBe('paused');
+    expect(await rollout.textContent()).toContain('操作员暂停');
+    await rollout.getByRole('button', { name: '继续' }).click();
+    await poll(() => rollout.getAttribute('data-status')).not.toBe('paused');
+  }, 120_000);
 
   it('lists operators and the audit log for an admin, and verifies the audit chain', async () => {
     const page = await openPage('desk');
