@@ -266,6 +266,6 @@ describe('registration', () => {
     const t = await hub.terminal('GZ-YX-001-09', { station: 'GZ-YX-001' });
     const d = await until(async () => (await get<{ desired: { version: number; config: Record<string, unknown> } | null }>(`/api/v1/config/terminals/${t.id}`)).desired);
     expect(d).toMatchObject({ version: 1, config: { telemetryInterval: 60, logLevel: 'warn', servicesEnabled: ['id-card-collection'] } });
-    expect(d.config).not.toHaveProperty('announcement');
+    expect(d?.config).not.toHaveProperty('announcement');
   });
 });
