@@ -16,14 +16,15 @@ import { ConfigPage } from './pages/config.tsx';
 import { ReleasesPage } from './pages/releases.tsx';
 import { UsersPage } from './pages/users.tsx';
 
+/** `needs`: any one of these permissions shows the entry (the hub enforces them anyway; this only declutters). */
 const NAV = [
-  { href: '/', key: 'nav.city' },
-  { href: '/terminals', key: 'nav.terminals' },
-  { href: '/alerts', key: 'nav.alerts' },
-  { href: '/placement', key: 'nav.placement' },
-  { href: '/config', key: 'nav.config' },
-  { href: '/releases', key: 'nav.releases' },
-  { href: '/users', key: 'nav.users' },
+  { href: '/', key: 'nav.city', needs: [] },
+  { href: '/terminals', key: 'nav.terminals', needs: [] },
+  { href: '/alerts', key: 'nav.alerts', needs: [] },
+  { href: '/placement', key: 'nav.placement', needs: ['terminal:register', 'terminal:place'] },
+  { href: '/config', key: 'nav.config', needs: ['config:write'] },
+  { href: '/releases', key: 'nav.releases', needs: ['release:write', 'rollout:write'] },
+  { href: '/users', key: 'nav.users', needs: ['user:manage', 'audit:read'] },
 ] as const;
 
 function Page(props: { path: string; query: URLSearchParams }) {
@@ -162,7 +163,7 @@ export function App() {
         </a>
         <nav aria-label={t('nav.main')} class="mainnav">
           <ul>
-            {NAV.map((n) => {
+            {NAV.filter((n) => n.needs.length === 0 || !me || n.needs.some((p) => me.permissions.includes(p))).map((n) => {
               const current =
                 n.href === '/' ? path === '/' || path.startsWith('/nodes') || path.startsWith('/terminals/') : n.href === '/terminals' ? path === '/terminals' : path.startsWith(n.href);
               return (

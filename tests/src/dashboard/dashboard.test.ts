@@ -203,6 +203,9 @@ describe('dashboard in Chromium against a real hub', () => {
     await page.waitForSelector('[data-page="district"]');
     await poll(() => page.locator('h1').textContent()).toBe('越秀区分局');
     expect(await page.locator('[data-node="GZ-HZ-001"]').count()).toBe(0);
+    // What a technician may not do is not offered (the hub refuses it anyway).
+    await poll(() => page.locator('.mainnav').textContent()).toContain('告警');
+    expect(await page.locator('.mainnav').textContent()).not.toContain('用户与审计');
     await screenshot(page, 'technician-home-phone');
   }, 60_000);
 
