@@ -35,6 +35,8 @@ export const createRolloutSchema = z
   })
   .strict();
 
+const pauseSchema = z.object({ message: z.string().max(512).optional() }).strict();
+
 function err(code: string, message: string, details?: unknown): { error: { code: string; message: string; details?: unknown } } {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
@@ -109,9 +111,17 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
     .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
     .get('/:id', (c) => c.json(service.get(scoped(c, c.req.param('id')))))
     .post('/:id/pause', async (c) => {
-      const body = (await c.req.json().catch(() => ({}))) as { message?: unknown };
-      const message = typeof body.message === 'string' ? body.message.slice(0, 512) : undefined;
-      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), message));
+      // The body is optional (`{message?}`); one that is there must be that object (finding F11-8: `null` was a 500).
+      const text = await c.req.text();
+      let body: unknown = {};
+      try {
+        if (text.trim() !== '') body = JSON.parse(text);
+      } catch {
+        return c.json(err('invalid-request', 'body is not JSON'), 400);
+      }
+      const r = pauseSchema.safeParse(body);
+      if (!r.success) return c.json(err('invalid-request', `body: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`), 400);
+      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), r.data.message));
     })
     .post('/:id/resume', async (c) => c.json(await service.resume(scoped(c, c.req.param('id')), actor(c))))
     .post('/:id/abort', async (c) => c.json(await service.abort(scoped(c, c.req.param('id')), actor(c))));

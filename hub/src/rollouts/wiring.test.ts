@@ -97,6 +97,11 @@ describe('rollouts wired into the hub', () => {
       expect(await body<{ error: { code: string } }>(await who.api(`/api/v1/rollouts/${own.id}/pause`, { method: 'POST', json: {} }), 403)).toMatchObject({ error: { code: 'forbidden' } });
       expect((await who.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ-TH']) })).status).toBe(403);
     }
+    // the optional pause body, when there, must be `{message?}` (finding F11-8: a JSON null was a 500)
+    for (const bad of ['null', '5', '[]', '{"message":7}', '{"why":"x"}', 'not json']) {
+      const res = await thAdmin.api(`/api/v1/rollouts/${own.id}/pause`, { method: 'POST', body: bad, headers: { 'content-type': 'application/json' } });
+      expect(await body<{ error: { code: string } }>(res, 400), bad).toMatchObject({ error: { code: 'invalid-request' } });
+    }
     const paused = await body<View>(await thAdmin.api(`/api/v1/rollouts/${own.id}/pause`, { method: 'POST', json: { message: 'lunch rush' } }), 200);
     expect(paused.status).toBe('paused');
     expect((await thAdmin.api('/api/v1/rollouts', { method: 'POST', json: { ...spec(['GZ-TH']), releaseId: 'app-9.9.9' } })).status).toBe(400);
@@ -111,6 +116,7 @@ describe('rollouts wired into the hub', () => {
   it('targets carry a download URL on the hub’s own address; update/status over MQTT moves the rollout and shows on the event stream', async () => {
     // the live stream as the district admin sees it
     const abort = new AbortController();
+    const listenersBefore = hub.bus.listenerCount('changes');
     const res = await thAdmin.api('/api/v1/events', { signal: abort.signal });
     expect(res.status).toBe(200);
     const seen: { type: string; terminalId: string; data: Record<string, unknown> }[] = [];
@@ -153,6 +159,8 @@ describe('rollouts wired into the hub', () => {
     expect(seen).toContainEqual(expect.objectContaining({ type: 'update', terminalId: 'GZ-TH-001-01', data: expect.objectContaining({ state: 'failed', releaseId: 'app-4.0.0', rolloutId: r.id, error: { code: 'sha256-mismatch', message: 'tampered' } }) }));
     expect(seen).toContainEqual(expect.objectContaining({ type: 'rollout', terminalId: 'GZ-TH-001-01', data: expect.objectContaining({ kind: 'send-target', rolloutId: r.id }) }));
     abort.abort();
+    // let the server see the stream end before the hub closes (an open stream woken after close reads a closed db)
+    await until(() => hub.bus.listenerCount('changes') <= listenersBefore);
   });
 
   it('KF_PUBLIC_URL sets the address in download URLs; a bad one stops the start naming the key', () => {
