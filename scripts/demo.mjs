@@ -158,5 +158,6 @@ if (existsSync(agentBin)) {
   say('the simulator is not built yet (agent/bin/kiosk-fleet-agent.mjs is missing); the hub runs alone');
 }
 
-say(`open ${api}/ and sign in with the admin token: ${token}`);
-say('(the token is kept in data/demo-admin-token; Ctrl-C stops the demo)');
+say(`open ${api}/ and sign in as "admin" with the one-time password the hub printed above on its first start`);
+say(`(or choose "admin token" on the login page: ${token}, kept in data/demo-admin-token)`);
+say('Ctrl-C stops the demo');
