@@ -523,22 +523,27 @@ describe('dashboard in Chromium against a real hub', () => {
   it('shows every page at phone and desk size, honestly where the hub lacks a feature', async () => {
     for (const size of Object.keys(SIZES) as SizeName[]) {
       const page = await openPage(size);
-      for (const [path, name] of [
+      for (const [route, name] of [
         ['/alerts', 'alerts'],
         ['/config', 'config'],
         ['/releases', 'releases'],
         ['/users', 'users'],
         ['/terminals', 'terminals'],
+        [`/terminals/${NEVER_ON.id}`, 'terminal'],
+        ['/nodes/GZ-HZ-001', 'station'],
       ] as const) {
-        await page.goto(`${hub.url}${path}`);
+        await page.goto(`${hub.url}${route}`);
         await page.waitForSelector(`[data-page="${name}"]`).catch(async (e: unknown) => {
           await screenshot(page, `failed-${name}-${size}`);
-          throw new Error(`${path}: ${String(e)}\n${pageErrors.join('\n')}`);
+          throw new Error(`${route}: ${String(e)}\n${pageErrors.join('\n')}`);
         });
         // Either real content or an explicit "not available yet": never an endless spinner.
         await poll(() => page.locator('main [role=status]').filter({ hasText: '加载中' }).count(), 15_000).toBe(0);
-        await screenshot(page, `${name}-${size}`);
+        await screenshot(page, `${name}-${route.includes(NEVER_ON.id) ? 'never-seen-' : ''}${size}`);
       }
+      // Something that does not exist says so.
+      await page.goto(`${hub.url}/terminals/NO-SUCH-TERMINAL`);
+      await poll(() => page.locator('main').textContent()).toContain('未找到');
     }
     expect(pageErrors).toEqual([]);
   }, 120_000);
