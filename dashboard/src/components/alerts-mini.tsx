@@ -20,7 +20,7 @@ export function OpenAlerts(props: { node: string }) {
             <ul class="alert-list">
               {page.items.map((a) => (
                 <li key={a.id} data-alert={a.id} data-rule={a.rule} data-terminal={a.terminalId ?? ''}>
-                  <span class={`badge sev-${a.severity}`}>{label('severity', a.severity)}</span> {a.title}{' '}
+                  <span class={`badge sev-${a.severity}`}>{label('severity', a.severity)}</span> {label('rule', a.rule)}{' '}
                   {a.terminalId && <a href={`/terminals/${encodeURIComponent(a.terminalId)}`}>{a.terminalId}</a>}{' '}
                   <span class="muted">{formatDuration(a.ageSeconds * 1000)}</span>
                 </li>

@@ -187,6 +187,7 @@ export const en = {
   'alerts.action.note': 'Note',
   'alerts.action.escalated': 'Escalated',
   'alerts.action.self-test': 'Self-test requested',
+  'alerts.action.self-test-result': 'Self-test result',
   'severity.major': 'Major',
   'severity.minor': 'Minor',
   'rule.offline': 'Terminal offline',

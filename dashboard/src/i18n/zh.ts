@@ -189,6 +189,7 @@ export const zh: Record<MessageKey, string> = {
   'alerts.action.note': '备注',
   'alerts.action.escalated': '升级',
   'alerts.action.self-test': '发起自检',
+  'alerts.action.self-test-result': '自检结果',
   'severity.major': '重要',
   'severity.minor': '一般',
   'rule.offline': '终端离线',

@@ -84,14 +84,17 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
     <li class={`alert-item sev-${a.severity}`} data-alert={a.id} data-state={a.state} data-rule={a.rule} data-terminal={a.terminalId ?? ''}>
       <div class="ai-head">
         <span class={`badge sev-${a.severity}`}>{label('severity', a.severity)}</span>
-        <strong>{a.title}</strong>
+        <strong>{label('rule', a.rule)}</strong>
         <span class="badge" data-testid="alert-state">
           {label('alerts.status', a.state)}
         </span>
         {a.overdue && a.state !== 'resolved' && <span class="badge sev-critical">{t('alerts.overdue')}</span>}
       </div>
       <div>
-        <span class="muted">{label('rule', a.rule)}</span>
+        {/* The hub writes the title in English; the rule above is the translated headline. */}
+        <span class="muted" lang="en">
+          {a.title}
+        </span>
         {a.terminalId && (
           <>
             {' · '}
