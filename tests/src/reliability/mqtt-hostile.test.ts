@@ -268,6 +268,26 @@ describe('hostile MQTT input', () => {
     expect(pump.errors).toEqual([]);
   });
 
+  // F11-9: `data` of an event (and `result` of a command result) is any JSON record; nested 20,000 deep (40 KB, under
+  // KF_MAX_PAYLOAD) it passes the schema, then JSON.stringify in the ingest throws RangeError, the message is never
+  // acknowledged and the connection closes — every time. A real agent's outbox would resend it forever: a poison
+  // message that blocks the terminal's stream, which the design says must be counted, acknowledged and dropped.
+  it.fails('acknowledges (counts, drops) a schema-valid payload nested 20,000 deep instead of closing the connection each time (finding F11-9)', async () => {
+    const who = creds[9]!;
+    const n = 20_000;
+    const body = JSON.stringify({ ...EXAMPLES.events, epoch: 'deepnesting', seq: 1, ts: new Date().toISOString(), data: { x: 0 } }).replace('"x":0', `"x":${'['.repeat(n)}${']'.repeat(n)}`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const c = await connectTerminal(hub.mqttUrl, who.id, who.secret);
+      clients.push(c);
+      c.on('error', () => undefined);
+      const closed = new Promise<string>((r) => c.once('close', () => r('closed')));
+      const outcome = await Promise.race([c.publishAsync(topicFor(who.id, 'events'), body, { qos: 1 }).then(() => 'acknowledged', () => 'failed'), closed, sleep(10_000).then(() => 'no answer')]);
+      expect(outcome).toBe('acknowledged');
+    }
+    expect(hub.proc.exitCode).toBeNull();
+    expect(pump.errors).toEqual([]);
+  });
+
   it('closes connections that never send CONNECT, while the legitimate terminal keeps working', async () => {
     // Aedes' connectTimeout is 30 s; these sockets were opened before the first test.
     await waitFor('idle connections closed by the hub', () => idle.every((c) => c.isClosed()), 45_000, 500);
