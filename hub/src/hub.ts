@@ -271,6 +271,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // HTTP(S): the API and dashboard, plus MQTT over WebSocket at /mqtt.
     const listener = getRequestListener(createHttpApp(services).fetch);
     const web = tlsOptions ? https.createServer(tlsOptions, listener) : http.createServer(listener);
+    // Keep idle connections longer than clients do (undici and browsers give up after 4-60 s; Node's server default
+    // is 5 s), so a client never reuses a connection the hub is closing at that instant: that race surfaced as
+    // "other side closed" on a loaded machine. headersTimeout must stay above keepAliveTimeout.
+    web.keepAliveTimeout = 65_000;
+    web.headersTimeout = 66_000;
     servers.push(web);
     wss = new WebSocketServer({ noServer: true, maxPayload: config.maxPayload + 4096 });
     const ws = wss;
