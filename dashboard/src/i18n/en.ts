@@ -264,6 +264,7 @@ export const en = {
   'config.sync.rejected': 'Rejected by the terminal',
   'config.versions': 'desired v{desired}, applied v{applied}',
   'config.driftSince': 'drifting since {time}',
+  'config.layerOf': 'Config layer',
   'config.save': 'Save',
   'config.preview': 'Preview the change',
   'config.affected': 'Terminals affected: {n}',

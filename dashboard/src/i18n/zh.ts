@@ -266,6 +266,7 @@ export const zh: Record<MessageKey, string> = {
   'config.sync.rejected': '终端拒绝',
   'config.versions': '期望第 {desired} 版，已应用第 {applied} 版',
   'config.driftSince': '自 {time} 起未同步',
+  'config.layerOf': '配置层',
   'config.save': '保存',
   'config.preview': '预览变更',
   'config.affected': '受影响终端：{n} 台',

@@ -10,7 +10,7 @@ import { dryRunConfig, getConfigLayer, saveConfigLayer, type DryRun, type Result
 import { useResource } from '../hooks.ts';
 import { pickName, t } from '../i18n/index.ts';
 import { navigate } from '../router.ts';
-import { useTree } from '../nodes.ts';
+import { nodeName, useTree } from '../nodes.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 import { configDiff } from '../config-diff.ts';
 
@@ -84,7 +84,7 @@ export function ConfigPage(props: { query: URLSearchParams }) {
           </form>
         </div>
       </Section>
-      <Section title={`${t('config.editor')} · ${target}`} id="config-edit">
+      <Section title={`${t('config.layerOf')} · ${nodeLevel(target) !== null ? nodeName(tree, target) : target}`} id="config-edit">
         <Loadable res={res} what={t('config.title')}>
           {(cfg) => (
             <form
