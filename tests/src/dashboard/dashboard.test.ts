@@ -341,6 +341,7 @@ describe('dashboard in Chromium against a real hub', () => {
     await poll(() => page.locator('h1').textContent()).toBe('Guangzhou Public Security Bureau');
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
     await poll(() => page.locator('.mainnav').textContent()).toContain('Alerts');
+    await screenshot(page, 'city-english-desk');
     await page.getByLabel('Language').selectOption('zh-CN');
     await poll(() => page.locator('h1').textContent()).toBe('广州市公安局');
     expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN');
