@@ -72,7 +72,8 @@ describe('the agent killed while reporting', () => {
     const have = new Set(seqs);
     for (let s = 1; s <= lastSeq; s++) if (!have.has(s) && !queued.has(s)) missing.push(s);
     expect(missing).toEqual([]);
-    expect(lastSeq).toBeGreaterThan(10);
+    // The hub's pushed config soon sets a 30 s interval, so most samples are the one each start takes: one per life.
+    expect(lastSeq).toBeGreaterThanOrEqual(5);
     console.info(`[reliability] agent crash: 4 agent SIGKILLs + 1 hub SIGKILL (seed ${SEED}); ${lastSeq} samples taken, ${rows.length} stored, ${queued.size} still queued, 0 missing, 0 duplicates`);
   }, 120_000);
 
