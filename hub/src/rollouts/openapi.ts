@@ -1,6 +1,6 @@
 /** The rollout routes in the OpenAPI document: `registerRolloutsOpenApi(api.openAPIRegistry)` (see releases/openapi.ts). */
 import { z, type OpenAPIHono } from '@hono/zod-openapi';
-import { createRolloutSchema } from './routes.ts';
+import { createRolloutSchema, emptyBodySchema, pauseBodySchema } from './routes.ts';
 
 const error = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }) }).openapi('RolloutError');
 const wave = z.object({ wave: z.int(), name: z.string(), size: z.int(), counts: z.record(z.string(), z.int()), passed: z.enum(['gate', 'operator']).nullable() });
@@ -52,8 +52,8 @@ export function registerRolloutsOpenApi(registry: Pick<OpenAPIHono['openAPIRegis
       path: `/rollouts/{id}/${action}`,
       summary,
       security: [{ bearer: [] }],
-      request: { params: id, ...(action === 'pause' ? { body: { content: { 'application/json': { schema: z.object({ message: z.string().max(512).optional() }) } } } } : {}) },
-      responses: { 200: json(rollout, 'The rollout'), ...common },
+      request: { params: id, body: { required: false, content: { 'application/json': { schema: (action === 'pause' ? pauseBodySchema : emptyBodySchema) as unknown as z.ZodType } } } },
+      responses: { 200: json(rollout, 'The rollout'), 400: json(error, 'The body, when sent, is not the documented object'), ...common },
     });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `/api/v1/rollouts` (admin): `POST /` create, `GET /` list, `GET /:id` progress per wave and per terminal,
- * `POST /:id/pause` (`{message?}`), `POST /:id/resume`, `POST /:id/abort`.
+ * `POST /:id/pause` (optional `{message?}`), `POST /:id/resume`, `POST /:id/abort` (optional `{}`). A body that does
+ * not match is a 400 `invalid-request` naming the bad field.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
@@ -35,10 +36,38 @@ export const createRolloutSchema = z
   })
   .strict();
 
-const pauseSchema = z.object({ message: z.string().max(512).optional() }).strict();
+/** `POST /:id/pause` takes an optional `{message?}`; resume and abort an optional `{}` (a body, when sent, is checked). */
+export const pauseBodySchema = z.object({ message: z.string().max(512).optional() }).strict();
+export const emptyBodySchema = z.object({}).strict();
 
 function err(code: string, message: string, details?: unknown): { error: { code: string; message: string; details?: unknown } } {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+}
+
+type BodyCheck<T> = { ok: true; data: T } | { ok: false; answer: ReturnType<typeof err> };
+
+function invalid(e: z.ZodError): ReturnType<typeof err> {
+  const issues = e.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+  return err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues });
+}
+
+/**
+ * An optional JSON body checked against `schema`: none (or only whitespace) reads as `{}`. Parsed from the text, not
+ * with `c.req.json()`, so `null`, a number or an array is a 400 naming the problem rather than a TypeError later
+ * (finding F11-8: `null` on pause was a 500).
+ */
+async function optionalBody<T>(c: Context, schema: z.ZodType<T>): Promise<BodyCheck<T>> {
+  const text = await c.req.text();
+  let body: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return { ok: false, answer: err('invalid-request', 'body is not JSON') };
+    }
+  }
+  const r = schema.safeParse(body);
+  return r.success ? { ok: true, data: r.data } : { ok: false, answer: invalid(r.error) };
 }
 
 export interface RolloutsRoutesDeps {
@@ -78,10 +107,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
         return c.json(err('invalid-request', 'body is not JSON'), 400);
       }
       const r = createRolloutSchema.safeParse(body);
-      if (!r.success) {
-        const issues = r.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-        return c.json(err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
-      }
+      if (!r.success) return c.json(invalid(r.error), 400);
       const b = r.data;
       const outside = b.nodeIds.filter((n) => !sees(c, n));
       if (outside.length > 0) return c.json(err('not-found', `no node ${outside.join(', ')}`, { nodeIds: outside }), 404);
@@ -111,18 +137,18 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
     .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
     .get('/:id', (c) => c.json(service.get(scoped(c, c.req.param('id')))))
     .post('/:id/pause', async (c) => {
-      // The body is optional (`{message?}`); one that is there must be that object (finding F11-8: `null` was a 500).
-      const text = await c.req.text();
-      let body: unknown = {};
-      try {
-        if (text.trim() !== '') body = JSON.parse(text);
-      } catch {
-        return c.json(err('invalid-request', 'body is not JSON'), 400);
-      }
-      const r = pauseSchema.safeParse(body);
-      if (!r.success) return c.json(err('invalid-request', `body: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`), 400);
-      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), r.data.message));
+      const b = await optionalBody(c, pauseBodySchema);
+      if (!b.ok) return c.json(b.answer, 400);
+      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), b.data.message));
     })
-    .post('/:id/resume', async (c) => c.json(await service.resume(scoped(c, c.req.param('id')), actor(c))))
-    .post('/:id/abort', async (c) => c.json(await service.abort(scoped(c, c.req.param('id')), actor(c))));
+    .post('/:id/resume', async (c) => {
+      const b = await optionalBody(c, emptyBodySchema);
+      if (!b.ok) return c.json(b.answer, 400);
+      return c.json(await service.resume(scoped(c, c.req.param('id')), actor(c)));
+    })
+    .post('/:id/abort', async (c) => {
+      const b = await optionalBody(c, emptyBodySchema);
+      if (!b.ok) return c.json(b.answer, 400);
+      return c.json(await service.abort(scoped(c, c.req.param('id')), actor(c)));
+    });
 }

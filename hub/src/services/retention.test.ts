@@ -74,3 +74,48 @@ describe('retention', () => {
     expect(size()).toBeLessThan(sizeBefore);
   });
 });
+
+describe('retention with a terminal clock far off (finding F11-5)', () => {
+  let fresh: TestHub;
+  beforeAll(async () => {
+    fresh = await startTestHub({ retentionDays: 7 });
+  });
+  afterAll(() => fresh.stop());
+
+  const rollupHours = (id: string) => (fresh.db.prepare('SELECT hour FROM rollups_hourly WHERE terminal_id = ? ORDER BY hour').all(id) as { hour: number }[]).map((r) => r.hour);
+
+  test('a first sample dated 1970 on a hub that never rolled up is not rolled up and does not hold back the recent hours', async () => {
+    const t = await fresh.terminal('GZ-T-001-02', { type: 'weijingwu' });
+    const now = Date.now();
+    const lastHour = Math.floor(now / HOUR) * HOUR - HOUR;
+    // The oldest sample in the table is the 1970 one: the hour cursor used to start there and walk ~500,000 hours.
+    await fresh.ingest.handle(t.id, 'telemetry', sample(1, 1_000, 10, 'ok'), now - 2 * HOUR);
+    await fresh.ingest.handle(t.id, 'telemetry', sample(2, lastHour + 60_000, 20, 'ok'), now);
+    expect(fresh.db.prepare("SELECT value FROM meta WHERE key = 'rollup_until'").get()).toBeUndefined();
+
+    expect(fresh.retention.rollup(now)).toBe(1);
+    expect(rollupHours(t.id)).toEqual([lastHour]);
+    expect(fresh.db.prepare("SELECT value FROM meta WHERE key = 'rollup_until'").get()).toEqual({ value: String(lastHour + HOUR) });
+    // Nothing is left to do, and the raw 1970 sample goes with its receive time like any other.
+    expect(fresh.retention.rollup(now)).toBe(0);
+    expect(fresh.retention.prune(now + 8 * DAY).telemetry).toBe(2);
+  });
+
+  test('a backlog of hours is rolled up a bounded number of hours per run, oldest first, and caught up by the next runs', async () => {
+    const t = await fresh.terminal('GZ-T-001-03', { type: 'weijingwu' });
+    const now = Date.now();
+    const firstHour = Math.floor(now / HOUR) * HOUR - 60 * HOUR;
+    fresh.db.prepare("DELETE FROM meta WHERE key = 'rollup_until'").run();
+    // One sample in each of 60 past hours, plus one from 1970 and one from 2099 (clocks off both ways).
+    const writes = Array.from({ length: 60 }, (_, i) => fresh.ingest.handle(t.id, 'telemetry', sample(10 + i, firstHour + i * HOUR + 1_000, i, 'ok'), now));
+    writes.push(fresh.ingest.handle(t.id, 'telemetry', sample(1, 5_000, 1, 'ok'), now));
+    writes.push(fresh.ingest.handle(t.id, 'telemetry', sample(2, Date.parse('2099-01-01T00:00:00Z'), 1, 'ok'), now));
+    await Promise.all(writes);
+
+    expect(fresh.retention.rollup(now)).toBe(48);
+    expect(rollupHours(t.id)).toEqual(Array.from({ length: 48 }, (_, i) => firstHour + i * HOUR));
+    expect(fresh.retention.rollup(now)).toBe(12);
+    expect(rollupHours(t.id)).toEqual(Array.from({ length: 60 }, (_, i) => firstHour + i * HOUR));
+    expect(fresh.retention.rollup(now)).toBe(0);
+  });
+});

@@ -59,11 +59,17 @@ export class Retention {
    */
   rollup(now = Date.now(), maxHours = 48): number {
     const lastDone = Number(this.store.meta('rollup_until') ?? NaN);
-    const oldest = (this.store.s.oldestSample.get() as { ts: number | null }).ts;
-    if (!Number.isFinite(lastDone) && oldest === null) return 0;
     const floor = Math.floor((now - ROLLUP_DAYS * DAY_MS) / HOUR_MS) * HOUR_MS;
-    let hour = Math.max(floor, Number.isFinite(lastDone) ? lastDone : Math.floor(oldest! / HOUR_MS) * HOUR_MS);
     const currentHour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    let hour: number;
+    if (Number.isFinite(lastDone)) {
+      hour = Math.max(floor, lastDone);
+    } else {
+      // The first run starts at the first sample inside the window, not at the table's oldest ts (a terminal clock).
+      const first = (this.store.s.nextSample.get(floor) as { ts: number | null }).ts;
+      if (first === null) return 0;
+      hour = Math.floor(first / HOUR_MS) * HOUR_MS;
+    }
     let written = 0;
     let hoursWithData = 0;
     for (; hour < currentHour && hoursWithData < maxHours; hour += HOUR_MS) {

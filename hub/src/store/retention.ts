@@ -10,15 +10,17 @@ export class RetentionStore {
     this.s = {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      oldestSample: db.prepare('SELECT min(ts) AS ts FROM telemetry'),
-      // One index seek per terminal (telemetry_time is on (terminal_id, ts)) instead of a scan of the whole table.
+      // The first sample at or after a time: one index seek per terminal (telemetry_time is on (terminal_id, ts)),
+      // where `min(ts)` over the table would read the whole index.
       nextSample: db.prepare(
         'SELECT min((SELECT min(ts) FROM telemetry t WHERE t.terminal_id = r.id AND t.ts >= ?)) AS ts FROM terminals r',
       ),
+      // One hour's samples grouped by terminal. CROSS JOIN keeps terminals the outer loop, so each terminal is a range
+      // seek in telemetry_time; the planner otherwise scans that whole index once per hour (2M rows: 0.38 s vs 0.07 s).
       hourSamples: db.prepare(
         `SELECT t.terminal_id AS terminalId, t.cpu, t.mem_used AS memUsed, t.mem_total AS memTotal, t.disk_used AS diskUsed,
            t.disk_total AS diskTotal, t.temp_c AS tempC, t.peripherals, t.services, r.type
-         FROM telemetry t JOIN terminals r ON r.id = t.terminal_id WHERE t.ts >= ? AND t.ts < ? ORDER BY t.terminal_id`,
+         FROM terminals r CROSS JOIN telemetry t ON t.terminal_id = r.id WHERE t.ts >= ? AND t.ts < ? ORDER BY r.id`,
       ),
       upsertRollup: db.prepare(
         `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg,
