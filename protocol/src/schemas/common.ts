@@ -40,5 +40,27 @@ export const peripheralStatus = z.enum(PERIPHERAL_STATUSES);
 /** A command or request id (UUID or similar). */
 export const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'id: 1-64 of A-Z a-z 0-9 _ -');
 
-/** Bounded JSON-ish bag for arguments and results (depth and size are bounded by KF_MAX_PAYLOAD at the broker). */
-export const jsonRecord = z.record(z.string().max(64), z.unknown());
+/** How deep a free-form JSON bag may nest. Size is bounded by KF_MAX_PAYLOAD at the broker, depth is not: a
+ * 40 KB payload nested 20,000 levels passed the schema and then overflowed the stack when re-serialised, so the
+ * hub could neither store nor acknowledge it and the agent resent it forever (finding F11-9). */
+export const MAX_JSON_DEPTH = 16;
+
+/** The nesting depth of a JSON value, counted without recursion (a hostile value must not blow the stack here). */
+export function jsonDepth(value: unknown, limit = Infinity): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    const depth = d + 1;
+    if (depth > deepest) deepest = depth;
+    if (deepest > limit) return deepest;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth]);
+  }
+  return deepest;
+}
+
+/** Bounded JSON bag for arguments, results and event data: string keys, at most MAX_JSON_DEPTH levels. */
+export const jsonRecord = z
+  .record(z.string().max(64), z.unknown())
+  .refine((v) => jsonDepth(v, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH, { message: `nested deeper than ${MAX_JSON_DEPTH} levels` });

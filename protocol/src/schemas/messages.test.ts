@@ -98,3 +98,14 @@ describe('terminal config', () => {
     expect(commandArgsSchemas['collect-logs'].safeParse({ lines: -1 }).success).toBe(false);
   });
 });
+
+describe('free-form JSON bags', () => {
+  it('refuse nesting deeper than MAX_JSON_DEPTH without overflowing the stack', () => {
+    // Built as text: JSON.stringify itself overflows on such a value, which is how this poisoned the hub.
+    const deep = `${'{"a":'.repeat(20_000)}{}${'}'.repeat(20_000)}`;
+    const r = parsePayload('events', JSON.stringify({ ...EXAMPLES.events, data: 0 }).replace('"data":0', `"data":${deep}`));
+    expect(r).toMatchObject({ ok: false, reason: 'schema' });
+    expect(r.ok === false && r.message).toMatch(/nested deeper/);
+    expect(parsePayload('events', JSON.stringify({ ...EXAMPLES.events, data: { a: { b: [1, { c: 2 }] } } })).ok).toBe(true);
+  });
+});

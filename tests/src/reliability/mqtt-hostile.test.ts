@@ -268,11 +268,11 @@ describe('hostile MQTT input', () => {
     expect(pump.errors).toEqual([]);
   });
 
-  // F11-9: `data` of an event (and `result` of a command result) is any JSON record; nested 20,000 deep (40 KB, under
-  // KF_MAX_PAYLOAD) it passes the schema, then JSON.stringify in the ingest throws RangeError, the message is never
-  // acknowledged and the connection closes — every time. A real agent's outbox would resend it forever: a poison
-  // message that blocks the terminal's stream, which the design says must be counted, acknowledged and dropped.
-  it.fails('acknowledges (counts, drops) a schema-valid payload nested 20,000 deep instead of closing the connection each time (finding F11-9)', async () => {
+  // F11-9 (fixed): `data` of an event (and `result` of a command result) was any JSON record; nested 20,000 deep
+  // (40 KB, under KF_MAX_PAYLOAD) it passed the schema, then JSON.stringify in the ingest threw RangeError, the message
+  // was never acknowledged and the connection closed — every time: a poison message for a real agent's outbox. The
+  // protocol now bounds the depth (MAX_JSON_DEPTH), so it is refused by the schema, counted and acknowledged.
+  it('acknowledges (counts, drops) a schema-valid payload nested 20,000 deep instead of closing the connection each time (finding F11-9)', async () => {
     const who = creds[9]!;
     const n = 20_000;
     const body = JSON.stringify({ ...EXAMPLES.events, epoch: 'deepnesting', seq: 1, ts: new Date().toISOString(), data: { x: 0 } }).replace('"x":0', `"x":${'['.repeat(n)}${']'.repeat(n)}`);
