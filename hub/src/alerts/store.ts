@@ -1,6 +1,7 @@
 /** All SQL of alerts, their history, maintenance, silences, webhooks and deliveries. */
 import { scopeClause } from '../auth/scope.ts';
 import type { Db } from '../store/db.ts';
+import { scopedWhere } from '../store/where.ts';
 import type { RuleId, Severity } from './rules/types.ts';
 
 export type AlertState = 'open' | 'acknowledged' | 'assigned' | 'resolved';
@@ -250,39 +251,19 @@ export class AlertStore {
   }
 
   maintenanceList(scope: string | null, activeAt: number | null, limit: number): MaintenanceRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (scope !== null) {
-      const sc = scopeClause('node_id', scope);
-      where.push(sc.sql);
-      args.push(...sc.args);
-    }
-    if (activeAt !== null) {
-      where.push('ends_at > ?');
-      args.push(activeAt);
-    }
+    const w = scopedWhere('node_id', scope, activeAt === null ? undefined : { sql: 'ends_at > ?', arg: activeAt });
     return this.db
-      .prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY starts_at DESC, id DESC LIMIT ?`)
-      .all(...args, limit) as MaintenanceRow[];
+      .prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance ${w.sql} ORDER BY starts_at DESC, id DESC LIMIT ?`)
+      .all(...w.args, limit) as MaintenanceRow[];
   }
 
   silenceList(scope: string | null, activeAt: number | null, limit: number): SilenceRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (scope !== null) {
-      const sc = scopeClause('node_id', scope);
-      where.push(sc.sql);
-      args.push(...sc.args);
-    }
-    if (activeAt !== null) {
-      where.push('until > ?');
-      args.push(activeAt);
-    }
+    const w = scopedWhere('node_id', scope, activeAt === null ? undefined : { sql: 'until > ?', arg: activeAt });
     return this.db
       .prepare(
         `SELECT id, node_id AS nodeId, rule, until, reason, created_by AS createdBy, created_at AS createdAt FROM alert_silences
-         ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+         ${w.sql} ORDER BY id DESC LIMIT ?`,
       )
-      .all(...args, limit) as SilenceRow[];
+      .all(...w.args, limit) as SilenceRow[];
   }
 }

@@ -1,7 +1,7 @@
 /** All SQL of users, sessions, API tokens and login throttling. */
 import type { Db } from '../store/db.ts';
+import { scopedWhere } from '../store/where.ts';
 import type { Role } from './permissions.ts';
-import { scopeClause } from './scope.ts';
 
 export interface UserRow {
   id: string;
@@ -119,20 +119,10 @@ export class AuthStore {
 
   /** Users whose node lies under `scope` (null: all), ordered by username, keyset-paginated. */
   users(scope: string | null, after: string | undefined, limit: number): UserRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (scope !== null) {
-      const sc = scopeClause('node_id', scope);
-      where.push(sc.sql);
-      args.push(...sc.args);
-    }
-    if (after !== undefined) {
-      where.push('username > ?');
-      args.push(after);
-    }
+    const w = scopedWhere('node_id', scope, after === undefined ? undefined : { sql: 'username > ?', arg: after });
     return this.db
-      .prepare(`SELECT ${USER_COLUMNS} FROM users ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY username LIMIT ?`)
-      .all(...args, limit) as UserRow[];
+      .prepare(`SELECT ${USER_COLUMNS} FROM users ${w.sql} ORDER BY username LIMIT ?`)
+      .all(...w.args, limit) as UserRow[];
   }
 
   insertUser(u: UserRow): void {
