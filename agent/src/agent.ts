@@ -36,7 +36,7 @@ import { ConfigReconciler, operationalSettings, type ConfigStore, type Operation
 import type { ExitRecorder, LastExit } from './exit-record.ts';
 import type { HostProbe } from './host/probe.ts';
 import type { Logger, LogRing } from './log.ts';
-import { MqttLink } from './mqtt-link.ts';
+import { MqttLink, type LinkSettings } from './mqtt-link.ts';
 import { OutboxRejectError, type DroppedCounts, type Outbox, type OutboxEntry, type StreamBody } from './outbox/outbox.ts';
 import { runCommand } from './peripherals/command.ts';
 import type { PeripheralDriver } from './peripherals/driver.ts';
@@ -50,17 +50,9 @@ const PROBE_DEADLINE_MS = 30_000;
 /** collect-logs stays well under the hub's default 64 KiB payload limit. */
 const MAX_LOG_BYTES = 48 * 1024;
 
-export interface AgentOptions {
+export interface AgentOptions extends LinkSettings {
   terminalId: string;
   hubUrl: string;
-  password?: string | undefined;
-  ca?: Buffer | undefined;
-  caSource?: string | undefined;
-  localAddress?: string | undefined;
-  keepalive: number;
-  reconnectMinMs: number;
-  reconnectMaxMs: number;
-  authRetryMs: number;
   /** Local defaults of the operational settings, until a pushed config governs. */
   defaults: { telemetryInterval: number; logLevel: string; peripherals: PeripheralSettings };
   restartAppCommand?: string[] | undefined;

@@ -33,6 +33,12 @@ export interface LinkOptions {
   logger: Logger;
 }
 
+/** The connection settings an agent takes from its own options and hands to its link unchanged. */
+export type LinkSettings = Pick<
+  LinkOptions,
+  'password' | 'ca' | 'caSource' | 'localAddress' | 'keepalive' | 'reconnectMinMs' | 'reconnectMaxMs' | 'authRetryMs'
+>;
+
 export interface LinkEvents {
   /** A CONNACK arrived. */
   up: [{ sessionPresent: boolean; connSeq: number }];
