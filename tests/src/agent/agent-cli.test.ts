@@ -5,13 +5,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topicFor } from '@kiosk-fleet/protocol';
 import { AGENT_BIN, REPO_ROOT, spawnAgent, type AgentProcess } from '../helpers/agent.ts';
+import { freePort } from '../helpers/reliability-util.ts';
 
 const ID = 'GZ-TH-010-03';
 let port: number;
@@ -20,14 +20,6 @@ let sub: MqttClient;
 const seen: { topic: string; payload: string }[] = [];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-agent-cli-'));
 const agents: AgentProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const p = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return p;
-}
 
 async function until<T>(fn: () => T | undefined | null | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
   const end = Date.now() + timeoutMs;

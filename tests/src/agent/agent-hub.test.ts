@@ -3,12 +3,12 @@
  * credentials, commands. Seq bookkeeping is read from the hub's terminal detail (`streams`: count, first and max
  * seq per stream and epoch), which is what the hub stored, each (terminal, stream, epoch, seq) once.
  */
-import net from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { freePort } from '../helpers/reliability-util.ts';
 
 interface Stream {
   stream: string;
@@ -25,14 +25,6 @@ interface Detail {
   boot: { bootId: string | null; lastExit: { cause: string } | null };
   peripherals: Record<string, { status: string }>;
   [k: string]: unknown;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function until<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, what = 'condition'): Promise<T> {

@@ -9,6 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePayload, topicFor } from '@kiosk-fleet/protocol';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
+import { freePort } from '../helpers/reliability-util.ts';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 const ID = 'GZ-HZ-002-01';
@@ -17,14 +18,6 @@ let broker: ChildProcess | null = null;
 let agent: AgentProcess | null = null;
 let sub: MqttClient | null = null;
 const seen: { topic: string; payload: string }[] = [];
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const p = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return p;
-}
 
 async function startMosquitto(): Promise<void> {
   broker = spawn(MOSQUITTO, ['-p', String(port)], { stdio: 'ignore' });

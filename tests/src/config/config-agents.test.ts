@@ -7,19 +7,11 @@
  * - stale writes are 409, invalid ones 400 with paths, and neither reaches a terminal.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { freePort } from '../helpers/reliability-util.ts';
 
 async function until<T>(fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
   const end = Date.now() + timeoutMs;
