@@ -8,7 +8,7 @@ import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
-import { errorResponses, errorSchema, iso, isoReq, json, limitQuery, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
 
 const STATES = ['open', 'acknowledged', 'assigned', 'resolved'] as const;
 const SELF_TEST_TTL_S = 300;
@@ -99,35 +99,34 @@ const getRoute = createRoute({
   responses: { 200: json(alertDetailSchema), ...errorResponses },
 });
 
-const bodyOf = <T extends z.ZodType>(schema: T) => ({ body: { required: true, content: { 'application/json': { schema } } } });
 const conflictResponse = { 409: { description: 'Not possible in the alert’s state (already resolved, already acknowledged)', content: { 'application/json': { schema: errorSchema } } } };
 
 const ackRoute = createRoute({
   method: 'post',
   path: '/alerts/{id}/acknowledge',
   summary: 'Acknowledge (stops the SLA clock)',
-  request: { params: idParam, ...bodyOf(z.object({ note: note.optional() })) },
+  request: { params: idParam, ...jsonBody(z.object({ note: note.optional() })) },
   responses: { 200: json(alertDetailSchema), ...errorResponses, ...conflictResponse },
 });
 const assignRoute = createRoute({
   method: 'post',
   path: '/alerts/{id}/assign',
   summary: 'Assign to a technician (an active user who may handle alerts and sees the alert’s node); acknowledges too',
-  request: { params: idParam, ...bodyOf(z.object({ to: z.string().min(1).max(64), note: note.optional() })) },
+  request: { params: idParam, ...jsonBody(z.object({ to: z.string().min(1).max(64), note: note.optional() })) },
   responses: { 200: json(alertDetailSchema), ...errorResponses, ...conflictResponse },
 });
 const resolveRoute = createRoute({
   method: 'post',
   path: '/alerts/{id}/resolve',
   summary: 'Resolve by hand, with a note (if the condition persists, the next evaluation opens a new alert)',
-  request: { params: idParam, ...bodyOf(z.object({ note })) },
+  request: { params: idParam, ...jsonBody(z.object({ note })) },
   responses: { 200: json(alertDetailSchema), ...errorResponses, ...conflictResponse },
 });
 const noteRoute = createRoute({
   method: 'post',
   path: '/alerts/{id}/notes',
   summary: 'Add a note',
-  request: { params: idParam, ...bodyOf(z.object({ note })) },
+  request: { params: idParam, ...jsonBody(z.object({ note })) },
   responses: { 201: json(alertDetailSchema), ...errorResponses },
 });
 
@@ -165,7 +164,7 @@ const maintenanceCreateRoute = createRoute({
   path: '/maintenance',
   summary: 'Put a terminal or a node (station, district) into maintenance until endsAt: no alerts, planned downtime',
   request: {
-    ...bodyOf(
+    ...jsonBody(
       z
         .object({
           terminalId: z.string().min(1).max(64).optional(),
@@ -203,7 +202,7 @@ const silenceCreateRoute = createRoute({
   method: 'post',
   path: '/silences',
   summary: 'Silence a rule (or `*`: every rule) for everything under a node until a time',
-  request: { ...bodyOf(z.object({ nodeId: z.string().min(1).max(64), rule: z.enum([...RULE_IDS, '*']), until: isoTime, reason: z.string().trim().max(1000).optional() })) },
+  request: { ...jsonBody(z.object({ nodeId: z.string().min(1).max(64), rule: z.enum([...RULE_IDS, '*']), until: isoTime, reason: z.string().trim().max(1000).optional() })) },
   responses: { 201: json(silenceSchema), ...errorResponses },
 });
 
@@ -245,7 +244,7 @@ const webhookCreateRoute = createRoute({
   method: 'post',
   path: '/webhooks',
   summary: 'Add an alert webhook: each alert change is POSTed as JSON, signed with the secret (X-KF-Signature)',
-  request: { ...bodyOf(z.object({ url: z.url({ protocol: /^https?$/ }).max(2000), secret: z.string().min(16).max(256) })) },
+  request: { ...jsonBody(z.object({ url: z.url({ protocol: /^https?$/ }).max(2000), secret: z.string().min(16).max(256) })) },
   responses: { 201: json(webhookSchema), ...errorResponses },
 });
 const webhookDeleteRoute = createRoute({ method: 'delete', path: '/webhooks/{id}', request: { params: idParam }, responses: { 200: json(z.object({ id: z.number(), deleted: z.literal(true) })), ...errorResponses } });

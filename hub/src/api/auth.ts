@@ -5,7 +5,7 @@ import { clientIp, originOf, principalOf } from '../auth/guard.ts';
 import { can, PERMISSIONS, ROLES, type Permission } from '../auth/permissions.ts';
 import { CSRF_COOKIE, publicToken, publicUser, SESSION_COOKIE } from '../auth/service.ts';
 import { HubError } from '../errors.ts';
-import { errorResponses, idParam, json, listOf, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
 
 export const userSchema = z
   .object({
@@ -56,10 +56,7 @@ const loginRoute = createRoute({
   path: '/auth/login',
   summary: 'Sign in: sets the HttpOnly kf_session cookie and the kf_csrf cookie; send kf_csrf as X-CSRF-Token on writes',
   request: {
-    body: {
-      required: true,
-      content: { 'application/json': { schema: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) }) } },
-    },
+    ...jsonBody(z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(1024) })),
   },
   responses: {
     200: json(z.object({ user: userSchema, csrfToken: z.string(), expiresAt: z.string(), mustChangePassword: z.boolean() })),
@@ -87,10 +84,7 @@ const passwordRoute = createRoute({
   path: '/auth/password',
   summary: 'Change your own password (ends your other sessions)',
   request: {
-    body: {
-      required: true,
-      content: { 'application/json': { schema: z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) }) } },
-    },
+    ...jsonBody(z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) })),
   },
   responses: { 200: json(z.object({ user: userSchema })), ...errorResponses },
 });
@@ -108,19 +102,14 @@ const createTokenRoute = createRoute({
   path: '/auth/tokens',
   summary: 'Create an API token (shown once) with at most your role, under your node, expiring',
   request: {
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({
-            name: z.string().min(1).max(128),
-            role: z.enum(ROLES).optional(),
-            nodeId: z.string().max(64).nullable().optional(),
-            expiresInDays: z.number().int().min(1).max(366).default(90),
-          }),
-        },
-      },
-    },
+    ...jsonBody(
+      z.object({
+        name: z.string().min(1).max(128),
+        role: z.enum(ROLES).optional(),
+        nodeId: z.string().max(64).nullable().optional(),
+        expiresInDays: z.number().int().min(1).max(366).default(90),
+      }),
+    ),
   },
   responses: { 201: json(tokenSchema.extend({ token: z.string() }), 'Created; `token` is shown this once'), ...errorResponses },
 });

@@ -30,6 +30,9 @@ export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({
   content: { 'application/json': { schema } },
 });
 
+/** A route's required JSON request body, spread into `request` (the counterpart of `json` for responses). */
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({ body: { required: true, content: { 'application/json': { schema } } } });
+
 export const limitQuery = z.coerce.number().int().min(1).max(1000).default(100);
 export const timeQuery = z.iso.datetime({ offset: true }).optional();
 

@@ -9,7 +9,7 @@ import { audit, principalOf, visible } from '../auth/guard.ts';
 import type { LayerView, SyncState } from '../config-layers/service.ts';
 import { notFound } from '../errors.ts';
 import type { Scope } from '../config-layers/store.ts';
-import { errorResponses, idParam, iso, isoReq, json, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, iso, isoReq, json, jsonBody, type ApiEnv, type Services } from './common.ts';
 
 const configBody = z.record(z.string(), z.unknown()).openapi({ description: 'A layer: any keys of the terminal config; null removes an inherited value' });
 
@@ -127,7 +127,7 @@ function routesFor<B extends '/config/nodes/{id}' | '/config/terminals/{id}'>(ba
       method: 'post',
       path: `${base}/dry-run` as `${B}/dry-run`,
       summary: `Which terminals would change, and how, if this ${what} layer were saved (nothing is saved)`,
-      request: { params: idParam, body: { required: true, content: { 'application/json': { schema: dryRunBody } } } },
+      request: { params: idParam, ...jsonBody(dryRunBody) },
       responses: { 200: json(dryRunSchema), ...errorResponses },
     }),
   };
@@ -148,7 +148,7 @@ const putNode = createRoute({
   method: 'put',
   path: '/config/nodes/{id}',
   summary: 'Save a new version of a node layer and push the effective config to every terminal it changes',
-  request: { params: idParam, body: { required: true, content: { 'application/json': { schema: writeBody } } } },
+  request: { params: idParam, ...jsonBody(writeBody) },
   responses: { 200: json(layerSchema.extend(writeResult)), ...errorResponses, ...conflictResponse },
 });
 
@@ -166,7 +166,7 @@ const putTerminal = createRoute({
   summary: "Save a new version of a terminal's own layer; pass the version you read as expectedVersion (409 when stale)",
   request: {
     params: idParam,
-    body: { required: true, content: { 'application/json': { schema: writeBody.extend({ expectedVersion: z.number().int().min(0).optional() }) } } },
+    ...jsonBody(writeBody.extend({ expectedVersion: z.number().int().min(0).optional() })),
   },
   responses: { 200: json(terminalConfigView.extend(writeResult)), ...errorResponses, ...conflictResponse },
 });

@@ -4,7 +4,7 @@ import { isUnderNode, parentNodeId, SERVICE_IDS, servicesOfType, isTerminalType 
 import { audit, principalOf, visible } from '../auth/guard.ts';
 import { notFound } from '../errors.ts';
 import type { NodeRow } from '../store/registry.ts';
-import { errorResponses, idParam, isoReq, json, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, isoReq, json, jsonBody, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
 
 const nodeSchema = z
   .object({
@@ -38,14 +38,7 @@ const createNodeRoute = createRoute({
   method: 'post',
   path: '/nodes',
   request: {
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({ id: z.string(), name: z.object({ zh: z.string().min(1).max(128), en: z.string().min(1).max(128) }), kind: z.string().max(64).optional() }),
-        },
-      },
-    },
+    ...jsonBody(z.object({ id: z.string(), name: z.object({ zh: z.string().min(1).max(128), en: z.string().min(1).max(128) }), kind: z.string().max(64).optional() })),
   },
   responses: { 201: json(nodeSchema, 'Created'), ...errorResponses, 409: errorResponses[400] },
 });

@@ -12,6 +12,7 @@ import {
   iso,
   isoReq,
   json,
+  jsonBody,
   limitQuery,
   listOf,
   parseJson,
@@ -113,19 +114,14 @@ const registerRoute = createRoute({
   path: '/terminals',
   summary: 'Register a terminal; the secret is returned this once',
   request: {
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({
-            id: z.string().min(1).max(64).optional(),
-            type: z.string(),
-            serial: z.string().min(1).max(64),
-            station: z.string(),
-          }),
-        },
-      },
-    },
+    ...jsonBody(
+      z.object({
+        id: z.string().min(1).max(64).optional(),
+        type: z.string(),
+        serial: z.string().min(1).max(64),
+        station: z.string(),
+      }),
+    ),
   },
   responses: { 201: json(z.object({ id: z.string(), secret: z.string() }), 'Registered'), ...errorResponses, 409: errorResponses[400] },
 });
@@ -142,7 +138,7 @@ const moveRoute = createRoute({
   path: '/terminals/{id}/move',
   request: {
     params: idParam,
-    body: { required: true, content: { 'application/json': { schema: z.object({ station: z.string(), reason: z.string().max(512).optional() }) } } },
+    ...jsonBody(z.object({ station: z.string(), reason: z.string().max(512).optional() })),
   },
   responses: { 200: json(terminalDetail), ...errorResponses },
 });
@@ -292,18 +288,13 @@ const commandCreateRoute = createRoute({
   summary: 'Send a command; delivered when the terminal is online, kept until it expires otherwise',
   request: {
     params: idParam,
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({
-            name: z.enum(COMMAND_NAMES),
-            args: z.record(z.string(), z.unknown()).default({}),
-            expiresInSeconds: z.number().int().min(1).max(MAX_COMMAND_TTL_S).default(600),
-          }),
-        },
-      },
-    },
+    ...jsonBody(
+      z.object({
+        name: z.enum(COMMAND_NAMES),
+        args: z.record(z.string(), z.unknown()).default({}),
+        expiresInSeconds: z.number().int().min(1).max(MAX_COMMAND_TTL_S).default(600),
+      }),
+    ),
   },
   responses: { 201: json(commandSchema, 'Created'), ...errorResponses },
 });

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { originOf, principalOf, requirePermission } from '../auth/guard.ts';
 import { ROLES } from '../auth/permissions.ts';
 import { publicUser } from '../auth/service.ts';
-import { errorResponses, idParam, json, limitQuery, listOf, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, json, jsonBody, limitQuery, listOf, type ApiEnv, type Services } from './common.ts';
 import { userSchema } from './auth.ts';
 
 const listRoute = createRoute({
@@ -19,20 +19,15 @@ const createUserRoute = createRoute({
   path: '/users',
   summary: 'Create a user; without `password` one is generated and returned once. Either way it must be changed at first login',
   request: {
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({
-            username: z.string().min(1).max(64),
-            displayName: z.string().max(128).optional(),
-            role: z.enum(ROLES),
-            nodeId: z.string().max(64).nullable(),
-            password: z.string().max(1024).optional(),
-          }),
-        },
-      },
-    },
+    ...jsonBody(
+      z.object({
+        username: z.string().min(1).max(64),
+        displayName: z.string().max(128).optional(),
+        role: z.enum(ROLES),
+        nodeId: z.string().max(64).nullable(),
+        password: z.string().max(1024).optional(),
+      }),
+    ),
   },
   responses: {
     201: json(z.object({ user: userSchema, password: z.string().nullable() }), 'Created; a generated password is shown this once'),
@@ -54,14 +49,7 @@ const patchRoute = createRoute({
   summary: "Change a user's role, node or display name (takes effect on their next request)",
   request: {
     params: idParam,
-    body: {
-      required: true,
-      content: {
-        'application/json': {
-          schema: z.object({ role: z.enum(ROLES).optional(), nodeId: z.string().max(64).nullable().optional(), displayName: z.string().max(128).nullable().optional() }),
-        },
-      },
-    },
+    ...jsonBody(z.object({ role: z.enum(ROLES).optional(), nodeId: z.string().max(64).nullable().optional(), displayName: z.string().max(128).nullable().optional() })),
   },
   responses: { 200: json(userSchema), ...errorResponses },
 });
