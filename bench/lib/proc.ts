@@ -198,7 +198,11 @@ export function cpuMeter(pids: Array<number | undefined>): { stop(): number[] } 
   return {
     stop() {
       const dt = (performance.now() - t0) / 1000;
-      return pids.map((p, i) => (dt > 0 ? ((cpuSeconds(p) - c0[i]!) / dt) * 100 : 0));
+      // A process that has exited meanwhile reads 0: unknown (NaN), not a negative share.
+      return pids.map((p, i) => {
+        const c1 = cpuSeconds(p);
+        return dt > 0 && c1 >= c0[i]! ? ((c1 - c0[i]!) / dt) * 100 : NaN;
+      });
     },
   };
 }

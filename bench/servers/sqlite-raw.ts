@@ -35,14 +35,26 @@ const FALLBACK_DDL = [
 function telemetryDdl(): { ddl: string[]; source: string } {
   const dir = path.join(ROOT, 'hub/drizzle');
   if (!fs.existsSync(dir)) return { ddl: FALLBACK_DDL, source: 'bench copy of hub/src/store/schema.ts' };
+  // Replayed in migration order, dropped indexes included, so the table is the one the hub ends up with.
   const stmts: string[] = [];
+  const created = new Map<string, number>(); // index name → position in stmts
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.sql')).sort()) {
     for (const s of fs.readFileSync(path.join(dir, f), 'utf8').split('--> statement-breakpoint')) {
       const t = s.trim();
-      if (/^CREATE TABLE [`"]?telemetry[`"]?\s*\(/i.test(t) || /^CREATE (UNIQUE )?INDEX .* ON [`"]?telemetry[`"]?\s*\(/i.test(t)) stmts.push(t);
+      const ix = /^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?[`"]?(\w+)[`"]? ON [`"]?telemetry[`"]?\s*\(/i.exec(t);
+      const drop = /^DROP INDEX (?:IF EXISTS )?[`"]?(\w+)[`"]?/i.exec(t);
+      if (/^CREATE TABLE [`"]?telemetry[`"]?\s*\(/i.test(t)) stmts.push(t);
+      else if (ix) {
+        created.set(ix[1]!, stmts.length);
+        stmts.push(t);
+      } else if (drop && created.has(drop[1]!)) {
+        stmts[created.get(drop[1]!)!] = '';
+        created.delete(drop[1]!);
+      }
     }
   }
-  return stmts.length ? { ddl: stmts, source: 'hub/drizzle migrations' } : { ddl: FALLBACK_DDL, source: 'bench copy of hub/src/store/schema.ts' };
+  const ddl = stmts.filter(Boolean);
+  return ddl.length ? { ddl, source: 'hub/drizzle migrations' } : { ddl: FALLBACK_DDL, source: 'bench copy of hub/src/store/schema.ts' };
 }
 
 fs.mkdirSync(dataDir, { recursive: true });
