@@ -61,6 +61,12 @@ export async function startHub(o: HubOptions): Promise<Hub> {
     60000,
     'hub',
   );
+  // BENCH_HUB_LOG=<file>: keep the hub's log (stdout) for a post-mortem.
+  if (process.env.BENCH_HUB_LOG && proc.stdout) proc.stdout.pipe(fs.createWriteStream(process.env.BENCH_HUB_LOG, { flags: 'a' }));
+  proc.once('exit', (code, signal) => {
+    if (!stopping) process.stdout.write(`bench: the hub exited by itself (${code ?? signal})\n`);
+  });
+  let stopping = false;
   const base = `http://127.0.0.1:${ports.http}`;
   return {
     name: 'hub',
@@ -85,6 +91,7 @@ export async function startHub(o: HubOptions): Promise<Hub> {
       return { status: res.status, json };
     },
     async stop() {
+      stopping = true;
       await stopChild(proc, 15000);
       if (!o.keepData && !o.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
