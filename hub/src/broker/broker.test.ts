@@ -106,3 +106,22 @@ describe('takeover', () => {
     await second.endAsync();
   });
 });
+
+describe('hub-side publishes', () => {
+  test('a burst far larger than the in-flight window reaches the terminal whole and in order', { timeout: 30_000 }, async () => {
+    const t = await hub.terminal('GZ-T-001-09');
+    const c = await hub.connect(t.id, t.secret);
+    const got: number[] = [];
+    c.on('message', (_topic, payload) => got.push((JSON.parse(payload.toString()) as { args: { n: number } }).args.n));
+    await c.subscribeAsync(topicFor(t.id, 'commands'), { qos: 1 });
+    const n = 2_000;
+    const now = new Date();
+    const sent = Array.from({ length: n }, (_, i) =>
+      hub.broker.publish(t.id, 'commands', { v: 1, id: `c${i}`, name: 'ping', args: { n: i }, issuedAt: now.toISOString(), expiresAt: now.toISOString() }),
+    );
+    await Promise.all(sent);
+    await until(() => got.length === n, 20_000);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    await c.endAsync();
+  });
+});

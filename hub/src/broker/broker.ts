@@ -28,6 +28,9 @@ const FAIL_WINDOW_MS = 10 * 60_000;
 const FAIL_FREE = 3;
 const MAX_DELAY_MS = 5000;
 
+/** Hub-side publishes handed to Aedes at once; see `Broker.publish`. */
+const MAX_PUBLISHES_IN_FLIGHT = 100;
+
 export class Broker {
   aedes!: Aedes;
   /** The live, authenticated connection of each terminal. */
@@ -39,6 +42,8 @@ export class Broker {
   private readonly failures = new Map<string, { n: number; last: number }>();
   private readonly badLog = new RateLimitedLog();
   private stopping = false;
+  private publishesInFlight = 0;
+  private readonly publishQueue: (() => void)[] = [];
 
   constructor(private readonly d: BrokerDeps) {}
 
@@ -201,19 +206,34 @@ export class Broker {
     c.close();
   }
 
+  /**
+   * Publishes from the hub to one terminal, at most MAX_PUBLISHES_IN_FLIGHT at a time, the rest queued in order.
+   * Aedes' emitter releases queued deliveries recursively: a city-wide config push to 19,000 online terminals issued
+   * as 19,000 publishes in one go overflowed the stack in Client.nextBatch and killed the hub (`pnpm bench
+   * config-push`). A bounded window, refilled from a fresh tick, keeps every release shallow.
+   */
   publish(terminalId: string, kind: TopicKind, payload: unknown): Promise<void> {
+    const packet = {
+      cmd: 'publish',
+      topic: topicFor(terminalId, kind),
+      payload: Buffer.from(JSON.stringify(payload)),
+      qos: 1,
+      retain: TOPICS[kind].retain,
+      dup: false,
+    } as PublishPacket;
     return new Promise((resolve, reject) => {
-      this.aedes.publish(
-        {
-          cmd: 'publish',
-          topic: topicFor(terminalId, kind),
-          payload: Buffer.from(JSON.stringify(payload)),
-          qos: 1,
-          retain: TOPICS[kind].retain,
-          dup: false,
-        } as PublishPacket,
-        (err) => (err ? reject(err) : resolve()),
-      );
+      const send = (): void => {
+        this.publishesInFlight++;
+        this.aedes.publish(packet, (err) => {
+          this.publishesInFlight--;
+          const next = this.publishQueue.shift();
+          if (next) setImmediate(next);
+          if (err) reject(err);
+          else resolve();
+        });
+      };
+      if (this.publishesInFlight < MAX_PUBLISHES_IN_FLIGHT) send();
+      else this.publishQueue.push(send);
     });
   }
 
