@@ -24,6 +24,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dash, 'index.html'), '<!doctype html><title>KF</title>');
   fs.mkdirSync(path.join(dash, 'assets'));
   fs.writeFileSync(path.join(dash, 'assets', 'app.js'), 'console.log(1)');
+  fs.writeFileSync(path.join(dash, 'assets', 'big.js'), `export const fleet = ${JSON.stringify(Array.from({ length: 2000 }, (_, i) => `GZ-YX-${i}`))};`);
   hub = await startTestHub({ dashboardDir: dash });
   T.a = await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001', type: 'id-card' });
   T.b = await hub.terminal('GZ-YX-002-01', { station: 'GZ-YX-002', type: 'weijingwu' });
@@ -308,6 +309,16 @@ describe('live and docs', () => {
     const big = await hub.api('/api/v1/nodes', { method: 'POST', json: { id: 'GZ-YX-009', name: { zh: 'x'.repeat(2 * 1024 * 1024), en: 'x' } } });
     expect(big.status).toBe(413);
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload-too-large');
+  });
+
+  test('dashboard files go out gzipped to a browser that accepts it, and as they are otherwise', async () => {
+    const original = fs.readFileSync(path.join(dash, 'assets', 'big.js'), 'utf8');
+    const gz = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/big.js`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(gz.headers.get('content-encoding')).toBe('gzip');
+    expect(await gz.text()).toBe(original); // fetch inflates it again
+    const plain = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/big.js`, { headers: { 'accept-encoding': 'identity' } });
+    expect(plain.headers.get('content-encoding')).toBeNull();
+    expect(await plain.text()).toBe(original);
   });
 
   test('without a dashboard build, / says how to build it', async () => {
