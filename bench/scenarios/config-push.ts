@@ -117,10 +117,14 @@ async function measure(target: 'aedes' | 'hub', n: number): Promise<Row> {
       serverCpu: cpu ?? 0,
     };
   } finally {
+    if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
+      crashed.push(`${target} × ${fmt(n)}: the server process exited during the run (${server.proc.exitCode ?? server.proc.signalCode}); the table's row ends there`);
+    }
     await load?.close('clean');
     await server.stop();
   }
 }
+const crashed: string[] = [];
 
 const rows: Row[] = [];
 for (const n of SIZES) {
@@ -137,6 +141,7 @@ for (const n of SIZES) {
     }
   }
 }
+for (const c of crashed) report.note(c);
 report.table({
   title: 'From the change until each terminal\'s report of it was acknowledged',
   columns: ['target', 'terminals', 'reported', 'p50 ms', 'p99 ms', 'all ms', 'vs baseline', 'API request ms', 'server CPU %'],
