@@ -17,6 +17,9 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   for (const [id, p] of Object.entries(t.peripherals)) statuses[id] = p.status;
   const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
   const h = t.host;
+  // Serialised once and used for both the sample row and the latest state (they were stringified twice each).
+  const appJson = t.app ? JSON.stringify(t.app) : null;
+  const servicesJson = JSON.stringify(services);
   const inserted = store.s.telemetry.run(
     ...head(r),
     h.cpu,
@@ -27,8 +30,8 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     h.tempC,
     h.uptime,
     JSON.stringify(t.peripherals),
-    t.app ? JSON.stringify(t.app) : null,
-    JSON.stringify(services),
+    appJson,
+    servicesJson,
   ).changes;
   if (inserted === 0) return false;
   store.bumpStream(r, 'telemetry');
@@ -40,19 +43,29 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   const before = (st.parsedPeripherals ??= st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {});
   const now: Record<string, PeripheralState> = {};
   let faults = 0;
+  // Most samples repeat the previous peripheral states: then the stored JSON is still right and is reused instead of
+  // re-serialised. Measured with `pnpm bench ingest` (hub only, interleaved A/B, load average 3-8): server CPU per
+  // message 80.1 / 84.6 µs at 1,000 terminals against 89.9 / 92.9 µs before (together with app/services serialised
+  // once); at 100 terminals 45.2 / 54.6 against 55.0 / 47.3 µs, within the noise.
+  let unchanged = st.peripherals !== null;
+  let count = 0;
   for (const [id, p] of Object.entries(t.peripherals)) {
     const prev = before[id];
-    now[id] = { status: p.status, since: prev && prev.status === p.status ? prev.since : r.ts, code: p.code, message: p.message };
+    const same = prev !== undefined && prev.status === p.status;
+    now[id] = { status: p.status, since: same ? prev.since : r.ts, code: p.code, message: p.message };
+    if (!same || prev.code !== p.code || prev.message !== p.message) unchanged = false;
     if (p.status === 'fault') faults++;
+    count++;
   }
-  const peripherals = JSON.stringify(now);
+  if (unchanged && count !== Object.keys(before).length) unchanged = false;
+  const peripherals = unchanged ? st.peripherals! : JSON.stringify(now);
   store.setLatest(r.terminalId, [
     r.receivedAt,
     order,
     JSON.stringify(h),
     peripherals,
-    t.app ? JSON.stringify(t.app) : null,
-    JSON.stringify(services),
+    appJson,
+    servicesJson,
     faults,
     t.app?.version ?? null,
   ]);
