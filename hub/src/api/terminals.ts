@@ -5,7 +5,7 @@ import { audit, principalOf, visible } from '../auth/guard.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
 import type { CommandRow } from '../store/downlink.ts';
-import type { TerminalListRow } from '../store/queries.ts';
+import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../store/queries.ts';
 import {
   errorResponses,
   idParam,
@@ -163,6 +163,9 @@ const secretRoute = createRoute({
 
 const BUCKETS = { '1m': 60_000, '5m': 300_000, '15m': 900_000, '1h': 3_600_000, '1d': 86_400_000 } as const;
 
+/** A chart point's numbers in `format=rows`: two decimals are more than a chart can show. */
+const round2 = (v: number | null) => (v === null ? null : Math.round(v * 100) / 100);
+
 const telemetryRoute = createRoute({
   method: 'get',
   path: '/terminals/{id}/telemetry',
@@ -173,6 +176,14 @@ const telemetryRoute = createRoute({
       from: timeQuery,
       to: timeQuery,
       bucket: z.enum(['raw', '1m', '5m', '15m', '1h', '1d', 'rollup']).default('raw'),
+      format: z.enum(['objects', 'rows']).default('objects').openapi({
+        description:
+          '`rows` (buckets and rollups only, for charts): `fields` names the columns and each item is an array `[start, …]` of them, numbers to 2 decimals',
+      }),
+      fields: z
+        .string()
+        .optional()
+        .openapi({ description: `with format=rows: comma-separated, of ${BUCKET_FIELDS.join(', ')} (default: all)` }),
       cursor: z.string().optional(),
       limit: limitQuery,
     }),
@@ -181,7 +192,9 @@ const telemetryRoute = createRoute({
     200: json(
       z.object({
         bucket: z.string(),
-        items: z.array(z.record(z.string(), z.unknown())),
+        /** Only with format=rows: the meaning of each item's entries. */
+        fields: z.array(z.string()).optional(),
+        items: z.array(z.union([z.record(z.string(), z.unknown()), z.array(z.union([z.string(), z.number(), z.null()]))])),
         nextCursor: z.string().nullable(),
       }),
     ),
@@ -306,6 +319,28 @@ function range(from?: string, to?: string): [number, number] {
   return [f, t];
 }
 
+/** The raw samples' keyset cursor: `ts~epochKey~seq` of the last sample of the page. */
+function rawCursor(cursor: string | undefined): RawCursor | null {
+  if (cursor === undefined) return null;
+  const [ts, epochId, seq] = cursor.split('~').map(Number);
+  if (![ts, epochId, seq].every((n) => Number.isSafeInteger(n))) {
+    throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
+  }
+  return { ts: ts!, epochId: epochId!, seq: seq! };
+}
+
+function chartFields(list: string | undefined): BucketField[] {
+  if (list === undefined || list === '') return [...BUCKET_FIELDS];
+  const out: BucketField[] = [];
+  for (const f of list.split(',')) {
+    if (!(BUCKET_FIELDS as readonly string[]).includes(f)) {
+      throw badRequest('invalid-query', `fields: ${JSON.stringify(f)} is not one of ${BUCKET_FIELDS.join(', ')}`, { path: ['fields'] });
+    }
+    out.push(f as BucketField);
+  }
+  return out;
+}
+
 function numericCursor(cursor: string | undefined, fallback: number): number {
   if (cursor === undefined) return fallback;
   const n = Number(cursor);
@@ -414,7 +449,8 @@ export function terminalRoutes(s: Services) {
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       if (q.bucket === 'raw') {
-        const rows = s.queries.telemetryRaw(id, from, to, numericCursor(q.cursor, 0), q.limit + 1);
+        if (q.format === 'rows') throw badRequest('invalid-query', 'format=rows is for buckets and rollups', { path: ['format'] });
+        const rows = s.queries.telemetryRaw(id, from, to, rawCursor(q.cursor), q.limit + 1);
         const more = rows.length > q.limit;
         const items = rows.slice(0, q.limit).map((r) => ({
           seq: r.seq,
@@ -422,12 +458,26 @@ export function terminalRoutes(s: Services) {
           ts: isoReq(r.ts),
           receivedAt: isoReq(r.receivedAt),
           clockSkewed: r.skewed === 1,
-          host: { cpu: r.cpu, memUsed: r.memUsed, memTotal: r.memTotal, diskUsed: r.diskUsed, diskTotal: r.diskTotal, tempC: r.tempC, uptime: r.uptime },
-          peripherals: JSON.parse(r.peripherals) as unknown,
-          app: parseJson(r.app),
-          services: parseJson(r.services),
+          host: r.host,
+          peripherals: r.peripherals,
+          app: r.app,
+          services: r.services,
         }));
-        return c.json({ bucket: 'raw', items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
+        const last = rows[q.limit - 1]?.cursor;
+        return c.json({ bucket: 'raw', items, nextCursor: more && last ? `${last.ts}~${last.epochId}~${last.seq}` : null }, 200);
+      }
+      if (q.format === 'rows') {
+        const fields = chartFields(q.fields);
+        const rows =
+          q.bucket === 'rollup'
+            ? s.queries.rollupChart(id, from, to, q.limit).map((r) => ({ ...r, start: r.hour }))
+            : s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
+        const items = rows.map((r) => {
+          const out: (string | number | null)[] = [isoReq(r.start)];
+          for (const f of fields) out.push(round2(r[f]));
+          return out;
+        });
+        return c.json({ bucket: q.bucket, fields: ['start', ...fields], items, nextCursor: null }, 200);
       }
       if (q.bucket === 'rollup') {
         const rows = s.queries.rollups(id, from, to, q.limit);

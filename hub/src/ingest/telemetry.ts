@@ -1,6 +1,8 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
 import { availableServices, isTerminalType, type PeripheralStatus, type Telemetry } from '@kiosk-fleet/protocol';
-import { head, type IngestStore, type StateRow, type StreamRef } from '../store/ingest.ts';
+import type { IngestStore, StateRow, StreamRef } from '../store/ingest.ts';
+import { encodeSample } from '../store/telemetry-codec.ts';
+import { EpochKeys } from '../store/telemetry-keys.ts';
 import type { TxContext } from './writer.ts';
 
 export interface PeripheralState {
@@ -10,6 +12,13 @@ export interface PeripheralState {
   message?: string | undefined;
 }
 
+const keys = new WeakMap<IngestStore, EpochKeys>();
+function epochKeys(store: IngestStore): EpochKeys {
+  let k = keys.get(store);
+  if (!k) keys.set(store, (k = new EpochKeys(store.db)));
+  return k;
+}
+
 /** Returns false for a duplicate. */
 export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
   const type = store.terminalType(r.terminalId);
@@ -17,21 +26,16 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   for (const [id, p] of Object.entries(t.peripherals)) statuses[id] = p.status;
   const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
   const h = t.host;
-  // Serialised once and used for both the sample row and the latest state (they were stringified twice each).
+  // Serialised once for the latest state (the sample row stores its compact form, store/telemetry-codec.ts).
   const appJson = t.app ? JSON.stringify(t.app) : null;
   const servicesJson = JSON.stringify(services);
   const inserted = store.s.telemetry.run(
-    ...head(r),
-    h.cpu,
-    h.memUsed,
-    h.memTotal,
-    h.diskUsed,
-    h.diskTotal,
-    h.tempC,
-    h.uptime,
-    JSON.stringify(t.peripherals),
-    appJson,
-    servicesJson,
+    epochKeys(store).key(r.terminalId, r.epoch, tx),
+    r.ts,
+    r.seq,
+    r.receivedAt - r.ts,
+    r.skewed ? 1 : 0,
+    ...encodeSample(t, services),
   ).changes;
   if (inserted === 0) return false;
   store.bumpStream(r, 'telemetry');

@@ -15,7 +15,7 @@ export interface HubSlice {
   queries: {
     terminals(f: { state?: 'active'; after?: string; limit: number }): { id: string; type: string; stationId: string }[];
     terminal(id: string): { presence: string | null; peripherals: string | null; app: string | null } | undefined;
-    telemetryRaw(id: string, from: number, to: number, afterId: number, limit: number): { id: number; app: string | null }[];
+    telemetryRaw(id: string, from: number, to: number, after: null, limit: number): { app: { transactionsOk: number; transactionsFailed: number } | null }[];
   };
   downlink: { setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> };
   bus: EventEmitter;
@@ -25,14 +25,13 @@ const PAGE = 1000;
 /** Telemetry rows read per window for the failure-rate comparison (a day of 1-minute samples and some). */
 const RATE_ROWS = 2000;
 
-function failureRate(rows: { app: string | null }[]): number | null {
+function failureRate(rows: { app: { transactionsOk: number; transactionsFailed: number } | null }[]): number | null {
   let ok = 0;
   let failed = 0;
   for (const r of rows) {
     if (!r.app) continue;
-    const a = JSON.parse(r.app) as { transactionsOk?: number; transactionsFailed?: number };
-    ok += a.transactionsOk ?? 0;
-    failed += a.transactionsFailed ?? 0;
+    ok += r.app.transactionsOk;
+    failed += r.app.transactionsFailed;
   }
   // Too few transactions say nothing about a release: no verdict rather than a noisy one.
   return ok + failed >= 20 ? failed / (ok + failed) : null;
@@ -85,8 +84,8 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
         newPeripheralFault: Object.values(peripherals).some((p) => p.status === 'fault' && p.since >= since),
         // No app data (an agent-only terminal, or no sample yet) is not evidence of a dead app.
         appAlive: app === null || app.up !== false,
-        failureRate: failureRate(hub.queries.telemetryRaw(terminalId, since, at, 0, RATE_ROWS)),
-        baselineFailureRate: failureRate(hub.queries.telemetryRaw(terminalId, since - span, since, 0, RATE_ROWS)),
+        failureRate: failureRate(hub.queries.telemetryRaw(terminalId, since, at, null, RATE_ROWS)),
+        baselineFailureRate: failureRate(hub.queries.telemetryRaw(terminalId, since - span, since, null, RATE_ROWS)),
       };
     },
 

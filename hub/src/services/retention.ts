@@ -8,20 +8,23 @@
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { HOUR_MS, type RetentionStore } from '../store/retention.ts';
+import { CPU_SCALE, servicesOf, statusesOf, TEMP_SCALE } from '../store/telemetry-codec.ts';
 
 export const ROLLUP_DAYS = 400;
 const DAY_MS = 86_400_000;
 
 interface SampleRow {
   terminalId: string;
+  /** Stored scaled (store/telemetry-codec.ts). */
   cpu: number;
   memUsed: number;
   memTotal: number;
   diskUsed: number;
   diskTotal: number;
-  tempC: number | null;
-  peripherals: string;
-  services: string | null;
+  temp: number | null;
+  pstat: number;
+  pnote: string | null;
+  services: number | null;
   type: string;
 }
 
@@ -92,15 +95,15 @@ export class Retention {
           for (; i < rows.length && rows[i]!.terminalId === id; i++) {
             const r = rows[i]!;
             n++;
-            cpu.add(r.cpu);
+            cpu.add(r.cpu / CPU_SCALE);
             mem.add(r.memTotal > 0 ? (100 * r.memUsed) / r.memTotal : null);
             disk.add(r.diskTotal > 0 ? (100 * r.diskUsed) / r.diskTotal : null);
-            temp.add(r.tempC);
-            for (const [pid, p] of Object.entries(JSON.parse(r.peripherals) as Record<string, { status: string }>)) {
+            temp.add(r.temp === null ? null : r.temp / TEMP_SCALE);
+            for (const [pid, status] of Object.entries(statusesOf(r.pstat, r.pnote))) {
               pN.set(pid, (pN.get(pid) ?? 0) + 1);
-              if (p.status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
+              if (status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
             }
-            for (const sv of (r.services ? (JSON.parse(r.services) as string[]) : [])) svc.set(sv, (svc.get(sv) ?? 0) + 1);
+            for (const sv of servicesOf(r.services) ?? []) svc.set(sv, (svc.get(sv) ?? 0) + 1);
           }
           const share = (m: Map<string, number>, d: (k: string) => number, keys: Iterable<string>) =>
             JSON.stringify(Object.fromEntries([...keys].map((k) => [k, (m.get(k) ?? 0) / d(k)])));
@@ -128,10 +131,14 @@ export class Retention {
     const rawCutoff = now - this.retentionDays * DAY_MS;
     const longCutoff = now - ROLLUP_DAYS * DAY_MS;
     let telemetry = 0;
-    for (;;) {
-      const n = this.store.s.pruneTelemetry.run(rawCutoff).changes;
-      telemetry += n;
-      if (n === 0) break;
+    for (const epoch of this.store.s.epochs.all() as number[]) {
+      for (const st of [this.store.s.pruneTelemetry, this.store.s.pruneSkewed]) {
+        for (;;) {
+          const n = st.run({ epoch, cutoff: rawCutoff }).changes;
+          telemetry += n;
+          if (n < 5000) break;
+        }
+      }
     }
     let other = this.store.s.pruneRollups.run(longCutoff).changes;
     for (;;) {

@@ -3,6 +3,7 @@
  * state), run inside the batch writer's transaction.
  */
 import type { Db } from './db.ts';
+import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 
 export interface StateRow {
   presence: 'unknown' | 'online' | 'offline' | 'stale';
@@ -47,8 +48,9 @@ export class IngestStore {
     const head = 'terminal_id, epoch, seq, ts, received_at, skewed';
     const q = '?, ?, ?, ?, ?, ?';
     this.s = {
+      // The compact row (store/telemetry-codec.ts): epoch key, ts, seq, receive delay, skewed, then SAMPLE_COLUMNS.
       telemetry: db.prepare(
-        `INSERT OR IGNORE INTO telemetry (${head}, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services) VALUES (${q}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
       ),
       event: db.prepare(
         `INSERT OR IGNORE INTO events (${head}, kind, severity, peripheral, code, message, data) VALUES (${q}, ?, ?, ?, ?, ?, ?)`,

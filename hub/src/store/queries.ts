@@ -1,6 +1,35 @@
 /** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
 import { scopeClause } from '../auth/scope.ts';
 import type { Db } from './db.ts';
+import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow, type StoredApp, type StoredPeripheral } from './telemetry-codec.ts';
+
+const RAW_SELECT = `SELECT t.*, t.epoch_id AS epochId, e.epoch FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
+  WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ?`;
+
+/** Where a page of raw samples ended (the API turns it into an opaque cursor). */
+export interface RawCursor {
+  ts: number;
+  epochId: number;
+  seq: number;
+}
+
+export interface RawSample {
+  cursor: RawCursor;
+  seq: number;
+  epoch: string;
+  ts: number;
+  receivedAt: number;
+  skewed: number;
+  host: ReturnType<typeof hostOf>;
+  peripherals: Record<string, StoredPeripheral>;
+  app: StoredApp | null;
+  services: string[] | null;
+}
+
+export const BUCKET_FIELDS = ['samples', 'cpuMin', 'cpuAvg', 'cpuMax', 'memPctAvg', 'memPctMax', 'diskPctAvg', 'diskPctMax', 'tempMin', 'tempAvg', 'tempMax'] as const;
+export type BucketField = (typeof BUCKET_FIELDS)[number];
+export const ROLLUP_FIELDS = BUCKET_FIELDS;
+export type RollupField = BucketField;
 
 export interface TerminalListRow {
   id: string;
@@ -77,6 +106,30 @@ export class QueryStore {
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
          WHERE t.state = 'active' AND (t.station_id = ? OR t.station_id LIKE ? || '-%')`,
       ),
+      // One range of the clustered telemetry table per epoch of the terminal (usually one); prepared once.
+      raw: db.prepare(`${RAW_SELECT} ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
+      rawAfter: db.prepare(`${RAW_SELECT} AND (t.ts, t.epoch_id, t.seq) > (?, ?, ?) ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
+      buckets: db.prepare(
+        `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, count(*) AS samples,
+           min(t.cpu) / ${CPU_SCALE}.0 AS cpuMin, avg(t.cpu) / ${CPU_SCALE}.0 AS cpuAvg, max(t.cpu) / ${CPU_SCALE}.0 AS cpuMax,
+           avg(100.0 * t.mem_used / nullif(t.mem_total, 0)) AS memPctAvg, max(100.0 * t.mem_used / nullif(t.mem_total, 0)) AS memPctMax,
+           avg(100.0 * t.disk_used / nullif(t.disk_total, 0)) AS diskPctAvg, max(100.0 * t.disk_used / nullif(t.disk_total, 0)) AS diskPctMax,
+           min(t.temp) / ${TEMP_SCALE}.0 AS tempMin, avg(t.temp) / ${TEMP_SCALE}.0 AS tempAvg, max(t.temp) / ${TEMP_SCALE}.0 AS tempMax
+         FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
+         WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`,
+      ),
+      rollups: db.prepare(
+        `SELECT hour, samples, cpu_min AS cpuMin, cpu_avg AS cpuAvg, cpu_max AS cpuMax, mem_pct_avg AS memPctAvg,
+           mem_pct_max AS memPctMax, disk_pct_avg AS diskPctAvg, disk_pct_max AS diskPctMax, temp_min AS tempMin,
+           temp_avg AS tempAvg, temp_max AS tempMax, peripheral_ok AS peripheralOk, services
+         FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
+      ),
+      rollupChart: db.prepare(
+        `SELECT hour, samples, cpu_min AS cpuMin, cpu_avg AS cpuAvg, cpu_max AS cpuMax, mem_pct_avg AS memPctAvg,
+           mem_pct_max AS memPctMax, disk_pct_avg AS diskPctAvg, disk_pct_max AS diskPctMax, temp_min AS tempMin,
+           temp_avg AS tempAvg, temp_max AS tempMax
+         FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
+      ),
     };
   }
 
@@ -143,54 +196,39 @@ export class QueryStore {
     }[];
   }
 
-  telemetryRaw(id: string, from: number, to: number, afterId: number, limit: number) {
-    return this.db
-      .prepare(
-        `SELECT id, seq, epoch, ts, received_at AS receivedAt, skewed, cpu, mem_used AS memUsed, mem_total AS memTotal,
-           disk_used AS diskUsed, disk_total AS diskTotal, temp_c AS tempC, uptime, peripherals, app, services
-         FROM telemetry WHERE terminal_id = ? AND ts >= ? AND ts < ? AND id > ? ORDER BY ts, id LIMIT ?`,
-      )
-      .all(id, from, to, afterId, limit) as {
-      id: number;
-      seq: number;
-      epoch: string;
-      ts: number;
-      receivedAt: number;
-      skewed: number;
-      cpu: number;
-      memUsed: number;
-      memTotal: number;
-      diskUsed: number;
-      diskTotal: number;
-      tempC: number | null;
-      uptime: number;
-      peripherals: string;
-      app: string | null;
-      services: string | null;
-    }[];
+  /**
+   * Raw samples of one terminal, in (ts, epoch key, seq) order after `after` (a keyset cursor), decoded from the
+   * compact row. One range of the clustered table per outbox epoch of the terminal.
+   */
+  telemetryRaw(id: string, from: number, to: number, after: RawCursor | null, limit: number): RawSample[] {
+    const rows = (
+      after === null ? this.s.raw.all(id, from, to, limit) : this.s.rawAfter.all(id, from, to, after.ts, after.epochId, after.seq, limit)
+    ) as (SampleRow & { epochId: number; epoch: string })[];
+    return rows.map((r) => ({
+      cursor: { ts: r.ts, epochId: r.epochId, seq: r.seq },
+      seq: r.seq,
+      epoch: r.epoch,
+      ts: r.ts,
+      receivedAt: r.ts + r.recv_delay,
+      skewed: r.skewed,
+      host: hostOf(r),
+      peripherals: peripheralsOf(r.pstat, r.reads, r.failed_reads, r.pnote),
+      app: appOf(r.app, r.tx_ok, r.tx_failed, r.app_version),
+      services: servicesOf(r.services),
+    }));
   }
 
   telemetryBuckets(id: string, from: number, to: number, bucketMs: number, limit: number) {
-    return this.db
-      .prepare(
-        `SELECT (ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, count(*) AS samples, min(cpu) AS cpuMin, avg(cpu) AS cpuAvg, max(cpu) AS cpuMax,
-           avg(100.0 * mem_used / nullif(mem_total, 0)) AS memPctAvg, max(100.0 * mem_used / nullif(mem_total, 0)) AS memPctMax,
-           avg(100.0 * disk_used / nullif(disk_total, 0)) AS diskPctAvg, max(100.0 * disk_used / nullif(disk_total, 0)) AS diskPctMax,
-           min(temp_c) AS tempMin, avg(temp_c) AS tempAvg, max(temp_c) AS tempMax
-         FROM telemetry WHERE terminal_id = ? AND ts >= ? AND ts < ? GROUP BY start ORDER BY start LIMIT ?`,
-      )
-      .all(bucketMs, bucketMs, id, from, to, limit) as Record<string, number | null>[];
+    return this.s.buckets.all(bucketMs, bucketMs, id, from, to, limit) as (Record<BucketField, number | null> & { start: number; samples: number })[];
   }
 
   rollups(id: string, from: number, to: number, limit: number) {
-    return this.db
-      .prepare(
-        `SELECT hour, samples, cpu_min AS cpuMin, cpu_avg AS cpuAvg, cpu_max AS cpuMax, mem_pct_avg AS memPctAvg,
-           mem_pct_max AS memPctMax, disk_pct_avg AS diskPctAvg, disk_pct_max AS diskPctMax, temp_min AS tempMin,
-           temp_avg AS tempAvg, temp_max AS tempMax, peripheral_ok AS peripheralOk, services
-         FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
-      )
-      .all(id, from, to, limit) as (Record<string, number | null> & { hour: number; peripheralOk: string; services: string })[];
+    return this.s.rollups.all(id, from, to, limit) as (Record<RollupField, number | null> & { hour: number; samples: number; peripheralOk: string; services: string })[];
+  }
+
+  /** The chart columns of the hourly rollups only (no JSON to parse): what `format=rows` returns. */
+  rollupChart(id: string, from: number, to: number, limit: number) {
+    return this.s.rollupChart.all(id, from, to, limit) as (Record<RollupField, number | null> & { hour: number; samples: number })[];
   }
 
   events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string) {

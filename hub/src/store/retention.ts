@@ -10,29 +10,36 @@ export class RetentionStore {
     this.s = {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      // The first sample at or after a time: one index seek per terminal (telemetry_time is on (terminal_id, ts)),
-      // where `min(ts)` over the table would read the whole index.
+      // The first sample at or after a time: one range seek per outbox epoch (telemetry is clustered on
+      // (epoch_id, ts, seq)), where `min(ts)` over the table would read all of it.
       nextSample: db.prepare(
-        'SELECT min((SELECT min(ts) FROM telemetry t WHERE t.terminal_id = r.id AND t.ts >= ?)) AS ts FROM terminals r',
+        'SELECT min((SELECT min(ts) FROM telemetry_samples t WHERE t.epoch_id = e.id AND t.ts >= ?)) AS ts FROM telemetry_epochs e',
       ),
-      // One hour's samples grouped by terminal. CROSS JOIN keeps terminals the outer loop, so each terminal is a range
-      // seek in telemetry_time; the planner otherwise scans that whole index once per hour (2M rows: 0.38 s vs 0.07 s).
+      // One hour's samples grouped by terminal. CROSS JOIN keeps epochs the outer loop, so each is one range of the
+      // clustered table.
       hourSamples: db.prepare(
-        `SELECT t.terminal_id AS terminalId, t.cpu, t.mem_used AS memUsed, t.mem_total AS memTotal, t.disk_used AS diskUsed,
-           t.disk_total AS diskTotal, t.temp_c AS tempC, t.peripherals, t.services, r.type
-         FROM terminals r CROSS JOIN telemetry t ON t.terminal_id = r.id WHERE t.ts >= ? AND t.ts < ? ORDER BY r.id`,
+        `SELECT e.terminal_id AS terminalId, t.cpu, t.mem_used AS memUsed, t.mem_total AS memTotal, t.disk_used AS diskUsed,
+           t.disk_total AS diskTotal, t.temp, t.pstat, t.pnote, t.services, r.type
+         FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id JOIN terminals r ON r.id = e.terminal_id
+         WHERE t.ts >= ? AND t.ts < ? ORDER BY e.terminal_id`,
       ),
       upsertRollup: db.prepare(
         `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg,
            mem_pct_max, disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      // Rows are inserted in receive order, so the oldest are the lowest ids: each chunk looks at the 5000 lowest ids
-      // only (no index on received_at needed) and stops at the first one that is recent enough.
+      epochs: db.prepare('SELECT id FROM telemetry_epochs').pluck(),
+      // Raw samples go by receive time (ts + recv_delay), at most 5000 rows a statement (short write transactions).
+      // A right clock's sample was received at most CLOCK_SKEW_MS after its ts, so the ones past the cutoff lie in the
+      // range ts < cutoff + 60 s of each epoch: one range of the clustered table. A skewed clock's samples may lie
+      // anywhere in ts order: the partial index telemetry_skewed holds just those.
       pruneTelemetry: db.prepare(
-        `DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE id < coalesce(
-           (SELECT id FROM (SELECT id, received_at FROM telemetry ORDER BY id LIMIT 5000) WHERE received_at >= ? ORDER BY id LIMIT 1),
-           (SELECT max(id) + 1 FROM (SELECT id FROM telemetry ORDER BY id LIMIT 5000))) ORDER BY id LIMIT 5000)`,
+        `DELETE FROM telemetry_samples WHERE epoch_id = @epoch AND (ts, seq) IN (
+           SELECT ts, seq FROM telemetry_samples WHERE epoch_id = @epoch AND ts < @cutoff + 60000 AND ts + recv_delay < @cutoff LIMIT 5000)`,
+      ),
+      pruneSkewed: db.prepare(
+        `DELETE FROM telemetry_samples WHERE epoch_id = @epoch AND (ts, seq) IN (
+           SELECT ts, seq FROM telemetry_samples WHERE epoch_id = @epoch AND skewed = 1 AND ts + recv_delay < @cutoff LIMIT 5000)`,
       ),
       pruneRollups: db.prepare('DELETE FROM rollups_hourly WHERE hour < ?'),
       pruneEvents: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? LIMIT 5000)'),

@@ -4,6 +4,7 @@
  * turns them into ISO strings. Every terminal → hub stream table is unique on (terminal, epoch, seq): that is what
  * makes redelivery and outbox replay harmless.
  */
+import { sql } from 'drizzle-orm';
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 export const nodes = sqliteTable(
@@ -89,26 +90,66 @@ const streamColumns = {
   skewed: integer('skewed').notNull().default(0),
 };
 
-export const telemetry = sqliteTable(
-  'telemetry',
+/** A terminal's outbox epoch as a small integer key: telemetry rows carry it instead of the terminal id and epoch text. */
+export const telemetryEpochs = sqliteTable(
+  'telemetry_epochs',
   {
-    ...streamColumns,
+    id: integer('id').primaryKey(),
+    terminalId: text('terminal_id').notNull(),
+    epoch: text('epoch').notNull(),
+  },
+  (t) => [uniqueIndex('telemetry_epochs_key').on(t.terminalId, t.epoch)],
+);
+
+/**
+ * Raw samples, compact (store/telemetry-codec.ts says what each column holds). WITHOUT ROWID, clustered on
+ * (epoch_id, ts, seq): a terminal's chart reads one range. drizzle cannot declare WITHOUT ROWID: migration 0006 adds
+ * it by hand; a later migration that rebuilds this table must keep it. Migration 0006 also creates the view
+ * `telemetry` (terminal id, epoch, receive time and host figures in their units, one row per sample) for SQL read by
+ * people and tests; the hub itself reads this table.
+ */
+export const telemetry = sqliteTable(
+  'telemetry_samples',
+  {
+    epochId: integer('epoch_id').notNull(),
+    /** The terminal's clock. */
+    ts: integer('ts').notNull(),
+    seq: integer('seq').notNull(),
+    /** received_at - ts: the hub's clock when the message arrived, minus the terminal's. */
+    recvDelay: integer('recv_delay').notNull(),
+    /** The terminal's clock differed from the hub's by more than the skew limit. */
+    skewed: integer('skewed').notNull().default(0),
+    /** Percent × 100. */
     cpu: real('cpu').notNull(),
+    /** KiB. */
     memUsed: real('mem_used').notNull(),
     memTotal: real('mem_total').notNull(),
     diskUsed: real('disk_used').notNull(),
     diskTotal: real('disk_total').notNull(),
-    tempC: real('temp_c'),
+    /** °C × 10. */
+    temp: real('temp'),
     uptime: real('uptime').notNull(),
-    peripherals: text('peripherals').notNull(),
-    app: text('app'),
-    services: text('services'),
+    /** 3 bits per peripheral of PERIPHERAL_CODES. */
+    pstat: integer('pstat').notNull(),
+    /** The ID card reader's counters. */
+    reads: integer('reads'),
+    failedReads: integer('failed_reads'),
+    /** JSON array: what else peripherals carried (codes, messages, other counters, unknown peripherals). */
+    pnote: text('pnote'),
+    /** null: no app; bit 0 up, bit 1 session active. */
+    app: integer('app'),
+    txOk: integer('tx_ok'),
+    txFailed: integer('tx_failed'),
+    appVersion: text('app_version'),
+    /** Bitmask over SERVICE_CODES. */
+    services: integer('services'),
   },
   (t) => [
-    uniqueIndex('telemetry_once').on(t.terminalId, t.epoch, t.seq),
-    index('telemetry_time').on(t.terminalId, t.ts),
-    // No index on received_at: every index costs each insert on the hot path, and pruning walks rowids instead
-    // (rows are inserted in receive order; see store/retention.ts).
+    primaryKey({ columns: [t.epochId, t.ts, t.seq] }),
+    uniqueIndex('telemetry_once').on(t.epochId, t.seq),
+    // Pruning goes by receive time: a clock-skewed row may lie anywhere in ts order, and this partial index (empty
+    // while clocks are right) finds them without a scan.
+    index('telemetry_skewed').on(t.epochId).where(sql`skewed = 1`),
   ],
 );
 
