@@ -4,7 +4,8 @@
  * the INSERTs fail loudly rather than measure something else.
  */
 import Database from 'better-sqlite3';
-import { EXAMPLES } from '@kiosk-fleet/protocol';
+import { EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
 import { newEpoch } from './terminals.ts';
 
 const HOUR = 3_600_000;
@@ -30,18 +31,20 @@ export function writeHistory(o: HistoryOptions): { rawRows: number; rollupRows: 
   db.pragma('cache_size = -400000');
   db.pragma('temp_store = MEMORY');
   const indexes = db
-    .prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('telemetry', 'rollups_hourly')`)
+    .prepare(`SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('telemetry_samples', 'rollups_hourly')`)
     .all() as Array<{ name: string; sql: string }>;
   for (const ix of indexes) db.exec(`DROP INDEX "${ix.name}"`);
   const h = EXAMPLES.telemetry.host;
-  const peripherals = JSON.stringify(EXAMPLES.telemetry.peripherals);
   const app = JSON.stringify(EXAMPLES.telemetry.app);
   const services = JSON.stringify(['id-card-apply', 'id-card-collect']);
 
+  // The hub's own encoding (hub/src/store/telemetry-codec.ts), so the rows are the ones the hub would have written.
+  const insEpoch = db.prepare('INSERT INTO telemetry_epochs (terminal_id, epoch) VALUES (?, ?)');
   const insTelemetry = db.prepare(
-    `INSERT INTO telemetry (terminal_id, epoch, seq, ts, received_at, skewed, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services)
-     VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, 40, 0, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
   );
+  const sample = EXAMPLES.telemetry as unknown as Telemetry;
+  const sampleServices = ['id-card-application', 'progress-inquiry'];
   const insRollup = db.prepare(
     `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg, mem_pct_max,
        disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
@@ -56,13 +59,14 @@ export function writeHistory(o: HistoryOptions): { rawRows: number; rollupRows: 
   // Raw samples in arrival order (all terminals' sample k, then k + 1, …), as the hub would have written them.
   const steps = Math.floor((o.rawHours * 3600) / o.intervalS);
   const start = o.now - steps * o.intervalS * 1000;
-  const epochs = o.rawIds.map(() => newEpoch());
+  const epochs = db.transaction(() => o.rawIds.map((id) => Number(insEpoch.run(id, newEpoch()).lastInsertRowid)))();
   let rawRows = 0;
   const rawBatch = db.transaction((from: number, to: number) => {
     for (let k = from; k < to; k++) {
       const ts = start + k * o.intervalS * 1000;
       for (let i = 0; i < o.rawIds.length; i++) {
-        insTelemetry.run(o.rawIds[i], epochs[i], k + 1, ts, ts + 40, (k * 7 + i) % 100, h.memUsed, h.memTotal, h.diskUsed, h.diskTotal, h.tempC, h.uptime + k * o.intervalS, peripherals, app, services);
+        const cols = encodeSample({ ...sample, host: { ...sample.host, cpu: (k * 7 + i) % 100, uptime: h.uptime + k * o.intervalS } }, sampleServices);
+        insTelemetry.run(epochs[i], ts, k + 1, ...cols);
         rawRows++;
       }
     }

@@ -29,7 +29,7 @@ const report = new Report('storage', `Storage per telemetry sample (${fmt(SAMPLE
 
 interface Usage {
   samples: number;
-  /** The telemetry table and its indexes. */
+  /** The telemetry tables (samples and epoch keys) and their indexes. */
   telemetryBytes: number;
   /** Everything in the database file. */
   fileBytes: number;
@@ -42,9 +42,12 @@ function usage(file: string): Usage {
     const objects = db
       .prepare(`SELECT d.name AS name, SUM(d.pgsize) AS bytes FROM dbstat d GROUP BY d.name ORDER BY bytes DESC`)
       .all() as Array<{ name: string; bytes: number }>;
-    const tables = db.prepare(`SELECT name, tbl_name AS tbl FROM sqlite_schema WHERE tbl_name = 'telemetry'`).all() as Array<{ name: string; tbl: string }>;
+    // The samples, their epoch keys, and every index on either (hub/src/store/schema.ts).
+    const tables = db
+      .prepare(`SELECT name, tbl_name AS tbl FROM sqlite_schema WHERE type IN ('table', 'index') AND tbl_name IN ('telemetry_samples', 'telemetry_epochs')`)
+      .all() as Array<{ name: string; tbl: string }>;
     const mine = new Set(tables.map((t) => t.name));
-    const samples = (db.prepare('SELECT COUNT(*) AS n FROM telemetry').get() as { n: number }).n;
+    const samples = (db.prepare('SELECT COUNT(*) AS n FROM telemetry_samples').get() as { n: number }).n;
     return {
       samples,
       telemetryBytes: objects.filter((o) => mine.has(o.name)).reduce((a, o) => a + o.bytes, 0),

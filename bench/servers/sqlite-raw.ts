@@ -1,6 +1,6 @@
 /**
  * Baseline: the storage ceiling. Telemetry rows for N interleaved terminals inserted into the hub's own telemetry
- * table (same columns and indexes, taken from the hub's migrations when present) through one prepared statement,
+ * tables (same columns, encoding and indexes, taken from the hub's migrations) through one prepared statement,
  * one transaction per batch, WAL, synchronous NORMAL, exactly as the hub opens its database. No MQTT, no JSON
  * parsing, no validation: only what SQLite costs.
  *
@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { EXAMPLES } from '@kiosk-fleet/protocol';
+import { availableServices, EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
 import { Histogram } from '../lib/stats.ts';
 import { ROOT, exitWithParent } from '../lib/proc.ts';
 import { newEpoch, syntheticIds } from '../lib/terminals.ts';
@@ -21,40 +22,36 @@ const batchSize = Number(batchArg);
 const durationMs = Number(durArg);
 const maxRows = Number(maxArg);
 
-// Mirrors hub/src/store/schema.ts `telemetry` as of this writing; replaced by the migration's DDL when there is one.
-const FALLBACK_DDL = [
-  `CREATE TABLE telemetry (id integer PRIMARY KEY AUTOINCREMENT NOT NULL, terminal_id text NOT NULL, epoch text NOT NULL,
-    seq integer NOT NULL, ts integer NOT NULL, received_at integer NOT NULL, skewed integer DEFAULT 0 NOT NULL, cpu real NOT NULL,
-    mem_used real NOT NULL, mem_total real NOT NULL, disk_used real NOT NULL, disk_total real NOT NULL, temp_c real,
-    uptime real NOT NULL, peripherals text NOT NULL, app text, services text)`,
-  'CREATE UNIQUE INDEX telemetry_once ON telemetry (terminal_id, epoch, seq)',
-  'CREATE INDEX telemetry_time ON telemetry (terminal_id, received_at)',
-  'CREATE INDEX telemetry_received ON telemetry (received_at)',
-];
+/** The hub's telemetry tables (hub/src/store/schema.ts): the samples and their epoch keys. */
+const TABLES = ['telemetry_samples', 'telemetry_epochs'];
 
 function telemetryDdl(): { ddl: string[]; source: string } {
   const dir = path.join(ROOT, 'hub/drizzle');
-  if (!fs.existsSync(dir)) return { ddl: FALLBACK_DDL, source: 'bench copy of hub/src/store/schema.ts' };
-  // Replayed in migration order, dropped indexes included, so the table is the one the hub ends up with.
-  const stmts: string[] = [];
-  const created = new Map<string, number>(); // index name → position in stmts
+  // Replayed in migration order, dropped tables and indexes included, so the tables are the ones the hub ends up with.
+  const tables = new Map<string, string>();
+  const indexes = new Map<string, { table: string; sql: string }>();
   for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.sql')).sort()) {
     for (const s of fs.readFileSync(path.join(dir, f), 'utf8').split('--> statement-breakpoint')) {
-      const t = s.trim();
-      const ix = /^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?[`"]?(\w+)[`"]? ON [`"]?telemetry[`"]?\s*\(/i.exec(t);
-      const drop = /^DROP INDEX (?:IF EXISTS )?[`"]?(\w+)[`"]?/i.exec(t);
-      if (/^CREATE TABLE [`"]?telemetry[`"]?\s*\(/i.test(t)) stmts.push(t);
-      else if (ix) {
-        created.set(ix[1]!, stmts.length);
-        stmts.push(t);
-      } else if (drop && created.has(drop[1]!)) {
-        stmts[created.get(drop[1]!)!] = '';
-        created.delete(drop[1]!);
+      const t = s.replace(/^\s*(--[^\n]*\n\s*)*/, '').trim();
+      const table = /^CREATE TABLE [`"]?(\w+)[`"]?\s*\(/i.exec(t);
+      const ix = /^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?[`"]?(\w+)[`"]? ON [`"]?(\w+)[`"]?\s*\(/i.exec(t);
+      const dropIx = /^DROP INDEX (?:IF EXISTS )?[`"]?(\w+)[`"]?/i.exec(t);
+      const dropTable = /^DROP TABLE (?:IF EXISTS )?[`"]?(\w+)[`"]?/i.exec(t);
+      if (table) tables.set(table[1]!, t);
+      else if (ix) indexes.set(ix[1]!, { table: ix[2]!, sql: t });
+      else if (dropIx) indexes.delete(dropIx[1]!);
+      else if (dropTable) {
+        tables.delete(dropTable[1]!);
+        for (const [name, i] of indexes) if (i.table === dropTable[1]) indexes.delete(name);
       }
     }
   }
-  const ddl = stmts.filter(Boolean);
-  return ddl.length ? { ddl, source: 'hub/drizzle migrations' } : { ddl: FALLBACK_DDL, source: 'bench copy of hub/src/store/schema.ts' };
+  const ddl = [
+    ...TABLES.map((name) => tables.get(name)),
+    ...[...indexes.values()].filter((i) => TABLES.includes(i.table)).map((i) => i.sql),
+  ];
+  if (ddl.some((x) => x === undefined)) throw new Error(`hub/drizzle does not create ${TABLES.join(', ')}`);
+  return { ddl: ddl as string[], source: 'hub/drizzle migrations' };
 }
 
 fs.mkdirSync(dataDir, { recursive: true });
@@ -66,23 +63,24 @@ db.pragma('synchronous = NORMAL');
 const { ddl, source } = telemetryDdl();
 for (const s of ddl) db.exec(s);
 
+// The same row as the hub writes for the same sample: its own encoder (hub/src/store/telemetry-codec.ts).
 const insert = db.prepare(
-  `INSERT INTO telemetry (terminal_id, epoch, seq, ts, received_at, skewed, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services)
-   VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  `INSERT INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, 0, 0, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
 );
 const ids = syntheticIds(n);
-const epochs = ids.map(() => newEpoch());
+const insEpoch = db.prepare('INSERT INTO telemetry_epochs (terminal_id, epoch) VALUES (?, ?)');
+const epochs = db.transaction(() => ids.map((id) => Number(insEpoch.run(id, newEpoch()).lastInsertRowid)))();
 const seqs = new Array<number>(n).fill(0);
-const h = EXAMPLES.telemetry.host;
-const peripherals = JSON.stringify(EXAMPLES.telemetry.peripherals);
-const app = JSON.stringify(EXAMPLES.telemetry.app);
-const services = JSON.stringify(['id-card-apply', 'id-card-collect']);
+const sample = EXAMPLES.telemetry as unknown as Telemetry;
+// What the hub derives for an ID-card machine sending this sample (it lacks the fingerprint scanner and touchscreen).
+const services = availableServices('id-card', Object.fromEntries(Object.entries(sample.peripherals).map(([k, p]) => [k, p.status])), sample.app?.up);
+const cols = encodeSample(sample, services);
 const writeBatch = db.transaction((count: number, start: number) => {
   const now = Date.now();
   for (let k = 0; k < count; k++) {
     const i = (start + k) % n;
     seqs[i]!++;
-    insert.run(ids[i], epochs[i], seqs[i], now, now, h.cpu, h.memUsed, h.memTotal, h.diskUsed, h.diskTotal, h.tempC, h.uptime, peripherals, app, services);
+    insert.run(epochs[i], now, seqs[i], ...cols);
   }
 });
 
