@@ -26,6 +26,7 @@ import { applyImport, type ImportResult, type ParsedFleet } from './services/imp
 import { PresenceService } from './services/presence.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
+import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
 import { IngestStore } from './store/ingest.ts';
 import { PresenceStore } from './store/presence.ts';
@@ -50,6 +51,8 @@ export interface HubServices {
   metrics: Metrics;
   registry: RegistryStore;
   queries: QueryStore;
+  /** Per-node counts of terminals by presence, fault and service, for summaries (store/node-counters.ts). */
+  nodeCounters: NodeCounters;
   downlink: Downlink;
   /** Layered config (city → district → station → terminal), its pushes and drift. */
   configLayers: ConfigLayers;
@@ -153,6 +156,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     auth.attachMetrics(metrics.registry);
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
+    // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
+    const nodeCounters = new NodeCounters(db);
+    bus.prependListener('changes', (changes: Change[]) => nodeCounters.apply(changes));
     const ingestStore = new IngestStore(db);
     const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
       beforeCommit: () => ingestStore.flushPending(),
@@ -230,6 +236,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       metrics,
       registry,
       queries,
+      nodeCounters,
       downlink,
       configLayers,
       broker,

@@ -1,10 +1,10 @@
 /** /nodes: the city → district → station tree and per-node summaries. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { isUnderNode, parentNodeId, SERVICE_IDS, servicesOfType, isTerminalType } from '@kiosk-fleet/protocol';
+import { isUnderNode, parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
 import { notFound } from '../errors.ts';
 import type { NodeRow } from '../store/registry.ts';
-import { errorResponses, idParam, isoReq, json, jsonBody, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
 
 const nodeSchema = z
   .object({
@@ -80,8 +80,6 @@ const summaryRoute = createRoute({
   },
 });
 
-const emptyCounts = () => ({ total: 0, online: 0, offline: 0, stale: 0, unknown: 0, withFault: 0 });
-
 export function nodeRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>()
     .openapi(listRoute, (c) => {
@@ -120,27 +118,8 @@ export function nodeRoutes(s: Services) {
     .openapi(summaryRoute, (c) => {
       const { id } = c.req.valid('param');
       if (!s.registry.node(id)) throw notFound('node', id);
-      const children = s.queries.children(id).map((ch) => ({ id: ch.id, ...emptyCounts() }));
-      const totals = emptyCounts();
-      const offered = new Map<string, number>();
-      const available = new Map<string, number>();
-      for (const t of s.queries.underNode(id)) {
-        const presence = (t.presence ?? 'unknown') as 'online' | 'offline' | 'stale' | 'unknown';
-        const child = children.find((ch) => isUnderNode(t.stationId, ch.id));
-        for (const counts of child ? [totals, child] : [totals]) {
-          counts.total++;
-          counts[presence]++;
-          if ((t.faultCount ?? 0) > 0) counts.withFault++;
-        }
-        if (isTerminalType(t.type)) for (const sv of servicesOfType(t.type)) offered.set(sv, (offered.get(sv) ?? 0) + 1);
-        // A terminal offers a service now only while it is online and its peripherals allow it.
-        if (presence === 'online') for (const sv of parseJson<string[]>(t.services) ?? []) available.set(sv, (available.get(sv) ?? 0) + 1);
-      }
-      const services = SERVICE_IDS.filter((sv) => offered.has(sv)).map((sv) => ({
-        service: sv,
-        offeredBy: offered.get(sv) ?? 0,
-        availableNow: available.get(sv) ?? 0,
-      }));
-      return c.json({ node: id, totals, children, services }, 200);
+      // Counters kept in memory (store/node-counters.ts): O(children), not a read of every terminal under the node.
+      const counts = s.nodeCounters.summary(id, s.queries.children(id).map((ch) => ch.id));
+      return c.json({ node: id, ...counts }, 200);
     });
 }
