@@ -211,7 +211,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
 
     const alerts = new Alerts(
-      { db, log, registry, configLayers, auth, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
+      { db, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
       { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
     );
 

@@ -1,7 +1,7 @@
 /**
- * Alerts as the hub runs them: the engine on a timer and soon after changes, thresholds and SLA from each terminal's
- * effective config, changes on the live stream and the webhooks, and the public shape of an alert (API and webhook
- * body alike).
+ * Alerts as the hub runs them: the engine soon after changes (the terminals they name) and on a timer (what fell
+ * due, escalations, a slow sweep), thresholds and SLA from each terminal's effective config, changes on the live
+ * stream and the webhooks, and the public shape of an alert (API and webhook body alike).
  */
 import type { TerminalConfig } from '@kiosk-fleet/protocol';
 import { Gauge, type Registry } from 'prom-client';
@@ -16,8 +16,18 @@ import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
 import { AlertStore, type AlertRow } from './store.ts';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 
+/** Changes gather this long before a run evaluates the terminals they name. */
 const SOON_MS = 250;
-const MIN_GAP_MS = 1000;
+/**
+ * A run stops taking terminals after this much time and the rest wait for the next one, a few milliseconds later:
+ * a storm of 19,000 presence changes never holds the event loop (and so acknowledgements and the API) for long.
+ */
+const RUN_BUDGET_MS = 20;
+const CONTINUE_MS = 5;
+/** Terminals swept per timer tick (engine.sweep): 19,000 every 16 minutes at the default 5 s. */
+const SWEEP_PER_TICK = 100;
+/** Change types that alter what the rules see of the terminal they name. */
+const RELEVANT: ReadonlySet<Change['type']> = new Set(['presence', 'telemetry', 'config', 'update', 'terminal']);
 
 export interface AlertsOptions {
   evaluateMs: number;
@@ -30,11 +40,13 @@ export interface AlertsDeps {
   db: Db;
   log: Logger;
   registry: RegistryStore;
-  configLayers: Pick<ConfigLayers, 'desired' | 'drift'>;
+  configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
   auth?: Pick<AuthService, 'store'>;
   metricsRegistry?: Registry | null;
   /** The live stream (hub `changed`). */
   emit(changes: Change[]): void;
+  /** Presence transitions not on the live stream (a flapping terminal's): the rules still need to hear of them. */
+  presence?: { readonly quiet: Set<(terminalId: string) => void> };
 }
 
 /**
@@ -42,6 +54,19 @@ export interface AlertsDeps {
  * config layers validated the config when it was saved (terminalConfigSchema), so it is read here as it is.
  */
 export function settingsFrom(config: TerminalConfig | undefined): TerminalSettings {
+  if (config === undefined) return DEFAULT_SETTINGS;
+  let s = settingsByConfig.get(config);
+  if (!s) {
+    s = computeSettings(config);
+    settingsByConfig.set(config, s);
+  }
+  return s;
+}
+
+/** Config layers share one frozen config object among the terminals with the same desired config: so do settings. */
+const settingsByConfig = new WeakMap<TerminalConfig, TerminalSettings>();
+
+function computeSettings(config: TerminalConfig | undefined): TerminalSettings {
   const th = config?.alerts?.thresholds ?? {};
   const sl = config?.alerts?.sla ?? {};
   return {
@@ -56,6 +81,8 @@ export function settingsFrom(config: TerminalConfig | undefined): TerminalSettin
     sla: { critical: sl.critical ?? DEFAULT_SLA.critical, major: sl.major ?? DEFAULT_SLA.major, minor: sl.minor ?? DEFAULT_SLA.minor },
   };
 }
+
+const DEFAULT_SETTINGS = computeSettings(undefined);
 
 /** Which peripherals a self-test found not ok (what a queue shows at a glance), else the text of an error. */
 function summarize(json: string | null): unknown {
@@ -83,8 +110,8 @@ export class Alerts {
   #soon: NodeJS.Timeout | null = null;
   #graceTimer: NodeJS.Timeout | null = null;
   #started = false;
-  #lastRun = 0;
   #listener: ((changes: Change[]) => void) | null = null;
+  #quiet: ((terminalId: string) => void) | null = null;
 
   constructor(
     private readonly deps: AlertsDeps,
@@ -110,10 +137,10 @@ export class Alerts {
       log: deps.log,
       now: this.now,
       settings: (id) => settingsFrom(deps.configLayers.desired(id)?.config),
-      drift: (now) =>
-        deps.configLayers.drift(null, now).flatMap((d) =>
-          d.drift ? [{ terminalId: d.terminalId, since: d.drift.since, desiredVersion: d.desiredVersion, appliedVersion: d.appliedVersion, status: d.status }] : [],
-        ),
+      drift: (id, now) => {
+        const d = deps.configLayers.driftCheck(id, now);
+        return { view: d.drift ? { terminalId: id, ...d.drift } : null, graceEndsAt: d.graceEndsAt };
+      },
       districtAdmins: (district) =>
         deps.auth?.store
           .users(district, undefined, 200)
@@ -189,44 +216,63 @@ export class Alerts {
     }
   }
 
-  /** Runs the rules now (no-op before start() and within the start grace). */
+  /** Runs what is pending now (no-op before start() and within the start grace); the first run is the full pass. */
   evaluate(): void {
     if (!this.#started) return;
-    this.#lastRun = Date.now();
     try {
-      this.engine.evaluate();
+      this.engine.run({ budgetMs: RUN_BUDGET_MS });
     } catch (err) {
       this.deps.log.error({ err }, 'alert evaluation failed');
     }
+    if (this.engine.pending > 0) this.#schedule(CONTINUE_MS);
   }
 
-  /** Evaluation on a timer and shortly after changes from terminals; webhooks due from a previous run are sent. */
+  #schedule(ms: number): void {
+    if (this.#soon) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = null;
+      this.evaluate();
+    }, ms);
+    this.#soon.unref();
+  }
+
+  /** Evaluation soon after changes (of the terminals they name) and on a timer (deadlines, escalation, the sweep). */
   start(bus: { on(e: 'changes', l: (c: Change[]) => void): unknown }): void {
     this.#graceTimer = setTimeout(() => {
       this.#started = true;
       this.evaluate();
     }, this.opts.startGraceMs);
     this.#graceTimer.unref();
-    this.#timer = setInterval(() => this.evaluate(), this.opts.evaluateMs);
+    this.#timer = setInterval(() => {
+      this.engine.sweep(SWEEP_PER_TICK);
+      this.evaluate();
+    }, this.opts.evaluateMs);
     this.#timer.unref();
     this.#listener = (changes) => {
-      // Our own changes do not call for another run; a burst of telemetry collapses into one run, and a fleet that
-      // reports all the time gets at most one extra run per MIN_GAP_MS (a run reads every terminal's state).
-      for (const c of changes) if (c.type === 'command') this.#commandDone(c);
-      if (this.#soon || changes.every((c) => c.type === 'alert' || c.type === 'command')) return;
-      this.#soon = setTimeout(() => {
-        this.#soon = null;
-        this.evaluate();
-      }, Math.max(SOON_MS, this.#lastRun + MIN_GAP_MS - Date.now()));
-      this.#soon.unref();
+      // Our own changes do not call for another run; a burst of telemetry collapses into one run.
+      let marked = false;
+      for (const c of changes) {
+        if (c.type === 'command') this.#commandDone(c);
+        else if (RELEVANT.has(c.type) && c.terminalId !== '') {
+          this.engine.markDirty(c.terminalId);
+          marked = true;
+        }
+      }
+      if (marked && this.#started) this.#schedule(SOON_MS);
     };
     bus.on('changes', this.#listener);
+    this.#quiet = (id) => {
+      this.engine.markDirty(id);
+      if (this.#started) this.#schedule(SOON_MS);
+    };
+    this.deps.presence?.quiet.add(this.#quiet);
     this.webhooks.kick();
   }
 
   async close(bus?: { off(e: 'changes', l: (c: Change[]) => void): unknown }): Promise<void> {
     for (const t of [this.#timer, this.#soon, this.#graceTimer]) if (t) clearTimeout(t);
     if (this.#listener) bus?.off('changes', this.#listener);
+    if (this.#quiet) this.deps.presence?.quiet.delete(this.#quiet);
     await this.webhooks.close();
   }
 }

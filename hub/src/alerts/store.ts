@@ -133,18 +133,24 @@ export class AlertStore {
 
   constructor(readonly db: Db) {
     this.s = {
-      snapshot: db.prepare(
-        `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.presence_reason AS presenceReason, s.presence_since AS presenceSince,
-           s.flapping, s.host, s.peripherals, s.services
+      members: db.prepare(
+        `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.services
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.state = 'active'`,
       ),
-      failedUpdates: db.prepare(
-        `SELECT u.terminal_id AS terminalId, u.received_at AS at, u.version, u.error FROM update_status u
-           JOIN (SELECT terminal_id, max(id) AS id FROM update_status GROUP BY terminal_id) m ON m.id = u.id WHERE u.state = 'failed'`,
+      snapshotOne: db.prepare(
+        `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.presence_reason AS presenceReason, s.presence_since AS presenceSince,
+           s.flapping, s.host, s.peripherals, s.services
+         FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ? AND t.state = 'active'`,
       ),
-      transitionsSince: db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ? AND at > ?'),
+      failedUpdate: db.prepare(
+        `SELECT terminal_id AS terminalId, received_at AS at, version, error, state FROM update_status WHERE terminal_id = ?
+         ORDER BY id DESC LIMIT 1`,
+      ),
+      transitionTimes: db.prepare('SELECT at FROM presence_transitions WHERE terminal_id = ? AND at > ? ORDER BY at'),
+      openOf: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE subject_id = ? AND subject_kind = ? AND open_key IS NOT NULL`),
+      openSubjects: db.prepare('SELECT DISTINCT subject_kind AS subjectKind, subject_id AS subjectId FROM alerts WHERE open_key IS NOT NULL'),
+      seenAll: db.prepare('UPDATE alerts SET last_seen_at = ? WHERE open_key IS NOT NULL AND last_seen_at <= ?'),
       openCounts: db.prepare('SELECT severity, count(*) AS n FROM alerts WHERE open_key IS NOT NULL GROUP BY severity'),
-      openAlerts: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE open_key IS NOT NULL`),
       alert: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = ?`),
       insertAlert: db.prepare(
         `INSERT INTO alerts (open_key, subject_kind, subject_id, node_id, rule, severity, state, title, details, opened_at, last_seen_at,

@@ -41,6 +41,12 @@ export interface PresenceOptions {
 }
 
 export class PresenceService {
+  /**
+   * Told of each transition that is not broadcast (a flapping terminal's), inside its transaction: the alert engine
+   * evaluates terminals when they change and must hear of these too.
+   */
+  readonly quiet = new Set<(terminalId: string) => void>();
+
   constructor(
     private readonly ingest: IngestStore,
     private readonly store: PresenceStore,
@@ -70,7 +76,10 @@ export class PresenceService {
     st.presenceReason = reason;
     st.presenceSince = at;
     st.flapping = flapping;
-    if (flapping === 1 && wasFlapping) return;
+    if (flapping === 1 && wasFlapping) {
+      for (const f of this.quiet) f(terminalId);
+      return;
+    }
     tx.emit({ type: 'presence', terminalId, at, data: { state: to, reason, flapping: flapping === 1 } });
   }
 

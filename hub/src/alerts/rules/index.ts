@@ -6,7 +6,7 @@ import { offlineRule } from './offline.ts';
 import { peripheralRule } from './peripheral.ts';
 import { stationServiceRule } from './station-service.ts';
 import { temperatureRule } from './temperature.ts';
-import type { Rule, RuleId } from './types.ts';
+import type { Rule, RuleId, StationRule } from './types.ts';
 import { updateFailedRule } from './update-failed.ts';
 
 export const RULES: Record<RuleId, Rule> = {
@@ -19,5 +19,8 @@ export const RULES: Record<RuleId, Rule> = {
   'disk-full': diskRule,
   flapping: flappingRule,
 };
+
+/** The rules about stations: they read only what `MemberView` holds of each terminal. */
+export const STATION_RULES: Partial<Record<RuleId, StationRule>> = { 'station-service-lost': stationServiceRule };
 
 export * from './types.ts';

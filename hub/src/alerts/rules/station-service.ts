@@ -6,12 +6,12 @@
  * service is lost, major otherwise.
  */
 import { isTerminalType, SERVICES, TERMINAL_TYPES, type ServiceId } from '@kiosk-fleet/protocol';
-import type { Condition, Snapshot, TerminalView } from './types.ts';
+import type { Condition, MemberView, StationSnapshot } from './types.ts';
 
 const CRITICAL: readonly string[] = ['id-card-application', 'id-card-collection'];
 
-export function stationServiceRule(s: Snapshot): Condition[] {
-  const byStation = new Map<string, TerminalView[]>();
+export function stationServiceRule(s: StationSnapshot): Condition[] {
+  const byStation = new Map<string, MemberView[]>();
   for (const t of s.terminals) {
     if (t.services === null || t.inMaintenance || !isTerminalType(t.type)) continue;
     const list = byStation.get(t.stationId) ?? [];

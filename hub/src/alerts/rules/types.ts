@@ -67,7 +67,7 @@ export interface TerminalView {
   host: { diskUsed: number; diskTotal: number; tempC: number | null } | null;
   peripherals: Record<string, PeripheralView> | null;
   /** Services available in the last sample; null before the first sample. */
-  services: string[] | null;
+  services: readonly string[] | null;
   thresholds: Thresholds;
   /** Under maintenance (itself or a node above it): planned downtime, it neither offers nor lacks anything. */
   inMaintenance: boolean;
@@ -107,6 +107,21 @@ export interface Condition {
 }
 
 export type Rule = (s: Snapshot) => Condition[];
+
+/**
+ * What a station-level rule reads of each terminal: the engine keeps this much of every active terminal in memory,
+ * so a change at one terminal re-evaluates its station without reading the others from the database.
+ */
+export type MemberView = Pick<TerminalView, 'id' | 'type' | 'stationId' | 'presence' | 'services' | 'inMaintenance'>;
+
+/** The terminals of some stations (each station with all of its active terminals). */
+export interface StationSnapshot {
+  now: number;
+  terminals: readonly MemberView[];
+}
+
+/** A rule about stations (subject kind `node`); every other rule is about one terminal at a time. */
+export type StationRule = (s: StationSnapshot) => Condition[];
 
 export const MINUTE_MS = 60_000;
 
