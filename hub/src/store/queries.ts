@@ -1,5 +1,7 @@
 /** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
-import { scopeClause } from '../auth/scope.ts';
+import { nodeLevel } from '@kiosk-fleet/protocol';
+import type { Statement } from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
 import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow, type StoredApp, type StoredPeripheral } from './telemetry-codec.ts';
 
@@ -30,6 +32,34 @@ export const BUCKET_FIELDS = ['samples', 'cpuMin', 'cpuAvg', 'cpuMax', 'memPctAv
 export type BucketField = (typeof BUCKET_FIELDS)[number];
 export const ROLLUP_FIELDS = BUCKET_FIELDS;
 export type RollupField = BucketField;
+
+const BUCKET_EXPR: Record<BucketField, string> = {
+  samples: 'count(*)',
+  cpuMin: `min(t.cpu) / ${CPU_SCALE}.0`,
+  cpuAvg: `avg(t.cpu) / ${CPU_SCALE}.0`,
+  cpuMax: `max(t.cpu) / ${CPU_SCALE}.0`,
+  memPctAvg: 'avg(100.0 * t.mem_used / nullif(t.mem_total, 0))',
+  memPctMax: 'max(100.0 * t.mem_used / nullif(t.mem_total, 0))',
+  diskPctAvg: 'avg(100.0 * t.disk_used / nullif(t.disk_total, 0))',
+  diskPctMax: 'max(100.0 * t.disk_used / nullif(t.disk_total, 0))',
+  tempMin: `min(t.temp) / ${TEMP_SCALE}.0`,
+  tempAvg: `avg(t.temp) / ${TEMP_SCALE}.0`,
+  tempMax: `max(t.temp) / ${TEMP_SCALE}.0`,
+};
+
+const ROLLUP_COLUMN: Record<BucketField, string> = {
+  samples: 'samples',
+  cpuMin: 'cpu_min',
+  cpuAvg: 'cpu_avg',
+  cpuMax: 'cpu_max',
+  memPctAvg: 'mem_pct_avg',
+  memPctMax: 'mem_pct_max',
+  diskPctAvg: 'disk_pct_avg',
+  diskPctMax: 'disk_pct_max',
+  tempMin: 'temp_min',
+  tempAvg: 'temp_avg',
+  tempMax: 'temp_max',
+};
 
 export interface TerminalListRow {
   id: string;
@@ -82,8 +112,28 @@ const LIST_COLUMNS = `t.id, t.type, t.serial, t.station_id AS stationId, t.state
   s.presence, s.presence_reason AS presenceReason, s.presence_since AS presenceSince, s.flapping,
   s.last_seen_at AS lastSeenAt, s.fault_count AS faultCount, s.peripherals, s.services`;
 
+/**
+ * "column lies under node" with `isUnderNode` semantics (the node itself or `node-…`, case-sensitive like the
+ * permission checks), written as a range so that SQLite can read it from an index: every string that starts with
+ * `X-` lies in [`X-`, `X.`), since `.` follows `-`. `indexed` false hides the column from the index (`+column`) and
+ * leaves SQLite to walk the terminals in id order.
+ *
+ * Measured on 20,000 terminals (EXPLAIN QUERY PLAN + CPU per query, bench/api's district GZ-TH with 2,332 terminals):
+ * with nobody matching the filter (presence=online while all are offline) the range read 1.4 ms, the walk in id order
+ * 3.2 ms (it passes every terminal before and in the district: the plan chosen for the old `LIKE`, which no index
+ * serves); for a station 0.01 ms against 3.9 ms. For the whole city the walk wins (70 % matching: 0.1 ms against
+ * 10 ms, since the range sorts all 20,000 by id before it returns 50): so a city is walked, a district or station is
+ * read as a range.
+ */
+function underNodeClause(column: string, node: string, indexed: boolean): { sql: string; args: string[] } {
+  const c = indexed ? column : `+${column}`;
+  return { sql: `(${c} >= ? AND ${c} < ? AND (${c} = ? OR ${c} >= ?))`, args: [node, `${node}.`, node, `${node}-`] };
+}
+
 export class QueryStore {
   private readonly s;
+  private readonly charts = new Map<string, Statement>();
+  private readonly listStatements = new Map<string, Statement>();
 
   constructor(private readonly db: Db) {
     this.s = {
@@ -124,12 +174,6 @@ export class QueryStore {
            temp_avg AS tempAvg, temp_max AS tempMax, peripheral_ok AS peripheralOk, services
          FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
       ),
-      rollupChart: db.prepare(
-        `SELECT hour, samples, cpu_min AS cpuMin, cpu_avg AS cpuAvg, cpu_max AS cpuMax, mem_pct_avg AS memPctAvg,
-           mem_pct_max AS memPctMax, disk_pct_avg AS diskPctAvg, disk_pct_max AS diskPctMax, temp_min AS tempMin,
-           temp_avg AS tempAvg, temp_max AS tempMax
-         FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
-      ),
     };
   }
 
@@ -140,12 +184,13 @@ export class QueryStore {
       where.push('t.state = ?');
       args.push(f.state ?? 'active');
     }
-    for (const node of [f.node, f.scope]) {
-      if (!node) continue;
-      const sc = scopeClause('t.station_id', node);
+    // The deepest of the two nodes (the ?node= filter, the caller's scope) picks the plan: see underNodeClause.
+    const nodes = [f.node, f.scope].filter((n): n is string => Boolean(n)).sort((a, b) => b.split('-').length - a.split('-').length);
+    nodes.forEach((node, i) => {
+      const sc = underNodeClause('t.station_id', node, i === 0 && nodeLevel(node) !== 'city');
       where.push(sc.sql);
       args.push(...sc.args);
-    }
+    });
     if (f.type) {
       where.push('t.type = ?');
       args.push(f.type);
@@ -170,7 +215,10 @@ export class QueryStore {
     }
     const sql = `SELECT ${LIST_COLUMNS} FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.id LIMIT ?`;
-    return this.db.prepare(sql).all(...args, f.limit) as TerminalListRow[];
+    // A few hundred filter combinations at most: each is prepared once.
+    let stmt = this.listStatements.get(sql);
+    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare(sql)));
+    return stmt.all(...args, f.limit) as TerminalListRow[];
   }
 
   terminal(id: string): TerminalDetailRow | undefined {
@@ -226,9 +274,31 @@ export class QueryStore {
     return this.s.rollups.all(id, from, to, limit) as (Record<RollupField, number | null> & { hour: number; samples: number; peripheralOk: string; services: string })[];
   }
 
-  /** The chart columns of the hourly rollups only (no JSON to parse): what `format=rows` returns. */
-  rollupChart(id: string, from: number, to: number, limit: number) {
-    return this.s.rollupChart.all(id, from, to, limit) as (Record<RollupField, number | null> & { hour: number; samples: number })[];
+  /**
+   * A chart's points as arrays `[start, ...fields]`: only the asked-for aggregates are computed (or rollup columns
+   * read), and no row objects are made. `bucketMs` null: the hourly rollups. Statements are prepared once per field
+   * list (a handful: what the dashboard and scripts ask for).
+   */
+  chartRows(id: string, from: number, to: number, bucketMs: number | null, fields: readonly BucketField[], limit: number): (number | null)[][] {
+    const key = `${bucketMs === null ? 'rollup' : 'raw'}:${fields.join(',')}`;
+    let st = this.charts.get(key);
+    if (!st) {
+      st = (
+        bucketMs === null
+          ? this.db.prepare(
+              `SELECT hour, ${fields.map((f) => ROLLUP_COLUMN[f]).join(', ')} FROM rollups_hourly
+               WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
+            )
+          : this.db.prepare(
+              `SELECT (t.ts / ?1) * ?1 AS start, ${fields.map((f) => BUCKET_EXPR[f]).join(', ')}
+               FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
+               WHERE e.terminal_id = ?2 AND t.ts >= ?3 AND t.ts < ?4 GROUP BY start ORDER BY start LIMIT ?5`,
+            )
+      ).raw();
+      if (this.charts.size > 64) this.charts.clear();
+      this.charts.set(key, st);
+    }
+    return (bucketMs === null ? st.all(id, from, to, limit) : st.all(bucketMs, id, from, to, limit)) as (number | null)[][];
   }
 
   events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string) {
