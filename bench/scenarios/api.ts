@@ -22,6 +22,7 @@ const TERMINALS = Math.round(20000 * Math.min(1, S));
 const RAW_TERMINALS = Math.round(TERMINALS / 10);
 const DURATION_S = Math.max(3, Math.round(10 * S));
 const CONNECTIONS = 10;
+const CHART_FIELDS = 'cpuAvg,memPctAvg,diskPctAvg,tempAvg';
 
 hardTimeout(25 * 60 * 1000, 'api');
 const report = new Report('api', `API latency (${fmt(TERMINALS)} terminals, ${fmt(RAW_TERMINALS)} with 24 h of raw samples, 30 days of rollups for all)`);
@@ -96,8 +97,10 @@ try {
     ['health (baseline)', '/api/v1/health'],
     ['city summary', '/api/v1/nodes/GZ/summary'],
     ['terminal list: a district, online, page of 50', `/api/v1/terminals?node=${district}&presence=online&limit=50`],
-    ['one terminal, 24 h chart (5 min buckets)', `/api/v1/terminals/${one}/telemetry?from=${iso(now - 86400_000)}&to=${iso(now)}&bucket=5m`],
-    ['one terminal, 30 day chart (hourly rollups)', `/api/v1/terminals/${one}/telemetry?from=${iso(now - 30 * 86400_000)}&to=${iso(now)}&bucket=rollup&limit=1000`],
+    // The charts as the dashboard asks for them (dashboard/src/api.ts getTelemetry: the charted fields as rows).
+    ['one terminal, 24 h chart (5 min buckets)', `/api/v1/terminals/${one}/telemetry?from=${iso(now - 86400_000)}&to=${iso(now)}&bucket=5m&format=rows&fields=${CHART_FIELDS}&limit=1000`],
+    ['one terminal, 30 day chart (hourly rollups)', `/api/v1/terminals/${one}/telemetry?from=${iso(now - 30 * 86400_000)}&to=${iso(now)}&bucket=rollup&format=rows&fields=${CHART_FIELDS}&limit=1000`],
+    ['(reference) 30 day chart as objects, every field', `/api/v1/terminals/${one}/telemetry?from=${iso(now - 30 * 86400_000)}&to=${iso(now)}&bucket=rollup&limit=1000`],
   ];
   for (const [what, route] of routes) {
     process.stdout.write(`api: ${what} …\n`);
@@ -117,7 +120,7 @@ report.table({
   rows: rows.map((r) => [r.what, fmt(r.rps), fmt(r.p50, 1), fmt(r.p99, 1), ratio(r.p99, base?.p99), fmt(r.max, 0), fmt(r.bytes), fmt(r.non2xx), fmt(r.errors), fmt(r.hubCpu), fmt(cpuMs(r), 2), ratio(cpuMs(r), base ? cpuMs(base) : NaN)]),
   notes: rows.map((r) => `${r.what}: GET ${r.path.replace(/from=[^&]+&to=[^&]+/, 'from=…&to=…')}`),
 });
-for (const r of rows.slice(1)) {
+for (const r of rows.slice(1).filter((x) => !x.what.startsWith('(reference)'))) {
   report.goal({ what: `API p99: ${r.what}`, target: '< 50 ms', value: `${fmt(r.p99, 1)} ms${r.non2xx ? ` (${fmt(r.non2xx)} non-2xx!)` : ''}`, met: r.p99 < 50 && r.non2xx === 0 });
 }
 report.save();

@@ -468,13 +468,10 @@ export function terminalRoutes(s: Services) {
       }
       if (q.format === 'rows') {
         const fields = chartFields(q.fields);
-        const rows =
-          q.bucket === 'rollup'
-            ? s.queries.rollupChart(id, from, to, q.limit).map((r) => ({ ...r, start: r.hour }))
-            : s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
+        const rows = s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
         const items = rows.map((r) => {
-          const out: (string | number | null)[] = [isoReq(r.start)];
-          for (const f of fields) out.push(round2(r[f]));
+          const out: (string | number | null)[] = [isoReq(r[0]!)];
+          for (let i = 1; i < r.length; i++) out.push(round2(r[i]!));
           return out;
         });
         return c.json({ bucket: q.bucket, fields: ['start', ...fields], items, nextCursor: null }, 200);

@@ -1,7 +1,6 @@
 /** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
 import { nodeLevel } from '@kiosk-fleet/protocol';
 import type { Statement } from 'better-sqlite3';
-import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
 import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow, type StoredApp, type StoredPeripheral } from './telemetry-codec.ts';
 
@@ -290,15 +289,15 @@ export class QueryStore {
                WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
             )
           : this.db.prepare(
-              `SELECT (t.ts / ?1) * ?1 AS start, ${fields.map((f) => BUCKET_EXPR[f]).join(', ')}
+              `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, ${fields.map((f) => BUCKET_EXPR[f]).join(', ')}
                FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
-               WHERE e.terminal_id = ?2 AND t.ts >= ?3 AND t.ts < ?4 GROUP BY start ORDER BY start LIMIT ?5`,
+               WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`,
             )
       ).raw();
       if (this.charts.size > 64) this.charts.clear();
       this.charts.set(key, st);
     }
-    return (bucketMs === null ? st.all(id, from, to, limit) : st.all(bucketMs, id, from, to, limit)) as (number | null)[][];
+    return (bucketMs === null ? st.all(id, from, to, limit) : st.all(bucketMs, bucketMs, id, from, to, limit)) as (number | null)[][];
   }
 
   events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string) {
