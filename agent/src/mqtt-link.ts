@@ -192,6 +192,9 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       reconnectPeriod: 0,
       connectTimeout: 15_000,
       resubscribe: false,
+      // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 message ids on the first write: 6 MB of
+      // heap (a heap snapshot of an idle agent), for a client with at most a few hundred ids in use
+      writeCache: false,
       will: { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: true },
     };
     let client: MqttClient;

@@ -1,5 +1,8 @@
 /**
  * The real agent's entry: config, wiring, signals. Nothing here runs at import time.
+ *
+ * The local API (Hono) and the updater (tar) are imported only when configured: each is a chunk of the bundle that
+ * an agent without it never loads (agent/README.md, "Measured").
  */
 import { spawn } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
@@ -10,11 +13,9 @@ import { loadConfig, readSecret, secretFilePath, ConfigError, type AgentConfig }
 import { FileConfigStore } from './config-reconciler.ts';
 import { FileExitRecorder } from './exit-record.ts';
 import { SystemHostProbe } from './host/system.ts';
-import { createLocalApi, startLocalApi } from './local-api.ts';
 import { createLogger, LogRing } from './log.ts';
 import { SqliteOutbox } from './outbox/sqlite.ts';
 import { runCommand } from './peripherals/command.ts';
-import { createAgentUpdater } from './updater/index.ts';
 
 export async function runAgent(opts: { configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
@@ -29,6 +30,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     maxAgeMs: cfg.outboxMaxAgeDays * 86400_000,
   });
   const exitRecorder = new FileExitRecorder(cfg.dataDir);
+  const { createAgentUpdater } = cfg.updatePubkey ? await import('./updater/index.ts') : { createAgentUpdater: null };
   let shuttingDown = false;
 
   const agent = new Agent({
@@ -57,7 +59,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
       if (what === 'agent') void shutdown('restart-agent', true);
     },
     // The updater (src/updater/README.md) runs when the agent holds a release key to check releases against.
-    updater: cfg.updatePubkey
+    updater: createAgentUpdater
       ? (a, report) =>
           createAgentUpdater({
             dataDir: cfg.dataDir,
@@ -84,7 +86,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
       : undefined,
   });
 
-  let api: Awaited<ReturnType<typeof startLocalApi>> | null = null;
+  let api: Awaited<ReturnType<typeof import('./local-api.ts').startLocalApi>> | null = null;
 
   async function shutdown(reason: string, restart = false): Promise<void> {
     if (shuttingDown) return;
@@ -118,6 +120,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   await agent.start();
   if (cfg.localApiPort !== 0) {
     try {
+      const { createLocalApi, startLocalApi } = await import('./local-api.ts');
       api = await startLocalApi(createLocalApi(agent), cfg.localApiPort);
       logger.info({ port: api.port }, 'local API listening on 127.0.0.1');
     } catch (err) {

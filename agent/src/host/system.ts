@@ -29,7 +29,7 @@ export class SystemHostProbe implements HostProbe {
       diskUsed: Math.max(0, disk?.used ?? 0),
       diskTotal: Math.max(0, disk?.size ?? 0),
       tempC,
-      uptime: clamp(si.time().uptime, 0, 10 * 365 * 86400),
+      uptime: clamp(os.uptime(), 0, 10 * 365 * 86400),
       net: nicList
         .filter((n) => !n.internal)
         .slice(0, 16)

@@ -32,6 +32,15 @@ interface ChildHandle {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** The bin's warning when it could not (re)build its bundle and runs the TypeScript sources instead. */
+const FELL_BACK_TO_SOURCES = 'running the TypeScript sources through tsx';
+
+/** The tests run what users run: the bundle (agent/README.md, "What runs"), never the sources behind its back. */
+function assertRanBundle(handle: ChildHandle): void {
+  const err = handle.stderr.join('');
+  if (err.includes(FELL_BACK_TO_SOURCES)) throw new Error(`the agent did not run its bundle:\n${err}`);
+}
+
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');
@@ -159,6 +168,7 @@ export async function spawnAgent(opts: SpawnAgentOptions): Promise<AgentProcess>
     },
   };
   if (opts.waitConnected ?? true) await handle.waitForLog((l) => l.msg === 'connected to hub');
+  assertRanBundle(handle);
   return agent;
 }
 
@@ -214,6 +224,7 @@ export async function spawnSimulator(opts: SpawnSimulatorOptions): Promise<Simul
   // the token goes through env, not argv (argv shows in `ps`)
   const handle = launch(args, { ...(opts.token ? { KF_ADMIN_TOKEN: opts.token } : {}), ...opts.env });
   const listening = await handle.waitForLog((l) => l.msg === 'control API listening on 127.0.0.1', 60_000);
+  assertRanBundle(handle);
   const controlUrl = `http://127.0.0.1:${String(listening.controlPort)}`;
   const sim: SimulatorProcess = {
     ...handle,
