@@ -156,6 +156,31 @@ describe('terminal detail and history', () => {
     expect((await hub.api(`/api/v1/terminals/${T.a.id}/telemetry?from=${to}&to=${from}`)).status).toBe(400);
   });
 
+  test('chart points as rows of the asked-for fields (format=rows), as objects give them', async () => {
+    const range = 'from=2026-11-26T01:00:00Z&to=2026-11-26T02:00:00Z';
+    const rows = await get<{ bucket: string; fields: string[]; items: unknown[][]; nextCursor: null }>(
+      `/api/v1/terminals/${T.a.id}/telemetry?${range}&bucket=1m&format=rows&fields=cpuAvg,memPctAvg,tempAvg`,
+    );
+    expect(rows).toEqual({
+      bucket: '1m',
+      fields: ['start', 'cpuAvg', 'memPctAvg', 'tempAvg'],
+      items: [
+        ['2026-11-26T01:00:00.000Z', 10, 50, 40],
+        ['2026-11-26T01:01:00.000Z', 25, 50, 40],
+        ['2026-11-26T01:02:00.000Z', 45, 50, 40],
+      ],
+      nextCursor: null,
+    });
+    const all = await get<{ fields: string[]; items: unknown[][] }>(`/api/v1/terminals/${T.a.id}/telemetry?${range}&bucket=1m&format=rows`);
+    expect(all.fields).toEqual(['start', 'samples', 'cpuMin', 'cpuAvg', 'cpuMax', 'memPctAvg', 'memPctMax', 'diskPctAvg', 'diskPctMax', 'tempMin', 'tempAvg', 'tempMax']);
+    expect(all.items[1]).toEqual(['2026-11-26T01:01:00.000Z', 2, 20, 25, 30, 50, 50, 25, 25, 40, 40, 40]);
+    const rollups = await get<{ fields: string[]; items: unknown[] }>(`/api/v1/terminals/${T.a.id}/telemetry?${range}&bucket=rollup&format=rows&fields=cpuAvg`);
+    expect(rollups).toMatchObject({ fields: ['start', 'cpuAvg'], items: [] });
+    for (const bad of ['bucket=raw&format=rows', 'bucket=1m&format=rows&fields=cpuAvg,nope', 'cursor=12', 'format=csv']) {
+      expect((await hub.api(`/api/v1/terminals/${T.a.id}/telemetry?${range}&${bad}`)).status, bad).toBe(400);
+    }
+  });
+
   test('events and presence history', async () => {
     const ev = await get<List<{ kind: string; peripheral: string }>>(`/api/v1/terminals/${T.b.id}/events`);
     expect(ev.items).toEqual([expect.objectContaining({ kind: 'peripheral.fault', peripheral: 'receiptPrinter' })]);
