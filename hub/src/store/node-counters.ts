@@ -76,7 +76,7 @@ const COLUMNS = `t.id, t.station_id AS stationId, t.type, t.state, s.presence, s
 
 const presenceOf = (p: unknown): PresenceKey => (PRESENCE.includes(p as PresenceKey) ? (p as PresenceKey) : 'unknown');
 
-function parseServices(json: string | null): string[] {
+function parseServices(json: string | null): readonly string[] {
   if (json === null) return [];
   try {
     const v: unknown = JSON.parse(json);
@@ -93,6 +93,8 @@ export class NodeCounters {
   private readonly counts = new Map<string, Counts>();
   /** Station id → the node ids it lies under, itself included (`GZ-YX-001` → GZ, GZ-YX, GZ-YX-001). */
   private readonly paths = new Map<string, string[]>();
+  /** One array per distinct service list (a fleet has a few dozen), not one per terminal. */
+  private readonly lists = new Map<string, readonly string[]>();
   private readonly s;
   private dataVersion = 0;
   /** The last presence_transitions row applied. */
@@ -180,7 +182,7 @@ export class NodeCounters {
     const faulty = d.faults > 0;
     const services = d.services as string[];
     if (faulty === e.faulty && sameList(services, e.services)) return;
-    this.move(c.terminalId, e, { ...e, faulty, services: [...services] });
+    this.move(c.terminalId, e, { ...e, faulty, services: this.list(`l${services.join('\u0000')}`, () => [...services]) });
   }
 
   /** Re-reads one terminal's row. */
@@ -201,10 +203,19 @@ export class NodeCounters {
       type: r.type,
       presence: presenceOf(r.presence ?? 'unknown'),
       faulty: (r.faultCount ?? 0) > 0,
-      services: parseServices(r.services),
+      services: this.list(`j${r.services ?? ''}`, () => parseServices(r.services)),
     };
     this.entries.set(r.id, e);
     this.add(e, 1);
+  }
+
+  private list(key: string, make: () => readonly string[]): readonly string[] {
+    let l = this.lists.get(key);
+    if (!l) {
+      if (this.lists.size > 10_000) this.lists.clear();
+      this.lists.set(key, (l = make()));
+    }
+    return l;
   }
 
   private move(id: string, from: Entry, to: Entry): void {
