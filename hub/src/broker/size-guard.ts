@@ -58,40 +58,35 @@ export function guardStream(
   onOversize: (declared: number) => void,
 ): Duplex {
   const guard = new PacketLengthGuard(maxPayload + HEADER_ALLOWANCE);
-  let corked = false;
+  // Completed as soon as the inner stream accepted the bytes (or drained): Aedes destroys the stream right after its
+  // last write (CONNACK 5), and anything still in this Duplex's own buffer would be dropped with it.
+  const pass = (chunk: Buffer, cb: (err?: Error | null) => void): void => {
+    if (inner.destroyed) return cb();
+    if (inner.write(chunk)) cb();
+    else inner.once('drain', () => cb());
+  };
   const outer = new Duplex({
     read() {
       inner.resume();
     },
     write(chunk: Buffer, _enc, cb) {
-      if (inner.destroyed) return cb();
-      // A committed batch releases many PUBACKs at once; corking until the end of the tick sends them in one
-      // write instead of one syscall each (measured: socket writes were ~8% of the hub's CPU under load).
-      if (!corked) {
-        corked = true;
-        inner.cork();
-        process.nextTick(() => {
-          corked = false;
-          inner.uncork();
-        });
-      }
-      // Completed as soon as the inner stream accepted it (or drained): Aedes destroys the stream right after its
-      // last write (CONNACK 5), and anything still in this Duplex's own buffer would be dropped with it.
-      if (inner.write(chunk)) cb();
-      else inner.once('drain', () => cb());
+      pass(chunk, cb);
+    },
+    // mqtt-packet corks this stream while it writes a packet (a PUBACK is three writes) and uncorks it on the next
+    // tick; a committed batch releases all of a connection's PUBACKs in one tick. What was written meanwhile arrives
+    // here at once and goes to the socket as one buffer: one write syscall per connection and batch, without a
+    // second cork on the socket (and the inner stream's own writev bookkeeping) per packet.
+    writev(chunks, cb) {
+      pass(chunks.length === 1 ? (chunks[0]!.chunk as Buffer) : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb);
     },
     final(cb) {
       inner.end();
       cb();
     },
     destroy(err, cb) {
-      // Aedes destroys the stream right after writing a refusal (CONNACK 5) or on close: flush what is corked and
-      // end gracefully so that last packet reaches the client (a WebSocket would otherwise be terminated with it
-      // still queued); a client that does not read gets 1 s.
-      if (corked) {
-        corked = false;
-        inner.uncork();
-      }
+      // Aedes destroys the stream right after writing a refusal (CONNACK 5) or on close: end gracefully so that
+      // last packet reaches the client (a WebSocket would otherwise be terminated with it still queued); a client
+      // that does not read gets 1 s.
       if (!inner.destroyed && !inner.writableEnded) {
         // Not destroy() after end(): over TLS the last packet may still sit in the TLS layer; the transport closes
         // itself once the peer has it (TCP FIN / WebSocket close handshake).
