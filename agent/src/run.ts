@@ -31,6 +31,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   });
   const exitRecorder = new FileExitRecorder(cfg.dataDir);
   const { createAgentUpdater } = cfg.updatePubkey ? await import('./updater/index.ts') : { createAgentUpdater: null };
+  const localApi = cfg.localApiPort !== 0 ? await import('./local-api.ts') : null;
   let shuttingDown = false;
 
   const agent = new Agent({
@@ -86,7 +87,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
       : undefined,
   });
 
-  let api: Awaited<ReturnType<typeof import('./local-api.ts').startLocalApi>> | null = null;
+  let api: Awaited<ReturnType<NonNullable<typeof localApi>['startLocalApi']>> | null = null;
 
   async function shutdown(reason: string, restart = false): Promise<void> {
     if (shuttingDown) return;
@@ -118,10 +119,9 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   });
 
   await agent.start();
-  if (cfg.localApiPort !== 0) {
+  if (localApi) {
     try {
-      const { createLocalApi, startLocalApi } = await import('./local-api.ts');
-      api = await startLocalApi(createLocalApi(agent), cfg.localApiPort);
+      api = await localApi.startLocalApi(localApi.createLocalApi(agent), cfg.localApiPort);
       logger.info({ port: api.port }, 'local API listening on 127.0.0.1');
     } catch (err) {
       logger.error({ err, port: cfg.localApiPort }, 'local API could not listen; the kiosk app cannot report');

@@ -1,5 +1,5 @@
 /**
- * Agent footprint: one real agent (`kiosk-fleet-agent run`, pinned to the load core, the hub on the other), idle,
+ * Agent footprint: one real agent (`kiosk-fleet-agent run`, its bundle; pinned to the load core, the hub on the other), idle,
  * then replaying an on-disk outbox of 100,000 telemetry messages: RSS, CPU, replay rate (counted as samples the
  * hub stored, from its API). Baseline in the same run: a bare mqtt.js client (what the agent is built on) with the
  * same credentials, idle and then publishing the same number from memory with the agent's in-flight window.
@@ -21,6 +21,11 @@ const COUNT = Math.max(2000, Math.round(100_000 * Math.min(1, S)));
 const IDLE_MS = Math.max(15000, Math.round(30000 * S));
 const REPLAY_LIMIT_MS = Math.max(30000, Math.round(150_000 * S));
 const AGENT_BIN = path.join(ROOT, 'agent/bin/kiosk-fleet-agent.mjs');
+/** The node flags a terminal runs the agent with: those of the systemd unit's ExecStart. */
+const UNIT_FLAGS = (/^ExecStart=\S*node((?: --\S+)*) /m.exec(fs.readFileSync(path.join(ROOT, 'agent/packaging/kiosk-fleet-agent.service'), 'utf8'))?.[1] ?? '')
+  .trim()
+  .split(' ')
+  .filter(Boolean);
 
 hardTimeout(20 * 60 * 1000, 'agent');
 const report = new Report('agent', `Agent footprint (idle, and replaying a ${fmt(COUNT)}-message outbox)`);
@@ -57,7 +62,7 @@ async function watch(proc: ChildProcess, hub: Hub, id: string, ms: number, done?
 }
 
 function startAgent(hub: Hub, id: string, dataDir: string, secretFile: string): ChildProcess {
-  return spawnPinned(process.execPath, [AGENT_BIN, 'run'], {
+  return spawnPinned(process.execPath, [...UNIT_FLAGS, AGENT_BIN, 'run'], {
     core: LOAD_CORE,
     env: {
       KF_HUB_URL: `mqtt://127.0.0.1:${hub.mqttPort}`,
@@ -87,13 +92,21 @@ try {
   const secretFile = path.join(work, 'secret');
   fs.writeFileSync(secretFile, `${cred!.secret}\n`, { mode: 0o600 });
 
-  // The floor: node + mqtt.js in plain JavaScript, idle only.
-  process.stdout.write('agent: node + mqtt.js floor …\n');
-  const floor = spawnPinned(process.execPath, [path.join(BENCH_DIR, 'servers/mqttjs-idle.mjs'), `mqtt://127.0.0.1:${hub.mqttPort}`, id, cred!.secret!], { core: LOAD_CORE });
-  await waitForLine(floor, (_l, j) => ((j as { msg?: string })?.msg === 'connected' ? true : undefined), 30000, 'mqtt.js floor');
-  const floorIdle = await watch(floor, hub, id, Math.min(IDLE_MS, 10000));
-  await stopChild(floor);
-  rows.push({ what: 'node + mqtt.js, plain JS (floor, idle only)', idle: floorIdle, replay: null });
+  // The floors, in plain JavaScript, idle only: node alone, node + mqtt.js (its defaults, and without its number
+  // cache as the agent runs it).
+  const floors = [
+    ['bare', 'node alone (floor, idle only)'],
+    ['mqtt', 'node + mqtt.js, plain JS (floor, idle only)'],
+    ['mqtt-nocache', 'node + mqtt.js, writeCache: false (floor, idle only)'],
+  ] as const;
+  for (const [mode, what] of floors) {
+    process.stdout.write(`agent: ${what} …\n`);
+    const floor = spawnPinned(process.execPath, [path.join(BENCH_DIR, 'servers/mqttjs-idle.mjs'), `mqtt://127.0.0.1:${hub.mqttPort}`, id, cred!.secret!, mode], { core: LOAD_CORE });
+    await waitForLine(floor, (_l, j) => ((j as { msg?: string })?.msg === 'connected' ? true : undefined), 30000, 'mqtt.js floor');
+    const floorIdle = await watch(floor, hub, id, Math.min(IDLE_MS, 10000));
+    await stopChild(floor);
+    rows.push({ what, idle: floorIdle, replay: null });
+  }
 
   // Baseline: bare mqtt.js.
   process.stdout.write('agent: mqtt.js baseline …\n');
@@ -108,7 +121,7 @@ try {
   // The agent, idle: an empty outbox, one sample every 30 s.
   process.stdout.write('agent: idle …\n');
   const idleAgent = startAgent(hub, id, path.join(work, 'idle'), secretFile);
-  await sleep(5000); // start-up (tsx, first probes) is not idling
+  await sleep(5000); // start-up (the first probes) is not idling
   const agentIdle = await watch(idleAgent, hub, id, IDLE_MS);
   await stopChild(idleAgent, 10000);
 
@@ -148,7 +161,7 @@ report.table({
     fmt(r.replay?.cpu, 0),
   ]),
   notes: [
-    'The agent and the mqtt.js baseline run TypeScript through tsx (the project has no build step), so both carry tsx and the protocol package (zod); the floor row shows node + mqtt.js alone.',
+    `The agent runs as the systemd unit runs it (node ${UNIT_FLAGS.join(' ')}): its bin starts the pre-built bundle (agent/dist, no TypeScript loader; the local API and the updater, off here, are not loaded). The mqtt.js baseline runs through tsx and imports the protocol package (zod); the floor rows show node alone and node + mqtt.js in plain JavaScript.`,
     'replay msgs/s: telemetry samples the hub stored (its API\'s per-stream counts) per second; the hub acknowledges a message only once it is committed.',
   ],
 });

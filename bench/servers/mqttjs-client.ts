@@ -1,6 +1,6 @@
 /**
  * Baseline for the agent: a bare mqtt.js 5 client (what the agent is built on) with the same credentials, idle for a
- * while and then publishing N telemetry messages from memory with the agent's in-flight window (16), no outbox.
+ * while and then publishing N telemetry messages from memory with the agent's replay window (256 in flight), no outbox.
  *
  * argv: <mqtt url> <terminal id> <secret> <idle ms> <count>. Prints `{"msg":"connected"}`, `{"msg":"idle-done"}`,
  * `{"msg":"done","ms":T}`.
@@ -12,7 +12,7 @@ import { newEpoch } from '../lib/terminals.ts';
 
 exitWithParent();
 const [url = '', id = '', secret = '', idleArg = '10000', countArg = '100000'] = process.argv.slice(2);
-const WINDOW = 16;
+const WINDOW = 256; // the agent's REPLAY_WINDOW (agent/src/agent.ts)
 const client = await mqtt.connectAsync(url, { clientId: id, username: id, password: secret, protocolVersion: 4, reconnectPeriod: 0, keepalive: 30 });
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 say({ msg: 'connected' });
