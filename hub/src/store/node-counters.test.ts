@@ -35,10 +35,31 @@ function fromScratch(hub: TestHub, id: string) {
 }
 
 function expectSameAsScratch(hub: TestHub, when: string) {
-  for (const n of hub.registry.nodes()) {
+  const nodes = hub.registry.nodes();
+  for (const n of nodes) {
     const counted = hub.nodeCounters.summary(n.id, hub.queries.children(n.id).map((c) => c.id));
     expect(counted, `${n.id} after ${when}`).toEqual(fromScratch(hub, n.id));
   }
+  // The list pages the entries answer are the ones SQL answers, page after page.
+  for (const node of [undefined, ...nodes.map((n) => n.id)]) {
+    for (const scope of [null, 'GZ-YX']) {
+      for (const extra of [{}, { presence: 'online' }, { presence: 'offline' }, { presence: 'unknown' }, { fault: 'any' }, { type: 'id-card', presence: 'online' }]) {
+        let after: string | undefined;
+        for (let pageNo = 0; pageNo < 20; pageNo++) {
+          const f = { node, scope, ...extra, after, limit: 4 };
+          const ids = hub.nodeCounters.page(f);
+          const sql = hub.queries.terminals(f);
+          expect(ids, `page ${JSON.stringify(f)} after ${when}`).toEqual(sql.map((r) => r.id));
+          expect(hub.queries.terminalsByIds(ids!)).toEqual(sql);
+          if (sql.length < 4) break;
+          after = sql[sql.length - 1]!.id;
+        }
+      }
+    }
+  }
+  expect(hub.nodeCounters.page({ q: 'GZ', limit: 4 })).toBeNull();
+  expect(hub.nodeCounters.page({ fault: 'camera', limit: 4 })).toBeNull();
+  expect(hub.nodeCounters.page({ state: 'all', limit: 4 })).toBeNull();
 }
 
 /** A small deterministic generator (tests must not depend on luck). */

@@ -147,6 +147,10 @@ export class QueryStore {
         `SELECT stream, epoch, first_seq AS firstSeq, max_seq AS maxSeq, count, last_at AS lastAt FROM streams
          WHERE terminal_id = ? ORDER BY last_at DESC LIMIT 20`,
       ),
+      byIds: db.prepare(
+        `SELECT ${LIST_COLUMNS} FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
+         WHERE t.id IN (SELECT value FROM json_each(?)) ORDER BY t.id`,
+      ),
       children: db.prepare(
         'SELECT id, level, name_zh AS nameZh, name_en AS nameEn FROM nodes WHERE parent_id = ? ORDER BY id',
       ),
@@ -218,6 +222,12 @@ export class QueryStore {
     let stmt = this.listStatements.get(sql);
     if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare(sql)));
     return stmt.all(...args, f.limit) as TerminalListRow[];
+  }
+
+  /** The list rows of these terminals, in id order (a page chosen by NodeCounters.page). */
+  terminalsByIds(ids: readonly string[]): TerminalListRow[] {
+    if (ids.length === 0) return [];
+    return this.s.byIds.all(JSON.stringify(ids)) as TerminalListRow[];
   }
 
   terminal(id: string): TerminalDetailRow | undefined {
