@@ -73,6 +73,30 @@ describe('retention', () => {
     expect(hub.retention.run(now)).toEqual({ rolledUp: 0, telemetry: 0, other: 0 });
     expect(size()).toBeLessThan(sizeBefore);
   });
+
+  test('raw samples go by when the hub received them, whatever the terminal clock said', async () => {
+    const t = await hub.terminal('GZ-T-001-02', { type: 'weijingwu' });
+    const now = Date.now();
+    const epoch = (e: string, x: Telemetry) => ({ ...x, epoch: e });
+    await Promise.all([
+      // Received 8 days ago with a right clock: pruned.
+      hub.ingest.handle(t.id, 'telemetry', sample(1, now - 8 * DAY, 1, 'ok'), now - 8 * DAY),
+      // Clock a year ahead, received 8 days ago (skewed): pruned, although its ts is in the future.
+      hub.ingest.handle(t.id, 'telemetry', sample(2, now + 365 * DAY, 1, 'ok'), now - 8 * DAY),
+      // Dead RTC (1970), received an hour ago (skewed): kept.
+      hub.ingest.handle(t.id, 'telemetry', sample(3, 1000, 1, 'ok'), now - HOUR),
+      // An outbox replay: taken 9 days ago, received now (not skewed, 30 days behind at most): kept.
+      hub.ingest.handle(t.id, 'telemetry', epoch('epochRRRR2', sample(1, now - 9 * DAY, 1, 'ok')), now),
+      hub.ingest.handle(t.id, 'telemetry', sample(4, now - HOUR, 1, 'ok'), now - HOUR),
+    ]);
+    expect(hub.retention.prune(now).telemetry).toBe(2);
+    const left = hub.db.prepare('SELECT epoch, seq, skewed FROM telemetry WHERE terminal_id = ? ORDER BY epoch, seq').all(t.id);
+    expect(left).toEqual([
+      { epoch: 'epochRRRR1', seq: 3, skewed: 1 },
+      { epoch: 'epochRRRR1', seq: 4, skewed: 0 },
+      { epoch: 'epochRRRR2', seq: 1, skewed: 0 },
+    ]);
+  });
 });
 
 describe('retention with a terminal clock far off (finding F11-5)', () => {

@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { CLOCK_SKEW_MS } from '../ingest/index.ts';
 import { HOUR_MS, type RetentionStore } from '../store/retention.ts';
 import { CPU_SCALE, servicesOf, statusesOf, TEMP_SCALE } from '../store/telemetry-codec.ts';
 
@@ -132,9 +133,12 @@ export class Retention {
     const longCutoff = now - ROLLUP_DAYS * DAY_MS;
     let telemetry = 0;
     for (const epoch of this.store.s.epochs.all() as number[]) {
-      for (const st of [this.store.s.pruneTelemetry, this.store.s.pruneSkewed]) {
+      for (const [st, args] of [
+        [this.store.s.pruneTelemetry, { epoch, cutoff: rawCutoff, skew: CLOCK_SKEW_MS }],
+        [this.store.s.pruneSkewed, { epoch, cutoff: rawCutoff }],
+      ] as const) {
         for (;;) {
-          const n = st.run({ epoch, cutoff: rawCutoff }).changes;
+          const n = st.run(args).changes;
           telemetry += n;
           if (n < 5000) break;
         }

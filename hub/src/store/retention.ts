@@ -30,12 +30,12 @@ export class RetentionStore {
       ),
       epochs: db.prepare('SELECT id FROM telemetry_epochs').pluck(),
       // Raw samples go by receive time (ts + recv_delay), at most 5000 rows a statement (short write transactions).
-      // A right clock's sample was received at most CLOCK_SKEW_MS after its ts, so the ones past the cutoff lie in the
-      // range ts < cutoff + 60 s of each epoch: one range of the clustered table. A skewed clock's samples may lie
+      // A right clock's ts is at most CLOCK_SKEW_MS after its receive time, so the samples past the cutoff lie in the
+      // range ts < cutoff + CLOCK_SKEW_MS of each epoch: one range of the clustered table. A skewed clock's samples may lie
       // anywhere in ts order: the partial index telemetry_skewed holds just those.
       pruneTelemetry: db.prepare(
         `DELETE FROM telemetry_samples WHERE epoch_id = @epoch AND (ts, seq) IN (
-           SELECT ts, seq FROM telemetry_samples WHERE epoch_id = @epoch AND ts < @cutoff + 60000 AND ts + recv_delay < @cutoff LIMIT 5000)`,
+           SELECT ts, seq FROM telemetry_samples WHERE epoch_id = @epoch AND ts < @cutoff + @skew AND ts + recv_delay < @cutoff LIMIT 5000)`,
       ),
       pruneSkewed: db.prepare(
         `DELETE FROM telemetry_samples WHERE epoch_id = @epoch AND (ts, seq) IN (
