@@ -26,9 +26,6 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   for (const [id, p] of Object.entries(t.peripherals)) statuses[id] = p.status;
   const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
   const h = t.host;
-  // Serialised once for the latest state (the sample row stores its compact form, store/telemetry-codec.ts).
-  const appJson = t.app ? JSON.stringify(t.app) : null;
-  const servicesJson = JSON.stringify(services);
   const inserted = store.s.telemetry.run(
     epochKeys(store).key(r.terminalId, r.epoch, tx),
     r.ts,
@@ -63,13 +60,14 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   }
   if (unchanged && count !== Object.keys(before).length) unchanged = false;
   const peripherals = unchanged ? st.peripherals! : JSON.stringify(now);
-  store.setLatest(r.terminalId, [
+  // Serialised at the batch's end, for the terminal's newest sample only (the sample row stores its compact form).
+  store.setLatest(r.terminalId, () => [
     r.receivedAt,
     order,
     JSON.stringify(h),
     peripherals,
-    appJson,
-    servicesJson,
+    t.app ? JSON.stringify(t.app) : null,
+    JSON.stringify(services),
     faults,
     t.app?.version ?? null,
   ]);

@@ -41,7 +41,7 @@ export class IngestStore {
   private readonly types = new Map<string, string>();
   private readonly cache = new Map<string, StateRow>();
   private readonly pendingTouch = new Map<string, number>();
-  private readonly pendingLatest = new Map<string, unknown[]>();
+  private readonly pendingLatest = new Map<string, unknown[] | (() => unknown[])>();
   private readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
 
   constructor(readonly db: Db) {
@@ -137,14 +137,19 @@ export class IngestStore {
     this.pendingTouch.set(id, Math.max(this.pendingTouch.get(id) ?? 0, at));
   }
 
-  /** The latest-sample columns, written at the end of the batch (the newest call per terminal wins). */
-  setLatest(id: string, args: unknown[]): void {
+  /**
+   * The latest-sample columns, written at the end of the batch (the newest call per terminal wins). Given as a
+   * function, they are made only for the sample that wins: an outbox replay sends a terminal's samples back to back,
+   * up to a whole batch of them, and serialising each one's host, app and services for nothing cost about 1.5 µs.
+   */
+  setLatest(id: string, args: unknown[] | (() => unknown[])): void {
     this.pendingLatest.set(id, args);
   }
 
   /** Inside the batch's transaction, before commit. */
   flushPending(): void {
-    for (const [id, args] of this.pendingLatest) {
+    for (const [id, latest] of this.pendingLatest) {
+      const args = typeof latest === 'function' ? latest() : latest;
       // One UPDATE per terminal: the last-seen time rides along with the latest sample.
       this.s.latestTelemetry.run(...args, this.pendingTouch.get(id) ?? 0, id);
       this.pendingTouch.delete(id);
