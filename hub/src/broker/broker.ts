@@ -190,9 +190,15 @@ export class Broker {
   }
 
   private onDisconnect(client: Client): void {
-    if (this.live.get(client.id) === client) this.live.delete(client.id);
+    const current = this.live.get(client.id);
+    if (current === client) this.live.delete(client.id);
     this.d.metrics.connectedTerminals.set(this.live.size);
     if (this.takenOver.has(client)) return;
+    // A newer connection of the terminal is live already (one that authenticated before this one was registered: a
+    // terminal that gave up waiting for its CONNACK under load and retried): this end must not mark it offline.
+    if (current !== undefined && current !== client) return;
+    // Stopping: close() writes every terminal's offline at once.
+    if (this.stopping) return;
     const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
     const reason = this.revoked.has(client) ? 'credentials-revoked' : clean ? 'clean' : this.stopping ? 'hub-restart' : 'connection-lost';
     this.d.presence.disconnected(client.id, reason).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
@@ -237,8 +243,10 @@ export class Broker {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.stopping = true;
-    return new Promise((resolve) => this.aedes.close(() => resolve()));
+    const served = [...this.live.keys()];
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await this.d.presence.hubStopping(served).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 }

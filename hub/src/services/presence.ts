@@ -174,12 +174,44 @@ export class PresenceService {
   /** At start nobody is connected yet: whoever the last run left online went offline with it. */
   hubStarted(now = Date.now()): Promise<void> {
     return this.writer.enqueue((tx) => {
-      const ids = this.store.s.online.all() as { terminalId: string }[];
-      for (const { terminalId } of ids) {
-        const st = this.ingest.state(terminalId);
-        if (st) this.transition(tx, terminalId, st, 'offline', 'hub-restart', now);
-      }
-      if (ids.length > 0) this.log.info({ terminals: ids.length }, 'marked terminals offline left online by the previous run');
+      const ids = (this.store.s.online.all() as { terminalId: string }[]).map((r) => r.terminalId);
+      const n = this.#offline(tx, ids, 'hub-restart', now);
+      if (n > 0) this.log.info({ terminals: n }, 'marked terminals offline left online by the previous run');
     });
+  }
+
+  /** The hub is stopping: every terminal it served goes offline at once (one job instead of one per connection). */
+  hubStopping(terminalIds: readonly string[], now = Date.now()): Promise<void> {
+    return this.writer.enqueue((tx) => {
+      this.#offline(tx, terminalIds, 'hub-restart', now);
+    });
+  }
+
+  /**
+   * `transition` to offline for many terminals, in four statements instead of three per terminal: a restart under
+   * 19,000 terminals wrote 19,000 transitions one by one at the stop and again at the start (`pnpm bench
+   * reconnect`). Same rows, same flapping rule, same change events.
+   */
+  #offline(tx: TxContext, terminalIds: readonly string[], reason: 'hub-restart', at: number): number {
+    if (terminalIds.length === 0) return 0;
+    const ids = JSON.stringify(terminalIds);
+    const rows = this.store.s.bulkCandidates.all(ids) as { terminalId: string; presence: PresenceState; flapping: number }[];
+    if (rows.length === 0) return 0;
+    const since = at - this.opts.flapWindowMs;
+    this.store.s.bulkInsert.run(at, reason, ids);
+    const counts = new Map((this.store.s.bulkCounts.all(ids, since) as { terminalId: string; n: number }[]).map((r) => [r.terminalId, r.n]));
+    this.store.s.bulkOffline.run(reason, at, since, this.opts.flapTransitions, ids);
+    for (const r of rows) {
+      // the cached row (ingest) is read again from the table on its next use
+      this.ingest.forget(r.terminalId);
+      this.metrics.presenceTransitions.inc({ state: 'offline', reason });
+      const flapping = (counts.get(r.terminalId) ?? 0) > this.opts.flapTransitions;
+      if (flapping && r.flapping === 1) {
+        for (const f of this.quiet) f(r.terminalId);
+        continue;
+      }
+      tx.emit({ type: 'presence', terminalId: r.terminalId, at, data: { state: 'offline', reason, flapping } });
+    }
+    return rows.length;
   }
 }
