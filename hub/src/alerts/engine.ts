@@ -95,6 +95,7 @@ export interface RunOptions {
 
 export const SYSTEM_ACTOR = 'system';
 const SEEN_EVERY_MS = 60_000;
+const OVERDUE_EVERY_MS = 1000;
 /** The budget is checked every this many terminals. */
 const BUDGET_STRIDE = 32;
 
@@ -152,6 +153,8 @@ export class AlertEngine {
   /** Maintenance (`m<id>`) and silences (`s<id>`) active at the last run. */
   #windows = new Map<string, Window>();
   #lastSeenSweep = 0;
+  /** Escalations are looked for at most once a second between full passes (SLAs are in minutes). */
+  #lastOverdueCheck = -Infinity;
   /** Services lists as stored (JSON text): most terminals share a handful, kept once each. */
   readonly #servicesByText = new Map<string, readonly string[]>();
   #sweep: Iterator<string> | null = null;
@@ -194,6 +197,7 @@ export class AlertEngine {
   /** The full pass: every active terminal, every station, every open alert. */
   evaluate(): EvaluateResult {
     this.#prime();
+    this.#lastOverdueCheck = -Infinity;
     return this.run();
   }
 
@@ -460,7 +464,13 @@ export class AlertEngine {
         changes.push({ event: 'resolved', alert: this.#get(a.id), at: now });
         result.resolved++;
       }
-      for (const a of this.store.s.overdue.all(now) as AlertRow[]) {
+      let overdue: AlertRow[] = [];
+      // (a clock set back must not stop the checks until it catches up)
+      if (Math.abs(now - this.#lastOverdueCheck) >= OVERDUE_EVERY_MS) {
+        overdue = this.store.s.overdue.all(now) as AlertRow[];
+        this.#lastOverdueCheck = now;
+      }
+      for (const a of overdue) {
         const district = districtOf(a.nodeId);
         const admins = district ? (this.#deps.districtAdmins?.(district) ?? []) : [];
         this.store.s.escalate.run(now, district, now, a.id);
