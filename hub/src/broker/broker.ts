@@ -2,6 +2,7 @@
  * The embedded Aedes broker: authentication, the per-terminal ACL, validate-and-commit before PUBACK, presence
  * from connection events, and the hub's own down messages.
  */
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { parsePayload, parseTopic, TOPICS, topicFor, type TopicKind } from '@kiosk-fleet/protocol';
@@ -71,6 +72,10 @@ export class Broker {
 
   /** Hands a transport stream (TCP, TLS, WebSocket) to the broker behind the packet-length guard. */
   handle(stream: Duplex, address: string): void {
+    // PUBACKs are small and already written once per connection and batch: Nagle's algorithm would only hold one back
+    // until the terminal acknowledges the previous segment (up to its delayed-ACK timer). WebSocket sockets come with
+    // it off (ws sets it).
+    if (stream instanceof net.Socket) stream.setNoDelay(true);
     const guarded = guardStream(stream, this.d.maxPayload, (declared) => {
       this.d.metrics.rejected.inc({ reason: 'oversize' });
       if (this.badLog.admit(`oversize:${address}`) !== null) {
