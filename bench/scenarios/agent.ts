@@ -1,8 +1,7 @@
 /**
- * Agent footprint: one real agent (`kiosk-fleet-agent run` with the systemd unit's node flags; pinned to the load core,
- * the hub on the other), idle,
- * then replaying an on-disk outbox of 100,000 telemetry messages: RSS, CPU, replay rate (counted as samples the
- * hub stored, from its API). Baseline in the same run: a bare mqtt.js client (what the agent is built on) with the
+ * Agent footprint: one real agent (`kiosk-fleet-agent run` with the systemd unit's node flags; pinned to the load
+ * core, the hub on the other), idle, then replaying an on-disk outbox of 100,000 telemetry messages: RSS, CPU, replay
+ * rate (counted as samples the hub stored, from its API). Baseline in the same run: a bare mqtt.js client (what the agent is built on) with the
  * same credentials, idle and then publishing the same number from memory with the agent's replay window (256).
  *
  * Goal (issue 10): under 60 MB RSS idle, replay at least 2,000 messages a second.
