@@ -72,6 +72,16 @@ async function detail(id: string): Promise<Detail> {
   return (await r.json()) as Detail;
 }
 
+/** The telemetry seqs waiting in an agent's SQLite outbox (read-only, beside the running agent). */
+function outboxTelemetrySeqs(dataDir: string): number[] {
+  const outbox = new Database(path.join(dataDir, 'outbox.sqlite'), { readonly: true });
+  try {
+    return (outbox.prepare("SELECT seq FROM messages WHERE kind = 'telemetry' ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
+  } finally {
+    outbox.close();
+  }
+}
+
 function telemetryStreams(d: Detail): Stream[] {
   return d.streams.filter((s) => s.stream === 'telemetry');
 }
@@ -113,12 +123,8 @@ describe('agent ↔ hub', () => {
     const a = await start(IDS[1]!);
     await until(async () => (telemetryStreams(await detail(IDS[1]!))[0]?.count ?? 0) >= 2, 20_000, 'first samples');
     await hub.kill('SIGTERM');
-    // samples keep going into the outbox while the hub is away
-    await new Promise((r) => setTimeout(r, 2500));
-    const outbox = new Database(path.join(a.dataDir, 'outbox.sqlite'), { readonly: true });
-    const waiting = (outbox.prepare("SELECT COUNT(*) AS n FROM messages WHERE kind = 'telemetry'").get() as { n: number }).n;
-    outbox.close();
-    expect(waiting).toBeGreaterThanOrEqual(3);
+    // samples keep going into the outbox while the hub is away (waited for, not slept on: a loaded machine samples late)
+    await until(async () => (outboxTelemetrySeqs(a.dataDir).length >= 3 ? true : null), 20_000, 'three samples waiting in the outbox');
     await hub.restart();
     const d = await until(async () => {
       const x = await detail(IDS[1]!);
@@ -137,11 +143,9 @@ describe('agent ↔ hub', () => {
     await until(async () => (telemetryStreams(await detail(IDS[2]!))[0]?.count ?? 0) >= 2, 20_000, 'first samples');
     // freeze the hub: the agent's publishes get no PUBACK and stay in its outbox
     hub.proc.kill('SIGSTOP');
-    await new Promise((r) => setTimeout(r, 2000));
+    await until(async () => (outboxTelemetrySeqs(a.dataDir).length >= 3 ? true : null), 20_000, 'three samples held in the outbox');
     await a.kill('SIGKILL');
-    const outbox = new Database(path.join(a.dataDir, 'outbox.sqlite'), { readonly: true });
-    const held = (outbox.prepare("SELECT seq FROM messages WHERE kind = 'telemetry' ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
-    outbox.close();
+    const held = outboxTelemetrySeqs(a.dataDir);
     hub.proc.kill('SIGCONT');
     expect(held.length).toBeGreaterThanOrEqual(3);
     await a.restart();
