@@ -124,6 +124,17 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
   });
 }
 
+/** Milliseconds since the previous call (or since it was made), for the start and stop phase timings in the log. */
+function phaseTimer(): () => number {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    const d = Math.round(now - last);
+    last = now;
+    return d;
+  };
+}
+
 function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
@@ -139,7 +150,9 @@ export interface StartOptions {
 /** Opens the database, starts the broker and listeners; resolves once everything listens. */
 export async function startHub(config: HubConfig, opts: StartOptions = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(config.logLevel);
+  const ms = phaseTimer();
   const { db } = openDatabase(config.dataDir);
+  const started: Record<string, number> = { database: ms() };
   const timers: NodeJS.Timeout[] = [];
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
@@ -165,6 +178,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
     // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
+    started.auth = ms();
     const nodeCounters = new NodeCounters(db);
     bus.prependListener('changes', (changes: Change[]) => nodeCounters.apply(changes));
     const ingestStore = new IngestStore(db);
@@ -172,7 +186,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       beforeCommit: () => ingestStore.flushPending(),
       afterRollback: () => ingestStore.rollback(),
     });
+    started.counters = ms();
     const registry = new RegistryStore(db);
+    started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
     const ingest = new Ingest(ingestStore, writer, presence, metrics);
     let downlink: Downlink | null = null;
@@ -186,10 +202,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       onSubscribed: (id, kind) => downlink?.onSubscribed(id, kind),
     });
     await broker.start();
+    started.broker = ms();
     downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
+    started.presence = ms();
     const restored = await downlink.restoreRetained();
+    started.retained = ms();
     const configLayers = new ConfigLayers(new ConfigLayerStore(db), registry, broker, log, {
       metrics,
       onPushed: (pushed) => {
@@ -199,6 +218,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
     // terminals registered or moved while the hub was down get their effective config now
     await configLayers.reconcile();
+    started.reconcile = ms();
     // ...and those registered, imported or moved from now on, at once (the periodic reconcile is the backstop)
     bus.on('changes', (changes: Change[]) => {
       const placed = changes
@@ -270,6 +290,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     };
 
     // MQTT over TCP (and TLS when a cert is given).
+    started.services = ms();
     const b = broker;
     const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
     servers.push(tcp);
@@ -306,6 +327,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       publicUrl = `${tlsOptions ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
     }
 
+    started.listen = ms();
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
     timers.push(
       setInterval(() => {
@@ -334,6 +356,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
     const detachRolloutFeed = attachStatusFeed(bus, rollouts, log);
     rollouts.start();
+    started.alerts = ms();
+    log.info({ ms: started }, 'started');
 
     let closing: Promise<void> | null = null;
     const hub: Hub = {
@@ -344,21 +368,27 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       httpPort,
       close: () => {
         closing ??= (async () => {
+          const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();
+          const background = ms();
           // Stop accepting, close terminals' connections (their pending publishes settle), then flush and close.
           const closed = servers.map((s) => closeServer(s));
           for (const c of ws.clients) c.terminate();
           ws.close();
           await b.close();
+          const broker = ms();
           (web as http.Server).closeAllConnections?.();
           await Promise.all(closed);
+          const listeners = ms();
           writer.close();
+          const flush = ms();
           db.pragma('wal_checkpoint(TRUNCATE)');
+          const checkpoint = ms();
           db.close();
-          log.info('stopped');
+          log.info({ ms: { background, broker, listeners, flush, checkpoint, close: ms() } }, 'stopped');
         })();
         return closing;
       },

@@ -15,6 +15,38 @@ export function newKey(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
+/**
+ * Hashes and checks terminal secrets under one hub key. Holds the key as a KeyObject, made once: createHmac with a
+ * string key imports it again on every call, and after a hub restart the whole fleet authenticates at once.
+ */
+export class SecretHasher {
+  private readonly key: crypto.KeyObject;
+
+  constructor(key: string) {
+    this.key = crypto.createSecretKey(Buffer.from(key, 'utf8'));
+  }
+
+  /** The stored form (base64url of the HMAC). */
+  hash(secret: string): string {
+    return this.digest(secret).toString('base64url');
+  }
+
+  /** True when `secret` hashes to `stored`, the raw digest (see `decode`); constant-time. */
+  matches(secret: string, stored: Buffer): boolean {
+    const a = this.digest(secret);
+    return a.length === stored.length && crypto.timingSafeEqual(a, stored);
+  }
+
+  /** The raw digest of a stored hash, for `matches`. */
+  static decode(storedHash: string): Buffer {
+    return Buffer.from(storedHash, 'base64url');
+  }
+
+  private digest(secret: string): Buffer {
+    return crypto.createHmac('sha256', this.key).update(secret, 'utf8').digest();
+  }
+}
+
 export function hashSecret(key: string, secret: string): string {
   return crypto.createHmac('sha256', key).update(secret).digest('base64url');
 }

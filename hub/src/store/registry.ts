@@ -4,7 +4,7 @@
  */
 import { isTerminalId, isTerminalType, nodeLevel, parentNodeId, type NodeLevel } from '@kiosk-fleet/protocol';
 import { badRequest, conflict, notFound } from '../errors.ts';
-import { hashSecret, newKey, newSecret, secretMatches } from '../secrets.ts';
+import { SecretHasher, newKey, newSecret } from '../secrets.ts';
 import type { Db } from './db.ts';
 
 export interface NodeRow {
@@ -54,16 +54,25 @@ const TERMINAL_COLUMNS =
   'id, type, serial, station_id AS stationId, state, created_at AS createdAt, decommissioned_at AS decommissionedAt';
 
 export class RegistryStore {
-  private readonly key: string;
+  private readonly hasher: SecretHasher;
   private readonly stmts;
+  /**
+   * Credentials by terminal id, loaded in bulk at start so that a fleet reconnecting after a hub restart
+   * authenticates without one SQL lookup per connect: the raw secret digest of an active terminal, null for a
+   * decommissioned one. Every write here (register, import, rotate, decommission) drops the terminal's entry, so a
+   * rolled-back transaction cannot leave a stale one behind; a missing entry (outside a transaction) is read from the database (a terminal
+   * imported by `kiosk-fleet import` while the hub runs, or one just written) and cached again.
+   */
+  private readonly credentialCache = new Map<string, Buffer | null>();
 
   constructor(private readonly db: Db) {
     const row = db.prepare("SELECT value FROM meta WHERE key = 'secret_key'").get() as { value: string } | undefined;
-    if (row) this.key = row.value;
-    else {
-      this.key = newKey();
-      db.prepare("INSERT INTO meta (key, value) VALUES ('secret_key', ?)").run(this.key);
+    let key = row?.value;
+    if (key === undefined) {
+      key = newKey();
+      db.prepare("INSERT INTO meta (key, value) VALUES ('secret_key', ?)").run(key);
     }
+    this.hasher = new SecretHasher(key);
     this.stmts = {
       node: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes WHERE id = ?`),
       nodes: db.prepare(`SELECT ${NODE_COLUMNS} FROM nodes ORDER BY id`),
@@ -85,8 +94,12 @@ export class RegistryStore {
       placements: db.prepare(
         'SELECT terminal_id AS terminalId, from_station AS fromStation, to_station AS toStation, by, at, reason FROM placements WHERE terminal_id = ? ORDER BY at, id',
       ),
+      allCredentials: db.prepare('SELECT id, state, secret_hash FROM terminals'),
       maxTerminalId: db.prepare("SELECT id FROM terminals WHERE id LIKE ? || '-%' ORDER BY length(id) DESC, id DESC LIMIT 1"),
     };
+    for (const [id, state, hash] of this.stmts.allCredentials.raw().iterate() as IterableIterator<[string, string, string]>) {
+      this.credentialCache.set(id, state === 'active' ? SecretHasher.decode(hash) : null);
+    }
   }
 
   node(id: string): NodeRow | undefined {
@@ -136,7 +149,8 @@ export class RegistryStore {
   /** Inserts a terminal (caller checked it); returns its secret, which is not stored. */
   insertTerminal(t: NewTerminal, by: string, now = Date.now()): string {
     const secret = newSecret();
-    this.stmts.insertTerminal.run(t.id, t.type, t.serial, t.station, hashSecret(this.key, secret), now);
+    this.credentialCache.delete(t.id);
+    this.stmts.insertTerminal.run(t.id, t.type, t.serial, t.station, this.hasher.hash(secret), now);
     this.stmts.insertState.run(t.id);
     this.stmts.insertPlacement.run(t.id, null, t.station, by, now, 'registered');
     return secret;
@@ -162,15 +176,23 @@ export class RegistryStore {
 
   /** True when the terminal exists, is active and the secret is its current one. */
   verify(id: string, secret: string): boolean {
-    const row = this.stmts.credentials.get(id) as { state: string; secretHash: string } | undefined;
-    return row !== undefined && row.state === 'active' && secretMatches(this.key, secret, row.secretHash);
+    let stored = this.credentialCache.get(id);
+    if (stored === undefined) {
+      const row = this.stmts.credentials.get(id) as { state: string; secretHash: string } | undefined;
+      if (row === undefined) return false; // unknown ids are not cached: anyone could fill the cache with them
+      stored = row.state === 'active' ? SecretHasher.decode(row.secretHash) : null;
+      // Inside a transaction the row may yet be rolled back: cache only what is committed.
+      if (!this.db.inTransaction) this.credentialCache.set(id, stored);
+    }
+    return stored !== null && this.hasher.matches(secret, stored);
   }
 
   rotateSecret(id: string): string {
     const t = this.requireTerminal(id);
     if (t.state !== 'active') throw conflict(`terminal ${id} is decommissioned`, { id });
     const secret = newSecret();
-    this.stmts.setSecret.run(hashSecret(this.key, secret), id);
+    this.credentialCache.delete(id);
+    this.stmts.setSecret.run(this.hasher.hash(secret), id);
     return secret;
   }
 
@@ -194,6 +216,7 @@ export class RegistryStore {
     return this.db.transaction(() => {
       const t = this.requireTerminal(id);
       if (t.state === 'decommissioned') return t;
+      this.credentialCache.delete(id);
       this.stmts.decommission.run(now, id);
       this.stmts.insertPlacement.run(id, t.stationId, null, by, now, reason ?? 'decommissioned');
       return this.terminal(id)!;
