@@ -378,6 +378,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const closed = servers.map((s) => closeServer(s));
           for (const c of ws.clients) c.terminate();
           ws.close();
+          // Each terminal's will would be authorized, parsed and published as its connection is closed, for nothing: the
+          // hub ignores wills (presence comes from the disconnect) and marks every terminal it served offline itself
+          // (hub-restart), and no one else subscribes to terminals' topics. A quarter of the stop's CPU under 5,000.
+          for (const c of Object.values((b.aedes as unknown as { clients: Record<string, { will: unknown }> }).clients)) c.will = null;
           await b.close();
           const broker = ms();
           (web as http.Server).closeAllConnections?.();
