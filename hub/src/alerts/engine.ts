@@ -231,17 +231,23 @@ export class AlertEngine {
       this.#dirty.delete(id);
       terminals.add(id);
       const before = this.#members.get(id);
-      if (before) stations.add(before.stationId);
       const row = this.store.s.snapshotOne.get(id) as SnapshotRow | undefined;
       if (!row) {
+        if (before) stations.add(before.stationId);
         this.#forget(id);
         gone.add(id);
         continue;
       }
-      stations.add(row.stationId);
       const settings = this.#deps.settings(id);
       const flap = this.#flapping(row, settings.thresholds, now);
       const view = this.#view(row, settings.thresholds, flap.flapping, maint);
+      // Station rules judge only what a member record holds (type, station, presence, services; maintenance marks
+      // its stations itself): a sample that changed none of it leaves the station as it was. Evaluating the station
+      // on every sample ran the rules over all of its terminals (about 100 at 19,000 terminals) 633 times a second.
+      if (!before || memberChanged(before, view)) {
+        stations.add(view.stationId);
+        if (before) stations.add(before.stationId);
+      }
       this.#remember(view);
       views.push(view);
       const d = this.#deps.drift(id, now);
@@ -632,6 +638,16 @@ export class AlertEngine {
       this.#deps.log.error({ err }, 'alert change listener failed');
     }
   }
+}
+
+/** Whether a terminal's evaluation changed anything its station's rules read. */
+function memberChanged(m: Member, v: Pick<TerminalView, 'type' | 'stationId' | 'presence' | 'services'>): boolean {
+  if (m.type !== v.type || m.stationId !== v.stationId || m.presence !== v.presence) return true;
+  const a = m.services;
+  const b = v.services;
+  if (a === b) return false;
+  if (a === null || b === null || a.length !== b.length) return true;
+  return a.some((sv, i) => sv !== b[i]);
 }
 
 /** The district above a station (or the district itself); null for the city. */
