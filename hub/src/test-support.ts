@@ -11,6 +11,7 @@ import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
 import { parseConfig, type HubConfig } from './config.ts';
 import { startHub, type Hub } from './hub.ts';
 import { createLogger } from './log.ts';
+import { MIGRATIONS_DIR } from './store/db.ts';
 
 export const TOKEN = 'test-admin-token-0123456789';
 /** The first start's `admin` password (KF_ADMIN_PASSWORD), so tests can sign in and no generated one is printed. */
@@ -119,4 +120,20 @@ export function rawSocket(port: number): Promise<net.Socket> {
     const s = net.connect(port, '127.0.0.1', () => resolve(s));
     s.once('error', reject);
   });
+}
+
+/**
+ * A copy of hub/drizzle (in `dir`) as it was before the migration `tag`: for upgrade tests that build an old
+ * database, fill it, then let the hub migrate it.
+ */
+export function migrationsBefore(dir: string, tag: string): string {
+  const out = path.join(dir, `migrations-before-${tag}`);
+  fs.cpSync(MIGRATIONS_DIR, out, { recursive: true });
+  const journalFile = path.join(out, 'meta', '_journal.json');
+  const journal = JSON.parse(fs.readFileSync(journalFile, 'utf8')) as { entries: { tag: string }[] };
+  const at = journal.entries.findIndex((e) => e.tag === tag);
+  if (at <= 0) throw new Error(`migrationsBefore: no migration ${tag} after the first in ${MIGRATIONS_DIR}`);
+  journal.entries = journal.entries.slice(0, at);
+  fs.writeFileSync(journalFile, JSON.stringify(journal));
+  return out;
 }

@@ -6,29 +6,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { MIGRATIONS_DIR, openDatabase } from '../store/db.ts';
+import { openDatabase } from '../store/db.ts';
 import { RegistryStore } from '../store/registry.ts';
-import { startTestHub } from '../test-support.ts';
+import { migrationsBefore, startTestHub } from '../test-support.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-cfg-migrate-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** hub/drizzle as it was before the config-layers migration. */
-function migrationsBefore(tag: string): string {
-  const dir = path.join(tmp, 'migrations');
-  fs.cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-  const journalFile = path.join(dir, 'meta', '_journal.json');
-  const journal = JSON.parse(fs.readFileSync(journalFile, 'utf8')) as { entries: { tag: string }[] };
-  const at = journal.entries.findIndex((e) => e.tag === tag);
-  expect(at).toBeGreaterThan(0);
-  journal.entries = journal.entries.slice(0, at);
-  fs.writeFileSync(journalFile, JSON.stringify(journal));
-  return dir;
-}
 
 test('desired configs saved before layers become terminal layers; the first start pushes nothing and shows no drift', async () => {
   const dataDir = path.join(tmp, 'data');
-  const old = openDatabase(dataDir, migrationsBefore('0004_config_layers')).db;
+  const old = openDatabase(dataDir, migrationsBefore(tmp, '0004_config_layers')).db;
   const registry = new RegistryStore(old);
   for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
   registry.insertTerminal({ id: 'GZ-A-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');

@@ -25,6 +25,7 @@
 import { isTerminalType, isUnderNode, SERVICE_IDS, servicesOfType } from '@kiosk-fleet/protocol';
 import type { Change } from '../ingest/writer.ts';
 import type { Db } from './db.ts';
+import type { TerminalFilter } from './queries.ts';
 
 export type PresenceKey = 'online' | 'offline' | 'stale' | 'unknown';
 const PRESENCE: readonly PresenceKey[] = ['online', 'offline', 'stale', 'unknown'];
@@ -63,18 +64,6 @@ interface Row {
   services: string | null;
 }
 
-/** The list filters the entries can answer (the rest go to SQL: queries.terminals). */
-export interface PageFilter {
-  node?: string | undefined;
-  scope?: string | null | undefined;
-  type?: string | undefined;
-  presence?: string | undefined;
-  fault?: string | undefined;
-  q?: string | undefined;
-  state?: 'active' | 'decommissioned' | 'all' | undefined;
-  after?: string | undefined;
-  limit: number;
-}
 
 export interface ServiceCount {
   service: string;
@@ -204,7 +193,7 @@ export class NodeCounters {
    * matching 1.2-1.8 against 11-12 ms (SQL walks and joins every terminal: no index on presence or faults); a page
    * of 51 rows then costs about 0.23 ms to read either way.
    */
-  page(f: PageFilter): string[] | null {
+  page(f: TerminalFilter): string[] | null {
     if ((f.state ?? 'active') !== 'active' || f.q || (f.fault !== undefined && f.fault !== 'any')) return null;
     this.sync();
     const nodes = [f.node, f.scope].filter((n): n is string => Boolean(n)).sort((a, b) => b.split('-').length - a.split('-').length);

@@ -7,24 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { MIGRATIONS_DIR, openDatabase } from './db.ts';
+import { openDatabase } from './db.ts';
 import { RegistryStore } from './registry.ts';
-import { startTestHub, telemetry, topicFor } from '../test-support.ts';
+import { migrationsBefore, startTestHub, telemetry, topicFor } from '../test-support.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-tel-migrate-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function migrationsBefore(tag: string): string {
-  const dir = path.join(tmp, 'migrations');
-  fs.cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-  const journalFile = path.join(dir, 'meta', '_journal.json');
-  const journal = JSON.parse(fs.readFileSync(journalFile, 'utf8')) as { entries: { tag: string }[] };
-  const at = journal.entries.findIndex((e) => e.tag === tag);
-  expect(at).toBeGreaterThan(0);
-  journal.entries = journal.entries.slice(0, at);
-  fs.writeFileSync(journalFile, JSON.stringify(journal));
-  return dir;
-}
 
 const T = 'GZ-A-001-01';
 const hour = 3_600_000;
@@ -80,7 +69,7 @@ const samples = [
 
 test('telemetry stored before 0006 reads back the same, stays deduplicated, and charts and rolls up the same', async () => {
   const dataDir = path.join(tmp, 'data');
-  const old = openDatabase(dataDir, migrationsBefore('0006_telemetry_compact')).db;
+  const old = openDatabase(dataDir, migrationsBefore(tmp, '0006_telemetry_compact')).db;
   const registry = new RegistryStore(old);
   for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
   registry.insertTerminal({ id: T, type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
