@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BENCH_DIR, LOAD_CORE, ROOT } from './lib/proc.ts';
 import { RESULTS_DIR, machine } from './lib/report.ts';
-import { renderMarkdown, type ScenarioResult } from './lib/stats.ts';
+import { goalVerdict, renderMarkdown, type ScenarioResult } from './lib/stats.ts';
 import { hasMosquitto } from './lib/brokers.ts';
 
 /** In the order the issue lists them (cheapest and most telling first). */
@@ -91,7 +91,7 @@ function writeBenchmarksMd(command: string): void {
   const goals = results.flatMap((r) => r.goals.map((g) => ({ ...g, scenario: r.scenario })));
   if (goals.length) {
     out.push('## Goals', '', '| scenario | goal | target | measured | |', '| --- | --- | --- | ---: | --- |');
-    for (const g of goals) out.push(`| ${g.scenario} | ${g.what} | ${g.target} | ${g.value} | ${g.met === null ? 'not measured' : g.met ? 'met' : '**missed**'} |`);
+    for (const g of goals) out.push(`| ${g.scenario} | ${g.what} | ${g.target} | ${g.value} | ${goalVerdict(g, 'met', '**missed**')} |`);
     out.push('');
   }
   const analysis = path.join(BENCH_DIR, 'analysis.md');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { BENCH_DIR } from './proc.ts';
-import { renderText, type Goal, type Machine, type ScenarioResult, type Table } from './stats.ts';
+import { goalVerdict, renderText, type Goal, type Machine, type ScenarioResult, type Table } from './stats.ts';
 
 export const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
@@ -71,7 +71,7 @@ export class Report {
 
   goal(g: Goal): void {
     this.goals.push(g);
-    process.stdout.write(`goal: ${g.what} — target ${g.target}, measured ${g.value} — ${g.met === null ? 'not measured' : g.met ? 'MET' : 'MISSED'}\n`);
+    process.stdout.write(`goal: ${g.what} — target ${g.target}, measured ${g.value} — ${goalVerdict(g, 'MET', 'MISSED')}\n`);
   }
 
   note(s: string): void {

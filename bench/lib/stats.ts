@@ -78,7 +78,13 @@ export interface Goal {
   what: string;
   target: string;
   value: string;
-  met: boolean | null; // null: not measured this run
+  met: boolean | null; // null: not measured this run, or a figure reported without a goal ("(no goal; …)" target)
+}
+
+/** The verdict column of a goal row: met / missed, or why there is none. */
+export function goalVerdict(g: Goal, met = 'met', missed = 'missed'): string {
+  if (g.met !== null) return g.met ? met : missed;
+  return g.target.startsWith('(no goal') ? 'reported' : 'not measured';
 }
 
 export interface ScenarioResult {
