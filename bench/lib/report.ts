@@ -41,7 +41,8 @@ export function systemCpu(): { busy: number; total: number } {
 
 export function machine(): Machine {
   return {
-    cores: os.availableParallelism(),
+    // the machine's cores, not this process's (a scenario runs pinned to the load core by taskset)
+    cores: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,

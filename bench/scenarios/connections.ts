@@ -124,9 +124,9 @@ for (const t of TARGETS) {
   } catch (err) {
     report.note(`${t}: failed: ${(err as Error).message}`);
   }
-  // The profile comes from a run of its own: with the profiler on, the hub's CPU while reporting measured about a
-  // third higher (42.8 % against 33.5 %) and its connect cost 1.22 against 0.91 ms, so its row is shown apart and
-  // no goal is read from it.
+  // The profile comes from a run of its own, shown apart, and no goal is read from it: the profiler's cost varies
+  // (CPU while reporting 42.8 % profiled against 33.5 % unprofiled in one pair of runs, 37.6 against 36.6 in the
+  // next), and a figure should not depend on it.
   const profileDir = t === 'hub' && process.env.BENCH_PROFILE !== '0' ? tmpDir('profile') : undefined;
   if (!profileDir) continue;
   process.stdout.write(`connections: ${t} × ${N}, profiled …\n`);
