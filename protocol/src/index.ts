@@ -7,3 +7,4 @@ export * from './schemas/messages.ts';
 export { fastTelemetry } from './schemas/telemetry-fast.ts';
 export * from './examples.ts';
 export * from './release.ts';
+export { seededRandom } from './seeded-random.ts';

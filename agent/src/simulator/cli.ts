@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { seededRandom } from '@kiosk-fleet/protocol';
 import { ConfigError } from '../config.ts';
 import { startLocalApi } from '../local-api.ts';
 import { createLogger } from '../log.ts';
@@ -96,17 +97,6 @@ export function parseSimulatorArgs(argv: string[], env: NodeJS.ProcessEnv = proc
   return r.data;
 }
 
-/** mulberry32: a small seeded PRNG, so that `--seed` replays the same faults. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function runSimulator(args: SimulatorArgs): Promise<void> {
   const logger = createLogger({ level: args.logLevel, base: { service: 'kiosk-fleet-simulator' } });
@@ -128,7 +118,7 @@ export async function runSimulator(args: SimulatorArgs): Promise<void> {
     chaos: args.chaos,
     summaryEveryMs: args.summaryEvery * 1000,
     logger,
-    ...(args.seed !== undefined ? { random: seeded(args.seed) } : {}),
+    ...(args.seed !== undefined ? { random: seededRandom(args.seed) } : {}),
     alwaysOpen: args.alwaysOpen,
   });
   let control: Awaited<ReturnType<typeof startLocalApi>> | null = null;

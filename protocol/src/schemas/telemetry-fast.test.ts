@@ -8,21 +8,11 @@ import { z } from 'zod';
 import { EXAMPLES } from '../examples.ts';
 import { parsePayload, telemetrySchema } from './messages.ts';
 import { fastTelemetry } from './telemetry-fast.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type Obj = { [k: string]: Json };
 
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const clone = <T>(x: T): T => structuredClone(x);
 
@@ -159,7 +149,7 @@ describe('fastTelemetry against telemetrySchema', () => {
   });
 
   it('agrees with zod on 6,000 seeded variants, valid and invalid', { timeout: 60_000 }, () => {
-    const rand = rng(0x5eed);
+    const rand = seededRandom(0x5eed);
     let valid = 0;
     const N = 6_000;
     for (let i = 0; i < N; i++) {
