@@ -2,7 +2,6 @@
 import { availableServices, isTerminalType, type PeripheralStatus, type Telemetry } from '@kiosk-fleet/protocol';
 import type { IngestStore, StateRow, StreamRef } from '../store/ingest.ts';
 import { encodeSample } from '../store/telemetry-codec.ts';
-import { EpochKeys } from '../store/telemetry-keys.ts';
 import type { TxContext } from './writer.ts';
 
 export interface PeripheralState {
@@ -10,13 +9,6 @@ export interface PeripheralState {
   since: number;
   code?: string | undefined;
   message?: string | undefined;
-}
-
-const keys = new WeakMap<IngestStore, EpochKeys>();
-function epochKeys(store: IngestStore): EpochKeys {
-  let k = keys.get(store);
-  if (!k) keys.set(store, (k = new EpochKeys(store.db)));
-  return k;
 }
 
 /** Returns false for a duplicate. */
@@ -27,7 +19,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
   const h = t.host;
   const inserted = store.s.telemetry.run(
-    epochKeys(store).key(r.terminalId, r.epoch, tx),
+    store.epochKeys.key(r.terminalId, r.epoch, tx),
     r.ts,
     r.seq,
     r.receivedAt - r.ts,

@@ -4,6 +4,7 @@
  */
 import type { Db } from './db.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
+import { EpochKeys } from './telemetry-keys.ts';
 
 export interface StateRow {
   presence: 'unknown' | 'online' | 'offline' | 'stale';
@@ -41,10 +42,13 @@ export class IngestStore {
   private readonly types = new Map<string, string>();
   private readonly cache = new Map<string, StateRow>();
   private readonly pendingTouch = new Map<string, number>();
-  private readonly pendingLatest = new Map<string, unknown[] | (() => unknown[])>();
+  private readonly pendingLatest = new Map<string, () => unknown[]>();
+  /** The integer keys of terminals' outbox epochs that telemetry rows carry. */
+  readonly epochKeys: EpochKeys;
   private readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
 
   constructor(readonly db: Db) {
+    this.epochKeys = new EpochKeys(db);
     const head = 'terminal_id, epoch, seq, ts, received_at, skewed';
     const q = '?, ?, ?, ?, ?, ?';
     this.s = {
@@ -139,19 +143,18 @@ export class IngestStore {
 
   /**
    * The latest-sample columns, written at the end of the batch (the newest call per terminal wins). Given as a
-   * function, they are made only for the sample that wins: an outbox replay sends a terminal's samples back to back,
+   * function, so they are made only for the sample that wins: an outbox replay sends a terminal's samples back to back,
    * up to a whole batch of them, and serialising each one's host, app and services for nothing cost about 1.5 µs.
    */
-  setLatest(id: string, args: unknown[] | (() => unknown[])): void {
+  setLatest(id: string, args: () => unknown[]): void {
     this.pendingLatest.set(id, args);
   }
 
   /** Inside the batch's transaction, before commit. */
   flushPending(): void {
     for (const [id, latest] of this.pendingLatest) {
-      const args = typeof latest === 'function' ? latest() : latest;
       // One UPDATE per terminal: the last-seen time rides along with the latest sample.
-      this.s.latestTelemetry.run(...args, this.pendingTouch.get(id) ?? 0, id);
+      this.s.latestTelemetry.run(...latest(), this.pendingTouch.get(id) ?? 0, id);
       this.pendingTouch.delete(id);
     }
     for (const [id, at] of this.pendingTouch) this.s.touch.run(at, id);

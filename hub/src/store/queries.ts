@@ -29,8 +29,6 @@ export interface RawSample {
 
 export const BUCKET_FIELDS = ['samples', 'cpuMin', 'cpuAvg', 'cpuMax', 'memPctAvg', 'memPctMax', 'diskPctAvg', 'diskPctMax', 'tempMin', 'tempAvg', 'tempMax'] as const;
 export type BucketField = (typeof BUCKET_FIELDS)[number];
-export const ROLLUP_FIELDS = BUCKET_FIELDS;
-export type RollupField = BucketField;
 
 const BUCKET_EXPR: Record<BucketField, string> = {
   samples: 'count(*)',
@@ -59,6 +57,19 @@ const ROLLUP_COLUMN: Record<BucketField, string> = {
   tempAvg: 'temp_avg',
   tempMax: 'temp_max',
 };
+
+/** One terminal's samples grouped into buckets of `?` ms (bound twice), with these aggregates: the chart queries. */
+function bucketsSql(fields: readonly BucketField[]): string {
+  return `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, ${fields.map((f) => `${BUCKET_EXPR[f]} AS ${f}`).join(', ')}
+    FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
+    WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`;
+}
+
+/** One terminal's hourly rollups with these columns (and `extra` ones). */
+function rollupsSql(fields: readonly BucketField[], extra = ''): string {
+  return `SELECT hour, ${fields.map((f) => `${ROLLUP_COLUMN[f]} AS ${f}`).join(', ')}${extra}
+    FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`;
+}
 
 export interface TerminalListRow {
   id: string;
@@ -162,21 +173,8 @@ export class QueryStore {
       // One range of the clustered telemetry table per epoch of the terminal (usually one); prepared once.
       raw: db.prepare(`${RAW_SELECT} ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
       rawAfter: db.prepare(`${RAW_SELECT} AND (t.ts, t.epoch_id, t.seq) > (?, ?, ?) ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
-      buckets: db.prepare(
-        `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, count(*) AS samples,
-           min(t.cpu) / ${CPU_SCALE}.0 AS cpuMin, avg(t.cpu) / ${CPU_SCALE}.0 AS cpuAvg, max(t.cpu) / ${CPU_SCALE}.0 AS cpuMax,
-           avg(100.0 * t.mem_used / nullif(t.mem_total, 0)) AS memPctAvg, max(100.0 * t.mem_used / nullif(t.mem_total, 0)) AS memPctMax,
-           avg(100.0 * t.disk_used / nullif(t.disk_total, 0)) AS diskPctAvg, max(100.0 * t.disk_used / nullif(t.disk_total, 0)) AS diskPctMax,
-           min(t.temp) / ${TEMP_SCALE}.0 AS tempMin, avg(t.temp) / ${TEMP_SCALE}.0 AS tempAvg, max(t.temp) / ${TEMP_SCALE}.0 AS tempMax
-         FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
-         WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`,
-      ),
-      rollups: db.prepare(
-        `SELECT hour, samples, cpu_min AS cpuMin, cpu_avg AS cpuAvg, cpu_max AS cpuMax, mem_pct_avg AS memPctAvg,
-           mem_pct_max AS memPctMax, disk_pct_avg AS diskPctAvg, disk_pct_max AS diskPctMax, temp_min AS tempMin,
-           temp_avg AS tempAvg, temp_max AS tempMax, peripheral_ok AS peripheralOk, services
-         FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
-      ),
+      buckets: db.prepare(bucketsSql(BUCKET_FIELDS)),
+      rollups: db.prepare(rollupsSql(BUCKET_FIELDS, ', peripheral_ok AS peripheralOk, services')),
     };
   }
 
@@ -280,7 +278,7 @@ export class QueryStore {
   }
 
   rollups(id: string, from: number, to: number, limit: number) {
-    return this.s.rollups.all(id, from, to, limit) as (Record<RollupField, number | null> & { hour: number; samples: number; peripheralOk: string; services: string })[];
+    return this.s.rollups.all(id, from, to, limit) as (Record<BucketField, number | null> & { hour: number; samples: number; peripheralOk: string; services: string })[];
   }
 
   /**
@@ -292,18 +290,7 @@ export class QueryStore {
     const key = `${bucketMs === null ? 'rollup' : 'raw'}:${fields.join(',')}`;
     let st = this.charts.get(key);
     if (!st) {
-      st = (
-        bucketMs === null
-          ? this.db.prepare(
-              `SELECT hour, ${fields.map((f) => ROLLUP_COLUMN[f]).join(', ')} FROM rollups_hourly
-               WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`,
-            )
-          : this.db.prepare(
-              `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, ${fields.map((f) => BUCKET_EXPR[f]).join(', ')}
-               FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
-               WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`,
-            )
-      ).raw();
+      st = this.db.prepare(bucketMs === null ? rollupsSql(fields) : bucketsSql(fields)).raw();
       if (this.charts.size > 64) this.charts.clear();
       this.charts.set(key, st);
     }
