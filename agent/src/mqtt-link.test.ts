@@ -23,6 +23,62 @@ describe('backoff', () => {
     highs.reset();
     expect(highs.next()).toBe(100);
   });
+
+  it('a stable connection lost starts a new outage: from the first step, capped for the outage window, then doubling again', () => {
+    let now = 0;
+    const b = new Backoff({ minMs: 1000, maxMs: 60_000, random: () => 0.999999, now: () => now });
+    // start-up with the hub unreachable: plain doubling to the cap
+    expect([1, 2, 3, 4, 5, 6, 7].map(() => b.next())).toEqual([1000, 2000, 4000, 8000, 16_000, 32_000, 60_000]);
+    b.connected();
+    now += 3_600_000;
+    b.lost();
+    // the hub restarts: 0.5-1 s, then doubling only up to 8 s (4-8 s waits) ...
+    const steps = [1, 2, 3, 4, 5, 6, 7].map(() => b.next());
+    expect(steps).toEqual([1000, 2000, 4000, 8000, 8000, 8000, 8000]);
+    // ... jittered within the upper half of each step, as always
+    const lows = new Backoff({ minMs: 1000, maxMs: 60_000, random: () => 0, now: () => now });
+    lows.connected();
+    now += 10_000;
+    lows.lost();
+    expect([1, 2, 3, 4, 5].map(() => lows.next())).toEqual([500, 1000, 2000, 4000, 4000]);
+    // after two minutes of the outage it is a long one: the doubling resumes up to maxMs
+    now += 120_000;
+    expect([1, 2].map(() => b.next())).toEqual([60_000, 60_000]);
+    expect(lows.next()).toBe(16_000);
+  });
+
+  it('a connection lost within stableMs does not reset the step (no tight loop for a flapping connection)', () => {
+    let now = 0;
+    const b = new Backoff({ minMs: 1000, maxMs: 60_000, random: () => 0.999999, now: () => now });
+    expect([1, 2, 3].map(() => b.next())).toEqual([1000, 2000, 4000]);
+    // connected, then kicked after 1 s, again and again: the step keeps doubling
+    const waits: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      b.connected();
+      now += 1000;
+      b.lost();
+      waits.push(b.next());
+    }
+    expect(waits).toEqual([8000, 16_000, 32_000, 60_000]);
+    // lost() without a connection (a failed attempt) changes nothing
+    b.lost();
+    expect(b.next()).toBe(60_000);
+    // stableMs and the cap are options
+    const c = new Backoff({ minMs: 100, maxMs: 10_000, random: () => 0.999999, now: () => now, stableMs: 50, outageCapMs: 300 });
+    c.connected();
+    now += 60;
+    c.lost();
+    expect([1, 2, 3].map(() => c.next())).toEqual([100, 200, 300]);
+  });
+
+  it('the cap never exceeds maxMs', () => {
+    let now = 0;
+    const b = new Backoff({ minMs: 1000, maxMs: 3000, random: () => 0.999999, now: () => now });
+    b.connected();
+    now += 60_000;
+    b.lost();
+    expect([1, 2, 3].map(() => b.next())).toEqual([1000, 2000, 3000]);
+  });
 });
 
 describe('mqtts://', () => {

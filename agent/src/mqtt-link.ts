@@ -4,7 +4,8 @@
  *
  * mqtt.js reconnects every second by default; a thousand terminals doing that against a restarting hub is a
  * stampede. So mqtt.js never reconnects here (reconnectPeriod 0): each attempt is a fresh client, scheduled with
- * jittered, capped exponential backoff; a refused CONNACK (bad credentials, not authorised) waits `authRetryMs`.
+ * jittered, capped exponential backoff (backoff.ts: the loss of a stable connection starts over from the first
+ * step, and the first two minutes of that outage are retried at most every 4-8 s); a refused CONNACK (bad credentials, not authorised) waits `authRetryMs`.
  * A fresh client per attempt also means mqtt.js' in-memory store never resends anything behind the outbox's back:
  * what was in flight when a link dropped is simply failed, and the outbox replays it.
  */
@@ -212,7 +213,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       if (this.#client !== client) return;
       this.#connected = true;
       this.stats.connects += 1;
-      this.#backoff.reset();
+      this.#backoff.connected();
       this.#lastTlsError = null;
       this.opts.logger.info({ connSeq, sessionPresent: connack.sessionPresent }, 'connected to hub');
       this.emit('up', { sessionPresent: connack.sessionPresent, connSeq });
@@ -290,6 +291,8 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   #dropped(client: MqttClient, error?: string): void {
     if (this.#client !== client) return;
     this.#client = null;
+    // a stable connection's loss starts a new outage: short, capped steps (backoff.ts)
+    this.#backoff.lost();
     const wasConnected = this.#connected;
     this.#connected = false;
     const failed = [...this.#inflight];

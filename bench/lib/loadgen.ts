@@ -6,6 +6,7 @@
  *
  * Every loop is bounded in count and time; the process exits when its parent goes away.
  */
+import { Backoff } from '../../agent/src/backoff.ts';
 import { LiteClient } from './mqtt-lite.ts';
 import { Histogram } from './stats.ts';
 import { TerminalStreams, type TerminalCred } from './terminals.ts';
@@ -29,8 +30,9 @@ export interface LoadConfig {
   connectConcurrency: number;
   connectTimeoutMs: number;
   /**
-   * Reconnect after an unexpected close, with the agent's own policy (agent/src/backoff.ts: capped exponential,
-   * equal jitter, 1 s doubling to 60 s by default), each terminal on its own timer.
+   * Reconnect after an unexpected close, with the agent's own policy (agent/src/backoff.ts, imported: capped
+   * exponential, equal jitter, 1 s doubling to 60 s, a stable connection's loss retried at most every 4-8 s for
+   * two minutes), each terminal on its own timer.
    */
   reconnect?: { minMs: number; maxMs: number };
 }
@@ -55,6 +57,8 @@ interface Term {
   s: TerminalStreams;
   c: LiteClient | null;
   secret: string | undefined;
+  /** The agent's reconnect policy, with `reconnect`. */
+  b: Backoff | null;
 }
 
 let cfg: LoadConfig;
@@ -94,25 +98,26 @@ async function connectOne(t: Term): Promise<void> {
   }
   if (cfg.reconnect) {
     const c = t.c;
+    const b = (t.b ??= new Backoff(cfg.reconnect));
+    b.connected();
     c.onClose = () => {
-      if (!closing && t.c === c) scheduleReconnect(t, 0);
+      if (closing || t.c !== c) return;
+      b.lost();
+      scheduleReconnect(t, b);
     };
   }
 }
 
-function scheduleReconnect(t: Term, attempt: number): void {
-  const r = cfg.reconnect!;
-  const step = Math.min(r.maxMs, r.minMs * 2 ** Math.min(attempt, 30));
-  const delay = Math.round(step / 2 + Math.random() * (step / 2));
+function scheduleReconnect(t: Term, b: Backoff): void {
   setTimeout(() => {
     if (closing) return;
     connectOne(t).then(
       () => {
         reconnects++;
       },
-      () => scheduleReconnect(t, attempt + 1),
+      () => scheduleReconnect(t, b),
     );
-  }, delay);
+  }, b.next());
 }
 
 async function connectAll(): Promise<void> {
@@ -236,7 +241,7 @@ process.on('disconnect', () => process.exit(0));
 process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'drop' } & Partial<RunSpec>) => {
   if (m.type === 'config') {
     cfg = m.cfg!;
-    for (const t of cfg.terminals) terms.push({ s: new TerminalStreams(t.id), c: null, secret: t.secret });
+    for (const t of cfg.terminals) terms.push({ s: new TerminalStreams(t.id), c: null, secret: t.secret, b: null });
     void connectAll();
   } else if (m.type === 'run') {
     void run(m as unknown as RunSpec);
