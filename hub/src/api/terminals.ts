@@ -349,6 +349,17 @@ function numericCursor(cursor: string | undefined, fallback: number): number {
 }
 
 export function terminalRoutes(s: Services) {
+  // Chart points' starts repeat from request to request (every terminal's 5-minute or hourly starts): each is
+  // formatted once. 720 hourly starts took 0.5 ms of the 30-day chart's CPU through new Date().toISOString().
+  const starts = new Map<number, string>();
+  const startIso = (ms: number) => {
+    let v = starts.get(ms);
+    if (v === undefined) {
+      if (starts.size >= 50_000) starts.clear();
+      starts.set(ms, (v = isoReq(ms)));
+    }
+    return v;
+  };
   const detail = (id: string) => {
     const r = s.queries.terminal(id);
     if (!r) throw notFound('terminal', id);
@@ -473,7 +484,7 @@ export function terminalRoutes(s: Services) {
         const fields = chartFields(q.fields);
         const rows = s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
         const items = rows.map((r) => {
-          const out: (string | number | null)[] = [isoReq(r[0]!)];
+          const out: (string | number | null)[] = [startIso(r[0]!)];
           for (let i = 1; i < r.length; i++) out.push(round2(r[i]!));
           return out;
         });
@@ -482,7 +493,7 @@ export function terminalRoutes(s: Services) {
       if (q.bucket === 'rollup') {
         const rows = s.queries.rollups(id, from, to, q.limit);
         const items = rows.map(({ hour, peripheralOk, services, ...rest }) => ({
-          start: isoReq(hour),
+          start: startIso(hour),
           ...rest,
           peripheralOk: JSON.parse(peripheralOk) as unknown,
           services: JSON.parse(services) as unknown,
@@ -490,7 +501,7 @@ export function terminalRoutes(s: Services) {
         return c.json({ bucket: 'rollup', items, nextCursor: null }, 200);
       }
       const rows = s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
-      const items = rows.map(({ start, ...rest }) => ({ start: isoReq(start ?? 0), ...rest }));
+      const items = rows.map(({ start, ...rest }) => ({ start: startIso(start ?? 0), ...rest }));
       return c.json({ bucket: q.bucket, items, nextCursor: null }, 200);
     })
     .openapi(presenceRoute, (c) => {

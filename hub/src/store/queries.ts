@@ -1,6 +1,7 @@
 /** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
 import { nodeLevel } from '@kiosk-fleet/protocol';
 import type { Statement } from 'better-sqlite3';
+import { ChartCache, CHECK_COLUMNS } from './chart-cache.ts';
 import type { Db } from './db.ts';
 import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow, type StoredApp, type StoredPeripheral } from './telemetry-codec.ts';
 
@@ -58,9 +59,12 @@ const ROLLUP_COLUMN: Record<BucketField, string> = {
   tempMax: 'temp_max',
 };
 
-/** One terminal's samples grouped into buckets of `?` ms (bound twice), with these aggregates: the chart queries. */
-function bucketsSql(fields: readonly BucketField[]): string {
-  return `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, ${fields.map((f) => `${BUCKET_EXPR[f]} AS ${f}`).join(', ')}
+/**
+ * One terminal's samples grouped into buckets of `?` ms (bound twice), with these aggregates (and `extra` columns):
+ * the chart queries, run through ChartCache.
+ */
+export function bucketsSql(fields: readonly BucketField[], extra = ''): string {
+  return `SELECT (t.ts / CAST(? AS INTEGER)) * CAST(? AS INTEGER) AS start, ${fields.map((f) => `${BUCKET_EXPR[f]} AS ${f}`).join(', ')}${extra}
     FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
     WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`;
 }
@@ -143,9 +147,11 @@ function underNodeClause(column: string, node: string, indexed: boolean): { sql:
 export class QueryStore {
   private readonly s;
   private readonly charts = new Map<string, Statement>();
+  private readonly chartCache: ChartCache;
   private readonly listStatements = new Map<string, Statement>();
 
   constructor(private readonly db: Db) {
+    this.chartCache = new ChartCache(db, (key) => bucketsSql(key.split(',') as BucketField[], `, ${CHECK_COLUMNS}`));
     this.s = {
       detail: db.prepare(
         `SELECT ${LIST_COLUMNS}, t.decommissioned_at AS decommissionedAt, s.boot_id AS bootId, s.conn_seq AS connSeq,
@@ -173,7 +179,6 @@ export class QueryStore {
       // One range of the clustered telemetry table per epoch of the terminal (usually one); prepared once.
       raw: db.prepare(`${RAW_SELECT} ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
       rawAfter: db.prepare(`${RAW_SELECT} AND (t.ts, t.epoch_id, t.seq) > (?, ?, ?) ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
-      buckets: db.prepare(bucketsSql(BUCKET_FIELDS)),
       rollups: db.prepare(rollupsSql(BUCKET_FIELDS, ', peripheral_ok AS peripheralOk, services')),
     };
   }
@@ -273,8 +278,13 @@ export class QueryStore {
     }));
   }
 
+  /** Buckets as objects `{start, samples, cpuMin, …}` (BUCKET_FIELDS order, as the grouped SQL names them). */
   telemetryBuckets(id: string, from: number, to: number, bucketMs: number, limit: number) {
-    return this.s.buckets.all(bucketMs, bucketMs, id, from, to, limit) as (Record<BucketField, number | null> & { start: number; samples: number })[];
+    return this.chartRows(id, from, to, bucketMs, BUCKET_FIELDS, limit).map((r) => {
+      const o: Record<string, number | null> = { start: r[0]! };
+      for (let i = 0; i < BUCKET_FIELDS.length; i++) o[BUCKET_FIELDS[i]!] = r[i + 1]!;
+      return o as Record<BucketField, number | null> & { start: number; samples: number };
+    });
   }
 
   rollups(id: string, from: number, to: number, limit: number) {
@@ -283,18 +293,20 @@ export class QueryStore {
 
   /**
    * A chart's points as arrays `[start, ...fields]`: only the asked-for aggregates are computed (or rollup columns
-   * read), and no row objects are made. `bucketMs` null: the hourly rollups. Statements are prepared once per field
-   * list (a handful: what the dashboard and scripts ask for).
+   * read), and no row objects are made. `bucketMs` null: the hourly rollups; else buckets of raw samples, whose
+   * finished buckets ChartCache keeps (checked against the table on every use). Statements are prepared once per
+   * field list (a handful: what the dashboard and scripts ask for). The rows returned may be shared: not to be changed.
    */
-  chartRows(id: string, from: number, to: number, bucketMs: number | null, fields: readonly BucketField[], limit: number): (number | null)[][] {
-    const key = `${bucketMs === null ? 'rollup' : 'raw'}:${fields.join(',')}`;
+  chartRows(id: string, from: number, to: number, bucketMs: number | null, fields: readonly BucketField[], limit: number): readonly (number | null)[][] {
+    if (bucketMs !== null) return this.chartCache.rows(id, from, to, bucketMs, fields.join(','), fields.length, limit);
+    const key = fields.join(',');
     let st = this.charts.get(key);
     if (!st) {
-      st = this.db.prepare(bucketMs === null ? rollupsSql(fields) : bucketsSql(fields)).raw();
+      st = this.db.prepare(rollupsSql(fields)).raw();
       if (this.charts.size > 64) this.charts.clear();
       this.charts.set(key, st);
     }
-    return (bucketMs === null ? st.all(id, from, to, limit) : st.all(bucketMs, bucketMs, id, from, to, limit)) as (number | null)[][];
+    return st.all(id, from, to, limit) as (number | null)[][];
   }
 
   events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string) {
