@@ -10,7 +10,7 @@
  * - A handler never throws out of here: its failure is the command's error result.
  */
 import { commandArgsSchemas, parsePayload, requestId, type Command, type CommandName } from '@kiosk-fleet/protocol';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export interface CommandError {
   code: string;

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { TERMINAL_TYPE_IDS, terminalConfigSchema, terminalIdSchema } from '@kiosk-fleet/protocol';
 
 const hubUrl = z

@@ -6,7 +6,7 @@
  */
 import { serve, type ServerType } from '@hono/node-server';
 import { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { code, PERIPHERAL_IDS } from '@kiosk-fleet/protocol';
 import type { Agent } from './agent.ts';
 

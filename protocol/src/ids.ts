@@ -7,7 +7,7 @@
  * a terminal was first registered, but its placement (which station it stands at now) belongs to the hub's
  * registry, since a terminal can be moved without being renamed. Never derive placement from a terminal id.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Max length of any id; also the MQTT client id limit we promise to keep under (23 is only a 3.1 minimum). */
 export const MAX_ID_LENGTH = 64;

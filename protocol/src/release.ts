@@ -7,7 +7,7 @@
  * the upload's `X-KF-Manifest` header), so nobody ever re-serialises a manifest before verifying it; the canonical
  * form below only makes `pack` deterministic and manifests easy to diff.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { TERMINAL_TYPE_IDS } from './catalog.ts';
 import { RELEASE_KINDS } from './schemas/messages.ts';
 

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { payloadSchemas, SCHEMA_VERSION, type PayloadOf, type StreamKind } from '@kiosk-fleet/protocol';
-import { z } from 'zod';
+import * as z from 'zod';
 
 export interface OutboxEntry {
   /** Append order; unique within the outbox. */

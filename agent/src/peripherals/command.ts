@@ -7,7 +7,7 @@
  * something other than that JSON is `unknown` when it exits 0 (we cannot tell) and a fault otherwise.
  */
 import { spawn } from 'node:child_process';
-import { z } from 'zod';
+import * as z from 'zod';
 import { peripheralStatus, type PeripheralSample } from '@kiosk-fleet/protocol';
 import { safeCode, safeText, type PeripheralDriver } from './driver.ts';
 

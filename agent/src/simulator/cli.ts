@@ -3,7 +3,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import { seededRandom } from '@kiosk-fleet/protocol';
 import { ConfigError } from '../config.ts';
 import { startLocalApi } from '../local-api.ts';

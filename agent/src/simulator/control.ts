@@ -3,7 +3,7 @@
  * given terminal now: "card reader of GZ-YX-001-01 faults", "power cut for 20 s". See agent/README.md.
  */
 import { Hono } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { code, PERIPHERAL_IDS, type PeripheralId } from '@kiosk-fleet/protocol';
 import type { Simulator } from './simulator.ts';
 import type { SimTerminal } from './terminal.ts';

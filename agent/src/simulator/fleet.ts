@@ -2,7 +2,7 @@
  * The fleet file (reference format: fixtures/guangzhou-fleet.json) and which terminals the simulator runs.
  */
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { isTerminalType, TERMINAL_TYPES, terminalIdSchema, type PeripheralId, type TerminalType } from '@kiosk-fleet/protocol';
 
 const name = z.object({ zh: z.string(), en: z.string() });

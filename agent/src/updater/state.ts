@@ -3,7 +3,7 @@
  * step runs, so that after a kill the updater resumes the step it was in. Read by the updater and by the boot guard.
  */
 import fs from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod';
 import { RELEASE_KINDS, UPDATE_STATES } from '@kiosk-fleet/protocol';
 import { writeFileAtomic } from '../fs-atomic.ts';
 

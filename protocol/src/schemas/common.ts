@@ -1,5 +1,5 @@
 /** Building blocks shared by the payload schemas. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PERIPHERAL_STATUSES } from '../catalog.ts';
 
 /**

@@ -4,7 +4,7 @@
  * what no layer sets from its env defaults. Unknown keys are refused (`strict`): an operator's typo must fail the
  * save with the path of the bad key, not be ignored in the field.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PERIPHERAL_IDS, SERVICE_IDS } from '../catalog.ts';
 import { text } from './common.ts';
 

@@ -6,7 +6,7 @@
  * an older hub; the terminal config is the exception (`.strict()` in config.ts) since an operator's typo must be
  * refused, not ignored.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PERIPHERAL_IDS } from '../catalog.ts';
 import { terminalIdSchema } from '../ids.ts';
 import type { TopicKind } from '../topics.ts';
