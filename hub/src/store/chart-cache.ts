@@ -14,9 +14,10 @@
  * replay), one pruned by retention, a rolled-back write, another process's write: each changes the count or the sums,
  * and the chart is computed afresh. This needs no hook into the writers, at the price of that one range read.
  *
- * Kept: buckets lying wholly inside the range asked for and ending at least SETTLE_MS ago (the buckets still filling
- * are read fresh on every request, so samples arriving in order never invalidate the kept ones), at most MAX_BUCKETS
- * per chart and MAX_CHARTS charts (the least recently used go first).
+ * Kept, per (terminal, bucket size, field list): the buckets lying wholly inside the range last asked for and ending at
+ * least SETTLE_MS ago (those still filling are read fresh on every request, so samples arriving in order never
+ * invalidate the kept ones), at most MAX_BUCKETS per chart and MAX_CHARTS charts (the least recently used go first).
+ * A request reads fresh the partial first bucket and whatever lies outside the kept range, and keeps its own range.
  */
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.ts';
@@ -24,9 +25,15 @@ import type { Db } from './db.ts';
 /** `[start, ...fields]` as the grouped SQL returns it. */
 export type ChartRow = (number | null)[];
 
-const SETTLE_MS = 60_000;
+/**
+ * Buckets ending later than this before now are read fresh every time: samples arriving in order land there, and so
+ * do those of a terminal whose clock is behind by up to the skew limit (60 s), without invalidating the kept ones.
+ */
+const SETTLE_MS = 5 * 60_000;
+/** The API's largest limit. */
 const MAX_BUCKETS = 1000;
-const MAX_CHARTS = 256;
+/** A 24-hour chart of four fields is about 30 KB. */
+const MAX_CHARTS = 128;
 /** ts is reduced so that the sum stays an exact integer in a double (2^20 × a million samples < 2^53). */
 const TS_MOD = 1_048_576;
 
