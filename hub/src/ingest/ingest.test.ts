@@ -49,6 +49,28 @@ describe('ingest', () => {
     await c.endAsync();
   });
 
+  test('telemetry counters follow a change of epoch, a late sample of the old one and several epochs in one batch', async () => {
+    const t = await hub.terminal('GZ-T-001-03');
+    const c = await hub.connect(t.id, t.secret);
+    const send = (seq: number, epoch: string) => c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(seq, {}, epoch), { qos: 1 });
+    for (const seq of [1, 2, 3]) await send(seq, 'epochCCCC1');
+    for (const seq of [1, 2]) await send(seq, 'epochCCCC2');
+    await send(4, 'epochCCCC1'); // a late replay of the old epoch
+    await send(2, 'epochCCCC1'); // a duplicate: not counted
+    // Unawaited, so that they may share a batch: epochs alternating within it.
+    await Promise.all([send(3, 'epochCCCC2'), send(5, 'epochCCCC1'), send(4, 'epochCCCC2'), send(6, 'epochCCCC3')]);
+    await c.endAsync();
+    const detail = (await (await hub.api(`/api/v1/terminals/${t.id}`)).json()) as {
+      streams: { stream: string; epoch: string; firstSeq: number; maxSeq: number; count: number; missing: number }[];
+    };
+    const byEpoch = Object.fromEntries(detail.streams.map((x) => [x.epoch, x]));
+    expect(detail.streams).toHaveLength(3);
+    expect(byEpoch.epochCCCC1).toMatchObject({ stream: 'telemetry', firstSeq: 1, maxSeq: 5, count: 5, missing: 0 });
+    expect(byEpoch.epochCCCC2).toMatchObject({ stream: 'telemetry', firstSeq: 1, maxSeq: 4, count: 4, missing: 0 });
+    expect(byEpoch.epochCCCC3).toMatchObject({ stream: 'telemetry', firstSeq: 6, maxSeq: 6, count: 1, missing: 0 });
+    expect(count('telemetry', t.id)).toBe(10);
+  });
+
   test('malformed JSON, an unsupported version and a wrong schema are acknowledged, counted, not stored; others keep landing', async () => {
     const bad = await hub.connect(a.id, a.secret);
     const good = await hub.connect(b.id, b.secret);

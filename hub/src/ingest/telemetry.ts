@@ -27,7 +27,7 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     ...encodeSample(t, services),
   ).changes;
   if (inserted === 0) return false;
-  store.bumpStream(r, 'telemetry');
+  store.countTelemetry(r, st);
   // An outbox replay of old samples must not overwrite a newer latest state. A clock flagged as wrong (ahead, or
   // far behind like a dead RTC) is ordered by the receive time instead, so it can neither freeze the latest state
   // until its future comes nor be ignored while its clock stays wrong.

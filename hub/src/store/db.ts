@@ -36,6 +36,13 @@ export function openDatabase(dataDir: string, migrationsDir = MIGRATIONS_DIR): {
     db.pragma('foreign_keys = ON');
     // API reads never wait for long on the ingest's short transactions; writes all come from this one connection.
     db.pragma('busy_timeout = 5000');
+    // Checkpoint the WAL every 10,000 pages (~40 MB) instead of SQLite's 1,000. Ingest from many terminals dirties
+    // about one page per terminal per batch (each terminal's newest sample page, its state row): at 1,000 terminals a
+    // batch writes ~1,200 pages, so the default checkpointed, and fsynced, after every batch, copying the same tail
+    // pages again each time. Measured (1,000 interleaved terminals, batches of 1,000 rows, the hub's statements, three
+    // runs each): 20-23 µs CPU and 36-57 µs wall a row against 24-29 µs and 56-102 µs; with no checkpoint at all
+    // 17-19 / 19-38 µs. The WAL file grows to about 40 MB (reads search its index; retention and stop truncate it).
+    db.pragma('wal_autocheckpoint = 10000');
     const orm = drizzle(db, { schema });
     migrate(orm, { migrationsFolder: migrationsDir });
     checkMigrations(db, migrationsDir);

@@ -1,6 +1,7 @@
 /**
- * Ingest SQL: prepared statements on the hot path (one insert per message plus the stream counter and the latest
- * state), run inside the batch writer's transaction.
+ * Ingest SQL: prepared statements on the hot path (one insert per message; per terminal and batch one UPDATE of its
+ * state row carrying its latest sample, last-seen time and telemetry stream counters), run inside the batch writer's
+ * transaction.
  */
 import type { Db } from './db.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
@@ -17,6 +18,8 @@ export interface StateRow {
   lastSeenAt: number | null;
   lastTelemetryTs: number | null;
   peripherals: string | null;
+  /** The outbox epoch whose telemetry counters the row holds (tel_* columns), as of the current batch. */
+  telEpoch: string | null;
   /** `peripherals` parsed, kept with the cached row so each sample does not parse it again. */
   parsedPeripherals?: Record<string, { status: string; since: number; code?: string | undefined; message?: string | undefined }>;
 }
@@ -30,19 +33,36 @@ export interface StreamRef {
   skewed: boolean;
 }
 
+/** What a batch changes in one terminal's state row, written by `flushPending()`. */
+interface PendingRow {
+  seen: number;
+  /** The newest sample's latest-state columns (made only for the sample that wins). */
+  latest: (() => unknown[]) | null;
+  /** Telemetry counters of this batch for `epoch` (null: no telemetry sample stored in this batch). */
+  epoch: string | null;
+  first: number;
+  max: number;
+  count: number;
+  lastAt: number;
+  /** The epoch whose counters the committed row holds (telEpoch when the batch first touched the terminal). */
+  slotEpoch: string | null;
+}
+
 /**
  * Invariants: `cache` mirrors committed terminal_state rows plus the current batch's changes; the batch writer calls
  * `flushPending()` inside each transaction before it commits and `rollback()` when one fails (the cache is dropped
- * and reloaded). The latest-sample update, last-seen time and stream counters are written once per terminal (and stream)
- * per batch, not once per message: with a batch of 1000 samples from 100 terminals that is 300 statements instead
- * of 3000.
+ * and reloaded). The latest-sample update, last-seen time and telemetry counters are written once per terminal per
+ * batch, in one UPDATE of its state row, not once per message. The telemetry counters of a terminal's newest epoch
+ * live in that row (tel_* columns); an older epoch's move to the `streams` table when the epoch changes, where the
+ * other streams' counters (events, config reports, ...) are kept too. Measured, 1,000 interleaved terminals with one
+ * sample each per batch of 1,000 (the hub's statements, SQLite alone): a separate `streams` upsert per terminal and
+ * batch cost 19-26 µs CPU a sample against 15-18 µs with the counters in the state row.
  */
 export class IngestStore {
   readonly s;
   private readonly types = new Map<string, string>();
   private readonly cache = new Map<string, StateRow>();
-  private readonly pendingTouch = new Map<string, number>();
-  private readonly pendingLatest = new Map<string, () => unknown[]>();
+  private readonly pending = new Map<string, PendingRow>();
   /** The integer keys of terminals' outbox epochs that telemetry rows carry. */
   readonly epochKeys: EpochKeys;
   private readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
@@ -77,20 +97,35 @@ export class IngestStore {
       state: db.prepare(
         `SELECT presence, presence_reason AS presenceReason, presence_since AS presenceSince, flapping, boot_id AS bootId,
            conn_seq AS connSeq, interval_s AS intervalS, last_seen_at AS lastSeenAt, last_telemetry_ts AS lastTelemetryTs,
-           peripherals FROM terminal_state WHERE terminal_id = ?`,
+           peripherals, tel_epoch AS telEpoch FROM terminal_state WHERE terminal_id = ?`,
       ),
       ensureState: db.prepare('INSERT OR IGNORE INTO terminal_state (terminal_id) VALUES (?)'),
       touch: db.prepare('UPDATE terminal_state SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?'),
-      latestTelemetry: db.prepare(
-        `UPDATE terminal_state SET last_telemetry_at = ?, last_telemetry_ts = ?, host = ?, peripherals = ?, app = ?,
-           services = ?, fault_count = ?, app_version = coalesce(?, app_version),
-           last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?`,
+      // The state row's update for a batch: [latest sample,] telemetry counters (merged into the row's epoch, or
+      // replacing another epoch's after `spillTelemetry`), last seen.
+      ...telemetryStatements(db),
+      spillTelemetry: db.prepare(
+        `INSERT INTO streams (terminal_id, stream, epoch, first_seq, max_seq, count, last_at)
+         SELECT terminal_id, 'telemetry', tel_epoch, tel_first_seq, tel_max_seq, tel_count, tel_last_at FROM terminal_state
+         WHERE terminal_id = ? AND tel_epoch IS NOT NULL
+         ON CONFLICT (terminal_id, stream, epoch) DO UPDATE SET
+           first_seq = min(first_seq, excluded.first_seq), max_seq = max(max_seq, excluded.max_seq),
+           count = count + excluded.count, last_at = max(last_at, excluded.last_at)`,
       ),
       commandDone: db.prepare(
         "UPDATE commands SET status = ?, result = ?, error = ?, completed_at = ? WHERE id = ? AND terminal_id = ? AND status IN ('pending', 'sent')",
       ),
       terminalType: db.prepare('SELECT type FROM terminals WHERE id = ?'),
     };
+  }
+
+  private row(id: string): PendingRow {
+    let p = this.pending.get(id);
+    if (p === undefined) {
+      p = { seen: 0, latest: null, epoch: null, first: 0, max: 0, count: 0, lastAt: 0, slotEpoch: null };
+      this.pending.set(id, p);
+    }
+    return p;
   }
 
   terminalType(id: string): string | undefined {
@@ -123,22 +158,49 @@ export class IngestStore {
     return st;
   }
 
+  /** Counts a stored telemetry sample in its terminal's state row (written at the end of the batch). */
+  countTelemetry(r: StreamRef, st: StateRow): void {
+    const p = this.row(r.terminalId);
+    if (p.epoch === r.epoch) {
+      if (r.seq < p.first) p.first = r.seq;
+      if (r.seq > p.max) p.max = r.seq;
+      p.count++;
+      if (r.receivedAt > p.lastAt) p.lastAt = r.receivedAt;
+      return;
+    }
+    if (p.epoch === null) p.slotEpoch = st.telEpoch;
+    // Another epoch in the same batch (rare: an outbox reset while the old one was still replaying): the counters
+    // gathered so far go to the streams table, the row follows the newest epoch.
+    else this.addStream(r.terminalId, 'telemetry', p.epoch, p.first, p.max, p.count, p.lastAt);
+    p.epoch = r.epoch;
+    p.first = r.seq;
+    p.max = r.seq;
+    p.count = 1;
+    p.lastAt = r.receivedAt;
+    st.telEpoch = r.epoch;
+  }
+
   /** Counts the message in its stream (written at the end of the batch); call only when its insert changed a row. */
   bumpStream(r: StreamRef, stream: string): void {
-    const key = `${r.terminalId}\u0000${stream}\u0000${r.epoch}`;
+    this.addStream(r.terminalId, stream, r.epoch, r.seq, r.seq, 1, r.receivedAt);
+  }
+
+  private addStream(id: string, stream: string, epoch: string, first: number, max: number, count: number, lastAt: number): void {
+    const key = `${id}\u0000${stream}\u0000${epoch}`;
     const p = this.pendingStreams.get(key);
     if (p) {
-      p.first = Math.min(p.first, r.seq);
-      p.max = Math.max(p.max, r.seq);
-      p.count++;
-      p.lastAt = Math.max(p.lastAt, r.receivedAt);
+      p.first = Math.min(p.first, first);
+      p.max = Math.max(p.max, max);
+      p.count += count;
+      p.lastAt = Math.max(p.lastAt, lastAt);
     } else {
-      this.pendingStreams.set(key, { id: r.terminalId, stream, epoch: r.epoch, first: r.seq, max: r.seq, count: 1, lastAt: r.receivedAt });
+      this.pendingStreams.set(key, { id, stream, epoch, first, max, count, lastAt });
     }
   }
 
   touch(id: string, at: number): void {
-    this.pendingTouch.set(id, Math.max(this.pendingTouch.get(id) ?? 0, at));
+    const p = this.row(id);
+    if (at > p.seen) p.seen = at;
   }
 
   /**
@@ -147,28 +209,33 @@ export class IngestStore {
    * up to a whole batch of them, and serialising each one's host, app and services for nothing cost about 1.5 µs.
    */
   setLatest(id: string, args: () => unknown[]): void {
-    this.pendingLatest.set(id, args);
+    this.row(id).latest = args;
   }
 
   /** Inside the batch's transaction, before commit. */
   flushPending(): void {
-    for (const [id, latest] of this.pendingLatest) {
-      // One UPDATE per terminal: the last-seen time rides along with the latest sample.
-      this.s.latestTelemetry.run(...latest(), this.pendingTouch.get(id) ?? 0, id);
-      this.pendingTouch.delete(id);
+    const s = this.s;
+    for (const [id, p] of this.pending) {
+      if (p.epoch === null) {
+        s.touch.run(p.seen, id);
+        continue;
+      }
+      const merge = p.slotEpoch === p.epoch;
+      if (!merge && p.slotEpoch !== null) s.spillTelemetry.run(id);
+      // One UPDATE per terminal: counters and last-seen time ride along with the latest sample.
+      const counters = merge ? [p.first, p.max, p.count, p.lastAt] : [p.epoch, p.first, p.max, p.count, p.lastAt];
+      if (p.latest !== null) (merge ? s.latestMerge : s.latestSet).run(...p.latest(), ...counters, p.seen, id);
+      else (merge ? s.countersMerge : s.countersSet).run(...counters, p.seen, id);
     }
-    for (const [id, at] of this.pendingTouch) this.s.touch.run(at, id);
-    for (const p of this.pendingStreams.values()) this.s.stream.run(p.id, p.stream, p.epoch, p.first, p.max, p.count, p.lastAt);
-    this.pendingLatest.clear();
-    this.pendingTouch.clear();
+    for (const p of this.pendingStreams.values()) s.stream.run(p.id, p.stream, p.epoch, p.first, p.max, p.count, p.lastAt);
+    this.pending.clear();
     this.pendingStreams.clear();
   }
 
   /** After a failed transaction: nothing pending survives, and the cache is reloaded from what was committed. */
   rollback(): void {
     this.pendingStreams.clear();
-    this.pendingLatest.clear();
-    this.pendingTouch.clear();
+    this.pending.clear();
     this.cache.clear();
   }
 
@@ -176,6 +243,26 @@ export class IngestStore {
   forget(id: string): void {
     this.cache.delete(id);
   }
+}
+
+/**
+ * The four shapes of a terminal's state-row UPDATE at the end of a batch: with or without the latest-sample columns,
+ * telemetry counters merged into the row's epoch or set for a new one. Parameters: [latest columns,] counters, last
+ * seen, terminal id.
+ */
+function telemetryStatements(db: Db) {
+  const latest = `last_telemetry_at = ?, last_telemetry_ts = ?, host = ?, peripherals = ?, app = ?, services = ?,
+    fault_count = ?, app_version = coalesce(?, app_version), `;
+  const merge = `tel_first_seq = min(tel_first_seq, ?), tel_max_seq = max(tel_max_seq, ?), tel_count = tel_count + ?,
+    tel_last_at = max(tel_last_at, ?), `;
+  const set = 'tel_epoch = ?, tel_first_seq = ?, tel_max_seq = ?, tel_count = ?, tel_last_at = ?, ';
+  const tail = 'last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?';
+  return {
+    latestMerge: db.prepare(`UPDATE terminal_state SET ${latest}${merge}${tail}`),
+    latestSet: db.prepare(`UPDATE terminal_state SET ${latest}${set}${tail}`),
+    countersMerge: db.prepare(`UPDATE terminal_state SET ${merge}${tail}`),
+    countersSet: db.prepare(`UPDATE terminal_state SET ${set}${tail}`),
+  };
 }
 
 export const head = (r: StreamRef) => [r.terminalId, r.epoch, r.seq, r.ts, r.receivedAt, r.skewed ? 1 : 0] as const;

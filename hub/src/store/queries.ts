@@ -160,9 +160,14 @@ export class QueryStore {
            s.clock_skew_ms AS clockSkewMs, s.host, s.app
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ?`,
       ),
+      // The telemetry counters of a terminal's newest epoch live in its state row (store/ingest.ts); older epochs and
+      // the other streams in `streams`. One epoch may be in both (a switch back): merged.
       streams: db.prepare(
-        `SELECT stream, epoch, first_seq AS firstSeq, max_seq AS maxSeq, count, last_at AS lastAt FROM streams
-         WHERE terminal_id = ? ORDER BY last_at DESC LIMIT 20`,
+        `SELECT stream, epoch, min(first_seq) AS firstSeq, max(max_seq) AS maxSeq, sum(count) AS count, max(last_at) AS lastAt
+         FROM (SELECT stream, epoch, first_seq, max_seq, count, last_at FROM streams WHERE terminal_id = @id
+           UNION ALL SELECT 'telemetry', tel_epoch, tel_first_seq, tel_max_seq, tel_count, tel_last_at FROM terminal_state
+           WHERE terminal_id = @id AND tel_epoch IS NOT NULL)
+         GROUP BY stream, epoch ORDER BY lastAt DESC LIMIT 20`,
       ),
       byIds: db.prepare(
         `SELECT ${LIST_COLUMNS} FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
@@ -238,7 +243,7 @@ export class QueryStore {
   }
 
   streams(id: string) {
-    return this.s.streams.all(id) as { stream: string; epoch: string; firstSeq: number; maxSeq: number; count: number; lastAt: number }[];
+    return this.s.streams.all({ id }) as { stream: string; epoch: string; firstSeq: number; maxSeq: number; count: number; lastAt: number }[];
   }
 
   children(id: string) {

@@ -75,6 +75,16 @@ export const terminalState = sqliteTable('terminal_state', {
   /** JSON array of service ids available now. */
   services: text('services'),
   faultCount: integer('fault_count').notNull().default(0),
+  /**
+   * The telemetry stream's counters for its newest outbox epoch, kept in this row (written with the latest state, one
+   * UPDATE per terminal and batch) instead of a `streams` row of their own. When a terminal's epoch changes, the old
+   * epoch's counters move to `streams`; readers merge both by (stream, epoch) (QueryStore.streams).
+   */
+  telEpoch: text('tel_epoch'),
+  telFirstSeq: integer('tel_first_seq'),
+  telMaxSeq: integer('tel_max_seq'),
+  telCount: integer('tel_count'),
+  telLastAt: integer('tel_last_at'),
 });
 
 const streamColumns = {
