@@ -60,6 +60,7 @@ const db = new Database(file);
 db.pragma('auto_vacuum = INCREMENTAL');
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
+db.pragma('wal_autocheckpoint = 10000'); // as hub/src/store/db.ts
 const { ddl, source } = telemetryDdl();
 for (const s of ddl) db.exec(s);
 
