@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { parsePayload, parseTopic, TOPICS, topicFor, type TopicKind } from '@kiosk-fleet/protocol';
 import type { Ingest, UpKind } from '../ingest/index.ts';
@@ -11,7 +12,7 @@ import { RateLimitedLog, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PresenceService } from '../services/presence.ts';
 import type { RegistryStore } from '../store/registry.ts';
-import { guardStream } from './size-guard.ts';
+import { gracefulStream, guardParser, packetLengthCheck, type MqttParser } from './size-guard.ts';
 
 export interface BrokerDeps {
   registry: RegistryStore;
@@ -40,13 +41,18 @@ export class Broker {
   private readonly takingOver = new WeakSet<Client>();
   private readonly revoked = new WeakSet<Client>();
   private readonly addresses = new WeakMap<Duplex, string>();
+  /** The transport behind a TLS or WebSocket connection's graceful wrapper (size-guard.ts). */
+  private readonly transports = new WeakMap<Duplex, Duplex>();
+  private readonly lengthCheck: ReturnType<typeof packetLengthCheck>;
   private readonly failures = new Map<string, { n: number; last: number }>();
   private readonly badLog = new RateLimitedLog();
   private stopping = false;
   private publishesInFlight = 0;
   private readonly publishQueue: (() => void)[] = [];
 
-  constructor(private readonly d: BrokerDeps) {}
+  constructor(private readonly d: BrokerDeps) {
+    this.lengthCheck = packetLengthCheck(d.maxPayload, (declared, parser) => this.oversize(declared, parser));
+  }
 
   async start(): Promise<void> {
     this.aedes = await Aedes.createBroker({
@@ -70,20 +76,31 @@ export class Broker {
     this.aedes.on('connectionError', (client, err) => this.d.log.debug({ terminalId: client?.id, err: err.message }, 'connection error'));
   }
 
-  /** Hands a transport stream (TCP, TLS, WebSocket) to the broker behind the packet-length guard. */
+  /** Hands a transport stream (TCP, TLS, WebSocket) to the broker, its parser behind the packet-length check. */
   handle(stream: Duplex, address: string): void {
+    let conn = stream;
+    if (stream instanceof tls.TLSSocket || !(stream instanceof net.Socket)) {
+      conn = gracefulStream(stream);
+      this.transports.set(conn, stream);
+    }
     // PUBACKs are small and already written once per connection and batch: Nagle's algorithm would only hold one back
     // until the terminal acknowledges the previous segment (up to its delayed-ACK timer). WebSocket sockets come with
     // it off (ws sets it).
     if (stream instanceof net.Socket) stream.setNoDelay(true);
-    const guarded = guardStream(stream, this.d.maxPayload, (declared) => {
-      this.d.metrics.rejected.inc({ reason: 'oversize' });
-      if (this.badLog.admit(`oversize:${address}`) !== null) {
-        this.d.log.warn({ address, declared, limit: this.d.maxPayload }, 'packet over KF_MAX_PAYLOAD; connection closed');
-      }
-    });
-    this.addresses.set(guarded, address);
-    this.aedes.handle(guarded);
+    this.addresses.set(conn, address);
+    const client = this.aedes.handle(conn) as unknown as { _parser: MqttParser };
+    guardParser(client._parser, this.lengthCheck);
+  }
+
+  private oversize(declared: number | null, parser: MqttParser): void {
+    const conn = (parser as unknown as { client?: Client }).client?.conn as Duplex | undefined;
+    const address = conn ? (this.addresses.get(conn) ?? 'unknown') : 'unknown';
+    this.d.metrics.rejected.inc({ reason: 'oversize' });
+    if (this.badLog.admit(`oversize:${address}`) !== null) {
+      this.d.log.warn({ address, declared, limit: this.d.maxPayload }, 'packet over KF_MAX_PAYLOAD; connection closed');
+    }
+    // At once, not gracefully: the peer is sending what we refuse to read. (Aedes destroys `conn` as the parser fails.)
+    if (conn) this.transports.get(conn)?.destroy();
   }
 
   private addressOf(client: Client): string {
