@@ -24,6 +24,7 @@ import { healthRoutes } from './health.ts';
 import { importRoutes } from './import.ts';
 import { nodeRoutes } from './nodes.ts';
 import { reportRoutes } from './reports.ts';
+import { settleRequestBody } from './request-body.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
 import { sees } from '../auth/permissions.ts';
@@ -115,6 +116,8 @@ export function createHttpApp(s: Services) {
   const app = new OpenAPIHono();
   const api = createApp(s);
   app.onError(errorHandler(s));
+  // Before every route and body limit: what an answer left of the request body is drained, or the connection closed.
+  app.use('/api/*', settleRequestBody());
   app.get('/metrics', async (c) => {
     const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
     if (!m || !tokenMatches(m[1]!, s.adminToken)) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);

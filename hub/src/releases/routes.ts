@@ -29,26 +29,6 @@ export interface ReleasesRoutesDeps {
   now?: () => Date;
 }
 
-const DRAIN_LIMIT = 1024 * 1024;
-
-/** Read and discard what is left of a request body, up to `limit` bytes; false when more was left (destroyed). */
-async function drain(body: Readable, limit: number): Promise<boolean> {
-  if (body.destroyed || body.readableEnded) return true;
-  let n = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Uint8Array>) {
-      n += chunk.byteLength;
-      if (n > limit) {
-        body.destroy();
-        return false;
-      }
-    }
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function errorBody(code: string, message: string): { error: { code: string; message: string } } {
   return { error: { code, message } };
 }
@@ -61,8 +41,10 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
   app.post('/', d.requireAdmin, async (c) => {
     const len = c.req.header('content-length');
     const contentLength = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
-    const raw = c.req.raw.body;
-    const body = raw ? Readable.fromWeb(raw as import('node:stream/web').ReadableStream<Uint8Array>) : null;
+    // The store reads the body only once the headers pass, and not at all for an identical re-upload. What it left
+    // unread, the app's settleRequestBody (api/request-body.ts) drains or closes the connection on before we answer:
+    // an answer alone would leave the keep-alive connection stuck behind the rest of this body.
+    const body = c.req.raw.body as AsyncIterable<Uint8Array> | null;
     try {
       const { record, created } = await d.store.ingest({
         manifestB64: c.req.header('x-kf-manifest'),
@@ -72,12 +54,7 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
       });
       return c.json(record, created ? 201 : 200);
     } catch (err) {
-      // A refusal can come before the body was read (bad signature, too large). Read a small rest to the end so
-      // the client sees our answer rather than a reset connection; for a large rest, close the connection.
-      const drained = body ? await drain(body, DRAIN_LIMIT) : true;
-      if (err instanceof ReleaseRefused) {
-        return c.json(errorBody(err.code, err.message), err.status, drained ? {} : { connection: 'close' });
-      }
+      if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message), err.status);
       throw err;
     }
   });
