@@ -3,12 +3,13 @@
  * (`kiosk-fleet serve`) verifies uploads and serves artifacts with download tokens and Range, and the agent's
  * updater runs in child processes that are cut off, SIGKILLed at each state and restarted.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
@@ -35,11 +36,18 @@ interface Packed {
   sha256: string;
 }
 
-function cli(args: string[]): string {
-  return execFileSync(process.execPath, [HUB_BIN, 'release', ...args], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Asynchronous on purpose. undici drops an idle keep-alive connection by a timer a second or two before the hub's
+ * keep-alive timeout (65 s). The SIGKILL tests leave this process's connections idle for about that long under load,
+ * and the three synchronous packs in the self-update beforeAll then froze its event loop for ~9 s: neither that timer
+ * nor the hub's FIN was handled, so the upload went out on a connection the hub had just closed ("other side closed").
+ */
+async function cli(args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [HUB_BIN, 'release', ...args], { cwd: REPO, encoding: 'utf8' });
+  return stdout;
 }
 
-function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; keyDir?: string } = {}): Packed {
+async function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; keyDir?: string } = {}): Promise<Packed> {
   const kind = o.kind ?? 'app';
   const dir = path.join(tmp, 'bundles', `${kind}-${version}`);
   for (const [name, content] of Object.entries(files)) {
@@ -48,7 +56,7 @@ function pack(version: string, files: BundleFiles, o: { kind?: 'app' | 'agent'; 
   }
   const out = path.join(tmp, 'packed', o.keyDir ?? 'keys');
   const key = path.join(tmp, o.keyDir ?? 'keys', 'release-private.pem');
-  const r = JSON.parse(cli(['pack', '--dir', dir, '--version', version, '--type', 'id-card,police-multi', '--kind', kind, '--key', key, '--out', out])) as {
+  const r = JSON.parse(await cli(['pack', '--dir', dir, '--version', version, '--type', 'id-card,police-multi', '--kind', kind, '--key', key, '--out', out])) as {
     id: string;
     artifact: string;
     manifest: string;
@@ -165,12 +173,12 @@ let big: Packed;
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-updates-'));
-  JSON.parse(cli(['keygen', '--out', path.join(tmp, 'keys')]));
-  JSON.parse(cli(['keygen', '--out', path.join(tmp, 'rogue')]));
-  good = pack('2.0.0', appBundle('2.0.0', true));
-  bad = pack('2.1.0', appBundle('2.1.0', false));
+  JSON.parse(await cli(['keygen', '--out', path.join(tmp, 'keys')]));
+  JSON.parse(await cli(['keygen', '--out', path.join(tmp, 'rogue')]));
+  good = await pack('2.0.0', appBundle('2.0.0', true));
+  bad = await pack('2.1.0', appBundle('2.1.0', false));
   // big enough that a download has several progress reports and a cut lands mid-body
-  big = pack('2.2.0', { ...appBundle('2.2.0', true), 'assets/blob.b64': randomBytes(600_000).toString('base64') });
+  big = await pack('2.2.0', { ...appBundle('2.2.0', true), 'assets/blob.b64': randomBytes(600_000).toString('base64') });
   // The real hub (`kiosk-fleet serve`) on ephemeral ports.
   hub = startTs(HUB_BIN, ['serve'], {
     KF_BIND: '127.0.0.1',
@@ -204,14 +212,14 @@ afterAll(async () => {
 
 describe('hub: signed uploads only', () => {
   it('refuses a tampered artifact and a bad signature; serves what it stored only to a token holder', async () => {
-    const p = pack('3.0.0', appBundle('3.0.0', true));
+    const p = await pack('3.0.0', appBundle('3.0.0', true));
     const tampered = Buffer.from(p.artifact);
     tampered[tampered.length >> 1]! ^= 0x01;
     const r1 = await upload(p, tampered);
     expect(r1.status).toBe(400);
     expect(await r1.json()).toMatchObject({ error: { code: 'sha256-mismatch' } });
 
-    const rogue = pack('3.1.0', appBundle('3.1.0', true), { keyDir: 'rogue' });
+    const rogue = await pack('3.1.0', appBundle('3.1.0', true), { keyDir: 'rogue' });
     const r2 = await upload(rogue);
     expect(r2.status).toBe(400);
     expect(await r2.json()).toMatchObject({ error: { code: 'bad-signature' } });
@@ -391,9 +399,9 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
   let agentNoConnect: Packed;
   let agentCrash: Packed;
   beforeAll(async () => {
-    agentGood = pack('2.0.0', agentBundle('2.0.0', { connects: true }), { kind: 'agent' });
-    agentNoConnect = pack('2.1.0', agentBundle('2.1.0', { connects: false }), { kind: 'agent' });
-    agentCrash = pack('2.2.0', agentBundle('2.2.0', { connects: true, crashes: true }), { kind: 'agent' });
+    agentGood = await pack('2.0.0', agentBundle('2.0.0', { connects: true }), { kind: 'agent' });
+    agentNoConnect = await pack('2.1.0', agentBundle('2.1.0', { connects: false }), { kind: 'agent' });
+    agentCrash = await pack('2.2.0', agentBundle('2.2.0', { connects: true, crashes: true }), { kind: 'agent' });
     for (const p of [agentGood, agentNoConnect, agentCrash]) expect((await upload(p)).status).toBe(201);
   });
 
