@@ -10,9 +10,14 @@
  * what was in flight when a link dropped is simply failed, and the outbox replays it.
  */
 import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import tls from 'node:tls';
-import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
+import type TlsModule from 'node:tls';
+import type { IClientOptions, MqttClient } from 'mqtt';
+// the client alone: mqtt.js' index also loads its WebSocket and SOCKS transports (ws, socks, ip-address, ...)
+import mqttClientModule from 'mqtt/lib/client';
+/** The class, whichever CommonJS interop loaded its module (Node and esbuild: the exports object; vitest: the class). */
+const MqttClientClass: typeof MqttClient = (mqttClientModule as unknown as { default?: typeof MqttClient }).default ?? (mqttClientModule as unknown as typeof MqttClient);
 import type { Logger } from './log.ts';
 import { Backoff, jitter } from './backoff.ts';
 
@@ -179,6 +184,12 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#schedule(hold);
       return;
     }
+    if (!/^mqtts?:/.test(this.opts.url) && !mqttConnect) {
+      // ws:// and wss:// go through mqtt.js' own connect(), loaded on first use; try again once it is
+      loadMqttConnect(this.opts.logger);
+      this.#schedule(20);
+      return;
+    }
     this.#connSeq += 1;
     this.stats.attempts += 1;
     const connSeq = this.#connSeq;
@@ -265,13 +276,13 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     const localAddress = this.opts.localAddress;
     if (u.protocol === 'mqtt:') {
       const port = Number(u.port || 1883);
-      return new MqttClient(() => net.createConnection({ host, port, ...(localAddress ? { localAddress } : {}) }), options);
+      return new MqttClientClass(() => net.createConnection({ host, port, ...(localAddress ? { localAddress } : {}) }), options);
     }
     if (u.protocol === 'mqtts:') {
       const port = Number(u.port || 8883);
-      return new MqttClient(
+      return new MqttClientClass(
         () =>
-          tls.connect({
+          tls().connect({
             host,
             port,
             ...(net.isIP(host) ? {} : { servername: host }),
@@ -281,7 +292,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
         options,
       );
     }
-    return mqtt.connect(this.opts.url, {
+    return mqttConnect!(this.opts.url, {
       ...options,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       ...(localAddress ? { wsOptions: { localAddress } } : {}),
@@ -310,6 +321,29 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
+}
+
+/**
+ * Modules only some links need, loaded when one does: node:tls (~2 MB of RSS once loaded; an mqtt:// link never
+ * needs it) and mqtt.js' connect() with its WebSocket transport (ws:// and wss:// only). agent/README.md, "Measured".
+ */
+const requireBuiltin = createRequire(import.meta.url);
+let tlsModule: typeof TlsModule | null = null;
+function tls(): typeof TlsModule {
+  return (tlsModule ??= requireBuiltin('node:tls') as typeof TlsModule);
+}
+let mqttConnect: typeof import('mqtt').connect | null = null;
+let mqttLoading: Promise<void> | null = null;
+function loadMqttConnect(logger: Logger): void {
+  mqttLoading ??= import('mqtt').then(
+    (m) => {
+      mqttConnect = m.default.connect;
+    },
+    (err: unknown) => {
+      mqttLoading = null;
+      logger.error({ err }, 'cannot load the MQTT WebSocket transport');
+    },
+  );
 }
 
 function delay(ms: number): Promise<void> {
