@@ -1,6 +1,6 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
-import { availableServices, isTerminalType, type PeripheralStatus, type Telemetry } from '@kiosk-fleet/protocol';
-import type { IngestStore, StateRow, StreamRef } from '../store/ingest.ts';
+import { availableServices, isTerminalType, type PeripheralStatus, type ServiceId, type Telemetry } from '@kiosk-fleet/protocol';
+import type { IngestStore, ServicesMemo, StateRow, StreamRef } from '../store/ingest.ts';
 import { encodeSample } from '../store/telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
@@ -11,12 +11,44 @@ export interface PeripheralState {
   message?: string | undefined;
 }
 
-/** Returns false for a duplicate. */
-export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
+const NO_SERVICES: readonly ServiceId[] = Object.freeze([]);
+
+/**
+ * The services a sample's terminal offers, from its type, its peripherals' statuses and whether its app is up. Most
+ * samples repeat the previous one's statuses: then the previous list (frozen, shared by the sample row's encoder,
+ * the latest state and the change) is reused instead of built again.
+ */
+function servicesOf(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow): readonly ServiceId[] {
+  const appUp = t.app?.up ?? true;
+  const m = st.services;
+  if (m !== undefined && m.appUp === appUp) {
+    let n = 0;
+    let same = true;
+    for (const id in t.peripherals) {
+      const prev = m.statuses[id];
+      if (prev === undefined || prev !== t.peripherals[id]!.status) {
+        same = false;
+        break;
+      }
+      n++;
+    }
+    if (same && n === m.count) return m.list;
+  }
   const type = store.terminalType(r.terminalId);
   const statuses: Record<string, PeripheralStatus> = {};
-  for (const [id, p] of Object.entries(t.peripherals)) statuses[id] = p.status;
-  const services = type !== undefined && isTerminalType(type) ? availableServices(type, statuses, t.app?.up ?? true) : [];
+  let count = 0;
+  for (const id in t.peripherals) {
+    statuses[id] = t.peripherals[id]!.status;
+    count++;
+  }
+  const list = type !== undefined && isTerminalType(type) ? Object.freeze(availableServices(type, statuses, appUp)) : NO_SERVICES;
+  st.services = { statuses, count, appUp, list } satisfies ServicesMemo;
+  return list;
+}
+
+/** Returns false for a duplicate. */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
+  const services = servicesOf(store, r, t, st);
   const h = t.host;
   const inserted = store.s.telemetry.run(
     store.epochKeys.key(r.terminalId, r.epoch, tx),
@@ -33,25 +65,39 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   // until its future comes nor be ignored while its clock stays wrong.
   const order = r.skewed ? r.receivedAt : Math.min(r.ts, r.receivedAt);
   if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return true;
-  const before = (st.parsedPeripherals ??= st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {});
-  const now: Record<string, PeripheralState> = {};
-  let faults = 0;
-  // Most samples repeat the previous peripheral states: then the stored JSON is still right and is reused instead of
-  // re-serialised. Measured with `pnpm bench ingest` (hub only, interleaved A/B, load average 3-8): server CPU per
-  // message 80.1 / 84.6 µs at 1,000 terminals against 89.9 / 92.9 µs before (together with app/services serialised
-  // once); at 100 terminals 45.2 / 54.6 against 55.0 / 47.3 µs, within the noise.
+  if (st.parsedPeripherals === undefined) {
+    st.parsedPeripherals = st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {};
+    st.peripheralCount = Object.keys(st.parsedPeripherals).length;
+  }
+  const before = st.parsedPeripherals;
+  // Most samples repeat the previous peripheral states: then the stored JSON and its parsed form are still right and
+  // are reused instead of re-built and re-serialised. Measured with `pnpm bench ingest` (hub only, interleaved A/B,
+  // load average 3-8): server CPU per message 80.1 / 84.6 µs at 1,000 terminals against 89.9 / 92.9 µs before
+  // (together with app/services serialised once); at 100 terminals 45.2 / 54.6 against 55.0 / 47.3 µs, within the noise.
   let unchanged = st.peripherals !== null;
   let count = 0;
-  for (const [id, p] of Object.entries(t.peripherals)) {
+  let faults = 0;
+  for (const id in t.peripherals) {
+    const p = t.peripherals[id]!;
     const prev = before[id];
-    const same = prev !== undefined && prev.status === p.status;
-    now[id] = { status: p.status, since: same ? prev.since : r.ts, code: p.code, message: p.message };
-    if (!same || prev.code !== p.code || prev.message !== p.message) unchanged = false;
+    if (prev === undefined || prev.status !== p.status || prev.code !== p.code || prev.message !== p.message) unchanged = false;
     if (p.status === 'fault') faults++;
     count++;
   }
-  if (unchanged && count !== Object.keys(before).length) unchanged = false;
-  const peripherals = unchanged ? st.peripherals! : JSON.stringify(now);
+  if (count !== st.peripheralCount) unchanged = false;
+  let peripherals = st.peripherals!;
+  if (!unchanged) {
+    const now: Record<string, PeripheralState> = {};
+    for (const id in t.peripherals) {
+      const p = t.peripherals[id]!;
+      const prev = before[id];
+      now[id] = { status: p.status, since: prev !== undefined && prev.status === p.status ? prev.since : r.ts, code: p.code, message: p.message };
+    }
+    peripherals = JSON.stringify(now);
+    st.peripherals = peripherals;
+    st.parsedPeripherals = now;
+    st.peripheralCount = count;
+  }
   // Serialised at the batch's end, for the terminal's newest sample only (the sample row stores its compact form).
   store.setLatest(r.terminalId, () => [
     r.receivedAt,
@@ -64,8 +110,6 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
     t.app?.version ?? null,
   ]);
   st.lastTelemetryTs = order;
-  st.peripherals = peripherals;
-  st.parsedPeripherals = now;
   tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
   return true;
 }

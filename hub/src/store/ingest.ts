@@ -3,6 +3,7 @@
  * state row carrying its latest sample, last-seen time and telemetry stream counters), run inside the batch writer's
  * transaction.
  */
+import type { ServiceId } from '@kiosk-fleet/protocol';
 import type { Db } from './db.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import { EpochKeys } from './telemetry-keys.ts';
@@ -20,8 +21,18 @@ export interface StateRow {
   peripherals: string | null;
   /** The outbox epoch whose telemetry counters the row holds (tel_* columns), as of the current batch. */
   telEpoch: string | null;
-  /** `peripherals` parsed, kept with the cached row so each sample does not parse it again. */
+  /** `peripherals` parsed, kept with the cached row so each sample does not parse it again, and its key count. */
   parsedPeripherals?: Record<string, { status: string; since: number; code?: string | undefined; message?: string | undefined }>;
+  peripheralCount?: number;
+  /** The services of the terminal's last sample and what they were derived from (ingest/telemetry.ts). */
+  services?: ServicesMemo;
+}
+
+export interface ServicesMemo {
+  statuses: Record<string, string>;
+  count: number;
+  appUp: boolean;
+  list: readonly ServiceId[];
 }
 
 export interface StreamRef {
