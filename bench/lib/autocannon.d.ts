@@ -20,6 +20,8 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     headers?: Record<string, string>;
+    /** Each request in turn; `setupRequest` may rewrite one before it is sent (e.g. its path). */
+    requests?: Array<{ setupRequest?: (req: { path?: string }) => { path?: string } }>;
   }
   function autocannon(opts: Options): Promise<Result>;
   export default autocannon;
