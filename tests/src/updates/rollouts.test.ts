@@ -3,10 +3,11 @@
  * service publishing update/targets straight into real updaters (one per terminal, each with its own install
  * root), and their update/status fed back to the service, as the hub's ingest will.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem, publicKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
@@ -42,6 +43,13 @@ let service: RolloutService;
 const published: { terminalId: string; target: UpdateTarget }[] = [];
 const events: string[] = [];
 
+/**
+ * Health checks run asynchronously: eight synchronous ones in a row froze this process for longer than the 5 s for
+ * which the in-process server keeps an idle connection, and the next request went out on the connection that server
+ * was closing ("fetch failed", read ECONNRESET, under load).
+ */
+const execFileAsync = promisify(execFile);
+
 function makeTerminal(id: string, station: string): void {
   const root = path.join(tmp, 'terminals', id);
   installInitial(path.join(root, 'app'), '1.0.0', appBundle('1.0.0', true));
@@ -59,7 +67,7 @@ function makeTerminal(id: string, station: string): void {
       restart: async () => undefined,
       healthCheck: async ({ dir }) => {
         try {
-          execFileSync(process.execPath, [path.join(dir, 'health.mjs')]);
+          await execFileAsync(process.execPath, [path.join(dir, 'health.mjs')]);
           return true;
         } catch {
           return false;
@@ -79,9 +87,9 @@ function makeTerminal(id: string, station: string): void {
 }
 
 const current = (id: string): string => path.basename(fs.readlinkSync(path.join(terms.get(id)!.root, 'app', 'current')));
-const working = (id: string): string => {
+const working = async (id: string): Promise<string> => {
   const root = path.join(terms.get(id)!.root, 'app', 'current');
-  execFileSync(process.execPath, [path.join(root, 'health.mjs')]);
+  await execFileAsync(process.execPath, [path.join(root, 'health.mjs')]);
   return fs.readFileSync(path.join(root, 'version.txt'), 'utf8');
 };
 
@@ -178,7 +186,7 @@ describe('rollouts', () => {
     expect(paused.pauseReason).toMatchObject({ code: 'wave-gate-failed', terminals: [{ id: 'TH-S1-T1', code: 'health-check-failed' }, { id: 'TH-S1-T2', code: 'health-check-failed' }] });
     for (const t of ['TH-S1-T1', 'TH-S1-T2']) {
       expect(terms.get(t)!.updater.state.state).toBe('failed');
-      expect(working(t)).toBe('1.0.0');
+      expect(await working(t)).toBe('1.0.0');
     }
     // nobody outside the pilot got the release
     expect(new Set(published.filter((p) => p.target.release?.id === 'app-2.1.0').map((p) => p.terminalId))).toEqual(new Set(['TH-S1-T1', 'TH-S1-T2']));
@@ -188,7 +196,7 @@ describe('rollouts', () => {
 
     const aborted = await api<RolloutView>('POST', `/rollouts/${id}/abort`);
     expect(aborted.body.status).toBe('aborted');
-    for (const t of terms.keys()) expect(working(t)).toBe('1.0.0');
+    for (const t of terms.keys()) expect(await working(t)).toBe('1.0.0');
   });
 
   it('a healthy release goes wave by wave through the tree to every terminal', async () => {
@@ -204,7 +212,7 @@ describe('rollouts', () => {
       ['city', 4, 'gate'],
     ]);
     expect(events.filter((e) => e.startsWith('wave-passed') || e.startsWith('completed')).slice(-4)).toEqual(['wave-passed:0', 'wave-passed:1', 'wave-passed:2', 'completed:2']);
-    for (const t of terms.keys()) expect(working(t)).toBe('2.0.0');
+    for (const t of terms.keys()) expect(await working(t)).toBe('2.0.0');
   });
 
   it('abort cancels terminals still waiting for their window; every terminal stays on a working version', async () => {
@@ -225,7 +233,7 @@ describe('rollouts', () => {
     for (const t of terms.values()) t.window.open = true;
     for (const t of terms.values()) t.updater.nudge();
     await new Promise((r) => setTimeout(r, 300));
-    for (const t of terms.keys()) expect(working(t)).toBe(t === 'YX-S1-T1' ? '3.0.0' : '2.0.0');
+    for (const t of terms.keys()) expect(await working(t)).toBe(t === 'YX-S1-T1' ? '3.0.0' : '2.0.0');
     expect(current('TH-S2-T1')).toBe('2.0.0');
   });
 

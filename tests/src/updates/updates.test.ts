@@ -3,7 +3,7 @@
  * (`kiosk-fleet serve`) verifies uploads and serves artifacts with download tokens and Range, and the agent's
  * updater runs in child processes that are cut off, SIGKILLed at each state and restarted.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,9 +41,12 @@ interface Packed {
  * keep-alive timeout (65 s). The SIGKILL tests leave this process's connections idle for about that long under load,
  * and the three synchronous packs in the self-update beforeAll then froze its event loop for ~9 s: neither that timer
  * nor the hub's FIN was handled, so the upload went out on a connection the hub had just closed ("other side closed").
+ * Every child process the test waits for runs this way.
  */
+const execFileAsync = promisify(execFile);
+
 async function cli(args: string[]): Promise<string> {
-  const { stdout } = await promisify(execFile)(process.execPath, [HUB_BIN, 'release', ...args], { cwd: REPO, encoding: 'utf8' });
+  const { stdout } = await execFileAsync(process.execPath, [HUB_BIN, 'release', ...args], { cwd: REPO, encoding: 'utf8' });
   return stdout;
 }
 
@@ -160,9 +163,9 @@ const isFinal = (version: string) => (l: Record<string, unknown>) =>
   (status(l)?.state === 'committed' || status(l)?.state === 'failed') && status(l)?.version === version;
 
 /** What "a working version" means on the terminal: `current` resolves to a complete release whose health passes. */
-function working(root: string): string {
+async function working(root: string): Promise<string> {
   const version = path.basename(fs.readlinkSync(path.join(root, 'current')));
-  execFileSync(process.execPath, [path.join(root, 'current', 'health.mjs')]);
+  await execFileAsync(process.execPath, [path.join(root, 'current', 'health.mjs')]);
   expect(fs.readFileSync(path.join(root, 'current', 'version.txt'), 'utf8')).toBe(version);
   return version;
 }
@@ -261,7 +264,7 @@ describe('agent: verifies what it downloads', () => {
     const r = runner(t, targetAt(good, evil.url('tampered')));
     expect(status(await r.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'failed', error: { code: 'sha256-mismatch' } });
     await r.kill();
-    expect(working(t.appRoot)).toBe('1.0.0');
+    expect(await working(t.appRoot)).toBe('1.0.0');
 
     // A manifest signed by a key the agent does not trust (a compromised hub could send exactly this).
     const rogueKey = privateKeyFromPem(fs.readFileSync(path.join(tmp, 'rogue', 'release-private.pem')));
@@ -270,7 +273,7 @@ describe('agent: verifies what it downloads', () => {
     const r2 = runner(t2, targetAt(forged, evil.url('plain')));
     expect(status(await r2.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'failed', error: { code: 'bad-signature' } });
     await r2.kill();
-    expect(working(t2.appRoot)).toBe('1.0.0');
+    expect(await working(t2.appRoot)).toBe('1.0.0');
   });
 });
 
@@ -286,7 +289,7 @@ describe('agent: download cut in the middle', () => {
       const ranges = cutter.requests.map((q) => q.range);
       expect(ranges[0]).toBeUndefined();
       expect(Number(/^bytes=(\d+)-$/.exec(ranges[1] ?? '')?.[1])).toBeGreaterThan(0);
-      expect(working(t.appRoot)).toBe('2.2.0');
+      expect(await working(t.appRoot)).toBe('2.2.0');
     } finally {
       await cutter.close();
     }
@@ -306,12 +309,12 @@ describe('agent: SIGKILL at each state ends on a working version', () => {
     if (state === 'downloading@0.3') {
       expect(fs.statSync(path.join(t.appRoot, 'downloads', `${big.sha256}.part`)).size).toBeGreaterThanOrEqual(0.3 * big.artifact.length);
     }
-    expect(working(t.appRoot)).toMatch(/^(1\.0\.0|2\.2\.0)$/);
+    expect(await working(t.appRoot)).toMatch(/^(1\.0\.0|2\.2\.0)$/);
     // The agent starts again; the hub's retained update/target arrives again.
     const second = runner(t, target);
     expect(status(await second.waitLine(isFinal('2.2.0')))).toMatchObject({ state: 'committed' });
     await second.kill();
-    expect(working(t.appRoot)).toBe('2.2.0');
+    expect(await working(t.appRoot)).toBe('2.2.0');
     expect(fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8')).toContain('2.2.0');
   });
 
@@ -326,7 +329,7 @@ describe('agent: SIGKILL at each state ends on a working version', () => {
     const second = runner(t, target, { healthCheckSeconds: 1 });
     expect(status(await second.waitLine(isFinal('2.1.0')))).toMatchObject({ state: 'failed' });
     await second.kill();
-    expect(working(t.appRoot)).toBe('1.0.0');
+    expect(await working(t.appRoot)).toBe('1.0.0');
     const restarts = fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8');
     expect(restarts.trim().split('\n').at(-1)).toBe('1.0.0');
 
@@ -336,7 +339,7 @@ describe('agent: SIGKILL at each state ends on a working version', () => {
     await new Promise((r) => setTimeout(r, 300));
     await third.kill();
     expect(fs.readFileSync(path.join(t.appRoot, 'restarts.log'), 'utf8')).toBe(restarts);
-    expect(working(t.appRoot)).toBe('1.0.0');
+    expect(await working(t.appRoot)).toBe('1.0.0');
   });
 });
 
@@ -350,11 +353,11 @@ describe('agent: installs wait for the window and the session lock', () => {
     await r.waitLine((l) => status(l)?.error?.code === 'outside-window');
     await new Promise((res) => setTimeout(res, 500));
     expect(r.lines.some((l) => ['installing', 'committed'].includes(status(l)?.state ?? ''))).toBe(false);
-    expect(working(t.appRoot)).toBe('1.0.0');
+    expect(await working(t.appRoot)).toBe('1.0.0');
     fs.writeFileSync(t.windowFile, '');
     expect(status(await r.waitLine(isFinal('2.0.0')))).toMatchObject({ state: 'committed' });
     await r.kill();
-    expect(working(t.appRoot)).toBe('2.0.0');
+    expect(await working(t.appRoot)).toBe('2.0.0');
   });
 });
 
@@ -375,7 +378,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
     const guard: string[] = [];
     const lines: Record<string, unknown>[] = [];
     for (let run = 0; run < 10; run++) {
-      const g = JSON.parse(execFileSync(process.execPath, [GUARD, '--state-file', t.stateFile, '--agent-root', t.agentRoot, '--max-starts', '3'], { encoding: 'utf8' }).trim()) as { action: string; reason?: string };
+      const g = JSON.parse((await execFileAsync(process.execPath, [GUARD, '--state-file', t.stateFile, '--agent-root', t.agentRoot, '--max-starts', '3'], { encoding: 'utf8' })).stdout.trim()) as { action: string; reason?: string };
       guard.push(g.reason ? `${g.action}:${g.reason}` : g.action);
       started.push(path.basename(fs.readlinkSync(path.join(t.agentRoot, 'current'))));
       const p = startTs(path.join(t.agentRoot, 'current', 'agent.mjs'), [], runnerEnv(t, target, { healthCheckSeconds }));
@@ -410,7 +413,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
     const r = await supervise(t, await hubTarget(agentGood, 'GZ-SELF-1'), isFinal('2.0.0'));
     expect(r.lines.find(isFinal('2.0.0'))).toMatchObject({ status: { state: 'committed' } });
     expect(r.started).toEqual(['1.0.0', '2.0.0']);
-    expect(working(t.agentRoot)).toBe('2.0.0');
+    expect(await working(t.agentRoot)).toBe('2.0.0');
   });
 
   it('rolls back a new agent that runs but cannot reach the hub within the limit', async () => {
@@ -419,7 +422,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
     expect(r.lines.find(isFinal('2.1.0'))).toMatchObject({ status: { state: 'failed', error: { code: 'health-check-failed' } } });
     // old agent → new agent (fails its check, switches back, exits) → old agent records the failure
     expect(r.started).toEqual(['1.0.0', '2.1.0', '1.0.0']);
-    expect(working(t.agentRoot)).toBe('1.0.0');
+    expect(await working(t.agentRoot)).toBe('1.0.0');
   });
 
   it('rolls back a new agent that crashes at start, through the boot guard, and does not retry it', async () => {
@@ -429,7 +432,7 @@ describe('agent self-update: a new agent that cannot run or reach the hub is rol
     expect(r.lines.find(isFinal('2.2.0'))).toMatchObject({ status: { state: 'failed', error: { code: 'boot-loop' } } });
     expect(r.started).toEqual(['1.0.0', '2.2.0', '2.2.0', '2.2.0', '1.0.0']);
     expect(r.guard).toEqual(['none:no readable update state', 'counted:start 1 of 3', 'counted:start 2 of 3', 'counted:start 3 of 3', 'rolled-back:boot-loop']);
-    expect(working(t.agentRoot)).toBe('1.0.0');
+    expect(await working(t.agentRoot)).toBe('1.0.0');
     const again = await supervise(t, target, (l) => status(l)?.error?.code === 'previously-failed');
     expect(again.started).toEqual(['1.0.0']);
   });
