@@ -142,6 +142,12 @@ export class Broker {
         return cb(err, false);
       }
       this.failures.delete(address);
+      // The parser keeps the CONNECT packet for the connection's life (its protocol settings), and the password and the
+      // will's payload are slices of the socket's first read: with the password dropped and the payload copied, that
+      // read (about 0.5 KB a terminal) is freed, and the secret is not kept in memory.
+      const parsed = (client as unknown as { _parser?: { settings?: { password?: unknown } } })._parser?.settings;
+      if (parsed) parsed.password = undefined;
+      if (will) will.payload = Buffer.from(will.payload as Buffer);
       const old = this.live.get(id);
       if (old && old !== client) {
         this.takenOver.add(old);
