@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const DASHBOARD_DIST = path.join(REPO_ROOT, 'dashboard', 'dist');
@@ -66,4 +66,21 @@ export async function login(page: Page, origin: string, cred: Login): Promise<vo
   }
   await page.locator('form button[type=submit]').click();
   await page.waitForSelector('[data-page="city"], [data-page="district"], [data-page="station"], [data-testid="change-password"]');
+}
+
+/**
+ * Clicks a link and waits for the page it leads to. A page that is still loading its sections can move the link
+ * between Playwright's checks and its click, which then lands on whatever took the link's place (a CI run lost 30 s
+ * that way on the terminal page): when the address has not changed within a few seconds, click again.
+ */
+export async function follow(page: Page, link: Locator, to: RegExp): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await link.click();
+    try {
+      await page.waitForURL(to, { timeout: 5000 });
+      return;
+    } catch (e) {
+      if (attempt === 3) throw new Error(`clicked ${String(link)} ${attempt} times, still at ${page.url()} (expected ${String(to)}): ${String(e)}`);
+    }
+  }
 }

@@ -15,7 +15,7 @@ import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol
 import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, SIZES, type Login, type SizeName } from './browser.ts';
+import { DASHBOARD_DIST, ensureDashboardBuilt, follow, launchBrowser, login, newContext, screenshot, SIZES, type Login, type SizeName } from './browser.ts';
 import { startRelay } from './proxy.ts';
 
 const FLEET = {
@@ -133,7 +133,17 @@ afterAll(async () => {
 afterEach(async (ctx) => {
   if (ctx.task.result?.state !== 'fail') return;
   let n = 0;
-  for (const c of contexts) for (const p of c.pages()) await screenshot(p, `failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}-${n++}`).catch(() => {});
+  const shown: string[] = [];
+  for (const c of contexts) {
+    for (const p of c.pages()) {
+      await screenshot(p, `failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}-${n++}`).catch(() => {});
+      const text = await p.locator('body').innerText({ timeout: 2000 }).catch((e: unknown) => `(no text: ${String(e)})`);
+      shown.push(`--- ${p.url()}\n${text.slice(0, 1500)}`);
+    }
+  }
+  // CI keeps only the console: say what the pages showed and what the hub complained about.
+  const hubTrouble = hub.logs.filter((l) => /"level":(40|50|60)/.test(l) || !l.startsWith('{')).slice(-30);
+  console.error(`[dashboard] "${ctx.task.name}" failed; open pages:\n${shown.join('\n')}\n--- hub warnings/errors:\n${hubTrouble.join('\n')}`);
 });
 
 describe('dashboard in Chromium against a real hub', () => {
@@ -220,19 +230,19 @@ describe('dashboard in Chromium against a real hub', () => {
       await poll(() => page.locator('[data-service="exit-entry-endorsement"]').textContent()).toContain('海珠区分局');
       await screenshot(page, `city-${size}`);
 
-      await yx.getByRole('link', { name: '越秀区分局' }).click();
+      await follow(page, yx.getByRole('link', { name: '越秀区分局' }), /\/nodes\/GZ-YX$/);
       await page.waitForSelector('[data-page="district"]');
       await poll(() => page.locator('[data-node="GZ-YX-001"] .c-online dd').textContent()).toBe('2');
       await screenshot(page, `district-${size}`);
 
-      await page.getByRole('link', { name: '洪桥派出所' }).first().click();
+      await follow(page, page.getByRole('link', { name: '洪桥派出所' }).first(), /\/nodes\/GZ-YX-001$/);
       await page.waitForSelector('[data-page="station"]');
       const card = page.locator(`[data-terminal="${T}"]`);
       await poll(() => card.locator('[data-peripheral="idCardReader"]').getAttribute('data-status')).toBe('ok');
       await poll(() => card.locator('.badge.presence-online').count()).toBe(1);
       await screenshot(page, `station-${size}`);
 
-      await card.getByRole('link', { name: T }).click();
+      await follow(page, card.getByRole('link', { name: T }), new RegExp(`/terminals/${T}$`));
       await page.waitForSelector('[data-page="terminal"]');
       await poll(() => page.locator('[data-testid="presence"]').textContent()).toContain('在线');
       // uPlot is loaded lazily and draws one canvas per metric.
@@ -240,7 +250,7 @@ describe('dashboard in Chromium against a real hub', () => {
       await poll(() => page.locator('#peripherals [data-peripheral="idCardReader"]').textContent()).toContain('正常');
       await screenshot(page, `terminal-${size}`);
       // The breadcrumb leads back up.
-      await page.locator('.crumbs').getByRole('link', { name: '越秀区分局' }).click();
+      await follow(page, page.locator('.crumbs').getByRole('link', { name: '越秀区分局' }), /\/nodes\/GZ-YX$/);
       await page.waitForSelector('[data-page="district"]');
     }
   }, 120_000);
@@ -426,7 +436,7 @@ describe('dashboard in Chromium against a real hub', () => {
     const id = 'GZ-YX-002-01';
     const page = await openPage('desk');
     await page.goto(`${hub.url}/terminals/${id}`);
-    await page.locator('#config').getByRole('link', { name: '编辑' }).click();
+    await follow(page, page.locator('#config').getByRole('link', { name: '编辑' }), /\/config\?target=GZ-YX-002-01$/);
     await page.waitForSelector('#cfg-text');
     // A typo is refused by the hub with the path of the bad field, and nothing is saved.
     await page.locator('#cfg-text').fill('{ "telemetryIntervall": 10 }');
