@@ -30,6 +30,13 @@ export interface BackoffOptions {
   now?: () => number;
 }
 
+/**
+ * How long one connection attempt (TCP connect through CONNACK) may take before the agent gives it up and waits for its
+ * next one. Also bounds how long a terminal sits in its kernel's SYN retransmissions (1, 3, 7, 15 s…) when a hub
+ * under a reconnect storm drops its SYNs. The bench's load generators use it too.
+ */
+export const CONNECT_TIMEOUT_MS = 15_000;
+
 export const BACKOFF_DEFAULTS = { stableMs: 5_000, outageCapSteps: 8, outageWindowMs: 120_000 } as const;
 
 export class Backoff {

@@ -19,7 +19,7 @@ import mqttClientModule from 'mqtt/lib/client';
 /** The class, whichever CommonJS interop loaded its module (Node and esbuild: the exports object; vitest: the class). */
 const MqttClientClass: typeof MqttClient = (mqttClientModule as unknown as { default?: typeof MqttClient }).default ?? (mqttClientModule as unknown as typeof MqttClient);
 import type { Logger } from './log.ts';
-import { Backoff, jitter } from './backoff.ts';
+import { Backoff, CONNECT_TIMEOUT_MS, jitter } from './backoff.ts';
 
 export interface LinkOptions {
   url: string;
@@ -202,7 +202,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       ...(this.opts.password !== undefined ? { password: this.opts.password } : {}),
       keepalive: this.opts.keepalive,
       reconnectPeriod: 0,
-      connectTimeout: 15_000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
       resubscribe: false,
       // mqtt-packet otherwise pre-builds a Buffer for each of the 65,536 message ids on the first write: 6 MB of
       // heap (a heap snapshot of an idle agent), for a client with at most a few hundred ids in use

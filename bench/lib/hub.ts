@@ -40,7 +40,9 @@ export interface Hub extends Server {
 
 export async function startHub(o: HubOptions): Promise<Hub> {
   const dataDir = o.dataDir ?? tmpDir('hub');
-  const proc = spawnPinned(process.execPath, [...(o.nodeArgs ?? []), HUB_BIN, 'serve'], {
+  // BENCH_HUB_NODE_ARGS: more node options for every hub the bench starts (a diagnostic preload, a V8 flag).
+  const extra = (process.env.BENCH_HUB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawnPinned(process.execPath, [...extra, ...(o.nodeArgs ?? []), HUB_BIN, 'serve'], {
     core: SERVER_CORE,
     env: {
       KF_BIND: '127.0.0.1',

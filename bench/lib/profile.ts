@@ -155,3 +155,59 @@ export function mainProfile(dir: string): string | null {
     .sort((a, b) => fs.statSync(b).size - fs.statSync(a).size);
   return files[0] ?? null;
 }
+
+export interface TimelineBucket {
+  /** Start of the bucket, ms after the profile began. */
+  atMs: number;
+  busyMs: number;
+  gcMs: number;
+  /** The longest run of samples without an idle one that ends in this bucket: how long the event loop was away. */
+  longestBusyMs: number;
+  /** The heaviest functions of the bucket's busy time (inclusive, place-qualified), to name what kept the loop busy. */
+  top: string[];
+}
+
+/**
+ * The profile as a timeline: per `bucketMs`, how busy the thread was, how much of it was garbage collection, and the
+ * longest stretch without an idle sample (a stretch the event loop could not accept connections or answer requests).
+ */
+export function timeline(file: string, bucketMs: number, topPerBucket = 3): TimelineBucket[] {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  const buckets: Array<TimelineBucket & { fns: Map<string, number> }> = [];
+  let t = 0;
+  let run = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    const n = byId.get(p.samples[i]!)!;
+    const b = Math.floor(t / bucketMs);
+    while (buckets.length <= b) buckets.push({ atMs: buckets.length * bucketMs, busyMs: 0, gcMs: 0, longestBusyMs: 0, top: [], fns: new Map() });
+    const bucket = buckets[b]!;
+    const fn = n.callFrame.functionName;
+    if (fn === '(idle)') {
+      run = 0;
+    } else {
+      bucket.busyMs += dt;
+      if (fn === '(garbage collector)') bucket.gcMs += dt;
+      run += dt;
+      if (run > bucket.longestBusyMs) bucket.longestBusyMs = run;
+      // The outermost frames in the project or a package: which handler the loop was in.
+      const seen = new Set<string>();
+      for (let cur: number | undefined = n.id; cur !== undefined; cur = parentOf.get(cur)) {
+        const f = byId.get(cur)!.callFrame;
+        if (!f.url || f.url.startsWith('node:')) continue;
+        const k = `${f.functionName || '(anonymous)'} ${placeOf(f.url, f.functionName)}:${f.lineNumber + 1}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        bucket.fns.set(k, (bucket.fns.get(k) ?? 0) + dt);
+      }
+    }
+    t += dt;
+  }
+  return buckets.map(({ fns, ...b }) => ({
+    ...b,
+    top: [...fns].sort((x, y) => y[1] - x[1]).slice(0, topPerBucket).map(([k, ms]) => `${k} ${Math.round(ms)}`),
+  }));
+}

@@ -8,17 +8,29 @@
  *
  * Goal (issue 10): all back within 30 s, API p99 under 200 ms during the storm.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CONNECT_TIMEOUT_MS } from '../../agent/src/backoff.ts';
 import { Load } from '../lib/load.ts';
 import { hubAvailable, registerTerminals, startHub, type Hub } from '../lib/hub.ts';
 import { cpuMeter, hardTimeout, sleep } from '../lib/proc.ts';
 import { Report, scale } from '../lib/report.ts';
 import { Histogram, fmt, ratio } from '../lib/stats.ts';
 import { scaledFleet } from '../lib/fleet.ts';
+import { tmpDir } from '../lib/brokers.ts';
+import { mainProfile, profileTables, summarize, timeline } from '../lib/profile.ts';
 
 const S = scale();
 const N = Number(process.env.BENCH_CONNECTIONS ?? Math.round(19000 * Math.min(1, S)));
 const PROCS = Math.max(4, Math.ceil(N / 4000));
 const LIMIT_MS = 120_000;
+/**
+ * BENCH_RECONNECT_PROFILE=1: the restarted hub runs under the V8 profiler, and the report adds where its time went in
+ * the storm and a timeline of it (busy, GC, the longest stretch the event loop was away). Not a figure: the profiler
+ * slows the hub down.
+ */
+const PROFILE_DIR = process.env.BENCH_RECONNECT_PROFILE === '1' ? tmpDir('profile') : undefined;
 
 hardTimeout(20 * 60 * 1000, 'reconnect');
 const report = new Report('reconnect', `Reconnect storm (${fmt(N)} terminals, hub restarted)`);
@@ -74,7 +86,8 @@ try {
     presence: true,
     subscribeConfig: true,
     connectConcurrency: 50,
-    connectTimeoutMs: 60000,
+    // As the agent: an attempt without CONNACK after 15 s is given up and retried by the policy below.
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
     readyTimeoutMs: 300000,
     reconnect: { minMs: 1000, maxMs: 60000 },
   });
@@ -103,7 +116,14 @@ try {
   const tStop = performance.now();
   await hub.stop();
   const downMs = performance.now() - tStop;
-  hub = await startHub({ dataDir, keepData: true, mqttPort, httpPort });
+  const tSpawn = performance.now();
+  hub = await startHub({
+    dataDir,
+    keepData: true,
+    mqttPort,
+    httpPort,
+    ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, '--cpu-prof-interval=500'] } : {}),
+  });
   const tReady = performance.now();
   const meter = cpuMeter([hub.proc.pid, ...load.pids]);
   const storm = new Histogram();
@@ -156,14 +176,31 @@ try {
       ['city summary (polled to count online)', fmt(quietSummary.quantile(0.5), 1), fmt(quietSummary.quantile(0.99), 1), fmt(stormSummary.quantile(0.5), 1), fmt(stormSummary.quantile(0.99), 1), ratio(stormSummary.quantile(0.99), quietSummary.quantile(0.99)), fmt(stormSummary.max, 0), '—'],
       ['all', fmt(quietAll.quantile(0.5), 1), fmt(quietAll.quantile(0.99), 1), fmt(stormAll.quantile(0.5), 1), fmt(stormAll.quantile(0.99), 1), ratio(stormAll.quantile(0.99), quietAll.quantile(0.99)), fmt(stormAll.max, 0), fmt(stormErr.n)],
     ],
-    notes: ['Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
+    notes: ['Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 15 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
   });
+  if (PROFILE_DIR) {
+    await hub.stop();
+    const file = mainProfile(PROFILE_DIR);
+    if (file) {
+      const kept = path.join(os.tmpdir(), 'kf-bench-reconnect.cpuprofile');
+      fs.copyFileSync(file, kept);
+      process.stdout.write(`reconnect: the restarted hub's profile is kept in ${kept}\n`);
+      const readyAt = tReady - tSpawn;
+      const what = `the restarted hub from its start to the end of the storm (profiler on; ready ${fmt(readyAt / 1000, 1)} s after its spawn)`;
+      for (const t of profileTables(summarize(file, 15), what)) report.table(t);
+      report.table({
+        title: 'The restarted hub, second by second (profiler on): busy, GC, and the longest stretch without an idle sample',
+        columns: ['s after spawn', 'busy ms', 'GC ms', 'longest busy ms', 'heaviest (inclusive ms)'],
+        rows: timeline(file, 1000).map((b) => [fmt(b.atMs / 1000, 0), Math.round(b.busyMs), Math.round(b.gcMs), Math.round(b.longestBusyMs), b.top.join('; ')]),
+      });
+    }
+  }
   report.goal({ what: `all ${fmt(N)} back online after a hub restart`, target: '≤ 30 s', value: back < 0 ? 'not within 120 s' : `${fmt(fromReady, 1)} s`, met: back >= 0 && fromReady <= 30 });
   report.goal({ what: 'API p99 during the storm', target: '< 200 ms', value: `${fmt(stormAll.quantile(0.99), 1)} ms`, met: stormAll.quantile(0.99) < 200 });
 } finally {
   await load?.close('drop');
   await hub.stop();
-  (await import('node:fs')).rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
 }
 report.save();
 process.exit(0);
