@@ -2,7 +2,8 @@
  * Reconnect storm: the hub restarted (SIGTERM, then started again on the same ports and data) with 19,000
  * terminals connected. The terminals reconnect with the agent's own policy (agent/src/backoff.ts: capped exponential
  * backoff with equal jitter, 1 s doubling to 60 s, at most 8 s for the first two minutes after a stable connection
- * was lost) and report telemetry every 30 s throughout. Measured: seconds until the API shows every terminal online again, and the API's
+ * was lost) and report telemetry every 30 s throughout. A city-wide config layer is in place, so each terminal's
+ * SUBSCRIBE gets its retained desired config (and the terminal reports it applied). Measured: seconds until the API shows every terminal online again, and the API's
  * latency meanwhile (the city summary, polled to count, and a terminal-list page and a terminal's detail probed
  * continuously). Baseline in the same run: the same API requests with the fleet connected and quiet.
  *
@@ -75,6 +76,15 @@ let load: Load | null = null;
 try {
   const fleet = scaledFleet(N);
   const creds = await registerTerminals(hub, N, fleet);
+  // As in a deployed fleet, a city-wide config layer: every terminal has a desired config, which the broker keeps
+  // retained and sends on each terminal's SUBSCRIBE (the load reports it applied, as agents do).
+  const cur = await hub.api('GET', '/api/v1/config/nodes/GZ');
+  const layer = await hub.api('PUT', '/api/v1/config/nodes/GZ', {
+    config: { announcement: { zh: '系统维护通知', en: 'bench: city layer' } },
+    expectedVersion: (cur.json as { version?: number }).version ?? 0,
+    reason: 'benchmark',
+  });
+  if (layer.status !== 200) throw new Error(`PUT /config/nodes/GZ: ${layer.status} ${JSON.stringify(layer.json).slice(0, 300)}`);
   const one = creds[Math.floor(N / 2)]!.id;
   const routes = [`/api/v1/terminals?node=${fleet.districts[3]!.id}&presence=online&limit=50`, `/api/v1/terminals/${one}`];
   process.stdout.write(`reconnect: connecting ${fmt(N)} …\n`);
@@ -176,7 +186,7 @@ try {
       ['city summary (polled to count online)', fmt(quietSummary.quantile(0.5), 1), fmt(quietSummary.quantile(0.99), 1), fmt(stormSummary.quantile(0.5), 1), fmt(stormSummary.quantile(0.99), 1), ratio(stormSummary.quantile(0.99), quietSummary.quantile(0.99)), fmt(stormSummary.max, 0), '—'],
       ['all', fmt(quietAll.quantile(0.5), 1), fmt(quietAll.quantile(0.99), 1), fmt(stormAll.quantile(0.5), 1), fmt(stormAll.quantile(0.99), 1), ratio(stormAll.quantile(0.99), quietAll.quantile(0.99)), fmt(stormAll.max, 0), fmt(stormErr.n)],
     ],
-    notes: ['Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 15 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
+    notes: ['A city-wide config layer is in place: each terminal gets its retained desired config on SUBSCRIBE and reports it applied.', 'Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 15 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
   });
   if (PROFILE_DIR) {
     await hub.stop();

@@ -5,13 +5,14 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { parsePayload, parseTopic, TOPICS, topicFor, type TopicKind } from '@kiosk-fleet/protocol';
 import type { Ingest, UpKind } from '../ingest/index.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PresenceService } from '../services/presence.ts';
 import type { RegistryStore } from '../store/registry.ts';
+import { createPersistence } from './persistence.ts';
 import { gracefulStream, guardParser, packetLengthCheck, type MqttParser } from './size-guard.ts';
 
 export interface BrokerDeps {
@@ -56,6 +57,8 @@ export class Broker {
 
   async start(): Promise<void> {
     this.aedes = await Aedes.createBroker({
+      // Retained messages by exact topic: a terminal's SUBSCRIBE no longer scans every terminal's retained config.
+      persistence: createPersistence() as AedesOptions['persistence'],
       // One frozen subscriber must not stall delivery to the others for long.
       drainTimeout: 30_000,
       maxClientsIdLength: 64,
