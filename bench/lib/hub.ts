@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, SERVER_CORE, spawnPinned, stopChild, waitForLine } from './proc.ts';
+import { assertPinned, ROOT, SERVER_CORE, spawnPinned, stopChild, waitForLine } from './proc.ts';
 import { tmpDir, type Server } from './brokers.ts';
 import { scaledFleet, type FleetJson } from './fleet.ts';
 import type { TerminalCred } from './terminals.ts';
@@ -63,6 +63,7 @@ export async function startHub(o: HubOptions): Promise<Hub> {
     60000,
     'hub',
   );
+  assertPinned(proc.pid, SERVER_CORE, 'hub');
   // BENCH_HUB_LOG=<file>: keep the hub's log (stdout) for a post-mortem.
   if (process.env.BENCH_HUB_LOG && proc.stdout) proc.stdout.pipe(fs.createWriteStream(process.env.BENCH_HUB_LOG, { flags: 'a' }));
   proc.once('exit', (code, signal) => {

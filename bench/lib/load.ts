@@ -4,7 +4,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { BENCH_DIR, LOAD_CORE, spawnNodeTs, stopChild } from './proc.ts';
+import { assertPinned, BENCH_DIR, LOAD_CORE, spawnNodeTs, stopChild } from './proc.ts';
 import { Histogram, type HistogramJson } from './stats.ts';
 import type { LoadConfig, RunResult, RunSpec } from './loadgen.ts';
 import type { TerminalCred } from './terminals.ts';
@@ -83,7 +83,15 @@ export class Load {
           const timer = setTimeout(() => reject(new Error(`load process ${i}: not connected within ${o.readyTimeoutMs} ms`)), o.readyTimeoutMs);
           child.once('exit', (code) => reject(new Error(`load process ${i} exited (${code})`)));
           child.on('message', (m: Msg) => {
-            if (m.type === 'ready') child.send({ type: 'config', cfg });
+            if (m.type === 'ready') {
+              try {
+                assertPinned(child.pid, LOAD_CORE, `load process ${i}`);
+              } catch (err) {
+                reject(err as Error);
+                return;
+              }
+              child.send({ type: 'config', cfg });
+            }
             if (m.type === 'progress' && process.env.BENCH_VERBOSE) process.stdout.write(`  load ${i}: ${m.ok as number} connecting/connected, ${m.failed as number} failed ${(m.errors as string[]).slice(0, 1).join('')}\n`);
             if (m.type === 'connected') {
               clearTimeout(timer);

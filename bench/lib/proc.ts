@@ -104,6 +104,17 @@ export function spawnPinned(cmd: string, args: string[], opts: PinnedOptions): C
   return child;
 }
 
+/**
+ * Throws unless process `pid` may run on `core` alone (read back from the kernel once it runs): the figures depend on
+ * the server and the load having a core each, and a wrong core goes unnoticed otherwise (see LOAD_CORE).
+ */
+export function assertPinned(pid: number | undefined, core: number, what: string): void {
+  if (pid === undefined) throw new Error(`${what}: no pid`);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const allowed = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1];
+  if (allowed !== String(core)) throw new Error(`${what} (pid ${pid}) may run on cores ${allowed ?? '?'}, expected only core ${core}`);
+}
+
 /** A node child running a TypeScript file through tsx, pinned to one core. */
 export function spawnNodeTs(file: string, args: string[], opts: PinnedOptions & { nodeArgs?: string[] }): ChildProcess {
   return spawnPinned(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', file, ...args], opts);
