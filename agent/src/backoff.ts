@@ -32,10 +32,13 @@ export interface BackoffOptions {
 
 /**
  * How long one connection attempt (TCP connect through CONNACK) may take before the agent gives it up and waits for its
- * next one. Also bounds how long a terminal sits in its kernel's SYN retransmissions (1, 3, 7, 15 s…) when a hub
- * under a reconnect storm drops its SYNs. The bench's load generators use it too.
+ * next one (mqtt.js' default too). Long enough for the kernel's SYN retransmissions (after 1, 3, 7 and 15 s) and a
+ * full accept queue: a hub restarted under 19,000 terminals drops SYNs and queues connections for seconds, and an
+ * attempt given up after it was queued still costs the hub a whole login (`pnpm bench reconnect`: with 15 s, 5,660
+ * attempts given up, 1.75 ms of hub CPU per reconnected terminal and 35.6 s until all were back; see BENCHMARKS.md
+ * for 30 s). The bench's load generators use it too.
  */
-export const CONNECT_TIMEOUT_MS = 15_000;
+export const CONNECT_TIMEOUT_MS = 30_000;
 
 export const BACKOFF_DEFAULTS = { stableMs: 5_000, outageCapSteps: 8, outageWindowMs: 120_000 } as const;
 

@@ -42,6 +42,13 @@ interface Msg {
   [k: string]: unknown;
 }
 
+export interface LoadStatus {
+  connected: number;
+  reconnects: number;
+  timedOut: number;
+  failed: number;
+}
+
 export class Load {
   private constructor(
     readonly procs: ChildProcess[],
@@ -149,25 +156,30 @@ export class Load {
     };
   }
 
-  /** How many terminals are connected now, over all processes. */
-  async status(): Promise<{ connected: number; reconnects: number }> {
+  /**
+   * How many terminals are connected now, over all processes; successful reconnects; reconnect attempts given up for
+   * want of a CONNACK in time (`timedOut`) and those refused or closed before it (`failed`).
+   */
+  async status(): Promise<LoadStatus> {
+    const none: LoadStatus = { connected: 0, reconnects: 0, timedOut: 0, failed: 0 };
     const parts = await Promise.all(
       this.procs.map(
         (p) =>
-          new Promise<{ connected: number; reconnects: number }>((resolve) => {
-            const t = setTimeout(() => resolve({ connected: 0, reconnects: 0 }), 5000);
+          new Promise<LoadStatus>((resolve) => {
+            const t = setTimeout(() => resolve(none), 5000);
             const on = (m: Msg) => {
               if (m.type !== 'status') return;
               clearTimeout(t);
               p.off('message', on);
-              resolve(m as unknown as { connected: number; reconnects: number });
+              resolve({ ...none, ...(m as unknown as Partial<LoadStatus>) });
             };
             p.on('message', on);
             p.send({ type: 'status' });
           }),
       ),
     );
-    return { connected: parts.reduce((a, x) => a + x.connected, 0), reconnects: parts.reduce((a, x) => a + x.reconnects, 0) };
+    const sum = (k: keyof LoadStatus) => parts.reduce((a, x) => a + x[k], 0);
+    return { connected: sum('connected'), reconnects: sum('reconnects'), timedOut: sum('timedOut'), failed: sum('failed') };
   }
 
   /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */

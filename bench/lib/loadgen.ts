@@ -70,6 +70,8 @@ function send(msg: unknown): void {
 
 let closing = false;
 let reconnects = 0;
+/** Reconnect attempts that failed, by cause: no CONNACK in time (given up), refused, closed before CONNACK. */
+const failedAttempts = { timeout: 0, other: 0 };
 
 async function connectOne(t: Term): Promise<void> {
   t.s.connSeq++;
@@ -115,7 +117,11 @@ function scheduleReconnect(t: Term, b: Backoff): void {
       () => {
         reconnects++;
       },
-      () => scheduleReconnect(t, b),
+      (err: unknown) => {
+        if (/no CONNACK within/.test(String(err))) failedAttempts.timeout++;
+        else failedAttempts.other++;
+        scheduleReconnect(t, b);
+      },
     );
   }, b.next());
 }
@@ -248,7 +254,7 @@ process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'dro
   } else if (m.type === 'close') {
     close(m.how ?? 'clean');
   } else if (m.type === 'status') {
-    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects });
+    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects, timedOut: failedAttempts.timeout, failed: failedAttempts.other });
   }
 });
 send({ type: 'ready' });

@@ -32,6 +32,19 @@ const LIMIT_MS = 120_000;
  * slows the hub down.
  */
 const PROFILE_DIR = process.env.BENCH_RECONNECT_PROFILE === '1' ? tmpDir('profile') : undefined;
+/** The kernel's cap on the hub's accept queue (the hub asks for 32,768; hub/README.md, "Deploying"). */
+const SOMAXCONN = (() => {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+  } catch {
+    return NaN;
+  }
+})();
+if (SOMAXCONN < 32768) {
+  process.stdout.write(
+    `reconnect: net.core.somaxconn is ${SOMAXCONN}: the restarted hub's accept queue holds at most that many handshakes (a deployed hub raises it: hub/README.md, "Deploying"; \`sudo sysctl -w net.core.somaxconn=32768\` to measure that)\n`,
+  );
+}
 
 hardTimeout(20 * 60 * 1000, 'reconnect');
 const report = new Report('reconnect', `Reconnect storm (${fmt(N)} terminals, hub restarted)`);
@@ -96,7 +109,7 @@ try {
     presence: true,
     subscribeConfig: true,
     connectConcurrency: 50,
-    // As the agent: an attempt without CONNACK after 15 s is given up and retried by the policy below.
+    // As the agent: an attempt without CONNACK after 30 s is given up and retried by the policy below.
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     readyTimeoutMs: 300000,
     reconnect: { minMs: 1000, maxMs: 60000 },
@@ -121,6 +134,7 @@ try {
   stopQuiet.v = true;
   await q;
 
+  const atStop = await load.status();
   process.stdout.write('reconnect: restarting the hub …\n');
   const { mqttPort, httpPort } = hub;
   const tStop = performance.now();
@@ -168,13 +182,16 @@ try {
     title: `Hub restarted with ${fmt(N)} terminals connected`,
     columns: ['measure', 'value'],
     rows: [
+      ['net.core.somaxconn (caps the hub\'s accept queue of 32,768)', fmt(SOMAXCONN)],
       ['hub stop (SIGTERM → exited) + start (→ ready), s', fmt((tReady - tStop) / 1000, 1)],
       ['of which stopping, s', fmt(downMs / 1000, 1)],
       ['all online in the API, s after the new hub was ready', back < 0 ? `not within ${LIMIT_MS / 1000} s (${fmt(lastOnline)} online)` : fmt(fromReady, 1)],
       ['all online in the API, s after SIGTERM', back < 0 ? '—' : fmt(fromStop, 1)],
       ['terminals connected at the end (load side)', fmt(st.connected)],
+      ['connections made from the stop on (load side)', fmt(st.reconnects - atStop.reconnects)],
+      ['attempts given up without CONNACK / refused or closed, from the stop on', `${fmt(st.timedOut - atStop.timedOut)} / ${fmt(st.failed - atStop.failed)}`],
       ['hub CPU % during the storm', fmt(cpus[0], 0)],
-      ['hub CPU ms per reconnected terminal', fmt((((cpus[0] ?? 0) / 100) * ((performance.now() - tReady) / 1000) * 1000) / Math.max(1, st.reconnects), 2)],
+      ['hub CPU ms per reconnected terminal', fmt((((cpus[0] ?? 0) / 100) * ((performance.now() - tReady) / 1000) * 1000) / Math.max(1, st.reconnects - atStop.reconnects), 2)],
       ['load CPU % during the storm', fmt(cpus.slice(1).reduce((a, b) => a + b, 0), 0)],
     ],
   });
@@ -186,7 +203,7 @@ try {
       ['city summary (polled to count online)', fmt(quietSummary.quantile(0.5), 1), fmt(quietSummary.quantile(0.99), 1), fmt(stormSummary.quantile(0.5), 1), fmt(stormSummary.quantile(0.99), 1), ratio(stormSummary.quantile(0.99), quietSummary.quantile(0.99)), fmt(stormSummary.max, 0), '—'],
       ['all', fmt(quietAll.quantile(0.5), 1), fmt(quietAll.quantile(0.99), 1), fmt(stormAll.quantile(0.5), 1), fmt(stormAll.quantile(0.99), 1), ratio(stormAll.quantile(0.99), quietAll.quantile(0.99)), fmt(stormAll.max, 0), fmt(stormErr.n)],
     ],
-    notes: ['A city-wide config layer is in place: each terminal gets its retained desired config on SUBSCRIBE and reports it applied.', 'Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 15 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
+    notes: ['A city-wide config layer is in place: each terminal gets its retained desired config on SUBSCRIBE and reports it applied.', 'Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 30 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
   });
   if (PROFILE_DIR) {
     await hub.stop();

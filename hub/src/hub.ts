@@ -107,12 +107,14 @@ export function resolveAdminToken(config: HubConfig, announce: (token: string, f
 }
 
 /**
- * Pending connections the kernel queues for us (Node's default is 511; Linux caps it at net.core.somaxconn, 4096
- * here). After a hub restart the whole fleet reconnects within seconds: with 511, `pnpm bench reconnect` (19,000
- * terminals) overflowed the queue (TcpExtListenOverflows), and every dropped handshake cost its terminal seconds of
- * retransmission and then its backoff.
+ * Pending connections the kernel queues for us (Node's default is 511); Linux caps it at net.core.somaxconn (4096 by
+ * default). After a hub restart the whole fleet reconnects within seconds, and libuv accepts one connection per
+ * event-loop turn: a full queue drops handshakes (TcpExtListenOverflows), and each dropped one costs its terminal
+ * seconds of SYN retransmission (1, 3, 7, 15 s…) while the hub may sit idle. `pnpm bench reconnect` (19,000
+ * terminals): 138,000 overflows with a queue of 4096; none with net.core.somaxconn raised to 32768, which is why the
+ * hub asks for that much (hub/README.md, "Deploying").
  */
-const LISTEN_BACKLOG = 4096;
+const LISTEN_BACKLOG = 32768;
 
 function listen(server: net.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
