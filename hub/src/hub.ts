@@ -111,7 +111,7 @@ export function resolveAdminToken(config: HubConfig, announce: (token: string, f
  * default). After a hub restart the whole fleet reconnects within seconds, and libuv accepts one connection per
  * event-loop turn: a full queue drops handshakes (TcpExtListenOverflows), and each dropped one costs its terminal
  * seconds of SYN retransmission (1, 3, 7, 15 s…) while the hub may sit idle. `pnpm bench reconnect` (19,000
- * terminals): 138,000 overflows with a queue of 4096; none with net.core.somaxconn raised to 32768, which is why the
+ * terminals): 53,000 overflows with a queue of 4096; none with net.core.somaxconn raised to 32768, which is why the
  * hub asks for that much (hub/README.md, "Deploying").
  */
 const LISTEN_BACKLOG = 32768;
