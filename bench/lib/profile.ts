@@ -45,15 +45,21 @@ export interface ProfileSummary {
   topInclusive: Array<{ fn: string; place: string; ms: number; share: number }>;
 }
 
+/** A profile with its nodes by id and each node's parent. */
+function load(file: string): { p: CpuProfile; byId: Map<number, CpuNode>; parentOf: Map<number, number> } {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  return { p, byId, parentOf };
+}
+
 /**
  * `window`: only the samples from the first to the last one whose stack has a frame in code matching it (for
  * instance the hub's ingest), so that start-up (module loading and compiling through tsx) does not dilute the figures.
  */
 export function summarize(file: string, top = 12, window?: RegExp): ProfileSummary {
-  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parentOf = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  const { p, byId, parentOf } = load(file);
   let first = 0;
   let last = p.samples.length - 1;
   if (window) {
@@ -172,10 +178,7 @@ export interface TimelineBucket {
  * longest stretch without an idle sample (a stretch the event loop could not accept connections or answer requests).
  */
 export function timeline(file: string, bucketMs: number, topPerBucket = 3): TimelineBucket[] {
-  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parentOf = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
+  const { p, byId, parentOf } = load(file);
   const buckets: Array<TimelineBucket & { fns: Map<string, number> }> = [];
   let t = 0;
   let run = 0;
@@ -193,7 +196,7 @@ export function timeline(file: string, bucketMs: number, topPerBucket = 3): Time
       if (fn === '(garbage collector)') bucket.gcMs += dt;
       run += dt;
       if (run > bucket.longestBusyMs) bucket.longestBusyMs = run;
-      // The outermost frames in the project or a package: which handler the loop was in.
+      // Inclusive time of every frame in the project or a package (Node's own frames left out), each once a stack.
       const seen = new Set<string>();
       for (let cur: number | undefined = n.id; cur !== undefined; cur = parentOf.get(cur)) {
         const f = byId.get(cur)!.callFrame;

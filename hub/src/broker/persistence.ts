@@ -8,8 +8,7 @@
  * pattern with `+` or `#` still goes through the scan.
  */
 import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
-import { Readable as ReadableStream } from 'node:stream';
+import { Readable } from 'node:stream';
 
 const require = createRequire(import.meta.url);
 
@@ -59,7 +58,7 @@ export class ExactRetainedPersistence extends MemoryPersistence {
       const p = this.retainedByTopic.get(t);
       if (p) found.push(p);
     }
-    return ReadableStream.from(found);
+    return Readable.from(found);
   }
 }
 
