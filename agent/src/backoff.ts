@@ -40,6 +40,17 @@ export interface BackoffOptions {
  */
 export const CONNECT_TIMEOUT_MS = 30_000;
 
+/**
+ * How long the TCP handshake of an attempt may go unanswered before the agent gives the attempt up and waits for its
+ * next one. A SYN goes unanswered when the hub's host is unreachable or when its kernel drops it because the hub's
+ * accept queue is full (a hub restarted under 19,000 terminals: `pnpm bench reconnect`). The kernel would retry
+ * after 1, 3, 7, 15 and 31 s; a terminal that missed the queue at 3 s would then come back only at 7 or 15 s, and
+ * the last ones at 31 s, while the hub sits idle. A dropped SYN costs the hub nothing, so trying again on the
+ * backoff's schedule (4-8 s apart in a new outage) is cheap. Covers the kernel's first retransmission (1 s); a
+ * handshake that was answered is never cut short by this (the CONNACK then has `CONNECT_TIMEOUT_MS`).
+ */
+export const HANDSHAKE_TIMEOUT_MS = 2_000;
+
 export const BACKOFF_DEFAULTS = { stableMs: 5_000, outageCapSteps: 8, outageWindowMs: 120_000 } as const;
 
 export class Backoff {

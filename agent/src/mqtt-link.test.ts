@@ -1,10 +1,11 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Backoff } from './backoff.ts';
+import { Backoff, HANDSHAKE_TIMEOUT_MS } from './backoff.ts';
 import { createLogger, LogRing } from './log.ts';
 import { quiet, testAgent, tempDir } from './test-support/agent.ts';
 import { waitFor } from './test-support/broker.ts';
@@ -118,4 +119,51 @@ describe('mqtts://', () => {
     expect(said).toHaveLength(1);
     expect(said[0]!.level).toBe(50);
   });
+});
+
+describe('an unanswered TCP handshake', () => {
+  it('is given up after HANDSHAKE_TIMEOUT_MS and retried on the backoff schedule, then connects once the hub answers', async () => {
+    // A real broker in its own process with an accept queue of two, stopped (SIGSTOP): its kernel completes two
+    // handshakes into the queue and drops every later SYN, as a hub's does when a reconnect storm fills its queue.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "const { Aedes } = await import('aedes'); const net = await import('node:net'); const b = await Aedes.createBroker(); const s = net.createServer(b.handle); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port));",
+      ],
+      { cwd: path.join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    teardown.push(() => {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      child.once('exit', (code) => reject(new Error(`broker process exited (${code})`)));
+    });
+    child.kill('SIGSTOP');
+    const fillers: net.Socket[] = [];
+    teardown.push(() => fillers.forEach((f) => f.destroy()));
+    for (let i = 0; i < 2; i++) {
+      const f = net.connect({ port, host: '127.0.0.1' });
+      f.on('error', () => undefined);
+      fillers.push(f);
+      await new Promise((r) => f.once('connect', r));
+    }
+
+    const ring = new LogRing();
+    const agent = testAgent({ hubUrl: `mqtt://127.0.0.1:${port}`, reconnectMinMs: 100, reconnectMaxMs: 200, logger: createLogger({ level: 'info', ring, destination: quiet }) });
+    teardown.push(() => agent.stop());
+    await agent.start();
+    // the kernel alone would keep the first attempt waiting (SYN retransmitted after 1, 3, 7, 15 s)
+    await waitFor(() => agent.link.stats.handshakeTimeouts >= 2, 4 * HANDSHAKE_TIMEOUT_MS + 2000, 'two handshakes given up');
+    expect(agent.link.connected).toBe(false);
+    const retries = ring.tail(500).map((l) => JSON.parse(l) as { msg: string; error?: string }).filter((l) => l.msg === 'disconnected from hub, will retry');
+    expect(retries[0]?.error).toMatch(/no TCP handshake within 2000 ms/);
+
+    child.kill('SIGCONT');
+    await waitFor(() => agent.link.connected, 15_000, 'connected once the broker accepts');
+    expect(agent.link.stats.connects).toBe(1);
+  }, 40_000);
 });

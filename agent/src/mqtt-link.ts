@@ -19,7 +19,7 @@ import mqttClientModule from 'mqtt/lib/client';
 /** The class, whichever CommonJS interop loaded its module (Node and esbuild: the exports object; vitest: the class). */
 const MqttClientClass: typeof MqttClient = (mqttClientModule as unknown as { default?: typeof MqttClient }).default ?? (mqttClientModule as unknown as typeof MqttClient);
 import type { Logger } from './log.ts';
-import { Backoff, CONNECT_TIMEOUT_MS, jitter } from './backoff.ts';
+import { Backoff, CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, jitter } from './backoff.ts';
 
 export interface LinkOptions {
   url: string;
@@ -91,7 +91,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   #inflight = new Set<(err: Error) => void>();
   #lastTlsError: string | null = null;
   /** Connection attempts and refusals, for the simulator's summary and for tests. */
-  readonly stats = { attempts: 0, connects: 0, refused: 0 };
+  readonly stats = { attempts: 0, connects: 0, refused: 0, handshakeTimeouts: 0 };
 
   constructor(private readonly opts: LinkOptions) {
     super();
@@ -276,19 +276,21 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     const localAddress = this.opts.localAddress;
     if (u.protocol === 'mqtt:') {
       const port = Number(u.port || 1883);
-      return new MqttClientClass(() => net.createConnection({ host, port, ...(localAddress ? { localAddress } : {}) }), options);
+      return new MqttClientClass(() => this.#handshakeGuard(net.createConnection({ host, port, ...(localAddress ? { localAddress } : {}) })), options);
     }
     if (u.protocol === 'mqtts:') {
       const port = Number(u.port || 8883);
       return new MqttClientClass(
         () =>
-          tls().connect({
-            host,
-            port,
-            ...(net.isIP(host) ? {} : { servername: host }),
-            ...(this.opts.ca ? { ca: this.opts.ca } : {}),
-            ...(localAddress ? { localAddress } : {}),
-          }),
+          this.#handshakeGuard(
+            tls().connect({
+              host,
+              port,
+              ...(net.isIP(host) ? {} : { servername: host }),
+              ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+              ...(localAddress ? { localAddress } : {}),
+            }),
+          ),
         options,
       );
     }
@@ -297,6 +299,21 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       ...(localAddress ? { wsOptions: { localAddress } } : {}),
     });
+  }
+
+  /**
+   * Gives the attempt up when its TCP handshake is not answered within HANDSHAKE_TIMEOUT_MS (backoff.ts: a SYN
+   * dropped by a hub whose accept queue is full is retried on the backoff's schedule, not the kernel's).
+   */
+  #handshakeGuard<S extends net.Socket>(socket: S): S {
+    const timer = setTimeout(() => {
+      this.stats.handshakeTimeouts += 1;
+      // ETIMEDOUT: mqtt.js passes a stream error on to the client's 'error' only for the socket codes it knows
+      socket.destroy(Object.assign(new Error(`no TCP handshake within ${HANDSHAKE_TIMEOUT_MS} ms (hub unreachable, or its accept queue full)`), { code: 'ETIMEDOUT' }));
+    }, HANDSHAKE_TIMEOUT_MS);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
   }
 
   #dropped(client: MqttClient, error?: string): void {

@@ -46,6 +46,8 @@ export interface LoadStatus {
   connected: number;
   reconnects: number;
   timedOut: number;
+  /** Attempts given up because the TCP handshake went unanswered (with `handshakeTimeoutMs`). */
+  noHandshake: number;
   failed: number;
 }
 
@@ -83,6 +85,7 @@ export class Load {
         subscribeConfig: o.subscribeConfig,
         connectConcurrency: o.connectConcurrency,
         connectTimeoutMs: o.connectTimeoutMs,
+        ...(o.handshakeTimeoutMs ? { handshakeTimeoutMs: o.handshakeTimeoutMs } : {}),
         ...(o.reconnect ? { reconnect: o.reconnect } : {}),
       };
       results.push(
@@ -161,7 +164,7 @@ export class Load {
    * want of a CONNACK in time (`timedOut`) and those refused or closed before it (`failed`).
    */
   async status(): Promise<LoadStatus> {
-    const none: LoadStatus = { connected: 0, reconnects: 0, timedOut: 0, failed: 0 };
+    const none: LoadStatus = { connected: 0, reconnects: 0, timedOut: 0, noHandshake: 0, failed: 0 };
     const parts = await Promise.all(
       this.procs.map(
         (p) =>
@@ -179,7 +182,7 @@ export class Load {
       ),
     );
     const sum = (k: keyof LoadStatus) => parts.reduce((a, x) => a + x[k], 0);
-    return { connected: sum('connected'), reconnects: sum('reconnects'), timedOut: sum('timedOut'), failed: sum('failed') };
+    return { connected: sum('connected'), reconnects: sum('reconnects'), timedOut: sum('timedOut'), noHandshake: sum('noHandshake'), failed: sum('failed') };
   }
 
   /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */

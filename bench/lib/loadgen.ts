@@ -29,6 +29,8 @@ export interface LoadConfig {
   subscribeConfig: boolean;
   connectConcurrency: number;
   connectTimeoutMs: number;
+  /** Give an attempt up when its TCP handshake is not answered within this (as the agent does). */
+  handshakeTimeoutMs?: number;
   /**
    * Reconnect after an unexpected close, with the agent's own policy (agent/src/backoff.ts, imported: capped
    * exponential, equal jitter, 1 s doubling to 60 s, a stable connection's loss retried at most every 4-8 s for
@@ -71,7 +73,7 @@ function send(msg: unknown): void {
 let closing = false;
 let reconnects = 0;
 /** Reconnect attempts that failed, by cause: no CONNACK in time (given up), refused, closed before CONNACK. */
-const failedAttempts = { timeout: 0, other: 0 };
+const failedAttempts = { timeout: 0, handshake: 0, other: 0 };
 
 async function connectOne(t: Term): Promise<void> {
   t.s.connSeq++;
@@ -84,6 +86,7 @@ async function connectOne(t: Term): Promise<void> {
     password: t.secret,
     keepalive: cfg.keepalive,
     connectTimeoutMs: cfg.connectTimeoutMs,
+    ...(cfg.handshakeTimeoutMs ? { handshakeTimeoutMs: cfg.handshakeTimeoutMs } : {}),
     ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: cfg.presenceRetain !== false } } : {}),
   });
   if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, cfg.presenceRetain !== false);
@@ -119,6 +122,7 @@ function scheduleReconnect(t: Term, b: Backoff): void {
       },
       (err: unknown) => {
         if (/no CONNACK within/.test(String(err))) failedAttempts.timeout++;
+        else if (/no TCP handshake within/.test(String(err))) failedAttempts.handshake++;
         else failedAttempts.other++;
         scheduleReconnect(t, b);
       },
@@ -254,7 +258,7 @@ process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'dro
   } else if (m.type === 'close') {
     close(m.how ?? 'clean');
   } else if (m.type === 'status') {
-    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects, timedOut: failedAttempts.timeout, failed: failedAttempts.other });
+    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects, timedOut: failedAttempts.timeout, noHandshake: failedAttempts.handshake, failed: failedAttempts.other });
   }
 });
 send({ type: 'ready' });

@@ -26,6 +26,8 @@ export interface ConnectOptions {
   clean?: boolean;
   will?: Will;
   connectTimeoutMs?: number;
+  /** Give the attempt up when the TCP handshake is not answered within this (a SYN the server's kernel dropped). */
+  handshakeTimeoutMs?: number;
 }
 
 export interface IncomingPublish {
@@ -144,6 +146,17 @@ export class LiteClient {
         c.destroy();
         reject(new Error(`${opts.clientId}: no CONNACK within ${opts.connectTimeoutMs ?? 30000} ms`));
       }, opts.connectTimeoutMs ?? 30000);
+      const handshake = opts.handshakeTimeoutMs
+        ? setTimeout(() => {
+            clearTimeout(timer);
+            c.connackWaiter = null;
+            c.destroy();
+            reject(new Error(`${opts.clientId}: no TCP handshake within ${opts.handshakeTimeoutMs} ms`));
+          }, opts.handshakeTimeoutMs)
+        : null;
+      c.socket.once('close', () => {
+        if (handshake) clearTimeout(handshake);
+      });
       c.connackWaiter = (code) => {
         clearTimeout(timer);
         c.connackWaiter = null;
@@ -159,7 +172,10 @@ export class LiteClient {
           reject(new Error(`${opts.clientId}: CONNACK ${code === -1 ? 'connection closed' : `refused (${code})`}`));
         }
       };
-      c.socket.once('connect', () => c.socket.write(connectPacket(opts)));
+      c.socket.once('connect', () => {
+        if (handshake) clearTimeout(handshake);
+        c.socket.write(connectPacket(opts));
+      });
     });
   }
 

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CONNECT_TIMEOUT_MS } from '../../agent/src/backoff.ts';
+import { CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS } from '../../agent/src/backoff.ts';
 import { Load } from '../lib/load.ts';
 import { hubAvailable, registerTerminals, startHub, type Hub } from '../lib/hub.ts';
 import { cpuMeter, hardTimeout, sleep } from '../lib/proc.ts';
@@ -109,8 +109,10 @@ try {
     presence: true,
     subscribeConfig: true,
     connectConcurrency: 50,
-    // As the agent: an attempt without CONNACK after 30 s is given up and retried by the policy below.
+    // As the agent: an attempt whose SYN went unanswered for 2 s, or without CONNACK after 30 s, is given up and
+    // retried by the policy below.
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
     readyTimeoutMs: 300000,
     reconnect: { minMs: 1000, maxMs: 60000 },
   });
@@ -157,9 +159,19 @@ try {
   const p = probe(hub, routes, storm, stormErr, stop);
   let back = -1;
   let lastOnline = 0;
+  /** Terminals online in the API by whole seconds after the new hub was ready (the first poll in each second). */
+  const curve: number[] = [];
+  /** The same for terminals connected as the load side sees them (CONNACK received), polled alongside. */
+  const loadCurve: number[] = [];
   end = performance.now() + LIMIT_MS;
   while (performance.now() < end) {
     lastOnline = await online(hub, stormSummary);
+    const sec = Math.floor((performance.now() - tReady) / 1000);
+    while (curve.length <= sec) curve.push(lastOnline);
+    if (loadCurve.length <= sec) {
+      const connected = (await load.status()).connected;
+      while (loadCurve.length <= sec) loadCurve.push(connected);
+    }
     if (lastOnline >= N) {
       back = performance.now();
       break;
@@ -190,6 +202,9 @@ try {
       ['terminals connected at the end (load side)', fmt(st.connected)],
       ['connections made from the stop on (load side)', fmt(st.reconnects - atStop.reconnects)],
       ['attempts given up without CONNACK / refused or closed, from the stop on', `${fmt(st.timedOut - atStop.timedOut)} / ${fmt(st.failed - atStop.failed)}`],
+      ['attempts given up without a TCP handshake (SYN unanswered), from the stop on', fmt(st.noHandshake - atStop.noHandshake)],
+      ['online in the API 5 / 10 / 15 / 20 / 25 / 30 s after ready', [5, 10, 15, 20, 25, 30].map((s) => (s < curve.length ? fmt(curve[s]!) : fmt(N))).join(' / ')],
+      ['connected (load side) 5 / 10 / 15 / 20 / 25 / 30 s after ready', [5, 10, 15, 20, 25, 30].map((s) => (s < loadCurve.length ? fmt(loadCurve[s]!) : '—')).join(' / ')],
       ['hub CPU % during the storm', fmt(cpus[0], 0)],
       ['hub CPU ms per reconnected terminal', fmt((((cpus[0] ?? 0) / 100) * ((performance.now() - tReady) / 1000) * 1000) / Math.max(1, st.reconnects - atStop.reconnects), 2)],
       ['load CPU % during the storm', fmt(cpus.slice(1).reduce((a, b) => a + b, 0), 0)],
@@ -203,7 +218,7 @@ try {
       ['city summary (polled to count online)', fmt(quietSummary.quantile(0.5), 1), fmt(quietSummary.quantile(0.99), 1), fmt(stormSummary.quantile(0.5), 1), fmt(stormSummary.quantile(0.99), 1), ratio(stormSummary.quantile(0.99), quietSummary.quantile(0.99)), fmt(stormSummary.max, 0), '—'],
       ['all', fmt(quietAll.quantile(0.5), 1), fmt(quietAll.quantile(0.99), 1), fmt(stormAll.quantile(0.5), 1), fmt(stormAll.quantile(0.99), 1), ratio(stormAll.quantile(0.99), quietAll.quantile(0.99)), fmt(stormAll.max, 0), fmt(stormErr.n)],
     ],
-    notes: ['A city-wide config layer is in place: each terminal gets its retained desired config on SUBSCRIBE and reports it applied.', 'Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt without CONNACK is given up after 30 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
+    notes: ['A city-wide config layer is in place: each terminal gets its retained desired config on SUBSCRIBE and reports it applied.', 'Reconnect policy as the agent (agent/src/backoff.ts, imported by the load generators): an attempt whose TCP handshake went unanswered is given up after 2 s, one without CONNACK after 30 s; first retry after 0.5-1 s, each further one after half to all of a step doubling from 1 s, capped at 8 s for the first two minutes after a stable connection was lost (60 s after that).'],
   });
   if (PROFILE_DIR) {
     await hub.stop();

@@ -120,7 +120,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     timezone: c.KF_TIMEZONE,
     logLevel: c.KF_LOG_LEVEL,
     dashboardDir: c.KF_DASHBOARD_DIR ?? path.join(HUB_PACKAGE_DIR, '..', 'dashboard', 'dist'),
-    ingest: { batchSize: 1000, flushMs: 0, queueLimit: 20_000 },
+    ingest: { batchSize: 1000, flushMs: 5, queueLimit: 20_000 },
     presence: { staleCheckMs: 5000, flapTransitions: 6, flapWindowMs: 10 * 60_000 },
     maintenanceMs: 10 * 60_000,
     alerts: { evaluateMs: c.KF_ALERT_EVALUATE_MS, startGraceMs: c.KF_ALERT_START_GRACE_MS, webhookBackoffMs: c.KF_ALERT_WEBHOOK_BACKOFF_MS },

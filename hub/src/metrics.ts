@@ -7,6 +7,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const m = {
     registry,
     connectedTerminals: new Gauge({ name: 'kf_connected_terminals', help: 'Terminals with a live MQTT connection', registers: [registry] }),
+    loginsWaiting: new Gauge({
+      name: 'kf_mqtt_logins_waiting',
+      help: 'Accepted MQTT connections waiting for a login slot (more than MAX_LOGINS_IN_FLIGHT logging in at once)',
+      registers: [registry],
+    }),
     messagesIn: new Counter({
       name: 'kf_messages_in_total',
       help: 'Valid terminal → hub messages committed, by kind',

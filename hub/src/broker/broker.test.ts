@@ -1,5 +1,7 @@
+import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { closed, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+import { closed, rawSocket, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+import { LOGIN_SLOT_MS, MAX_LOGINS_IN_FLIGHT } from './broker.ts';
 
 let hub: TestHub;
 let a: { id: string; secret: string };
@@ -124,4 +126,26 @@ describe('hub-side publishes', () => {
     expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
     await c.endAsync();
   });
+});
+
+describe('login slots', () => {
+  test(`connections that never log in hold a slot at most LOGIN_SLOT_MS: a terminal behind ${MAX_LOGINS_IN_FLIGHT + 16} of them still gets in, and waiting connections that reset do no harm`, async () => {
+    const h = await startTestHub();
+    const idle: net.Socket[] = [];
+    try {
+      const t = await h.terminal('GZ-T-001-07');
+      for (let i = 0; i < MAX_LOGINS_IN_FLIGHT + 16; i++) idle.push(await rawSocket(h.mqttPort));
+      // every slot is taken by a connection that sent nothing; the rest wait (Aedes' own connect timeout is 30 s)
+      await until(async () => (await h.metric('kf_mqtt_logins_waiting')) === 16);
+      // some of the waiting ones go away: the hub must not trip over their resets
+      for (const s of idle.slice(-8)) s.resetAndDestroy();
+      const c = await h.connect(t.id, t.secret, { connectTimeout: 4 * LOGIN_SLOT_MS });
+      expect(c.connected).toBe(true);
+      await c.endAsync();
+      expect((await h.api('/api/v1/health')).status).toBe(200);
+    } finally {
+      for (const s of idle) s.destroy();
+      await h.stop();
+    }
+  }, 30_000);
 });

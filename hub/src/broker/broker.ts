@@ -31,6 +31,24 @@ const FAIL_WINDOW_MS = 10 * 60_000;
 const FAIL_FREE = 3;
 const MAX_DELAY_MS = 5000;
 
+/**
+ * Logins handed to Aedes at once (a connection accepted, its CONNACK not yet sent); later connections wait their turn
+ * in `Broker.handle`. libuv accepts one connection per event-loop turn, but Aedes runs a login's steps in later turns
+ * (setImmediate), so turns stay short while connections are accepted and the logins pile up behind them: a hub
+ * restarted under 19,000 terminals accepted its queue of 4,096 handshakes in about a second, then ran their logins in
+ * a few turns of up to 1.4 s, answering no API request meanwhile (`pnpm bench reconnect`, a preload counting
+ * accepts per turn and the CPU profile). With this many at once a turn carries at most that many logins' steps.
+ */
+export const MAX_LOGINS_IN_FLIGHT = 64;
+/**
+ * A login holds its slot at most this long: a connection that sends no CONNECT (a port scan, a stuck peer) then
+ * stops counting, and Aedes' own connect timeout ends it later. So idle connections delay other logins by this at
+ * most, never block them.
+ */
+export const LOGIN_SLOT_MS = 2_000;
+
+function ignoreError(): void {}
+
 /** Hub-side publishes handed to Aedes at once; see `Broker.publish`. */
 const MAX_PUBLISHES_IN_FLIGHT = 100;
 
@@ -50,6 +68,11 @@ export class Broker {
   private stopping = false;
   private publishesInFlight = 0;
   private readonly publishQueue: (() => void)[] = [];
+  /** Logins in progress (see MAX_LOGINS_IN_FLIGHT), the connections waiting for a slot, and each login's release. */
+  private loginsInFlight = 0;
+  private readonly loginQueue: { stream: Duplex; address: string }[] = [];
+  private readonly loginSlots = new WeakMap<Duplex, () => void>();
+  private admitScheduled = false;
 
   constructor(private readonly d: BrokerDeps) {
     this.lengthCheck = packetLengthCheck(d.maxPayload, (declared, parser) => this.oversize(declared, parser));
@@ -79,8 +102,33 @@ export class Broker {
     this.aedes.on('connectionError', (client, err) => this.d.log.debug({ terminalId: client?.id, err: err.message }, 'connection error'));
   }
 
-  /** Hands a transport stream (TCP, TLS, WebSocket) to the broker, its parser behind the packet-length check. */
+  /**
+   * Hands a transport stream (TCP, TLS, WebSocket) to the broker, its parser behind the packet-length check; when
+   * MAX_LOGINS_IN_FLIGHT logins are in progress, it waits for a slot (what it sends meanwhile stays buffered).
+   */
   handle(stream: Duplex, address: string): void {
+    if (this.loginsInFlight >= MAX_LOGINS_IN_FLIGHT || this.loginQueue.length > 0) {
+      // nobody else listens yet: a reset while waiting must not become an uncaught 'error'
+      stream.on('error', ignoreError);
+      this.loginQueue.push({ stream, address });
+      this.d.metrics.loginsWaiting.set(this.loginQueue.length);
+      return;
+    }
+    this.admit(stream, address);
+  }
+
+  private admit(stream: Duplex, address: string): void {
+    this.loginsInFlight++;
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      this.loginsInFlight--;
+      this.scheduleAdmit();
+    };
+    const timer = setTimeout(release, LOGIN_SLOT_MS);
+    stream.once('close', release);
     let conn = stream;
     if (stream instanceof tls.TLSSocket || !(stream instanceof net.Socket)) {
       conn = gracefulStream(stream);
@@ -91,8 +139,28 @@ export class Broker {
     // it off (ws sets it).
     if (stream instanceof net.Socket) stream.setNoDelay(true);
     this.addresses.set(conn, address);
+    this.loginSlots.set(conn, release);
     const client = this.aedes.handle(conn) as unknown as { _parser: MqttParser };
     guardParser(client._parser, this.lengthCheck);
+  }
+
+  /** Admits waiting connections into free slots, from a later turn (not from inside Aedes' event that freed them). */
+  private scheduleAdmit(): void {
+    if (this.admitScheduled || this.loginQueue.length === 0) return;
+    this.admitScheduled = true;
+    setImmediate(() => {
+      this.admitScheduled = false;
+      while (this.loginsInFlight < MAX_LOGINS_IN_FLIGHT && this.loginQueue.length > 0) {
+        const next = this.loginQueue.shift()!;
+        next.stream.off('error', ignoreError);
+        if (next.stream.destroyed || this.stopping) {
+          next.stream.destroy();
+          continue;
+        }
+        this.admit(next.stream, next.address);
+      }
+      this.d.metrics.loginsWaiting.set(this.loginQueue.length);
+    });
   }
 
   private oversize(declared: number | null, parser: MqttParser): void {
@@ -214,6 +282,7 @@ export class Broker {
   }
 
   private onClient(client: Client): void {
+    this.loginSlots.get(client.conn as Duplex)?.();
     const takeover = this.takingOver.has(client);
     this.live.set(client.id, client);
     this.d.metrics.connectedTerminals.set(this.live.size);
@@ -291,6 +360,8 @@ export class Broker {
    */
   async close(): Promise<void> {
     this.stopping = true;
+    for (const w of this.loginQueue.splice(0)) w.stream.destroy();
+    this.d.metrics.loginsWaiting.set(0);
     const clients = (this.aedes as unknown as { clients: Record<string, Client> }).clients;
     for (const c of Object.values(clients)) {
       const client = c as unknown as { closed: boolean; will: unknown; _keepaliveTimer: NodeJS.Timeout | null; _eos: () => void };

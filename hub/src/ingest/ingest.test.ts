@@ -200,6 +200,23 @@ describe('back-pressure', () => {
   });
 });
 
+describe('one batch per event-loop turn', () => {
+  test('a deep write queue is written a batch per turn, so HTTP requests and other connections get their turn in between', async () => {
+    const h = await startTestHub({ ingest: { batchSize: 4, flushMs: 0, queueLimit: 100 } });
+    try {
+      let done = 0;
+      const all = Array.from({ length: 12 }, () => h.writer.enqueue(() => undefined).then(() => done++));
+      // queued after the writer's own flush: runs in the same check phase, before the writer's next turn
+      const afterFirstTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(done)));
+      expect(afterFirstTurn).toBe(4);
+      await Promise.all(all);
+      expect(done).toBe(12);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
 describe('closing', () => {
   test('close() drains: a sample in flight when the hub stops is either acknowledged and stored or not acknowledged', async () => {
     const h = await startTestHub();
