@@ -118,22 +118,25 @@ export class Broker {
   }
 
   private admit(stream: Duplex, address: string): void {
-    this.loginsInFlight++;
-    let held = true;
-    const release = (): void => {
-      if (!held) return;
-      held = false;
-      clearTimeout(timer);
-      this.loginsInFlight--;
-      this.scheduleAdmit();
-    };
-    const timer = setTimeout(release, LOGIN_SLOT_MS);
-    stream.once('close', release);
     let conn = stream;
     if (stream instanceof tls.TLSSocket || !(stream instanceof net.Socket)) {
       conn = gracefulStream(stream);
       this.transports.set(conn, stream);
     }
+    this.loginsInFlight++;
+    let held = true;
+    // nothing of the slot stays with the connection once released (19,000 of them live for days)
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      stream.off('close', release);
+      this.loginSlots.delete(conn);
+      this.loginsInFlight--;
+      this.scheduleAdmit();
+    };
+    const timer = setTimeout(release, LOGIN_SLOT_MS);
+    stream.once('close', release);
     // PUBACKs are small and already written once per connection and batch: Nagle's algorithm would only hold one back
     // until the terminal acknowledges the previous segment (up to its delayed-ACK timer). WebSocket sockets come with
     // it off (ws sets it).
