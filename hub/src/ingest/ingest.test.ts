@@ -1,3 +1,4 @@
+import { EAGER_BATCH } from './writer.ts';
 import mqttPacket from 'mqtt-packet';
 import { EXAMPLES } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -215,6 +216,30 @@ describe('one batch per event-loop turn', () => {
       await h.stop();
     }
   });
+});
+
+describe('when a batch is written', () => {
+  test(`a few jobs wait flushMs to share a commit; EAGER_BATCH of them are written at the end of their turn`, async () => {
+    // (the hub's own start waits for this flushMs once)
+    const h = await startTestHub({ ingest: { batchSize: 1000, flushMs: 1500, queueLimit: 10_000 } });
+    try {
+      const endOfTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+      let few = 0;
+      const fewDone = Array.from({ length: 3 }, () => h.writer.enqueue(() => undefined).then(() => few++));
+      await endOfTurn();
+      await endOfTurn();
+      expect(few).toBe(0);
+      let many = 0;
+      const manyDone = Array.from({ length: EAGER_BATCH }, () => h.writer.enqueue(() => undefined).then(() => many++));
+      await endOfTurn();
+      // the eager batch took the three waiting ones along
+      expect(many).toBe(EAGER_BATCH);
+      expect(few).toBe(3);
+      await Promise.all([...fewDone, ...manyDone]);
+    } finally {
+      await h.stop();
+    }
+  }, 20_000);
 });
 
 describe('closing', () => {
