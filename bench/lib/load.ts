@@ -188,8 +188,11 @@ export class Load {
   /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */
   async close(how: 'clean' | 'drop' = 'clean'): Promise<void> {
     for (const p of this.procs) {
+      // A process killed a moment ago (the offline scenario's silent drop) may still look connected: with a callback
+      // the send's EPIPE goes to it instead of an 'error' event nobody handles (which ended the scenario).
+      if (!p.connected) continue;
       try {
-        p.send({ type: 'close', how });
+        p.send({ type: 'close', how }, () => undefined);
       } catch {
         /* gone */
       }
