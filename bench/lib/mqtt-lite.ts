@@ -154,9 +154,7 @@ export class LiteClient {
             reject(new Error(`${opts.clientId}: no TCP handshake within ${opts.handshakeTimeoutMs} ms`));
           }, opts.handshakeTimeoutMs)
         : null;
-      c.socket.once('close', () => {
-        if (handshake) clearTimeout(handshake);
-      });
+      if (handshake) c.socket.once('close', () => clearTimeout(handshake));
       c.connackWaiter = (code) => {
         clearTimeout(timer);
         c.connackWaiter = null;

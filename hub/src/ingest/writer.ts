@@ -136,23 +136,20 @@ export class BatchWriter {
 
   /** Writes one batch; the rest, if any, in the next turn. */
   private flushOne(): void {
-    const batch = this.queue.splice(0, this.opts.batchSize);
-    if (batch.length > 0) this.runBatch(batch);
-    this.metrics.writeQueueDepth.set(this.queue.length);
-    const waiters = this.waiters.splice(0);
-    for (const w of waiters) w();
+    this.writeBatches(1);
     if (this.queue.length > 0) this.schedule(0);
   }
 
   /** Writes everything queued now, in batches of batchSize (at a stop). Synchronous (better-sqlite3). */
   flush(): void {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.opts.batchSize);
-      this.runBatch(batch);
-    }
-    this.metrics.writeQueueDepth.set(0);
-    const waiters = this.waiters.splice(0);
-    for (const w of waiters) w();
+    this.writeBatches(Infinity);
+  }
+
+  /** Writes up to `max` batches, then wakes the jobs waiting for room. */
+  private writeBatches(max: number): void {
+    for (let n = 0; n < max && this.queue.length > 0; n++) this.runBatch(this.queue.splice(0, this.opts.batchSize));
+    this.metrics.writeQueueDepth.set(this.queue.length);
+    for (const w of this.waiters.splice(0)) w();
   }
 
   private runBatch(batch: Pending[]): void {
