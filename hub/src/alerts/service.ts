@@ -148,7 +148,7 @@ export class Alerts {
           .map((u) => u.username) ?? [],
       beforeCommit: (changes) => {
         // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
-        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, this.webhookBody(ch));
+        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, () => this.webhookBody(ch));
       },
       onChanges: (changes) => this.#announce(changes),
     });
