@@ -76,6 +76,8 @@ export interface HubConfig {
   presence: { staleCheckMs: number; flapTransitions: number; flapWindowMs: number };
   /** Retention job period. */
   maintenanceMs: number;
+  /** The config reconcile's backstop: `terminals` active terminals every `everyMs` (config-layers/service.ts, sweep). */
+  configSweep: { everyMs: number; terminals: number };
   /** KF_ALERT_*: rule evaluation period, start grace, first webhook retry delay. */
   alerts: { evaluateMs: number; startGraceMs: number; webhookBackoffMs: number };
 }
@@ -123,6 +125,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     ingest: { batchSize: 1000, flushMs: 5, queueLimit: 20_000 },
     presence: { staleCheckMs: 5000, flapTransitions: 6, flapWindowMs: 10 * 60_000 },
     maintenanceMs: 10 * 60_000,
+    configSweep: { everyMs: 1000, terminals: 2000 },
     alerts: { evaluateMs: c.KF_ALERT_EVALUATE_MS, startGraceMs: c.KF_ALERT_START_GRACE_MS, webhookBackoffMs: c.KF_ALERT_WEBHOOK_BACKOFF_MS },
     ...overrides,
   };

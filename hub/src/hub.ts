@@ -43,7 +43,6 @@ import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { RolloutService } from './rollouts/service.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
-const CONFIG_RECONCILE_MS = 10_000;
 
 export interface HubServices {
   db: Db;
@@ -340,9 +339,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         }
       }, 5000),
     );
-    // Placement changes (move, import, register) change effective configs; a periodic reconcile catches them all.
+    // Placement changes (move, import, register) change effective configs; a sweep through the fleet catches those no
+    // event announced (19,000 terminals every 10 s at the defaults, a slice at a time).
     timers.push(
-      setInterval(() => configLayers.reconcile().catch((err: unknown) => log.error({ err }, 'config reconcile failed')), CONFIG_RECONCILE_MS),
+      setInterval(
+        () => configLayers.sweep(config.configSweep.terminals).catch((err: unknown) => log.error({ err }, 'config reconcile failed')),
+        config.configSweep.everyMs,
+      ),
     );
     timers.push(
       setInterval(() => {

@@ -162,6 +162,8 @@ export class ConfigLayers {
   /** Parsed (frozen) and canonical forms of each distinct desired config text: a station's terminals share one. */
   readonly #texts = new Map<string, { config: TerminalConfig; canonical: string }>();
   #desiredLoaded = false;
+  /** The last terminal id the periodic sweep reached ('' = start over). */
+  #sweepCursor = '';
 
   constructor(
     store: ConfigLayerStore,
@@ -356,20 +358,37 @@ export class ConfigLayers {
    * periodically and after placement changes: a moved or newly registered terminal gets its station's config.
    */
   async reconcile(terminalIds?: readonly string[]): Promise<Pushed[]> {
-    const layers = this.#layerMap();
     const terminals = terminalIds
       ? terminalIds.flatMap((tid) => {
           const t = this.registry.terminal(tid);
           return t && t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
         })
       : (this.store.s.activeTerminals.all() as TerminalPlace[]);
+    return this.#reconcile(terminals);
+  }
+
+  /**
+   * The periodic backstop (changes no event announced: a fleet imported by `kiosk-fleet import` into the running hub's
+   * database, a station changed with the sqlite3 shell): the next `n` active terminals in id order, the cursor
+   * wrapping after the last. Reconciling all 19,000 in one go took 50 ms on an idle hub and 85–165 ms during a
+   * reconnect storm, every 10 s, with the event loop (acknowledgements, the API) waiting; a slice of 2,000 a second
+   * covers them as often in about a tenth of that at a time.
+   */
+  async sweep(n: number): Promise<Pushed[]> {
+    const terminals = this.store.s.activeTerminalsAfter.all(this.#sweepCursor, n) as TerminalPlace[];
+    this.#sweepCursor = terminals.length < n ? '' : terminals[terminals.length - 1]!.id;
+    return terminals.length === 0 ? [] : this.#reconcile(terminals);
+  }
+
+  async #reconcile(terminals: readonly TerminalPlace[]): Promise<Pushed[]> {
+    const layers = this.#layerMap();
     if (!this.#desiredLoaded) {
       // one read for the whole fleet instead of one per terminal the first time
       for (const d of this.store.s.allDesired.all() as DesiredRow[]) if (!this.#desired.has(d.terminalId)) this.#desired.set(d.terminalId, this.#cache(d));
       this.#desiredLoaded = true;
     }
     // Terminals without a layer of their own share their station's effective config: merged once per station. With
-    // 19,000 terminals and a city layer, merging and canonicalising per terminal every CONFIG_RECONCILE_MS was the
+    // 19,000 terminals and a city layer, merging and canonicalising per terminal every 10 s was the
     // reconcile's whole cost.
     const byStation = new Map<string, { after: JsonObject; canonical: string }>();
     const updates: { terminal: TerminalPlace; after: JsonObject }[] = [];

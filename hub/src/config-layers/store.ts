@@ -68,6 +68,7 @@ export class ConfigLayerStore {
       ),
       historyVersion: db.prepare('SELECT version, config, at, by, reason, pushed FROM config_layer_history WHERE scope = ? AND target_id = ? AND version = ?'),
       activeTerminals: db.prepare("SELECT id, station_id AS stationId FROM terminals WHERE state = 'active'"),
+      activeTerminalsAfter: db.prepare("SELECT id, station_id AS stationId FROM terminals WHERE state = 'active' AND id > ? ORDER BY id LIMIT ?"),
       activeTerminalsUnder: db.prepare(
         "SELECT id, station_id AS stationId FROM terminals WHERE state = 'active' AND (station_id = ? OR station_id LIKE ? || '-%') ORDER BY id",
       ),
