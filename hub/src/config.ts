@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import type { AuthOptions } from './auth/service.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalString = z
@@ -78,6 +79,8 @@ export interface HubConfig {
   maintenanceMs: number;
   /** The config reconcile's backstop: `terminals` active terminals every `everyMs` (config-layers/service.ts, sweep). */
   configSweep: { everyMs: number; terminals: number };
+  /** Login throttling and session tuning; not env (the defaults are in auth/service.ts, DEFAULT_AUTH_OPTIONS). */
+  auth?: Partial<AuthOptions>;
   /** KF_ALERT_*: rule evaluation period, start grace, first webhook retry delay. */
   alerts: { evaluateMs: number; startGraceMs: number; webhookBackoffMs: number };
 }

@@ -166,7 +166,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           process.stderr.write(`\nKiosk Fleet admin token (shown once, kept in ${file}):\n  ${token}\n\n`)),
     );
     const audit = new AuditLog(db);
-    const auth = new AuthService(db, audit, log, { secureCookies: Boolean(config.tlsCert) });
+    const auth = new AuthService(db, audit, log, { ...config.auth, secureCookies: Boolean(config.tlsCert) });
     // First start: the city admin `admin`, with KF_ADMIN_PASSWORD or a generated password shown once.
     const firstPassword = await auth.bootstrap(config.adminPassword);
     if (firstPassword !== null) {

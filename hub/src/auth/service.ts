@@ -45,7 +45,9 @@ export interface AuthOptions {
   accountFreeFailures: number;
   /** Failed logins per address before each further one is delayed (default 20: a station's NAT hides many people). */
   addressFreeFailures: number;
-  /** The delay doubles with each failure past the free ones, from 1 s up to this (default 15 min). */
+  /** The delay after the first failure past the free ones (default 1 s); it doubles with each further one... */
+  firstLockMs: number;
+  /** ... up to this (default 15 min). */
   maxLockMs: number;
   /** Failures older than this are forgotten (default 1 h). */
   failureWindowMs: number;
@@ -59,6 +61,7 @@ export const DEFAULT_AUTH_OPTIONS: AuthOptions = {
   sessionIdleMs: 2 * 3600_000,
   accountFreeFailures: 5,
   addressFreeFailures: 20,
+  firstLockMs: 1000,
   maxLockMs: 15 * 60_000,
   failureWindowMs: 3600_000,
   tokenMaxDays: 366,
@@ -221,7 +224,7 @@ export class AuthService {
     const fresh = !f || now - f.lastAt > this.opts.failureWindowMs;
     const failures = fresh ? 1 : f.failures + 1;
     const over = failures - free;
-    const lockMs = over > 0 ? Math.min(1000 * 2 ** (over - 1), this.opts.maxLockMs) : 0;
+    const lockMs = over > 0 ? Math.min(this.opts.firstLockMs * 2 ** (over - 1), this.opts.maxLockMs) : 0;
     this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: now + lockMs });
   }
 
