@@ -8,9 +8,9 @@ import { register } from 'tsx/esm/api';
 // reporting every 30 s found every parsed telemetry host object (~400 B a sample) allocated old, garbage that only a
 // full collection frees, and the heap grew to hold it.
 // Measured against the same hub with pretenuring on (BENCH_HUB_ROOT, runs interleaved): `pnpm bench connections`
-// 16.9 / 16.8 KB of RSS per terminal against 21.9 / 20.2, CPU within the noise; `pnpm bench reconnect` 15.3–19.2 s (0.64–0.87
-// ms of CPU per terminal, five runs) against 14.2–38.1 s (0.65–1.71 ms); `pnpm bench ingest` within the noise.
-// Set before any of the hub's code runs.
+// 16.9 / 16.8 KB of RSS per terminal against 21.9 / 20.2, CPU within the noise; `pnpm bench reconnect` 15.3–19.2 s
+// (0.64–0.87 ms of CPU per terminal, five runs) against 14.2–38.1 s (0.65–1.71 ms); `pnpm bench ingest` within the
+// noise. Set before any of the hub's code runs.
 v8.setFlagsFromString('--no-allocation-site-pretenuring');
 
 register();
