@@ -16,6 +16,7 @@ import { SystemHostProbe } from './host/system.ts';
 import { createLogger, LogRing } from './log.ts';
 import { SqliteOutbox } from './outbox/sqlite.ts';
 import { runCommand } from './peripherals/command.ts';
+import { loadProbeCatalog } from './peripherals/probe-catalog.ts';
 
 export async function runAgent(opts: { configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
@@ -53,7 +54,9 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     outbox,
     host: new SystemHostProbe(),
     exitRecorder,
-    configStore: new FileConfigStore(cfg.dataDir),
+    configStore: new FileConfigStore(cfg.dataDir, logger),
+    // the terminal's own probes, then those of the installed (signed, verified) app release
+    probes: () => loadProbeCatalog(cfg.updatePubkey ? [cfg.probesDir, path.join(cfg.dataDir, 'app', 'current', 'probes.d')] : [cfg.probesDir], logger),
     logger,
     logRing: ring,
     onRestartRequested: (what) => {
@@ -118,6 +121,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     logger.error({ err }, 'unhandled rejection');
   });
 
+  logger.info({ dir: cfg.probesDir, probes: loadProbeCatalog([cfg.probesDir], logger).names() }, 'probe catalog');
   await agent.start();
   if (localApi) {
     try {
