@@ -34,6 +34,8 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   const { createAgentUpdater } = cfg.updatePubkey ? await import('./updater/index.ts') : { createAgentUpdater: null };
   const localApi = cfg.localApiPort !== 0 ? await import('./local-api.ts') : null;
   let shuttingDown = false;
+  // the terminal's own probes, then those of the installed (signed, verified) app release
+  const probeDirs = cfg.updatePubkey ? [cfg.probesDir, path.join(cfg.dataDir, 'app', 'current', 'probes.d')] : [cfg.probesDir];
 
   const agent = new Agent({
     terminalId: cfg.terminalId,
@@ -55,8 +57,7 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     host: new SystemHostProbe(),
     exitRecorder,
     configStore: new FileConfigStore(cfg.dataDir, logger),
-    // the terminal's own probes, then those of the installed (signed, verified) app release
-    probes: () => loadProbeCatalog(cfg.updatePubkey ? [cfg.probesDir, path.join(cfg.dataDir, 'app', 'current', 'probes.d')] : [cfg.probesDir], logger),
+    probes: () => loadProbeCatalog(probeDirs, logger),
     logger,
     logRing: ring,
     onRestartRequested: (what) => {
@@ -121,7 +122,11 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     logger.error({ err }, 'unhandled rejection');
   });
 
-  logger.info({ dir: cfg.probesDir, probes: loadProbeCatalog([cfg.probesDir], logger).names() }, 'probe catalog');
+  const catalog = loadProbeCatalog(probeDirs, logger);
+  logger.info({ dirs: probeDirs, probes: catalog.names() }, 'probe catalog');
+  for (const [id, s] of Object.entries(cfg.peripherals)) {
+    if (s?.driver === 'command' && s.probe && !catalog.get(s.probe)) logger.warn({ peripheral: id, probe: s.probe }, 'the local peripherals setting names a probe the catalog lacks; it reads unknown (E_UNKNOWN_PROBE)');
+  }
   await agent.start();
   if (localApi) {
     try {

@@ -4,7 +4,8 @@
  * publishes config/desired as a hub would, or as an old hub or a forged retained message would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -77,7 +78,7 @@ interface RealAgent {
 }
 
 /** The agent as users run it: the bin (its bundle), config from env, the catalog in KF_PROBES_DIR. */
-function runAgent(broker: TestBroker, dataDir: string, probesDir: string): RealAgent {
+function runAgent(broker: TestBroker, dataDir: string, probesDir: string, env: Record<string, string> = {}): RealAgent {
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(path.join(dataDir, 'secret'), 'any\n', { mode: 0o600 });
   const proc = spawn(process.execPath, [AGENT_BIN, 'run'], {
@@ -92,6 +93,7 @@ function runAgent(broker: TestBroker, dataDir: string, probesDir: string): RealA
       KF_RECONNECT_MAX_MS: '1000',
       KF_LOG_LEVEL: 'info',
       KF_PROBES_DIR: probesDir,
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -221,5 +223,34 @@ describe('a real agent process and pushed config', () => {
     expect(of(sub.messages, 'telemetry').at(-1)).toMatchObject({ peripherals: { a4Printer: { status: 'unknown', code: 'E_NO_PROBE' } } });
     expect(of(sub.messages, 'presence')[0]).toMatchObject({ interval: 5 });
     expect(existsSync(marker)).toBe(false);
+  }, 90_000);
+
+  it('runs a probe shipped in the installed (signed) app release, its program beside its catalog', async () => {
+    const broker = await startBroker();
+    teardown.push(() => broker.close());
+    const sub = await subscriber(broker.url, 'kf/v1/t/#');
+    teardown.push(() => sub.close());
+    const dir = path.join(t.dir, 'release');
+    const dataDir = path.join(dir, 'data');
+    // what the updater leaves after installing app 3.3.0: releases/3.3.0 and `current` pointing at it
+    const shipped = path.join(dataDir, 'app', 'releases', '3.3.0', 'probes.d');
+    mkdirSync(shipped, { recursive: true });
+    symlinkSync(path.join('releases', '3.3.0'), path.join(dataDir, 'app', 'current'));
+    script(shipped, 'iddiag.sh', `echo '{"status":"degraded","code":"RF_WEAK","message":"reader antenna weak"}'`);
+    catalogFile(shipped, 'app.json', { probes: { 'idcard-reader': { command: ['./iddiag.sh'] } } });
+    const key = path.join(dir, 'release.pub.pem');
+    writeFileSync(key, generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }));
+    const agent = runAgent(broker, dataDir, path.join(dir, 'probes.d'), { KF_UPDATE_PUBKEY: key, KF_TERMINAL_TYPE: 'id-card' });
+    await waitFor(() => of(sub.messages, 'presence').length, 60_000, 'agent online');
+    expect(agent.lines.find((l) => l.msg === 'probe catalog')).toMatchObject({ probes: ['idcard-reader'] });
+
+    await sub.client.publishAsync(
+      topicFor(ID, 'config/desired'),
+      JSON.stringify({ v: 1, version: 1, config: { peripherals: { idCardReader: { driver: 'command', probe: 'idcard-reader' } } } }),
+      { qos: 1, retain: true },
+    );
+    const reader = (m: Msg) => (m.peripherals as Record<string, { status: string; code?: string }>)?.idCardReader;
+    const m = await waitFor(() => of(sub.messages, 'telemetry').find((x) => reader(x)?.code === 'RF_WEAK'), 20_000, 'the shipped probe result');
+    expect(reader(m)).toMatchObject({ status: 'degraded', code: 'RF_WEAK' });
   }, 90_000);
 });
