@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parsePayload, topicFor } from '@kiosk-fleet/protocol';
 import type { Agent } from './agent.ts';
 import { MemoryOutbox } from './outbox/memory.ts';
+import { MapProbeCatalog } from './peripherals/probe-catalog.ts';
 import { SimulatedDriver } from './peripherals/simulated.ts';
 import { startBroker, subscriber, waitFor, type TestBroker } from './test-support/broker.ts';
 import { tempDir, testAgent } from './test-support/agent.ts';
@@ -278,7 +279,7 @@ describe('agent against a real broker', () => {
       expect(agent.telemetryInterval).toBe(5);
       expect(agent.logger.level).toBe('debug');
       await desired(2, { telemetryInterval: 60 });
-      await desired(4, { peripherals: { idCardReader: { driver: 'command' } } });
+      await desired(4, { peripherals: { idCardReader: { driver: 'usb-presence' } } });
       await waitFor(() => of(sub.messages, 'config/reported').find((r) => r.version === 4), 5000, 'rejected');
       expect(of(sub.messages, 'config/reported').find((r) => r.version === 4)).toMatchObject({ status: 'rejected', reason: expect.stringContaining('idCardReader') });
       expect(of(sub.messages, 'config/reported').some((r) => r.version === 2)).toBe(false);
@@ -301,13 +302,14 @@ describe('agent against a real broker', () => {
       testAgent({
         hubUrl: broker.url,
         defaults: { telemetryInterval: 0.3, logLevel: 'info', peripherals: { receiptPrinter: { driver: 'simulated' } } },
+        probes: () => new MapProbeCatalog([{ name: 'receipt-printer', command: [diag], file: 'test' }]),
       }),
     );
     await agent.start();
     await waitFor(() => of(sub.messages, 'telemetry').some((x) => (x.peripherals as Record<string, { status: string }>).receiptPrinter?.status === 'ok'), 10_000, 'simulated ok');
     await sub.client.publishAsync(
       topicFor(ID, 'config/desired'),
-      JSON.stringify({ v: 1, version: 1, config: { peripherals: { receiptPrinter: { driver: 'command', command: [diag], timeoutMs: 5000 } } } }),
+      JSON.stringify({ v: 1, version: 1, config: { peripherals: { receiptPrinter: { driver: 'command', probe: 'receipt-printer', timeoutMs: 5000 } } } }),
       { qos: 1 },
     );
     await waitFor(() => of(sub.messages, 'config/reported').find((r) => r.version === 1 && r.status === 'applied'), 10_000, 'applied');

@@ -43,7 +43,7 @@ import { OutboxRejectError, type DroppedCounts, type Outbox, type OutboxEntry, t
 import { runCommand } from './peripherals/command.ts';
 import type { PeripheralDriver } from './peripherals/driver.ts';
 import type { StatusReport } from './updater/updater.ts';
-import { createDriver, type DriverSettings, type PeripheralSettings } from './peripherals/index.ts';
+import { createDriver, MapProbeCatalog, type DriverSettings, type PeripheralSettings, type ProbeCatalog } from './peripherals/index.ts';
 
 export const AGENT_VERSION = '0.1.0';
 const WINDOW = 16;
@@ -77,6 +77,12 @@ export interface AgentOptions extends LinkSettings {
   configStore: ConfigStore;
   logger: Logger;
   logRing?: LogRing | undefined;
+  /**
+   * The terminal's probe catalog (peripherals/probe-catalog.ts), read again before each config is checked and
+   * applied, so a catalog file changed on the terminal counts from the next config on. Absent: no probes, and a
+   * config naming one is refused.
+   */
+  probes?: (() => ProbeCatalog) | undefined;
   /** Drivers for the simulator; real agents build them from settings. */
   driverFactory?: ((id: PeripheralId, settings: DriverSettings) => PeripheralDriver) | undefined;
   /** Called after the result of restart-agent / reboot is delivered; the process owner acts on it. */
@@ -148,6 +154,7 @@ export class Agent {
     this.#reconciler = new ConfigReconciler(
       opts.configStore,
       {
+        check: (config) => this.#probeProblem(config),
         apply: (config) => this.#applyOperational(config),
         report: (version, status, reason) => this.#append('config/reported', { version, status, ...(reason ? { reason: reason.slice(0, 500) } : {}) }),
       },
@@ -623,22 +630,44 @@ export class Agent {
     };
   }
 
+  #catalog(): ProbeCatalog {
+    return this.opts.probes?.() ?? new MapProbeCatalog([]);
+  }
+
+  /** A pushed probe name this terminal's catalog lacks: the config is refused, naming it (the last one keeps running). */
+  #probeProblem(config: TerminalConfig): string | null {
+    const named = Object.entries(config.peripherals ?? {}).filter(([, s]) => s?.driver === 'command' && s.probe);
+    if (named.length === 0) return null;
+    const catalog = this.#catalog();
+    for (const [id, s] of named) {
+      if (catalog.get(s!.probe!)) continue;
+      const known = catalog.names();
+      return `peripherals.${id}.probe: unknown probe ${JSON.stringify(s!.probe)}: not in this terminal's probe catalog (${catalog.sources.join(', ') || 'none'}); known: ${known.length ? known.join(', ') : 'none'}`.slice(0, 500);
+    }
+    return null;
+  }
+
   #applyOperational(config: TerminalConfig | null): void {
     const op = operationalSettings(config, this.opts.defaults);
     const interval = op.telemetryInterval;
     const level = op.logLevel;
     const settings: PeripheralSettings = op.peripherals;
     const drivers = new Map<PeripheralId, PeripheralDriver>();
+    const catalog = this.opts.driverFactory ? null : this.#catalog();
     for (const [id, s] of Object.entries(settings) as [PeripheralId, DriverSettings | undefined][]) {
       if (!s) continue;
       const existing = this.#drivers.get(id);
-      if (this.opts.driverFactory) {
-        drivers.set(id, this.opts.driverFactory(id, s));
-      } else if (existing && sameSettings(existing, s)) {
+      if (!catalog) {
+        drivers.set(id, this.opts.driverFactory!(id, s));
+        continue;
+      }
+      // the catalog's argv is part of what the driver runs: an edited catalog file makes a new driver
+      const key = JSON.stringify([s, s.driver === 'command' && s.probe ? (catalog.get(s.probe) ?? null) : null]);
+      if (existing && driverSettingsSeen.get(existing) === key) {
         drivers.set(id, existing);
       } else {
-        const driver = createDriver(s);
-        driverSettingsSeen.set(driver, JSON.stringify(s));
+        const driver = createDriver(s, catalog);
+        driverSettingsSeen.set(driver, key);
         drivers.set(id, driver);
       }
     }
@@ -662,9 +691,6 @@ export class Agent {
 }
 
 const driverSettingsSeen = new WeakMap<PeripheralDriver, string>();
-function sameSettings(driver: PeripheralDriver, s: DriverSettings): boolean {
-  return driverSettingsSeen.get(driver) === JSON.stringify(s);
-}
 
 function probeWithDeadline(driver: PeripheralDriver): Promise<PeripheralSample> {
   let timer: NodeJS.Timeout | undefined;

@@ -103,7 +103,7 @@ describe('operational settings: the pushed config governs, env only supplies def
     const op = operationalSettings(
       {
         telemetryInterval: 5,
-        peripherals: { idCardReader: { driver: 'command', command: ['/opt/diag'] } },
+        peripherals: { idCardReader: { driver: 'command', probe: 'idcard-reader' } },
         maintenanceWindow: window,
         updatePolicy: { healthCheckSeconds: 60 },
       },
@@ -112,7 +112,7 @@ describe('operational settings: the pushed config governs, env only supplies def
     expect(op).toEqual({
       telemetryInterval: 5,
       logLevel: 'info',
-      peripherals: { idCardReader: { driver: 'command', command: ['/opt/diag'] }, receiptPrinter: { driver: 'simulated' } },
+      peripherals: { idCardReader: { driver: 'command', probe: 'idcard-reader' }, receiptPrinter: { driver: 'simulated' } },
       openingHours: null,
       maintenanceWindow: window,
       updatePolicy: { windowOnly: true, healthCheckSeconds: 60 },

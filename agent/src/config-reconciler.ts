@@ -18,7 +18,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configDesiredSchema, type ConfigDesired, type PeripheralId, type TerminalConfig } from '@kiosk-fleet/protocol';
+import { configDesiredSchema, stripPrograms, type ConfigDesired, type PeripheralId, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { driverProblem } from './config.ts';
 import { writeFileAtomic } from './fs-atomic.ts';
 import type { Logger } from './log.ts';
@@ -74,7 +74,10 @@ export interface ConfigStore {
 
 export class FileConfigStore implements ConfigStore {
   readonly file: string;
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    private readonly logger?: Logger,
+  ) {
     mkdirSync(dataDir, { recursive: true });
     this.file = path.join(dataDir, 'config-applied.json');
   }
@@ -85,8 +88,12 @@ export class FileConfigStore implements ConfigStore {
     } catch {
       return null;
     }
-    const parsed = JSON.parse(raw) as { applied?: unknown; decidedVersion?: unknown };
-    const applied = parsed.applied ? configDesiredSchema.safeParse({ v: 1, ...(parsed.applied as object) }) : null;
+    const parsed = JSON.parse(raw) as { applied?: { config?: unknown }; decidedVersion?: unknown };
+    // applied before issue 20 with argv in it: keep the rest of that config, run no program (the hub pushes the same
+    // config without the argv on its next start)
+    const stripped = stripPrograms(parsed.applied?.config);
+    if (stripped.removed.length > 0) this.logger?.warn({ removed: stripped.removed }, 'stored config carried programs; they were dropped and will not run');
+    const applied = parsed.applied ? configDesiredSchema.safeParse({ v: 1, ...parsed.applied, config: stripped.config }) : null;
     return {
       applied: applied?.success ? { version: applied.data.version, config: applied.data.config } : null,
       decidedVersion: typeof parsed.decidedVersion === 'number' ? parsed.decidedVersion : 0,
@@ -108,6 +115,8 @@ export class MemoryConfigStore implements ConfigStore {
 }
 
 export interface ReconcilerTarget {
+  /** What this terminal cannot run in `config` (a probe its catalog lacks), or null. Runs before anything changes. */
+  check?(config: TerminalConfig): string | null;
   /** Make the running agent use `config` (null: back to local defaults). Throws if it cannot. */
   apply(config: TerminalConfig | null): void | Promise<void>;
   report(version: number, status: 'applied' | 'rejected', reason?: string): void;
@@ -170,7 +179,7 @@ export class ConfigReconciler {
   }
 
   async #decide(desired: ConfigDesired): Promise<void> {
-    const problem = validate(desired.config);
+    const problem = validate(desired.config) ?? this.target.check?.(desired.config) ?? null;
     if (problem) {
       this.#state = { ...this.#state, decidedVersion: desired.version };
       this.#persist();

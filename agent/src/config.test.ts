@@ -30,7 +30,9 @@ describe('agent config', () => {
     expect(bad({ KF_HUB_URL: 'http://hub' })).toContain('KF_HUB_URL');
     expect(bad({ KF_TELEMETRY_INTERVAL: 'often' })).toContain('KF_TELEMETRY_INTERVAL');
     expect(bad({ KF_TERMINAL_ID: 'a/b' })).toContain('KF_TERMINAL_ID');
-    expect(bad({ KF_PERIPHERALS: '{"idCardReader":{"driver":"command"}}' })).toContain('peripherals.idCardReader');
+    expect(bad({ KF_PERIPHERALS: '{"idCardReader":{"driver":"usb-presence"}}' })).toContain('peripherals.idCardReader');
+    // a program belongs in the probe catalog, even locally: one place says what a terminal may run
+    expect(bad({ KF_PERIPHERALS: '{"idCardReader":{"driver":"command","command":["/opt/diag"]}}' })).toMatch(/peripherals\.idCardReader\.command\): config may name a probe/);
     expect(bad({ KF_PERIPHERALS: '{not json' })).toContain('KF_PERIPHERALS');
     expect(() => loadConfig({ env: {} })).toThrow(/terminalId/);
   });

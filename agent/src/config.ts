@@ -44,6 +44,8 @@ export const agentConfigSchema = z
     terminalType: z.enum(TERMINAL_TYPE_IDS as [string, ...string[]]).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     peripherals: peripheralsSchema.default({}),
+    /** Directory of the probe catalog (`*.json`: probe name → argv); pushed config can only name its probes. */
+    probesDir: z.string().min(1).default('/etc/kiosk-fleet/probes.d'),
     /** How the kiosk app is restarted (`restart-app`); the command is refused when unset. */
     restartAppCommand: argv.optional(),
     /** How the terminal is rebooted (`reboot`); off unless set. */
@@ -78,6 +80,7 @@ export const ENV_KEYS = {
   KF_TERMINAL_TYPE: 'terminalType',
   KF_LOG_LEVEL: 'logLevel',
   KF_PERIPHERALS: 'peripherals',
+  KF_PROBES_DIR: 'probesDir',
   KF_RESTART_APP_COMMAND: 'restartAppCommand',
   KF_REBOOT_COMMAND: 'rebootCommand',
   KF_APP_VERSION: 'appVersion',
@@ -174,10 +177,12 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   return cfg;
 }
 
-/** What a driver setting lacks to be usable (the schema makes every field optional). */
-export function driverProblem(d: { driver: string; usbId?: string | undefined; command?: string[] | undefined }): string | null {
+/**
+ * What a driver setting lacks to be usable (the schema makes every field optional). A `command` driver without a
+ * probe is usable: it reads `unknown` (E_NO_PROBE), which is what configs saved before probes had become.
+ */
+export function driverProblem(d: { driver: string; usbId?: string | undefined }): string | null {
   if (d.driver === 'usb-presence' && !d.usbId) return 'usb-presence needs usbId';
-  if (d.driver === 'command' && !d.command) return 'command needs command';
   return null;
 }
 

@@ -16,6 +16,7 @@ import { SystemHostProbe } from './host/system.ts';
 import { createLogger, LogRing } from './log.ts';
 import { SqliteOutbox } from './outbox/sqlite.ts';
 import { runCommand } from './peripherals/command.ts';
+import { loadProbeCatalog } from './peripherals/probe-catalog.ts';
 
 export async function runAgent(opts: { configFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   const cfg = loadConfig({ ...(opts.configFile ? { file: opts.configFile } : {}), ...(opts.env ? { env: opts.env } : {}) });
@@ -33,6 +34,8 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
   const { createAgentUpdater } = cfg.updatePubkey ? await import('./updater/index.ts') : { createAgentUpdater: null };
   const localApi = cfg.localApiPort !== 0 ? await import('./local-api.ts') : null;
   let shuttingDown = false;
+  // the terminal's own probes, then those of the installed (signed, verified) app release
+  const probeDirs = cfg.updatePubkey ? [cfg.probesDir, path.join(cfg.dataDir, 'app', 'current', 'probes.d')] : [cfg.probesDir];
 
   const agent = new Agent({
     terminalId: cfg.terminalId,
@@ -53,7 +56,8 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     outbox,
     host: new SystemHostProbe(),
     exitRecorder,
-    configStore: new FileConfigStore(cfg.dataDir),
+    configStore: new FileConfigStore(cfg.dataDir, logger),
+    probes: () => loadProbeCatalog(probeDirs, logger),
     logger,
     logRing: ring,
     onRestartRequested: (what) => {
@@ -118,6 +122,11 @@ export async function runAgent(opts: { configFile?: string; env?: NodeJS.Process
     logger.error({ err }, 'unhandled rejection');
   });
 
+  const catalog = loadProbeCatalog(probeDirs, logger);
+  logger.info({ dirs: probeDirs, probes: catalog.names() }, 'probe catalog');
+  for (const [id, s] of Object.entries(cfg.peripherals)) {
+    if (s?.driver === 'command' && s.probe && !catalog.get(s.probe)) logger.warn({ peripheral: id, probe: s.probe }, 'the local peripherals setting names a probe the catalog lacks; it reads unknown (E_UNKNOWN_PROBE)');
+  }
   await agent.start();
   if (localApi) {
     try {

@@ -15,6 +15,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createHttpApp } from './api/app.ts';
 import { ConfigLayers } from './config-layers/service.ts';
 import { ConfigLayerStore } from './config-layers/store.ts';
+import { dropStoredPrograms } from './config-layers/programs.ts';
 import { Broker } from './broker/broker.ts';
 import type { HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
@@ -189,6 +190,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
     started.counters = ms();
     const registry = new RegistryStore(db);
+    // before the broker restores any retained config: no stored config may still carry a program (issue 20)
+    dropStoredPrograms(db, log);
     started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
     const ingest = new Ingest(ingestStore, writer, presence, metrics);

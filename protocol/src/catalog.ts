@@ -127,7 +127,31 @@ export const TERMINAL_TYPES = {
   },
 } as const satisfies Record<string, TerminalTypeSpec>;
 
+/**
+ * The probe names a terminal's catalog provides for each peripheral (agent/README.md, "Probe catalog"): what a config
+ * form offers for `{"driver":"command","probe":…}`. A terminal's own catalog may add vendor names; the agent refuses
+ * a name its catalog lacks.
+ */
+export const PERIPHERAL_PROBES = {
+  idCardReader: ['idcard-reader'],
+  fingerprintScanner: ['fingerprint-scanner'],
+  camera: ['camera'],
+  receiptPrinter: ['receipt-printer'],
+  a4Printer: ['a4-printer'],
+  touchscreen: ['touchscreen'],
+  documentScanner: ['document-scanner'],
+  paymentTerminal: ['payment-terminal'],
+  qrScanner: ['qr-scanner'],
+  travelDocReader: ['travel-doc-reader'],
+  visionTester: ['vision-tester'],
+} as const satisfies Record<PeripheralId, readonly string[]>;
+
 export type TerminalType = keyof typeof TERMINAL_TYPES;
+
+/** Per peripheral of the type, the probe names its terminals' catalogs provide. */
+export function probesOfType(type: TerminalType): Partial<Record<PeripheralId, readonly string[]>> {
+  return Object.fromEntries(TERMINAL_TYPES[type].peripherals.map((p) => [p, PERIPHERAL_PROBES[p]]));
+}
 export const TERMINAL_TYPE_IDS = Object.keys(TERMINAL_TYPES) as TerminalType[];
 
 export function isTerminalType(s: string): s is TerminalType {

@@ -141,4 +141,25 @@ describe('simulated fleet', () => {
     expect((await api.request('/terminals/NOPE-1/fault', { method: 'POST', body: '{}' })).status).toBe(404);
     expect((await api.request(`/terminals/${id}/fault`, { method: 'POST', body: '{"status":"broken"}' })).status).toBe(400);
   });
+
+  it('a simulated terminal takes the probe names of its type and refuses others, as a real one refuses what its catalog lacks', async () => {
+    const broker = await startBroker();
+    teardown.push(() => broker.close());
+    const spec = selectTerminals(fleet, 1)[0]!;
+    const t = new SimTerminal({ spec, hubUrl: broker.url, interval: 30, logger: createLogger({ level: 'silent', destination: quiet }), random: Math.random, outboxMaxBytes: 1e6 });
+    teardown.push(() => t.agent.stop());
+    await t.agent.start();
+    await waitFor(() => t.agent.link.connected, 5000, 'connected');
+    const desired = (version: number, probe: string) =>
+      broker.broker.publish(
+        { cmd: 'publish', topic: topicFor(spec.id, 'config/desired'), payload: Buffer.from(JSON.stringify({ v: 1, version, config: { peripherals: { idCardReader: { driver: 'command', probe } } } })), qos: 1, retain: true, dup: false },
+        () => undefined,
+      );
+    const reported = (version: number) =>
+      broker.published.filter((m) => m.topic === topicFor(spec.id, 'config/reported')).map((m) => JSON.parse(m.payload) as { version: number; status: string; reason?: string }).find((r) => r.version === version);
+    desired(1, 'idcard-reader');
+    expect(await waitFor(() => reported(1), 5000, 'v1 reported')).toMatchObject({ status: 'applied' });
+    desired(2, 'vendor-x');
+    expect(await waitFor(() => reported(2), 5000, 'v2 reported')).toMatchObject({ status: 'rejected', reason: expect.stringContaining('"vendor-x"') });
+  });
 });

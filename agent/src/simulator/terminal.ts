@@ -3,13 +3,14 @@
  * the levers the simulator (and tests, through the control port) pull: peripheral faults, network drops, power
  * losses, app crashes, citizen sessions.
  */
-import type { PeripheralId, PeripheralSample, TerminalConfig } from '@kiosk-fleet/protocol';
+import { probesOfType, type PeripheralId, type PeripheralSample, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { Agent } from '../agent.ts';
 import { MemoryConfigStore } from '../config-reconciler.ts';
 import { MemoryExitRecorder } from '../exit-record.ts';
 import { SimulatedHostProbe } from '../host/simulated.ts';
 import type { Logger } from '../log.ts';
 import { MemoryOutbox } from '../outbox/memory.ts';
+import { MapProbeCatalog } from '../peripherals/probe-catalog.ts';
 import { SimulatedDriver } from '../peripherals/simulated.ts';
 import type { SimTerminalSpec } from './fleet.ts';
 import { SimulatedUpdater } from './updater.ts';
@@ -94,13 +95,20 @@ export class SimTerminal {
       exitRecorder: this.exitRecorder,
       configStore: this.configStore,
       logger: o.logger.child({ terminalId: this.spec.id }),
-      // whatever driver a pushed config names, a simulated terminal keeps its simulated devices
+      // whatever driver a pushed config names, a simulated terminal keeps its simulated devices (and runs no probe);
+      // it knows the probe names of its type, so a name outside them is refused as on a real terminal
+      probes: () => this.#probes,
       driverFactory: (id) => this.#driver(id),
       onRestartRequested: (what) => {
         if (what === 'agent') void this.restartAgent();
       },
       updater: (agent, report) => this.updater.attach(agent, report),
     });
+  }
+
+  get #probes(): MapProbeCatalog {
+    const names = Object.values(probesOfType(this.spec.type)).flat();
+    return new MapProbeCatalog(names.map((name) => ({ name, command: [], file: 'simulated' })), ['the type catalog']);
   }
 
   #driver(id: PeripheralId): SimulatedDriver {

@@ -27,16 +27,53 @@ const weekly = z
 
 export const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 
+/**
+ * A probe's name in a terminal's probe catalog (agent/README.md, "Probe catalog"). Never a path: the catalog on the
+ * terminal maps it to the program, so whoever writes config can choose among the terminal's probes, not add one.
+ */
+export const PROBE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const probeName = z.string().regex(PROBE_NAME, 'probe: a probe name of the terminal\'s catalog (a-z 0-9 . _ -, at most 64), not a path');
+
+/** Why a config carrying a program is refused, at the hub's save and again on the terminal (issue 20, item 1). */
+export const PROGRAM_REFUSED = 'config may name a probe ({"driver":"command","probe":"<name>"}), never carry a program: the argv lives in the terminal\'s probe catalog';
+
 const driverSettings = z
   .object({
     driver: z.enum(['usb-presence', 'command', 'simulated']),
     /** usb-presence: `vvvv:pppp` hex ids. */
     usbId: z.string().regex(/^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$/).optional(),
-    /** command: the vendor diagnostic program and its arguments (no shell). */
-    command: z.array(z.string().max(1024)).min(1).max(32).optional(),
+    /** command: the name of a probe in the terminal's own catalog; without one the peripheral reads `unknown`. */
+    probe: probeName.optional(),
+    /**
+     * Refused, with its own message: configs from before issue 20 carried argv here, and pushed config ran it as
+     * root on every terminal below the layer.
+     */
+    command: z.never({ error: PROGRAM_REFUSED }).optional(),
     timeoutMs: z.int().min(100).max(120_000).optional(),
   })
   .strict();
+
+/**
+ * A copy of a config (or a layer) without the argv that configs saved before issue 20 carried in
+ * `peripherals.<id>.command`, and the dotted paths removed. The hub runs it over stored layers and desired configs at
+ * start, the agent over its stored applied config; the peripheral keeps its driver and reads `unknown` until a probe
+ * is named.
+ */
+export function stripPrograms<T>(config: T): { config: T; removed: string[] } {
+  const removed: string[] = [];
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return { config, removed };
+  const peripherals = (config as Record<string, unknown>).peripherals;
+  if (typeof peripherals !== 'object' || peripherals === null || Array.isArray(peripherals)) return { config, removed };
+  const out: Record<string, unknown> = {};
+  for (const [id, s] of Object.entries(peripherals)) {
+    if (typeof s === 'object' && s !== null && !Array.isArray(s) && Object.hasOwn(s, 'command')) {
+      const { command: _dropped, ...rest } = s as Record<string, unknown>;
+      removed.push(`peripherals.${id}.command`);
+      out[id] = rest;
+    } else out[id] = s;
+  }
+  return removed.length === 0 ? { config, removed } : { config: { ...config, peripherals: out } as T, removed };
+}
 
 const minutes = z.number().min(0).max(7 * 24 * 60);
 
