@@ -8,7 +8,10 @@
  * (`ensureDailyPartitions` for today and the next days at start and daily), and a day whose rows already sit in the
  * DEFAULT partition stays there; that is logged by the caller, nothing is lost.
  */
-import type { Sql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
+
+/** A pool or a transaction: partitions are made either way. */
+type Queryable = Sql | TransactionSql;
 
 export const PARTITIONED_TABLES = ['telemetry_samples', 'events'] as const;
 export type PartitionedTable = (typeof PARTITIONED_TABLES)[number];
@@ -30,7 +33,7 @@ export interface PartitionResult {
 }
 
 /** Creates the missing daily partitions of `table` for the UTC days that [fromMs, toMs] touches. */
-export async function ensureDailyPartitions(sql: Sql, table: PartitionedTable, fromMs: number, toMs: number): Promise<PartitionResult> {
+export async function ensureDailyPartitions(sql: Queryable, table: PartitionedTable, fromMs: number, toMs: number): Promise<PartitionResult> {
   const existing = new Set(
     (
       await sql<{ name: string }[]>`
@@ -56,7 +59,7 @@ export async function ensureDailyPartitions(sql: Sql, table: PartitionedTable, f
 }
 
 /** Drops the daily partitions of `table` that lie wholly before `beforeMs`; returns their names. */
-export async function dropPartitionsBefore(sql: Sql, table: PartitionedTable, beforeMs: number): Promise<string[]> {
+export async function dropPartitionsBefore(sql: Queryable, table: PartitionedTable, beforeMs: number): Promise<string[]> {
   const rows = await sql<{ name: string }[]>`
     select c.relname as name from pg_inherits i
     join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
