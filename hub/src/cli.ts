@@ -2,6 +2,7 @@
  * `kiosk-fleet serve | import <file> | backup <file>`.
  */
 import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { backupDatabase } from './backup.ts';
@@ -14,12 +15,16 @@ import { AuditLog } from './audit/log.ts';
 import { RegistryStore } from './store/registry.ts';
 import { HubError } from './errors.ts';
 import { releaseCommand } from './releases/index.ts';
+import { formatCounts, migrateStore } from './db/migrate-store.ts';
+import { parseDatabaseUrl } from './db/url.ts';
 
 const USAGE = `usage: kiosk-fleet <command>
   serve [--mqtt-port=N ...]   run the hub (env: KF_BIND, KF_MQTT_PORT, KF_HTTP_PORT, KF_DATA_DIR, ... see hub/README.md)
   import <file.json|file.csv> import a fleet into KF_DATA_DIR's database; prints the new secrets as JSON
   backup <file>               copy the live database to <file> (safe while the hub runs)
-  release keygen|pack ...     signing keys and signed release artifacts (see hub/src/releases/README.md)`;
+  release keygen|pack ...     signing keys and signed release artifacts (see hub/src/releases/README.md)
+  migrate-store --to postgres://user@host/db
+                              copy KF_DATA_DIR's SQLite installation into an empty PostgreSQL database (hub stopped)`;
 
 function config(flags: string[]): HubConfig {
   return parseConfig({ ...process.env, ...flagsToEnv(flags) });
@@ -91,6 +96,28 @@ function importFile(file: string | undefined): void {
   }
 }
 
+async function migrateStoreCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { to: { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true });
+  if (!values.to) throw new ConfigError('--to', 'kiosk-fleet migrate-store --to postgres://user[:password]@host[:port]/database');
+  let target;
+  try {
+    target = parseDatabaseUrl(values.to);
+  } catch (err) {
+    throw new ConfigError('--to', (err as Error).message);
+  }
+  if (target.engine !== 'postgres') throw new ConfigError('--to', 'the target must be a postgres:// URL');
+  const cfg = config(values['data-dir'] ? [`--data-dir=${values['data-dir']}`] : []);
+  const r = await migrateStore({ dataDir: cfg.dataDir, target, progress: (line) => process.stderr.write(`${line}\n`) });
+  const check = formatCounts(r.tables);
+  process.stdout.write(`${check.text}\n`);
+  if (!check.ok) {
+    process.stderr.write('migrate-store: row counts differ (MISMATCH above)\n');
+    return 1;
+  }
+  process.stderr.write(`migrate-store: ${r.rows.toLocaleString('en-US')} rows in ${(r.ms / 1000).toFixed(1)} s; every table's count matches\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -109,6 +136,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`backup written to ${r.file} (${r.pages} pages)\n`);
         return 0;
       }
+      case 'migrate-store':
+        return await migrateStoreCommand(rest);
       default:
         process.stderr.write(`${USAGE}\n`);
         return cmd === undefined || cmd === '--help' || cmd === 'help' ? 0 : 2;

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { AuthOptions } from './auth/service.ts';
+import { DatabaseUrlError, parseDatabaseUrl, type DatabaseTarget } from './db/url.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalString = z
@@ -18,6 +19,8 @@ export const configSchema = z.object({
   KF_MQTTS_PORT: port.optional(),
   KF_HTTP_PORT: port.default(8080),
   KF_DATA_DIR: z.string().min(1).default('./data'),
+  /** Unset or `sqlite:`: SQLite under KF_DATA_DIR; `postgres://…`: PostgreSQL (db/url.ts). */
+  KF_DATABASE_URL: optionalString,
   KF_ADMIN_TOKEN: optionalString.pipe(z.string().min(16, 'at least 16 characters').optional()),
   KF_ADMIN_PASSWORD: optionalString,
   KF_TLS_CERT: optionalString,
@@ -57,6 +60,8 @@ export interface HubConfig {
   mqttsPort: number | undefined;
   httpPort: number;
   dataDir: string;
+  /** KF_DATABASE_URL, parsed: which engine holds the fleet. */
+  database: DatabaseTarget;
   adminToken: string | undefined;
   /** KF_ADMIN_PASSWORD: the first start's `admin` password (else one is generated and printed once). */
   adminPassword: string | undefined;
@@ -108,12 +113,21 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
   if (c.KF_MQTTS_PORT !== undefined && c.KF_TLS_CERT === undefined) {
     throw new ConfigError('KF_MQTTS_PORT', 'needs KF_TLS_CERT and KF_TLS_KEY');
   }
+  let database: DatabaseTarget;
+  try {
+    database = parseDatabaseUrl(c.KF_DATABASE_URL);
+  } catch (err) {
+    // The message never repeats the URL: it may hold a password.
+    if (err instanceof DatabaseUrlError) throw new ConfigError('KF_DATABASE_URL', err.message);
+    throw err;
+  }
   return {
     bind: c.KF_BIND,
     mqttPort: c.KF_MQTT_PORT,
     mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
     httpPort: c.KF_HTTP_PORT,
     dataDir: path.resolve(c.KF_DATA_DIR),
+    database,
     adminToken: c.KF_ADMIN_TOKEN,
     adminPassword: c.KF_ADMIN_PASSWORD,
     releaseKeys: c.KF_RELEASE_KEYS,

@@ -17,7 +17,7 @@ import { ConfigLayers } from './config-layers/service.ts';
 import { ConfigLayerStore } from './config-layers/store.ts';
 import { dropStoredPrograms } from './config-layers/programs.ts';
 import { Broker } from './broker/broker.ts';
-import type { HubConfig } from './config.ts';
+import { ConfigError, type HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
 import { BatchWriter, type Change } from './ingest/writer.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -27,6 +27,8 @@ import { applyImport, type ImportResult, type ParsedFleet } from './services/imp
 import { PresenceService } from './services/presence.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
+import { acquireDataDirLock } from './db/lock.ts';
+import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
 import { IngestStore } from './store/ingest.ts';
@@ -153,7 +155,15 @@ export interface StartOptions {
 export async function startHub(config: HubConfig, opts: StartOptions = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(config.logLevel);
   const ms = phaseTimer();
-  const { db } = openDatabase(config.dataDir);
+  if (config.database.engine === 'postgres') await refusePostgres(config.database);
+  const lock = acquireDataDirLock(config.dataDir);
+  let db: Db;
+  try {
+    ({ db } = openDatabase(config.dataDir));
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const started: Record<string, number> = { database: ms() };
   const timers: NodeJS.Timeout[] = [];
   const servers: net.Server[] = [];
@@ -405,6 +415,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           db.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();
           db.close();
+          lock.release();
           log.info({ ms: { background, drain, broker, listeners, flush, checkpoint, close: ms() } }, 'stopped');
         })();
         return closing;
@@ -418,8 +429,24 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();
     db.close();
+    lock.release();
     throw err;
   }
+}
+
+/**
+ * PostgreSQL today: the schema, its migrations and `migrate-store` exist, the hub's domain stores do not yet (issue 18:
+ * each domain gets an async store with a SQLite and a PostgreSQL implementation). The URL is still checked for real,
+ * so that an operator preparing a database sees reachability, version and migration errors now, and then a clear
+ * refusal instead of a hub that silently keeps its data in SQLite.
+ */
+async function refusePostgres(target: PostgresTarget): Promise<never> {
+  const pg = await openPostgres(target, { max: 1 });
+  await pg.close();
+  throw new ConfigError(
+    'KF_DATABASE_URL',
+    `PostgreSQL at ${target.redacted} is reachable and holds this version's schema, but the hub's services still run on SQLite only in this version; leave KF_DATABASE_URL unset (or sqlite:) to serve, use \`kiosk-fleet migrate-store --to …\` to prepare the move`,
+  );
 }
 
 /** Alias kept for callers that think of it as construction. */
