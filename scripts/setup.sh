@@ -19,7 +19,7 @@ if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 
 if [ "$want_test" = 1 ]; then
   need=()
-  for pkg in chromium fonts-wqy-microhei mosquitto mosquitto-clients postgresql; do
+  for pkg in chromium fonts-wqy-microhei mosquitto mosquitto-clients postgresql haproxy; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

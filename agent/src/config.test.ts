@@ -28,6 +28,9 @@ describe('agent config', () => {
     };
     expect(bad({ KF_LOCAL_API_PORT: '70000' })).toContain('KF_LOCAL_API_PORT');
     expect(bad({ KF_HUB_URL: 'http://hub' })).toContain('KF_HUB_URL');
+    expect(bad({ KF_HUB_URL: 'mqtt://hub-a:1883,http://hub-b' })).toMatch(/KF_HUB_URL.*comma-separated list/);
+    expect(bad({ KF_HUB_URL: ' , ' })).toMatch(/KF_HUB_URL.*at least one hub/);
+    expect(loadConfig({ env: { KF_TERMINAL_ID: 'T1', KF_HUB_URL: 'mqtt://hub-a:1883, mqtts://hub-b:8883' } }).hubUrl).toBe('mqtt://hub-a:1883, mqtts://hub-b:8883');
     expect(bad({ KF_TELEMETRY_INTERVAL: 'often' })).toContain('KF_TELEMETRY_INTERVAL');
     expect(bad({ KF_TERMINAL_ID: 'a/b' })).toContain('KF_TERMINAL_ID');
     expect(bad({ KF_PERIPHERALS: '{"idCardReader":{"driver":"usb-presence"}}' })).toContain('peripherals.idCardReader');

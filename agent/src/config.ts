@@ -10,15 +10,22 @@ import path from 'node:path';
 import * as z from 'zod';
 import { TERMINAL_TYPE_IDS, terminalConfigSchema, terminalIdSchema } from '@kiosk-fleet/protocol';
 
+function isHubUrl(s: string): boolean {
+  try {
+    return ['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(new URL(s).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** One hub URL, or a comma-separated list of the installation's hubs (the link tries them in a shuffled order). */
 const hubUrl = z
   .string()
-  .refine((s) => {
-    try {
-      return ['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(new URL(s).protocol);
-    } catch {
-      return false;
-    }
-  }, 'must be a URL with scheme mqtt://, mqtts://, ws:// or wss://');
+  .refine((s) => s.split(',').some((u) => u.trim() !== ''), 'must name at least one hub')
+  .refine(
+    (s) => s.split(',').every((u) => u.trim() === '' || isHubUrl(u.trim())),
+    'must be a URL with scheme mqtt://, mqtts://, ws:// or wss://, or a comma-separated list of them',
+  );
 
 /** A command line as an argv array (never a shell string: no quoting surprises, no injection). */
 const argv = z.array(z.string().min(1).max(1024)).min(1).max(32);

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Backoff, HANDSHAKE_TIMEOUT_MS } from './backoff.ts';
 import { createLogger, LogRing } from './log.ts';
 import { quiet, testAgent, tempDir } from './test-support/agent.ts';
-import { waitFor } from './test-support/broker.ts';
+import { MqttLink, splitHubUrls } from './mqtt-link.ts';
+import { startBroker, waitFor } from './test-support/broker.ts';
 
 const teardown: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -166,4 +167,81 @@ describe('an unanswered TCP handshake', () => {
     await waitFor(() => agent.link.connected, 15_000, 'connected once the broker accepts');
     expect(agent.link.stats.connects).toBe(1);
   }, 40_000);
+});
+
+describe('a list of hubs (KF_HUB_URL=url1,url2,…)', () => {
+  async function deadPort(): Promise<number> {
+    return new Promise((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+  }
+
+  function link(url: string, over: Partial<ConstructorParameters<typeof MqttLink>[0]> = {}): MqttLink {
+    const l = new MqttLink({
+      url,
+      clientId: 'GZ-YX-001-01',
+      password: 'pw',
+      keepalive: 10,
+      // A backoff step of 30-60 s: a test that connects well within its timeout took no step between the hubs.
+      reconnectMinMs: 60_000,
+      reconnectMaxMs: 120_000,
+      authRetryMs: 300_000,
+      will: () => ({ topic: 'kf/v1/t/GZ-YX-001-01/presence', payload: '{}' }),
+      logger: createLogger({ level: 'silent', destination: quiet }),
+      // keeps the written order (each Fisher-Yates draw picks the last place)
+      random: () => 0.999999,
+      ...over,
+    });
+    teardown.push(() => l.stop());
+    return l;
+  }
+
+  it('moves past unreachable hubs at once (the backoff spans the list) and stays with the one it reached', async () => {
+    const live = await startBroker();
+    teardown.push(() => live.close());
+    const list = `mqtt://127.0.0.1:${await deadPort()},mqtt://127.0.0.1:${await deadPort()},${live.url}`;
+    const l = link(list);
+    l.start();
+    await waitFor(() => l.connected, 20_000, 'connected to the third hub');
+    expect(l.stats.attempts).toBe(3);
+    expect(l.url).toBe(live.url);
+    // The hub drops the connection (a network blip): the terminal comes back to the same hub, not to the dead ones.
+    const reconnect = link(list, { reconnectMinMs: 50, reconnectMaxMs: 100 });
+    reconnect.start();
+    await waitFor(() => reconnect.connected, 20_000, 'second link connected');
+    const before = reconnect.stats.attempts;
+    for (const c of Object.values((live.broker as unknown as { clients: Record<string, { close(): void }> }).clients)) c.close();
+    await waitFor(() => reconnect.stats.connects === 2, 20_000, 'reconnected');
+    expect(reconnect.stats.attempts).toBe(before + 1);
+    expect(reconnect.url).toBe(live.url);
+  }, 40_000);
+
+  it('moves on when a hub refuses the connection', async () => {
+    const refusing = await startBroker({ passwords: { 'GZ-YX-001-01': 'another-secret' } });
+    const accepting = await startBroker({ passwords: { 'GZ-YX-001-01': 'pw' } });
+    teardown.push(() => refusing.close(), () => accepting.close());
+    const l = link(`${refusing.url},${accepting.url}`);
+    l.start();
+    // authRetryMs is 5 min: connecting at all shows the refusal moved the link on instead of waiting it out
+    await waitFor(() => l.connected, 20_000, 'connected to the accepting hub');
+    expect(refusing.refusals.get('GZ-YX-001-01')).toBe(1);
+    expect(l.url).toBe(accepting.url);
+  }, 40_000);
+
+  it('each terminal shuffles the list, so a fleet spreads over the hubs', () => {
+    const urls = ['mqtt://a:1883', 'mqtt://b:1883', 'mqtt://c:1883'];
+    const firsts = new Set<string>();
+    let seed = 1;
+    for (let i = 0; i < 30; i++) {
+      // a small deterministic generator per terminal
+      let x = seed++ * 7919;
+      const random = () => ((x = (x * 48271) % 2147483647) / 2147483647);
+      firsts.add(link(urls.join(', '), { random }).url);
+    }
+    expect([...firsts].sort()).toEqual(urls);
+    expect(() => splitHubUrls(' , ')).toThrow(/no hub URL/);
+  });
 });

@@ -22,7 +22,10 @@ import type { Logger } from './log.ts';
 import { Backoff, CONNECT_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, jitter } from './backoff.ts';
 
 export interface LinkOptions {
+  /** One hub URL, or several separated by commas (hubs of one installation: any serves this terminal). */
   url: string;
+  /** For the shuffle of a URL list (tests make it deterministic). */
+  random?: () => number;
   clientId: string;
   password?: string | undefined;
   ca?: Buffer | undefined;
@@ -92,10 +95,28 @@ export class MqttLink extends EventEmitter<LinkEvents> {
   #lastTlsError: string | null = null;
   /** Connection attempts and refusals, for the simulator's summary and for tests. */
   readonly stats = { attempts: 0, connects: 0, refused: 0, handshakeTimeouts: 0 };
+  /**
+   * The hubs, in this terminal's own shuffled order (a fleet given the same list spreads over it instead of crowding
+   * the first hub), and where in it the next attempt goes. Invariants: a failed attempt moves on to the next URL at
+   * once; the backoff step is taken only when a whole round of the list failed (it spans the list, so a dead hub
+   * costs a terminal one short attempt, not a backoff step); a lost connection is retried first where it was (the
+   * hub that served the terminal is the likeliest to serve it again: a network blip, not a dead hub).
+   */
+  readonly #urls: string[];
+  #index = 0;
+  /** Failed attempts since the last connection or the last full round. */
+  #roundFailures = 0;
+  #roundRefused = false;
 
   constructor(private readonly opts: LinkOptions) {
     super();
     this.#backoff = new Backoff({ minMs: opts.reconnectMinMs, maxMs: opts.reconnectMaxMs });
+    this.#urls = shuffle(splitHubUrls(opts.url), opts.random ?? Math.random);
+  }
+
+  /** The URL of the current or next attempt. */
+  get url(): string {
+    return this.#urls[this.#index]!;
   }
 
   get connected(): boolean {
@@ -184,7 +205,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#schedule(hold);
       return;
     }
-    if (!/^mqtts?:/.test(this.opts.url) && !mqttConnect) {
+    if (!/^mqtts?:/.test(this.url) && !mqttConnect) {
       // ws:// and wss:// go through mqtt.js' own connect(), loaded on first use; try again once it is
       loadMqttConnect(this.opts.logger);
       this.#schedule(20);
@@ -193,6 +214,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     this.#connSeq += 1;
     this.stats.attempts += 1;
     const connSeq = this.#connSeq;
+    const url = this.url;
     const will = this.opts.will(connSeq);
     const options: IClientOptions = {
       protocolVersion: 4,
@@ -225,8 +247,10 @@ export class MqttLink extends EventEmitter<LinkEvents> {
       this.#connected = true;
       this.stats.connects += 1;
       this.#backoff.connected();
+      this.#roundFailures = 0;
+      this.#roundRefused = false;
       this.#lastTlsError = null;
-      this.opts.logger.info({ connSeq, sessionPresent: connack.sessionPresent }, 'connected to hub');
+      this.opts.logger.info({ connSeq, sessionPresent: connack.sessionPresent, ...(this.#urls.length > 1 ? { hub: url } : {}) }, 'connected to hub');
       this.emit('up', { sessionPresent: connack.sessionPresent, connSeq });
     });
     client.on('message', (topic, payload) => {
@@ -261,17 +285,38 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     });
     client.on('close', () => {
       if (this.#client !== client) return;
+      const hadConnected = this.#connected;
       client.end(true);
       this.#dropped(client, lastError);
       if (this.#stopped) return;
-      const wait = refused ? jitter(this.opts.authRetryMs, 0.2) : this.#backoff.next();
-      this.opts.logger.info({ retryInMs: wait, attempt: this.#backoff.attempt, ...(lastError ? { error: lastError } : {}) }, 'disconnected from hub, will retry');
+      const wait = this.#nextWait(hadConnected, refused);
+      this.opts.logger.info(
+        { retryInMs: wait, attempt: this.#backoff.attempt, ...(lastError ? { error: lastError } : {}), ...(this.#urls.length > 1 ? { next: this.url } : {}) },
+        'disconnected from hub, will retry',
+      );
       this.#schedule(wait);
     });
   }
 
+  /**
+   * After an attempt or a connection ended: where the next attempt goes and when. A connection that was up is retried
+   * at the same hub after a backoff step; a failed attempt moves on to the next hub at once, until the round is
+   * through, and then waits a backoff step (or the credentials wait, when every hub of the round refused them).
+   */
+  #nextWait(hadConnected: boolean, refused: boolean): number {
+    if (this.#urls.length === 1 || hadConnected) return refused ? jitter(this.opts.authRetryMs, 0.2) : this.#backoff.next();
+    this.#roundFailures += 1;
+    this.#roundRefused ||= refused;
+    this.#index = (this.#index + 1) % this.#urls.length;
+    if (this.#roundFailures < this.#urls.length) return jitter(NEXT_HUB_MS, 0.5);
+    const allRefused = this.#roundRefused && refused;
+    this.#roundFailures = 0;
+    this.#roundRefused = false;
+    return allRefused ? jitter(this.opts.authRetryMs, 0.2) : this.#backoff.next();
+  }
+
   #createClient(options: IClientOptions): MqttClient {
-    const u = new URL(this.opts.url);
+    const u = new URL(this.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     const localAddress = this.opts.localAddress;
     if (u.protocol === 'mqtt:') {
@@ -294,7 +339,7 @@ export class MqttLink extends EventEmitter<LinkEvents> {
         options,
       );
     }
-    return mqttConnect!(this.opts.url, {
+    return mqttConnect!(this.url, {
       ...options,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       ...(localAddress ? { wsOptions: { localAddress } } : {}),
@@ -338,6 +383,25 @@ export class MqttLink extends EventEmitter<LinkEvents> {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
+}
+
+/** The pause before trying the next hub of the list after one failed: enough to not spin on a list of dead ones. */
+const NEXT_HUB_MS = 100;
+
+/** `KF_HUB_URL` as a list: comma-separated, blanks ignored. */
+export function splitHubUrls(value: string): string[] {
+  const urls = value.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (urls.length === 0) throw new Error('no hub URL');
+  return urls;
+}
+
+function shuffle<T>(items: T[], random: () => number): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
 }
 
 /**

@@ -15,6 +15,7 @@ import { FileExitRecorder } from './exit-record.ts';
 import { SystemHostProbe } from './host/system.ts';
 import { createLogger, LogRing } from './log.ts';
 import { SqliteOutbox } from './outbox/sqlite.ts';
+import { splitHubUrls } from './mqtt-link.ts';
 import { runCommand } from './peripherals/command.ts';
 import { loadProbeCatalog } from './peripherals/probe-catalog.ts';
 
@@ -168,8 +169,13 @@ function checkUpdateKey(cfg: AgentConfig): void {
   if (type !== 'ed25519') throw new ConfigError(`KF_UPDATE_PUBKEY (updatePubkey) must be an Ed25519 public key, not ${type ?? 'unknown'}`);
 }
 
+/** KF_HUB_URL for the log: each URL of the list without a password. */
 function redactUrl(url: string): string {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
+  return splitHubUrls(url)
+    .map((one) => {
+      const u = new URL(one);
+      u.password = '';
+      return u.toString();
+    })
+    .join(',');
 }

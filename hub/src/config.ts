@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { AuthOptions } from './auth/service.ts';
+import { parseTrustedSources } from './broker/proxy-protocol.ts';
 import { DatabaseUrlError, parseDatabaseUrl, type DatabaseTarget } from './db/url.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -17,6 +18,10 @@ export const configSchema = z.object({
   KF_BIND: z.string().min(1).default('0.0.0.0'),
   KF_MQTT_PORT: port.default(1883),
   KF_MQTTS_PORT: port.optional(),
+  /** MQTT behind a load balancer speaking PROXY protocol v2 (broker/proxy-protocol.ts); off when unset. */
+  KF_MQTT_PROXY_PORT: port.optional(),
+  /** Who may speak PROXY protocol to KF_MQTT_PROXY_PORT: addresses and subnets, comma-separated. */
+  KF_MQTT_PROXY_FROM: z.string().default('127.0.0.1,::1'),
   KF_HTTP_PORT: port.default(8080),
   KF_DATA_DIR: z.string().min(1).default('./data'),
   /** Unset or `sqlite:`: SQLite under KF_DATA_DIR; `postgres://…`: PostgreSQL (db/url.ts). */
@@ -58,6 +63,8 @@ export interface HubConfig {
   bind: string;
   mqttPort: number;
   mqttsPort: number | undefined;
+  /** KF_MQTT_PROXY_PORT and KF_MQTT_PROXY_FROM: the PROXY protocol v2 listener and its trusted balancers. */
+  mqttProxy?: { port: number; from: string } | undefined;
   httpPort: number;
   dataDir: string;
   /** KF_DATABASE_URL, parsed: which engine holds the fleet. */
@@ -121,10 +128,18 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     if (err instanceof DatabaseUrlError) throw new ConfigError('KF_DATABASE_URL', err.message);
     throw err;
   }
+  if (c.KF_MQTT_PROXY_PORT !== undefined) {
+    try {
+      parseTrustedSources(c.KF_MQTT_PROXY_FROM);
+    } catch (err) {
+      throw new ConfigError('KF_MQTT_PROXY_FROM', (err as Error).message);
+    }
+  }
   return {
     bind: c.KF_BIND,
     mqttPort: c.KF_MQTT_PORT,
     mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
+    mqttProxy: c.KF_MQTT_PROXY_PORT !== undefined ? { port: c.KF_MQTT_PROXY_PORT, from: c.KF_MQTT_PROXY_FROM } : undefined,
     httpPort: c.KF_HTTP_PORT,
     dataDir: path.resolve(c.KF_DATA_DIR),
     database,

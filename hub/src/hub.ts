@@ -17,6 +17,7 @@ import { ConfigLayers } from './config-layers/service.ts';
 import { ConfigLayerStore } from './config-layers/store.ts';
 import { dropStoredPrograms } from './config-layers/programs.ts';
 import { Broker } from './broker/broker.ts';
+import { acceptProxied, parseTrustedSources } from './broker/proxy-protocol.ts';
 import { ConfigError, type HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
 import { BatchWriter, type Change } from './ingest/writer.ts';
@@ -84,6 +85,8 @@ export interface Hub extends HubServices {
   config: HubConfig;
   mqttPort: number;
   mqttsPort: number | null;
+  /** The PROXY protocol v2 listener's port (KF_MQTT_PROXY_PORT), or null. */
+  mqttProxyPort: number | null;
   httpPort: number;
   close(): Promise<void>;
 }
@@ -309,6 +312,18 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
     servers.push(tcp);
     const mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    let mqttProxyPort: number | null = null;
+    if (config.mqttProxy) {
+      const trusted = parseTrustedSources(config.mqttProxy.from);
+      const proxied = net.createServer((socket) =>
+        acceptProxied(socket, trusted, (s, address) => b.handle(s, address), (reason, detail) => {
+          metrics.proxyRefused.inc({ reason });
+          log.warn({ reason, detail, peer: socket.remoteAddress }, 'PROXY protocol connection refused');
+        }),
+      );
+      servers.push(proxied);
+      mqttProxyPort = await listen(proxied, config.mqttProxy.port, config.bind);
+    }
     let mqttsPort: number | null = null;
     let tlsOptions: tls.TlsOptions | null = null;
     if (config.tlsCert && config.tlsKey) {
@@ -383,6 +398,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       config,
       mqttPort,
       mqttsPort,
+      mqttProxyPort,
       httpPort,
       close: () => {
         closing ??= (async () => {

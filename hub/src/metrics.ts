@@ -30,6 +30,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    proxyRefused: new Counter({
+      name: 'kf_mqtt_proxy_refused_total',
+      help: 'Connections to the PROXY protocol listener closed before MQTT: untrusted source, bad header, timeout',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     authFailures: new Counter({ name: 'kf_auth_failures_total', help: 'Refused MQTT connections', labelNames: ['reason'] as const, registers: [registry] }),
     authDelayed: new Counter({
       name: 'kf_auth_delayed_total',

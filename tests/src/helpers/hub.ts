@@ -30,6 +30,8 @@ export interface SpawnHubOptions {
 
 export interface HubProcess {
   mqttPort: number;
+  /** KF_MQTT_PROXY_PORT's real port, when the hub was started with one. */
+  mqttProxyPort?: number | undefined;
   httpPort: number;
   token: string;
   dataDir: string;
@@ -70,7 +72,7 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
   const logs: string[] = [];
 
   const start = () =>
-    new Promise<{ proc: ChildProcess; mqttPort: number; httpPort: number }>((resolve, reject) => {
+    new Promise<{ proc: ChildProcess; mqttPort: number; httpPort: number; mqttProxyPort?: number | undefined }>((resolve, reject) => {
       const proc = spawn(process.execPath, [HUB_BIN, 'serve'], {
         cwd: REPO_ROOT,
         env: {
@@ -94,10 +96,10 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
         logs.push(line);
         if (logs.length > 5000) logs.splice(0, 1000);
         try {
-          const j = JSON.parse(line) as { msg?: string; mqttPort?: number; httpPort?: number };
+          const j = JSON.parse(line) as { msg?: string; mqttPort?: number; httpPort?: number; mqttProxyPort?: number };
           if (j.msg === 'ready' && typeof j.mqttPort === 'number' && typeof j.httpPort === 'number') {
             clearTimeout(timer);
-            resolve({ proc, mqttPort: j.mqttPort, httpPort: j.httpPort });
+            resolve({ proc, mqttPort: j.mqttPort, httpPort: j.httpPort, mqttProxyPort: j.mqttProxyPort });
           }
         } catch {
           // not JSON
@@ -112,6 +114,7 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
   const first = await start();
   const hub: HubProcess = {
     mqttPort: first.mqttPort,
+    mqttProxyPort: first.mqttProxyPort,
     httpPort: first.httpPort,
     token,
     dataDir,
@@ -153,6 +156,7 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
       const next = await start();
       hub.proc = next.proc;
       hub.mqttPort = next.mqttPort;
+      hub.mqttProxyPort = next.mqttProxyPort;
       hub.httpPort = next.httpPort;
     },
     async stop() {
