@@ -24,6 +24,10 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
 import { PresenceService } from './services/presence.ts';
+import { SecurityState } from './services/security.ts';
+import { IngestQuota } from './ingest/quota.ts';
+import { TakeoverWatch } from './broker/takeover.ts';
+import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { NodeCounters } from './store/node-counters.ts';
@@ -191,7 +195,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const registry = new RegistryStore(db);
     started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
-    const ingest = new Ingest(ingestStore, writer, presence, metrics);
+    // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
+    const security = new SecurityState(ingestStore, new SecurityStore(db), writer, log);
+    const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
+    const takeovers = new TakeoverWatch(config.takeover, metrics, log, (id, s) => security.credentialConflict(id, s));
+    const ingest = new Ingest(ingestStore, writer, presence, metrics, quota);
     let downlink: Downlink | null = null;
     broker = new Broker({
       registry,
@@ -200,6 +208,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       metrics,
       log,
       maxPayload: config.maxPayload,
+      quota,
+      takeovers,
       onSubscribed: (id, kind) => downlink?.onSubscribed(id, kind),
     });
     await broker.start();
@@ -207,6 +217,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
+    await security.hubStarted();
     started.presence = ms();
     const restored = await downlink.restoreRetained();
     started.retained = ms();
@@ -329,6 +340,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     }
 
     started.listen = ms();
+    timers.push(
+      setInterval(() => {
+        const now = Date.now();
+        quota.tick(now);
+        takeovers.tick(now);
+      }, 1000),
+    );
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
     timers.push(
       setInterval(() => {
