@@ -67,7 +67,8 @@ export class PresenceService {
     address: string | null = null,
   ): void {
     if (st.presence === to && reason !== 'takeover') return;
-    this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq, address);
+    if (address === null) this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq);
+    else this.store.s.insertFrom.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq, address);
     const n = (this.store.s.countSince.get(terminalId, at - this.opts.flapWindowMs) as { n: number }).n;
     const flapping = n > this.opts.flapTransitions ? 1 : 0;
     this.store.s.setPresence.run(to, reason, at, flapping, terminalId);

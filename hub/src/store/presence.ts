@@ -17,6 +17,10 @@ export class PresenceStore {
   constructor(db: Db) {
     this.s = {
       insert: db.prepare(
+        'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      /** A transition a connection made (connected, takeover), with its remote address. */
+      insertFrom: db.prepare(
         'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       setLastAddress: db.prepare('UPDATE terminal_state SET last_address = ? WHERE terminal_id = ?'),
