@@ -25,8 +25,8 @@ import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
 import { PresenceService } from './services/presence.ts';
 import { SecurityState } from './services/security.ts';
-import { IngestQuota } from './ingest/quota.ts';
-import { TakeoverWatch } from './broker/takeover.ts';
+import { IngestQuota, type FloodState } from './ingest/quota.ts';
+import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
 import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
@@ -217,7 +217,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
-    await security.hubStarted();
+    for (const a of security.active()) {
+      if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
+      if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
+    }
     started.presence = ms();
     const restored = await downlink.restoreRetained();
     started.retained = ms();

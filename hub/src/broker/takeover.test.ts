@@ -2,6 +2,7 @@
  * Credential reuse (issue 20, item 10): two real mqtt clients with one terminal's credentials, from 127.0.0.1 and
  * 127.0.0.2 (both Linux loopback; the client socket is bound to its local address), reconnecting as an agent does.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { MqttClient, type IClientOptions } from 'mqtt';
@@ -36,9 +37,9 @@ afterEach(() => {
 });
 afterAll(() => hub.stop());
 
-/** A client from `localAddress`, reconnecting every `reconnectPeriod` ms like an agent (also after a refused CONNACK). */
-function clientFrom(localAddress: string, id: string, secret: string, opts: IClientOptions = {}): MqttClient {
-  const c = new MqttClient(() => net.createConnection({ port: hub.mqttPort, host: '127.0.0.1', localAddress }), {
+/** A client from `localAddress` to `h`, reconnecting every `reconnectPeriod` ms like an agent (also after a refused CONNACK). */
+function clientFrom(localAddress: string, id: string, secret: string, opts: IClientOptions = {}, h: TestHub = hub): MqttClient {
+  const c = new MqttClient(() => net.createConnection({ port: h.mqttPort, host: '127.0.0.1', localAddress }), {
     clientId: id,
     username: id,
     password: secret,
@@ -55,8 +56,8 @@ function clientFrom(localAddress: string, id: string, secret: string, opts: ICli
 
 const connectedOnce = (c: MqttClient) => until(() => c.connected, 10_000);
 
-async function alerts(terminalId: string, rule: string) {
-  const res = await hub.api(`/api/v1/alerts?terminal=${terminalId}&rule=${rule}&state=all`);
+async function alerts(terminalId: string, rule: string, h: TestHub = hub) {
+  const res = await h.api(`/api/v1/alerts?terminal=${terminalId}&rule=${rule}&state=all`);
   return ((await res.json()) as { items: { id: number; state: string; severity: string; details: Record<string, unknown> }[] }).items;
 }
 
@@ -78,7 +79,7 @@ describe('credentials in use from two addresses', () => {
     let intruderConnects = 0;
     intruder.on('connect', () => intruderConnects++);
 
-    const alert = await until(async () => (await alerts(t.id, 'credential-reuse')).find((a) => a.state !== 'resolved'), 15_000);
+    const alert = (await until(async () => (await alerts(t.id, 'credential-reuse')).find((a) => a.state !== 'resolved'), 15_000))!;
     expect(alert.severity).toBe('critical');
     expect(alert.details.addresses).toEqual(['127.0.0.1', '127.0.0.2']);
     // the intruder keeps trying and is refused each time, counted
@@ -129,5 +130,37 @@ describe('credentials in use from two addresses', () => {
     expect(lines.filter((l) => l.terminalId === t.id && l.msg === 'connection taken over by a new one from the same address').length).toBeGreaterThanOrEqual(4);
     const detail = (await (await hub.api(`/api/v1/terminals/${t.id}`)).json()) as { lastAddress: string | null };
     expect(detail.lastAddress).toBe('127.0.0.3');
+  });
+
+  test('a restart keeps the hold-off and the open alert', { timeout: 60_000 }, async () => {
+    const opts = { alerts: { evaluateMs: 200, startGraceMs: 0, webhookBackoffMs: 50 } };
+    let h = await startTestHub(opts);
+    const dir = h.dir;
+    try {
+      const t = await h.terminal('GZ-T-001-07');
+      const terminal = clientFrom('127.0.0.1', t.id, t.secret, {}, h);
+      await connectedOnce(terminal);
+      const intruder = clientFrom('127.0.0.2', t.id, t.secret, {}, h);
+      await until(async () => (await h.metric('kf_auth_failures_total', { reason: 'held-off' })) >= 1, 20_000);
+      const before = (await alerts(t.id, 'credential-reuse', h)).find((a) => a.state !== 'resolved');
+      expect(before).toBeDefined();
+      terminal.end(true);
+      intruder.end(true);
+      await h.close();
+
+      h = await startTestHub(opts, dir);
+      // the intruder tries first this time: still held off
+      const again = clientFrom('127.0.0.2', t.id, t.secret, { reconnectPeriod: 0, reconnectOnConnackError: false }, h);
+      await until(async () => (await h.metric('kf_auth_failures_total', { reason: 'held-off' })) >= 1, 10_000);
+      expect(again.connected).toBe(false);
+      const back = clientFrom('127.0.0.1', t.id, t.secret, {}, h);
+      await connectedOnce(back);
+      await new Promise((r) => setTimeout(r, 1000));
+      const after = await alerts(t.id, 'credential-reuse', h);
+      expect(after.map((a) => [a.id, a.state])).toEqual([[before!.id, before!.state]]);
+    } finally {
+      await h.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

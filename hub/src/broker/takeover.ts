@@ -108,6 +108,24 @@ export class TakeoverWatch {
     }
   }
 
+  /**
+   * A conflict a previous run stored: its hold-off still applies, and it ends (its alert resolves) CONFLICT_QUIET_MS
+   * from now unless the takeovers go on.
+   */
+  restore(terminalId: string, c: ConflictState, now = Date.now()): void {
+    if (!Array.isArray(c.addresses) || c.addresses.length !== 2 || typeof c.since !== 'number') return;
+    this.#episodes.set(terminalId, {
+      established: c.addresses[0],
+      newer: c.addresses[1],
+      times: [],
+      last: now,
+      takeovers: c.takeovers ?? 0,
+      refused: c.refused ?? 0,
+      conflictSince: c.since,
+      heldOff: c.heldOff && c.heldOff.until > now ? { address: c.heldOff.address, until: c.heldOff.until } : null,
+    });
+  }
+
   /** Ends conflicts quiet for CONFLICT_QUIET_MS (and forgets single takeovers past the window); every second or so. */
   tick(now: number): void {
     for (const [id, e] of this.#episodes) {

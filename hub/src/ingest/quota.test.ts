@@ -84,9 +84,9 @@ describe('rate limit per terminal and stream', () => {
     expect(flooder.connected).toBe(true);
 
     // one alert for the terminal, not one per message; it resolves once the flood stopped
-    const open = await until(async () => (await alertsOf(hub, f.id, 'terminal-flooding')).find((a) => a.state !== 'resolved'), 10_000);
+    const open = (await until(async () => (await alertsOf(hub, f.id, 'terminal-flooding')).find((a) => a.state !== 'resolved'), 10_000))!;
     expect(open.details).toMatchObject({ dropped: { telemetry: expect.any(Number) } });
-    const resolved = await until(async () => (await alertsOf(hub, f.id, 'terminal-flooding')).find((a) => a.state === 'resolved'), 15_000);
+    const resolved = (await until(async () => (await alertsOf(hub, f.id, 'terminal-flooding')).find((a) => a.state === 'resolved'), 15_000))!;
     expect(resolved.id).toBe(open.id);
     expect(await alertsOf(hub, f.id, 'terminal-flooding')).toHaveLength(1);
     expect(await alertsOf(hub, o.id, 'terminal-flooding')).toHaveLength(0);

@@ -177,6 +177,12 @@ export class IngestQuota {
     return this.#flooding;
   }
 
+  /** A flood a previous run stored: it goes on (so does its alert) until `floodQuietMs` pass without a drop. */
+  restoreFlood(terminalId: string, state: FloodState, now = Date.now()): void {
+    if (typeof state.since !== 'number' || typeof state.dropped !== 'object' || state.dropped === null) return;
+    this.#flooding.set(terminalId, { since: state.since, last: now, dropped: { ...state.dropped }, reported: now, changed: false });
+  }
+
   /** Ends floods quiet for `floodQuietMs`, reports grown counts; called every second or so. */
   tick(now: number): void {
     for (const [id, f] of this.#flooding) {

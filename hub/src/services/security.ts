@@ -16,11 +16,13 @@ export class SecurityState {
     private readonly log: Logger,
   ) {}
 
-  /** The trackers start empty: what a previous run left flagged is over (its alerts resolve by recovery). */
-  hubStarted(): Promise<void> {
-    return this.writer.enqueue(() => {
-      this.store.s.clearAll.run();
-    });
+  /**
+   * What a previous run left flagged (parsed), for the in-memory trackers to carry on with: a restart neither forgets
+   * a hold-off nor resolves a security alert by itself; a flag nothing renews ends after its quiet time.
+   */
+  active(): { terminalId: string; flooding: unknown; credentialConflict: unknown }[] {
+    const rows = this.store.s.active.all() as { terminalId: string; flooding: string | null; credentialConflict: string | null }[];
+    return rows.map((r) => ({ terminalId: r.terminalId, flooding: parse(r.flooding), credentialConflict: parse(r.credentialConflict) }));
   }
 
   flooding(terminalId: string, state: object | null): void {
@@ -40,5 +42,14 @@ export class SecurityState {
         tx.emit({ type: 'security', terminalId, at: tx.now, data: { [what]: state !== null } });
       })
       .catch((err: unknown) => this.log.error({ err, terminalId }, 'security state write failed'));
+  }
+}
+
+function parse(s: string | null): unknown {
+  if (s === null) return null;
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return null;
   }
 }

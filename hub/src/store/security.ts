@@ -8,8 +8,11 @@ export class SecurityStore {
     this.s = {
       setFlooding: db.prepare('UPDATE terminal_state SET flooding = ? WHERE terminal_id = ?'),
       setCredentialConflict: db.prepare('UPDATE terminal_state SET credential_conflict = ? WHERE terminal_id = ?'),
-      /** At start no flood and no conflict is going on (their trackers live in memory and start empty). */
-      clearAll: db.prepare('UPDATE terminal_state SET flooding = NULL, credential_conflict = NULL WHERE flooding IS NOT NULL OR credential_conflict IS NOT NULL'),
+      /** What a previous run left flagged, for the trackers to carry on with at start. */
+      active: db.prepare(
+        `SELECT terminal_id AS terminalId, flooding, credential_conflict AS credentialConflict FROM terminal_state
+         WHERE flooding IS NOT NULL OR credential_conflict IS NOT NULL`,
+      ),
     };
   }
 }
