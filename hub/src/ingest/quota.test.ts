@@ -9,7 +9,9 @@ import { EXAMPLES } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../config.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
-import { DEFAULT_QUOTAS } from './quota.ts';
+import { createLogger } from '../log.ts';
+import { createMetrics } from '../metrics.ts';
+import { DEFAULT_QUOTAS, IngestQuota, type FloodState } from './quota.ts';
 
 const count = (hub: TestHub, table: string, id: string) =>
   (hub.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`).get(id) as { n: number }).n;
@@ -40,6 +42,41 @@ async function alertsOf(hub: TestHub, terminalId: string, rule: string): Promise
   expect(res.status).toBe(200);
   return ((await res.json()) as { items: AlertItem[] }).items;
 }
+
+describe('the token bucket', () => {
+  const quota = (telemetry: { rate: number; burst: number }, floods: [string, FloodState | null][] = []) =>
+    new IngestQuota(
+      { streams: { ...DEFAULT_QUOTAS, telemetry }, eventsPerDay: 0, floodQuietMs: 1000 },
+      createMetrics(),
+      createLogger('silent'),
+      (id, s) => floods.push([id, s]),
+    );
+
+  test('a burst, then the rate; a quiet terminal gets its burst back; presence is not limited', () => {
+    const floods: [string, FloodState | null][] = [];
+    const q = quota({ rate: 2, burst: 3 }, floods);
+    const t0 = 1_000_000;
+    expect([1, 2, 3, 4].map(() => q.admit('A', 'telemetry', t0))).toEqual([true, true, true, false]);
+    expect(q.admit('A', 'events', t0)).toBe(true);
+    expect(q.admit('A', 'presence', t0)).toBe(true);
+    expect(q.admit('A', 'telemetry', t0 + 499)).toBe(false);
+    expect(q.admit('A', 'telemetry', t0 + 1000)).toBe(true);
+    expect(floods).toEqual([['A', { since: t0, last: t0, dropped: { telemetry: 1 } }]]);
+    // quiet for the flood's quiet time after its last drop (t0 + 499): over; quiet long enough: the whole burst again
+    q.tick(t0 + 1498);
+    expect(floods).toHaveLength(1);
+    q.tick(t0 + 1499);
+    expect(floods[1]).toEqual(['A', null]);
+    expect([1, 2, 3, 4].map(() => q.admit('A', 'telemetry', t0 + 60_000))).toEqual([true, true, true, false]);
+  });
+
+  test('every terminal has its own buckets, however many there are', () => {
+    const q = quota({ rate: 1, burst: 1 });
+    const ids = Array.from({ length: 5000 }, (_, i) => `GZ-T-001-${i}`);
+    expect(ids.every((id) => q.admit(id, 'telemetry', 1000))).toBe(true);
+    expect(ids.some((id) => q.admit(id, 'telemetry', 1000))).toBe(false);
+  });
+});
 
 describe('rate limit per terminal and stream', () => {
   let hub: TestHub;

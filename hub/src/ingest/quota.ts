@@ -125,8 +125,9 @@ export class IngestQuota {
     if (i === undefined) return true;
     const rate = this.#ratePerMs[i]!;
     if (rate === 0) return true;
-    const b = this.#b;
     const o = this.#slot(terminalId, now) * WIDTH + 2 * i;
+    // (after #slot: a new terminal may have grown the array)
+    const b = this.#b;
     let tokens = b[o]!;
     const elapsed = now - b[o + 1]!;
     // (a clock set back refills nothing, and takes nothing back)
