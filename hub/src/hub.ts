@@ -345,9 +345,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.listen = ms();
     timers.push(
       setInterval(() => {
-        const now = Date.now();
-        quota.tick(now);
-        takeovers.tick(now);
+        try {
+          const now = Date.now();
+          quota.tick(now);
+          takeovers.tick(now);
+        } catch (err) {
+          log.error({ err }, 'security tick failed');
+        }
       }, 1000),
     );
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
