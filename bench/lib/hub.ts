@@ -51,6 +51,14 @@ export async function startHub(o: HubOptions): Promise<Hub> {
       KF_DATA_DIR: dataDir,
       KF_ADMIN_TOKEN: ADMIN_TOKEN,
       KF_LOG_LEVEL: process.env.BENCH_HUB_LOG_LEVEL ?? 'info',
+      // The scenarios push each terminal far past what a real one sends (hundreds of samples a second, 100,000-message
+      // replays) to measure throughput: the per-terminal quotas stay on (their check is part of the hot path being
+      // measured) but at their ceiling, so nothing is dropped.
+      KF_QUOTA_TELEMETRY_RATE: '1000000',
+      KF_QUOTA_TELEMETRY_BURST: '10000000',
+      KF_QUOTA_EVENTS_RATE: '1000000',
+      KF_QUOTA_EVENTS_BURST: '10000000',
+      KF_QUOTA_EVENTS_PER_DAY: '0',
       ...o.env,
     },
   });

@@ -8,6 +8,21 @@ describe('config', () => {
     expect(c.mqttsPort).toBeUndefined();
   });
 
+  test('quotas and the takeover hold-off come from KF_QUOTA_* and KF_TAKEOVER_HOLD_OFF_S', () => {
+    const c = parseConfig({
+      KF_QUOTA_TELEMETRY_RATE: '2',
+      KF_QUOTA_TELEMETRY_BURST: '100',
+      KF_QUOTA_RESULTS_RATE: '0',
+      KF_QUOTA_EVENTS_PER_DAY: '250',
+      KF_TAKEOVER_HOLD_OFF_S: '30',
+    });
+    expect(c.quota.streams.telemetry).toEqual({ rate: 2, burst: 100 });
+    expect(c.quota.streams['commands/result'].rate).toBe(0);
+    expect(c.quota.streams.events).toEqual({ rate: 1, burst: 5000 });
+    expect(c.quota.eventsPerDay).toBe(250);
+    expect(c.takeover.holdOffMs).toBe(30_000);
+  });
+
   test('flags mirror env names and override env', () => {
     expect(parseConfig({ KF_MQTT_PORT: '1', ...flagsToEnv(['--mqtt-port=0']) }).mqttPort).toBe(0);
     expect(() => flagsToEnv(['--oops'])).toThrow(ConfigError);
@@ -18,6 +33,9 @@ describe('config', () => {
     [{ KF_MAX_PAYLOAD: '12' }, 'KF_MAX_PAYLOAD'],
     [{ KF_TLS_CERT: '/x.pem' }, 'KF_TLS_KEY'],
     [{ KF_MQTTS_PORT: '8883' }, 'KF_MQTTS_PORT'],
+    [{ KF_QUOTA_TELEMETRY_RATE: 'fast' }, 'KF_QUOTA_TELEMETRY_RATE'],
+    [{ KF_QUOTA_EVENTS_BURST: '0' }, 'KF_QUOTA_EVENTS_BURST'],
+    [{ KF_QUOTA_EVENTS_PER_DAY: '-5' }, 'KF_QUOTA_EVENTS_PER_DAY'],
   ])('%o → error naming %s', (env, key) => {
     expect(() => parseConfig(env)).toThrow(new RegExp(`^${key}:`));
   });

@@ -7,12 +7,36 @@ import { z } from 'zod';
 import type { AuthOptions } from './auth/service.ts';
 import { parseTrustedSources } from './broker/proxy-protocol.ts';
 import { DatabaseUrlError, parseDatabaseUrl, type DatabaseTarget } from './db/url.ts';
+import { DEFAULT_QUOTAS, QUOTA_STREAMS, type QuotaOptions, type QuotaStream } from './ingest/quota.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalString = z
   .string()
   .optional()
   .transform((s) => (s === undefined || s.trim() === '' ? undefined : s));
+
+/**
+ * Per stream: messages a second (0 = no limit) and burst (messages), see ingest/quota.ts for the defaults' reasoning.
+ * Env names: KF_QUOTA_TELEMETRY_RATE, KF_QUOTA_TELEMETRY_BURST, KF_QUOTA_EVENTS_RATE, ...
+ */
+export const QUOTA_ENV = {
+  telemetry: 'TELEMETRY',
+  events: 'EVENTS',
+  'commands/result': 'RESULTS',
+  'config/reported': 'CONFIG',
+  'update/status': 'UPDATE',
+} as const satisfies Record<QuotaStream, string>;
+
+function quotaEnv() {
+  const rate = z.coerce.number().min(0).max(1_000_000);
+  const burst = z.coerce.number().int().min(1).max(10_000_000);
+  const out: Record<string, z.ZodDefault<typeof rate>> = {};
+  for (const k of QUOTA_STREAMS) {
+    out[`KF_QUOTA_${QUOTA_ENV[k]}_RATE`] = rate.default(DEFAULT_QUOTAS[k].rate);
+    out[`KF_QUOTA_${QUOTA_ENV[k]}_BURST`] = burst.default(DEFAULT_QUOTAS[k].burst);
+  }
+  return out as Record<`KF_QUOTA_${(typeof QUOTA_ENV)[QuotaStream]}_${'RATE' | 'BURST'}`, z.ZodDefault<typeof rate>>;
+}
 
 export const configSchema = z.object({
   KF_BIND: z.string().min(1).default('0.0.0.0'),
@@ -54,6 +78,11 @@ export const configSchema = z.object({
   KF_ALERT_EVALUATE_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   KF_ALERT_START_GRACE_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   KF_ALERT_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(10).max(3_600_000).default(1000),
+  /** Per-terminal ingest quotas (ingest/quota.ts has the reasoning behind each default; hub/README.md, "Quotas"). */
+  ...quotaEnv(),
+  KF_QUOTA_EVENTS_PER_DAY: z.coerce.number().int().min(0).max(10_000_000).default(5000),
+  /** Credential reuse (broker/takeover.ts): how long a newer address is refused after repeated takeovers. */
+  KF_TAKEOVER_HOLD_OFF_S: z.coerce.number().int().min(0).max(86_400).default(600),
 });
 
 export type EnvConfig = z.infer<typeof configSchema>;
@@ -95,6 +124,10 @@ export interface HubConfig {
   auth?: Partial<AuthOptions>;
   /** KF_ALERT_*: rule evaluation period, start grace, first webhook retry delay. */
   alerts: { evaluateMs: number; startGraceMs: number; webhookBackoffMs: number };
+  /** KF_QUOTA_*: per-terminal rate limits per stream and the daily cap on stored events (ingest/quota.ts). */
+  quota: QuotaOptions;
+  /** KF_TAKEOVER_HOLD_OFF_S and the takeover window (broker/takeover.ts). */
+  takeover: { holdOffMs: number };
 }
 
 export class ConfigError extends Error {
@@ -159,6 +192,14 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     maintenanceMs: 10 * 60_000,
     configSweep: { everyMs: 1000, terminals: 2000 },
     alerts: { evaluateMs: c.KF_ALERT_EVALUATE_MS, startGraceMs: c.KF_ALERT_START_GRACE_MS, webhookBackoffMs: c.KF_ALERT_WEBHOOK_BACKOFF_MS },
+    quota: {
+      streams: Object.fromEntries(
+        QUOTA_STREAMS.map((k) => [k, { rate: c[`KF_QUOTA_${QUOTA_ENV[k]}_RATE`], burst: c[`KF_QUOTA_${QUOTA_ENV[k]}_BURST`] }]),
+      ) as QuotaOptions['streams'],
+      eventsPerDay: c.KF_QUOTA_EVENTS_PER_DAY,
+      floodQuietMs: 60_000,
+    },
+    takeover: { holdOffMs: c.KF_TAKEOVER_HOLD_OFF_S * 1000 },
     ...overrides,
   };
 }

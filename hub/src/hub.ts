@@ -26,6 +26,10 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
 import { PresenceService } from './services/presence.ts';
+import { SecurityState } from './services/security.ts';
+import { IngestQuota, type FloodState } from './ingest/quota.ts';
+import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
+import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
@@ -207,7 +211,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     dropStoredPrograms(db, log);
     started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
-    const ingest = new Ingest(ingestStore, writer, presence, metrics);
+    // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
+    const security = new SecurityState(ingestStore, new SecurityStore(db), writer, log);
+    const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
+    const takeovers = new TakeoverWatch(config.takeover, metrics, log, (id, s) => security.credentialConflict(id, s));
+    const ingest = new Ingest(ingestStore, writer, presence, metrics, quota);
     let downlink: Downlink | null = null;
     broker = new Broker({
       registry,
@@ -216,6 +224,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       metrics,
       log,
       maxPayload: config.maxPayload,
+      quota,
+      takeovers,
       onSubscribed: (id, kind) => downlink?.onSubscribed(id, kind),
     });
     await broker.start();
@@ -223,6 +233,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
+    for (const a of security.active()) {
+      if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
+      if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
+    }
     started.presence = ms();
     const restored = await downlink.restoreRetained();
     started.retained = ms();
@@ -357,6 +371,17 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     }
 
     started.listen = ms();
+    timers.push(
+      setInterval(() => {
+        try {
+          const now = Date.now();
+          quota.tick(now);
+          takeovers.tick(now);
+        } catch (err) {
+          log.error({ err }, 'security tick failed');
+        }
+      }, 1000),
+    );
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
     timers.push(
       setInterval(() => {

@@ -72,6 +72,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['state', 'reason'] as const,
       registers: [registry],
     }),
+    quotaDropped: new Counter({
+      name: 'kf_ingest_quota_dropped_total',
+      help: 'Terminal → hub messages dropped (and acknowledged) over a per-terminal quota, by stream and reason (rate, daily-cap)',
+      labelNames: ['stream', 'reason'] as const,
+      registers: [registry],
+    }),
+    takeovers: new Counter({
+      name: 'kf_mqtt_takeovers_total',
+      help: "Connections that took over a terminal's live connection, by whether both came from the same address",
+      labelNames: ['addresses'] as const,
+      registers: [registry],
+    }),
     pruned: new Counter({ name: 'kf_pruned_rows_total', help: 'Rows removed by retention', labelNames: ['table'] as const, registers: [registry] }),
   };
   return m;

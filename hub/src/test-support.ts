@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
 import { parseConfig, type HubConfig } from './config.ts';
 import { startHub, type Hub } from './hub.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import { MIGRATIONS_DIR } from './store/db.ts';
 
 export const TOKEN = 'test-admin-token-0123456789';
@@ -27,13 +27,13 @@ export interface TestHub extends Hub {
   stop(): Promise<void>;
 }
 
-export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string): Promise<TestHub> {
+export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string, opts: { log?: Logger } = {}): Promise<TestHub> {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubtest-'));
   const config = parseConfig(
     { KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_ADMIN_PASSWORD: ADMIN_PASSWORD, KF_LOG_LEVEL: 'silent' },
     overrides,
   );
-  const hub = (await startHub(config, { log: createLogger(process.env.KF_TEST_LOG ?? 'silent') })) as TestHub;
+  const hub = (await startHub(config, { log: opts.log ?? createLogger(process.env.KF_TEST_LOG ?? 'silent') })) as TestHub;
   const clients: MqttClient[] = [];
   hub.dir = dataDir;
   hub.api = (p, init = {}) => {

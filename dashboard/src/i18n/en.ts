@@ -198,6 +198,8 @@ export const en = {
   'rule.update-failed': 'Update failed',
   'rule.flapping': 'Flapping connection',
   'rule.station-service-lost': 'Station lost a citizen service',
+  'rule.terminal-flooding': 'Terminal flooding',
+  'rule.credential-reuse': 'Credentials in use from two addresses',
   'alerts.title': 'Alert queue',
   'alerts.filter': 'Show',
   'alerts.open': 'Open',

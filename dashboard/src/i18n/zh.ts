@@ -200,6 +200,8 @@ export const zh: Record<MessageKey, string> = {
   'rule.update-failed': '升级失败',
   'rule.flapping': '频繁上下线',
   'rule.station-service-lost': '派出所无法办理某项便民服务',
+  'rule.terminal-flooding': '终端消息洪泛',
+  'rule.credential-reuse': '终端凭据在两个地址同时使用',
   'alerts.title': '告警处理队列',
   'alerts.filter': '显示',
   'alerts.open': '未关闭',

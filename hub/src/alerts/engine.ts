@@ -345,6 +345,8 @@ export class AlertEngine {
       services: this.#services(r.services),
       thresholds,
       inMaintenance: inMaintenance(maint, r.id, r.stationId),
+      flooding: parseOr(r.flooding, null),
+      credentialConflict: parseOr(r.credentialConflict, null),
     };
   }
 

@@ -27,7 +27,7 @@ const CONTINUE_MS = 5;
 /** Terminals swept per timer tick (engine.sweep): 19,000 every 16 minutes at the default 5 s. */
 const SWEEP_PER_TICK = 100;
 /** Change types that alter what the rules see of the terminal they name. */
-const RELEVANT: ReadonlySet<Change['type']> = new Set(['presence', 'telemetry', 'config', 'update', 'terminal']);
+const RELEVANT: ReadonlySet<Change['type']> = new Set(['presence', 'telemetry', 'config', 'update', 'terminal', 'security']);
 
 export interface AlertsOptions {
   evaluateMs: number;

@@ -100,6 +100,9 @@ export interface SnapshotRow {
   host: string | null;
   peripherals: string | null;
   services: string | null;
+  /** JSON while the terminal floods / its credentials are in use from two addresses (services/security.ts). */
+  flooding: string | null;
+  credentialConflict: string | null;
 }
 
 export interface AlertFilter {
@@ -139,7 +142,7 @@ export class AlertStore {
       ),
       snapshotOne: db.prepare(
         `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.presence_reason AS presenceReason, s.presence_since AS presenceSince,
-           s.flapping, s.host, s.peripherals, s.services
+           s.flapping, s.host, s.peripherals, s.services, s.flooding, s.credential_conflict AS credentialConflict
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ? AND t.state = 'active'`,
       ),
       failedUpdate: db.prepare(

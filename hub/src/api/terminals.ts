@@ -55,6 +55,8 @@ const terminalDetail = terminalSummary
     boot: z.object({ bootId: z.string().nullable(), connSeq: z.number().nullable(), uptime: z.number().nullable(), lastExit: z.unknown() }),
     intervalSeconds: z.number().nullable(),
     clockSkewMs: z.number().nullable(),
+    /** The remote address of the terminal's latest MQTT connection. */
+    lastAddress: z.string().nullable(),
     streams: z.array(
       z.object({ stream: z.string(), epoch: z.string(), firstSeq: z.number(), maxSeq: z.number(), count: z.number(), missing: z.number(), lastAt: z.string() }),
     ),
@@ -217,6 +219,8 @@ const presenceRoute = createRoute({
           reason: z.string(),
           bootId: z.string().nullable(),
           connSeq: z.number().nullable(),
+          /** The connection's remote address (connected, takeover). */
+          address: z.string().nullable(),
         }),
       ),
     ),
@@ -378,6 +382,7 @@ export function terminalRoutes(s: Services) {
       boot: { bootId: r.bootId, connSeq: r.connSeq, uptime: r.uptime, lastExit: parseJson(r.lastExit) },
       intervalSeconds: r.intervalS,
       clockSkewMs: r.clockSkewMs,
+      lastAddress: r.lastAddress,
       streams: s.queries.streams(id).map((x) => ({
         ...x,
         missing: x.maxSeq - x.firstSeq + 1 - x.count,
@@ -513,7 +518,7 @@ export function terminalRoutes(s: Services) {
       const more = rows.length > q.limit;
       const items = rows
         .slice(0, q.limit)
-        .map((r) => ({ at: isoReq(r.at), from: r.fromState, to: r.toState, reason: r.reason, bootId: r.bootId, connSeq: r.connSeq }));
+        .map((r) => ({ at: isoReq(r.at), from: r.fromState, to: r.toState, reason: r.reason, bootId: r.bootId, connSeq: r.connSeq, address: r.address }));
       return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
     })
     .openapi(eventsRoute, (c) => {

@@ -8,12 +8,14 @@ import tls from 'node:tls';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { parsePayload, parseTopic, TOPICS, topicFor, type TopicKind } from '@kiosk-fleet/protocol';
 import type { Ingest, UpKind } from '../ingest/index.ts';
+import type { IngestQuota } from '../ingest/quota.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PresenceService } from '../services/presence.ts';
 import type { RegistryStore } from '../store/registry.ts';
 import { createPersistence } from './persistence.ts';
 import { gracefulStream, guardParser, packetLengthCheck, type MqttParser } from './size-guard.ts';
+import type { TakeoverWatch } from './takeover.ts';
 
 export interface BrokerDeps {
   registry: RegistryStore;
@@ -22,6 +24,10 @@ export interface BrokerDeps {
   metrics: Metrics;
   log: Logger;
   maxPayload: number;
+  /** Per-terminal, per-stream rate limits (checked before a payload is parsed); none: unlimited. */
+  quota?: IngestQuota;
+  /** Credential reuse: takeovers between addresses, the newer address held off. */
+  takeovers?: TakeoverWatch;
   /** Called when a terminal subscribed to one of its down topics (the hub then sends what the database holds). */
   onSubscribed: (terminalId: string, kind: TopicKind) => void;
 }
@@ -199,6 +205,10 @@ export class Broker {
     const delay =
       fail && now - fail.last < FAIL_WINDOW_MS && fail.n > FAIL_FREE ? Math.min(100 * 2 ** (fail.n - FAIL_FREE), MAX_DELAY_MS) : 0;
     const answer = () => {
+      if (reason === null && this.d.takeovers) {
+        const live = this.live.get(id);
+        if (this.d.takeovers.refuse(id, address, live && live !== client ? this.addressOf(live) : null, Date.now())) reason = 'held-off';
+      }
       if (reason !== null) {
         this.d.metrics.authFailures.inc({ reason });
         this.d.metrics.rejected.inc({ reason: 'auth' });
@@ -226,6 +236,7 @@ export class Broker {
       if (old && old !== client) {
         this.takenOver.add(old);
         this.takingOver.add(client);
+        this.d.takeovers?.takeover(id, this.addressOf(old), address, Date.now());
       }
       cb(null, true);
     };
@@ -246,6 +257,12 @@ export class Broker {
       return cb(new Error('publish not authorized'));
     }
     const isWill = packet === (client as unknown as { will?: PublishPacket | null }).will;
+    // Over the terminal's quota: dropped before it costs a parse, and acknowledged so that its outbox moves on (the
+    // quota counts it and flags the terminal as flooding).
+    if (!isWill && this.d.quota && !this.d.quota.admit(id, t.kind, Date.now())) {
+      packet.retain = false;
+      return cb(null);
+    }
     const parsed = parsePayload(t.kind, packet.payload as Buffer);
     // Terminal → hub messages are for the hub only: nothing retains them in the broker's memory.
     packet.retain = false;
@@ -289,7 +306,7 @@ export class Broker {
     const takeover = this.takingOver.has(client);
     this.live.set(client.id, client);
     this.d.metrics.connectedTerminals.set(this.live.size);
-    this.d.presence.connected(client.id, takeover).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
+    this.d.presence.connected(client.id, takeover, Date.now(), this.addressOf(client)).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 
   private onDisconnect(client: Client): void {

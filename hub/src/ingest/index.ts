@@ -9,6 +9,7 @@ import type { IngestStore, StreamRef } from '../store/ingest.ts';
 import { ingestCommandResult } from './command-result.ts';
 import { ingestConfigReported } from './config-reported.ts';
 import { ingestEvent } from './events.ts';
+import type { IngestQuota } from './quota.ts';
 import { ingestTelemetry } from './telemetry.ts';
 import { ingestUpdateStatus } from './update-status.ts';
 import type { BatchWriter } from './writer.ts';
@@ -29,6 +30,8 @@ export class Ingest {
     private readonly writer: BatchWriter,
     private readonly presence: PresenceService,
     private readonly metrics: Metrics,
+    /** Per-terminal quotas (the daily event cap is checked here; the rate limits in the broker). */
+    private readonly quota?: IngestQuota,
   ) {}
 
   handle<K extends UpKind>(terminalId: string, kind: K, value: PayloadOf<K & TopicKind>, receivedAt = Date.now()): Promise<void> {
@@ -48,7 +51,13 @@ export class Ingest {
           fresh = ingestTelemetry(this.store, tx, r, value as PayloadOf<'telemetry'>, st);
           break;
         case 'events':
+          if (this.quota && !this.quota.eventRoom(terminalId, receivedAt, (since) => this.store.s.eventsReceivedSince.get(terminalId, since) as number)) {
+            // over today's cap: acknowledged, not stored (counted by the quota); still a sign of life
+            this.presence.activity(tx, terminalId, st, receivedAt);
+            return;
+          }
           fresh = ingestEvent(this.store, tx, r, value as PayloadOf<'events'>);
+          if (fresh) this.quota?.eventStored(terminalId, receivedAt);
           break;
         case 'config/reported':
           fresh = ingestConfigReported(this.store, tx, r, value as PayloadOf<'config/reported'>);

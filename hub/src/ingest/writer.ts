@@ -27,7 +27,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Logger } from '../log.ts';
 
 export interface Change {
-  type: 'presence' | 'telemetry' | 'event' | 'command' | 'terminal' | 'config' | 'update' | 'alert' | 'rollout';
+  type: 'presence' | 'telemetry' | 'event' | 'command' | 'terminal' | 'config' | 'update' | 'alert' | 'rollout' | 'security';
   /** Empty for a change that is about a node (a station's alert): then `nodeId` says where. */
   terminalId: string;
   /** The node a change belongs to when it is not a terminal's (the live stream scopes by it). */

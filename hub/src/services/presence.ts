@@ -64,9 +64,11 @@ export class PresenceService {
     to: PresenceState,
     reason: PresenceReason,
     at: number,
+    address: string | null = null,
   ): void {
     if (st.presence === to && reason !== 'takeover') return;
-    this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq);
+    if (address === null) this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq);
+    else this.store.s.insertFrom.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq, address);
     const n = (this.store.s.countSince.get(terminalId, at - this.opts.flapWindowMs) as { n: number }).n;
     const flapping = n > this.opts.flapTransitions ? 1 : 0;
     this.store.s.setPresence.run(to, reason, at, flapping, terminalId);
@@ -83,12 +85,14 @@ export class PresenceService {
     tx.emit({ type: 'presence', terminalId, at, data: { state: to, reason, flapping: flapping === 1 } });
   }
 
-  connected(terminalId: string, takeover: boolean, at = Date.now()): Promise<void> {
+  /** A connection logged in, from `address` (kept as the terminal's last address and on the transition). */
+  connected(terminalId: string, takeover: boolean, at = Date.now(), address: string | null = null): Promise<void> {
     return this.writer.enqueue((tx) => {
       const st = this.ingest.ensureState(terminalId);
       this.ingest.touch(terminalId, at);
+      if (address !== null) this.store.s.setLastAddress.run(address, terminalId);
       st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, at);
-      this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at);
+      this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at, address);
     });
   }
 

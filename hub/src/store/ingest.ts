@@ -111,6 +111,8 @@ export class IngestStore {
            peripherals, tel_epoch AS telEpoch FROM terminal_state WHERE terminal_id = ?`,
       ),
       ensureState: db.prepare('INSERT OR IGNORE INTO terminal_state (terminal_id) VALUES (?)'),
+      // the daily event cap after a restart (ingest/quota.ts): once per terminal and day, over that terminal's rows
+      eventsReceivedSince: db.prepare('SELECT count(*) AS n FROM events WHERE terminal_id = ? AND received_at >= ?').pluck(),
       touch: db.prepare('UPDATE terminal_state SET last_seen_at = max(coalesce(last_seen_at, 0), ?) WHERE terminal_id = ?'),
       // The state row's update for a batch: [latest sample,] telemetry counters (merged into the row's epoch, or
       // replacing another epoch's after `spillTelemetry`), last seen.

@@ -19,6 +19,11 @@ export class PresenceStore {
       insert: db.prepare(
         'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
+      /** A transition a connection made (connected, takeover), with its remote address. */
+      insertFrom: db.prepare(
+        'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      setLastAddress: db.prepare('UPDATE terminal_state SET last_address = ? WHERE terminal_id = ?'),
       countSince: db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ? AND at > ?'),
       setPresence: db.prepare(
         'UPDATE terminal_state SET presence = ?, presence_reason = ?, presence_since = ?, flapping = ? WHERE terminal_id = ?',

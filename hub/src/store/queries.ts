@@ -104,6 +104,7 @@ export interface TerminalDetailRow extends TerminalListRow {
   lastTelemetryAt: number | null;
   lastTelemetryTs: number | null;
   clockSkewMs: number | null;
+  lastAddress: string | null;
   host: string | null;
   app: string | null;
 }
@@ -157,7 +158,7 @@ export class QueryStore {
         `SELECT ${LIST_COLUMNS}, t.decommissioned_at AS decommissionedAt, s.boot_id AS bootId, s.conn_seq AS connSeq,
            s.interval_s AS intervalS, s.agent_version AS agentVersion, s.app_version AS appVersion, s.uptime,
            s.last_exit AS lastExit, s.last_telemetry_at AS lastTelemetryAt, s.last_telemetry_ts AS lastTelemetryTs,
-           s.clock_skew_ms AS clockSkewMs, s.host, s.app
+           s.clock_skew_ms AS clockSkewMs, s.host, s.app, s.last_address AS lastAddress
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ?`,
       ),
       // The telemetry counters of a terminal's newest epoch live in its state row (store/ingest.ts); older epochs and
@@ -340,7 +341,7 @@ export class QueryStore {
   presenceHistory(id: string, from: number, to: number, beforeId: number, limit: number) {
     return this.db
       .prepare(
-        `SELECT id, at, from_state AS fromState, to_state AS toState, reason, boot_id AS bootId, conn_seq AS connSeq
+        `SELECT id, at, from_state AS fromState, to_state AS toState, reason, boot_id AS bootId, conn_seq AS connSeq, address
          FROM presence_transitions WHERE terminal_id = ? AND at >= ? AND at < ? AND id < ? ORDER BY id DESC LIMIT ?`,
       )
       .all(id, from, to, beforeId, limit) as {
@@ -351,6 +352,7 @@ export class QueryStore {
       reason: string;
       bootId: string | null;
       connSeq: number | null;
+      address: string | null;
     }[];
   }
 }

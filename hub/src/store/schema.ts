@@ -85,6 +85,12 @@ export const terminalState = sqliteTable('terminal_state', {
   telMaxSeq: integer('tel_max_seq'),
   telCount: integer('tel_count'),
   telLastAt: integer('tel_last_at'),
+  /** The remote address of the terminal's latest MQTT connection (shown by the API; takeovers are logged with both). */
+  lastAddress: text('last_address'),
+  /** JSON {since, streams: {stream: dropped}} while the terminal is over its ingest quota (ingest/quota.ts); else null. */
+  flooding: text('flooding'),
+  /** JSON {since, addresses, takeovers, heldOff?} while its credentials are in use from two addresses (broker/takeover.ts). */
+  credentialConflict: text('credential_conflict'),
 });
 
 const streamColumns = {
@@ -240,6 +246,8 @@ export const presenceTransitions = sqliteTable(
     reason: text('reason').notNull(),
     bootId: text('boot_id'),
     connSeq: integer('conn_seq'),
+    /** The connection's remote address, on transitions that a connection made (connected, takeover). */
+    address: text('address'),
   },
   (t) => [index('presence_transitions_terminal').on(t.terminalId, t.at)],
 );

@@ -1,7 +1,9 @@
 /** Every rule, in the order the queue lists them when severities tie. */
 import { diskRule } from './disk.ts';
 import { driftRule } from './drift.ts';
+import { credentialReuseRule } from './credential-reuse.ts';
 import { flappingRule } from './flapping.ts';
+import { floodingRule } from './flooding.ts';
 import { offlineRule } from './offline.ts';
 import { peripheralRule } from './peripheral.ts';
 import { stationServiceRule } from './station-service.ts';
@@ -18,6 +20,8 @@ export const RULES: Record<RuleId, Rule> = {
   temperature: temperatureRule,
   'disk-full': diskRule,
   flapping: flappingRule,
+  'terminal-flooding': floodingRule,
+  'credential-reuse': credentialReuseRule,
 };
 
 /** The rules about stations: they read only what `MemberView` holds of each terminal. */

@@ -25,6 +25,17 @@ function term(over: Partial<TerminalView> = {}): TerminalView {
 const snap = (terminals: TerminalView[], over: Partial<Snapshot> = {}): Snapshot => ({ now: NOW, terminals, drift: [], failedUpdates: [], ...over });
 
 describe('alert rules', () => {
+  it('terminal-flooding and credential-reuse: while the state the broker stored is there, one condition per terminal', () => {
+    expect(RULES['terminal-flooding'](snap([term(), term({ flooding: null })]))).toHaveLength(0);
+    const [f] = RULES['terminal-flooding'](snap([term({ flooding: { since: NOW - MIN, dropped: { telemetry: 900, events: 3 } } })]));
+    expect(f).toMatchObject({ rule: 'terminal-flooding', severity: 'major', subjectId: 'GZ-T-001-01', details: { dropped: { telemetry: 900, events: 3 } } });
+    expect(RULES['credential-reuse'](snap([term()]))).toHaveLength(0);
+    const conflict = { since: NOW - MIN, addresses: ['10.0.0.5', '203.0.113.9'] as [string, string], takeovers: 2, refused: 1, heldOff: { address: '203.0.113.9', until: NOW + 10 * MIN } };
+    const [c] = RULES['credential-reuse'](snap([term({ credentialConflict: conflict })]));
+    expect(c).toMatchObject({ rule: 'credential-reuse', severity: 'critical', details: { addresses: ['10.0.0.5', '203.0.113.9'], heldOff: { address: '203.0.113.9' } } });
+    expect(c!.title).toContain('10.0.0.5');
+  });
+
   it('offline: only after offlineMinutes, stale counts, an online terminal never', () => {
     expect(RULES.offline(snap([term({ presence: 'offline', presenceSince: NOW - 9 * MIN })]))).toHaveLength(0);
     const [c] = RULES.offline(snap([term({ presence: 'offline', presenceReason: 'power-loss', presenceSince: NOW - 10 * MIN })]));

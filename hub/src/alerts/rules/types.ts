@@ -16,6 +16,8 @@ export const RULE_IDS = [
   'update-failed',
   'flapping',
   'station-service-lost',
+  'terminal-flooding',
+  'credential-reuse',
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -71,6 +73,16 @@ export interface TerminalView {
   thresholds: Thresholds;
   /** Under maintenance (itself or a node above it): planned downtime, it neither offers nor lacks anything. */
   inMaintenance: boolean;
+  /** Over its ingest quota now (ingest/quota.ts); absent or null: not. */
+  flooding?: { since: number; dropped: Record<string, number> } | null;
+  /** Its credentials in use from two addresses now (broker/takeover.ts); absent or null: not. */
+  credentialConflict?: {
+    since: number;
+    addresses: [string, string];
+    takeovers: number;
+    refused: number;
+    heldOff: { address: string; until: number } | null;
+  } | null;
 }
 
 export interface DriftView {
