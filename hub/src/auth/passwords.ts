@@ -11,7 +11,7 @@
  * block per libuv thread plus whatever else queues behind them.
  *
  * The policy (passwordProblem) counts Unicode code points, not UTF-16 units (five emoji are five characters), refuses
- * control characters and all-whitespace, and refuses what zxcvbn-ts (with its common-password list of ~30,000
+ * control characters and all-whitespace, and refuses what zxcvbn-ts (with its common-password list of ~49,000
  * entries, keyboard patterns, repeats and sequences) scores below 3 of 4 (hub/README.md, "Passwords", says why).
  */
 import crypto from 'node:crypto';
