@@ -35,8 +35,8 @@ let running = 0;
 const waiting: (() => void)[] = [];
 
 async function scrypt(password: string, salt: Buffer, n: number, r: number, p: number, keylen: number): Promise<Buffer> {
-  if (running >= SCRYPT_PARALLEL) await new Promise<void>((resolve) => waiting.push(resolve));
-  running++;
+  if (running < SCRYPT_PARALLEL) running++;
+  else await new Promise<void>((resolve) => waiting.push(resolve)); // the slot is handed over by the one leaving
   try {
     return await new Promise((resolve, reject) =>
       // 128 * N * r for the working array plus headroom for the rest scrypt allocates.
@@ -45,8 +45,9 @@ async function scrypt(password: string, salt: Buffer, n: number, r: number, p: n
       ),
     );
   } finally {
-    running--;
-    waiting.shift()?.();
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
   }
 }
 

@@ -259,7 +259,7 @@ export class AuthService {
    * Counts one password attempt against the account (and the address, when given) unless one of them is locked:
    * then 429 and nothing is checked. Synchronous, so no other attempt runs between the check and the count.
    */
-  private countAttempt(userKey: string, ipKey: string | null, now: number, log: Record<string, unknown>): void {
+  private countAttempt(userKey: string, ipKey: string | null, now: number, log: Record<string, unknown>, what: 'login' | 'password change'): void {
     const wait = this.db.transaction(() => {
       const w = Math.max(this.lockRemaining(userKey, now), ipKey === null ? 0 : this.lockRemaining(ipKey, now));
       if (w > 0) return w;
@@ -268,8 +268,8 @@ export class AuthService {
       return 0;
     }).immediate();
     if (wait > 0) {
-      this.logins?.inc({ outcome: 'throttled' });
-      this.log.warn(log, 'password refused unchecked: too many failed attempts');
+      if (what === 'login') this.logins?.inc({ outcome: 'throttled' });
+      this.log.warn(log, `${what} refused: too many failed attempts`);
       throw new HubError(429, 'too-many-attempts', `too many failed password attempts; try again in ${Math.ceil(wait / 1000)} s`, {
         retryAfterSeconds: Math.ceil(wait / 1000),
       });
@@ -285,7 +285,7 @@ export class AuthService {
     // (enough to see one name tried again and again), never the text.
     const known = this.store.userByName(username);
     const who = known ? { username } : { usernameDigest: sha256(username.toLowerCase()).slice(0, 12) };
-    this.countAttempt(userKey, ipKey, now, { ...who, ip: o.ip });
+    this.countAttempt(userKey, ipKey, now, { ...who, ip: o.ip }, 'login');
     const user = known;
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash(this.opts.scryptN)));
     const origin: Origin = { principal: null, ip: o.ip };
@@ -578,7 +578,7 @@ export class AuthService {
     const u = this.store.user(p.userId);
     if (!u) throw notFound('user', p.userId);
     const userKey = this.userKey(u.username);
-    this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip });
+    this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip }, 'password change');
     if (!(await verifyPassword(current, u.passwordHash))) {
       this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
       throw new HubError(403, 'wrong-password', 'the current password is wrong');
