@@ -47,6 +47,9 @@ import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
 import { Alerts } from './alerts/service.ts';
 import { requireOperator } from './auth/middleware.ts';
+import { audit as auditChange } from './auth/guard.ts';
+import type { Context } from 'hono';
+import type { ApiEnv } from './api/common.ts';
 import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { RolloutService } from './rollouts/service.ts';
 
@@ -266,6 +269,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       isAdminToken: (t) => tokenMatches(t, adminToken) || auth.tokenPrincipal(t)?.role === 'city-admin',
       // Operators by role: everyone reads releases, only a city admin uploads (auth/policy.ts).
       requireAdmin: requireOperator({ auth, adminToken }, { read: 'fleet:read', write: 'release:write' }),
+      actor: (c) => (c as Context<ApiEnv>).get('actor'),
+      audit: (c, e) => auditChange(c as Context<ApiEnv>, { audit }, e),
       isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
     });
 

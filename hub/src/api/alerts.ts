@@ -8,7 +8,7 @@ import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
-import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from './common.ts';
 
 const STATES = ['open', 'acknowledged', 'assigned', 'resolved'] as const;
 const SELF_TEST_TTL_S = 300;
@@ -53,7 +53,7 @@ const selfTestSchema = z.object({
 });
 const alertDetailSchema = alertSchema.extend({ history: z.array(historySchema), selfTests: z.array(selfTestSchema) }).openapi('AlertDetail');
 
-const idParam = z.object({ id: z.coerce.number().int().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
+const idParam = z.object({ id: wholeNumber(1).openapi({ param: { name: 'id', in: 'path' } }) });
 const csv = <T extends readonly [string, ...string[]]>(values: T) =>
   z
     .string()
@@ -84,7 +84,7 @@ const listRoute = createRoute({
       rule: z.enum(RULE_IDS).optional(),
       overdue: z.enum(['true', 'false']).optional(),
       sort: z.enum(['queue', 'newest']).default('queue'),
-      cursor: z.string().regex(/^\d+$/).optional(),
+      cursor: wholeNumber().optional(),
       limit: limitQuery,
     }),
   },
@@ -354,7 +354,7 @@ export function alertRoutes(s: Services) {
         if (bad.length > 0) throw badRequest('invalid-request', `state: unknown ${bad.join(', ')}; one of ${STATES.join(', ')}, active, all`, { issues: [{ path: ['state'], message: 'unknown state' }] });
         states = parts as AlertState[];
       }
-      const offset = Number(q.cursor ?? 0);
+      const offset = q.cursor ?? 0;
       const now = al.now();
       const rows = al.store.list({
         scopes: [p.nodeId, q.node ?? null].filter((x): x is string => x !== null),

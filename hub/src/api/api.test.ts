@@ -355,3 +355,50 @@ describe('live and docs', () => {
     }
   });
 });
+
+describe('numeric path and query values parse strictly', () => {
+  const field = async (res: Response) => {
+    const body = (await res.json()) as { error: { details?: { issues?: { path: string[] }[]; path?: string[] } } };
+    return body.error.details?.issues?.[0]?.path ?? body.error.details?.path;
+  };
+
+  test('decimal digits within the safe range only, limits within their bounds: anything else is 400 naming the field', async () => {
+    const bad: [string, string][] = [
+      // 2^63: SQLite answered "datatype mismatch", a 500.
+      ['/api/v1/alerts?cursor=9223372036854775808', 'cursor'],
+      ['/api/v1/alerts?cursor=9007199254740992', 'cursor'],
+      // `0x1` was alert 1; `1e0`, ` 1` and `1.0` were 1 as well.
+      ['/api/v1/alerts/0x1', 'id'],
+      ['/api/v1/alerts/1e0', 'id'],
+      ['/api/v1/alerts/%201', 'id'],
+      ['/api/v1/alerts/1.0', 'id'],
+      ['/api/v1/alerts/0', 'id'],
+      ['/api/v1/terminals?limit=-1', 'limit'],
+      ['/api/v1/terminals?limit=NaN', 'limit'],
+      ['/api/v1/terminals?limit=0x10', 'limit'],
+      ['/api/v1/terminals?limit=1e2', 'limit'],
+      ['/api/v1/terminals?limit=', 'limit'],
+      ['/api/v1/terminals?limit=1001', 'limit'],
+      ['/api/v1/audit?cursor=0x10', 'cursor'],
+      ['/api/v1/audit?limit=Infinity', 'limit'],
+      [`/api/v1/terminals/${T.a.id}/events?cursor=1e3`, 'cursor'],
+      [`/api/v1/terminals/${T.a.id}/presence?cursor=-5`, 'cursor'],
+      [`/api/v1/terminals/${T.a.id}/telemetry?from=2026-11-26T01:00:00Z&to=2026-11-26T02:00:00Z&cursor=1~0x1~2`, 'cursor'],
+      [`/api/v1/terminals/${T.a.id}/commands?cursor=0x1~c1`, 'cursor'],
+      [`/api/v1/config/terminals/${T.a.id}/history?limit=201`, 'limit'],
+      [`/api/v1/config/terminals/${T.a.id}/history?cursor=0x2`, 'cursor'],
+      [`/api/v1/config/terminals/${T.a.id}/diff?from=0x1`, 'from'],
+      ['/api/v1/webhooks/1e0/deliveries', 'id'],
+    ];
+    for (const [p, name] of bad) {
+      const res = await hub.api(p);
+      expect(res.status, p).toBe(400);
+      expect(await field(res), p).toEqual([name]);
+    }
+    // What the API hands out still works, and the hub keeps serving.
+    expect((await hub.api('/api/v1/alerts?cursor=0&limit=1000')).status).toBe(200);
+    expect((await hub.api('/api/v1/alerts/9007199254740991')).status).toBe(404);
+    expect((await hub.api(`/api/v1/terminals/${T.a.id}/events?cursor=9007199254740991&limit=1`)).status).toBe(200);
+    expect((await hub.api('/api/v1/health')).status).toBe(200);
+  });
+});

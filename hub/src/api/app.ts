@@ -28,6 +28,7 @@ import { settleRequestBody } from './request-body.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
 import { sees } from '../auth/permissions.ts';
+import { audit } from '../auth/guard.ts';
 import { registerReleasesOpenApi } from '../releases/openapi.ts';
 import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
 import { rolloutsRoutes } from '../rollouts/routes.ts';
@@ -93,6 +94,7 @@ export function createApp(s: Services) {
         requireAdmin: requireOperator(s, { read: 'fleet:read', write: 'rollout:write' }),
         actor: (c) => (c as Context<ApiEnv>).get('actor'),
         sees: (c, nodeId) => sees((c as Context<ApiEnv>).get('principal'), nodeId),
+        audit: (c, e) => audit(c as Context<ApiEnv>, s, e),
       }),
     );
 

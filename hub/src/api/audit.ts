@@ -2,8 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { requirePermission } from '../auth/guard.ts';
 import type { AuditRow } from '../audit/log.ts';
-import { badRequest } from '../errors.ts';
-import { errorResponses, isoReq, json, limitQuery, listOf, parseJson, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, isoReq, json, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from './common.ts';
 
 const recordSchema = z
   .object({
@@ -35,7 +34,7 @@ const listRoute = createRoute({
       objectType: z.string().max(64).optional(),
       objectId: z.string().max(128).optional(),
       actor: z.string().max(128).optional(),
-      cursor: z.string().optional(),
+      cursor: wholeNumber(1).optional(),
       limit: limitQuery,
     }),
   },
@@ -68,8 +67,7 @@ export function auditRoutes(s: Services) {
     .openapi(listRoute, (c) => {
       const p = requirePermission(c, 'audit:read');
       const q = c.req.valid('query');
-      const before = q.cursor === undefined ? undefined : Number(q.cursor);
-      if (before !== undefined && !Number.isSafeInteger(before)) throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
+      const before = q.cursor;
       // Installation-wide records (no node) are a city admin's; everyone else sees their subtree.
       const rows = s.audit.list({ ...q, before, scope: p.role === 'city-admin' ? null : p.nodeId, limit: q.limit + 1 });
       const more = rows.length > q.limit;

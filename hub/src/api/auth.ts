@@ -1,5 +1,6 @@
 /** /auth: password login with a session cookie, logout, who am I, own password, API tokens. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { clientIp, originOf, principalOf } from '../auth/guard.ts';
 import { can, PERMISSIONS, ROLES, type Permission } from '../auth/permissions.ts';
@@ -82,11 +83,15 @@ const meRoute = createRoute({
 const passwordRoute = createRoute({
   method: 'post',
   path: '/auth/password',
-  summary: 'Change your own password (ends your other sessions)',
+  summary: 'Change your own password (ends your other sessions); from a password session only (an API token gets 403)',
   request: {
     ...jsonBody(z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().min(1).max(1024) })),
   },
-  responses: { 200: json(z.object({ user: userSchema })), ...errorResponses },
+  responses: {
+    200: json(z.object({ user: userSchema })),
+    ...errorResponses,
+    429: { description: 'Too many wrong passwords for this account (logins and changes together); retry after Retry-After', content: errorResponses[400].content },
+  },
 });
 
 const tokensRoute = createRoute({
@@ -136,17 +141,21 @@ function me(s: Services, p: ReturnType<typeof principalOf>) {
   };
 }
 
+/** A throttled password attempt (429) answers with Retry-After. */
+async function retryAfter<T>(c: Context, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof HubError && e.status === 429) c.header('Retry-After', String((e.details as { retryAfterSeconds: number }).retryAfterSeconds));
+    throw e;
+  }
+}
+
 export function authRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>()
     .openapi(loginRoute, async (c) => {
       const b = c.req.valid('json');
-      let out;
-      try {
-        out = await s.auth.login(b.username, b.password, { ip: clientIp(c), userAgent: c.req.header('user-agent') ?? null });
-      } catch (e) {
-        if (e instanceof HubError && e.status === 429) c.header('Retry-After', String((e.details as { retryAfterSeconds: number }).retryAfterSeconds));
-        throw e;
-      }
+      const out = await retryAfter(c, s.auth.login(b.username, b.password, { ip: clientIp(c), userAgent: c.req.header('user-agent') ?? null }));
       const secure = s.auth.opts.secureCookies || new URL(c.req.url).protocol === 'https:';
       const maxAge = Math.floor(s.auth.opts.sessionTtlMs / 1000);
       setCookie(c, SESSION_COOKIE, out.token, { httpOnly: true, sameSite: 'Strict', secure, path: '/', maxAge });
@@ -170,7 +179,7 @@ export function authRoutes(s: Services) {
     .openapi(meRoute, (c) => c.json(me(s, principalOf(c)), 200))
     .openapi(passwordRoute, async (c) => {
       const b = c.req.valid('json');
-      const u = await s.auth.changePassword(originOf(c), b.currentPassword, b.newPassword);
+      const u = await retryAfter(c, s.auth.changePassword(originOf(c), b.currentPassword, b.newPassword));
       return c.json({ user: publicUser(u) }, 200);
     })
     .openapi(tokensRoute, (c) => {

@@ -33,7 +33,25 @@ export const json = <T extends z.ZodType>(schema: T, description = 'OK') => ({
 /** A route's required JSON request body, spread into `request` (the counterpart of `json` for responses). */
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ body: { required: true, content: { 'application/json': { schema } } } });
 
-export const limitQuery = z.coerce.number().int().min(1).max(1000).default(100);
+/**
+ * A whole number in a path or query string, the one schema for all of them: decimal digits only (no sign, `0x`,
+ * exponent, blanks, `NaN` or `Infinity`, which `Number()` and `z.coerce` take), within [min, max] and never past 2^53 - 1
+ * (above it a JS number is no longer exact, and SQLite refused 2^63 with a 500). A bad value is a 400 naming the field.
+ */
+export const wholeNumber = (min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^[0-9]+$/, { message: 'expected decimal digits only' })
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(Math.min(max, Number.MAX_SAFE_INTEGER)));
+
+/** The number in a part of a composite cursor (`ts~epoch~seq`), or null when it is not one `wholeNumber` takes. */
+export function wholeNumberOf(s: string | undefined): number | null {
+  const r = wholeNumber().safeParse(s);
+  return r.success ? r.data : null;
+}
+
+export const limitQuery = wholeNumber(1, 1000).default(100).openapi({ description: '1 to 1000 (default 100)' });
 export const timeQuery = z.iso.datetime({ offset: true }).optional();
 
 export function listOf<T extends z.ZodType>(item: T) {

@@ -9,7 +9,7 @@ import { audit, principalOf, visible } from '../auth/guard.ts';
 import type { LayerView, SyncState } from '../config-layers/service.ts';
 import { notFound } from '../errors.ts';
 import type { Scope } from '../config-layers/store.ts';
-import { errorResponses, idParam, iso, isoReq, json, jsonBody, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, iso, isoReq, json, jsonBody, wholeNumber, type ApiEnv, type Services } from './common.ts';
 
 const configBody = z.record(z.string(), z.unknown()).openapi({ description: 'A layer: any keys of the terminal config; null removes an inherited value' });
 
@@ -68,13 +68,13 @@ const historyItem = z.object({
 });
 
 const historyQuery = z.object({
-  cursor: z.string().regex(/^\d+$/).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: wholeNumber(1).optional(),
+  limit: wholeNumber(1, 200).default(50),
 });
 
 const diffQuery = z.object({
-  from: z.coerce.number().int().min(0).optional(),
-  to: z.coerce.number().int().min(0).optional(),
+  from: wholeNumber().optional(),
+  to: wholeNumber().optional(),
 });
 
 const dryRunBody = z.object({ config: configBody });
@@ -215,8 +215,8 @@ export function configRoutes(s: Services) {
   };
   const pushedJson = (pushed: { terminalId: string; version: number }[]) => ({ count: pushed.length, terminals: pushed });
 
-  const historyJson = (scope: Scope, id: string, q: { cursor?: string | undefined; limit: number }) => {
-    const rows = cl.history(scope, id, q.cursor ? Number(q.cursor) : null, q.limit);
+  const historyJson = (scope: Scope, id: string, q: { cursor?: number | undefined; limit: number }) => {
+    const rows = cl.history(scope, id, q.cursor ?? null, q.limit);
     const last = rows.at(-1);
     return {
       items: rows.map((h) => ({ version: h.version, config: JSON.parse(h.config) as Record<string, unknown>, at: isoReq(h.at), by: h.by, reason: h.reason, pushed: h.pushed, changes: h.changes })),

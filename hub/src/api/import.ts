@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, requirePermission, visible } from '../auth/guard.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { parseFleetCsv, parseFleetJson } from '../services/import.ts';
+import { invalidImport, parseFleetCsv, parseFleetJson } from '../services/import.ts';
 import { errorResponses, json, type ApiEnv, type Services } from './common.ts';
 
 export const importResultSchema = z
@@ -54,6 +54,12 @@ export function importRoutes(s: Services) {
       if (!ok) throw notFound('node', value.id);
     }
     for (const { value } of fleet.terminals) if (!visible(c, value.station)) throw notFound('node', value.station);
+    // A terminal id taken outside the caller's node is not importable, said like any unavailable id, not "existing"
+    // (which would confirm it stands elsewhere; issue 20, item 7). Ids under the node are left as they are.
+    for (const { row, value } of fleet.terminals) {
+      const taken = s.registry.terminal(value.id);
+      if (taken && !visible(c, taken.stationId)) throw invalidImport(row, `terminal id ${value.id} is not available; choose another`);
+    }
     const result = s.db.transaction(() => {
       const r = s.importFleet(fleet, c.get('actor'));
       audit(c, s, {

@@ -130,6 +130,31 @@ describe('a district admin: the other district does not exist for them', { timeo
     expect((await yxAdmin.api('/api/v1/import', { method: 'POST', body: own, headers: { 'content-type': 'text/csv' } })).status).toBe(200);
   });
 
+  test('an id taken in the other district is "not available", said as for any taken id, never where or that it exists', async () => {
+    const reg = (id: string) => yxAdmin.api('/api/v1/terminals', { method: 'POST', json: { id, type: 'id-card', serial: 'X2', station: 'GZ-YX-001' } });
+    const theirs = await reg(OTHER.terminal);
+    const mine = await reg('GZ-YX-002-01');
+    expect([theirs.status, mine.status]).toEqual([409, 409]);
+    const [a, b] = (await Promise.all([theirs.json(), mine.json()])) as ErrorBody[];
+    expect(a!.error).toMatchObject({ code: 'id-unavailable', message: `terminal id ${OTHER.terminal} is not available; choose another` });
+    expect(b!.error).toMatchObject({ code: 'id-unavailable', message: 'terminal id GZ-YX-002-01 is not available; choose another' });
+    expect(JSON.stringify(a)).not.toMatch(/exist|GZ-TH-001[^-]/);
+    expect(hub.registry.terminal(OTHER.terminal)?.stationId).toBe('GZ-TH-001');
+    // An import naming it is refused at its row (all or nothing), not answered with "existing".
+    const csv = `id,station,type,serial\nGZ-YX-001-50,GZ-YX-001,id-card,S50\n${OTHER.terminal},GZ-YX-001,id-card,S51\n`;
+    const imp = await yxAdmin.api('/api/v1/import', { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } });
+    expect(imp.status).toBe(400);
+    const body = (await imp.json()) as ErrorBody;
+    expect(body.error.code).toBe('invalid-import');
+    expect(body.error.message).toMatch(`${OTHER.terminal} is not available`);
+    expect(JSON.stringify(body)).not.toMatch(/exist/);
+    expect(hub.registry.terminal('GZ-YX-001-50')).toBeUndefined();
+    // A terminal of their own district in an import is left as it is ("existing"), as before.
+    const again = await yxAdmin.api('/api/v1/import', { method: 'POST', body: `id,station,type,serial\n${MINE.terminal},GZ-YX-001,id-card,S1\n`, headers: { 'content-type': 'text/csv' } });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { terminals: { existing: string[] } }).terminals.existing).toEqual([MINE.terminal]);
+  });
+
   test('the event stream carries only their district’s changes; ?node= of the other district is 404', async () => {
     expect((await yxAdmin.api('/api/v1/events?node=GZ-TH')).status).toBe(404);
     const ac = new AbortController();

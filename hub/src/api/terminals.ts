@@ -17,6 +17,8 @@ import {
   listOf,
   parseJson,
   timeQuery,
+  wholeNumber,
+  wholeNumberOf,
   type ApiEnv,
   type Services,
 } from './common.ts';
@@ -208,7 +210,7 @@ const presenceRoute = createRoute({
   method: 'get',
   path: '/terminals/{id}/presence',
   summary: 'Presence transitions, newest first',
-  request: { params: idParam, query: z.object({ from: timeQuery, to: timeQuery, cursor: z.string().optional(), limit: limitQuery }) },
+  request: { params: idParam, query: z.object({ from: timeQuery, to: timeQuery, cursor: wholeNumber(1).optional(), limit: limitQuery }) },
   responses: {
     200: json(
       listOf(
@@ -234,7 +236,7 @@ const eventsRoute = createRoute({
   summary: "The terminal's stored events, newest first",
   request: {
     params: idParam,
-    query: z.object({ from: timeQuery, to: timeQuery, kind: z.string().optional(), cursor: z.string().optional(), limit: limitQuery }),
+    query: z.object({ from: timeQuery, to: timeQuery, kind: z.string().optional(), cursor: wholeNumber(1).optional(), limit: limitQuery }),
   },
   responses: {
     200: json(
@@ -326,11 +328,12 @@ function range(from?: string, to?: string): [number, number] {
 /** The raw samples' keyset cursor: `ts~epochKey~seq` of the last sample of the page. */
 function rawCursor(cursor: string | undefined): RawCursor | null {
   if (cursor === undefined) return null;
-  const [ts, epochId, seq] = cursor.split('~').map(Number);
-  if (![ts, epochId, seq].every((n) => Number.isSafeInteger(n))) {
+  const parts = cursor.split('~');
+  const [ts, epochId, seq] = parts.map(wholeNumberOf);
+  if (parts.length !== 3 || ts == null || epochId == null || seq == null) {
     throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
   }
-  return { ts: ts!, epochId: epochId!, seq: seq! };
+  return { ts, epochId, seq };
 }
 
 function chartFields(list: string | undefined): BucketField[] {
@@ -345,12 +348,6 @@ function chartFields(list: string | undefined): BucketField[] {
   return out;
 }
 
-function numericCursor(cursor: string | undefined, fallback: number): number {
-  if (cursor === undefined) return fallback;
-  const n = Number(cursor);
-  if (!Number.isSafeInteger(n)) throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
-  return n;
-}
 
 export function terminalRoutes(s: Services) {
   // Chart points' starts repeat from request to request (every terminal's 5-minute or hourly starts): each is
@@ -514,7 +511,7 @@ export function terminalRoutes(s: Services) {
       exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.presenceHistory(id, from, to, numericCursor(q.cursor, Number.MAX_SAFE_INTEGER), q.limit + 1);
+      const rows = s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
       const more = rows.length > q.limit;
       const items = rows
         .slice(0, q.limit)
@@ -526,7 +523,7 @@ export function terminalRoutes(s: Services) {
       exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.events(id, from, to, numericCursor(q.cursor, Number.MAX_SAFE_INTEGER), q.limit + 1, q.kind);
+      const rows = s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map((r) => ({
         seq: r.seq,
@@ -550,8 +547,9 @@ export function terminalRoutes(s: Services) {
       let before: { at: number; id: string } | null = null;
       if (q.cursor) {
         const [at, cid] = q.cursor.split('~');
-        if (!at || !cid || !Number.isSafeInteger(Number(at))) throw badRequest('invalid-cursor', 'cursor is not one this API returned');
-        before = { at: Number(at), id: cid };
+        const atMs = wholeNumberOf(at);
+        if (atMs === null || !cid) throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
+        before = { at: atMs, id: cid };
       }
       const rows = s.downlink.listCommands(id, before, q.limit + 1);
       const more = rows.length > q.limit;

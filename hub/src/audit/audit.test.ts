@@ -11,6 +11,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { dbPath, openDatabase, type Db } from '../store/db.ts';
+import { createHash } from 'node:crypto';
+import { canonicalManifestBytes } from '@kiosk-fleet/protocol';
+import { generateReleaseKeyPair, privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
+import { operator, type Operator } from '../auth/testing.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import { AuditLog, GENESIS } from './log.ts';
 
@@ -152,6 +156,87 @@ describe('through a running hub', () => {
     } finally {
       raw.close();
     }
+  });
+});
+
+describe('releases and rollouts', { timeout: 60_000 }, () => {
+  let hub: TestHub;
+  let tmp: string;
+  let yxAdmin: Operator;
+  let uploader: Operator;
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-audit-rel-'));
+    const keys = generateReleaseKeyPair();
+    fs.writeFileSync(path.join(tmp, 'pub.pem'), keys.publicKeyPem);
+    hub = await startTestHub({ releaseKeys: path.join(tmp, 'pub.pem') });
+    await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001' });
+    await hub.terminal('GZ-TH-001-01', { station: 'GZ-TH-001' });
+    [yxAdmin, uploader] = await Promise.all([operator(hub, 'yx-admin', 'district-admin', 'GZ-YX'), operator(hub, 'release-manager', 'city-admin', null)]);
+    const artifact = Buffer.from('a kiosk app bundle for the audit test');
+    const manifest = canonicalManifestBytes({
+      v: 1,
+      kind: 'app',
+      version: '5.0.0',
+      size: artifact.length,
+      sha256: createHash('sha256').update(artifact).digest('hex'),
+      terminalTypes: ['id-card'],
+      createdAt: new Date().toISOString(),
+    });
+    const headers = { 'x-kf-manifest': Buffer.from(manifest).toString('base64'), 'x-kf-signature': signManifest(manifest, privateKeyFromPem(keys.privateKeyPem)) };
+    const up = await uploader.api('/api/v1/releases', { method: 'POST', body: artifact, headers });
+    expect(up.status, await up.text()).toBe(201);
+    // An identical re-upload changes nothing and writes nothing.
+    expect((await uploader.api('/api/v1/releases', { method: 'POST', body: artifact, headers })).status).toBe(200);
+  }, 60_000);
+  afterAll(async () => {
+    await hub?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  interface Rec {
+    action: string;
+    actor: string;
+    objectId: string;
+    nodeId: string | null;
+    ip: string | null;
+    before: unknown;
+    after: unknown;
+  }
+  const records = async (api: Operator['api'], q: string) => ((await (await api(`/api/v1/audit?${q}`)).json()) as { items: Rec[] }).items;
+
+  test('a release upload leaves one record with its uploader, installation-wide', async () => {
+    const recs = await records(hub.api, 'objectType=release');
+    expect(recs).toHaveLength(1);
+    expect(recs[0]!.actor).toMatch(/^release-manager \(token [0-9a-f]+\)$/);
+    expect(recs[0]).toMatchObject({ action: 'release.upload', objectId: 'app-5.0.0', nodeId: null, after: { version: '5.0.0', kind: 'app' } });
+    expect(recs[0]!.ip).toMatch(/127\.0\.0\.1/);
+  });
+
+  test('create, pause, resume and abort of a rollout are recorded with actor and node, and its district admin sees them', async () => {
+    const spec = { releaseId: 'app-5.0.0', nodeIds: ['GZ-YX-001'], waves: [{ kind: 'rest' }] };
+    const created = await yxAdmin.api('/api/v1/rollouts', { method: 'POST', json: spec });
+    expect(created.status, await created.clone().text()).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    expect((await yxAdmin.api(`/api/v1/rollouts/${id}/pause`, { method: 'POST', json: { message: 'hold on' } })).status).toBe(200);
+    expect((await hub.api(`/api/v1/rollouts/${id}/resume`, { method: 'POST' })).status).toBe(200);
+    expect((await yxAdmin.api(`/api/v1/rollouts/${id}/abort`, { method: 'POST' })).status).toBe(200);
+    // In the district admin's own audit view (scoped to GZ-YX), newest first.
+    const recs = await records(yxAdmin.api, `objectType=rollout&objectId=${id}`);
+    // The actor: the user's name (and which of their tokens, `yx-admin (token …)`).
+    expect(recs.map((r) => [r.action, r.actor.split(' ')[0], r.nodeId])).toEqual([
+      ['rollout.abort', 'yx-admin', 'GZ-YX-001'],
+      ['rollout.resume', 'admin-token', 'GZ-YX-001'],
+      ['rollout.pause', 'yx-admin', 'GZ-YX-001'],
+      ['rollout.create', 'yx-admin', 'GZ-YX-001'],
+    ]);
+    expect(recs[2]).toMatchObject({ before: { status: 'running' }, after: { status: 'paused', message: 'hold on' } });
+    expect(recs[3]).toMatchObject({ after: { releaseId: 'app-5.0.0', nodeIds: ['GZ-YX-001'] } });
+    // A rollout over two districts belongs to the city: not in a district admin's view.
+    const wide = await hub.api('/api/v1/rollouts', { method: 'POST', json: { ...spec, nodeIds: ['GZ-YX', 'GZ-TH'] } });
+    expect(wide.status).toBe(201);
+    const wideId = ((await wide.json()) as { id: string }).id;
+    expect((await records(hub.api, `objectId=${wideId}`)).map((r) => [r.action, r.nodeId])).toEqual([['rollout.create', 'GZ']]);
+    expect(await records(yxAdmin.api, `objectId=${wideId}`)).toEqual([]);
   });
 });
 

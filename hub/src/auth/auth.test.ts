@@ -13,6 +13,8 @@ import { parseConfig } from '../config.ts';
 import { startHub } from '../hub.ts';
 import { createLogger } from '../log.ts';
 import { TOKEN, startTestHub, type TestHub } from '../test-support.ts';
+import { hashPassword } from './passwords.ts';
+import { DEFAULT_AUTH_OPTIONS } from './service.ts';
 import { fetcher, login, operator } from './testing.ts';
 
 interface ErrorBody {
@@ -186,6 +188,8 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
     secrets.push(password);
     expect(user.mustChangePassword).toBe(true);
     expect((await s.api('/api/v1/nodes')).status).toBe(401);
+    // Their API tokens are revoked with it: a reset is for an account that may be in someone else's hands.
+    expect((await op.api('/api/v1/nodes')).status).toBe(401);
     expect((await post(`${h.url}/api/v1/auth/login`, { username: 'yx-viewer', password: op.password })).status).toBe(401);
     // Names are not case-sensitive: one account, one login.
     expect((await asAdmin('/api/v1/users', { method: 'POST', json: { username: 'YX-Viewer', role: 'viewer', nodeId: 'GZ-YX' } })).status).toBe(409);
@@ -282,4 +286,140 @@ describe('login throttling', { timeout: 60_000 }, () => {
     // Each failure costs a full scrypt (unknown names too, so timing tells nothing): ~25 of them took over 30 s on
     // this 2-core machine under load, hence the roomy limit.
   }, 90_000);
+});
+
+describe('password attempts sent all at once', { timeout: 120_000 }, () => {
+  let hub: TestHub;
+  let url: string;
+  beforeAll(async () => {
+    // Locks far longer than the test: a lock that holds is then what the assertions see, however slow the machine.
+    hub = await startTestHub({ auth: { firstLockMs: 600_000, maxLockMs: 900_000 } });
+    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    url = `http://127.0.0.1:${hub.httpPort}/api/v1/auth/login`;
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  test('30 wrong passwords and the right one at once: only the free attempts are checked, the rest get 429', async () => {
+    const op = await operator(hub, 'target', 'viewer', 'GZ');
+    const bodies = [...Array.from({ length: 30 }, (_, i) => ({ username: 'target', password: `wrong-guess-${i}` })), { username: 'target', password: op.password }];
+    const statuses = await Promise.all(bodies.map(async (b) => (await post(url, b)).status));
+    const checked = statuses.filter((st) => st !== 429).length;
+    // 5 free failures, the 6th starts the lock: at most 6 passwords were ever compared, whatever their order.
+    expect(checked).toBeLessThanOrEqual(hub.auth.opts.accountFreeFailures + 1);
+    expect(statuses.filter((st) => st === 429).length).toBeGreaterThanOrEqual(25);
+    expect(await hub.metric('kf_logins_total', { outcome: 'failed' })).toBeLessThanOrEqual(6);
+    // The account stays locked for the right password too (unless the right one was among the first six).
+    if (!statuses.includes(200)) expect((await post(url, { username: 'target', password: op.password })).status).toBe(429);
+  });
+
+  test('the burst against one account does not shut out others behind the same address; an address lock is short', async () => {
+    // The same 127.0.0.1 as the burst: a colleague behind the station's NAT still signs in.
+    await login(hub, 'admin', 'test-admin-password-0123');
+    // Someone sprays many names from the address: it is locked, but for a minute at most (addressMaxLockMs), not
+    // the 10 min the account lock would reach.
+    const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => post(url, { username: `sprayed-${i}`, password: 'guess-guess' }).then((r) => r.status)));
+    expect(statuses).toContain(429);
+    const res = await post(url, { username: 'admin', password: 'test-admin-password-0123' });
+    expect(res.status).toBe(429);
+    const wait = Number(res.headers.get('retry-after'));
+    expect(wait).toBeGreaterThan(0);
+    expect(wait).toBeLessThanOrEqual(hub.auth.opts.addressMaxLockMs / 1000);
+  });
+});
+
+describe('changing a password', { timeout: 120_000 }, () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    hub = await startTestHub({ auth: { firstLockMs: 600_000, maxLockMs: 900_000 } });
+    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    hub.registry.createNode({ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  test('an API token cannot change its owner’s password, however narrowed (403), even with the right current one', async () => {
+    const op = await operator(hub, 'yx-lead', 'district-admin', 'GZ-YX');
+    const s = await login(hub, 'yx-lead', op.password);
+    const narrow = await s.api('/api/v1/auth/tokens', { method: 'POST', json: { name: 'wall', role: 'viewer', nodeId: 'GZ-YX', expiresInDays: 7 } });
+    const { token } = (await narrow.json()) as { token: string };
+    for (const t of [token, op.token]) {
+      const res = await fetcher(hub, { authorization: `Bearer ${t}` })('/api/v1/auth/password', {
+        method: 'POST',
+        json: { currentPassword: op.password, newPassword: 'taken-over-by-a-token-77' },
+      });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as ErrorBody).error.code).toBe('password-session-required');
+    }
+    // The password is unchanged: the owner still signs in with it.
+    await login(hub, 'yx-lead', op.password);
+  });
+
+  test('wrong current passwords are throttled like logins, sharing the account’s count', async () => {
+    const op = await operator(hub, 'yx-clerk', 'viewer', 'GZ-YX');
+    const s = await login(hub, 'yx-clerk', op.password);
+    const change = (currentPassword: string) =>
+      s.api('/api/v1/auth/password', { method: 'POST', json: { currentPassword, newPassword: 'another-fine-passphrase-3' } });
+    const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => change(`not-it-${i}`).then((r) => r.status)));
+    expect(statuses.filter((st) => st === 403).length).toBeLessThanOrEqual(hub.auth.opts.accountFreeFailures + 1);
+    expect(statuses.filter((st) => st === 429).length).toBeGreaterThanOrEqual(19);
+    const right = await change(op.password);
+    expect(right.status).toBe(429);
+    expect(Number(right.headers.get('retry-after'))).toBeGreaterThan(0);
+    // One budget per account: the login is locked too.
+    const res = await post(`http://127.0.0.1:${hub.httpPort}/api/v1/auth/login`, { username: 'yx-clerk', password: op.password });
+    expect(res.status).toBe(429);
+  });
+});
+
+describe('password policy and hashing', { timeout: 120_000 }, () => {
+  let hub: TestHub;
+  beforeAll(async () => {
+    // The production cost (test hubs use 2^14 to save time), so an old 2^15 hash is below it.
+    hub = await startTestHub({ auth: { scryptN: 2 ** 17 } });
+    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+  });
+  afterAll(async () => {
+    await hub?.stop();
+  });
+
+  test('weak passwords are refused with the rule that failed; a passphrase is taken', async () => {
+    const cases: [string, RegExp][] = [
+      ['aaaaaaaaaa', /too easy to guess: it repeats a character/],
+      ['1234567890', /too easy to guess: it is one of the hundred most used passwords/],
+      ['password12', /too easy to guess: it is a commonly used password/],
+      [' '.repeat(10), /must not be only spaces/],
+      ['\u0000'.repeat(10), /must not contain control characters/],
+      ['tab\tinside-a-long-pass', /must not contain control characters/],
+      ['😀'.repeat(5), /at least 10 characters \(got 5\)/],
+      ['qwertyuiop', /too easy to guess/],
+      ['new-user-77-kiosk', /must not contain the username/],
+    ];
+    for (const [password, why] of cases) {
+      const res = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'new-user-77', role: 'viewer', nodeId: 'GZ', password } });
+      expect(res.status, JSON.stringify(password)).toBe(400);
+      const body = (await res.json()) as ErrorBody & { error: { details: { path: string[] } } };
+      expect(body.error.code).toBe('weak-password');
+      expect(body.error.message).toMatch(/^password: /);
+      expect(body.error.message, JSON.stringify(password)).toMatch(why);
+    }
+    expect(hub.auth.store.userByName('new-user-77')).toBeUndefined();
+    const ok = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'new-user-77', role: 'viewer', nodeId: 'GZ', password: 'amber-tram-lantern-9' } });
+    expect(ok.status).toBe(201);
+  });
+
+  test('new hashes use scrypt N=2^17; an older 2^15 hash still signs in and is replaced by one at today’s cost', async () => {
+    expect(DEFAULT_AUTH_OPTIONS.scryptN).toBe(2 ** 17);
+    expect(await hashPassword('amber-tram-lantern-9')).toMatch(/^scrypt\$131072\$8\$1\$/);
+    const op = await operator(hub, 'old-timer', 'viewer', 'GZ');
+    const old = await hashPassword(op.password, 2 ** 15);
+    hub.auth.store.setPassword(op.id, old, false, Date.now());
+    await login(hub, 'old-timer', op.password);
+    const now = hub.auth.store.user(op.id)!.passwordHash;
+    expect(now).not.toBe(old);
+    expect(now).toMatch(/^scrypt\$131072\$/);
+    await login(hub, 'old-timer', op.password);
+  });
 });

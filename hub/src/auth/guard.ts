@@ -68,7 +68,7 @@ export function visible(c: C, nodeId: string | null): boolean {
 }
 
 /** Writes an audit record for a change the caller made (inside the caller's transaction when there is one). */
-export function audit(c: C, s: Services, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): AuditRow {
+export function audit(c: C, s: Pick<Services, 'audit'>, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): AuditRow {
   const p = principalOf(c);
   c.set('audited', true);
   return s.audit.append({ actor: actorName(p), actorKind: p.kind, userId: p.userId, ip: clientIp(c), ...e });

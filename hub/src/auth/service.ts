@@ -9,6 +9,11 @@
  *   still lie under the owner's node.
  * - While an account or an address is locked out, even the right password is refused (otherwise the lockout only
  *   slows a guesser down until the password is found).
+ * - An attempt is counted before its password is checked, in one synchronous transaction with the lock check: a
+ *   guesser who sends 30 at once gets as many checks as one who sends them in turn (issue 20, item 2). A right
+ *   password hands its count back to the address, so a NAT of honest users does not add up to a lock.
+ * - The same per-account count throttles a change of password (its current password is a guess too), and only a
+ *   password session may change one: an API token, however narrowed, is not its owner's password.
  * - Session ids and token secrets are stored only as SHA-256; passwords only as scrypt.
  */
 import crypto from 'node:crypto';
@@ -17,7 +22,7 @@ import { AuditLog, type AuditEntry } from '../audit/log.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import { dummyHash, generatePassword, hashPassword, passwordProblem, verifyPassword } from './passwords.ts';
+import { dummyHash, generatePassword, hashPassword, needsRehash, passwordProblem, SCRYPT_N, verifyPassword } from './passwords.ts';
 import {
   actorName,
   bindingProblem,
@@ -47,8 +52,15 @@ export interface AuthOptions {
   addressFreeFailures: number;
   /** The delay after the first failure past the free ones (default 1 s); it doubles with each further one... */
   firstLockMs: number;
-  /** ... up to this (default 15 min). */
+  /** ... up to this for an account (default 15 min)... */
   maxLockMs: number;
+  /**
+   * ... and up to this for an address (default 1 min): the account lock carries the weight; an address lock only
+   * slows a sprayer of many names, and must not shut a station's NAT of honest users out for long.
+   */
+  addressMaxLockMs: number;
+  /** scrypt cost N for new hashes (default 2^17, OWASP's minimum for scrypt); older hashes are upgraded at login. */
+  scryptN: number;
   /** Failures older than this are forgotten (default 1 h). */
   failureWindowMs: number;
   tokenMaxDays: number;
@@ -63,6 +75,8 @@ export const DEFAULT_AUTH_OPTIONS: AuthOptions = {
   addressFreeFailures: 20,
   firstLockMs: 1000,
   maxLockMs: 15 * 60_000,
+  addressMaxLockMs: 60_000,
+  scryptN: SCRYPT_N,
   failureWindowMs: 3600_000,
   tokenMaxDays: 366,
   secureCookies: false,
@@ -177,7 +191,7 @@ export class AuthService {
   async bootstrap(password: string | undefined): Promise<string | null> {
     if (this.store.countUsers() > 0) return null;
     const generated = password === undefined ? generatePassword() : null;
-    const hash = await hashPassword(password ?? generated!);
+    const hash = await hashPassword(password ?? generated!, this.opts.scryptN);
     const now = Date.now();
     const created = this.db.transaction(() => {
       if (this.store.countUsers() > 0) return false; // another hub process was first
@@ -219,53 +233,77 @@ export class AuthService {
     return f && f.lockedUntil > now ? f.lockedUntil - now : 0;
   }
 
-  private fail(key: string, free: number, now: number): void {
+  private fail(key: string, free: number, maxLockMs: number, now: number): void {
     const f = this.store.failure(key);
     const fresh = !f || now - f.lastAt > this.opts.failureWindowMs;
     const failures = fresh ? 1 : f.failures + 1;
     const over = failures - free;
-    const lockMs = over > 0 ? Math.min(this.opts.firstLockMs * 2 ** (over - 1), this.opts.maxLockMs) : 0;
+    const lockMs = over > 0 ? Math.min(this.opts.firstLockMs * 2 ** (over - 1), maxLockMs) : 0;
     this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: now + lockMs });
+  }
+
+  /** Hands back an attempt that turned out right; back at or below the free count, the key is not locked. */
+  private refund(key: string, free: number): void {
+    const f = this.store.failure(key);
+    if (!f) return;
+    const failures = Math.max(0, f.failures - 1);
+    this.store.putFailure({ ...f, failures, lockedUntil: failures <= free ? 0 : f.lockedUntil });
+  }
+
+  private userKey(username: string): string {
+    // Keyed by a digest: the table then holds no typed-in name (which may be a misplaced password).
+    return `user:${sha256(username.toLowerCase()).slice(0, 24)}`;
+  }
+
+  /**
+   * Counts one password attempt against the account (and the address, when given) unless one of them is locked:
+   * then 429 and nothing is checked. Synchronous, so no other attempt runs between the check and the count.
+   */
+  private countAttempt(userKey: string, ipKey: string | null, now: number, log: Record<string, unknown>, what: 'login' | 'password change'): void {
+    const wait = this.db.transaction(() => {
+      const w = Math.max(this.lockRemaining(userKey, now), ipKey === null ? 0 : this.lockRemaining(ipKey, now));
+      if (w > 0) return w;
+      this.fail(userKey, this.opts.accountFreeFailures, this.opts.maxLockMs, now);
+      if (ipKey !== null) this.fail(ipKey, this.opts.addressFreeFailures, this.opts.addressMaxLockMs, now);
+      return 0;
+    }).immediate();
+    if (wait > 0) {
+      if (what === 'login') this.logins?.inc({ outcome: 'throttled' });
+      this.log.warn(log, `${what} refused: too many failed attempts`);
+      throw new HubError(429, 'too-many-attempts', `too many failed password attempts; try again in ${Math.ceil(wait / 1000)} s`, {
+        retryAfterSeconds: Math.ceil(wait / 1000),
+      });
+    }
   }
 
   /** Checks the password; on success opens a session. Throws 401 (wrong name or password, alike) or 429. */
   async login(username: string, password: string, o: { ip: string | null; userAgent: string | null }): Promise<{ token: string; session: SessionRow; user: UserRow }> {
     const now = Date.now();
-    // Keyed by a digest: the table then holds no typed-in name (which may be a misplaced password).
-    const userKey = `user:${sha256(username.toLowerCase()).slice(0, 24)}`;
+    const userKey = this.userKey(username);
     const ipKey = `ip:${o.ip ?? 'unknown'}`;
     // A name that is no account may be a password typed into the wrong field: logs and audit get a digest of it
     // (enough to see one name tried again and again), never the text.
     const known = this.store.userByName(username);
     const who = known ? { username } : { usernameDigest: sha256(username.toLowerCase()).slice(0, 12) };
-    const wait = Math.max(this.lockRemaining(userKey, now), this.lockRemaining(ipKey, now));
-    if (wait > 0) {
-      this.logins?.inc({ outcome: 'throttled' });
-      this.log.warn({ ...who, ip: o.ip }, 'login refused: too many failed attempts');
-      throw new HubError(429, 'too-many-attempts', `too many failed logins; try again in ${Math.ceil(wait / 1000)} s`, {
-        retryAfterSeconds: Math.ceil(wait / 1000),
-      });
-    }
+    this.countAttempt(userKey, ipKey, now, { ...who, ip: o.ip }, 'login');
     const user = known;
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash(this.opts.scryptN)));
     const origin: Origin = { principal: null, ip: o.ip };
     if (!user || !ok || user.disabledAt !== null) {
-      this.db.transaction(() => {
-        this.fail(userKey, this.opts.accountFreeFailures, now);
-        this.fail(ipKey, this.opts.addressFreeFailures, now);
-        this.record(origin, {
-          action: 'auth.login',
-          objectType: 'user',
-          objectId: user?.id ?? null,
-          nodeId: user?.nodeId ?? null,
-          after: { ...who, reason: !user ? 'unknown-user' : !ok ? 'wrong-password' : 'disabled' },
-          outcome: 'failed',
-        });
-      })();
+      this.record(origin, {
+        action: 'auth.login',
+        objectType: 'user',
+        objectId: user?.id ?? null,
+        nodeId: user?.nodeId ?? null,
+        after: { ...who, reason: !user ? 'unknown-user' : !ok ? 'wrong-password' : 'disabled' },
+        outcome: 'failed',
+      });
       this.logins?.inc({ outcome: 'failed' });
       this.log.info({ ...who, ip: o.ip }, 'login failed');
       throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)');
     }
+    // A hash made at a lower cost than today's is replaced while the password is at hand (it is nowhere else).
+    const rehash = needsRehash(user.passwordHash, this.opts.scryptN) ? await hashPassword(password, this.opts.scryptN) : null;
     const token = crypto.randomBytes(32).toString('base64url');
     const session: SessionRow = {
       idHash: sha256(token),
@@ -279,6 +317,9 @@ export class AuthService {
     };
     this.db.transaction(() => {
       this.store.clearFailure(userKey);
+      this.refund(ipKey, this.opts.addressFreeFailures);
+      // Only if the hash is still the one checked: a reset or change in between wins.
+      if (rehash !== null) this.store.replaceHash(user.id, user.passwordHash, rehash);
       this.store.pruneSessions(now);
       this.store.insertSession(session);
       this.record(
@@ -287,7 +328,7 @@ export class AuthService {
       );
     })();
     this.logins?.inc({ outcome: 'ok' });
-    this.log.info({ username: user.username, ip: o.ip }, 'login');
+    this.log.info({ username: user.username, ip: o.ip, ...(rehash !== null ? { rehashed: true } : {}) }, 'login');
     return { token, session, user };
   }
 
@@ -431,7 +472,7 @@ export class AuthService {
       if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] });
     }
     const generated = input.password === undefined ? generatePassword() : null;
-    const hash = await hashPassword(input.password ?? generated!);
+    const hash = await hashPassword(input.password ?? generated!, this.opts.scryptN);
     const now = Date.now();
     const u: UserRow = {
       id: newId('u'),
@@ -500,34 +541,53 @@ export class AuthService {
     return this.store.user(id)!;
   }
 
-  /** Sets a one-time password (returned once) that must be changed at the next login; ends the user's sessions. */
+  /**
+   * Sets a one-time password (returned once) that must be changed at the next login; ends the user's sessions and
+   * revokes their API tokens: a reset is what an admin does when the account may be in someone else's hands.
+   */
   async resetPassword(o: Origin, id: string): Promise<{ user: UserRow; password: string }> {
     const p = o.principal!;
     const u = this.manageable(p, id);
     const password = generatePassword();
-    const hash = await hashPassword(password);
+    const hash = await hashPassword(password, this.opts.scryptN);
     this.db.transaction(() => {
-      this.store.setPassword(id, hash, true, Date.now());
+      const now = Date.now();
+      this.store.setPassword(id, hash, true, now);
       const ended = this.store.deleteUserSessions(id);
-      this.record(o, { action: 'user.reset-password', objectType: 'user', objectId: id, nodeId: u.nodeId, after: { mustChangePassword: true, sessionsEnded: ended } });
+      const revoked = this.store.revokeUserTokens(id, now);
+      this.record(o, {
+        action: 'user.reset-password',
+        objectType: 'user',
+        objectId: id,
+        nodeId: u.nodeId,
+        after: { mustChangePassword: true, sessionsEnded: ended, tokensRevoked: revoked },
+      });
     })();
     return { user: this.store.user(id)!, password };
   }
 
-  /** The caller changes their own password; their other sessions end. */
+  /**
+   * The caller changes their own password; their other sessions end. Only from a password session: an API token is
+   * not its owner's password (a narrowed viewer token must not become the owner's full login). The current password
+   * is a guess like a login's and counts against the same per-account budget.
+   */
   async changePassword(o: Origin, current: string, next: string): Promise<UserRow> {
     const p = o.principal!;
     if (p.userId === null) throw new HubError(403, 'forbidden', 'the installation admin token has no password');
+    if (p.kind !== 'session') throw new HubError(403, 'password-session-required', 'a password can only be changed from a password login, not with an API token');
     const u = this.store.user(p.userId);
     if (!u) throw notFound('user', p.userId);
+    const userKey = this.userKey(u.username);
+    this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip }, 'password change');
     if (!(await verifyPassword(current, u.passwordHash))) {
       this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
       throw new HubError(403, 'wrong-password', 'the current password is wrong');
     }
+    this.store.clearFailure(userKey);
     const problem = passwordProblem(next, u.username);
     if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] });
     if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] });
-    const hash = await hashPassword(next);
+    const hash = await hashPassword(next, this.opts.scryptN);
     this.db.transaction(() => {
       this.store.setPassword(u.id, hash, false, Date.now());
       const ended = this.store.deleteUserSessions(u.id, p.sessionHash);

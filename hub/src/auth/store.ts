@@ -69,6 +69,7 @@ export class AuthStore {
          VALUES (@id, @username, @displayName, @role, @nodeId, @passwordHash, @mustChangePassword, @createdAt, @createdBy, @passwordChangedAt)`,
       ),
       setPassword: db.prepare('UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ? WHERE id = ?'),
+      replaceHash: db.prepare('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?'),
       setRole: db.prepare('UPDATE users SET role = ?, node_id = ?, display_name = ? WHERE id = ?'),
       setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE id = ?'),
       insertSession: db.prepare(
@@ -131,6 +132,11 @@ export class AuthStore {
 
   setPassword(id: string, hash: string, mustChange: boolean, now: number): void {
     this.s.setPassword.run(hash, mustChange ? 1 : 0, now, id);
+  }
+
+  /** The same password at a new cost: only while the hash is still `old` (a change in between wins). */
+  replaceHash(id: string, old: string, hash: string): boolean {
+    return this.s.replaceHash.run(hash, id, old).changes === 1;
   }
 
   setRole(id: string, role: Role, nodeId: string | null, displayName: string | null): void {

@@ -70,6 +70,8 @@ export interface IngestInput {
   /** Declared Content-Length, if any: refused early when it cannot match. */
   contentLength?: number | undefined;
   body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
+  /** Who uploads, for the log lines. */
+  actor?: string | undefined;
 }
 
 const INDEX_VERSION = 1;
@@ -134,36 +136,37 @@ export class ArtifactStore {
     return path.join(this.dir, sha256);
   }
 
-  private refuse(code: RefusalCode, status: 400 | 409 | 413, message: string): never {
+  private refuse(who: { actor: string | null }, code: RefusalCode, status: 400 | 409 | 413, message: string): never {
     this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
-    this.opts.logger.warn({ code }, `release upload refused: ${message}`);
+    this.opts.logger.warn({ code, ...who }, `release upload refused: ${message}`);
     throw new ReleaseRefused(code, status, message);
   }
 
   /** Verify and store an upload. Returns the record and whether it was new. Throws ReleaseRefused. */
   async ingest(input: IngestInput): Promise<{ record: ReleaseRecord; created: boolean }> {
+    const who = { actor: input.actor ?? null };
     if (input.manifestB64 === undefined || input.signatureB64 === undefined) {
-      this.refuse('bad-request', 400, 'X-KF-Manifest and X-KF-Signature headers are required');
+      this.refuse(who, 'bad-request', 400, 'X-KF-Manifest and X-KF-Signature headers are required');
     }
     const manifestBytes = decodeBase64Strict(input.manifestB64);
-    if (!manifestBytes) this.refuse('bad-request', 400, 'X-KF-Manifest is not base64');
+    if (!manifestBytes) this.refuse(who, 'bad-request', 400, 'X-KF-Manifest is not base64');
     const check = verifyManifest(manifestBytes, input.signatureB64, this.opts.trustedKeys);
-    if (!check.ok) this.refuse(check.code, 400, check.reason);
+    if (!check.ok) this.refuse(who, check.code, 400, check.reason);
     const m = check.manifest;
     const id = releaseId(m);
 
     const existing = this.releases.get(id);
     if (existing) {
       if (existing.sha256 === m.sha256) return { record: existing, created: false };
-      this.refuse('release-exists', 409, `${id} exists with other content (sha256 ${existing.sha256.slice(0, 12)}…); publish a new version`);
+      this.refuse(who, 'release-exists', 409, `${id} exists with other content (sha256 ${existing.sha256.slice(0, 12)}…); publish a new version`);
     }
     if (m.size > this.opts.maxUploadBytes) {
-      this.refuse('too-large', 413, `artifact of ${m.size} bytes exceeds the limit of ${this.opts.maxUploadBytes}`);
+      this.refuse(who, 'too-large', 413, `artifact of ${m.size} bytes exceeds the limit of ${this.opts.maxUploadBytes}`);
     }
     if (input.contentLength !== undefined && input.contentLength !== m.size) {
-      this.refuse('size-mismatch', 400, `body is ${input.contentLength} bytes, manifest says ${m.size}`);
+      this.refuse(who, 'size-mismatch', 400, `body is ${input.contentLength} bytes, manifest says ${m.size}`);
     }
-    if (!input.body) this.refuse('size-mismatch', 400, `empty body, manifest says ${m.size} bytes`);
+    if (!input.body) this.refuse(who, 'size-mismatch', 400, `empty body, manifest says ${m.size} bytes`);
 
     const tmp = path.join(this.tmpDir, randomUUID());
     const hash = createHash('sha256');
@@ -174,13 +177,13 @@ export class ArtifactStore {
       for await (const chunk of input.body) {
         received += chunk.byteLength;
         // Stop reading at the first byte beyond the signed size: a sender cannot make us store more than was signed.
-        if (received > m.size) this.refuse('size-mismatch', 400, `body exceeds the manifest size of ${m.size} bytes`);
+        if (received > m.size) this.refuse(who, 'size-mismatch', 400, `body exceeds the manifest size of ${m.size} bytes`);
         hash.update(chunk);
         await fh.write(chunk);
       }
-      if (received !== m.size) this.refuse('size-mismatch', 400, `body is ${received} bytes, manifest says ${m.size}`);
+      if (received !== m.size) this.refuse(who, 'size-mismatch', 400, `body is ${received} bytes, manifest says ${m.size}`);
       const digest = hash.digest('hex');
-      if (digest !== m.sha256) this.refuse('sha256-mismatch', 400, `body sha256 ${digest} does not match the signed ${m.sha256}`);
+      if (digest !== m.sha256) this.refuse(who, 'sha256-mismatch', 400, `body sha256 ${digest} does not match the signed ${m.sha256}`);
       await fh.sync();
       ok = true;
     } finally {
@@ -212,11 +215,11 @@ export class ArtifactStore {
     const raced = this.releases.get(id);
     if (raced) {
       if (raced.sha256 === record.sha256) return { record: raced, created: false };
-      this.refuse('release-exists', 409, `${id} was stored meanwhile with other content`);
+      this.refuse(who, 'release-exists', 409, `${id} was stored meanwhile with other content`);
     }
     this.releases.set(id, record);
     await this.persistIndex();
-    this.opts.logger.info({ releaseId: id, sha256: m.sha256, size: m.size, keyId: check.keyId }, 'release stored');
+    this.opts.logger.info({ releaseId: id, sha256: m.sha256, size: m.size, keyId: check.keyId, ...who }, 'release stored');
     return { record, created: true };
   }
 

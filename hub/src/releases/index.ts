@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { ArtifactStore, type ReleaseRecord } from './artifact-store.ts';
 import { parseTrustedKeys } from './keys.ts';
-import { releasesRoutes } from './routes.ts';
+import { releasesRoutes, type ReleasesRoutesDeps } from './routes.ts';
 import { DEFAULT_TOKEN_TTL_SECONDS, issueDownloadToken, loadOrCreateTokenKey, type DownloadToken } from './tokens.ts';
 
 export { ArtifactStore, ReleaseRefused, type ReleaseRecord } from './artifact-store.ts';
@@ -34,6 +34,9 @@ export interface ReleasesOptions {
   isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
   maxUploadBytes?: number;
   tokenTtlSeconds?: number;
+  /** Who uploads (log lines) and the audit record of an upload: see ReleasesRoutesDeps. */
+  actor?: ReleasesRoutesDeps['actor'];
+  audit?: ReleasesRoutesDeps['audit'];
 }
 
 export interface Releases {
@@ -69,6 +72,8 @@ export function createReleases(o: ReleasesOptions): Releases {
     logger: log,
     requireAdmin: o.requireAdmin ?? adminBearer(o.isAdminToken),
     ...(o.isTerminalAllowed ? { isTerminalAllowed: o.isTerminalAllowed } : {}),
+    ...(o.actor ? { actor: o.actor } : {}),
+    ...(o.audit ? { audit: o.audit } : {}),
   });
   return {
     store,

@@ -27,6 +27,21 @@ export interface ReleasesRoutesDeps {
   isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
   logger: Logger;
   now?: () => Date;
+  /** The caller's name for log lines (the hub: the operator after requireAdmin). */
+  actor?: (c: Context) => string;
+  /**
+   * Records an operator's change in the hub's audit log (the hub: with actor, address and node). Releases are
+   * installation-wide, so their records carry no node.
+   */
+  audit?: (c: Context, e: ReleaseAuditEntry) => void;
+}
+
+export interface ReleaseAuditEntry {
+  action: 'release.upload';
+  objectType: 'release';
+  objectId: string;
+  nodeId: null;
+  after: Record<string, unknown>;
 }
 
 function errorBody(code: string, message: string): { error: { code: string; message: string } } {
@@ -51,7 +66,18 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
         signatureB64: c.req.header('x-kf-signature'),
         contentLength,
         body,
+        actor: d.actor?.(c),
       });
+      // An identical re-upload changes nothing: no record.
+      if (created) {
+        d.audit?.(c, {
+          action: 'release.upload',
+          objectType: 'release',
+          objectId: record.id,
+          nodeId: null,
+          after: { kind: record.kind, version: record.version, size: record.size, sha256: record.sha256, terminalTypes: record.terminalTypes, keyId: record.keyId },
+        });
+      }
       return c.json(record, created ? 201 : 200);
     } catch (err) {
       if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message), err.status);

@@ -5,7 +5,8 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
-import { RolloutNotFound, RolloutSpecError, type RolloutService } from './service.ts';
+import { commonNode } from './hub-ports.ts';
+import { RolloutNotFound, RolloutSpecError, type RolloutService, type RolloutView } from './service.ts';
 
 const id = z.string().min(1).max(64);
 const waveSchema = z.discriminatedUnion('kind', [
@@ -77,6 +78,20 @@ export interface RolloutsRoutesDeps {
   actor?: (c: Context) => string;
   /** Whether the caller may see this node; a rollout is visible when every node of its scope is (default: all). */
   sees?: (c: Context, nodeId: string) => boolean;
+  /**
+   * Records an operator's action in the hub's audit log. `nodeId` is the deepest node holding all of the rollout's
+   * nodes, so a district admin finds the rollouts of their district in their audit view.
+   */
+  audit?: (c: Context, e: RolloutAuditEntry) => void;
+}
+
+export interface RolloutAuditEntry {
+  action: 'rollout.create' | 'rollout.pause' | 'rollout.resume' | 'rollout.abort';
+  objectType: 'rollout';
+  objectId: string;
+  nodeId: string | null;
+  before?: unknown;
+  after: unknown;
 }
 
 /** Chained, so the hub's `AppType` (and the dashboard's typed client) carries these routes. */
@@ -85,6 +100,22 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
   const actor = deps.actor ?? (() => 'admin');
   const sees = deps.sees ?? (() => true);
   const visible = (c: Context, nodeIds: readonly string[]): boolean => nodeIds.every((n) => sees(c, n));
+  const record = (c: Context, action: RolloutAuditEntry['action'], v: RolloutView, before: RolloutView | null, extra: Record<string, unknown> = {}) =>
+    deps.audit?.(c, {
+      action,
+      objectType: 'rollout',
+      objectId: v.id,
+      nodeId: commonNode(v.nodeIds),
+      ...(before ? { before: { status: before.status, wave: before.wave } } : {}),
+      after: { status: v.status, wave: v.wave, releaseId: v.releaseId, nodeIds: v.nodeIds, ...extra },
+    });
+  /** pause, resume, abort: the state before and after, in one audit record. */
+  const act = async (c: Context, action: 'rollout.pause' | 'rollout.resume' | 'rollout.abort', id: string, run: (id: string) => Promise<RolloutView>, extra: Record<string, unknown> = {}) => {
+    const before = service.get(scoped(c, id));
+    const after = await run(id);
+    record(c, action, after, before, extra);
+    return c.json(after);
+  };
   // Outside the caller's node a rollout does not exist for them: 404, the same answer as an unknown id.
   const scoped = (c: Context, id: string): string => {
     if (!visible(c, service.get(id).nodeIds)) throw new RolloutNotFound(`no rollout ${id}`);
@@ -132,6 +163,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
         },
         actor(c),
       );
+      record(c, 'rollout.create', view, null, { waves: b.waves.length, urgent: view.urgent });
       return c.json(view, 201);
     })
     .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
@@ -139,16 +171,16 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
     .post('/:id/pause', async (c) => {
       const b = await optionalBody(c, pauseBodySchema);
       if (!b.ok) return c.json(b.answer, 400);
-      return c.json(await service.pause(scoped(c, c.req.param('id')), actor(c), b.data.message));
+      return act(c, 'rollout.pause', c.req.param('id'), (id) => service.pause(id, actor(c), b.data.message), b.data.message !== undefined ? { message: b.data.message } : {});
     })
     .post('/:id/resume', async (c) => {
       const b = await optionalBody(c, emptyBodySchema);
       if (!b.ok) return c.json(b.answer, 400);
-      return c.json(await service.resume(scoped(c, c.req.param('id')), actor(c)));
+      return act(c, 'rollout.resume', c.req.param('id'), (id) => service.resume(id, actor(c)));
     })
     .post('/:id/abort', async (c) => {
       const b = await optionalBody(c, emptyBodySchema);
       if (!b.ok) return c.json(b.answer, 400);
-      return c.json(await service.abort(scoped(c, c.req.param('id')), actor(c)));
+      return act(c, 'rollout.abort', c.req.param('id'), (id) => service.abort(id, actor(c)));
     });
 }

@@ -108,7 +108,7 @@ describe('rollouts wired into the hub', () => {
 
     // every write leaves an audit record with who did it
     const audit = await body<{ items: { action: string; actor: string }[] }>(await hub.api('/api/v1/audit?limit=50'), 200);
-    expect(audit.items).toContainEqual(expect.objectContaining({ action: 'POST /rollouts/{id}/pause', actor: expect.stringMatching(/^th-admin/) }));
+    expect(audit.items).toContainEqual(expect.objectContaining({ action: 'rollout.pause', actor: expect.stringMatching(/^th-admin/), nodeId: 'GZ-TH' }));
     await body(await hub.api(`/api/v1/rollouts/${city.id}/abort`, { method: 'POST' }), 200);
     await body(await thAdmin.api(`/api/v1/rollouts/${own.id}/abort`, { method: 'POST' }), 200);
   });

@@ -3,7 +3,10 @@
  * All of its SQL lives here.
  */
 import { isTerminalId, isTerminalType, nodeLevel, parentNodeId, type NodeLevel } from '@kiosk-fleet/protocol';
-import { badRequest, conflict, notFound } from '../errors.ts';
+import { badRequest, conflict, HubError, notFound } from '../errors.ts';
+
+/** A terminal id that is taken (under any node): the same words for all of them. */
+export const terminalIdUnavailable = (id: string) => new HubError(409, 'id-unavailable', `terminal id ${id} is not available; choose another`, { id });
 import { SecretHasher, newKey, newSecret } from '../secrets.ts';
 import type { Db } from './db.ts';
 
@@ -169,7 +172,9 @@ export class RegistryStore {
     return this.db.transaction(() => {
       const problem = this.terminalProblem(t);
       if (problem) throw badRequest('invalid-terminal', problem);
-      if (this.terminal(t.id)) throw conflict(`terminal ${t.id} exists`, { id: t.id });
+      // One answer for every taken id, wherever it stands: the id may lie outside the caller's node, and saying
+      // where (or just "exists") would confirm it there (issue 20, item 7).
+      if (this.terminal(t.id)) throw terminalIdUnavailable(t.id);
       return { id: t.id, secret: this.insertTerminal(t, by) };
     })();
   }
