@@ -75,6 +75,33 @@ describe('SqliteReleaseStore', () => {
     expect(await read(twin.record.sha256, 0, bytes.length - 1)).toEqual(bytes);
   });
 
+  it('two uploads racing for one release id: the first to commit wins, other bytes get 409, the same bytes 200', async () => {
+    const a = Buffer.alloc(2500, 11);
+    const b = Buffer.alloc(2500, 12);
+    // bodies that yield between pieces, so both uploads are in flight together
+    async function* slow(x: Buffer): AsyncGenerator<Buffer> {
+      for (let i = 0; i < x.length; i += 500) {
+        await new Promise((r) => setImmediate(r));
+        yield x.subarray(i, i + 500);
+      }
+    }
+    const [first, second] = await Promise.allSettled([
+      artifacts.ingest({ ...signed('7.0.0', describeBytes(a)), body: slow(a) }),
+      artifacts.ingest({ ...signed('7.0.0', describeBytes(b)), body: slow(b) }),
+    ]);
+    const won = [first, second].filter((r) => r.status === 'fulfilled');
+    const lost = [first, second].filter((r) => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost.map((r) => (r as PromiseRejectedResult).reason)).toEqual([expect.objectContaining({ code: 'release-exists', status: 409 })]);
+    const stored = (await store.get('app-7.0.0'))!;
+    expect(await read(stored.sha256, 0, 2499)).toEqual(stored.sha256 === describeBytes(a).sha256 ? a : b);
+
+    const c = Buffer.alloc(2500, 13);
+    const same = await Promise.all([0, 1].map(() => artifacts.ingest({ ...signed('7.1.0', describeBytes(c)), body: slow(c) })));
+    expect(same.map((r) => r.created).sort()).toEqual([false, true]);
+    expect(await store.dropIncompleteUploads(Date.now() + 1)).toEqual({ chunks: 0 });
+  });
+
   it('an upload cut off by its client, or refused after its last byte, leaves no release and no chunk', async () => {
     const other = Buffer.alloc(2500, 3);
     async function* cut(): AsyncGenerator<Buffer> {
