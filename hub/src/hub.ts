@@ -41,7 +41,7 @@ import { PresenceStore } from './store/presence.ts';
 import { QueryStore } from './store/queries.ts';
 import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
-import { createReleases, type Releases } from './releases/index.ts';
+import { createReleases, SqliteReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
@@ -51,7 +51,9 @@ import { audit as auditChange } from './auth/guard.ts';
 import type { Context } from 'hono';
 import type { ApiEnv } from './api/common.ts';
 import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
+import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
+import { SqliteRolloutStore } from './rollouts/store.sqlite.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -261,7 +263,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       if (placed.length > 0) configLayers.reconcile(placed).catch((err: unknown) => log.error({ err }, 'config reconcile failed'));
     });
 
-    const releases = createReleases({
+    const releases = await createReleases({
+      store: new SqliteReleaseStore(db),
       dataDir: config.dataDir,
       releaseKeys: config.releaseKeys,
       logger: log,
@@ -283,8 +286,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // known only once the HTTP server listens (set below).
     let publicUrl = config.publicUrl ?? '';
     const queries = new QueryStore(db);
-    const rollouts = new RolloutService({
-      dataDir: config.dataDir,
+    const rolloutStore = new SqliteRolloutStore(db);
+    await importRolloutFiles(config.dataDir, rolloutStore, log);
+    const rollouts = await new RolloutService({
+      store: rolloutStore,
       logger: log,
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
     }).init();

@@ -1,23 +1,23 @@
 /**
- * The content-addressed artifact store: `<dataDir>/artifacts/<sha256>` holds each artifact once, whatever release
- * names it; `<dataDir>/artifacts/index.json` holds the release records (until the hub's store has a releases table,
- * see schema.ts); `<dataDir>/artifacts/tmp/` holds uploads in flight.
+ * The artifact store: verifies uploads and keeps releases with their artifacts in the hub's database through a
+ * ReleaseStore (store.ts; `store.sqlite.ts` for SQLite). Each artifact is stored once, content-addressed by sha256,
+ * whatever releases name it, as chunks written while the upload streams in.
  *
  * Invariants:
- * - Nothing lands under `artifacts/` unless its manifest carries a signature by a trusted key AND the bytes received
- *   have exactly the manifest's size and sha256. The signature is checked before a single body byte is read.
- * - An artifact file is complete or absent: it is written under tmp/, fsynced, then renamed into place.
- * - index.json is replaced atomically (write tmp, fsync, rename, fsync dir); writes are serialised in-process.
+ * - Nothing becomes visible unless its manifest carries a signature by a trusted key AND the bytes received have
+ *   exactly the manifest's size and sha256. The signature is checked before a single body byte is read.
+ * - An artifact is complete or absent: its chunks are written as the body streams in, and one transaction commits
+ *   the artifact row and the release only after the last chunk and the hash check. A refused or cut-off upload
+ *   leaves no release; its chunks are dropped at once, or at the next start after a crash.
  * - A release id (`kind-version`) names one content forever: re-uploading identical bytes is a no-op, different
  *   bytes under the same id are refused (409), so a terminal never sees a version change under its feet.
+ * - The whole artifact is never in memory: the upload holds one chunk, a download reads one chunk at a time.
  */
-import { createHash, randomUUID, type KeyObject } from 'node:crypto';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { releaseId, type ReleaseManifest } from '@kiosk-fleet/protocol';
 import { verifyManifest } from '@kiosk-fleet/protocol/release-signing';
+import type { ArtifactUpload, ByteRange, ReleaseStore } from './store.ts';
 
 export interface ReleaseRecord {
   id: string;
@@ -57,11 +57,16 @@ export class ReleaseRefused extends Error {
 }
 
 export interface ArtifactStoreOptions {
-  dataDir: string;
+  store: ReleaseStore;
   trustedKeys: readonly KeyObject[];
   /** Largest artifact accepted, bytes. */
   maxUploadBytes: number;
   logger: Logger;
+  /**
+   * `init` drops chunks of unfinished uploads written this long ago or earlier. 0 (the default) suits a store that
+   * only this process writes (SQLite); hubs sharing one database pass more than the longest upload takes.
+   */
+  staleUploadMs?: number;
 }
 
 export interface IngestInput {
@@ -70,11 +75,11 @@ export interface IngestInput {
   /** Declared Content-Length, if any: refused early when it cannot match. */
   contentLength?: number | undefined;
   body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | null;
+  /** Keep this upload time (an import of an older hub's release) instead of now. */
+  uploadedAt?: string;
   /** Who uploads, for the log lines. */
   actor?: string | undefined;
 }
-
-const INDEX_VERSION = 1;
 
 function decodeBase64Strict(s: string): Buffer | null {
   const t = s.trim();
@@ -83,57 +88,35 @@ function decodeBase64Strict(s: string): Buffer | null {
   return buf.toString('base64') === t ? buf : null;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fsp.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
 export class ArtifactStore {
-  readonly dir: string;
-  private readonly tmpDir: string;
-  private readonly indexFile: string;
   private readonly opts: ArtifactStoreOptions;
-  private releases = new Map<string, ReleaseRecord>();
-  private indexWrite: Promise<void> = Promise.resolve();
+  private readonly store: ReleaseStore;
   /** Refused uploads by code, for /metrics. */
   readonly refusals = new Map<RefusalCode, number>();
 
   constructor(opts: ArtifactStoreOptions) {
     this.opts = { ...opts, trustedKeys: [...opts.trustedKeys] };
-    this.dir = path.join(opts.dataDir, 'artifacts');
-    this.tmpDir = path.join(this.dir, 'tmp');
-    this.indexFile = path.join(this.dir, 'index.json');
+    this.store = opts.store;
   }
 
-  /** Create the directories, drop uploads a crash left half-way, load the index. Call once before use. */
-  init(): this {
-    fs.mkdirSync(this.tmpDir, { recursive: true });
-    for (const f of fs.readdirSync(this.tmpDir)) fs.rmSync(path.join(this.tmpDir, f), { force: true, recursive: true });
-    try {
-      const raw = JSON.parse(fs.readFileSync(this.indexFile, 'utf8')) as { v: number; releases: ReleaseRecord[] };
-      if (raw.v !== INDEX_VERSION || !Array.isArray(raw.releases)) throw new Error(`unknown index version ${raw.v}`);
-      this.releases = new Map(raw.releases.map((r) => [r.id, r]));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${this.indexFile}: ${(err as Error).message}`);
-    }
+  /** Drop what uploads cut short by a crash left behind. Call once before use. */
+  async init(): Promise<this> {
+    const { chunks } = await this.store.dropIncompleteUploads(Date.now() - (this.opts.staleUploadMs ?? 0));
+    if (chunks > 0) this.opts.logger.warn({ chunks }, 'chunks of unfinished release uploads dropped');
     return this;
   }
 
-  list(): ReleaseRecord[] {
-    return [...this.releases.values()].sort((a, b) => (a.uploadedAt < b.uploadedAt ? 1 : a.uploadedAt > b.uploadedAt ? -1 : 0));
+  list(): Promise<ReleaseRecord[]> {
+    return this.store.list();
   }
 
-  get(id: string): ReleaseRecord | undefined {
-    return this.releases.get(id);
+  get(id: string): Promise<ReleaseRecord | undefined> {
+    return this.store.get(id);
   }
 
-  artifactPath(sha256: string): string {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('not a sha256');
-    return path.join(this.dir, sha256);
+  /** The bytes `range` (inclusive) of a stored artifact as a stream, or null when it is not stored. */
+  openArtifact(sha256: string, range: ByteRange): Promise<ReadableStream<Uint8Array> | null> {
+    return this.store.openArtifact(sha256, range);
   }
 
   private refuse(who: { actor: string | null }, code: RefusalCode, status: 400 | 409 | 413, message: string): never {
@@ -155,7 +138,7 @@ export class ArtifactStore {
     const m = check.manifest;
     const id = releaseId(m);
 
-    const existing = this.releases.get(id);
+    const existing = await this.store.get(id);
     if (existing) {
       if (existing.sha256 === m.sha256) return { record: existing, created: false };
       this.refuse(who, 'release-exists', 409, `${id} exists with other content (sha256 ${existing.sha256.slice(0, 12)}…); publish a new version`);
@@ -168,76 +151,50 @@ export class ArtifactStore {
     }
     if (!input.body) this.refuse(who, 'size-mismatch', 400, `empty body, manifest says ${m.size} bytes`);
 
-    const tmp = path.join(this.tmpDir, randomUUID());
+    // Content-addressed: bytes stored already (under another release id) are checked but not written again.
+    const upload: ArtifactUpload | null = (await this.store.hasArtifact(m.sha256)) ? null : await this.store.beginArtifact(m.sha256, m.size);
     const hash = createHash('sha256');
     let received = 0;
-    const fh = await fsp.open(tmp, 'wx', 0o644);
-    let ok = false;
+    let finished = false;
     try {
       for await (const chunk of input.body) {
         received += chunk.byteLength;
         // Stop reading at the first byte beyond the signed size: a sender cannot make us store more than was signed.
         if (received > m.size) this.refuse(who, 'size-mismatch', 400, `body exceeds the manifest size of ${m.size} bytes`);
         hash.update(chunk);
-        await fh.write(chunk);
+        if (upload) await upload.write(chunk);
       }
       if (received !== m.size) this.refuse(who, 'size-mismatch', 400, `body is ${received} bytes, manifest says ${m.size}`);
       const digest = hash.digest('hex');
       if (digest !== m.sha256) this.refuse(who, 'sha256-mismatch', 400, `body sha256 ${digest} does not match the signed ${m.sha256}`);
-      await fh.sync();
-      ok = true;
-    } finally {
-      await fh.close();
-      if (!ok) await fsp.rm(tmp, { force: true });
-    }
 
-    const dest = this.artifactPath(m.sha256);
-    // Content-addressed: if the same bytes are already here (another release id), keep the existing file.
-    if (fs.existsSync(dest)) await fsp.rm(tmp, { force: true });
-    else await fsp.rename(tmp, dest);
-    await fsyncDir(this.dir);
-
-    const record: ReleaseRecord = {
-      id,
-      kind: m.kind,
-      version: m.version,
-      size: m.size,
-      sha256: m.sha256,
-      terminalTypes: [...m.terminalTypes],
-      minAgentVersion: m.minAgentVersion ?? null,
-      createdAt: m.createdAt,
-      uploadedAt: new Date().toISOString(),
-      keyId: check.keyId,
-      manifest: manifestBytes.toString('base64'),
-      signature: input.signatureB64.trim(),
-    };
-    // Two uploads of one id racing: the first to reach here wins, the second is judged against it.
-    const raced = this.releases.get(id);
-    if (raced) {
-      if (raced.sha256 === record.sha256) return { record: raced, created: false };
-      this.refuse(who, 'release-exists', 409, `${id} was stored meanwhile with other content`);
-    }
-    this.releases.set(id, record);
-    await this.persistIndex();
-    this.opts.logger.info({ releaseId: id, sha256: m.sha256, size: m.size, keyId: check.keyId, ...who }, 'release stored');
-    return { record, created: true };
-  }
-
-  private persistIndex(): Promise<void> {
-    const body = JSON.stringify({ v: INDEX_VERSION, releases: [...this.releases.values()] }, null, 1);
-    const write = async (): Promise<void> => {
-      const tmp = `${this.indexFile}.${randomUUID()}.tmp`;
-      const fh = await fsp.open(tmp, 'w', 0o644);
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
+      const record: ReleaseRecord = {
+        id,
+        kind: m.kind,
+        version: m.version,
+        size: m.size,
+        sha256: m.sha256,
+        terminalTypes: [...m.terminalTypes],
+        minAgentVersion: m.minAgentVersion ?? null,
+        createdAt: m.createdAt,
+        uploadedAt: input.uploadedAt ?? new Date().toISOString(),
+        keyId: check.keyId,
+        manifest: manifestBytes.toString('base64'),
+        signature: input.signatureB64.trim(),
+      };
+      const stored = upload ? await upload.commit(record) : await this.store.put(record);
+      finished = true;
+      if (!stored.created) {
+        // Two uploads of one id racing: the first to commit wins, the second is judged against it.
+        if (stored.record.sha256 === record.sha256) return { record: stored.record, created: false };
+        this.refuse(who, 'release-exists', 409, `${id} was stored meanwhile with other content`);
       }
-      await fsp.rename(tmp, this.indexFile);
-      await fsyncDir(this.dir);
-    };
-    this.indexWrite = this.indexWrite.then(write, write);
-    return this.indexWrite;
+      this.opts.logger.info({ releaseId: id, sha256: m.sha256, size: m.size, keyId: check.keyId, ...who }, 'release stored');
+      return { record: stored.record, created: true };
+    } finally {
+      if (upload && !finished) {
+        await upload.abort().catch((err: unknown) => this.opts.logger.error({ err, releaseId: id }, 'dropping a refused upload failed'));
+      }
+    }
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Releases, wired in one call: the artifact store, the download-token key and the HTTP routes.
+ * Releases, wired in one call: the artifact store over the database's ReleaseStore, the download-token key and the
+ * HTTP routes.
  *
- *   const releases = createReleases({ dataDir, releaseKeys: env.KF_RELEASE_KEYS, logger, isAdminToken, isTerminalAllowed });
+ *   const releases = await createReleases({ store: new SqliteReleaseStore(db), dataDir, releaseKeys: env.KF_RELEASE_KEYS, logger, isAdminToken, isTerminalAllowed });
  *   app.route('/api/v1/releases', releases.routes);          // BEFORE the admin-bearer /api/v1 app: see README
  *   releases.updateTarget(record, terminalId, { baseUrl })   // what a rollout publishes on update/target
  */
@@ -9,21 +10,28 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { ArtifactStore, type ReleaseRecord } from './artifact-store.ts';
+import { importReleaseFiles } from './import-files.ts';
 import { parseTrustedKeys } from './keys.ts';
 import { releasesRoutes, type ReleasesRoutesDeps } from './routes.ts';
-import { DEFAULT_TOKEN_TTL_SECONDS, issueDownloadToken, loadOrCreateTokenKey, type DownloadToken } from './tokens.ts';
+import type { ReleaseStore } from './store.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, issueDownloadToken, readTokenKeyFile, type DownloadToken } from './tokens.ts';
 
 export { ArtifactStore, ReleaseRefused, type ReleaseRecord } from './artifact-store.ts';
 export { releaseCommand } from './cli.ts';
 export { parseTrustedKeys, ReleaseKeyError } from './keys.ts';
 export { releasesRoutes, type ReleasesRoutesDeps } from './routes.ts';
+export type { ArtifactUpload, ByteRange, ReleaseStore } from './store.ts';
+export { SqliteReleaseStore } from './store.sqlite.ts';
 export { issueDownloadToken, verifyDownloadToken } from './tokens.ts';
 
 /** 512 MiB: a kiosk app with its assets is tens of MiB; the limit only stops an operator's mistake. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 export interface ReleasesOptions {
-  dataDir: string;
+  /** Where releases, artifacts and the token key are kept (the hub's database). */
+  store: ReleaseStore;
+  /** A data dir where an older hub may have kept releases as files: imported once at start (import-files.ts). */
+  dataDir?: string;
   /** KF_RELEASE_KEYS as given (comma-separated paths or PEM strings). Empty: every upload is refused. */
   releaseKeys: string | undefined;
   logger: Logger;
@@ -58,12 +66,14 @@ export function adminBearer(isAdminToken: (token: string) => boolean): Middlewar
   };
 }
 
-export function createReleases(o: ReleasesOptions): Releases {
+export async function createReleases(o: ReleasesOptions): Promise<Releases> {
   const log = o.logger.child({ module: 'releases' });
   const trustedKeys = parseTrustedKeys(o.releaseKeys);
   if (trustedKeys.length === 0) log.warn('KF_RELEASE_KEYS is empty: release uploads will be refused');
-  const store = new ArtifactStore({ dataDir: o.dataDir, trustedKeys, maxUploadBytes: o.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, logger: log }).init();
-  const tokenKey = loadOrCreateTokenKey(o.dataDir);
+  const store = await new ArtifactStore({ store: o.store, trustedKeys, maxUploadBytes: o.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, logger: log }).init();
+  // An older hub's key file seeds the database's key, so the tokens in its retained update/targets stay valid.
+  const tokenKey = await o.store.tokenKey(o.dataDir === undefined ? undefined : readTokenKeyFile(o.dataDir));
+  if (o.dataDir !== undefined) await importReleaseFiles(o.dataDir, store, log);
   const ttlSeconds = o.tokenTtlSeconds ?? DEFAULT_TOKEN_TTL_SECONDS;
   const issueToken = (releaseId: string, terminalId: string): DownloadToken => issueDownloadToken(tokenKey, { releaseId, terminalId, ttlSeconds });
   const routes = releasesRoutes({

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,9 @@ import { releaseCommand } from './cli.ts';
 import { parseTrustedKeys, ReleaseKeyError } from './keys.ts';
 import { parseRange } from './range.ts';
 import { releasesRoutes } from './routes.ts';
-import { issueDownloadToken, loadOrCreateTokenKey, verifyDownloadToken } from './tokens.ts';
+import { openDatabase, type Db } from '../store/db.ts';
+import { SqliteReleaseStore } from './store.sqlite.ts';
+import { issueDownloadToken, verifyDownloadToken } from './tokens.ts';
 
 const logger = pino({ level: 'silent' });
 let tmp: string;
@@ -40,6 +43,18 @@ async function pack(keyDir: string, version: string, content: string): Promise<P
 
 let app: Hono;
 let store: ArtifactStore;
+let releaseStore: SqliteReleaseStore;
+const dbs: Db[] = [];
+/** A store on the database in `dataDir` (another connection to the same file, as a restarted hub has). */
+function dbStore(dataDir: string, chunkBytes?: number): SqliteReleaseStore {
+  const { db } = openDatabase(dataDir);
+  dbs.push(db);
+  return new SqliteReleaseStore(db, chunkBytes === undefined ? {} : { chunkBytes });
+}
+async function artifactBytes(s: SqliteReleaseStore, sha256: string, size: number): Promise<Buffer> {
+  const body = await s.openArtifact(sha256, { start: 0, end: size - 1 });
+  return Buffer.from(await new Response(body).arrayBuffer());
+}
 let tokenKey: Buffer;
 let good: Packed;
 const ADMIN = 'Bearer admin-token-for-tests';
@@ -60,13 +75,15 @@ beforeAll(async () => {
   expect(await releaseCommand(['keygen', '--out', path.join(tmp, 'keys')], io)).toBe(0);
   expect(await releaseCommand(['keygen', '--out', path.join(tmp, 'rogue')], io)).toBe(0);
   const dataDir = path.join(tmp, 'data');
-  store = new ArtifactStore({
-    dataDir,
+  // Chunks of 100 bytes: the test artifacts (a few hundred bytes) span several, so ranges cross chunk boundaries.
+  releaseStore = dbStore(dataDir, 100);
+  store = await new ArtifactStore({
+    store: releaseStore,
     trustedKeys: parseTrustedKeys(path.join(tmp, 'keys', 'release-public.pem')),
     maxUploadBytes: 64 * 1024,
     logger,
   }).init();
-  tokenKey = loadOrCreateTokenKey(dataDir);
+  tokenKey = await releaseStore.tokenKey();
   app = new Hono();
   app.route(
     '/api/v1/releases',
@@ -81,7 +98,10 @@ beforeAll(async () => {
   good = await pack(path.join(tmp, 'keys'), '3.3.0', 'console.log("hello 3.3.0")');
 });
 
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  for (const db of dbs) db.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('release CLI', () => {
   it('keygen refuses to overwrite an existing signing key', async () => {
@@ -126,13 +146,13 @@ describe('upload', () => {
     expect(res.status).toBe(201);
     const rec = (await res.json()) as { id: string; sha256: string; size: number };
     expect(rec).toMatchObject({ id: 'app-3.3.0', size: good.artifact.length });
-    expect(fs.readFileSync(path.join(tmp, 'data', 'artifacts', rec.sha256))).toEqual(good.artifact);
+    expect(await artifactBytes(releaseStore, rec.sha256, rec.size)).toEqual(good.artifact);
     expect((await upload(good)).status).toBe(200);
     const list = (await (await app.request('/api/v1/releases', { headers: { authorization: ADMIN } })).json()) as { items: unknown[]; nextCursor: null };
     expect(list).toMatchObject({ items: [{ id: 'app-3.3.0' }], nextCursor: null });
     // a restarted hub sees the same releases
-    const again = new ArtifactStore({ dataDir: path.join(tmp, 'data'), trustedKeys: [], maxUploadBytes: 1, logger }).init();
-    expect(again.get('app-3.3.0')?.sha256).toBe(rec.sha256);
+    const again = await new ArtifactStore({ store: dbStore(path.join(tmp, 'data')), trustedKeys: [], maxUploadBytes: 1, logger }).init();
+    expect((await again.get('app-3.3.0'))?.sha256).toBe(rec.sha256);
   });
 
   it('refuses without admin auth', async () => {
@@ -147,8 +167,10 @@ describe('upload', () => {
     const res = await upload(p, tampered);
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { code: 'sha256-mismatch' } });
-    expect(store.get('app-3.4.0')).toBeUndefined();
-    expect(fs.readdirSync(path.join(tmp, 'data', 'artifacts', 'tmp'))).toEqual([]);
+    expect(await store.get('app-3.4.0')).toBeUndefined();
+    expect(await releaseStore.hasArtifact(createHash('sha256').update(p.artifact).digest('hex'))).toBe(false);
+    // and no chunk of it is left behind (nothing for the start-up sweep to drop)
+    expect(await releaseStore.dropIncompleteUploads(Date.now() + 1)).toEqual({ chunks: 0 });
     expect(store.refusals.get('sha256-mismatch')).toBe(1);
   });
 
@@ -167,7 +189,7 @@ describe('upload', () => {
     expect(await res.json()).toMatchObject({ error: { code: 'bad-signature' } });
     expect((await upload({ ...p, manifest: 'not base64!!' })).status).toBe(400);
     expect((await upload(p, p.artifact, { 'x-kf-signature': '' })).status).toBe(400);
-    expect(store.get('app-3.5.0')).toBeUndefined();
+    expect(await store.get('app-3.5.0')).toBeUndefined();
   });
 
   it('refuses a body longer or shorter than signed, and an artifact over the size limit', async () => {
@@ -244,8 +266,8 @@ describe('artifact download', () => {
     expect((await get('app-0.0.1', { authorization: bearer('t', 'app-0.0.1') })).status).toBe(404);
   });
 
-  it('token key survives a restart and tokens check their claims', () => {
-    expect(loadOrCreateTokenKey(path.join(tmp, 'data'))).toEqual(tokenKey);
+  it('token key survives a restart and tokens check their claims', async () => {
+    expect(await dbStore(path.join(tmp, 'data')).tokenKey()).toEqual(tokenKey);
     const t = issueDownloadToken(tokenKey, { releaseId: 'r', terminalId: 'T1', ttlSeconds: 10, now: new Date(0) });
     expect(verifyDownloadToken(tokenKey, t.token, 'r', new Date(5000))).toEqual({ ok: true, terminalId: 'T1' });
     expect(verifyDownloadToken(tokenKey, t.token, 'r', new Date(10_000))).toEqual({ ok: false, reason: 'expired' });
@@ -271,8 +293,8 @@ describe('createReleases (the one-call wiring)', () => {
     const { createReleases } = await import('./index.ts');
     const { updateTargetSchema } = await import('@kiosk-fleet/protocol');
     const dataDir = path.join(tmp, 'wired');
-    const releases = createReleases({
-      dataDir,
+    const releases = await createReleases({
+      store: dbStore(dataDir),
       releaseKeys: path.join(tmp, 'keys', 'release-public.pem'),
       logger,
       isAdminToken: (t) => t === 'admin-token-for-tests',
@@ -290,7 +312,7 @@ describe('createReleases (the one-call wiring)', () => {
       headers: { authorization: ADMIN, 'x-kf-manifest': good.manifest, 'x-kf-signature': good.signature },
     });
     expect(res.status).toBe(201);
-    const rec = releases.store.get('app-3.3.0')!;
+    const rec = (await releases.store.get('app-3.3.0'))!;
     const target = releases.updateTarget(rec, 'GZ-TH-0001', { baseUrl: 'http://127.0.0.1:8080/', rolloutId: 'r-1' });
     expect(updateTargetSchema.safeParse(target).success).toBe(true);
     const dl = await hub.request(new URL(target.release!.url).pathname, { headers: { authorization: `Bearer ${target.token}` } });

@@ -9,8 +9,6 @@
  * - `GET|HEAD /:id/artifact` the artifact for a terminal holding a download token (`Authorization: Bearer <token>`
  *                            or `?token=`), with Range (206, 416) and `ETag` = `"<sha256>"` for `If-Range`.
  */
-import fs from 'node:fs';
-import { Readable } from 'node:stream';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
 import { ReleaseRefused, type ArtifactStore } from './artifact-store.ts';
@@ -19,7 +17,7 @@ import { verifyDownloadToken } from './tokens.ts';
 
 export interface ReleasesRoutesDeps {
   store: ArtifactStore;
-  /** The hub's download-token key (`loadOrCreateTokenKey(dataDir)`). */
+  /** The hub's download-token key (`ReleaseStore.tokenKey()`, kept in the database). */
   tokenKey: Buffer;
   /** Guards upload and listing: the hub's admin authentication (and scope check). Required: no open default. */
   requireAdmin: MiddlewareHandler;
@@ -85,10 +83,10 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
     }
   });
 
-  app.get('/', d.requireAdmin, (c) => c.json({ items: d.store.list(), nextCursor: null }));
+  app.get('/', d.requireAdmin, async (c) => c.json({ items: await d.store.list(), nextCursor: null }));
 
-  app.get('/:id', d.requireAdmin, (c) => {
-    const r = d.store.get(c.req.param('id'));
+  app.get('/:id', d.requireAdmin, async (c) => {
+    const r = await d.store.get(c.req.param('id'));
     return r ? c.json(r) : c.json(errorBody('not-found', 'no such release'), 404);
   });
 
@@ -106,7 +104,7 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
       d.logger.warn({ releaseId: id, terminalId: check.terminalId }, 'artifact download refused: terminal not allowed');
       return c.json(errorBody('forbidden', 'terminal may not download'), 403);
     }
-    const rec = d.store.get(id);
+    const rec = await d.store.get(id);
     if (!rec) return c.json(errorBody('not-found', 'no such release'), 404);
 
     const etag = `"${rec.sha256}"`;
@@ -128,8 +126,9 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
     if (range.kind === 'partial') headers['content-range'] = `bytes ${start}-${end}/${rec.size}`;
     const status = range.kind === 'partial' ? 206 : 200;
     if (c.req.method === 'HEAD' || rec.size === 0) return new Response(null, { status, headers });
-    const file = fs.createReadStream(d.store.artifactPath(rec.sha256), { start, end });
-    return new Response(Readable.toWeb(file) as unknown as ReadableStream, { status, headers });
+    const body = await d.store.openArtifact(rec.sha256, { start, end });
+    if (!body) throw new Error(`release ${rec.id}: artifact ${rec.sha256} is not stored`);
+    return new Response(body, { status, headers });
   };
   // Hono answers HEAD through this GET route too (and drops the body).
   app.get('/:id/artifact', artifact);

@@ -1,33 +1,25 @@
 /**
  * Short-lived download tokens: a terminal gets one with its `update/target` and presents it to fetch that one
  * artifact. `base64url(JSON {r: releaseId, t: terminalId, e: expiry unix seconds}) . base64url(HMAC-SHA256)`, keyed
- * by a random hub key kept in `<dataDir>/release-token.key` (so every hub process on that data dir, and a
- * restarted hub, accepts the tokens it issued). Stateless: nothing to store per token.
+ * by a random key kept in the database (`ReleaseStore.tokenKey()`), so every hub on that database, a restarted hub
+ * and a hub restored from a backup accept the tokens any of them issued. Stateless: nothing to store per token.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+/** Where hubs before the key moved into the database kept it: imported once, then moved aside (import-files.ts). */
 export const TOKEN_KEY_FILE = 'release-token.key';
 /** Long enough for a slow terminal link to fetch a large bundle with resumes; short enough to be useless if leaked. */
 export const DEFAULT_TOKEN_TTL_SECONDS = 6 * 3600;
 
-export function loadOrCreateTokenKey(dataDir: string): Buffer {
-  const file = path.join(dataDir, TOKEN_KEY_FILE);
+/** The key an older hub kept in `<dataDir>/release-token.key`, if there is one. */
+export function readTokenKeyFile(dataDir: string): Buffer | undefined {
   try {
-    const key = fs.readFileSync(file);
-    if (key.length >= 32) return key;
+    const key = fs.readFileSync(path.join(dataDir, TOKEN_KEY_FILE));
+    return key.length >= 32 ? key : undefined;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  fs.mkdirSync(dataDir, { recursive: true });
-  const key = randomBytes(32);
-  try {
-    fs.writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
-    return key;
-  } catch (err) {
-    // Another hub process made it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return fs.readFileSync(file);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }

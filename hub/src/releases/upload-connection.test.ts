@@ -14,7 +14,8 @@ import { ArtifactStore } from './artifact-store.ts';
 import { releaseCommand } from './cli.ts';
 import { parseTrustedKeys } from './keys.ts';
 import { releasesRoutes } from './routes.ts';
-import { loadOrCreateTokenKey } from './tokens.ts';
+import { openDatabase, type Db } from '../store/db.ts';
+import { SqliteReleaseStore } from './store.sqlite.ts';
 
 // Uploads over one keep-alive connection, as an admin's client (undici) reuses it: whatever the hub answers to an
 // upload (stored, identical re-upload, refused by headers or by bytes), the next request on it is answered.
@@ -23,6 +24,7 @@ const io = { stdout: () => undefined, stderr: () => undefined };
 let tmp: string;
 let server: http.Server;
 let port: number;
+let db: Db;
 
 interface Packed {
   artifact: Buffer;
@@ -62,7 +64,9 @@ beforeAll(async () => {
   rogue = await pack(path.join(tmp, 'rogue'), '2.0.0');
   const logger = pino({ level: 'silent' });
   const dataDir = path.join(tmp, 'data');
-  const store = new ArtifactStore({ dataDir, trustedKeys: parseTrustedKeys(path.join(tmp, 'keys', 'release-public.pem')), maxUploadBytes: 64 * 1024 * 1024, logger }).init();
+  ({ db } = openDatabase(dataDir));
+  const releaseStore = new SqliteReleaseStore(db);
+  const store = await new ArtifactStore({ store: releaseStore, trustedKeys: parseTrustedKeys(path.join(tmp, 'keys', 'release-public.pem')), maxUploadBytes: 64 * 1024 * 1024, logger }).init();
   // As createHttpApp mounts them: settleRequestBody outside the releases routes.
   const app = new Hono();
   app.use('/api/*', settleRequestBody());
@@ -70,7 +74,7 @@ beforeAll(async () => {
     '/api/v1/releases',
     releasesRoutes({
       store,
-      tokenKey: loadOrCreateTokenKey(dataDir),
+      tokenKey: await releaseStore.tokenKey(),
       logger,
       requireAdmin: async (c, next) => (c.req.header('authorization') === ADMIN ? next() : c.json({ error: { code: 'unauthorized', message: 'no' } }, 401)),
     }),
@@ -84,6 +88,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
+  db.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

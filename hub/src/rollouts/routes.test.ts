@@ -3,22 +3,27 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rolloutsRoutes } from './routes.ts';
+import { openDatabase, type Db } from '../store/db.ts';
 import { RolloutService, type RolloutPorts } from './service.ts';
+import { SqliteRolloutStore } from './store.sqlite.ts';
 import { silentLogger } from './testing.ts';
 
 type ErrorBody = { error: { code: string; message: string } };
 
 let dir: string;
+let db: Db;
 let app: ReturnType<typeof rolloutsRoutes>;
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-rollout-routes-'));
   // No rollout exists, so no route here reaches a port: a body that passes its check ends in the service's 404.
-  const service = new RolloutService({ dataDir: dir, ports: {} as RolloutPorts, logger: silentLogger() }).init();
+  ({ db } = openDatabase(dir));
+  const service = await new RolloutService({ store: new SqliteRolloutStore(db), ports: {} as RolloutPorts, logger: silentLogger() }).init();
   app = rolloutsRoutes({ service, requireAdmin: async (_c, next) => next() });
 });
 
 afterAll(() => {
+  db.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

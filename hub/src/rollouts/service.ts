@@ -1,18 +1,15 @@
 /**
- * The rollout service: keeps rollouts on disk, feeds the engine (engine.ts) with the clock, the fleet, terminal
+ * The rollout service: keeps rollouts in its store, feeds the engine (engine.ts) with the clock, the fleet, terminal
  * health and `update/status`, and carries out its actions through ports (publish `update/target`, emit events).
  *
  * Invariants:
- * - Every change is persisted (atomic write, fsync) before its actions run: after a crash the hub re-reads the
- *   rollout and the retained targets it already published (the downlink store re-publishes those itself).
+ * - Every change is saved (RolloutStore.save) before its actions run: after a crash the hub re-reads the rollout and
+ *   the retained targets it already published (the downlink store re-publishes those itself).
  * - Operations on one rollout run one at a time (a per-rollout promise chain), so a status arriving during a tick
  *   is applied after it, never lost between read and write.
  * - A target whose publish failed goes back to `pending` and is sent again on a later tick.
- * Until the hub's database has a rollouts table, rollouts live in `<dataDir>/rollouts/<id>.json`.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { UpdateStatus, UpdateTarget } from '@kiosk-fleet/protocol';
 import type { ReleaseRecord } from '../releases/artifact-store.ts';
@@ -35,12 +32,13 @@ import {
   type WaveProgress,
   type WaveSpec,
 } from './engine.ts';
+import type { RolloutStore } from './store.ts';
 
 export interface RolloutPorts {
   /** Active terminals with their ancestors (station, district, city). */
   fleet(): FleetTerminal[];
   health(terminalId: string, since: number): HealthSample | undefined;
-  release(id: string): ReleaseRecord | undefined;
+  release(id: string): Promise<ReleaseRecord | undefined>;
   /** The update/target that sends `release` to the terminal (fresh download token included). */
   makeTarget(release: ReleaseRecord, terminalId: string, o: { rolloutId: string; urgent: boolean }): UpdateTarget;
   /** Publish (retained, persisted) the terminal's update/target; `release: null` clears it. */
@@ -91,7 +89,7 @@ export class RolloutNotFound extends Error {
 export { RolloutSpecError };
 
 export class RolloutService {
-  readonly #dir: string;
+  readonly #store: RolloutStore;
   readonly #ports: RolloutPorts;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -99,25 +97,16 @@ export class RolloutService {
   readonly #chains = new Map<string, Promise<unknown>>();
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(o: { dataDir: string; ports: RolloutPorts; logger: Logger; now?: () => number }) {
-    this.#dir = path.join(o.dataDir, 'rollouts');
+  constructor(o: { store: RolloutStore; ports: RolloutPorts; logger: Logger; now?: () => number }) {
+    this.#store = o.store;
     this.#ports = { ...o.ports };
     this.#log = o.logger.child({ module: 'rollouts' });
     this.#now = o.now ?? Date.now;
   }
 
-  /** Load persisted rollouts. Call once at start. */
-  init(): this {
-    fs.mkdirSync(this.#dir, { recursive: true });
-    for (const f of fs.readdirSync(this.#dir)) {
-      if (!f.endsWith('.json')) continue;
-      try {
-        const r = JSON.parse(fs.readFileSync(path.join(this.#dir, f), 'utf8')) as RolloutRecord;
-        this.#rollouts.set(r.spec.id, r);
-      } catch (err) {
-        this.#log.error({ err, file: f }, 'unreadable rollout file skipped');
-      }
-    }
+  /** Load the stored rollouts. Call once at start. */
+  async init(): Promise<this> {
+    for (const r of await this.#store.list()) this.#rollouts.set(r.spec.id, r);
     return this;
   }
 
@@ -143,7 +132,7 @@ export class RolloutService {
   }
 
   async create(input: CreateRolloutInput, by: string): Promise<RolloutView> {
-    const release = this.#ports.release(input.releaseId);
+    const release = await this.#ports.release(input.releaseId);
     if (!release) throw new RolloutSpecError(`releaseId: no release ${input.releaseId}`);
     const id = `r-${randomBytes(6).toString('base64url')}`;
     const spec: RolloutSpec = {
@@ -229,9 +218,9 @@ export class RolloutService {
   /** Persist the new state, then carry out its actions. */
   async #commit(r: RolloutRecord, step: Step, by: string): Promise<void> {
     let record: RolloutRecord = { ...r, state: step.state };
-    this.#persist(record);
+    await this.#store.save(record);
     this.#rollouts.set(r.spec.id, record);
-    const release = this.#ports.release(r.spec.release.id);
+    const release = await this.#ports.release(r.spec.release.id);
     const failed: string[] = [];
     for (const a of step.actions) {
       if (a.kind === 'event') {
@@ -256,22 +245,9 @@ export class RolloutService {
       const terminals = { ...record.state.terminals };
       for (const id of failed) if (terminals[id]) terminals[id] = { ...terminals[id]!, phase: 'pending', targetedAt: null };
       record = { ...record, state: { ...record.state, terminals } };
-      this.#persist(record);
+      await this.#store.save(record);
       this.#rollouts.set(r.spec.id, record);
     }
-  }
-
-  #persist(r: RolloutRecord): void {
-    const file = path.join(this.#dir, `${r.spec.id}.json`);
-    const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeSync(fd, JSON.stringify(r));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
   }
 
   #view(r: RolloutRecord): RolloutView {

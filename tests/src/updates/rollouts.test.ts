@@ -13,10 +13,12 @@ import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem, publicKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
 import { appBundle, buildRelease, installInitial, type BuiltRelease } from '../../../agent/src/updater/testing.ts';
 import { Updater } from '../../../agent/src/updater/updater.ts';
-import { adminBearer, createReleases, type Releases } from '../../../hub/src/releases/index.ts';
+import { adminBearer, createReleases, SqliteReleaseStore, type Releases } from '../../../hub/src/releases/index.ts';
 import { rolloutsRoutes } from '../../../hub/src/rollouts/routes.ts';
 import { RolloutService, type RolloutPorts, type RolloutView } from '../../../hub/src/rollouts/service.ts';
+import { SqliteRolloutStore } from '../../../hub/src/rollouts/store.sqlite.ts';
 import { serveApps, silentLogger } from '../../../hub/src/rollouts/testing.ts';
+import { openDatabase, type Db } from '../../../hub/src/store/db.ts';
 import type { FleetTerminal } from '../../../hub/src/rollouts/engine.ts';
 
 const logger = silentLogger();
@@ -24,6 +26,7 @@ const ADMIN = 'rollout-admin-token';
 const keys = generateReleaseKeyPair();
 
 let tmp: string;
+let db: Db;
 let releases: Releases;
 let server: { url: string; close(): Promise<void> };
 let good: BuiltRelease;
@@ -118,10 +121,11 @@ beforeAll(async () => {
   good = await buildRelease({ workDir: tmp, version: '2.0.0', files: appBundle('2.0.0', true), privateKey: priv });
   bad = await buildRelease({ workDir: tmp, version: '2.1.0', files: appBundle('2.1.0', false), privateKey: priv });
   fs.writeFileSync(path.join(tmp, 'release-public.pem'), keys.publicKeyPem);
-  releases = createReleases({ dataDir: path.join(tmp, 'hub'), releaseKeys: path.join(tmp, 'release-public.pem'), logger, isAdminToken: (t) => t === ADMIN });
+  ({ db } = openDatabase(path.join(tmp, 'hub')));
+  releases = await createReleases({ store: new SqliteReleaseStore(db), releaseKeys: path.join(tmp, 'release-public.pem'), logger, isAdminToken: (t) => t === ADMIN });
   let baseUrl = '';
-  service = new RolloutService({
-    dataDir: path.join(tmp, 'hub'),
+  service = await new RolloutService({
+    store: new SqliteRolloutStore(db),
     logger,
     ports: {
       fleet: () => fleet,
@@ -156,6 +160,7 @@ afterAll(async () => {
   for (const t of terms.values()) t.abort.abort();
   service?.stop();
   await server?.close();
+  db?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -237,8 +242,8 @@ describe('rollouts', () => {
     expect(current('TH-S2-T1')).toBe('2.0.0');
   });
 
-  it('rollouts survive a restart of the service', () => {
-    const again = new RolloutService({ dataDir: path.join(tmp, 'hub'), logger, ports: {} as RolloutPorts }).init(); // loading touches no port
+  it('rollouts survive a restart of the service', async () => {
+    const again = await new RolloutService({ store: new SqliteRolloutStore(db), logger, ports: {} as RolloutPorts }).init(); // loading touches no port
     expect(again.list().map((r) => r.status).sort()).toEqual(['aborted', 'aborted', 'completed']);
   });
 });

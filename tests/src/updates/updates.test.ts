@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
 import { privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
 import { appBundle, installInitial, serveArtifacts, type ArtifactServer, type BundleFiles } from '../../../agent/src/updater/testing.ts';
-import { issueDownloadToken, TOKEN_KEY_FILE } from '../../../hub/src/releases/tokens.ts';
+import { SqliteReleaseStore } from '../../../hub/src/releases/store.sqlite.ts';
+import { issueDownloadToken } from '../../../hub/src/releases/tokens.ts';
+import { openDatabase } from '../../../hub/src/store/db.ts';
 import { killAll, REPO, startTs, type Proc } from './proc.ts';
 
 const RUNNER = path.join(REPO, 'agent/src/updater/test-runner.ts');
@@ -89,6 +91,16 @@ function upload(p: Packed, body = p.artifact): Promise<Response> {
 const TERMINAL_IDS = Array.from({ length: 30 }, (_, i) => `GZ-TH-001-${String(i + 1).padStart(2, '0')}`);
 let nextTerminal = 0;
 
+/** The running hub's download-token key, as its database holds it. */
+async function hubTokenKey(): Promise<Buffer> {
+  const { db } = openDatabase(path.join(tmp, 'hub-data'));
+  try {
+    return await new SqliteReleaseStore(db).tokenKey();
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * What a rollout publishes: the target with a download token made with the hub's own token key, for the next
  * registered terminal (`purpose` only names the caller).
@@ -96,7 +108,7 @@ let nextTerminal = 0;
 async function hubTarget(p: Packed, purpose: string, extra: Partial<UpdateTarget> = {}): Promise<UpdateTarget> {
   void purpose;
   const terminalId = TERMINAL_IDS[nextTerminal++ % TERMINAL_IDS.length]!;
-  const key = fs.readFileSync(path.join(tmp, 'hub-data', TOKEN_KEY_FILE));
+  const key = await hubTokenKey();
   const { token, expiresAt } = issueDownloadToken(key, { releaseId: p.id, terminalId, ttlSeconds: 600 });
   return targetAt(p, `${hubUrl}/api/v1/releases/${p.id}/artifact`, { token, tokenExpiresAt: expiresAt.toISOString(), ...extra });
 }
@@ -237,7 +249,7 @@ describe('hub: signed uploads only', () => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(good.artifact.subarray(100));
 
     // registered terminals only: a token for an unknown terminal, or one decommissioned since, opens nothing
-    const key = fs.readFileSync(path.join(tmp, 'hub-data', TOKEN_KEY_FILE));
+    const key = await hubTokenKey();
     const stranger = issueDownloadToken(key, { releaseId: good.id, terminalId: 'GZ-TH-001-99' }).token;
     expect((await fetch(t.release!.url, { headers: { authorization: `Bearer ${stranger}` } })).status).toBe(403);
     const gone = await hubTarget(good, 'decommissioned');
