@@ -139,5 +139,5 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
     const r = await cli(['migrate-store', '--to', 'mysql://u@h/db'], dir);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--to: unknown scheme "mysql:"/);
-  });
+  }, 60_000);
 });

@@ -1,5 +1,5 @@
 /**
- * Rollouts in the hub's database (migration 0008). One row per rollout: its spec and its engine state as JSON
+ * Rollouts in the hub's database (migration 0009; PostgreSQL: schema.postgres.ts). One row per rollout: its spec and its engine state as JSON
  * (engine.ts keeps both JSON-serialisable), with the columns a listing filters or sorts on beside them. Times are
  * integer milliseconds since the epoch.
  */

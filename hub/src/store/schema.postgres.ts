@@ -80,6 +80,12 @@ export const terminalState = pgTable('terminal_state', {
   /** JSON array of service ids available now. */
   services: text('services'),
   faultCount: bigint('fault_count', { mode: 'number' }).notNull().default(0),
+  /** The remote address of the terminal's latest MQTT connection (shown by the API; takeovers are logged with both). */
+  lastAddress: text('last_address'),
+  /** JSON while the terminal floods (ingest/quota.ts). */
+  flooding: text('flooding'),
+  /** JSON {since, addresses, takeovers, heldOff?} while its credentials are in use from two addresses (broker/takeover.ts). */
+  credentialConflict: text('credential_conflict'),
   /**
    * The telemetry stream's counters for its newest outbox epoch, kept in this row (written with the latest state, one
    * UPDATE per terminal and batch) instead of a `streams` row of their own. When a terminal's epoch changes, the old
@@ -250,6 +256,8 @@ export const presenceTransitions = pgTable(
     reason: text('reason').notNull(),
     bootId: text('boot_id'),
     connSeq: bigint('conn_seq', { mode: 'number' }),
+    /** The connection's remote address, on transitions that a connection made (connected, takeover). */
+    address: text('address'),
   },
   (t) => [index('presence_transitions_terminal').on(t.terminalId, t.at)],
 );
