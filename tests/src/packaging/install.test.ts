@@ -175,6 +175,13 @@ test('installed from the two .deb files, a terminal reports to the hub; remove k
   const files = inRoot(['dpkg', '-L', 'kiosk-fleet-hub', 'kiosk-fleet-agent']);
   expect(files).not.toMatch(/\.ts$|\/tsx\/|\/esbuild\/|\/pnpm/m);
   expect(files).toMatch(/better_sqlite3\.node$/m);
+  // a configuration error is exit 2 (the units' RestartPreventExitStatus), naming the variable
+  const bad = spawnSync('chroot', [ROOT, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'KF_MQTT_PORT=eighty', 'kiosk-fleet', 'serve'], { encoding: 'utf8', timeout: 60_000 });
+  expect(bad.status, bad.stderr).toBe(2);
+  expect(bad.stderr).toContain('KF_MQTT_PORT');
+  const noId = spawnSync('chroot', [ROOT, '/usr/bin/env', '-i', 'PATH=/usr/bin:/bin', 'kiosk-fleet-agent', 'run'], { encoding: 'utf8', timeout: 60_000 });
+  expect(noId.status, noId.stderr).toBe(2);
+  expect(noId.stderr).toContain('terminalId');
 
   // the hub, configured as an administrator would, started as its unit says
   configure('/etc/kiosk-fleet/hub.env', { KF_BIND: '127.0.0.1', KF_MQTT_PORT: mqttPort, KF_HTTP_PORT: httpPort, KF_ADMIN_TOKEN: TOKEN });
@@ -216,6 +223,8 @@ test('installed from the two .deb files, a terminal reports to the hub; remove k
   step('the terminal reported');
   expect(detail.versions.agent).toBe('0.1.0');
   expect(exists('/var/lib/kiosk-fleet-agent/outbox.sqlite')).toBe(true);
+  // the administrator's backup of the running hub finds the service's database by itself
+  expect(inRoot(['sh', '-c', 'kiosk-fleet backup /root/kf-backup.db 2>&1'])).toContain('backup: written to /root/kf-backup.db');
 
   // an upgrade (here: the same version again) runs prerm upgrade / postinst configure <old>: data kept
   expect(await stop(hub)).toBe(0);
