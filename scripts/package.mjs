@@ -62,7 +62,7 @@ function copyBetterSqlite(destNodeModules) {
   const dest = path.join(destNodeModules, 'better-sqlite3');
   for (const f of ['package.json', 'LICENSE', 'lib']) copy(path.join(pkgDir, f), path.join(dest, f));
   copy(path.join(pkgDir, 'build', 'Release', 'better_sqlite3.node'), path.join(dest, 'build', 'Release', 'better_sqlite3.node'), 0o644);
-  run('strip', ['--strip-unneeded', path.join(dest, 'build', 'Release', 'better_sqlite3.node')]);
+  run('strip', ['--strip-unneeded', '--remove-section=.comment', path.join(dest, 'build', 'Release', 'better_sqlite3.node')]);
   for (const [dir, name] of [[bindingsDir, 'bindings'], [furiDir, 'file-uri-to-path']]) {
     for (const f of fs.readdirSync(dir)) if (/\.(js|json)$|^LICENSE/.test(f)) copy(path.join(dir, f), path.join(destNodeModules, name, f));
   }
