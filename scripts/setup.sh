@@ -2,7 +2,8 @@
 # Brings a fresh clone to a working install: pnpm 12.4.2, the workspace's dependencies (better-sqlite3 compiles
 # from source against Node's headers here), and with --test the Debian packages the test suite drives
 # (Chromium and a CJK font for the browser tests, mosquitto as a second standard broker for the agent, PostgreSQL
-# for the engine tests: each run starts a throwaway server of its own, the package's cluster is not used).
+# for the engine tests: each run starts a throwaway server of its own, the package's cluster is not used; haproxy for
+# the load balancer test; debootstrap and lintian for the Debian packages' install test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,7 @@ if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 
 if [ "$want_test" = 1 ]; then
   need=()
-  for pkg in chromium fonts-wqy-microhei mosquitto mosquitto-clients postgresql haproxy; do
+  for pkg in chromium fonts-wqy-microhei mosquitto mosquitto-clients postgresql haproxy debootstrap lintian; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

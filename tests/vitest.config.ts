@@ -6,12 +6,15 @@ import { defineProject } from 'vitest/config';
 // own ephemeral ports and temporary directories. Long soak scenarios live in src/soak/ and run only under
 // `pnpm test:soak`.
 const soak = process.env.KF_SOAK === '1';
+// The Debian packages' install test (src/packaging/) needs root and the network and takes minutes: its own CI step,
+// `pnpm test:install`.
+const install = process.env.KF_INSTALL_TEST === '1';
 
 export default defineProject({
   test: {
     name: 'tests',
-    include: soak ? ['src/soak/**/*.test.ts'] : ['src/**/*.test.ts'],
-    exclude: soak ? [] : ['src/soak/**'],
+    include: soak ? ['src/soak/**/*.test.ts'] : install ? ['src/packaging/**/*.test.ts'] : ['src/**/*.test.ts'],
+    exclude: soak || install ? [] : ['src/soak/**', 'src/packaging/**'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLocalApi, startLocalApi } from './local-api.ts';
 import { SimulatedDriver } from './peripherals/simulated.ts';
@@ -81,5 +83,23 @@ describe('local API', () => {
     expect(typeof addr === 'object' && addr?.address).toBe('127.0.0.1');
     const r = await fetch(`http://127.0.0.1:${api.port}/v1/status`);
     expect(((await r.json()) as { terminalId: string }).terminalId).toBe('GZ-YX-001-01');
+  });
+
+  it('serves its OpenAPI document, which is the committed agent/openapi.json and lists exactly its routes', async () => {
+    const agent = testAgent({ hubUrl: 'mqtt://127.0.0.1:1', outbox: new MemoryOutbox({ maxBytes: 1e7, maxAgeMs: 1e9 }), monitorApp: true });
+    stops.push(() => agent.stop());
+    const api = await startLocalApi(createLocalApi(agent), 0);
+    stops.push(api.close);
+    const res = await fetch(`http://127.0.0.1:${api.port}/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('application/json');
+    const served = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    const committed: unknown = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '..', 'openapi.json'), 'utf8'));
+    // a difference means the API changed: `pnpm --filter @kiosk-fleet/agent run openapi` and commit agent/openapi.json
+    expect(served).toEqual(committed);
+    expect(served.openapi).toBe('3.1.0');
+    const documented = Object.entries(served.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    const routes = createLocalApi(agent).routes.filter((r) => r.path !== '/openapi.json' && r.method !== 'ALL').map((r) => `${r.method} ${r.path}`);
+    expect(documented.sort()).toEqual(routes.sort());
   });
 });

@@ -187,6 +187,11 @@ export function checkToken(token: string): Promise<Result<true>> {
   return run(client.nodes.$get({ query: {} }, { headers: { Authorization: `Bearer ${token}` } }), () => true as const, false);
 }
 
+/** The hub's public facts (no credential needed): its time zone, for formatting every time on the page. */
+export function getHubInfo(): Promise<Result<{ timeZone: string }>> {
+  return run(client.health.$get(), (j) => ({ timeZone: j.timeZone }), false);
+}
+
 export function getNodes(): Promise<Result<NodeView[]>> {
   return run(client.nodes.$get({ query: {} }), (j) => j.items.map(toNode));
 }

@@ -1,11 +1,27 @@
 /**
- * Times are stored and sent in UTC; people read them in the bureau's time zone (KF_TIMEZONE, Asia/Shanghai by
- * default), whatever the browser's zone is — a technician on a laptop set to UTC must see the same clock as the
- * duty room.
+ * Times are stored and sent in UTC; people read them in the bureau's time zone (the hub's KF_TIMEZONE, which it
+ * tells in /api/v1/health; main.tsx sets it before the first render), whatever the browser's zone is — a technician
+ * on a laptop set to UTC must see the same clock as the duty room.
  */
 import { getLanguage } from './i18n/index.ts';
 
-export const BUREAU_TIME_ZONE = 'Asia/Shanghai';
+/** Until the hub has said otherwise: the hub's own default. */
+let bureauZone = 'Asia/Shanghai';
+
+export function bureauTimeZone(): string {
+  return bureauZone;
+}
+
+/** Ignores a zone this browser does not know (the formatters would throw on every call). */
+export function setBureauTimeZone(tz: string): void {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch {
+    return;
+  }
+  bureauZone = tz;
+  cache.clear();
+}
 
 const cache = new Map<string, Intl.DateTimeFormat>();
 function fmt(kind: 'datetime' | 'time' | 'short'): Intl.DateTimeFormat {
@@ -13,7 +29,7 @@ function fmt(kind: 'datetime' | 'time' | 'short'): Intl.DateTimeFormat {
   const key = `${lang}:${kind}`;
   let f = cache.get(key);
   if (!f) {
-    const base: Intl.DateTimeFormatOptions = { timeZone: BUREAU_TIME_ZONE, hourCycle: 'h23' };
+    const base: Intl.DateTimeFormatOptions = { timeZone: bureauZone, hourCycle: 'h23' };
     const opts: Intl.DateTimeFormatOptions =
       kind === 'datetime'
         ? { ...base, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }

@@ -1,5 +1,13 @@
 import { render } from 'preact';
+import { getHubInfo } from './api.ts';
 import { App } from './app.tsx';
+import { setBureauTimeZone } from './format.ts';
 import './styles.css';
 
-render(<App />, document.getElementById('app')!);
+// Every time on every page reads in the hub's zone (KF_TIMEZONE): learn it before the first render, so that no
+// page shows a time in a zone it then changes. A hub that cannot be reached leaves the default.
+void getHubInfo()
+  .then((r) => {
+    if (r.ok) setBureauTimeZone(r.data.timeZone);
+  })
+  .finally(() => render(<App />, document.getElementById('app')!));

@@ -7,7 +7,14 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { dbPath } from './store/db.ts';
 
-export async function backupDatabase(dataDir: string, target: string): Promise<{ file: string; pages: number }> {
+/** Pages copied per step: better-sqlite3's default (100) makes a 1 GB database 2,500 steps, each a progress call. */
+const PAGES_PER_STEP = 1000;
+
+export async function backupDatabase(
+  dataDir: string,
+  target: string,
+  onProgress?: (p: { totalPages: number; remainingPages: number }) => void,
+): Promise<{ file: string; pages: number }> {
   const source = dbPath(dataDir);
   if (!fs.existsSync(source)) throw new Error(`no database at ${source}`);
   const file = path.resolve(target);
@@ -15,7 +22,12 @@ export async function backupDatabase(dataDir: string, target: string): Promise<{
   const db = new Database(source, { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    const r = await db.backup(file);
+    const r = await db.backup(file, {
+      progress: (p) => {
+        onProgress?.(p);
+        return PAGES_PER_STEP;
+      },
+    });
     return { file, pages: r.totalPages };
   } finally {
     db.close();

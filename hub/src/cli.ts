@@ -1,12 +1,14 @@
 /**
- * `kiosk-fleet serve | import <file> | backup <file>`.
+ * `kiosk-fleet <command>`: the dispatcher. Every command takes `--help`/`-h` (usage on stdout, exit 0, nothing
+ * done); exit codes are protocol/src/cli.ts's EXIT (2 = configuration error, 64 = usage error).
  */
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
+import { EXIT, UsageError, formatHelp, formatProgramHelp, parseCommand, progressReporter, type CommandSpec } from '@kiosk-fleet/protocol/cli';
+import pkg from '../package.json' with { type: 'json' };
 import { backupDatabase } from './backup.ts';
-import { ConfigError, flagsToEnv, parseConfig, type HubConfig } from './config.ts';
+import { ConfigError, configSchema, flagsToEnv, parseConfig, type HubConfig } from './config.ts';
 import { startHub } from './hub.ts';
 import { createLogger } from './log.ts';
 import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts';
@@ -18,13 +20,42 @@ import { releaseCommand } from './releases/index.ts';
 import { formatCounts, migrateStore } from './db/migrate-store.ts';
 import { parseDatabaseUrl } from './db/url.ts';
 
-const USAGE = `usage: kiosk-fleet <command>
-  serve [--mqtt-port=N ...]   run the hub (env: KF_BIND, KF_MQTT_PORT, KF_HTTP_PORT, KF_DATA_DIR, ... see hub/README.md)
-  import <file.json|file.csv> import a fleet into KF_DATA_DIR's database; prints the new secrets as JSON
-  backup <file>               copy the live database to <file> (safe while the hub runs)
-  release keygen|pack ...     signing keys and signed release artifacts (see hub/src/releases/README.md)
-  migrate-store --to postgres://user@host/db
-                              copy KF_DATA_DIR's SQLite installation into an empty PostgreSQL database (hub stopped)`;
+export const HUB_VERSION: string = pkg.version;
+const PROGRAM = 'kiosk-fleet';
+
+const SERVE: CommandSpec = {
+  name: 'serve',
+  summary: 'Run the hub: MQTT broker, HTTP API, dashboard. Logs JSON lines on stdout; stops cleanly on SIGTERM/SIGINT.',
+  synopsis: '[--<env-name>=<value> ...]',
+  options: {},
+  notes: `Configuration comes from the environment (see hub/README.md); each KF_ variable can also be given as a flag
+(--mqtt-port=0 sets KF_MQTT_PORT=0). Variables: ${Object.keys(configSchema.shape).join(', ')}.
+A wrong value stops the start with exit code ${EXIT.config} and a message naming the variable.`,
+};
+const IMPORT: CommandSpec = {
+  name: 'import',
+  summary: "Import a fleet (nodes and terminals) into KF_DATA_DIR's database, all or nothing; prints the new terminals' secrets as JSON on stdout.",
+  synopsis: '<fleet.json|fleet.csv>',
+  options: {},
+  notes: 'CSV columns: id,station,type,serial. Terminals that exist already are left as they are and get no secret.',
+};
+const BACKUP: CommandSpec = {
+  name: 'backup',
+  summary: "Copy KF_DATA_DIR's database to <file> with SQLite's online backup (safe while the hub runs).",
+  synopsis: '<file>',
+  options: {},
+};
+const MIGRATE_STORE = {
+  name: 'migrate-store',
+  summary: "Copy KF_DATA_DIR's SQLite installation (every table, all history) into an empty PostgreSQL database; the hub must be stopped.",
+  synopsis: '--to postgres://user[:password]@host[:port]/database [--data-dir <dir>]',
+  options: {
+    to: { type: 'string', value: 'url', help: 'the target PostgreSQL database (must hold no rows)' },
+    'data-dir': { type: 'string', value: 'dir', help: 'the SQLite installation (default: KF_DATA_DIR, ./data)' },
+  },
+  notes: 'Progress on stderr; a per-table count check on stdout at the end (exit 1 on any difference). See hub/README.md, "Engines".',
+} as const satisfies CommandSpec;
+const RELEASE = { name: 'release keygen|pack', summary: 'signing keys and signed release artifacts (kiosk-fleet release <keygen|pack> --help)' };
 
 function config(flags: string[]): HubConfig {
   return parseConfig({ ...process.env, ...flagsToEnv(flags) });
@@ -43,7 +74,7 @@ async function serve(flags: string[]): Promise<void> {
   const hub = await startHub(cfg, { log });
   // The ready line is a contract (scripts and tests wait for it), so it is written whatever KF_LOG_LEVEL says.
   const readyLog = log.isLevelEnabled('info') ? log : createLogger('info');
-  readyLog.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, mqttProxyPort: hub.mqttProxyPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
+  readyLog.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -66,11 +97,12 @@ async function serve(flags: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-function importFile(file: string | undefined): void {
-  if (!file) throw new ConfigError('file', 'kiosk-fleet import <file.json|file.csv>');
+function importFile(file: string): void {
   const cfg = config([]);
+  const progress = progressReporter('import');
   const text = fs.readFileSync(file, 'utf8');
   const fleet = path.extname(file).toLowerCase() === '.csv' ? parseFleetCsv(text) : parseFleetJson(JSON.parse(text));
+  progress.done(`${fleet.nodes.length} nodes and ${fleet.terminals.length} terminals read from ${file}; checking and writing them in one transaction`);
   const { db } = openDatabase(cfg.dataDir);
   try {
     const audit = new AuditLog(db);
@@ -91,61 +123,115 @@ function importFile(file: string | undefined): void {
       return r;
     })();
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    progress.done(`${result.terminals.created.length} terminals created, ${result.terminals.existing.length} existed already`);
   } finally {
     db.close();
   }
 }
 
-async function migrateStoreCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { to: { type: 'string' }, 'data-dir': { type: 'string' } }, strict: true });
-  if (!values.to) throw new ConfigError('--to', 'kiosk-fleet migrate-store --to postgres://user[:password]@host[:port]/database');
+/** One positional argument or a UsageError naming it; `--help`/`-h` → null (the caller prints the help). */
+function onePositional(spec: CommandSpec, argv: string[], what: string): string | null {
+  const r = parseCommand(spec, argv, 1);
+  if (r.help) return null;
+  const file = r.positionals[0];
+  if (!file) throw new UsageError(`missing ${what}`);
+  return file;
+}
+
+async function backup(argv: string[]): Promise<void> {
+  // `backup <file> [--data-dir=...]`: flags after the file mirror env names as for serve
+  const [file, ...flags] = argv;
+  const cfg = config(flags);
+  const progress = progressReporter('backup');
+  const r = await backupDatabase(cfg.dataDir, file!, (p) => progress.update(p.totalPages - p.remainingPages, p.totalPages, 'pages'));
+  progress.done(`written to ${r.file} (${r.pages} pages)`);
+}
+
+async function migrateStoreCommand(to: string | undefined, dataDir: string | undefined): Promise<number> {
+  if (!to) throw new UsageError('missing --to postgres://…');
   let target;
   try {
-    target = parseDatabaseUrl(values.to);
+    target = parseDatabaseUrl(to);
   } catch (err) {
     throw new ConfigError('--to', (err as Error).message);
   }
   if (target.engine !== 'postgres') throw new ConfigError('--to', 'the target must be a postgres:// URL');
-  const cfg = config(values['data-dir'] ? [`--data-dir=${values['data-dir']}`] : []);
+  const cfg = config(dataDir ? [`--data-dir=${dataDir}`] : []);
   const r = await migrateStore({ dataDir: cfg.dataDir, target, progress: (line) => process.stderr.write(`${line}\n`) });
   const check = formatCounts(r.tables);
   process.stdout.write(`${check.text}\n`);
   if (!check.ok) {
     process.stderr.write('migrate-store: row counts differ (MISMATCH above)\n');
-    return 1;
+    return EXIT.failure;
   }
   process.stderr.write(`migrate-store: ${r.rows.toLocaleString('en-US')} rows in ${(r.ms / 1000).toFixed(1)} s; every table's count matches\n`);
-  return 0;
+  return EXIT.ok;
 }
+
+const help = (spec: CommandSpec) => process.stdout.write(formatHelp(PROGRAM, spec));
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  let spec: CommandSpec | undefined;
   try {
     switch (cmd) {
       case 'serve':
+        spec = SERVE;
+        if (rest.includes('--help') || rest.includes('-h')) return (help(SERVE), EXIT.ok);
         await serve(rest);
         return -1; // keeps running
-      case 'import':
-        importFile(rest[0]);
-        return 0;
+      case 'import': {
+        spec = IMPORT;
+        const file = onePositional(IMPORT, rest, 'the fleet file');
+        if (file === null) return (help(IMPORT), EXIT.ok);
+        importFile(file);
+        return EXIT.ok;
+      }
       case 'release':
         return await releaseCommand(rest);
       case 'backup': {
-        if (!rest[0]) throw new ConfigError('file', 'kiosk-fleet backup <file>');
-        const r = await backupDatabase(config(rest.slice(1)).dataDir, rest[0]);
-        process.stderr.write(`backup written to ${r.file} (${r.pages} pages)\n`);
-        return 0;
+        spec = BACKUP;
+        if (rest.includes('--help') || rest.includes('-h')) return (help(BACKUP), EXIT.ok);
+        if (!rest[0] || rest[0].startsWith('-')) throw new UsageError(rest[0] ? `${rest[0]}: the first argument is the backup file` : 'missing the backup file');
+        await backup(rest);
+        return EXIT.ok;
       }
-      case 'migrate-store':
-        return await migrateStoreCommand(rest);
+      case 'migrate-store': {
+        spec = MIGRATE_STORE;
+        const r = parseCommand(MIGRATE_STORE, rest);
+        if (r.help) return (help(MIGRATE_STORE), EXIT.ok);
+        return await migrateStoreCommand(r.values.to, r.values['data-dir']);
+      }
+      case '--version':
+      case '-V':
+      case 'version':
+        process.stdout.write(`${PROGRAM} ${HUB_VERSION}\n`);
+        return EXIT.ok;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(programHelp());
+        return EXIT.ok;
       default:
-        process.stderr.write(`${USAGE}\n`);
-        return cmd === undefined || cmd === '--help' || cmd === 'help' ? 0 : 2;
+        process.stderr.write(`${PROGRAM}: unknown command ${JSON.stringify(cmd)}\n\n${programHelp()}`);
+        return EXIT.usage;
     }
   } catch (err) {
-    if (err instanceof ConfigError) process.stderr.write(`kiosk-fleet: invalid configuration: ${err.message}\n`);
-    else if (err instanceof HubError) process.stderr.write(`kiosk-fleet: ${err.message}\n`);
-    else process.stderr.write(`kiosk-fleet: ${(err as Error).message ?? String(err)}\n`);
-    return 1;
+    if (err instanceof UsageError) {
+      process.stderr.write(`${PROGRAM} ${cmd}: ${err.message}\n\n${spec ? formatHelp(PROGRAM, spec) : programHelp()}`);
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${PROGRAM}: invalid configuration: ${err.message}\n`);
+      return EXIT.config;
+    }
+    if (err instanceof HubError) process.stderr.write(`${PROGRAM}: ${err.message}\n`);
+    else process.stderr.write(`${PROGRAM}: ${(err as Error).message ?? String(err)}\n`);
+    return EXIT.failure;
   }
+}
+
+function programHelp(): string {
+  return formatProgramHelp(PROGRAM, `Kiosk Fleet hub ${HUB_VERSION}: MQTT broker, API and dashboard for a fleet of self-service terminals.`, [SERVE, IMPORT, BACKUP, RELEASE, MIGRATE_STORE]);
 }

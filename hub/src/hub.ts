@@ -76,6 +76,8 @@ export interface HubServices {
   bus: EventEmitter;
   adminToken: string;
   dashboardDir: string;
+  /** KF_TIMEZONE: the zone people read times in; the dashboard learns it from /health. */
+  timezone: string;
   releases: Releases;
   /** Operators: users, sessions, API tokens (auth/service.ts). */
   auth: AuthService;
@@ -316,6 +318,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       bus,
       adminToken,
       dashboardDir: config.dashboardDir,
+      timezone: config.timezone,
       importFleet: (fleet, by) => {
         const result = applyImport(db, registry, fleet, by);
         const now = Date.now();

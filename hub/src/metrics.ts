@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'kf_hub_' });
+  // prom-client's own names (process_*, nodejs_*), no prefix: stock Node.js dashboards and alert rules query them
+  // by these names; the job/instance labels already say which process it is.
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     connectedTerminals: new Gauge({ name: 'kf_connected_terminals', help: 'Terminals with a live MQTT connection', registers: [registry] }),

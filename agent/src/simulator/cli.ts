@@ -2,9 +2,9 @@
  * `kiosk-fleet-agent simulate`: flags, provisioning, the control API, signals.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import * as z from 'zod';
 import { seededRandom } from '@kiosk-fleet/protocol';
+import { parseCommand, type CommandSpec } from '@kiosk-fleet/protocol/cli';
 import { ConfigError } from '../config.ts';
 import { startLocalApi } from '../local-api.ts';
 import { createLogger } from '../log.ts';
@@ -44,29 +44,34 @@ export type SimulatorArgs = z.infer<typeof argsSchema>;
 
 const FLAGS: Record<string, string> = { alwaysOpen: '--always-open', dataDir: '--data-dir', localAddress: '--local-address', controlPort: '--control-port', summaryEvery: '--summary-every', logLevel: '--log-level' };
 
+export const SIMULATE = {
+  name: 'simulate',
+  summary: 'Run many virtual terminals in one process (the reference fleet by default) against a hub, with realistic faults.',
+  options: {
+    fleet: { type: 'string', value: 'file', help: 'fleet file (default fixtures/guangzhou-fleet.json)' },
+    count: { type: 'string', value: 'n', help: 'how many of its terminals (default all; more adds synthetic ones)' },
+    interval: { type: 'string', value: 's', help: 'telemetry interval in seconds (default KF_TELEMETRY_INTERVAL or 30)' },
+    hub: { type: 'string', value: 'url', help: 'MQTT URL of the hub (default KF_HUB_URL or mqtt://127.0.0.1:1883)' },
+    api: { type: 'string', value: 'url', help: "the hub's HTTP address for --provision (default KF_API_URL or http://127.0.0.1:8080)" },
+    token: { type: 'string', value: 't', help: 'admin token for --provision (KF_ADMIN_TOKEN keeps it out of ps)' },
+    provision: { type: 'boolean', help: 'import the fleet into the hub first and keep the secrets in --data-dir' },
+    'data-dir': { type: 'string', value: 'dir', help: 'where secrets are kept (default KF_AGENT_DATA_DIR or ./data/simulator)' },
+    'local-address': { type: 'string', multiple: true, value: 'a,b,...', help: 'source IPv4 addresses to spread connections over' },
+    'control-port': { type: 'string', value: 'p', help: 'serve the control API (faults on demand) on 127.0.0.1:<p>' },
+    ramp: { type: 'string', value: 'n', help: 'connections started per second (default 100)' },
+    chaos: { type: 'string', value: 'x', help: 'fault rate multiplier; 0 = none (default 1)' },
+    'summary-every': { type: 'string', value: 's', help: 'seconds between summary log lines (default 5)' },
+    seed: { type: 'string', value: 'n', help: 'seed of the random faults, for a repeatable run' },
+    'log-level': { type: 'string', value: 'level', help: 'fatal|error|warn|info|debug|trace|silent (default KF_LOG_LEVEL or info)' },
+    'always-open': { type: 'boolean', help: 'every station open around the clock (no opening hours)' },
+  },
+} as const satisfies CommandSpec;
+
+/** The simulator's options; throws UsageError (unknown flag) or ConfigError (a bad value). `--help` is the caller's. */
 export function parseSimulatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): SimulatorArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      fleet: { type: 'string' },
-      count: { type: 'string' },
-      interval: { type: 'string' },
-      hub: { type: 'string' },
-      api: { type: 'string' },
-      token: { type: 'string' },
-      provision: { type: 'boolean' },
-      'data-dir': { type: 'string' },
-      'local-address': { type: 'string', multiple: true },
-      'control-port': { type: 'string' },
-      ramp: { type: 'string' },
-      chaos: { type: 'string' },
-      'summary-every': { type: 'string' },
-      seed: { type: 'string' },
-      'log-level': { type: 'string' },
-      'always-open': { type: 'boolean' },
-    },
-  });
+  const parsed = parseCommand(SIMULATE, argv);
+  if (parsed.help) throw new Error('parseSimulatorArgs: --help is handled by the caller');
+  const values = parsed.values;
   const num = (s: string | undefined): number | string | undefined => (s === undefined ? undefined : /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s);
   const raw = {
     fleet: values.fleet,

@@ -9,7 +9,7 @@ import { getTelemetry } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { t, type MessageKey } from '../i18n/index.ts';
 import { useLanguage } from '../i18n/index.ts';
-import { BUREAU_TIME_ZONE, formatShort, formatTime } from '../format.ts';
+import { bureauTimeZone, formatShort, formatTime } from '../format.ts';
 import { Loadable } from '../components/ui.tsx';
 import type { TelemetryPoint } from '../model.ts';
 
@@ -33,7 +33,7 @@ function Chart(props: { points: TelemetryPoint[]; metric: (typeof METRICS)[numbe
       {
         width,
         height: 150,
-        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), BUREAU_TIME_ZONE),
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), bureauTimeZone()),
         legend: { show: false },
         scales: {
           x: { time: true, min: props.from / 1000, max: props.to / 1000 },

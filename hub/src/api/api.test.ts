@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { presence, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
@@ -25,6 +26,10 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(dash, 'assets'));
   fs.writeFileSync(path.join(dash, 'assets', 'app.js'), 'console.log(1)');
   fs.writeFileSync(path.join(dash, 'assets', 'big.js'), `export const fleet = ${JSON.stringify(Array.from({ length: 2000 }, (_, i) => `GZ-YX-${i}`))};`);
+  // the copies the dashboard's build writes beside each file (dashboard/vite.config.ts, precompress)
+  const big = fs.readFileSync(path.join(dash, 'assets', 'big.js'));
+  fs.writeFileSync(path.join(dash, 'assets', 'big.js.gz'), zlib.gzipSync(big, { level: 9 }));
+  fs.writeFileSync(path.join(dash, 'assets', 'big.js.br'), zlib.brotliCompressSync(big));
   hub = await startTestHub({ dashboardDir: dash });
   T.a = await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001', type: 'id-card' });
   T.b = await hub.terminal('GZ-YX-002-01', { station: 'GZ-YX-002', type: 'weijingwu' });
@@ -67,7 +72,7 @@ describe('auth', () => {
   test('health needs no token; everything else is 401 without the right one', async () => {
     const health = await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok', connectedTerminals: 2 });
+    expect(await health.json()).toMatchObject({ status: 'ok', connectedTerminals: 2, timeZone: 'Asia/Shanghai' });
     for (const p of ['/api/v1/terminals', '/api/v1/nodes', '/metrics']) {
       const none = await fetch(`http://127.0.0.1:${hub.httpPort}${p}`);
       expect(none.status).toBe(401);
@@ -316,6 +321,11 @@ describe('live and docs', () => {
     for (const name of ['kf_connected_terminals', 'kf_messages_in_total', 'kf_messages_rejected_total', 'kf_write_queue_depth', 'kf_batch_write_seconds']) {
       expect(m).toContain(name);
     }
+    // the process's own metrics under prom-client's standard names, which stock Node.js dashboards query
+    for (const name of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+      expect(m).toMatch(new RegExp(`^${name}[ {]`, 'm'));
+    }
+    expect(m).not.toContain('kf_hub_');
     const doc = (await (await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/terminals', '/terminals/{id}/telemetry', '/import', '/events']));
     const js = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/app.js`);
@@ -336,11 +346,22 @@ describe('live and docs', () => {
     expect(((await big.json()) as { error: { code: string } }).error.code).toBe('payload-too-large');
   });
 
-  test('dashboard files go out gzipped to a browser that accepts it, and as they are otherwise', async () => {
+  test('dashboard files go out as the build precompressed them (brotli, gzip) to a browser that accepts it, and as they are otherwise', async () => {
     const original = fs.readFileSync(path.join(dash, 'assets', 'big.js'), 'utf8');
+    const br = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/big.js`, { headers: { 'accept-encoding': 'gzip, br' } });
+    expect(br.headers.get('content-encoding')).toBe('br');
+    expect(Number(br.headers.get('content-length'))).toBe(fs.statSync(path.join(dash, 'assets', 'big.js.br')).size);
+    expect(br.headers.get('vary')).toContain('Accept-Encoding');
+    expect(br.headers.get('cache-control')).toContain('immutable');
+    expect(await br.text()).toBe(original); // fetch decodes it again
     const gz = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/big.js`, { headers: { 'accept-encoding': 'gzip' } });
     expect(gz.headers.get('content-encoding')).toBe('gzip');
-    expect(await gz.text()).toBe(original); // fetch inflates it again
+    // the build's level-9 file, not a copy compressed on the fly
+    expect(Number(gz.headers.get('content-length'))).toBe(fs.statSync(path.join(dash, 'assets', 'big.js.gz')).size);
+    expect(await gz.text()).toBe(original);
+    const index = await fetch(`http://127.0.0.1:${hub.httpPort}/stations/GZ-YX-001`);
+    expect(index.headers.get('cache-control')).toBe('no-cache');
+    expect(await index.text()).toContain('<title>KF</title>');
     const plain = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/big.js`, { headers: { 'accept-encoding': 'identity' } });
     expect(plain.headers.get('content-encoding')).toBeNull();
     expect(await plain.text()).toBe(original);

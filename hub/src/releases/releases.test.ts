@@ -110,11 +110,11 @@ describe('release CLI', () => {
   });
   it('pack refuses a non-semver version, an unknown terminal type and a missing flag, with usage', async () => {
     const key = path.join(tmp, 'keys', 'release-private.pem');
-    expect(await releaseCommand(['pack', '--dir', tmp, '--version', 'v1', '--type', 'id-card', '--key', key, '--out', tmp], io)).toBe(2);
+    expect(await releaseCommand(['pack', '--dir', tmp, '--version', 'v1', '--type', 'id-card', '--key', key, '--out', tmp], io)).toBe(64);
     expect(out.at(-2)).toMatch(/not semver/);
-    expect(await releaseCommand(['pack', '--dir', tmp, '--version', '1.0.0', '--type', 'toaster', '--key', key, '--out', tmp], io)).toBe(2);
+    expect(await releaseCommand(['pack', '--dir', tmp, '--version', '1.0.0', '--type', 'toaster', '--key', key, '--out', tmp], io)).toBe(64);
     expect(out.at(-2)).toMatch(/toaster/);
-    expect(await releaseCommand(['pack', '--version', '1.0.0'], io)).toBe(2);
+    expect(await releaseCommand(['pack', '--version', '1.0.0'], io)).toBe(64);
     expect(out.at(-1)).toMatch(/usage:/);
   });
   it('packs the same bundle to the same bytes', async () => {
