@@ -27,6 +27,7 @@ export function eventRoutes(s: Services) {
       const queue: Change[] = [];
       let wake: (() => void) | null = null;
       const listener = (changes: Change[]) => {
+        const before = queue.length;
         for (const ch of changes) {
           if (scope === null) queue.push(ch);
           else {
@@ -34,6 +35,9 @@ export function eventRoutes(s: Services) {
             if (station !== undefined && inScope(scope, station)) queue.push(ch);
           }
         }
+        // A batch with nothing for this stream must not wake it: the wake-up wrote a heartbeat, so a stream scoped to
+        // one station heard every batch of the whole fleet (35 heartbeats in 3 s while another district was busy).
+        if (queue.length === before) return;
         // A slow reader gets the newest changes, not an unbounded backlog.
         if (queue.length > 1000) queue.splice(0, queue.length - 1000);
         wake?.();
@@ -49,8 +53,11 @@ export function eventRoutes(s: Services) {
       while (!stream.aborted && !stream.closed && s.auth.stillValid(caller)) {
         if (queue.length === 0) {
           await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, SSE_HEARTBEAT_MS).unref();
+            const timer = setTimeout(resolve, SSE_HEARTBEAT_MS).unref();
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
           });
           wake = null;
           if (queue.length === 0 && !stream.aborted) {
