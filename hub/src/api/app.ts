@@ -27,7 +27,8 @@ import { reportRoutes } from './reports.ts';
 import { settleRequestBody } from './request-body.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
-import { sees } from '../auth/permissions.ts';
+import { can, sees } from '../auth/permissions.ts';
+import { ADMIN_TOKEN_PRINCIPAL } from '../auth/service.ts';
 import { registerReleasesOpenApi } from '../releases/openapi.ts';
 import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
 import { rolloutsRoutes } from '../rollouts/routes.ts';
@@ -119,8 +120,11 @@ export function createHttpApp(s: Services) {
   // Before every route and body limit: what an answer left of the request body is drained, or the connection closed.
   app.use('/api/*', settleRequestBody());
   app.get('/metrics', async (c) => {
-    const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
-    if (!m || !tokenMatches(m[1]!, s.adminToken)) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
+    // The admin token, or an API token whose role may read the metrics (a `metrics` token: /metrics and nothing else).
+    const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
+    const p = given === undefined ? null : tokenMatches(given, s.adminToken) ? ADMIN_TOKEN_PRINCIPAL : s.auth.tokenPrincipal(given);
+    if (!p) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN or a metrics API token>'), 401);
+    if (!can(p, 'metrics:read')) return c.json(errorBody('forbidden', `a ${p.role} token may not read /metrics; create one with the role metrics`), 403);
     return c.text(await s.metrics.registry.metrics(), 200, { 'content-type': s.metrics.registry.contentType });
   });
   // Releases have their own auth (admin upload, terminal download tokens), so they sit before the admin-only API.
