@@ -14,7 +14,8 @@ const optionalString = z
 
 export const configSchema = z.object({
   KF_BIND: z.string().min(1).default('0.0.0.0'),
-  KF_MQTT_PORT: port.default(1883),
+  /** `off`: no plain MQTT listener (only with TLS); 0 stays an ephemeral port, as for every port. */
+  KF_MQTT_PORT: z.literal('off').or(port).default(1883),
   KF_MQTTS_PORT: port.optional(),
   KF_HTTP_PORT: port.default(8080),
   KF_DATA_DIR: z.string().min(1).default('./data'),
@@ -53,7 +54,8 @@ export type EnvConfig = z.infer<typeof configSchema>;
 /** What createHub needs; tests build it directly (`hubConfig({ KF_MQTT_PORT: '0', ... })`). */
 export interface HubConfig {
   bind: string;
-  mqttPort: number;
+  /** null: KF_MQTT_PORT=off, no plain MQTT listener. */
+  mqttPort: number | null;
   mqttsPort: number | undefined;
   httpPort: number;
   dataDir: string;
@@ -105,12 +107,16 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
   if ((c.KF_TLS_CERT === undefined) !== (c.KF_TLS_KEY === undefined)) {
     throw new ConfigError(c.KF_TLS_CERT === undefined ? 'KF_TLS_CERT' : 'KF_TLS_KEY', 'KF_TLS_CERT and KF_TLS_KEY go together');
   }
+  if (c.KF_MQTT_PORT === 'off' && c.KF_TLS_CERT === undefined) {
+    // Without TLS the plain listener is the terminals' only MQTT transport but ws:// at /mqtt, which is no safer.
+    throw new ConfigError('KF_MQTT_PORT', 'off needs KF_TLS_CERT and KF_TLS_KEY (terminals then use mqtts:// on KF_MQTTS_PORT or wss:// at /mqtt)');
+  }
   if (c.KF_MQTTS_PORT !== undefined && c.KF_TLS_CERT === undefined) {
     throw new ConfigError('KF_MQTTS_PORT', 'needs KF_TLS_CERT and KF_TLS_KEY');
   }
   return {
     bind: c.KF_BIND,
-    mqttPort: c.KF_MQTT_PORT,
+    mqttPort: c.KF_MQTT_PORT === 'off' ? null : c.KF_MQTT_PORT,
     mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
     httpPort: c.KF_HTTP_PORT,
     dataDir: path.resolve(c.KF_DATA_DIR),

@@ -79,7 +79,8 @@ export interface HubServices {
 
 export interface Hub extends HubServices {
   config: HubConfig;
-  mqttPort: number;
+  /** null: KF_MQTT_PORT=off. */
+  mqttPort: number | null;
   mqttsPort: number | null;
   httpPort: number;
   close(): Promise<void>;
@@ -293,9 +294,14 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // MQTT over TCP (and TLS when a cert is given).
     started.services = ms();
     const b = broker;
-    const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
-    servers.push(tcp);
-    const mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    let mqttPort: number | null = null;
+    if (config.mqttPort !== null) {
+      const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
+      servers.push(tcp);
+      mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    } else {
+      log.info('plain MQTT listener off (KF_MQTT_PORT=off): MQTT over TLS and WebSocket only');
+    }
     let mqttsPort: number | null = null;
     let tlsOptions: tls.TlsOptions | null = null;
     if (config.tlsCert && config.tlsKey) {
