@@ -20,6 +20,7 @@ import type { HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
 import { BatchWriter, type Change } from './ingest/writer.ts';
 import { createLogger, type Logger } from './log.ts';
+import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
@@ -100,8 +101,9 @@ export function resolveAdminToken(config: HubConfig, announce: (token: string, f
     // no token yet
   }
   const token = crypto.randomBytes(24).toString('base64url');
-  fs.mkdirSync(config.dataDir, { recursive: true });
-  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  privateDir(config.dataDir);
+  fs.writeFileSync(file, `${token}\n`, { mode: PRIVATE_FILE_MODE });
+  fs.chmodSync(file, PRIVATE_FILE_MODE);
   announce(token, file);
   return token;
 }
@@ -153,6 +155,7 @@ export interface StartOptions {
 export async function startHub(config: HubConfig, opts: StartOptions = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(config.logLevel);
   const ms = phaseTimer();
+  tightenDataDir(config.dataDir, log);
   const { db } = openDatabase(config.dataDir);
   const started: Record<string, number> = { database: ms() };
   const timers: NodeJS.Timeout[] = [];

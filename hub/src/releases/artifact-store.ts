@@ -18,6 +18,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { releaseId, type ReleaseManifest } from '@kiosk-fleet/protocol';
 import { verifyManifest } from '@kiosk-fleet/protocol/release-signing';
+import { PRIVATE_FILE_MODE, privateDir } from '../data-dir.ts';
 
 export interface ReleaseRecord {
   id: string;
@@ -109,7 +110,7 @@ export class ArtifactStore {
 
   /** Create the directories, drop uploads a crash left half-way, load the index. Call once before use. */
   init(): this {
-    fs.mkdirSync(this.tmpDir, { recursive: true });
+    privateDir(this.tmpDir);
     for (const f of fs.readdirSync(this.tmpDir)) fs.rmSync(path.join(this.tmpDir, f), { force: true, recursive: true });
     try {
       const raw = JSON.parse(fs.readFileSync(this.indexFile, 'utf8')) as { v: number; releases: ReleaseRecord[] };
@@ -168,7 +169,8 @@ export class ArtifactStore {
     const tmp = path.join(this.tmpDir, randomUUID());
     const hash = createHash('sha256');
     let received = 0;
-    const fh = await fsp.open(tmp, 'wx', 0o644);
+    const fh = await fsp.open(tmp, 'wx', PRIVATE_FILE_MODE);
+    await fh.chmod(PRIVATE_FILE_MODE);
     let ok = false;
     try {
       for await (const chunk of input.body) {
@@ -224,8 +226,9 @@ export class ArtifactStore {
     const body = JSON.stringify({ v: INDEX_VERSION, releases: [...this.releases.values()] }, null, 1);
     const write = async (): Promise<void> => {
       const tmp = `${this.indexFile}.${randomUUID()}.tmp`;
-      const fh = await fsp.open(tmp, 'w', 0o644);
+      const fh = await fsp.open(tmp, 'w', PRIVATE_FILE_MODE);
       try {
+        await fh.chmod(PRIVATE_FILE_MODE);
         await fh.writeFile(body);
         await fh.sync();
       } finally {

@@ -7,6 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { PRIVATE_FILE_MODE, privateDir } from '../data-dir.ts';
 
 export const TOKEN_KEY_FILE = 'release-token.key';
 /** Long enough for a slow terminal link to fetch a large bundle with resumes; short enough to be useless if leaked. */
@@ -20,10 +21,11 @@ export function loadOrCreateTokenKey(dataDir: string): Buffer {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  fs.mkdirSync(dataDir, { recursive: true });
+  privateDir(dataDir);
   const key = randomBytes(32);
   try {
-    fs.writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(file, key, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
+    fs.chmodSync(file, PRIVATE_FILE_MODE);
     return key;
   } catch (err) {
     // Another hub process made it first: use theirs.

@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { UpdateStatus, UpdateTarget } from '@kiosk-fleet/protocol';
+import { PRIVATE_FILE_MODE, privateDir } from '../data-dir.ts';
 import type { ReleaseRecord } from '../releases/artifact-store.ts';
 import {
   abort,
@@ -108,7 +109,7 @@ export class RolloutService {
 
   /** Load persisted rollouts. Call once at start. */
   init(): this {
-    fs.mkdirSync(this.#dir, { recursive: true });
+    privateDir(this.#dir);
     for (const f of fs.readdirSync(this.#dir)) {
       if (!f.endsWith('.json')) continue;
       try {
@@ -264,7 +265,8 @@ export class RolloutService {
   #persist(r: RolloutRecord): void {
     const file = path.join(this.#dir, `${r.spec.id}.json`);
     const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o644);
+    const fd = fs.openSync(tmp, 'w', PRIVATE_FILE_MODE);
+    fs.fchmodSync(fd, PRIVATE_FILE_MODE);
     try {
       fs.writeSync(fd, JSON.stringify(r));
       fs.fsyncSync(fd);
