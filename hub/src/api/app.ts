@@ -25,6 +25,7 @@ import { importRoutes } from './import.ts';
 import { nodeRoutes } from './nodes.ts';
 import { reportRoutes } from './reports.ts';
 import { settleRequestBody } from './request-body.ts';
+import { securityHeaders } from './security-headers.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
 import { can, sees } from '../auth/permissions.ts';
@@ -117,6 +118,8 @@ export function createHttpApp(s: Services) {
   const app = new OpenAPIHono();
   const api = createApp(s);
   app.onError(errorHandler(s));
+  // CSP fitting the dashboard, nosniff, no framing, no referrer: on every answer (security-headers.ts).
+  app.use('*', securityHeaders());
   // Before every route and body limit: what an answer left of the request body is drained, or the connection closed.
   app.use('/api/*', settleRequestBody());
   app.get('/metrics', async (c) => {
