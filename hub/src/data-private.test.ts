@@ -146,7 +146,7 @@ test('everything the hub writes under the data dir is 0700/0600; webhook secrets
   for (const [f, mode] of Object.entries(m)) expect(`${f} ${mode}`).toBe(`${f} ${fs.statSync(path.join(dataDir, f)).isDirectory() ? '700' : '600'}`);
   await h.close();
   hub = null;
-});
+}, 120_000);
 
 test('a data dir left readable and a webhook secret stored in plain text are fixed at start, and logged', async () => {
   // What an older hub left: a plain secret in the row, 0755 directories and 0644 files.
@@ -174,4 +174,4 @@ test('a data dir left readable and a webhook secret stored in plain text are fix
   raiseAlert(h, 'GZ-TH');
   await until(() => got.length > before, 10_000);
   expectSigned(got[before]!);
-});
+}, 120_000);

@@ -49,4 +49,4 @@ test('KF_MQTT_PORT=off beside TLS: no plain MQTT listener; MQTT over TLS and WSS
     expect(c.connected).toBe(true);
     await c.endAsync();
   }
-});
+}, 60_000);

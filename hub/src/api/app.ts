@@ -28,7 +28,7 @@ import { settleRequestBody } from './request-body.ts';
 import { securityHeaders } from './security-headers.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
-import { can, sees } from '../auth/permissions.ts';
+import { can, sees, type Principal } from '../auth/permissions.ts';
 import { ADMIN_TOKEN_PRINCIPAL } from '../auth/service.ts';
 import { registerReleasesOpenApi } from '../releases/openapi.ts';
 import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
@@ -72,6 +72,13 @@ export function createApp(s: Services) {
     })(c, next),
   );
   api.use('*', authenticate(s));
+  // A scraper's token reads /metrics and nothing else, not even its owner's tokens or password (the routes any
+  // signed-in caller may use).
+  api.use('*', async (c, next) => {
+    const p = c.get('principal') as Principal | undefined;
+    if (p?.kind === 'token' && p.role === 'metrics') return c.json(errorBody('forbidden', 'a metrics token reads /metrics only'), 403);
+    return next();
+  });
   api.use('*', enforcePolicy(s));
 
   const routes = api

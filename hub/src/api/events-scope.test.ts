@@ -11,7 +11,7 @@ const aborts: AbortController[] = [];
 
 beforeAll(async () => {
   hub = await startTestHub();
-});
+}, 60_000);
 afterAll(async () => {
   for (const a of aborts) a.abort();
   await hub.stop();
@@ -70,4 +70,4 @@ test("another district's changes produce no bytes on a station's stream; its own
   await m.publishAsync(topicFor(mine.id, 'telemetry'), telemetry(1), { qos: 1 });
   await until(() => scoped.text.includes(`"terminalId":"${mine.id}"`), 10_000);
   expect(scoped.text).not.toContain(other.id);
-});
+}, 120_000);

@@ -11,7 +11,7 @@ let hub: TestHub;
 beforeAll(async () => {
   hub = await startTestHub();
   await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001' });
-});
+}, 60_000);
 afterAll(async () => {
   await hub.stop();
 });
@@ -30,8 +30,11 @@ test('a metrics token gets /metrics and nothing else; a viewer token does not ge
   for (const p of ['/api/v1/terminals', '/api/v1/nodes', '/api/v1/events', '/api/v1/alerts', '/api/v1/audit', '/api/v1/users', '/api/v1/rollouts', '/api/v1/releases']) {
     expect((await scraper(p)).status, p).toBe(403);
   }
-  // It cannot mint itself a wider token either.
+  // Not even what any signed-in caller may do: mint a token, list or revoke its owner's, change the password.
   expect((await scraper('/api/v1/auth/tokens', { method: 'POST', json: { name: 'wider', role: 'viewer', nodeId: null } })).status).toBe(403);
+  expect((await scraper('/api/v1/auth/tokens', { method: 'POST', json: { name: 'more', role: 'metrics', nodeId: null } })).status).toBe(403);
+  expect((await scraper('/api/v1/auth/tokens')).status).toBe(403);
+  expect((await scraper('/api/v1/auth/password', { method: 'POST', json: { currentPassword: ADMIN_PASSWORD, newPassword: 'another-Passw0rd-99' } })).status).toBe(403);
 
   const viewer = await operator(hub, 'city-viewer', 'viewer', null);
   const v = await viewer.api('/metrics');
@@ -47,4 +50,4 @@ test('a metrics token gets /metrics and nothing else; a viewer token does not ge
   const { id } = (await (await admin.api('/api/v1/auth/tokens')).json() as { items: { id: string; name: string }[] }).items.find((t) => t.name === 'prometheus')!;
   expect((await admin.api(`/api/v1/auth/tokens/${id}`, { method: 'DELETE' })).status).toBe(200);
   expect((await scraper('/metrics')).status).toBe(401);
-});
+}, 60_000);
