@@ -3,12 +3,14 @@
  * dir left readable by an older hub is tightened at start and logged, and webhook secrets are encrypted at rest — a
  * secret stored in plain text by an older hub is sealed at start — while webhooks still deliver with valid signatures.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -174,4 +176,39 @@ test('a data dir left readable and a webhook secret stored in plain text are fix
   raiseAlert(h, 'GZ-TH');
   await until(() => got.length > before, 10_000);
   expectSigned(got[before]!);
+}, 120_000);
+
+test('the real hub started with umask 000 still makes its data dir 0700 and its files 0600', async () => {
+  const fresh = path.join(tmp, 'umask0', 'data');
+  const bin = path.resolve(import.meta.dirname, '..', 'bin', 'kiosk-fleet.mjs');
+  // No KF_ADMIN_TOKEN: the hub writes admin-token itself.
+  const env = { ...process.env, KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: fresh, KF_ADMIN_PASSWORD: 'test-admin-password-0123', KF_LOG_LEVEL: 'info' };
+  delete env.KF_ADMIN_TOKEN;
+  const proc = spawn('sh', ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, bin, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no ready line')), 60_000);
+      readline.createInterface({ input: proc.stdout! }).on('line', (l) => {
+        if (l.includes('"msg":"ready"')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      proc.once('exit', (code) => reject(new Error(`hub exited ${code}`)));
+    });
+    const out: Record<string, string> = {};
+    const visit = (p: string) => {
+      const st = fs.lstatSync(p);
+      out[path.relative(fresh, p) || '.'] = `${st.isDirectory() ? 'dir' : 'file'} ${(st.mode & 0o777).toString(8)}`;
+      if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
+    };
+    visit(fresh);
+    expect(out).toMatchObject({ '.': 'dir 700', 'kiosk-fleet.db': 'file 600', 'kiosk-fleet.db-wal': 'file 600', 'kiosk-fleet.db-shm': 'file 600', 'admin-token': 'file 600', 'release-token.key': 'file 600' });
+    for (const [f, m] of Object.entries(out)) expect(`${f} ${m}`).toMatch(/ (dir 700|file 600)$/);
+    // The parent the hub made for it is private too (mkdir -p).
+    expect((fs.statSync(path.dirname(fresh)).mode & 0o777).toString(8)).toBe('700');
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
+  }
 }, 120_000);
