@@ -182,7 +182,7 @@ test('the real hub started with umask 000 still makes its data dir 0700 and its 
   const fresh = path.join(tmp, 'umask0', 'data');
   const bin = path.resolve(import.meta.dirname, '..', 'bin', 'kiosk-fleet.mjs');
   // No KF_ADMIN_TOKEN: the hub writes admin-token itself.
-  const env = { ...process.env, KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: fresh, KF_ADMIN_PASSWORD: 'test-admin-password-0123', KF_LOG_LEVEL: 'info' };
+  const env: NodeJS.ProcessEnv = { ...process.env, KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: fresh, KF_ADMIN_PASSWORD: 'test-admin-password-0123', KF_LOG_LEVEL: 'info' };
   delete env.KF_ADMIN_TOKEN;
   const proc = spawn('sh', ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, bin, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
