@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { SSE_HEARTBEAT_MS } from './events.ts';
+import { operator } from '../auth/testing.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
 let hub: TestHub;
@@ -71,3 +72,26 @@ test("another district's changes produce no bytes on a station's stream; its own
   await until(() => scoped.text.includes(`"terminalId":"${mine.id}"`), 10_000);
   expect(scoped.text).not.toContain(other.id);
 }, 120_000);
+
+test("a revoked token's stream ends within seconds though nothing happens under its node", async () => {
+  for (const id of ['GZ', 'GZ-YX', 'GZ-YX-001']) if (!hub.registry.node(id)) hub.registry.createNode({ id, name: { zh: id, en: id } });
+  const viewer = await operator(hub, 'yx001-viewer', 'viewer', 'GZ-YX-001');
+  const ac = new AbortController();
+  aborts.push(ac);
+  const res = await viewer.api('/api/v1/events', { signal: ac.signal });
+  expect(res.status).toBe(200);
+  const reader = res.body!.getReader();
+  let ended = false;
+  void (async () => {
+    try {
+      while (!(await reader.read()).done);
+    } catch {
+      // aborted
+    }
+    ended = true;
+  })();
+  const tokenId = viewer.token.split('.')[1]!;
+  expect((await hub.api(`/api/v1/auth/tokens/${tokenId}`, { method: 'DELETE' })).status).toBe(200);
+  // Well inside the 15 s heartbeat: the stream does not wait for a change or a heartbeat to notice.
+  await until(() => ended, 8000);
+}, 60_000);
