@@ -170,9 +170,9 @@ export class ArtifactStore {
     const hash = createHash('sha256');
     let received = 0;
     const fh = await fsp.open(tmp, 'wx', PRIVATE_FILE_MODE);
-    await fh.chmod(PRIVATE_FILE_MODE);
     let ok = false;
     try {
+      await fh.chmod(PRIVATE_FILE_MODE);
       for await (const chunk of input.body) {
         received += chunk.byteLength;
         // Stop reading at the first byte beyond the signed size: a sender cannot make us store more than was signed.
