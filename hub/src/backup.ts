@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { privateFile } from './data-dir.ts';
 import { dbPath } from './store/db.ts';
 
 /** Pages copied per step: better-sqlite3's default (100) makes a 1 GB database 2,500 steps, each a progress call. */
@@ -19,6 +20,8 @@ export async function backupDatabase(
   if (!fs.existsSync(source)) throw new Error(`no database at ${source}`);
   const file = path.resolve(target);
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  // A backup holds what the database holds (password hashes, the hub key, webhook secrets): 0600 like the original.
+  privateFile(file);
   const db = new Database(source, { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');

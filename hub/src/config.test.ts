@@ -28,6 +28,14 @@ describe('config', () => {
     expect(() => flagsToEnv(['--oops'])).toThrow(ConfigError);
   });
 
+  test('KF_MQTT_PORT=off turns the plain listener off, only beside TLS; 0 stays an ephemeral port', () => {
+    expect(parseConfig({ KF_MQTT_PORT: 'off', KF_TLS_CERT: '/c.pem', KF_TLS_KEY: '/k.pem' }).mqttPort).toBeNull();
+    expect(parseConfig({ ...flagsToEnv(['--mqtt-port=off', '--tls-cert=/c.pem', '--tls-key=/k.pem']) }).mqttPort).toBeNull();
+    expect(parseConfig({ KF_MQTT_PORT: '0' }).mqttPort).toBe(0);
+    expect(() => parseConfig({ KF_MQTT_PORT: 'off' })).toThrow(/^KF_MQTT_PORT: off needs KF_TLS_CERT and KF_TLS_KEY/);
+    expect(() => parseConfig({ KF_MQTT_PORT: 'of' })).toThrow(/^KF_MQTT_PORT:/);
+  });
+
   test.each([
     [{ KF_MQTT_PORT: '-1' }, 'KF_MQTT_PORT'],
     [{ KF_MAX_PAYLOAD: '12' }, 'KF_MAX_PAYLOAD'],

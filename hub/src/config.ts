@@ -40,7 +40,8 @@ function quotaEnv() {
 
 export const configSchema = z.object({
   KF_BIND: z.string().min(1).default('0.0.0.0'),
-  KF_MQTT_PORT: port.default(1883),
+  /** `off`: no plain MQTT listener (only with TLS); 0 stays an ephemeral port, as for every port. */
+  KF_MQTT_PORT: z.literal('off').or(port).default(1883),
   KF_MQTTS_PORT: port.optional(),
   /** MQTT behind a load balancer speaking PROXY protocol v2 (broker/proxy-protocol.ts); off when unset. */
   KF_MQTT_PROXY_PORT: port.optional(),
@@ -90,7 +91,8 @@ export type EnvConfig = z.infer<typeof configSchema>;
 /** What createHub needs; tests build it directly (`hubConfig({ KF_MQTT_PORT: '0', ... })`). */
 export interface HubConfig {
   bind: string;
-  mqttPort: number;
+  /** null: KF_MQTT_PORT=off, no plain MQTT listener. */
+  mqttPort: number | null;
   mqttsPort: number | undefined;
   /** KF_MQTT_PROXY_PORT and KF_MQTT_PROXY_FROM: the PROXY protocol v2 listener and its trusted balancers. */
   mqttProxy?: { port: number; from: string } | undefined;
@@ -150,6 +152,10 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
   if ((c.KF_TLS_CERT === undefined) !== (c.KF_TLS_KEY === undefined)) {
     throw new ConfigError(c.KF_TLS_CERT === undefined ? 'KF_TLS_CERT' : 'KF_TLS_KEY', 'KF_TLS_CERT and KF_TLS_KEY go together');
   }
+  if (c.KF_MQTT_PORT === 'off' && c.KF_TLS_CERT === undefined) {
+    // Without TLS the plain listener is the terminals' only MQTT transport but ws:// at /mqtt, which is no safer.
+    throw new ConfigError('KF_MQTT_PORT', 'off needs KF_TLS_CERT and KF_TLS_KEY (terminals then use mqtts:// on KF_MQTTS_PORT or wss:// at /mqtt)');
+  }
   if (c.KF_MQTTS_PORT !== undefined && c.KF_TLS_CERT === undefined) {
     throw new ConfigError('KF_MQTTS_PORT', 'needs KF_TLS_CERT and KF_TLS_KEY');
   }
@@ -170,7 +176,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
   }
   return {
     bind: c.KF_BIND,
-    mqttPort: c.KF_MQTT_PORT,
+    mqttPort: c.KF_MQTT_PORT === 'off' ? null : c.KF_MQTT_PORT,
     mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
     mqttProxy: c.KF_MQTT_PROXY_PORT !== undefined ? { port: c.KF_MQTT_PROXY_PORT, from: c.KF_MQTT_PROXY_FROM } : undefined,
     httpPort: c.KF_HTTP_PORT,

@@ -22,6 +22,7 @@ import { ConfigError, type HubConfig } from './config.ts';
 import { Ingest } from './ingest/index.ts';
 import { BatchWriter, type Change } from './ingest/writer.ts';
 import { createLogger, type Logger } from './log.ts';
+import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
@@ -94,7 +95,8 @@ export interface HubServices {
 
 export interface Hub extends HubServices {
   config: HubConfig;
-  mqttPort: number;
+  /** null: KF_MQTT_PORT=off. */
+  mqttPort: number | null;
   mqttsPort: number | null;
   /** The PROXY protocol v2 listener's port (KF_MQTT_PROXY_PORT), or null. */
   mqttProxyPort: number | null;
@@ -116,8 +118,9 @@ export function resolveAdminToken(config: HubConfig, announce: (token: string, f
     // no token yet
   }
   const token = crypto.randomBytes(24).toString('base64url');
-  fs.mkdirSync(config.dataDir, { recursive: true });
-  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  privateDir(config.dataDir);
+  fs.writeFileSync(file, `${token}\n`, { mode: PRIVATE_FILE_MODE });
+  fs.chmodSync(file, PRIVATE_FILE_MODE);
   announce(token, file);
   return token;
 }
@@ -170,6 +173,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   const log = opts.log ?? createLogger(config.logLevel);
   const ms = phaseTimer();
   if (config.database.engine === 'postgres') await refusePostgres(config.database);
+  tightenDataDir(config.dataDir, log);
   const lock = acquireDataDirLock(config.dataDir);
   let db: Db;
   try {
@@ -336,9 +340,14 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // MQTT over TCP (and TLS when a cert is given).
     started.services = ms();
     const b = broker;
-    const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
-    servers.push(tcp);
-    const mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    let mqttPort: number | null = null;
+    if (config.mqttPort !== null) {
+      const tcp = net.createServer((socket) => b.handle(socket, socket.remoteAddress ?? 'unknown'));
+      servers.push(tcp);
+      mqttPort = await listen(tcp, config.mqttPort, config.bind);
+    } else {
+      log.info('plain MQTT listener off (KF_MQTT_PORT=off): MQTT over TLS and WebSocket only');
+    }
     let mqttProxyPort: number | null = null;
     if (config.mqttProxy) {
       const trusted = parseTrustedSources(config.mqttProxy.from);

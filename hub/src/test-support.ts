@@ -18,6 +18,8 @@ export const TOKEN = 'test-admin-token-0123456789';
 export const ADMIN_PASSWORD = 'test-admin-password-0123';
 
 export interface TestHub extends Hub {
+  /** Always listening in tests (KF_MQTT_PORT=0). */
+  mqttPort: number;
   dir: string;
   api(p: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   /** Registers a terminal at a station (creating GZ / GZ-T / GZ-T-001 on first use); returns id and secret. */

@@ -119,6 +119,8 @@ export class Alerts {
   ) {
     this.now = opts.now ?? Date.now;
     this.store = new AlertStore(deps.db);
+    const sealed = this.store.sealPlainWebhookSecrets();
+    if (sealed > 0) deps.log.info({ webhooks: sealed }, 'webhook secrets stored in plain text are now encrypted at rest');
     // Retries are a matter of wall-clock time (a receiver coming back), whatever clock the rules run on.
     this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {});
     const store = this.store;

@@ -1,5 +1,6 @@
 /** All SQL of alerts, their history, maintenance, silences, webhooks and deliveries. */
 import { scopeClause } from '../auth/scope.ts';
+import { hubKey, SecretBox } from '../secrets.ts';
 import type { Db } from '../store/db.ts';
 import { scopedWhere } from '../store/where.ts';
 import type { RuleId, Severity } from './rules/types.ts';
@@ -133,8 +134,11 @@ const DELIVERY_COLUMNS = `id, webhook_id AS webhookId, alert_id AS alertId, even
 
 export class AlertStore {
   readonly s;
+  /** Webhook secrets are stored sealed (`sealSecret` on insert, `openSecret` to sign); see secrets.ts, SecretBox. */
+  readonly #box: SecretBox;
 
   constructor(readonly db: Db) {
+    this.#box = new SecretBox(hubKey(db), 'alert_webhooks.secret');
     this.s = {
       members: db.prepare(
         `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.services
@@ -220,6 +224,24 @@ export class AlertStore {
       deliveryCounts: db.prepare('SELECT status, count(*) AS n FROM alert_deliveries WHERE webhook_id = ? GROUP BY status'),
       dropDeliveries: db.prepare('DELETE FROM alert_deliveries WHERE webhook_id = ?'),
     };
+  }
+
+  sealSecret(plain: string): string {
+    return this.#box.seal(plain);
+  }
+
+  openSecret(stored: string): string {
+    return this.#box.open(stored);
+  }
+
+  /** Seals the webhook secrets stored in plain text (before sealing existed); returns how many. */
+  sealPlainWebhookSecrets(): number {
+    const plain = (this.db.prepare('SELECT id, secret FROM alert_webhooks').all() as { id: number; secret: string }[]).filter((w) => !SecretBox.isSealed(w.secret));
+    const set = this.db.prepare('UPDATE alert_webhooks SET secret = ? WHERE id = ? AND secret = ?');
+    this.db.transaction(() => {
+      for (const w of plain) set.run(this.#box.seal(w.secret), w.id, w.secret);
+    })();
+    return plain.length;
   }
 
   list(f: AlertFilter): AlertRow[] {

@@ -123,7 +123,7 @@ export class WebhookDispatcher {
           'x-kf-event': d.event,
           'x-kf-delivery': String(d.id),
           'x-kf-timestamp': ts,
-          'x-kf-signature': sign(hook.secret, ts, d.payload),
+          'x-kf-signature': sign(this.store.openSecret(hook.secret), ts, d.payload),
         },
         body: d.payload,
         redirect: 'manual',

@@ -484,7 +484,7 @@ export function alertRoutes(s: Services) {
     .openapi(webhookListRoute, (c) => c.json({ items: (al.store.s.webhooks.all() as WebhookRow[]).map(webhookView), nextCursor: null }, 200))
     .openapi(webhookCreateRoute, (c) => {
       const b = c.req.valid('json');
-      const { id } = al.store.s.insertWebhook.get(b.url, b.secret, c.get('actor'), al.now()) as { id: number };
+      const { id } = al.store.s.insertWebhook.get(b.url, al.store.sealSecret(b.secret), c.get('actor'), al.now()) as { id: number };
       const w = al.store.s.webhook.get(id) as WebhookRow;
       audit(c, s, { action: 'webhook.create', objectType: 'webhook', objectId: String(id), nodeId: null, after: { url: redactUrl(b.url) } });
       return c.json(webhookView(w), 201);

@@ -24,10 +24,12 @@ import { importRoutes } from './import.ts';
 import { nodeRoutes } from './nodes.ts';
 import { reportRoutes } from './reports.ts';
 import { settleRequestBody } from './request-body.ts';
+import { securityHeaders } from './security-headers.ts';
 import { terminalRoutes } from './terminals.ts';
 import { requireOperator } from '../auth/middleware.ts';
-import { sees } from '../auth/permissions.ts';
+import { can, sees, type Principal } from '../auth/permissions.ts';
 import { audit } from '../auth/guard.ts';
+import { ADMIN_TOKEN_PRINCIPAL } from '../auth/service.ts';
 import { registerReleasesOpenApi } from '../releases/openapi.ts';
 import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
 import { rolloutsRoutes } from '../rollouts/routes.ts';
@@ -70,6 +72,13 @@ export function createApp(s: Services) {
     })(c, next),
   );
   api.use('*', authenticate(s));
+  // A scraper's token reads /metrics and nothing else, not even its owner's tokens or password (the routes any
+  // signed-in caller may use).
+  api.use('*', async (c, next) => {
+    const p = c.get('principal') as Principal | undefined;
+    if (p?.kind === 'token' && p.role === 'metrics') return c.json(errorBody('forbidden', 'a metrics token reads /metrics only'), 403);
+    return next();
+  });
   api.use('*', enforcePolicy(s));
 
   const routes = api
@@ -117,11 +126,16 @@ export function createHttpApp(s: Services) {
   const app = new OpenAPIHono();
   const api = createApp(s);
   app.onError(errorHandler(s));
+  // CSP fitting the dashboard, nosniff, no framing, no referrer: on every answer (security-headers.ts).
+  app.use('*', securityHeaders());
   // Before every route and body limit: what an answer left of the request body is drained, or the connection closed.
   app.use('/api/*', settleRequestBody());
   app.get('/metrics', async (c) => {
-    const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
-    if (!m || !tokenMatches(m[1]!, s.adminToken)) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN>'), 401);
+    // The admin token, or an API token whose role may read the metrics (a `metrics` token: /metrics and nothing else).
+    const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
+    const p = given === undefined ? null : tokenMatches(given, s.adminToken) ? ADMIN_TOKEN_PRINCIPAL : s.auth.tokenPrincipal(given);
+    if (!p) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN or a metrics API token>'), 401);
+    if (!can(p, 'metrics:read')) return c.json(errorBody('forbidden', `a ${p.role} token may not read /metrics; create one with the role metrics`), 403);
     return c.text(await s.metrics.registry.metrics(), 200, { 'content-type': s.metrics.registry.contentType });
   });
   // Releases have their own auth (admin upload, terminal download tokens), so they sit before the admin-only API.

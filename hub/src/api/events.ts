@@ -8,6 +8,8 @@ import type { Change } from '../ingest/writer.ts';
 import { errorResponses, type ApiEnv, type Services } from './common.ts';
 
 export const SSE_HEARTBEAT_MS = 15_000;
+/** How often a waiting stream checks that its caller may still read it (two primary-key lookups). */
+export const SSE_REVALIDATE_MS = 1000;
 
 const sseRoute = createRoute({
   method: 'get',
@@ -27,6 +29,7 @@ export function eventRoutes(s: Services) {
       const queue: Change[] = [];
       let wake: (() => void) | null = null;
       const listener = (changes: Change[]) => {
+        const before = queue.length;
         for (const ch of changes) {
           if (scope === null) queue.push(ch);
           else {
@@ -34,6 +37,9 @@ export function eventRoutes(s: Services) {
             if (station !== undefined && inScope(scope, station)) queue.push(ch);
           }
         }
+        // A batch with nothing for this stream must not wake it: the wake-up wrote a heartbeat, so a stream scoped to
+        // one station heard every batch of the whole fleet (35 heartbeats in 3 s while another district was busy).
+        if (queue.length === before) return;
         // A slow reader gets the newest changes, not an unbounded backlog.
         if (queue.length > 1000) queue.splice(0, queue.length - 1000);
         wake?.();
@@ -49,11 +55,21 @@ export function eventRoutes(s: Services) {
       while (!stream.aborted && !stream.closed && s.auth.stillValid(caller)) {
         if (queue.length === 0) {
           await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, SSE_HEARTBEAT_MS).unref();
+            const done = () => {
+              clearTimeout(timer);
+              clearInterval(recheck);
+              resolve();
+            };
+            const timer = setTimeout(done, SSE_HEARTBEAT_MS).unref();
+            // Only this stream's own changes wake it now, so a revoked token, an ended session or a disabled user is
+            // also looked for on a timer: the stream ends within a second however quiet its node is.
+            const recheck = setInterval(() => {
+              if (!s.auth.stillValid(caller)) done();
+            }, SSE_REVALIDATE_MS).unref();
+            wake = done;
           });
           wake = null;
-          if (queue.length === 0 && !stream.aborted) {
+          if (queue.length === 0 && !stream.aborted && s.auth.stillValid(caller)) {
             await stream.writeSSE({ event: 'heartbeat', data: new Date().toISOString() });
             continue;
           }

@@ -8,7 +8,8 @@
  */
 import { isUnderNode, nodeLevel, type NodeLevel } from '@kiosk-fleet/protocol';
 
-export const ROLES = ['city-admin', 'district-admin', 'technician', 'viewer'] as const;
+/** `metrics` is for a Prometheus scraper's API token: it reads /metrics and nothing else (not even the fleet). */
+export const ROLES = ['city-admin', 'district-admin', 'technician', 'viewer', 'metrics'] as const;
 export type Role = (typeof ROLES)[number];
 
 export type Permission =
@@ -26,11 +27,12 @@ export type Permission =
   | 'webhook:manage'
   | 'user:manage'
   | 'audit:read'
-  | 'audit:verify';
+  | 'audit:verify'
+  | 'metrics:read';
 
 /** Who may do what (always only under their own node). */
 export const PERMISSIONS: Record<Permission, { roles: readonly Role[]; what: string }> = {
-  'fleet:read': { roles: ROLES, what: 'see nodes, terminals, telemetry, events, commands, config, summaries, the live stream' },
+  'fleet:read': { roles: ['city-admin', 'district-admin', 'technician', 'viewer'], what: 'see nodes, terminals, telemetry, events, commands, config, summaries, the live stream' },
   'terminal:register': { roles: ['city-admin', 'district-admin'], what: 'register terminals, import a fleet' },
   'terminal:place': { roles: ['city-admin', 'district-admin'], what: 'move a terminal to another station' },
   'terminal:decommission': { roles: ['city-admin', 'district-admin'], what: 'decommission a terminal' },
@@ -45,6 +47,7 @@ export const PERMISSIONS: Record<Permission, { roles: readonly Role[]; what: str
   'user:manage': { roles: ['city-admin', 'district-admin'], what: 'create users, change roles, reset passwords, disable users (of their node)' },
   'audit:read': { roles: ['city-admin', 'district-admin'], what: 'read the audit log (records under their node)' },
   'audit:verify': { roles: ['city-admin'], what: "check the audit log's hash chain" },
+  'metrics:read': { roles: ['city-admin', 'metrics'], what: 'scrape /metrics (Prometheus text, installation-wide)' },
 };
 
 /** Where each role may be bound: a technician to a district or a station, a viewer anywhere. */
@@ -53,9 +56,10 @@ export const ROLE_LEVELS: Record<Role, readonly (NodeLevel | 'all')[]> = {
   'district-admin': ['district'],
   technician: ['district', 'station'],
   viewer: ['all', 'city', 'district', 'station'],
+  metrics: ['all'],
 };
 
-const RANK: Record<Role, number> = { 'city-admin': 3, 'district-admin': 2, technician: 1, viewer: 0 };
+const RANK: Record<Role, number> = { 'city-admin': 3, 'district-admin': 2, technician: 1, viewer: 0, metrics: -1 };
 
 export function isRole(r: string): r is Role {
   return (ROLES as readonly string[]).includes(r);
@@ -113,6 +117,8 @@ export function bindingProblem(role: Role, nodeId: string | null): string | null
  * role; a district admin may create another district admin of their own district, not a city admin.
  */
 export function mayGrant(actor: Pick<Principal, 'role' | 'nodeId'>, role: Role, nodeId: string | null): boolean {
+  // The metrics are installation-wide figures: only who may read them gives the role, whatever their rank.
+  if (role === 'metrics' && !can(actor, 'metrics:read')) return false;
   return RANK[role] <= RANK[actor.role] && inScope(actor.nodeId, nodeId);
 }
 

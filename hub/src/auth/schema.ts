@@ -11,7 +11,7 @@ export const users = sqliteTable(
     id: text('id').primaryKey(),
     username: text('username').notNull(),
     displayName: text('display_name'),
-    role: text('role', { enum: ['city-admin', 'district-admin', 'technician', 'viewer'] }).notNull(),
+    role: text('role', { enum: ['city-admin', 'district-admin', 'technician', 'viewer', 'metrics'] }).notNull(),
     /** The node the role is bound to; null only for a city admin of the whole installation. */
     nodeId: text('node_id'),
     passwordHash: text('password_hash').notNull(),
@@ -48,7 +48,7 @@ export const apiTokens = sqliteTable(
     userId: text('user_id').notNull(),
     name: text('name').notNull(),
     /** At most the owner's role, bound to a node under the owner's; the owner's current role caps it on each use. */
-    role: text('role', { enum: ['city-admin', 'district-admin', 'technician', 'viewer'] }).notNull(),
+    role: text('role', { enum: ['city-admin', 'district-admin', 'technician', 'viewer', 'metrics'] }).notNull(),
     nodeId: text('node_id'),
     secretHash: text('secret_hash').notNull(),
     createdAt: integer('created_at').notNull(),

@@ -12,6 +12,7 @@ import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import * as schema from './schema.ts';
+import { privateDir, privateFile } from '../data-dir.ts';
 
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '..', '..', 'drizzle');
 export const DB_FILE = 'kiosk-fleet.db';
@@ -26,7 +27,9 @@ export function dbPath(dataDir: string): string {
 }
 
 export function openDatabase(dataDir: string, migrationsDir = MIGRATIONS_DIR): { db: Db; orm: Orm } {
-  fs.mkdirSync(dataDir, { recursive: true });
+  // 0700/0600 whatever the umask: the file holds password hashes, the hub key and webhook secrets (data-dir.ts).
+  privateDir(dataDir);
+  privateFile(dbPath(dataDir));
   const db = new Database(dbPath(dataDir));
   try {
     // auto_vacuum only takes effect before the first table exists: pruning then hands pages back to the OS.
