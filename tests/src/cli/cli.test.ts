@@ -28,7 +28,7 @@ function run(bin: string, args: string[], env: Record<string, string> = {}) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, leftBehind: fs.readdirSync(cwd) };
 }
 
-const HUB_COMMANDS = [['serve'], ['import'], ['backup'], ['release'], ['release', 'keygen'], ['release', 'pack']];
+const HUB_COMMANDS = [['serve'], ['import'], ['backup'], ['release'], ['release', 'keygen'], ['release', 'pack'], ['migrate-store']];
 const AGENT_COMMANDS = [['run'], ['simulate']];
 
 describe.each([
