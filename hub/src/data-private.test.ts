@@ -141,10 +141,10 @@ test('everything the hub writes under the data dir is 0700/0600; webhook secrets
   expectSigned(got[0]!);
 
   const m = modes();
-  for (const f of ['.', 'kiosk-fleet.db', 'kiosk-fleet.db-wal', 'kiosk-fleet.db-shm', 'admin-token', 'release-token.key', 'artifacts', 'artifacts/index.json', 'rollouts']) {
+  // Releases, their artifacts, the download-token key and rollouts live in the database now (issue 18).
+  for (const f of ['.', 'kiosk-fleet.db', 'kiosk-fleet.db-wal', 'kiosk-fleet.db-shm', 'admin-token', 'hub.lock']) {
     expect(m, f).toHaveProperty([f]);
   }
-  expect(Object.keys(m).some((f) => f.startsWith('rollouts/'))).toBe(true);
   for (const [f, mode] of Object.entries(m)) expect(`${f} ${mode}`).toBe(`${f} ${fs.statSync(path.join(dataDir, f)).isDirectory() ? '700' : '600'}`);
   await h.close();
   hub = null;
@@ -203,7 +203,7 @@ test('the real hub started with umask 000 still makes its data dir 0700 and its 
       if (st.isDirectory()) for (const n of fs.readdirSync(p)) visit(path.join(p, n));
     };
     visit(fresh);
-    expect(out).toMatchObject({ '.': 'dir 700', 'kiosk-fleet.db': 'file 600', 'kiosk-fleet.db-wal': 'file 600', 'kiosk-fleet.db-shm': 'file 600', 'admin-token': 'file 600', 'release-token.key': 'file 600' });
+    expect(out).toMatchObject({ '.': 'dir 700', 'kiosk-fleet.db': 'file 600', 'kiosk-fleet.db-wal': 'file 600', 'kiosk-fleet.db-shm': 'file 600', 'admin-token': 'file 600', 'hub.lock': 'file 600' });
     for (const [f, m] of Object.entries(out)) expect(`${f} ${m}`).toMatch(/ (dir 700|file 600)$/);
     // The parent the hub made for it is private too (mkdir -p).
     expect((fs.statSync(path.dirname(fresh)).mode & 0o777).toString(8)).toBe('700');
