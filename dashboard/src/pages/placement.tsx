@@ -1,30 +1,51 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
-import { importFleet, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
+import { importFleet, listTerminals, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
+import type { TerminalRow } from '../model.ts';
+import { SearchPick, type PickItem } from '../components/picker.tsx';
 import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
 import { typeLabel } from '../labels.ts';
 import { previewFleet } from '../fleet-file.ts';
 
+/** Every station the operator may place at: under a city admin's districts, or a district admin's own stations. */
+export function stationItems(tree: Tree | null): PickItem[] {
+  if (!tree) return [];
+  return [...tree.byId.values()]
+    .filter((n) => n.level === 'station')
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((s) => {
+      const district = s.parentId ? tree.byId.get(s.parentId) : undefined;
+      return {
+        value: s.id,
+        text: `${pickName(s.name, s.id)} · ${s.id}${district ? ` · ${pickName(district.name, district.id)}` : ''}`,
+        search: `${s.name.zh} ${s.name.en}`,
+      };
+    });
+}
+
 function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
-  const districts = props.tree?.root ? (props.tree.children.get(props.tree.root.id) ?? []) : [];
-  return (
-    <select id={props.id} required value={props.value} onChange={(e) => props.onChange((e.currentTarget as HTMLSelectElement).value)}>
-      <option value="" disabled>
-        —
-      </option>
-      {districts.map((d) => (
-        <optgroup key={d.id} label={pickName(d.name, d.id)}>
-          {(props.tree?.children.get(d.id) ?? []).map((s) => (
-            <option key={s.id} value={s.id}>
-              {s.id} {pickName(s.name, s.id)}
-            </option>
-          ))}
-        </optgroup>
-      ))}
-    </select>
-  );
+  const items = useMemo(() => stationItems(props.tree), [props.tree]);
+  return <SearchPick id={props.id} required items={items} value={props.value} onChange={props.onChange} />;
+}
+
+/** The terminals in the operator's scope that match what was typed (id or serial), asked of the hub. */
+function TerminalSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
+  const [rows, setRows] = useState<TerminalRow[]>([]);
+  const seq = useRef(0);
+  const search = (q: string) => {
+    const n = ++seq.current;
+    void listTerminals({ ...(q.trim() ? { q: q.trim() } : {}), limit: 50 }).then((r) => {
+      if (n !== seq.current || !r.ok) return;
+      setRows(r.data.items);
+      if (r.data.items.length === 1) props.onChange(r.data.items[0]!.id);
+      else if (!r.data.items.some((i) => i.id === props.value)) props.onChange('');
+    });
+  };
+  useEffect(() => search(''), []);
+  const items = rows.map((r) => ({ value: r.id, text: `${r.id} · ${typeLabel(r.type)} · ${nodeName(props.tree, r.stationId)}` }));
+  return <SearchPick id={props.id} required items={items} value={props.value} onChange={props.onChange} onQuery={search} />;
 }
 
 function CopyButton(props: { text: string }) {
@@ -127,8 +148,8 @@ function Move(props: { tree: Tree | null }) {
           );
         }}
       >
-        <label for="move-id">{t('placement.id')}</label>
-        <input id="move-id" required value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
+        <label for="move-id">{t('placement.moveWhich')}</label>
+        <TerminalSelect id="move-id" value={id} onChange={setId} tree={props.tree} />
         <label for="move-station">{t('placement.moveTo')}</label>
         <StationSelect id="move-station" value={station} onChange={setStation} tree={props.tree} />
         <label for="move-reason">{t('placement.moveReason')}</label>

@@ -385,7 +385,8 @@ describe('dashboard in Chromium against a real hub', () => {
     expect(secret.length).toBeGreaterThanOrEqual(32);
     await screenshot(page, 'placement-desk');
 
-    await page.locator('#move-id').fill('GZ-HZ-001-02');
+    await page.locator('#move-id-filter').fill('GZ-HZ-001-02');
+    await poll(() => page.locator('#move-id').inputValue()).toBe('GZ-HZ-001-02');
     await page.locator('#move-station').selectOption('GZ-YX-002');
     await page.locator('#move-reason').fill('E2E: moved to a busier station');
     await page.getByRole('button', { name: '迁移' }).click();

@@ -1,0 +1,142 @@
+/**
+ * The operators' tasks of issue 24, each done in real Chromium against a real hub process, in Chinese, as the user
+ * it belongs to: the district admin at a desk (1440×900), the technician on a phone (390×844).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';
+
+const FLEET = {
+  city: { id: 'GZ', name: { zh: '广州市公安局', en: 'Guangzhou Public Security Bureau' } },
+  districts: [
+    { id: 'GZ-YX', name: { zh: '越秀区分局', en: 'Yuexiu District Branch' } },
+    { id: 'GZ-HZ', name: { zh: '海珠区分局', en: 'Haizhu District Branch' } },
+  ],
+  stations: [
+    { id: 'GZ-YX-001', district: 'GZ-YX', name: { zh: '洪桥派出所', en: 'Hongqiao Police Station' } },
+    { id: 'GZ-YX-002', district: 'GZ-YX', name: { zh: '北京街派出所', en: 'Beijingjie Police Station' } },
+    { id: 'GZ-YX-003', district: 'GZ-YX', name: { zh: '东山派出所', en: 'Dongshan Police Station' } },
+    { id: 'GZ-HZ-001', district: 'GZ-HZ', name: { zh: '赤岗派出所', en: 'Chigang Police Station' } },
+  ],
+  terminals: [
+    { id: 'GZ-YX-001-01', station: 'GZ-YX-001', type: 'id-card', serial: 'SN-OT-0101' },
+    { id: 'GZ-YX-001-02', station: 'GZ-YX-001', type: 'police-multi', serial: 'SN-OT-0102' },
+    { id: 'GZ-YX-002-01', station: 'GZ-YX-002', type: 'id-card', serial: 'SN-OT-0201' },
+    { id: 'GZ-HZ-001-01', station: 'GZ-HZ-001', type: 'weijingwu', serial: 'SN-OT-0301' },
+  ],
+};
+
+const NEW_PASSWORD = 'operator-tasks-password-1';
+
+let hub: HubProcess;
+let browser: Browser;
+let tmp: string;
+const contexts: BrowserContext[] = [];
+const pageErrors: string[] = [];
+
+const poll = <V>(fn: () => V | Promise<V>, timeout = 20_000) => expect.poll(fn, { timeout, interval: 100 });
+
+async function json<T>(res: Response | Promise<Response>): Promise<T> {
+  const r = await res;
+  if (!r.ok) throw new Error(`${r.url}: ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+/** A user made by the city admin, signed in through the page, who changes the one-time password first. */
+async function openAs(size: SizeName, user: { username: string; role: string; nodeId: string | null }): Promise<Page> {
+  const res = await hub.api('/api/v1/users', { method: 'POST', json: user });
+  expect(res.status).toBe(201);
+  const { password } = (await res.json()) as { password: string };
+  const ctx = await newContext(browser, size);
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.url });
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  await login(page, hub.url, { username: user.username, password });
+  await page.waitForSelector('[data-testid="change-password"]');
+  await page.locator('#new-password').fill(NEW_PASSWORD);
+  await page.locator('#new-password-again').fill(NEW_PASSWORD);
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.waitForSelector('[data-page="city"], [data-page="district"], [data-page="station"]');
+  return page;
+}
+
+const optionValues = (page: Page, select: string) =>
+  page.locator(`${select} option`).evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value).filter((v) => v !== ''));
+
+beforeAll(async () => {
+  await ensureDashboardBuilt();
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-ops-e2e-'));
+  writeFileSync(path.join(tmp, 'fleet.json'), JSON.stringify(FLEET));
+  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'operator-tasks-admin-1' } });
+  await hub.importFleet(FLEET);
+  browser = await launchBrowser();
+}, 240_000);
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  await hub?.stop();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}, 60_000);
+
+afterEach(async (ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  let n = 0;
+  const shown: string[] = [];
+  for (const c of contexts) {
+    for (const p of c.pages()) {
+      await screenshot(p, `ops-failed-${ctx.task.name.slice(0, 40).replace(/\W+/g, '-')}-${n++}`).catch(() => {});
+      const text = await p.locator('body').innerText({ timeout: 2000 }).catch((e: unknown) => `(no text: ${String(e)})`);
+      shown.push(`--- ${p.url()}\n${text.slice(0, 1500)}`);
+    }
+  }
+  console.error(`[operator-tasks] "${ctx.task.name}" failed; open pages:\n${shown.join('\n')}\nerrors: ${pageErrors.join('\n')}`);
+});
+
+describe("operators' tasks in Chromium, in Chinese", () => {
+  it('a district admin registers a terminal and moves another, picking stations and the terminal by search', async () => {
+    const page = await openAs('desk', { username: 'yx-admin', role: 'district-admin', nodeId: 'GZ-YX' });
+    await page.getByRole('link', { name: '终端部署' }).click();
+    await page.waitForSelector('[data-page="placement"]');
+
+    // The district's three stations are offered (and nothing outside the district).
+    await poll(() => optionValues(page, '#reg-station')).toEqual(['GZ-YX-001', 'GZ-YX-002', 'GZ-YX-003']);
+    expect(await optionValues(page, '#move-station')).toEqual(['GZ-YX-001', 'GZ-YX-002', 'GZ-YX-003']);
+
+    // Register: the station found by typing part of its Chinese name, picked when it is the only match.
+    await page.locator('#reg-type').selectOption('weijingwu');
+    await page.locator('#reg-serial').fill('SN-OT-NEW');
+    await page.locator('#reg-station-filter').fill('东山');
+    await poll(() => page.locator('#reg-station').inputValue()).toBe('GZ-YX-003');
+    await page.getByRole('button', { name: '登记', exact: true }).click();
+    const secret = (await page.locator('[data-testid="secret-value"]').textContent())?.trim() ?? '';
+    expect(secret.length).toBeGreaterThanOrEqual(32);
+    await page.locator('[data-testid="secret"]').getByRole('button', { name: '复制' }).click();
+    await poll(() => page.locator('[data-testid="secret"]').getByRole('button').textContent()).toBe('已复制');
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+    const created = await json<{ items: { id: string; serial: string }[] }>(hub.api('/api/v1/terminals?node=GZ-YX-003'));
+    expect(created.items.map((i) => i.serial)).toEqual(['SN-OT-NEW']);
+    await screenshot(page, 'ops-placement-register-desk');
+
+    // Move: the terminal picked from the district's list by part of its id, the station by its id.
+    await poll(() => optionValues(page, '#move-id')).toContain('GZ-YX-001-02');
+    expect(await optionValues(page, '#move-id')).not.toContain('GZ-HZ-001-01');
+    await page.locator('#move-id-filter').fill('001-02');
+    await poll(() => page.locator('#move-id').inputValue()).toBe('GZ-YX-001-02');
+    await page.locator('#move-station-filter').fill('yx-002');
+    await poll(() => page.locator('#move-station').inputValue()).toBe('GZ-YX-002');
+    await page.locator('#move-reason').fill('窗口调整');
+    await page.getByRole('button', { name: '迁移', exact: true }).click();
+    await poll(() => page.locator('#move .note').textContent()).toContain('GZ-YX-001-02 已迁至 北京街派出所');
+    const moved = await json<{ station: string }>(hub.api('/api/v1/terminals/GZ-YX-001-02'));
+    expect(moved.station).toBe('GZ-YX-002');
+    await screenshot(page, 'ops-placement-move-desk');
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+});
