@@ -31,6 +31,7 @@ import {
   type TerminalConfig,
   type TerminalEvent,
   type UpdateTarget,
+  type SelfTestResult,
 } from '@kiosk-fleet/protocol';
 import { jitter } from './backoff.ts';
 import { CommandFailure, handleCommandMessage, type CommandOutcome, type Handlers } from './commands.ts';
@@ -582,7 +583,9 @@ export class Agent {
       'self-test': async () => {
         const [host, peripherals] = await Promise.all([this.opts.host.sample(), this.checkPeripherals()]);
         const failing = Object.entries(peripherals).filter(([, s]) => s.status !== 'ok').map(([id]) => id);
-        return { passed: failing.length === 0, failing, host, peripherals, app: { up: this.#app.up, sessionActive: this.#app.sessionActive } };
+        const result = { passed: failing.length === 0, failing, host, peripherals, app: { up: this.#app.up, sessionActive: this.#app.sessionActive } };
+        // The hub reads this shape (protocol's selfTestResultSchema) to name the failing peripherals on an alert.
+        return result satisfies SelfTestResult;
       },
       'collect-logs': async ({ lines }) => {
         const all = this.opts.logRing?.tail(lines) ?? [];
