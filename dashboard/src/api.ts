@@ -34,6 +34,8 @@ export class ApiError extends Error {
     message: string,
     /** True when the hub has no such route (as opposed to "no such thing"). */
     readonly routeMissing = false,
+    /** The error's `details` as the hub sent them (e.g. which rollout a new one collides with). */
+    readonly details: unknown = undefined,
   ) {
     super(message);
   }
@@ -50,10 +52,10 @@ interface ResponseLike {
 /** The JSON body type of the successful members of a typed client response. */
 type OkBody<R> = R extends { ok: true; json(): Promise<infer J> } ? J : never;
 
-function parseErrorBody(text: string): { error?: { code?: string; message?: string } } | null {
+function parseErrorBody(text: string): { error?: { code?: string; message?: string; details?: unknown } } | null {
   try {
     const j: unknown = JSON.parse(text);
-    return j && typeof j === 'object' ? (j as { error?: { code?: string; message?: string } }) : null;
+    return j && typeof j === 'object' ? (j as { error?: { code?: string; message?: string; details?: unknown } }) : null;
   } catch {
     return null;
   }
@@ -87,7 +89,7 @@ export async function run<R extends ResponseLike, T>(
     if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
   }
   const routeMissing = res.status === 404 && (!body?.error || message.startsWith('no route '));
-  return { ok: false, error: new ApiError(res.status, code, message, routeMissing) };
+  return { ok: false, error: new ApiError(res.status, code, message, routeMissing, body?.error?.details) };
 }
 
 // ------------------------------------------------------------------ transport

@@ -310,6 +310,8 @@ export const en = {
   'releases.uploaded': 'Release {version} uploaded.',
   'releases.pilot': 'Pilot station (first wave)',
   'releases.noPilot': 'No pilot: the whole node at once',
+  'releases.conflict': '{n} of these terminals are already in rollout {id} ({release}, {status}): {terminals}. Abort that rollout or wait until it completes.',
+  'releases.showRollout': 'Show that rollout',
   'releases.started': 'Rollout started.',
   'releases.wave': 'Wave {n}',
   'releases.pause': 'Pause',

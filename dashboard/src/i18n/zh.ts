@@ -312,6 +312,8 @@ export const zh: Record<MessageKey, string> = {
   'releases.uploaded': '版本 {version} 已上传。',
   'releases.pilot': '试点派出所（第一批）',
   'releases.noPilot': '不设试点：整个节点一次发布',
+  'releases.conflict': '其中 {n} 台终端已在发布任务 {id}（{release}，{status}）中：{terminals}。请先终止该任务，或等它完成。',
+  'releases.showRollout': '查看该发布任务',
   'releases.started': '发布已开始。',
   'releases.wave': '第 {n} 批',
   'releases.pause': '暂停',

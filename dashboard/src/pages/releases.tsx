@@ -3,7 +3,7 @@
  * station first, then the rest of the chosen node), follow each wave live, pause / resume / abort.
  */
 import { useState } from 'preact/hooks';
-import { createRollout, getReleases, getRollouts, rolloutAction, uploadRelease, type RolloutRow } from '../api.ts';
+import { createRollout, getReleases, getRollouts, rolloutAction, uploadRelease, type ApiError, type RolloutRow } from '../api.ts';
 import { useResource } from '../hooks.ts';
 import { pickName, t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
@@ -13,6 +13,17 @@ import { label, typeLabel } from '../labels.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 
 const DONE = ['committed', 'soaked'];
+
+/** The hub's 409 for a rollout over terminals another unfinished one covers, said in the user's language. */
+function conflictText(e: ApiError): { text: string; rolloutId: string } | null {
+  const d = e.details as { rolloutId?: string; releaseId?: string; status?: string; terminals?: string[] } | undefined;
+  if (e.code !== 'rollout-conflict' || !d?.rolloutId || !d.terminals) return null;
+  const shown = d.terminals.slice(0, 8).join('、') + (d.terminals.length > 8 ? ' …' : '');
+  return {
+    rolloutId: d.rolloutId,
+    text: t('releases.conflict', { n: d.terminals.length, id: d.rolloutId, release: d.releaseId ?? '', status: label('releases.status', d.status ?? ''), terminals: shown }),
+  };
+}
 const FAILED = ['failed', 'unhealthy', 'rolling-back'];
 
 function Wave(props: { w: RolloutRow['waves'][number]; current: boolean }) {
@@ -46,7 +57,7 @@ function RolloutItem(props: { r: RolloutRow; onDone: () => void }) {
     props.onDone();
   };
   return (
-    <li class="rollout" data-rollout={r.id} data-status={r.status}>
+    <li class="rollout" id={`rollout-${r.id}`} data-rollout={r.id} data-status={r.status}>
       <div class="ai-head">
         <strong>{r.version}</strong>
         <span class={`badge rollout-${r.status}`}>{label('releases.status', r.status)}</span>
@@ -141,7 +152,7 @@ export function ReleasesPage() {
   const [target, setTarget] = useState('');
   const [pilot, setPilot] = useState('');
   const [urgent, setUrgent] = useState(false);
-  const [msg, setMsg] = useState<{ ok: boolean; text: string } | null>(null);
+  const [msg, setMsg] = useState<{ ok: boolean; text: string; rolloutId?: string } | null>(null);
   const nodes = tree ? [...tree.byId.values()].sort((a, b) => a.id.localeCompare(b.id)) : [];
   const stations = nodes.filter((n) => n.level === 'station' && (!target || n.id.startsWith(`${target}-`) || n.id === target));
   return (
@@ -205,7 +216,14 @@ export function ReleasesPage() {
                         e.preventDefault();
                         setMsg(null);
                         const r = await createRollout({ releaseId: release, nodeIds: [target], pilotStations: pilot ? [pilot] : [], urgent });
-                        setMsg(r.ok ? { ok: true, text: t('releases.started') } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+                        const conflict = r.ok ? null : conflictText(r.error);
+                        setMsg(
+                          r.ok
+                            ? { ok: true, text: t('releases.started') }
+                            : conflict
+                              ? { ok: false, ...conflict }
+                              : { ok: false, text: t('common.failed', { message: r.error.message }) },
+                        );
                         rollouts.reload();
                       }}
                     >
@@ -246,8 +264,9 @@ export function ReleasesPage() {
                         {t('releases.submitCreate')}
                       </button>
                       {msg && (
-                        <p class={msg.ok ? 'note ok' : 'note error'} role="status">
-                          {msg.text}
+                        <p class={msg.ok ? 'note ok' : 'note error'} role="status" data-testid="rollout-create-result">
+                          {msg.text}{' '}
+                          {msg.rolloutId && <a href={`#rollout-${msg.rolloutId}`}>{t('releases.showRollout')}</a>}
                         </p>
                       )}
                     </form>

@@ -31,7 +31,7 @@ export function registerRolloutsOpenApi(registry: Pick<OpenAPIHono['openAPIRegis
     summary: 'Create a rollout of a release along the tree, in waves gated on post-update health',
     security: [{ bearer: [] }],
     request: { body: { required: true, content: { 'application/json': { schema: createRolloutSchema as unknown as z.ZodType } } } },
-    responses: { 201: json(rollout, 'Created and started'), 400: json(error, 'Bad request, with the path of each bad field'), 401: json(error, 'Not an admin') },
+    responses: { 201: json(rollout, 'Created and started'), 400: json(error, 'Bad request, with the path of each bad field'), 401: json(error, 'Not an admin'), 409: json(error, 'An unfinished (running or paused) rollout already covers some of these terminals: `details` names it and them') },
   });
   registry.registerPath({ method: 'get', path: '/rollouts', summary: 'List rollouts', security: [{ bearer: [] }], responses: { 200: json(z.object({ items: z.array(rollout), nextCursor: z.string().nullable() }), 'Rollouts'), 401: json(error, 'Not an admin') } });
   registry.registerPath({

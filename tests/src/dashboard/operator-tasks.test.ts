@@ -7,6 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
+import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
+import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';
 
@@ -73,8 +76,19 @@ beforeAll(async () => {
   await ensureDashboardBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-ops-e2e-'));
   writeFileSync(path.join(tmp, 'fleet.json'), JSON.stringify(FLEET));
-  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'operator-tasks-admin-1' } });
+  const keys = generateReleaseKeyPair();
+  writeFileSync(path.join(tmp, 'pub.pem'), keys.publicKeyPem);
+  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'operator-tasks-admin-1', KF_RELEASE_KEYS: path.join(tmp, 'pub.pem') } });
   await hub.importFleet(FLEET);
+  // A signed release uploaded by the city (release:write is the city admin's); district admins roll it out.
+  const built = await buildRelease({
+    workDir: tmp,
+    version: '3.3.0',
+    files: appBundle('3.3.0', true),
+    privateKey: privateKeyFromPem(keys.privateKeyPem),
+    terminalTypes: [...TERMINAL_TYPE_IDS],
+  });
+  await json(hub.api('/api/v1/releases', { method: 'POST', body: built.artifact, headers: { 'x-kf-manifest': built.manifestB64, 'x-kf-signature': built.signature } }));
   browser = await launchBrowser();
 }, 240_000);
 
@@ -138,5 +152,30 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     expect(moved.station).toBe('GZ-YX-002');
     await screenshot(page, 'ops-placement-move-desk');
     expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('a district admin starting a second rollout over terminals a running one covers is told which rollout holds them', async () => {
+    const page = await openAs('desk', { username: 'yx-admin-2', role: 'district-admin', nodeId: 'GZ-YX' });
+    await page.getByRole('link', { name: '版本发布' }).click();
+    await page.waitForSelector('[data-page="releases"]');
+    await page.locator('#ro-release').selectOption({ index: 1 });
+    await page.locator('#ro-target').selectOption('GZ-YX');
+    await page.locator('#ro-pilot').selectOption('GZ-YX-001');
+    await page.getByRole('button', { name: '开始发布' }).click();
+    const first = page.locator('.rollout').first();
+    await poll(() => first.getAttribute('data-status')).toBe('running');
+    const firstId = (await first.getAttribute('data-rollout')) ?? '';
+
+    // The same again: refused, and the page names the running rollout and the terminals it holds, in Chinese.
+    await page.getByRole('button', { name: '开始发布' }).click();
+    const said = page.locator('[data-testid="rollout-create-result"]');
+    await poll(() => said.textContent()).toContain(`已在发布任务 ${firstId}`);
+    expect(await said.textContent()).toContain('GZ-YX-001-01');
+    expect(await said.textContent()).toContain('进行中');
+    expect(await page.locator('.rollout').count()).toBe(1);
+    await said.getByRole('link', { name: '查看该发布任务' }).click();
+    expect(new URL(page.url()).hash).toBe(`#rollout-${firstId}`);
+    await screenshot(page, 'ops-rollout-conflict-desk');
+    await json(hub.api(`/api/v1/rollouts/${firstId}/abort`, { method: 'POST' }));
   }, 120_000);
 });
