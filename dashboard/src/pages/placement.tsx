@@ -7,7 +7,8 @@ import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
 import { typeLabel } from '../labels.ts';
-import { previewFleet } from '../fleet-file.ts';
+import { previewFleet, type FleetPreview } from '../fleet-file.ts';
+import type { FleetCsvError } from '@kiosk-fleet/protocol';
 
 /** Every station the operator may place at: under a city admin's districts, or a district admin's own stations. */
 export function stationItems(tree: Tree | null): PickItem[] {
@@ -167,7 +168,66 @@ function Move(props: { tree: Tree | null }) {
   );
 }
 
-function Import() {
+function csvErrorText(e: FleetCsvError): string {
+  switch (e.code) {
+    case 'missing-column':
+      return t('placement.csv.missingColumn', { row: e.row, column: e.column });
+    case 'quoted':
+      return t('placement.csv.quoted', { row: e.row });
+    case 'field-count':
+      return t('placement.csv.fieldCount', { row: e.row, expected: e.expected, got: e.got });
+    case 'empty-field':
+      return t('placement.csv.emptyField', { row: e.row, column: e.column });
+  }
+}
+
+/** The rows as read and every problem at once, so a file is fixed in one go, before anything is sent. */
+function ImportPreview(props: { preview: FleetPreview; tree: Tree | null }) {
+  const { preview } = props;
+  const shown = preview.rows.slice(0, 200);
+  return (
+    <div data-testid="import-preview">
+      <p>{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>
+      {preview.errors.length > 0 && (
+        <div class="note error" role="alert" data-testid="import-errors">
+          <p>{t('placement.previewErrors', { n: preview.errors.length })}</p>
+          <ul>
+            {preview.errors.map((e, i) => (
+              <li key={i}>{csvErrorText(e)}</li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {shown.length > 0 && (
+        <div class="table-wrap">
+          <table class="results">
+            <thead>
+              <tr>
+                <th scope="col">{t('placement.row')}</th>
+                <th scope="col">{t('placement.id')}</th>
+                <th scope="col">{t('placement.station')}</th>
+                <th scope="col">{t('placement.type')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((r) => (
+                <tr key={r.row} data-row={r.row}>
+                  <td>{r.row}</td>
+                  <td>{r.id}</td>
+                  <td>{props.tree?.byId.has(r.station) ? `${nodeName(props.tree, r.station)} · ${r.station}` : r.station}</td>
+                  <td>{typeLabel(r.type)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {preview.rows.length > shown.length && <p class="muted">{t('placement.previewMore', { n: preview.rows.length - shown.length })}</p>}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Import(props: { tree: Tree | null }) {
   const [content, setContent] = useState('');
   const [preview, setPreview] = useState<ReturnType<typeof previewFleet> | null>(null);
   const [err, setErr] = useState<string | null>(null);
@@ -209,7 +269,7 @@ function Import() {
           <button
             type="button"
             class="primary"
-            disabled={!preview || busy}
+            disabled={!preview || preview.errors.length > 0 || preview.terminals === 0 || busy}
             onClick={async () => {
               if (!preview) return;
               setBusy(true);
@@ -225,7 +285,7 @@ function Import() {
             {t('placement.submitImport')}
           </button>
         </div>
-        {preview && <p data-testid="import-preview">{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>}
+        {preview && <ImportPreview preview={preview} tree={props.tree} />}
         {busy && (
           <p role="status">
             <progress aria-label={t('placement.importing')} /> {t('placement.importing')}
@@ -263,7 +323,7 @@ export function PlacementPage() {
       <div class="grid-3">
         <Register tree={tree} />
         <Move tree={tree} />
-        <Import />
+        <Import tree={tree} />
       </div>
     </div>
   );

@@ -178,4 +178,32 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await screenshot(page, 'ops-rollout-conflict-desk');
     await json(hub.api(`/api/v1/rollouts/${firstId}/abort`, { method: 'POST' }));
   }, 120_000);
+
+  it('a district admin importing a CSV sees every problem before sending it (a header-less file too), then the rows it holds', async () => {
+    const page = await openAs('desk', { username: 'yx-admin-3', role: 'district-admin', nodeId: 'GZ-YX' });
+    await page.goto(`${hub.url}/placement`);
+    await page.waitForSelector('[data-page="placement"]');
+    const body = 'GZ-YX-002-07,GZ-YX-002,id-card,SN-IMP-7\nGZ-YX-002-08,GZ-YX-002,weijingwu,SN-IMP-8\n';
+    // No header line: the hub would refuse it, so the preview does, saying why, and nothing can be sent.
+    await page.locator('#imp-text').fill(body);
+    await page.getByRole('button', { name: '预览' }).click();
+    await poll(() => page.locator('[data-testid="import-errors"]').textContent()).toContain('第 1 行：第一行必须是表头 id,station,type,serial');
+    expect(await page.getByRole('button', { name: '导入', exact: true }).isDisabled()).toBe(true);
+    // Two bad lines and a good one: both problems at once, with their lines.
+    await page.locator('#imp-text').fill('id,station,type,serial\nGZ-YX-002-07,GZ-YX-002,id-card\nGZ-YX-002-08,GZ-YX-002,weijingwu,SN-IMP-8\nGZ-YX-002-09,,id-card,SN-IMP-9\n');
+    await page.getByRole('button', { name: '预览' }).click();
+    await poll(() => page.locator('[data-testid="import-errors"] li').allTextContents()).toEqual(['第 2 行：有 3 个字段，表头有 4 个。', '第 4 行：“station”为空。']);
+    expect(await page.getByRole('button', { name: '导入', exact: true }).isDisabled()).toBe(true);
+    // Fixed: the rows as read (id, station by name, type), then the import.
+    await page.locator('#imp-text').fill(`id,station,type,serial\n${body}`);
+    await page.getByRole('button', { name: '预览' }).click();
+    await poll(() => page.locator('[data-testid="import-preview"] tbody tr').count()).toBe(2);
+    expect(await page.locator('[data-testid="import-errors"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="import-preview"] [data-row="2"]').textContent()).toContain('北京街派出所');
+    await screenshot(page, 'ops-import-preview-desk');
+    await page.getByRole('button', { name: '导入', exact: true }).click();
+    await poll(() => page.locator('#import .note.ok').textContent()).toContain('新增 2 台');
+    const list = await json<{ items: { id: string }[] }>(hub.api('/api/v1/terminals?node=GZ-YX-002'));
+    expect(list.items.map((i) => i.id)).toEqual(expect.arrayContaining(['GZ-YX-002-07', 'GZ-YX-002-08']));
+  }, 120_000);
 });
