@@ -759,3 +759,55 @@ export async function getStationTerminals(station: string): Promise<Result<Termi
   }
   return { ok: true, data: out };
 }
+
+// ------------------------------------------------------------------ user management (user:manage)
+
+export type RoleName = 'city-admin' | 'district-admin' | 'technician' | 'viewer';
+
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: string;
+  nodeId: string | null;
+  createdAt: string;
+  expiresAt: string;
+  lastUsedAt: string | null;
+  active: boolean;
+}
+
+const toToken = (j: TokenRow): TokenRow => ({
+  id: j.id,
+  name: j.name,
+  role: j.role,
+  nodeId: j.nodeId,
+  createdAt: j.createdAt,
+  expiresAt: j.expiresAt,
+  lastUsedAt: j.lastUsedAt,
+  active: j.active,
+});
+
+/** Creates a user; the hub generates the one-time password and returns it this once. */
+export function createUser(u: { username: string; displayName?: string; role: RoleName; nodeId: string | null }): Promise<Result<{ id: string; password: string | null }>> {
+  return run(client.users.$post({ json: u }), (j) => ({ id: j.user.id, password: j.password }));
+}
+
+export function resetUserPassword(id: string): Promise<Result<string>> {
+  return run(client.users[':id']['reset-password'].$post({ param: { id } }), (j) => j.password);
+}
+
+export function setUserDisabled(id: string, disabled: boolean): Promise<Result<true>> {
+  // disable/enable are built by a helper in the hub (a path from a variable), so they are not in AppType's literal routes
+  return run(http('POST', `users/${encodeURIComponent(id)}/${disabled ? 'disable' : 'enable'}`, undefined, {}) as Untyped<unknown>, () => true as const);
+}
+
+export function getUserTokens(userId: string): Promise<Result<TokenRow[]>> {
+  return run(client.auth.tokens.$get({ query: { user: userId } }), (j) => j.items.map(toToken));
+}
+
+export function createUserToken(userId: string, body: { name: string; role?: RoleName; nodeId?: string | null; expiresInDays: number }): Promise<Result<{ row: TokenRow; token: string }>> {
+  return run(client.users[':id'].tokens.$post({ param: { id: userId }, json: body }), (j) => ({ row: toToken(j), token: j.token }));
+}
+
+export function revokeToken(id: string): Promise<Result<true>> {
+  return run(client.auth.tokens[':id'].$delete({ param: { id } }), () => true as const);
+}

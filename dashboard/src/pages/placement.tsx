@@ -3,6 +3,7 @@ import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
 import { importFleet, listTerminals, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
 import type { TerminalRow } from '../model.ts';
 import { SearchPick, type PickItem } from '../components/picker.tsx';
+import { CopyButton } from '../components/copy.tsx';
 import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
@@ -47,23 +48,6 @@ function TerminalSelect(props: { id: string; value: string; onChange: (v: string
   useEffect(() => search(''), []);
   const items = rows.map((r) => ({ value: r.id, text: `${r.id} · ${typeLabel(r.type)} · ${nodeName(props.tree, r.stationId)}` }));
   return <SearchPick id={props.id} required items={items} value={props.value} onChange={props.onChange} onQuery={search} />;
-}
-
-function CopyButton(props: { text: string }) {
-  const [done, setDone] = useState(false);
-  return (
-    <button
-      type="button"
-      onClick={() => {
-        void navigator.clipboard?.writeText(props.text).then(
-          () => setDone(true),
-          () => setDone(false),
-        );
-      }}
-    >
-      {done ? t('placement.copied') : t('placement.copy')}
-    </button>
-  );
 }
 
 function Register(props: { tree: Tree | null }) {

@@ -206,4 +206,80 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     const list = await json<{ items: { id: string }[] }>(hub.api('/api/v1/terminals?node=GZ-YX-002'));
     expect(list.items.map((i) => i.id)).toEqual(expect.arrayContaining(['GZ-YX-002-07', 'GZ-YX-002-08']));
   }, 120_000);
+
+  it('a district admin manages users: creates a technician (one-time password, copy), resets, gives and revokes a token, disables and enables', async () => {
+    const page = await openAs('desk', { username: 'yx-admin-4', role: 'district-admin', nodeId: 'GZ-YX' });
+    await page.getByRole('link', { name: '用户与审计' }).click();
+    await page.waitForSelector('[data-page="users"]');
+    const form = page.locator('[data-testid="create-user"]');
+    await form.waitFor();
+    // Only what a district admin may grant: no city admin, nothing outside Yuexiu, not the whole installation.
+    expect(await page.locator('#nu-role option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['district-admin', 'technician', 'viewer']);
+    await page.locator('#nu-role').selectOption('technician');
+    await poll(() => optionValues(page, '#nu-node')).toEqual(['GZ-YX', 'GZ-YX-001', 'GZ-YX-002', 'GZ-YX-003']);
+    await page.locator('#nu-username').fill('yx001-new');
+    await page.locator('#nu-display').fill('王工');
+    await page.locator('#nu-node-filter').fill('洪桥');
+    await poll(() => page.locator('#nu-node').inputValue()).toBe('GZ-YX-001');
+    await form.getByRole('button', { name: '创建用户' }).click();
+    const once = page.locator('[data-testid="one-time-password-value"]');
+    await poll(() => once.count()).toBe(1);
+    const password = ((await once.textContent()) ?? '').trim();
+    await page.locator('[data-testid="one-time-password"]').getByRole('button', { name: '复制' }).click();
+    await poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(password);
+    const row = page.locator('[data-user="yx001-new"]');
+    await poll(() => row.textContent()).toContain('运维人员');
+    expect(await row.textContent()).toContain('洪桥派出所');
+    expect(await row.textContent()).toContain('须修改密码');
+    const signIn = (pw: string) => fetch(`${hub.url}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'yx001-new', password: pw }) });
+    expect((await signIn(password)).status).toBe(200);
+    await screenshot(page, 'ops-users-created-desk');
+
+    // Reset: confirmed, a new one-time password shown once; the old one no longer works.
+    page.once('dialog', (d) => void d.accept());
+    await row.getByRole('button', { name: '重置密码' }).click();
+    const reset = row.locator('[data-testid="reset-password-value"]');
+    await poll(() => reset.count()).toBe(1);
+    const second = ((await reset.textContent()) ?? '').trim();
+    expect(second).not.toBe(password);
+    expect((await signIn(password)).status).toBe(401);
+    expect((await signIn(second)).status).toBe(200);
+
+    // An API token for the technician, narrowed to a viewer: shown once, works as a viewer of the station; revoked.
+    await row.getByRole('button', { name: 'API 令牌' }).click();
+    const tokens = page.locator('[data-testid="tokens"]');
+    await poll(() => tokens.locator('h3').textContent()).toBe('yx001-new 的 API 令牌');
+    expect(await tokens.locator('#tk-role option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['technician', 'viewer']);
+    await tokens.locator('#tk-name').fill('值班大屏');
+    await tokens.locator('#tk-role').selectOption('viewer');
+    await tokens.locator('#tk-node-filter').fill('GZ-YX-001');
+    await poll(() => tokens.locator('#tk-node').inputValue()).toBe('GZ-YX-001');
+    await tokens.getByRole('button', { name: '创建令牌' }).click();
+    const tokenValue = tokens.locator('[data-testid="new-token-value"]');
+    await poll(() => tokenValue.count()).toBe(1);
+    const token = ((await tokenValue.textContent()) ?? '').trim();
+    const meWith = () => fetch(`${hub.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+    expect(await (await meWith()).json()).toMatchObject({ role: 'viewer', nodeId: 'GZ-YX-001' });
+    await poll(() => tokens.locator('[data-token="值班大屏"]').count()).toBe(1);
+    await screenshot(page, 'ops-users-token-desk');
+    let asked = '';
+    page.once('dialog', (d) => {
+      asked = d.message();
+      void d.accept();
+    });
+    await tokens.locator('[data-token="值班大屏"]').getByRole('button', { name: '吊销' }).click();
+    await poll(() => tokens.locator('[data-token="值班大屏"]').textContent()).toContain('已吊销或已过期');
+    expect(asked).toContain('值班大屏');
+    expect((await meWith()).status).toBe(401);
+
+    // Disable (confirmed): refused at sign-in; enable again.
+    page.once('dialog', (d) => void d.accept());
+    await row.getByRole('button', { name: '停用' }).click();
+    await poll(() => row.textContent()).toContain('已停用');
+    expect((await signIn(second)).status).not.toBe(200);
+    await row.getByRole('button', { name: '启用' }).click();
+    await poll(() => row.textContent()).not.toContain('已停用');
+    expect((await signIn(second)).status).toBe(200);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });
