@@ -811,3 +811,55 @@ export function createUserToken(userId: string, body: { name: string; role?: Rol
 export function revokeToken(id: string): Promise<Result<true>> {
   return run(client.auth.tokens[':id'].$delete({ param: { id } }), () => true as const);
 }
+
+// ------------------------------------------------------------------ availability report (/reports/availability)
+
+export interface ReportService {
+  terminals: number;
+  plannedSeconds: number;
+  expectedSeconds: number;
+  availableSeconds: number;
+  share: number | null;
+  downtimeSeconds: { offline: number; peripheralFault: number; appDown: number; noData: number };
+}
+
+export interface ReportRow {
+  level: 'terminal' | 'station' | 'district' | 'city';
+  id: string;
+  terminals: number;
+  periodSeconds: number;
+  plannedSeconds: number;
+  offlineSeconds: number;
+  services: Record<string, ReportService>;
+}
+
+export interface AvailabilityReport {
+  node: string | null;
+  from: string;
+  to: string;
+  terminals: ReportRow[];
+  stations: ReportRow[];
+  districts: ReportRow[];
+  city: ReportRow[];
+}
+
+export interface ReportQuery {
+  node?: string;
+  terminal?: string;
+  from: string;
+  to: string;
+}
+
+const reportQuery = (q: ReportQuery, format: 'json' | 'csv') => ({ ...(q.node ? { node: q.node } : {}), ...(q.terminal ? { terminal: q.terminal } : {}), from: q.from, to: q.to, format });
+
+export function getAvailability(q: ReportQuery): Promise<Result<AvailabilityReport>> {
+  return run(http('GET', 'reports/availability', reportQuery(q, 'json')) as Untyped<AvailabilityReport>, (j) => j);
+}
+
+/** The same report as CSV, fetched with the credential (a bearer token cannot ride on a plain link). */
+export async function getAvailabilityCsv(q: ReportQuery): Promise<Result<Blob>> {
+  const res = await http('GET', 'reports/availability', reportQuery(q, 'csv')).catch((e: unknown) => e as Error);
+  if (res instanceof Error) return { ok: false, error: new ApiError(0, 'network', res.message) };
+  if (!res.ok) return run(Promise.resolve(res) as Untyped<never>, () => new Blob());
+  return { ok: true, data: await res.blob() };
+}

@@ -15,6 +15,7 @@ import { PlacementPage } from './pages/placement.tsx';
 import { ConfigPage } from './pages/config.tsx';
 import { ReleasesPage } from './pages/releases.tsx';
 import { UsersPage } from './pages/users.tsx';
+import { ReportsPage } from './pages/reports.tsx';
 
 /** `needs`: any one of these permissions shows the entry (the hub enforces them anyway; this only declutters). */
 const NAV = [
@@ -24,6 +25,7 @@ const NAV = [
   { href: '/placement', key: 'nav.placement', needs: ['terminal:register', 'terminal:place'] },
   { href: '/config', key: 'nav.config', needs: ['config:write'] },
   { href: '/releases', key: 'nav.releases', needs: ['release:write', 'rollout:write'] },
+  { href: '/reports', key: 'nav.reports', needs: [] },
   { href: '/users', key: 'nav.users', needs: ['user:manage', 'audit:read'] },
 ] as const;
 
@@ -39,6 +41,7 @@ function Page(props: { path: string; query: URLSearchParams }) {
   if (path === '/config') return <ConfigPage query={props.query} />;
   if (path === '/releases') return <ReleasesPage />;
   if (path === '/users') return <UsersPage />;
+  if (path === '/reports') return <ReportsPage query={props.query} />;
   return <p class="note">{t('state.notFound')}</p>;
 }
 

@@ -2,7 +2,7 @@
  * The operators' tasks of issue 24, each done in real Chromium against a real hub process, in Chinese, as the user
  * it belongs to: the district admin at a desk (1440×900), the technician on a phone (390×844).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -11,6 +11,9 @@ import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
 import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { PresenceStore } from '../../../hub/src/store/presence.ts';
+import { RetentionStore } from '../../../hub/src/store/retention.ts';
+import { startTestHub } from '../../../hub/src/test-support.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';
 
 const FLEET = {
@@ -50,17 +53,17 @@ async function json<T>(res: Response | Promise<Response>): Promise<T> {
 }
 
 /** A user made by the city admin, signed in through the page, who changes the one-time password first. */
-async function openAs(size: SizeName, user: { username: string; role: string; nodeId: string | null }): Promise<Page> {
-  const res = await hub.api('/api/v1/users', { method: 'POST', json: user });
+async function openAs(size: SizeName, user: { username: string; role: string; nodeId: string | null }, on: HubProcess = hub): Promise<Page> {
+  const res = await on.api('/api/v1/users', { method: 'POST', json: user });
   expect(res.status).toBe(201);
   const { password } = (await res.json()) as { password: string };
   const ctx = await newContext(browser, size);
-  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: hub.url });
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: on.url });
   contexts.push(ctx);
   const page = await ctx.newPage();
   page.setDefaultTimeout(30_000);
   page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
-  await login(page, hub.url, { username: user.username, password });
+  await login(page, on.url, { username: user.username, password });
   await page.waitForSelector('[data-testid="change-password"]');
   await page.locator('#new-password').fill(NEW_PASSWORD);
   await page.locator('#new-password-again').fill(NEW_PASSWORD);
@@ -282,4 +285,74 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     expect((await signIn(second)).status).toBe(200);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('a district admin reads the availability of a station by service for chosen days, downloads the CSV, and is told when there is no data', async () => {
+    // History written through the hub's own stores into a data dir, then served by a real hub process: one bureau
+    // day (2026-03-02, Asia/Shanghai) in which the ID-card machine offered its services 75 % of the time (the kiosk
+    // app down the rest, peripherals fine) and the police multi-service kiosk was off.
+    const H = 3_600_000;
+    const D0 = Date.parse('2026-03-01T16:00:00Z');
+    const old = D0 - 30 * 24 * H;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kf-ops-report-'));
+    const seed = await startTestHub({}, dir);
+    for (const [id, zh] of [['GZ', '广州市公安局'], ['GZ-YX', '越秀区分局'], ['GZ-YX-001', '洪桥派出所']] as const) seed.registry.createNode({ id, name: { zh, en: id } }, old);
+    seed.registry.insertTerminal({ id: 'GZ-YX-001-01', type: 'id-card', serial: 'S1', station: 'GZ-YX-001' }, 'test', old);
+    seed.registry.insertTerminal({ id: 'GZ-YX-001-02', type: 'police-multi', serial: 'S2', station: 'GZ-YX-001' }, 'test', old);
+    const presence = new PresenceStore(seed.db);
+    presence.s.insert.run('GZ-YX-001-01', D0 - H, 'unknown', 'online', 'connected', null, null);
+    presence.s.insert.run('GZ-YX-001-02', D0 - 2 * H, 'unknown', 'online', 'connected', null, null);
+    presence.s.insert.run('GZ-YX-001-02', D0 - H, 'online', 'offline', 'power-loss', null, null);
+    const rollups = new RetentionStore(seed.db);
+    const ok = JSON.stringify({ idCardReader: 1, fingerprintScanner: 1, camera: 1, receiptPrinter: 1, touchscreen: 1 });
+    const services = JSON.stringify({ 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 });
+    for (let h = D0; h < D0 + 24 * H; h += H) rollups.s.upsertRollup.run('GZ-YX-001-01', h, 120, ...(Array(12).fill(null) as null[]), ok, services);
+    await seed.stop();
+    const reportHub = await spawnHub({ dataDir: dir, env: { KF_DASHBOARD_DIR: DASHBOARD_DIST } });
+    try {
+      const page = await openAs('desk', { username: 'yx-admin-5', role: 'district-admin', nodeId: 'GZ-YX' }, reportHub);
+      await page.getByRole('link', { name: '可用率报表' }).click();
+      await page.waitForSelector('[data-page="reports"]');
+      // The last 7 days: the terminals are registered but no sample was rolled up: not enough data, not 0 %.
+      const cell = (table: string, row: string, col: number) => page.locator(`[data-testid="${table}"] tr[${row}] > :nth-child(${col})`);
+      await poll(() => cell('report-services', 'data-service="id-card-application"', 2).textContent()).toBe('数据不足');
+
+      // The station, found by name; then the chosen day.
+      await page.locator('#rep-node-filter').fill('洪桥');
+      await page.waitForURL(/node=GZ-YX-001/);
+      await page.locator('#rep-period').selectOption('custom');
+      await page.locator('#rep-from').fill('2026-03-02');
+      await page.waitForURL(/from=2026-03-02/);
+      await page.locator('#rep-to').fill('2026-03-02');
+      await page.waitForURL(/to=2026-03-02/);
+      await poll(() => cell('report-services', 'data-service="id-card-application"', 2).textContent()).toBe('75.0 %');
+      expect(await cell('report-services', 'data-service="id-card-application"', 3).textContent()).toBe('1');
+      expect(await cell('report-services', 'data-service="id-card-application"', 6).textContent()).toBe('6 h 0 min');
+      expect(await cell('report-services', 'data-service="progress-inquiry"', 2).textContent()).toBe('37.5 %');
+      expect(await cell('report-services', 'data-service="progress-inquiry"', 3).textContent()).toBe('2');
+      // the police kiosk was off all day: that is downtime (0 %), shown as such, with its cause
+      expect(await cell('report-services', 'data-service="household-certificate"', 2).textContent()).toBe('0.0 %');
+      expect(await cell('report-services', 'data-service="household-certificate"', 4).textContent()).toBe('24 h 0 min');
+      expect(await page.locator('[data-testid="report-children"] [data-child="GZ-YX-001-01"]').textContent()).toContain('75.0 %');
+      await screenshot(page, 'ops-report-station-desk');
+
+      // The CSV of what is on screen.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: '下载 CSV' }).click()]);
+      const csv = readFileSync((await download.path())!, 'utf8');
+      expect(csv).toContain('station,GZ-YX-001,id-card-application,1,86400,64800,0.75,0,0,21600,0,0');
+      expect(csv).toContain('terminal,GZ-YX-001-02,household-certificate,1,86400,0,0,86400,0,0,0,0');
+
+      // One terminal from the station's list.
+      await page.locator('[data-testid="report-children"] a', { hasText: 'GZ-YX-001-01' }).click();
+      await page.waitForURL(/terminal=GZ-YX-001-01/);
+      await poll(() => cell('report-services', 'data-service="id-card-collection"', 2).textContent()).toBe('75.0 %');
+
+      // Days before the terminals existed: not enough data.
+      await page.goto(`${reportHub.url}/reports?node=GZ-YX&period=custom&from=2026-01-01&to=2026-01-02`);
+      await poll(() => page.locator('[data-testid="not-enough"]').textContent()).toContain('数据不足');
+      expect(await page.locator('[data-page="reports"]').textContent()).not.toContain('0.0 %');
+    } finally {
+      await reportHub.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
