@@ -696,8 +696,24 @@ export interface RolloutRow {
   pauseReason: { code: string; message: string } | null;
   waves: { wave: number; name: string; size: number; counts: Record<string, number>; passed: string | null }[];
   urgent: boolean;
+  gate?: { successRatio: number; soakMinutes: number; failureRateTolerance: number };
+  waveStartedAt?: string;
   createdAt: string;
+  updatedAt?: string;
   createdBy: string;
+}
+
+export interface RolloutTerminal {
+  wave: number;
+  phase: string;
+  targetedAt: number | null;
+  committedAt: number | null;
+  error: { code: string; message: string } | null;
+}
+
+/** One rollout with where each terminal is (the list carries only counts per wave). */
+export function getRollout(id: string): Promise<Result<RolloutRow & { terminals: Record<string, RolloutTerminal> }>> {
+  return run(http('GET', `rollouts/${encodeURIComponent(id)}`) as Untyped<RolloutRow & { terminals: Record<string, RolloutTerminal> }>, (j) => j);
 }
 
 export function getRollouts(): Promise<Result<RolloutRow[]>> {
@@ -710,11 +726,13 @@ export interface NewRollout {
   /** Stations of the pilot wave; the rest of the scope follows in a second wave. */
   pilotStations: string[];
   urgent: boolean;
+  /** Each wave passes when this share of its terminals installed and stayed healthy for soakMinutes. */
+  gate: { successRatio: number; soakMinutes: number };
 }
 
 export function createRollout(r: NewRollout): Promise<Result<RolloutRow>> {
   const waves = [...(r.pilotStations.length ? [{ kind: 'pilot', name: 'pilot', stations: r.pilotStations }] : []), { kind: 'rest', name: 'rest' }];
-  return run(http('POST', 'rollouts', undefined, { releaseId: r.releaseId, nodeIds: r.nodeIds, waves, urgent: r.urgent }) as Untyped<RolloutRow>, (j) => j);
+  return run(http('POST', 'rollouts', undefined, { releaseId: r.releaseId, nodeIds: r.nodeIds, waves, urgent: r.urgent, gate: r.gate }) as Untyped<RolloutRow>, (j) => j);
 }
 
 export function rolloutAction(id: string, action: 'pause' | 'resume' | 'abort'): Promise<Result<RolloutRow>> {

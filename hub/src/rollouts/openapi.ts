@@ -15,6 +15,8 @@ const rollout = z
     pauseReason: z.object({ code: z.string(), message: z.string(), terminals: z.array(z.object({ id: z.string(), code: z.string() })).optional() }).nullable(),
     waves: z.array(wave),
     urgent: z.boolean(),
+    gate: z.object({ successRatio: z.number(), soakMinutes: z.number(), failureRateTolerance: z.number() }),
+    waveStartedAt: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
     createdBy: z.string(),

@@ -79,6 +79,10 @@ export interface RolloutView {
   pauseReason: RolloutState['pauseReason'];
   waves: WaveProgress[];
   urgent: boolean;
+  /** The gate each wave must pass (soak time, share that must succeed), and when the current wave began: what the
+   * dashboard needs to say when the next wave starts. */
+  gate: { successRatio: number; soakMinutes: number; failureRateTolerance: number };
+  waveStartedAt: string;
   createdAt: string;
   updatedAt: string;
   createdBy: string;
@@ -316,6 +320,8 @@ export class RolloutService {
       pauseReason: r.state.pauseReason,
       waves: progress(r.spec, r.state),
       urgent: r.spec.urgent,
+      gate: { successRatio: r.spec.gate.successRatio, soakMinutes: r.spec.gate.soakMs / 60_000, failureRateTolerance: r.spec.gate.failureRateTolerance },
+      waveStartedAt: new Date(r.state.waveStartedAt).toISOString(),
       createdAt: new Date(r.state.createdAt).toISOString(),
       updatedAt: new Date(r.state.updatedAt).toISOString(),
       createdBy: r.createdBy,

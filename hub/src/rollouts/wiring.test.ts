@@ -168,7 +168,9 @@ describe('rollouts wired into the hub', () => {
     for (const r of (await body<{ items: View[] }>(await hub.api('/api/v1/rollouts'), 200)).items) {
       if (r.status === 'running' || r.status === 'paused') await body(await hub.api(`/api/v1/rollouts/${r.id}/abort`, { method: 'POST' }), 200);
     }
-    const first = await body<View>(await thAdmin.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ-TH']) }), 201);
+    const first = await body<View & { gate: unknown }>(await thAdmin.api('/api/v1/rollouts', { method: 'POST', json: { ...spec(['GZ-TH']), gate: { soakMinutes: 45, successRatio: 0.9 } } }), 201);
+    // the view says what each wave must pass, for the dashboard's countdown
+    expect(first.gate).toEqual({ successRatio: 0.9, soakMinutes: 45, failureRateTolerance: 0.05 });
     const refused = await body<{ error: { code: string; message: string; details: { rolloutId: string; terminals: string[] } } }>(
       await hub.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ']) }),
       409,

@@ -507,6 +507,7 @@ describe('dashboard in Chromium against a real hub', () => {
     await page.locator('#ro-target').selectOption('GZ-YX');
     await page.locator('#ro-pilot').selectOption('GZ-YX-001');
     await page.getByRole('button', { name: '开始发布' }).click();
+    await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
     const rollout = page.locator('.rollout').first();
     await poll(() => rollout.getAttribute('data-status')).toBe('running');
     // Two waves: the pilot station's two terminals, then the rest of Yuexiu.

@@ -11,6 +11,7 @@ import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol/release-signing';
 import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { PresenceStore } from '../../../hub/src/store/presence.ts';
 import { RetentionStore } from '../../../hub/src/store/retention.ts';
 import { startTestHub } from '../../../hub/src/test-support.ts';
@@ -39,6 +40,7 @@ const FLEET = {
 const NEW_PASSWORD = 'operator-tasks-password-1';
 
 let hub: HubProcess;
+let sim: SimulatorProcess;
 let browser: Browser;
 let tmp: string;
 const contexts: BrowserContext[] = [];
@@ -82,7 +84,8 @@ beforeAll(async () => {
   const keys = generateReleaseKeyPair();
   writeFileSync(path.join(tmp, 'pub.pem'), keys.publicKeyPem);
   hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'operator-tasks-admin-1', KF_RELEASE_KEYS: path.join(tmp, 'pub.pem') } });
-  await hub.importFleet(FLEET);
+  // The fleet simulator registers the fleet through the import API and runs its terminals (they install releases).
+  sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: path.join(tmp, 'fleet.json'), provision: true, interval: 5 });
   // A signed release uploaded by the city (release:write is the city admin's); district admins roll it out.
   const built = await buildRelease({
     workDir: tmp,
@@ -98,6 +101,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of contexts) await c.close().catch(() => {});
   await browser?.close().catch(() => {});
+  await sim?.stop();
   await hub?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
@@ -165,12 +169,14 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await page.locator('#ro-target').selectOption('GZ-YX');
     await page.locator('#ro-pilot').selectOption('GZ-YX-001');
     await page.getByRole('button', { name: '开始发布' }).click();
+    await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
     const first = page.locator('.rollout').first();
     await poll(() => first.getAttribute('data-status')).toBe('running');
     const firstId = (await first.getAttribute('data-rollout')) ?? '';
 
     // The same again: refused, and the page names the running rollout and the terminals it holds, in Chinese.
     await page.getByRole('button', { name: '开始发布' }).click();
+    await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
     const said = page.locator('[data-testid="rollout-create-result"]');
     await poll(() => said.textContent()).toContain(`已在发布任务 ${firstId}`);
     expect(await said.textContent()).toContain('GZ-YX-001-01');
@@ -354,5 +360,62 @@ describe("operators' tasks in Chromium, in Chinese", () => {
       await reportHub.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  }, 180_000);
+
+  it('a district admin starts a rollout knowing what it reaches, with its gate; sees why a wave waits, who is missing, when the next starts; aborts after confirming', async () => {
+    // A terminal of the pilot station that never comes online: the wave goes on without it (half may fail) and the
+    // page names it as missing.
+    await json(hub.api('/api/v1/terminals', { method: 'POST', json: { id: 'GZ-YX-001-09', type: 'id-card', serial: 'SN-OT-OFF', station: 'GZ-YX-001' } }));
+    const page = await openAs('desk', { username: 'yx-admin-6', role: 'district-admin', nodeId: 'GZ-YX' });
+    await page.getByRole('link', { name: '版本发布' }).click();
+    await page.waitForSelector('[data-testid="create-rollout"]');
+    await page.locator('#ro-release').selectOption({ index: 1 });
+    await page.locator('#ro-target').selectOption('GZ-YX');
+    await page.locator('#ro-pilot').selectOption('GZ-YX-001');
+    await page.locator('#ro-soak').fill('90');
+    await page.locator('#ro-allowed').fill('50');
+    await page.getByRole('button', { name: '开始发布' }).click();
+    // Before anything is sent: how many terminals, which stations, the pilot, the gate, the window.
+    const inScope = (await json<{ items: { id: string; station: string }[] }>(hub.api('/api/v1/terminals?node=GZ-YX&limit=1000'))).items;
+    const pilotCount = inScope.filter((x) => x.station === 'GZ-YX-001').length;
+    const confirmText = page.locator('[data-testid="rollout-confirm"]');
+    await poll(() => confirmText.textContent()).toContain(`将发布到 ${new Set(inScope.map((x) => x.station)).size} 个派出所的 ${inScope.length} 台终端`);
+    expect(await confirmText.textContent()).toContain('洪桥派出所');
+    expect(await confirmText.textContent()).toContain(`第一批（试点）：洪桥派出所，${pilotCount} 台终端`);
+    expect(await confirmText.textContent()).toContain('每批失败不超过 50 %');
+    expect(await confirmText.textContent()).toContain('安装后须保持健康 90 分钟');
+    expect(await confirmText.textContent()).toContain('在各自的维护窗口内安装');
+    await screenshot(page, 'ops-rollout-confirm-desk');
+    await page.getByRole('button', { name: `确认：向 ${inScope.length} 台终端发布` }).click();
+
+    const rollout = page.locator('.rollout[data-status="running"]').first();
+    await poll(() => rollout.count()).toBe(1);
+    expect(await rollout.locator('[data-testid="gate"]').textContent()).toContain('90 分钟');
+    // The terminal that never answers is named, linked, with what it waits for.
+    const missing = rollout.locator('[data-testid="missing"] [data-terminal="GZ-YX-001-09"]');
+    await poll(() => missing.textContent(), 30_000).toContain('已下发，未回应');
+    expect(await missing.locator('a').getAttribute('href')).toBe('/terminals/GZ-YX-001-09');
+    // Once the simulated pilot terminal has installed, the next wave's start is shown, and why it waits until then.
+    const wait = rollout.locator('[data-testid="wave-wait"]');
+    await poll(() => wait.textContent(), 60_000).toMatch(/^第 2 批约于 .+ 开始：届时足够多的终端安装后已保持健康 90 分钟。$/);
+    const view = await json<{ terminals: Record<string, { committedAt: number | null }> }>(hub.api(`/api/v1/rollouts/${await rollout.getAttribute('data-rollout')}`));
+    const committedAt = view.terminals['GZ-YX-001-01']!.committedAt!;
+    const expected = new Intl.DateTimeFormat('zh-CN', { timeZone: 'Asia/Shanghai', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(committedAt + 90 * 60_000));
+    expect(await wait.textContent()).toContain(`约于 ${expected} 开始`);
+    await screenshot(page, 'ops-rollout-waiting-desk');
+
+    // Abort asks first; cancelling keeps it running.
+    let asked = '';
+    page.once('dialog', (d) => {
+      asked = d.message();
+      void d.dismiss();
+    });
+    await rollout.getByRole('button', { name: '终止' }).click();
+    await poll(() => asked).toContain('确定终止版本 3.3.0 的发布');
+    expect(await page.locator('.rollout').first().getAttribute('data-status')).toBe('running');
+    page.once('dialog', (d) => void d.accept());
+    await page.locator('.rollout').first().getByRole('button', { name: '终止' }).click();
+    await poll(() => page.locator('.rollout').first().getAttribute('data-status')).toBe('aborted');
+    expect(pageErrors).toEqual([]);
   }, 180_000);
 });
