@@ -87,14 +87,16 @@ beforeAll(async () => {
   // The fleet simulator registers the fleet through the import API and runs its terminals (they install releases).
   sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: path.join(tmp, 'fleet.json'), provision: true, interval: 5 });
   // A signed release uploaded by the city (release:write is the city admin's); district admins roll it out.
-  const built = await buildRelease({
-    workDir: tmp,
-    version: '3.3.0',
-    files: appBundle('3.3.0', true),
-    privateKey: privateKeyFromPem(keys.privateKeyPem),
-    terminalTypes: [...TERMINAL_TYPE_IDS],
-  });
-  await json(hub.api('/api/v1/releases', { method: 'POST', body: built.artifact, headers: { 'x-kf-manifest': built.manifestB64, 'x-kf-signature': built.signature } }));
+  for (const version of ['3.3.0', '3.4.0']) {
+    const built = await buildRelease({
+      workDir: tmp,
+      version,
+      files: appBundle(version, true),
+      privateKey: privateKeyFromPem(keys.privateKeyPem),
+      terminalTypes: [...TERMINAL_TYPE_IDS],
+    });
+    await json(hub.api('/api/v1/releases', { method: 'POST', body: built.artifact, headers: { 'x-kf-manifest': built.manifestB64, 'x-kf-signature': built.signature } }));
+  }
   browser = await launchBrowser();
 }, 240_000);
 
@@ -165,7 +167,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     const page = await openAs('desk', { username: 'yx-admin-2', role: 'district-admin', nodeId: 'GZ-YX' });
     await page.getByRole('link', { name: '版本发布' }).click();
     await page.waitForSelector('[data-page="releases"]');
-    await page.locator('#ro-release').selectOption({ index: 1 });
+    await page.locator('#ro-release').selectOption('app-3.3.0');
     await page.locator('#ro-target').selectOption('GZ-YX');
     await page.locator('#ro-pilot').selectOption('GZ-YX-001');
     await page.getByRole('button', { name: '开始发布' }).click();
@@ -369,7 +371,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     const page = await openAs('desk', { username: 'yx-admin-6', role: 'district-admin', nodeId: 'GZ-YX' });
     await page.getByRole('link', { name: '版本发布' }).click();
     await page.waitForSelector('[data-testid="create-rollout"]');
-    await page.locator('#ro-release').selectOption({ index: 1 });
+    await page.locator('#ro-release').selectOption('app-3.3.0');
     await page.locator('#ro-target').selectOption('GZ-YX');
     await page.locator('#ro-pilot').selectOption('GZ-YX-001');
     await page.locator('#ro-soak').fill('90');
@@ -416,6 +418,23 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     page.once('dialog', (d) => void d.accept());
     await page.locator('.rollout').first().getByRole('button', { name: '终止' }).click();
     await poll(() => page.locator('.rollout').first().getAttribute('data-status')).toBe('aborted');
+
+    // A release whose health check fails on the pilot terminal: the rollout pauses and names it, with a link.
+    await sim.control('/terminals/GZ-YX-001-01/update-health', { fail: true });
+    await page.locator('#ro-release').selectOption('app-3.4.0');
+    await page.locator('#ro-allowed').fill('0');
+    await page.getByRole('button', { name: '开始发布' }).click();
+    await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
+    const failed = page.locator('.rollout[data-status="paused"]').first();
+    const failing = failed.locator('[data-testid="failing"] [data-terminal="GZ-YX-001-01"]');
+    await poll(() => failing.textContent(), 60_000).toContain('失败 · health-check-failed');
+    expect(await failing.locator('a').getAttribute('href')).toBe('/terminals/GZ-YX-001-01');
+    expect(await failed.textContent()).toContain('健康检查未通过');
+    await screenshot(page, 'ops-rollout-failed-desk');
+    page.once('dialog', (d) => void d.accept());
+    await failed.getByRole('button', { name: '终止' }).click();
+    await poll(() => page.locator('.rollout').first().getAttribute('data-status')).toBe('aborted');
+    await sim.control('/terminals/GZ-YX-001-01/update-health', { fail: false });
     expect(pageErrors).toEqual([]);
   }, 180_000);
 });
