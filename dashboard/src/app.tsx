@@ -1,10 +1,10 @@
 import { useEffect, useState } from 'preact/hooks';
 import { getCredential, onAuthChange, setCredential } from './auth.ts';
 import { getMe, logout as apiLogout, type Me } from './api.ts';
-import { LANGUAGES, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
+import { LANGUAGES, pickName, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
 import { disconnect, useLiveState } from './live.ts';
 import { match, navigate, onLinkClick, usePath } from './router.ts';
-import { resetTree } from './nodes.ts';
+import { resetTree, useTree } from './nodes.ts';
 import { LoginPage } from './pages/login.tsx';
 import { CityPage } from './pages/city.tsx';
 import { NodePage } from './pages/node.tsx';
@@ -28,6 +28,13 @@ const NAV = [
   { href: '/reports', key: 'nav.reports', needs: [] },
   { href: '/users', key: 'nav.users', needs: ['user:manage', 'audit:read'] },
 ] as const;
+
+/** The first tab names the operator's own node (a district or station operator's home is not "the city"). */
+function HomeLabel() {
+  const tree = useTree();
+  const root = tree?.root;
+  return <>{root && root.level !== 'city' ? pickName(root.name, root.id) : t('nav.city')}</>;
+}
 
 function Page(props: { path: string; query: URLSearchParams }) {
   const { path } = props;
@@ -172,7 +179,7 @@ export function App() {
               return (
                 <li key={n.href}>
                   <a href={n.href} aria-current={current ? 'page' : undefined}>
-                    {t(n.key)}
+                    {n.href === '/' ? <HomeLabel /> : t(n.key)}
                   </a>
                 </li>
               );

@@ -437,4 +437,24 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await sim.control('/terminals/GZ-YX-001-01/update-health', { fail: false });
     expect(pageErrors).toEqual([]);
   }, 180_000);
+
+  it('a station technician on a phone sees their own station named in the first tab and breadcrumbs without a link outside their scope', async () => {
+    const page = await openAs('phone', { username: 'yx001-tech-phone', role: 'technician', nodeId: 'GZ-YX-001' });
+    const home = page.locator('.mainnav a[href="/"]');
+    await poll(() => home.textContent()).toBe('洪桥派出所');
+    await page.goto(`${hub.url}/terminals/GZ-YX-001-01`);
+    const crumbs = page.locator('nav.crumbs');
+    await poll(() => crumbs.textContent()).toContain('GZ-YX-001-01');
+    expect(await crumbs.locator('li').allTextContents()).toEqual(['洪桥派出所', 'GZ-YX-001-01']);
+    // every link leads somewhere inside the station (its home is the station page)
+    for (const href of await crumbs.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))) expect(href).toBe('/');
+    await screenshot(page, 'ops-technician-terminal-phone');
+
+    const district = await openAs('phone', { username: 'yx-tech-phone', role: 'technician', nodeId: 'GZ-YX' });
+    await poll(() => district.locator('.mainnav a[href="/"]').textContent()).toBe('越秀区分局');
+    await district.goto(`${hub.url}/terminals/GZ-YX-001-01`);
+    await poll(() => district.locator('nav.crumbs li').allTextContents()).toEqual(['越秀区分局', '洪桥派出所', 'GZ-YX-001-01']);
+    expect(await district.locator('nav.crumbs a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))).toEqual(['/', '/nodes/GZ-YX-001']);
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });
