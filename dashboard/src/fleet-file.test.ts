@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { previewFleet } from './fleet-file.ts';
+import { placeProblems, previewFleet } from './fleet-file.ts';
 import { configDiff } from './config-diff.ts';
 
 describe('previewFleet', () => {
@@ -34,6 +34,21 @@ describe('previewFleet', () => {
 
   it('refuses JSON without terminals', () => {
     expect(() => previewFleet('{"stations": []}')).toThrow(/terminals/);
+  });
+});
+
+describe('placeProblems', () => {
+  it('names a station outside the operator’s district as out of scope, one inside it that does not exist as unknown', () => {
+    const p = previewFleet('id,station,type,serial\nGZ-YX-001-09,GZ-YX-001,id-card,S1\nGZ-HZ-001-09,GZ-HZ-001,id-card,S2\nGZ-YX-077-01,GZ-YX-077,toaster,S3\n');
+    const own = { root: 'GZ-YX', stations: new Set(['GZ-YX-001']), types: ['id-card'] };
+    expect(placeProblems(p, own)).toEqual([
+      { row: 3, code: 'not-in-scope', value: 'GZ-HZ-001' },
+      { row: 4, code: 'unknown-type', value: 'toaster' },
+      { row: 4, code: 'unknown-station', value: 'GZ-YX-077' },
+    ]);
+    // a station the file itself creates is fine
+    const json = previewFleet(JSON.stringify({ stations: [{ id: 'GZ-YX-077' }], terminals: [{ id: 'GZ-YX-077-01', station: 'GZ-YX-077', type: 'id-card' }] }));
+    expect(placeProblems(json, own)).toEqual([]);
   });
 });
 

@@ -8,7 +8,7 @@ import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
 import { typeLabel } from '../labels.ts';
-import { previewFleet, type FleetPreview } from '../fleet-file.ts';
+import { placeProblems, previewFleet, type FleetPreview, type PlaceProblem } from '../fleet-file.ts';
 import type { FleetCsvError } from '@kiosk-fleet/protocol';
 
 /** Every station the operator may place at: under a city admin's districts, or a district admin's own stations. */
@@ -166,18 +166,35 @@ function csvErrorText(e: FleetCsvError): string {
 }
 
 /** The rows as read and every problem at once, so a file is fixed in one go, before anything is sent. */
+function placeText(p: PlaceProblem): string {
+  if (p.code === 'not-in-scope') return t('placement.csv.notInScope', { row: p.row, station: p.value });
+  if (p.code === 'unknown-station') return t('placement.csv.unknownStation', { row: p.row, station: p.value });
+  return t('placement.csv.unknownType', { row: p.row, type: p.value });
+}
+
+function problemsOf(preview: FleetPreview, tree: Tree | null): string[] {
+  const own = {
+    root: tree?.root && tree.root.level !== 'city' ? tree.root.id : null,
+    stations: new Set([...(tree?.byId.values() ?? [])].filter((n) => n.level === 'station').map((n) => n.id)),
+    types: TERMINAL_TYPE_IDS as readonly string[],
+  };
+  const all = [...preview.errors.map((e) => ({ row: e.row, text: csvErrorText(e) })), ...placeProblems(preview, own).map((p) => ({ row: p.row, text: placeText(p) }))];
+  return all.sort((a, b) => a.row - b.row).map((x) => x.text);
+}
+
 function ImportPreview(props: { preview: FleetPreview; tree: Tree | null }) {
   const { preview } = props;
+  const problems = problemsOf(preview, props.tree);
   const shown = preview.rows.slice(0, 200);
   return (
     <div data-testid="import-preview">
       <p>{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>
-      {preview.errors.length > 0 && (
+      {problems.length > 0 && (
         <div class="note error" role="alert" data-testid="import-errors">
-          <p>{t('placement.previewErrors', { n: preview.errors.length })}</p>
+          <p>{t('placement.previewErrors', { n: problems.length })}</p>
           <ul>
-            {preview.errors.map((e, i) => (
-              <li key={i}>{csvErrorText(e)}</li>
+            {problems.map((text, i) => (
+              <li key={i}>{text}</li>
             ))}
           </ul>
         </div>
@@ -253,7 +270,7 @@ function Import(props: { tree: Tree | null }) {
           <button
             type="button"
             class="primary"
-            disabled={!preview || preview.errors.length > 0 || preview.terminals === 0 || busy}
+            disabled={!preview || problemsOf(preview, props.tree).length > 0 || preview.terminals === 0 || busy}
             onClick={async () => {
               if (!preview) return;
               setBusy(true);

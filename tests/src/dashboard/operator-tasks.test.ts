@@ -201,9 +201,14 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await poll(() => page.locator('[data-testid="import-errors"]').textContent()).toContain('第 1 行：第一行必须是表头 id,station,type,serial');
     expect(await page.getByRole('button', { name: '导入', exact: true }).isDisabled()).toBe(true);
     // Two bad lines and a good one: both problems at once, with their lines.
-    await page.locator('#imp-text').fill('id,station,type,serial\nGZ-YX-002-07,GZ-YX-002,id-card\nGZ-YX-002-08,GZ-YX-002,weijingwu,SN-IMP-8\nGZ-YX-002-09,,id-card,SN-IMP-9\n');
+    // A station of the next district is named as outside the admin's scope, not as missing.
+    await page.locator('#imp-text').fill('id,station,type,serial\nGZ-YX-002-07,GZ-YX-002,id-card\nGZ-YX-002-08,GZ-YX-002,weijingwu,SN-IMP-8\nGZ-YX-002-09,,id-card,SN-IMP-9\nGZ-HZ-001-05,GZ-HZ-001,id-card,SN-IMP-5\n');
     await page.getByRole('button', { name: '预览' }).click();
-    await poll(() => page.locator('[data-testid="import-errors"] li').allTextContents()).toEqual(['第 2 行：有 3 个字段，表头有 4 个。', '第 4 行：“station”为空。']);
+    await poll(() => page.locator('[data-testid="import-errors"] li').allTextContents()).toEqual([
+      '第 2 行：有 3 个字段，表头有 4 个。',
+      '第 4 行：“station”为空。',
+      '第 5 行：派出所 GZ-HZ-001 不在您的管辖范围内（只能登记到本辖区的派出所）。',
+    ]);
     expect(await page.getByRole('button', { name: '导入', exact: true }).isDisabled()).toBe(true);
     // Fixed: the rows as read (id, station by name, type), then the import.
     await page.locator('#imp-text').fill(`id,station,type,serial\n${body}`);
