@@ -94,6 +94,7 @@ export const en = {
 
   'station.title': 'Station',
   'station.terminals': 'Terminals',
+  'station.healthy': '{n} terminals working normally (tap to show)',
   'station.terminal': 'Terminal',
   'station.type': 'Type',
   'station.presence': 'Presence',

@@ -96,6 +96,7 @@ export const zh: Record<MessageKey, string> = {
 
   'station.title': '派出所/服务点',
   'station.terminals': '终端',
+  'station.healthy': '{n} 台终端运行正常（点击展开）',
   'station.terminal': '终端',
   'station.type': '类型',
   'station.presence': '在线状态',

@@ -462,4 +462,28 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     expect(await district.locator('nav.crumbs a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))).toEqual(['/', '/nodes/GZ-YX-001']);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('a technician on a phone sees the station’s terminals in trouble first, the healthy ones folded', async () => {
+    // one terminal that never came online, next to the simulated one that works
+    await json(hub.api('/api/v1/terminals', { method: 'POST', json: { id: 'GZ-HZ-001-08', type: 'id-card', serial: 'SN-OT-HZ8', station: 'GZ-HZ-001' } }));
+    const page = await openAs('phone', { username: 'hz-tech-phone', role: 'technician', nodeId: 'GZ-HZ' });
+    await page.goto(`${hub.url}/nodes/GZ-HZ-001`);
+    await page.waitForSelector('[data-page="station"] [data-terminal]');
+    const cards = page.locator('#terminals [data-terminal]');
+    await poll(() => cards.first().getAttribute('data-terminal')).toBe('GZ-HZ-001-08');
+    const folded = page.locator('[data-testid="healthy-terminals"]');
+    await poll(() => folded.locator('summary').textContent()).toBe('1 台终端运行正常（点击展开）');
+    expect(await folded.getAttribute('open')).toBeNull();
+    expect(await folded.locator('[data-terminal="GZ-HZ-001-01"]').isVisible()).toBe(false);
+    await screenshot(page, 'ops-station-phone');
+    await folded.locator('summary').click();
+    await poll(() => folded.locator('[data-terminal="GZ-HZ-001-01"]').isVisible()).toBe(true);
+    // its card reader fails: it moves up among the terminals in trouble, live
+    await sim.control('/terminals/GZ-HZ-001-01/fault', { peripheral: 'idCardReader', code: 'E_NO_RESPONSE' });
+    await poll(() => page.locator('[data-terminal="GZ-HZ-001-01"]').getAttribute('data-attention'), 30_000).toBe('yes');
+    await poll(() => folded.count()).toBe(0);
+    expect(await page.locator('[data-terminal="GZ-HZ-001-01"]').isVisible()).toBe(true);
+    await sim.control('/terminals/GZ-HZ-001-01/recover', { peripheral: 'idCardReader' });
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });
