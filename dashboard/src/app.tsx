@@ -5,7 +5,7 @@ import { LANGUAGES, pickName, setLanguage, t, useLanguage, type Language } from 
 import { disconnect, useLiveState } from './live.ts';
 import { match, navigate, onLinkClick, usePath } from './router.ts';
 import { resetTree, useTree } from './nodes.ts';
-import { LoginPage } from './pages/login.tsx';
+import { ChangePassword, LoginPage } from './pages/login.tsx';
 import { CityPage } from './pages/city.tsx';
 import { NodePage } from './pages/node.tsx';
 import { TerminalPage } from './pages/terminal.tsx';
@@ -115,10 +115,13 @@ export function App() {
       resetTree();
       if (location.pathname !== '/login') navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
     };
+    const onPasswordChanged = () => setMe((m) => (m ? { ...m, mustChangePassword: false } : m));
     window.addEventListener('kf:unauthorized', onUnauthorized);
+    window.addEventListener('kf:password-changed', onPasswordChanged);
     return () => {
       off();
       window.removeEventListener('kf:unauthorized', onUnauthorized);
+      window.removeEventListener('kf:password-changed', onPasswordChanged);
     };
   }, []);
 
@@ -150,6 +153,22 @@ export function App() {
     return (
       <main id="main" tabIndex={-1} class="login-main">
         <LoginPage expired={query.get('expired') === '1'} next={query.get('next') ?? '/'} language={<LanguageSwitch />} />
+      </main>
+    );
+  }
+
+  // Signed in (in another tab, say) but the one-time password is not changed yet: the hub allows nothing else, so
+  // the change comes first, here, rather than pages that load forever or say "not allowed".
+  if (me?.mustChangePassword && me.kind === 'session') {
+    return (
+      <main id="main" tabIndex={-1} class="login-main">
+        <div class="login">
+          <div class="login-head">
+            <h1>{t('app.title')}</h1>
+            <LanguageSwitch />
+          </div>
+          <ChangePassword next={path + location.search} />
+        </div>
       </main>
     );
   }

@@ -31,6 +31,7 @@ export const en = {
   'login.usePassword': 'Sign in with user name and password instead',
   'login.changeTitle': 'Choose a new password',
   'login.changeIntro': 'Your password must be changed before you continue.',
+  'login.currentPassword': 'Current (one-time) password',
   'login.newPassword': 'New password',
   'login.newPasswordAgain': 'New password again',
   'login.mismatch': 'The two passwords differ.',

@@ -33,6 +33,7 @@ export const zh: Record<MessageKey, string> = {
   'login.usePassword': '改用用户名和密码登录',
   'login.changeTitle': '设置新密码',
   'login.changeIntro': '继续操作前必须修改密码。',
+  'login.currentPassword': '当前（一次性）密码',
   'login.newPassword': '新密码',
   'login.newPasswordAgain': '再次输入新密码',
   'login.mismatch': '两次输入的密码不一致。',

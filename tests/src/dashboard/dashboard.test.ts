@@ -468,7 +468,8 @@ describe('dashboard in Chromium against a real hub', () => {
     // The terminal page names the layer each effective value came from, and the terminal applies it.
     await page.goto(`${hub.url}/terminals/${T}`);
     await poll(() => page.locator('#config tr[data-key="logLevel"] [data-layer]').getAttribute('data-layer')).toBe('station');
-    expect(await page.locator('#config tr[data-key="logLevel"]').textContent()).toContain('洪桥派出所');
+    // the station's name comes with the tree, which may arrive after the config table: poll, do not race it
+    await poll(() => page.locator('#config tr[data-key="logLevel"]').textContent()).toContain('洪桥派出所');
     await poll(() => page.locator('[data-testid="config-sync"]').getAttribute('data-status'), 20_000).toBe('in-sync');
     await screenshot(page, 'terminal-config-desk');
   }, 90_000);

@@ -486,4 +486,28 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await sim.control('/terminals/GZ-HZ-001-01/recover', { peripheral: 'idCardReader' });
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('a new technician who signed in on one tab and opens another is asked there for the password change, then lands where they wanted', async () => {
+    const res = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'yx-tech-tabs', role: 'technician', nodeId: 'GZ-YX' } });
+    const { password } = (await res.json()) as { password: string };
+    const ctx = await newContext(browser, 'phone');
+    contexts.push(ctx);
+    const first = await ctx.newPage();
+    first.on('pageerror', (e) => pageErrors.push(`${first.url()}: ${e.message}`));
+    await login(first, hub.url, { username: 'yx-tech-tabs', password });
+    await first.waitForSelector('[data-testid="change-password"]');
+    // A second tab of the same session, on a page of their district.
+    const second = await ctx.newPage();
+    second.on('pageerror', (e) => pageErrors.push(`${second.url()}: ${e.message}`));
+    await second.goto(`${hub.url}/nodes/GZ-YX-001`);
+    await second.waitForSelector('[data-testid="change-password"] #current-password');
+    await screenshot(second, 'ops-second-tab-change-password-phone');
+    await second.locator('#current-password').fill(password);
+    await second.locator('#new-password').fill(NEW_PASSWORD);
+    await second.locator('#new-password-again').fill(NEW_PASSWORD);
+    await second.getByRole('button', { name: '修改密码' }).click();
+    await second.waitForSelector('[data-page="station"]');
+    expect(new URL(second.url()).pathname).toBe('/nodes/GZ-YX-001');
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
 });
