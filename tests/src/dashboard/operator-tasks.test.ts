@@ -75,7 +75,7 @@ async function openAs(size: SizeName, user: { username: string; role: string; no
 }
 
 const optionValues = (page: Page, select: string) =>
-  page.locator(`${select} option`).evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value).filter((v) => v !== ''));
+  page.locator(`${select} option`).evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value).filter((v) => v !== ''));
 
 beforeAll(async () => {
   await ensureDashboardBuilt();
@@ -142,7 +142,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     expect(secret.length).toBeGreaterThanOrEqual(32);
     await page.locator('[data-testid="secret"]').getByRole('button', { name: '复制' }).click();
     await poll(() => page.locator('[data-testid="secret"]').getByRole('button').textContent()).toBe('已复制');
-    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+    expect(await page.evaluate<string>('navigator.clipboard.readText()')).toBe(secret);
     const created = await json<{ items: { id: string; serial: string }[] }>(hub.api('/api/v1/terminals?node=GZ-YX-003'));
     expect(created.items.map((i) => i.serial)).toEqual(['SN-OT-NEW']);
     await screenshot(page, 'ops-placement-register-desk');
@@ -230,7 +230,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     const form = page.locator('[data-testid="create-user"]');
     await form.waitFor();
     // Only what a district admin may grant: no city admin, nothing outside Yuexiu, not the whole installation.
-    expect(await page.locator('#nu-role option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['district-admin', 'technician', 'viewer']);
+    expect(await page.locator('#nu-role option').evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value))).toEqual(['district-admin', 'technician', 'viewer']);
     await page.locator('#nu-role').selectOption('technician');
     await poll(() => optionValues(page, '#nu-node')).toEqual(['GZ-YX', 'GZ-YX-001', 'GZ-YX-002', 'GZ-YX-003']);
     await page.locator('#nu-username').fill('yx001-new');
@@ -242,7 +242,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await poll(() => once.count()).toBe(1);
     const password = ((await once.textContent()) ?? '').trim();
     await page.locator('[data-testid="one-time-password"]').getByRole('button', { name: '复制' }).click();
-    await poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(password);
+    await poll(() => page.evaluate<string>('navigator.clipboard.readText()')).toBe(password);
     const row = page.locator('[data-user="yx001-new"]');
     await poll(() => row.textContent()).toContain('运维人员');
     expect(await row.textContent()).toContain('洪桥派出所');
@@ -265,7 +265,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await row.getByRole('button', { name: 'API 令牌' }).click();
     const tokens = page.locator('[data-testid="tokens"]');
     await poll(() => tokens.locator('h3').textContent()).toBe('yx001-new 的 API 令牌');
-    expect(await tokens.locator('#tk-role option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value))).toEqual(['technician', 'viewer']);
+    expect(await tokens.locator('#tk-role option').evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value))).toEqual(['technician', 'viewer']);
     await tokens.locator('#tk-name').fill('值班大屏');
     await tokens.locator('#tk-role').selectOption('viewer');
     await tokens.locator('#tk-node-filter').fill('GZ-YX-001');
