@@ -31,6 +31,7 @@ import {
   type TerminalConfig,
   type TerminalEvent,
   type UpdateTarget,
+  type SelfTestResult,
 } from '@kiosk-fleet/protocol';
 import { jitter } from './backoff.ts';
 import { CommandFailure, handleCommandMessage, type CommandOutcome, type Handlers } from './commands.ts';
@@ -123,7 +124,6 @@ export class Agent {
   #aheadAt = 0;
   #backlog = false;
   #generation = 0;
-  #pendingDropped: DroppedCounts | null = null;
   #acked = new Map<number, () => void>();
   #afterResult = new Map<string, () => void>();
   #reconciler: ConfigReconciler;
@@ -336,11 +336,7 @@ export class Agent {
         }
       }
       this.#reads.clear();
-      let dropped: DroppedCounts | undefined;
-      if (this.#pendingDropped) {
-        dropped = this.#pendingDropped;
-        this.#pendingDropped = null;
-      }
+      const dropped = this.#takeDropped();
       const app = this.opts.monitorApp
         ? {
             up: this.#app.up,
@@ -401,6 +397,21 @@ export class Agent {
   }
 
   // ------------------------------------------------------------------ outbox → MQTT
+
+  /**
+   * What the outbox dropped since the last report, taken while the link is up, at each sample: the report (an
+   * `outbox.dropped` event and the sample's `dropped`) is itself appended to a full outbox and may push out more,
+   * which the next sample reports. Taken once at reconnect, those waited for the reconnect after (5 dropped, 4
+   * reported). Taken and appended in one synchronous step, so no count lives only in memory.
+   */
+  #takeDropped(): DroppedCounts | undefined {
+    if (!this.link.connected) return undefined;
+    const dropped = this.opts.outbox.takeDropped();
+    if (!dropped.telemetry && !dropped.events) return undefined;
+    this.logger.warn({ dropped }, 'outbox dropped messages (full, or too old) before the hub could take them');
+    this.#event({ kind: 'outbox.dropped', severity: 'warning', data: { ...dropped } });
+    return dropped;
+  }
 
   #event(e: EventInput): void {
     this.#append('events', e as StreamBody<'events'>);
@@ -498,12 +509,6 @@ export class Agent {
         if (gen === this.#generation) this.link.cut();
       });
     }
-    const dropped = this.opts.outbox.takeDropped();
-    if (dropped.telemetry || dropped.events) {
-      this.logger.warn({ dropped }, 'outbox dropped messages while the hub was unreachable');
-      this.#pendingDropped = { telemetry: (this.#pendingDropped?.telemetry ?? 0) + dropped.telemetry, events: (this.#pendingDropped?.events ?? 0) + dropped.events };
-      this.#event({ kind: 'outbox.dropped', severity: 'warning', data: { ...dropped } });
-    }
     this.#pump();
     this.#updater?.nudge();
   }
@@ -589,7 +594,9 @@ export class Agent {
       'self-test': async () => {
         const [host, peripherals] = await Promise.all([this.opts.host.sample(), this.checkPeripherals()]);
         const failing = Object.entries(peripherals).filter(([, s]) => s.status !== 'ok').map(([id]) => id);
-        return { passed: failing.length === 0, failing, host, peripherals, app: { up: this.#app.up, sessionActive: this.#app.sessionActive } };
+        const result = { passed: failing.length === 0, failing, host, peripherals, app: { up: this.#app.up, sessionActive: this.#app.sessionActive } };
+        // The hub reads this shape (protocol's selfTestResultSchema) to name the failing peripherals on an alert.
+        return result satisfies SelfTestResult;
       },
       'collect-logs': async ({ lines }) => {
         const all = this.opts.logRing?.tail(lines) ?? [];

@@ -34,6 +34,8 @@ export class ApiError extends Error {
     message: string,
     /** True when the hub has no such route (as opposed to "no such thing"). */
     readonly routeMissing = false,
+    /** The error's `details` as the hub sent them (e.g. which rollout a new one collides with). */
+    readonly details: unknown = undefined,
   ) {
     super(message);
   }
@@ -50,10 +52,10 @@ interface ResponseLike {
 /** The JSON body type of the successful members of a typed client response. */
 type OkBody<R> = R extends { ok: true; json(): Promise<infer J> } ? J : never;
 
-function parseErrorBody(text: string): { error?: { code?: string; message?: string } } | null {
+function parseErrorBody(text: string): { error?: { code?: string; message?: string; details?: unknown } } | null {
   try {
     const j: unknown = JSON.parse(text);
-    return j && typeof j === 'object' ? (j as { error?: { code?: string; message?: string } }) : null;
+    return j && typeof j === 'object' ? (j as { error?: { code?: string; message?: string; details?: unknown } }) : null;
   } catch {
     return null;
   }
@@ -87,7 +89,7 @@ export async function run<R extends ResponseLike, T>(
     if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
   }
   const routeMissing = res.status === 404 && (!body?.error || message.startsWith('no route '));
-  return { ok: false, error: new ApiError(res.status, code, message, routeMissing) };
+  return { ok: false, error: new ApiError(res.status, code, message, routeMissing, body?.error?.details) };
 }
 
 // ------------------------------------------------------------------ transport
@@ -699,8 +701,24 @@ export interface RolloutRow {
   pauseReason: { code: string; message: string } | null;
   waves: { wave: number; name: string; size: number; counts: Record<string, number>; passed: string | null }[];
   urgent: boolean;
+  gate?: { successRatio: number; soakMinutes: number; failureRateTolerance: number };
+  waveStartedAt?: string;
   createdAt: string;
+  updatedAt?: string;
   createdBy: string;
+}
+
+export interface RolloutTerminal {
+  wave: number;
+  phase: string;
+  targetedAt: number | null;
+  committedAt: number | null;
+  error: { code: string; message: string } | null;
+}
+
+/** One rollout with where each terminal is (the list carries only counts per wave). */
+export function getRollout(id: string): Promise<Result<RolloutRow & { terminals: Record<string, RolloutTerminal> }>> {
+  return run(http('GET', `rollouts/${encodeURIComponent(id)}`) as Untyped<RolloutRow & { terminals: Record<string, RolloutTerminal> }>, (j) => j);
 }
 
 export function getRollouts(): Promise<Result<RolloutRow[]>> {
@@ -713,11 +731,13 @@ export interface NewRollout {
   /** Stations of the pilot wave; the rest of the scope follows in a second wave. */
   pilotStations: string[];
   urgent: boolean;
+  /** Each wave passes when this share of its terminals installed and stayed healthy for soakMinutes. */
+  gate: { successRatio: number; soakMinutes: number };
 }
 
 export function createRollout(r: NewRollout): Promise<Result<RolloutRow>> {
   const waves = [...(r.pilotStations.length ? [{ kind: 'pilot', name: 'pilot', stations: r.pilotStations }] : []), { kind: 'rest', name: 'rest' }];
-  return run(http('POST', 'rollouts', undefined, { releaseId: r.releaseId, nodeIds: r.nodeIds, waves, urgent: r.urgent }) as Untyped<RolloutRow>, (j) => j);
+  return run(http('POST', 'rollouts', undefined, { releaseId: r.releaseId, nodeIds: r.nodeIds, waves, urgent: r.urgent, gate: r.gate }) as Untyped<RolloutRow>, (j) => j);
 }
 
 export function rolloutAction(id: string, action: 'pause' | 'resume' | 'abort'): Promise<Result<RolloutRow>> {
@@ -761,4 +781,108 @@ export async function getStationTerminals(station: string): Promise<Result<Termi
     out.push(d.data);
   }
   return { ok: true, data: out };
+}
+
+// ------------------------------------------------------------------ user management (user:manage)
+
+export type RoleName = 'city-admin' | 'district-admin' | 'technician' | 'viewer';
+
+export interface TokenRow {
+  id: string;
+  name: string;
+  role: string;
+  nodeId: string | null;
+  createdAt: string;
+  expiresAt: string;
+  lastUsedAt: string | null;
+  active: boolean;
+}
+
+const toToken = (j: TokenRow): TokenRow => ({
+  id: j.id,
+  name: j.name,
+  role: j.role,
+  nodeId: j.nodeId,
+  createdAt: j.createdAt,
+  expiresAt: j.expiresAt,
+  lastUsedAt: j.lastUsedAt,
+  active: j.active,
+});
+
+/** Creates a user; the hub generates the one-time password and returns it this once. */
+export function createUser(u: { username: string; displayName?: string; role: RoleName; nodeId: string | null }): Promise<Result<{ id: string; password: string | null }>> {
+  return run(client.users.$post({ json: u }), (j) => ({ id: j.user.id, password: j.password }));
+}
+
+export function resetUserPassword(id: string): Promise<Result<string>> {
+  return run(client.users[':id']['reset-password'].$post({ param: { id } }), (j) => j.password);
+}
+
+export function setUserDisabled(id: string, disabled: boolean): Promise<Result<true>> {
+  // disable/enable are built by a helper in the hub (a path from a variable), so they are not in AppType's literal routes
+  return run(http('POST', `users/${encodeURIComponent(id)}/${disabled ? 'disable' : 'enable'}`, undefined, {}) as Untyped<unknown>, () => true as const);
+}
+
+export function getUserTokens(userId: string): Promise<Result<TokenRow[]>> {
+  return run(client.auth.tokens.$get({ query: { user: userId } }), (j) => j.items.map(toToken));
+}
+
+export function createUserToken(userId: string, body: { name: string; role?: RoleName; nodeId?: string | null; expiresInDays: number }): Promise<Result<{ row: TokenRow; token: string }>> {
+  return run(client.users[':id'].tokens.$post({ param: { id: userId }, json: body }), (j) => ({ row: toToken(j), token: j.token }));
+}
+
+export function revokeToken(id: string): Promise<Result<true>> {
+  return run(client.auth.tokens[':id'].$delete({ param: { id } }), () => true as const);
+}
+
+// ------------------------------------------------------------------ availability report (/reports/availability)
+
+export interface ReportService {
+  terminals: number;
+  plannedSeconds: number;
+  expectedSeconds: number;
+  availableSeconds: number;
+  share: number | null;
+  downtimeSeconds: { offline: number; peripheralFault: number; appDown: number; noData: number };
+}
+
+export interface ReportRow {
+  level: 'terminal' | 'station' | 'district' | 'city';
+  id: string;
+  terminals: number;
+  periodSeconds: number;
+  plannedSeconds: number;
+  offlineSeconds: number;
+  services: Record<string, ReportService>;
+}
+
+export interface AvailabilityReport {
+  node: string | null;
+  from: string;
+  to: string;
+  terminals: ReportRow[];
+  stations: ReportRow[];
+  districts: ReportRow[];
+  city: ReportRow[];
+}
+
+export interface ReportQuery {
+  node?: string;
+  terminal?: string;
+  from: string;
+  to: string;
+}
+
+const reportQuery = (q: ReportQuery, format: 'json' | 'csv') => ({ ...(q.node ? { node: q.node } : {}), ...(q.terminal ? { terminal: q.terminal } : {}), from: q.from, to: q.to, format });
+
+export function getAvailability(q: ReportQuery): Promise<Result<AvailabilityReport>> {
+  return run(http('GET', 'reports/availability', reportQuery(q, 'json')) as Untyped<AvailabilityReport>, (j) => j);
+}
+
+/** The same report as CSV, fetched with the credential (a bearer token cannot ride on a plain link). */
+export async function getAvailabilityCsv(q: ReportQuery): Promise<Result<Blob>> {
+  const res = await http('GET', 'reports/availability', reportQuery(q, 'csv')).catch((e: unknown) => e as Error);
+  if (res instanceof Error) return { ok: false, error: new ApiError(0, 'network', res.message) };
+  if (!res.ok) return run(Promise.resolve(res) as Untyped<never>, () => new Blob());
+  return { ok: true, data: await res.blob() };
 }

@@ -1,11 +1,11 @@
 import { useEffect, useState } from 'preact/hooks';
 import { getCredential, onAuthChange, setCredential } from './auth.ts';
 import { getMe, logout as apiLogout, type Me } from './api.ts';
-import { LANGUAGES, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
+import { LANGUAGES, pickName, setLanguage, t, useLanguage, type Language } from './i18n/index.ts';
 import { disconnect, useLiveState } from './live.ts';
 import { match, navigate, onLinkClick, usePath } from './router.ts';
-import { resetTree } from './nodes.ts';
-import { LoginPage } from './pages/login.tsx';
+import { resetTree, useTree } from './nodes.ts';
+import { ChangePassword, LoginPage } from './pages/login.tsx';
 import { CityPage } from './pages/city.tsx';
 import { NodePage } from './pages/node.tsx';
 import { TerminalPage } from './pages/terminal.tsx';
@@ -15,6 +15,7 @@ import { PlacementPage } from './pages/placement.tsx';
 import { ConfigPage } from './pages/config.tsx';
 import { ReleasesPage } from './pages/releases.tsx';
 import { UsersPage } from './pages/users.tsx';
+import { ReportsPage } from './pages/reports.tsx';
 
 /** `needs`: any one of these permissions shows the entry (the hub enforces them anyway; this only declutters). */
 const NAV = [
@@ -24,8 +25,16 @@ const NAV = [
   { href: '/placement', key: 'nav.placement', needs: ['terminal:register', 'terminal:place'] },
   { href: '/config', key: 'nav.config', needs: ['config:write'] },
   { href: '/releases', key: 'nav.releases', needs: ['release:write', 'rollout:write'] },
+  { href: '/reports', key: 'nav.reports', needs: [] },
   { href: '/users', key: 'nav.users', needs: ['user:manage', 'audit:read'] },
 ] as const;
+
+/** The first tab names the operator's own node (a district or station operator's home is not "the city"). */
+function HomeLabel() {
+  const tree = useTree();
+  const root = tree?.root;
+  return <>{root && root.level !== 'city' ? pickName(root.name, root.id) : t('nav.city')}</>;
+}
 
 function Page(props: { path: string; query: URLSearchParams }) {
   const { path } = props;
@@ -39,6 +48,7 @@ function Page(props: { path: string; query: URLSearchParams }) {
   if (path === '/config') return <ConfigPage query={props.query} />;
   if (path === '/releases') return <ReleasesPage />;
   if (path === '/users') return <UsersPage />;
+  if (path === '/reports') return <ReportsPage query={props.query} />;
   return <p class="note">{t('state.notFound')}</p>;
 }
 
@@ -105,10 +115,13 @@ export function App() {
       resetTree();
       if (location.pathname !== '/login') navigate(`/login?expired=1&next=${encodeURIComponent(location.pathname)}`, true);
     };
+    const onPasswordChanged = () => setMe((m) => (m ? { ...m, mustChangePassword: false } : m));
     window.addEventListener('kf:unauthorized', onUnauthorized);
+    window.addEventListener('kf:password-changed', onPasswordChanged);
     return () => {
       off();
       window.removeEventListener('kf:unauthorized', onUnauthorized);
+      window.removeEventListener('kf:password-changed', onPasswordChanged);
     };
   }, []);
 
@@ -144,6 +157,22 @@ export function App() {
     );
   }
 
+  // Signed in (in another tab, say) but the one-time password is not changed yet: the hub allows nothing else, so
+  // the change comes first, here, rather than pages that load forever or say "not allowed".
+  if (me?.mustChangePassword && me.kind === 'session') {
+    return (
+      <main id="main" tabIndex={-1} class="login-main">
+        <div class="login">
+          <div class="login-head">
+            <h1>{t('app.title')}</h1>
+            <LanguageSwitch />
+          </div>
+          <ChangePassword next={path + location.search} />
+        </div>
+      </main>
+    );
+  }
+
   const logout = async () => {
     disconnect();
     if (getCredential()?.kind === 'session') await apiLogout();
@@ -169,7 +198,7 @@ export function App() {
               return (
                 <li key={n.href}>
                   <a href={n.href} aria-current={current ? 'page' : undefined}>
-                    {t(n.key)}
+                    {n.href === '/' ? <HomeLabel /> : t(n.key)}
                   </a>
                 </li>
               );

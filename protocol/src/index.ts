@@ -7,4 +7,5 @@ export * from './schemas/messages.ts';
 export { fastTelemetry } from './schemas/telemetry-fast.ts';
 export * from './examples.ts';
 export * from './release.ts';
+export * from './fleet-csv.ts';
 export { seededRandom } from './seeded-random.ts';

@@ -38,7 +38,7 @@ function statuses(id: string): UpdateStatus[] {
 
 beforeAll(async () => {
   broker = await startBroker();
-  const terminals = selectTerminals(loadFleet(DEFAULT_FLEET), 3);
+  const terminals = selectTerminals(loadFleet(DEFAULT_FLEET), 4);
   ids = terminals.map((t) => t.id);
   sim = new Simulator({
     terminals,
@@ -53,7 +53,7 @@ beforeAll(async () => {
     updateStepMs: 20,
   });
   await sim.start();
-  await waitFor(() => sim.connectedCount() === 3, 10_000, 'connected');
+  await waitFor(() => sim.connectedCount() === 4, 10_000, 'connected');
 });
 
 afterAll(async () => {
@@ -105,4 +105,23 @@ describe('simulated updater', () => {
     expect(t.appVersion).not.toBe('9.2.0');
     await hub.close();
   }, 20_000);
+
+  it('waits for the maintenance window of its applied config, as the real updater does; an urgent target does not', async () => {
+    const id = ids[3]!;
+    const t = sim.terminals.get(id)!;
+    const hub = await subscriber(broker.url, '#');
+    // a window that is never open (an empty day list everywhere)
+    const closed = { mon: [], tue: [], wed: [], thu: [], fri: [], sat: [], sun: [] };
+    await hub.client.publishAsync(topicFor(id, 'config/desired'), JSON.stringify({ v: 1, version: 1, config: { maintenanceWindow: closed } }), { qos: 1, retain: true });
+    await waitFor(() => t.agent.appliedConfig?.version === 1, 10_000, 'config applied');
+    await hub.client.publishAsync(topicFor(id, 'update/target'), JSON.stringify(target('9.3.0')), { qos: 1, retain: true });
+    await waitFor(() => statuses(id).some((s) => s.state === 'waiting' && s.error?.code === 'outside-window'), 10_000, 'outside-window');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statuses(id).map((s) => s.state)).not.toContain('installing');
+    // the same release, now urgent: installed at once
+    await hub.client.publishAsync(topicFor(id, 'update/target'), JSON.stringify({ ...target('9.3.0'), urgent: true }), { qos: 1, retain: true });
+    await waitFor(() => statuses(id).some((s) => s.state === 'committed'), 20_000, 'committed');
+    expect(t.appVersion).toBe('9.3.0');
+    await hub.close();
+  }, 30_000);
 });

@@ -5,9 +5,13 @@
  * It keeps the rules a rollout can see: it waits for no citizen session, a release that failed here is not
  * retried (`previously-failed`), a different target or `release: null` replaces or cancels the update only before
  * installing, and `failHealthCheck` (the control API's lever) makes the health check fail: rolling-back → failed.
+ * Like the real updater it waits in `waiting` for the terminal's maintenance window (its applied config's
+ * `maintenanceWindow`, unless `updatePolicy.windowOnly` is false or the target is `urgent`): without this, a demo
+ * pilot installed within seconds of its district's window being set to 02:00-04:00.
  * Its state lives on the simulated terminal, so it survives the agent being replaced (power loss, restart).
  */
 import type { UpdateTarget } from '@kiosk-fleet/protocol';
+import { isInWindow } from '../updater/maintenance-window.ts';
 import type { Agent, AgentUpdater } from '../agent.ts';
 import type { StatusReport } from '../updater/updater.ts';
 
@@ -15,7 +19,11 @@ type Release = NonNullable<UpdateTarget['release']>;
 interface Pending {
   release: Release;
   rolloutId: string | undefined;
+  urgent: boolean;
 }
+
+/** How often a terminal outside its window looks again (a window opens on the minute; a fleet need not poll faster). */
+const WINDOW_RECHECK_MS = 15_000;
 
 const BEFORE_INSTALL = new Set(['downloading', 'verifying', 'waiting']);
 const WALK = ['downloading', 'verifying', 'waiting', 'installing', 'switching', 'restarting', 'health-check'] as const;
@@ -30,7 +38,7 @@ export class SimulatedUpdater {
   #report: (s: StatusReport) => void = () => undefined;
   #agent: Agent | null = null;
 
-  constructor(private readonly o: { stepMs: number; version: () => string; installed: (version: string) => void }) {}
+  constructor(private readonly o: { stepMs: number; version: () => string; installed: (version: string) => void; timeZone?: string }) {}
 
   /** The AgentUpdater the terminal's current agent drives. */
   attach(agent: Agent, report: (s: StatusReport) => void): AgentUpdater {
@@ -57,15 +65,18 @@ export class SimulatedUpdater {
       this.#target = null;
       this.state = 'idle';
     } else if (this.#target?.release.sha256 === t.release.sha256 && (WALK as readonly string[]).includes(this.state)) {
-      return; // the same release again, in progress (a fresh token): carry on
+      // the same release again, in progress (a fresh token): carry on, urgent now if the hub says so
+      this.#target.urgent = t.urgent;
+      this.#wake();
+      return;
     } else if (t.release.version === this.o.version()) {
-      this.#target = { release: t.release, rolloutId: t.rolloutId };
+      this.#target = { release: t.release, rolloutId: t.rolloutId, urgent: t.urgent };
       this.#say('committed', this.#target);
     } else if (this.#failed.has(t.release.sha256)) {
-      this.#target = { release: t.release, rolloutId: t.rolloutId };
+      this.#target = { release: t.release, rolloutId: t.rolloutId, urgent: t.urgent };
       this.#say('failed', this.#target, { code: 'previously-failed', message: 'this release failed here before; not retried' });
     } else {
-      this.#target = { release: t.release, rolloutId: t.rolloutId };
+      this.#target = { release: t.release, rolloutId: t.rolloutId, urgent: t.urgent };
       this.state = 'idle';
     }
     this.#wake();
@@ -89,7 +100,13 @@ export class SimulatedUpdater {
       if (signal.aborted || this.#target !== t) return;
       this.#say(state, t);
       if (state === 'waiting') {
-        while (this.#agent?.sessionActive && !signal.aborted && this.#target === t) await this.#sleep(1000, signal);
+        let said = false;
+        while (!signal.aborted && this.#target?.release.sha256 === t.release.sha256 && this.#outsideWindow()) {
+          if (!said) this.#say('waiting', t, { code: 'outside-window', message: 'waiting for the maintenance window' });
+          said = true;
+          await this.#sleep(WINDOW_RECHECK_MS, signal);
+        }
+        while (this.#agent?.sessionActive && !signal.aborted && this.#target?.release.sha256 === t.release.sha256) await this.#sleep(1000, signal);
       }
       await this.#sleep(this.o.stepMs, signal);
       if (signal.aborted) return;
@@ -104,6 +121,14 @@ export class SimulatedUpdater {
     }
     this.o.installed(t.release.version);
     this.#say('committed', t);
+  }
+
+  /** Outside the applied config's maintenance window, for a target that is not urgent (no window set: never). */
+  #outsideWindow(): boolean {
+    const config = this.#agent?.appliedConfig?.config;
+    const w = config?.maintenanceWindow;
+    if (this.#target?.urgent || w === undefined || config?.updatePolicy?.windowOnly === false) return false;
+    return !isInWindow(w, new Date(), this.o.timeZone ?? 'Asia/Shanghai');
   }
 
   #say(state: StatusReport['state'], t: Pending, error?: { code: string; message: string }): void {

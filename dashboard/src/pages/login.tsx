@@ -14,7 +14,12 @@ function safeNext(next: string): string {
   return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/login') ? next : '/';
 }
 
-function ChangePassword(props: { current: string; next: string }) {
+/**
+ * The forced password change. Right after the password login the current password is known; a session found in
+ * another tab (signed in elsewhere, not yet changed) asks for it here instead of leaving every page "not allowed".
+ */
+export function ChangePassword(props: { current?: string; next: string; onDone?: () => void }) {
+  const [current, setCurrent] = useState(props.current ?? '');
   const [pw, setPw] = useState('');
   const [again, setAgain] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -30,14 +35,25 @@ function ChangePassword(props: { current: string; next: string }) {
           return;
         }
         setBusy(true);
-        const r = await changePassword(props.current, pw);
+        const r = await changePassword(current, pw);
         setBusy(false);
-        if (r.ok) navigate(safeNext(props.next), true);
+        if (r.ok) {
+          // the shell keeps who is signed in (with the must-change flag): tell it before moving on
+          window.dispatchEvent(new CustomEvent('kf:password-changed'));
+          props.onDone?.();
+          navigate(safeNext(props.next), true);
+        }
         else setError(t('common.failed', { message: r.error.message }));
       }}
     >
       <h2>{t('login.changeTitle')}</h2>
       <p class="muted">{t('login.changeIntro')}</p>
+      {props.current === undefined && (
+        <>
+          <label for="current-password">{t('login.currentPassword')}</label>
+          <input id="current-password" type="password" autoComplete="current-password" required value={current} onInput={(e) => setCurrent((e.currentTarget as HTMLInputElement).value)} />
+        </>
+      )}
       <label for="new-password">{t('login.newPassword')}</label>
       <input id="new-password" type="password" autoComplete="new-password" required value={pw} onInput={(e) => setPw((e.currentTarget as HTMLInputElement).value)} />
       <label for="new-password-again">{t('login.newPasswordAgain')}</label>

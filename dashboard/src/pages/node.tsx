@@ -44,13 +44,46 @@ function DistrictPage(props: { id: string }) {
   );
 }
 
+const needsAttention = (r: TerminalRow) => r.presence !== 'online' || r.faults.length > 0;
+
+/**
+ * Terminals in fault or not online first (what a technician came for); on a phone the healthy ones fold into one
+ * line that opens on a tap, so the problems are on the first screen.
+ */
+function StationTerminals(props: { items: TerminalRow[] }) {
+  const attention = props.items.filter(needsAttention);
+  const healthy = props.items.filter((r) => !needsAttention(r));
+  const phone = typeof matchMedia === 'function' && matchMedia('(max-width: 600px)').matches;
+  const list = (rows: TerminalRow[]) => (
+    <ul class="terminal-cards">
+      {rows.map((r) => (
+        <TerminalCard key={r.id} row={r} />
+      ))}
+    </ul>
+  );
+  return (
+    <>
+      {attention.length > 0 && list(attention)}
+      {healthy.length > 0 &&
+        (phone ? (
+          <details class="healthy" data-testid="healthy-terminals">
+            <summary>{t('station.healthy', { n: healthy.length })}</summary>
+            {list(healthy)}
+          </details>
+        ) : (
+          list(healthy)
+        ))}
+    </>
+  );
+}
+
 function TerminalCard(props: { row: TerminalRow }) {
   const r = props.row;
   const spec = (TERMINAL_TYPES as Record<string, { peripherals: readonly PeripheralId[]; services: readonly string[] }>)[r.type];
   const ids = [...new Set([...(spec?.peripherals ?? []), ...Object.keys(r.peripherals)])];
   const offered = spec?.services ?? [];
   return (
-    <li class={`terminal-card presence-${r.presence}`} data-terminal={r.id}>
+    <li class={`terminal-card presence-${r.presence}`} data-terminal={r.id} data-attention={needsAttention(r) ? 'yes' : 'no'}>
       <div class="tc-head">
         <a href={`/terminals/${encodeURIComponent(r.id)}`} class="tc-id">
           {r.id}
@@ -100,17 +133,7 @@ function StationPage(props: { id: string }) {
       {summary.data && <CountsBar counts={summary.data.counts} />}
       <Section title={t('station.terminals')} id="terminals">
         <Loadable res={res} what={t('station.terminals')}>
-          {(items) =>
-            items.length === 0 ? (
-              <p class="muted">{t('state.empty')}</p>
-            ) : (
-              <ul class="terminal-cards">
-                {items.map((r) => (
-                  <TerminalCard key={r.id} row={r} />
-                ))}
-              </ul>
-            )
-          }
+          {(items) => (items.length === 0 ? <p class="muted">{t('state.empty')}</p> : <StationTerminals items={items} />)}
         </Loadable>
       </Section>
       <OpenAlerts node={props.id} />

@@ -1,47 +1,53 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
-import { importFleet, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
+import { importFleet, listTerminals, moveTerminal, registerTerminal, type ImportOutcome } from '../api.ts';
+import type { TerminalRow } from '../model.ts';
+import { SearchPick, type PickItem } from '../components/picker.tsx';
+import { CopyButton } from '../components/copy.tsx';
 import { pickName, t } from '../i18n/index.ts';
 import { nodeName, refreshTree, useTree, type Tree } from '../nodes.ts';
 import { Section } from '../components/ui.tsx';
 import { typeLabel } from '../labels.ts';
-import { previewFleet } from '../fleet-file.ts';
+import { placeProblems, previewFleet, type FleetPreview, type PlaceProblem } from '../fleet-file.ts';
+import type { FleetCsvError } from '@kiosk-fleet/protocol';
 
-function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
-  const districts = props.tree?.root ? (props.tree.children.get(props.tree.root.id) ?? []) : [];
-  return (
-    <select id={props.id} required value={props.value} onChange={(e) => props.onChange((e.currentTarget as HTMLSelectElement).value)}>
-      <option value="" disabled>
-        —
-      </option>
-      {districts.map((d) => (
-        <optgroup key={d.id} label={pickName(d.name, d.id)}>
-          {(props.tree?.children.get(d.id) ?? []).map((s) => (
-            <option key={s.id} value={s.id}>
-              {s.id} {pickName(s.name, s.id)}
-            </option>
-          ))}
-        </optgroup>
-      ))}
-    </select>
-  );
+/** Every station the operator may place at: under a city admin's districts, or a district admin's own stations. */
+export function stationItems(tree: Tree | null): PickItem[] {
+  if (!tree) return [];
+  return [...tree.byId.values()]
+    .filter((n) => n.level === 'station')
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((s) => {
+      const district = s.parentId ? tree.byId.get(s.parentId) : undefined;
+      return {
+        value: s.id,
+        text: `${pickName(s.name, s.id)} · ${s.id}${district ? ` · ${pickName(district.name, district.id)}` : ''}`,
+        search: `${s.name.zh} ${s.name.en}`,
+      };
+    });
 }
 
-function CopyButton(props: { text: string }) {
-  const [done, setDone] = useState(false);
-  return (
-    <button
-      type="button"
-      onClick={() => {
-        void navigator.clipboard?.writeText(props.text).then(
-          () => setDone(true),
-          () => setDone(false),
-        );
-      }}
-    >
-      {done ? t('placement.copied') : t('placement.copy')}
-    </button>
-  );
+function StationSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
+  const items = useMemo(() => stationItems(props.tree), [props.tree]);
+  return <SearchPick id={props.id} required items={items} value={props.value} onChange={props.onChange} />;
+}
+
+/** The terminals in the operator's scope that match what was typed (id or serial), asked of the hub. */
+function TerminalSelect(props: { id: string; value: string; onChange: (v: string) => void; tree: Tree | null }) {
+  const [rows, setRows] = useState<TerminalRow[]>([]);
+  const seq = useRef(0);
+  const search = (q: string) => {
+    const n = ++seq.current;
+    void listTerminals({ ...(q.trim() ? { q: q.trim() } : {}), limit: '50' }).then((r) => {
+      if (n !== seq.current || !r.ok) return;
+      setRows(r.data.items);
+      if (r.data.items.length === 1) props.onChange(r.data.items[0]!.id);
+      else if (!r.data.items.some((i) => i.id === props.value)) props.onChange('');
+    });
+  };
+  useEffect(() => search(''), []);
+  const items = rows.map((r) => ({ value: r.id, text: `${r.id} · ${typeLabel(r.type)} · ${nodeName(props.tree, r.stationId)}` }));
+  return <SearchPick id={props.id} required items={items} value={props.value} onChange={props.onChange} onQuery={search} />;
 }
 
 function Register(props: { tree: Tree | null }) {
@@ -127,8 +133,8 @@ function Move(props: { tree: Tree | null }) {
           );
         }}
       >
-        <label for="move-id">{t('placement.id')}</label>
-        <input id="move-id" required value={id} onInput={(e) => setId((e.currentTarget as HTMLInputElement).value)} />
+        <label for="move-id">{t('placement.moveWhich')}</label>
+        <TerminalSelect id="move-id" value={id} onChange={setId} tree={props.tree} />
         <label for="move-station">{t('placement.moveTo')}</label>
         <StationSelect id="move-station" value={station} onChange={setStation} tree={props.tree} />
         <label for="move-reason">{t('placement.moveReason')}</label>
@@ -146,7 +152,83 @@ function Move(props: { tree: Tree | null }) {
   );
 }
 
-function Import() {
+function csvErrorText(e: FleetCsvError): string {
+  switch (e.code) {
+    case 'missing-column':
+      return t('placement.csv.missingColumn', { row: e.row, column: e.column });
+    case 'quoted':
+      return t('placement.csv.quoted', { row: e.row });
+    case 'field-count':
+      return t('placement.csv.fieldCount', { row: e.row, expected: e.expected, got: e.got });
+    case 'empty-field':
+      return t('placement.csv.emptyField', { row: e.row, column: e.column });
+  }
+}
+
+/** The rows as read and every problem at once, so a file is fixed in one go, before anything is sent. */
+function placeText(p: PlaceProblem): string {
+  if (p.code === 'not-in-scope') return t('placement.csv.notInScope', { row: p.row, station: p.value });
+  if (p.code === 'unknown-station') return t('placement.csv.unknownStation', { row: p.row, station: p.value });
+  return t('placement.csv.unknownType', { row: p.row, type: p.value });
+}
+
+function problemsOf(preview: FleetPreview, tree: Tree | null): string[] {
+  const own = {
+    root: tree?.root && tree.root.level !== 'city' ? tree.root.id : null,
+    stations: new Set([...(tree?.byId.values() ?? [])].filter((n) => n.level === 'station').map((n) => n.id)),
+    types: TERMINAL_TYPE_IDS as readonly string[],
+  };
+  const all = [...preview.errors.map((e) => ({ row: e.row, text: csvErrorText(e) })), ...placeProblems(preview, own).map((p) => ({ row: p.row, text: placeText(p) }))];
+  return all.sort((a, b) => a.row - b.row).map((x) => x.text);
+}
+
+function ImportPreview(props: { preview: FleetPreview; tree: Tree | null }) {
+  const { preview } = props;
+  const problems = problemsOf(preview, props.tree);
+  const shown = preview.rows.slice(0, 200);
+  return (
+    <div data-testid="import-preview">
+      <p>{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>
+      {problems.length > 0 && (
+        <div class="note error" role="alert" data-testid="import-errors">
+          <p>{t('placement.previewErrors', { n: problems.length })}</p>
+          <ul>
+            {problems.map((text, i) => (
+              <li key={i}>{text}</li>
+            ))}
+          </ul>
+        </div>
+      )}
+      {shown.length > 0 && (
+        <div class="table-wrap">
+          <table class="results">
+            <thead>
+              <tr>
+                <th scope="col">{t('placement.row')}</th>
+                <th scope="col">{t('placement.id')}</th>
+                <th scope="col">{t('placement.station')}</th>
+                <th scope="col">{t('placement.type')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((r) => (
+                <tr key={r.row} data-row={r.row}>
+                  <td>{r.row}</td>
+                  <td>{r.id}</td>
+                  <td>{props.tree?.byId.has(r.station) ? `${nodeName(props.tree, r.station)} · ${r.station}` : r.station}</td>
+                  <td>{typeLabel(r.type)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {preview.rows.length > shown.length && <p class="muted">{t('placement.previewMore', { n: preview.rows.length - shown.length })}</p>}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Import(props: { tree: Tree | null }) {
   const [content, setContent] = useState('');
   const [preview, setPreview] = useState<ReturnType<typeof previewFleet> | null>(null);
   const [err, setErr] = useState<string | null>(null);
@@ -188,7 +270,7 @@ function Import() {
           <button
             type="button"
             class="primary"
-            disabled={!preview || busy}
+            disabled={!preview || problemsOf(preview, props.tree).length > 0 || preview.terminals === 0 || busy}
             onClick={async () => {
               if (!preview) return;
               setBusy(true);
@@ -204,7 +286,7 @@ function Import() {
             {t('placement.submitImport')}
           </button>
         </div>
-        {preview && <p data-testid="import-preview">{t('placement.previewSummary', { stations: preview.stations, terminals: preview.terminals })}</p>}
+        {preview && <ImportPreview preview={preview} tree={props.tree} />}
         {busy && (
           <p role="status">
             <progress aria-label={t('placement.importing')} /> {t('placement.importing')}
@@ -242,7 +324,7 @@ export function PlacementPage() {
       <div class="grid-3">
         <Register tree={tree} />
         <Move tree={tree} />
-        <Import />
+        <Import tree={tree} />
       </div>
     </div>
   );

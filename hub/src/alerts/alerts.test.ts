@@ -3,6 +3,7 @@
  * runs with an injected clock, so SLA escalation and thresholds are checked minute by minute without waiting.
  */
 import http from 'node:http';
+import type { SelfTestResult } from '@kiosk-fleet/protocol';
 import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -335,7 +336,13 @@ describe('alerts API', () => {
       const cmd = JSON.parse(payload.toString()) as { id: string };
       void c.publishAsync(
         topicFor(A, 'commands/result'),
-        JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), id: cmd.id, status: 'ok', result: { idCardReader: { status: 'fault', code: 'E_NO_RESPONSE' } } }),
+        JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), id: cmd.id, status: 'ok', result: {
+          passed: false,
+          failing: ['idCardReader'],
+          host: { cpu: 3 },
+          peripherals: { idCardReader: { status: 'fault', code: 'E_NO_RESPONSE' }, printer: { status: 'ok' } },
+          app: { up: true, sessionActive: false },
+        } satisfies SelfTestResult }),
         { qos: 1 },
       );
     });
@@ -346,13 +353,13 @@ describe('alerts API', () => {
       const d = (await (await mine.api(`/api/v1/alerts/${a!.id}`)).json()) as { selfTests: { status: string; result: unknown; requestedBy: string }[]; history: { action: string }[] };
       return d.selfTests[0]?.status === 'ok' ? d : null;
     });
-    expect(withResult!.selfTests[0]).toMatchObject({ requestedBy: expect.stringContaining('tech-mine'), result: { idCardReader: { status: 'fault' } } });
+    expect(withResult!.selfTests[0]).toMatchObject({ requestedBy: expect.stringContaining('tech-mine'), result: { passed: false, failing: ['idCardReader'] } });
     // the outcome is also in the alert's history (and so on the live stream and the webhooks)
     const h = await until(async () => {
       const d = (await (await mine.api(`/api/v1/alerts/${a!.id}`)).json()) as { history: { action: string; data: unknown }[] };
       return d.history.find((x) => x.action === 'self-test-result') ?? null;
     });
-    expect(h!.data).toMatchObject({ status: 'ok', summary: { notOk: [{ id: 'idCardReader', status: 'fault' }] } });
+    expect(h!.data).toMatchObject({ status: 'ok', summary: { passed: false, notOk: [{ id: 'idCardReader', status: 'fault', code: 'E_NO_RESPONSE' }] } });
 
     const res = await mine.api(`/api/v1/alerts/${a!.id}/resolve`, { method: 'POST', json: { note: 'reader replaced, self-test ok' } });
     expect(res.status).toBe(200);

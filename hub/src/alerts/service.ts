@@ -3,7 +3,7 @@
  * due, escalations, a slow sweep), thresholds and SLA from each terminal's effective config, changes on the live
  * stream and the webhooks, and the public shape of an alert (API and webhook body alike).
  */
-import type { TerminalConfig } from '@kiosk-fleet/protocol';
+import { selfTestResultSchema, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { Gauge, type Registry } from 'prom-client';
 import type { AuthService } from '../auth/service.ts';
 import type { ConfigLayers } from '../config-layers/service.ts';
@@ -84,21 +84,28 @@ function computeSettings(config: TerminalConfig | undefined): TerminalSettings {
 
 const DEFAULT_SETTINGS = computeSettings(undefined);
 
-/** Which peripherals a self-test found not ok (what a queue shows at a glance), else the text of an error. */
-function summarize(json: string | null): unknown {
+/**
+ * Which peripherals a self-test found not ok (what a queue shows at a glance), read from the agent's result
+ * (protocol's selfTestResultSchema); an error's text, or any other result, as it came (cut to 200 characters).
+ */
+export function summarize(json: string | null): unknown {
   if (json === null) return null;
+  let v: unknown;
   try {
-    const v = JSON.parse(json) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const bad = Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x && typeof x === 'object' && 'status' in x && (x as { status: unknown }).status !== 'ok')
-        .map(([k, x]) => ({ id: k, status: (x as { status: unknown }).status }));
-      return { notOk: bad };
-    }
-    return v;
+    v = JSON.parse(json);
   } catch {
     return json.slice(0, 200);
   }
+  const r = selfTestResultSchema.safeParse(v);
+  if (r.success) {
+    const ids = new Set([...r.data.failing, ...Object.entries(r.data.peripherals).filter(([, p]) => p.status !== 'ok').map(([id]) => id)]);
+    const notOk = [...ids].map((id) => {
+      const p = r.data.peripherals[id];
+      return { id, status: p?.status ?? 'fault', ...(p?.code ? { code: p.code } : {}) };
+    });
+    return { passed: r.data.passed && notOk.length === 0, notOk };
+  }
+  return typeof v === 'string' ? v.slice(0, 200) : v;
 }
 
 export class Alerts {

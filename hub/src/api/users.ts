@@ -2,9 +2,9 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { originOf, principalOf, requirePermission } from '../auth/guard.ts';
 import { ROLES } from '../auth/permissions.ts';
-import { publicUser } from '../auth/service.ts';
+import { publicToken, publicUser } from '../auth/service.ts';
 import { errorResponses, idParam, json, jsonBody, limitQuery, listOf, type ApiEnv, type Services } from './common.ts';
-import { userSchema } from './auth.ts';
+import { tokenSchema, userSchema } from './auth.ts';
 
 const listRoute = createRoute({
   method: 'get',
@@ -67,6 +67,24 @@ const resetRoute = createRoute({
   responses: { 200: json(z.object({ user: userSchema, password: z.string() })), ...errorResponses },
 });
 
+const createUserTokenRoute = createRoute({
+  method: 'post',
+  path: '/users/{id}/tokens',
+  summary: "Create an API token (shown once) for a user you manage: at most their role and node, and what you may grant",
+  request: {
+    params: idParam,
+    ...jsonBody(
+      z.object({
+        name: z.string().min(1).max(128),
+        role: z.enum(ROLES).optional(),
+        nodeId: z.string().max(64).nullable().optional(),
+        expiresInDays: z.number().int().min(1).max(366).default(90),
+      }),
+    ),
+  },
+  responses: { 201: json(tokenSchema.extend({ token: z.string() }), 'Created; `token` is shown this once'), ...errorResponses, 409: errorResponses[400] },
+});
+
 export function userRoutes(s: Services) {
   const nodeExists = (id: string) => s.registry.node(id) !== undefined;
   return new OpenAPIHono<ApiEnv>()
@@ -90,5 +108,9 @@ export function userRoutes(s: Services) {
     .openapi(resetRoute, async (c) => {
       const out = await s.auth.resetPassword(originOf(c), c.req.valid('param').id);
       return c.json({ user: publicUser(out.user), password: out.password }, 200);
+    })
+    .openapi(createUserTokenRoute, (c) => {
+      const { token, row } = s.auth.createTokenFor(originOf(c), c.req.valid('param').id, c.req.valid('json'));
+      return c.json({ ...publicToken(row), token }, 201);
     });
 }

@@ -49,6 +49,7 @@ export const ROUTE_POLICIES: readonly RoutePolicy[] = [
   SELF('POST', '/users/{id}/disable', 'user:manage over that user'),
   SELF('POST', '/users/{id}/enable', 'user:manage over that user'),
   SELF('POST', '/users/{id}/reset-password', 'user:manage over that user'),
+  SELF('POST', '/users/{id}/tokens', 'user:manage over that user; at most their role and node, and what the caller may grant'),
   X('GET', '/audit', 'audit:read', 'records under the caller’s node'),
   X('GET', '/audit/verify', 'audit:verify'),
   X('GET', '/nodes', 'fleet:read', 'nodes under the caller’s node'),

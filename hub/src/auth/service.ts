@@ -435,6 +435,35 @@ export class AuthService {
     return this.store.token(id)!;
   }
 
+  /**
+   * An API token for a user the caller manages (an operator sets up a technician's integration): the token's role and
+   * node default to the owner's and may only narrow them (never above the owner's role or outside their node), and
+   * the caller must be able to grant them. Shown once, like the caller's own tokens.
+   */
+  createTokenFor(
+    o: Origin,
+    userId: string,
+    input: { name: string; role?: Role | undefined; nodeId?: string | null | undefined; expiresInDays: number },
+  ): { token: string; row: TokenRow } {
+    const p = o.principal!;
+    const owner = this.manageable(p, userId);
+    if (owner.disabledAt !== null) throw new HubError(409, 'conflict', `user ${owner.username} is disabled`);
+    const role = input.role ?? owner.role;
+    const nodeId = input.nodeId === undefined ? owner.nodeId : input.nodeId;
+    this.checkGrant(p, role, nodeId);
+    if (!mayGrant(owner, role, nodeId)) throw new HubError(403, 'forbidden', `a token of ${owner.username} cannot exceed their role (${owner.role}) or node`);
+    if (input.expiresInDays > this.opts.tokenMaxDays) throw new HubError(400, 'invalid-request', `expiresInDays: at most ${this.opts.tokenMaxDays}`);
+    const id = crypto.randomBytes(8).toString('hex');
+    const secret = crypto.randomBytes(32).toString('base64url');
+    const now = Date.now();
+    const row = { id, userId: owner.id, name: input.name, role, nodeId, secretHash: sha256(secret), createdAt: now, expiresAt: now + input.expiresInDays * 86_400_000 };
+    this.db.transaction(() => {
+      this.store.insertToken(row);
+      this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: owner.username, expiresAt: new Date(row.expiresAt).toISOString() } });
+    })();
+    return { token: `${TOKEN_PREFIX}.${id}.${secret}`, row: { ...row, revokedAt: null, lastUsedAt: null } };
+  }
+
   // ---------------------------------------------------------------- users
 
   /**

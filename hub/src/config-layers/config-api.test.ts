@@ -5,6 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEFAULT_THRESHOLDS } from '../alerts/rules/types.ts';
 import { startTestHub, topicFor, until, type TestHub } from '../test-support.ts';
 
 let hub: TestHub;
@@ -258,6 +259,18 @@ describe('sync and drift', () => {
     // once only, not on every reconcile
     await hub.configLayers.reconcile([id]);
     expect(await hub.metric('kf_config_invalid_total', { where: 'reconcile' })).toBe(invalidBefore + 1);
+  });
+
+  test('without driftMinutes in the tree, the drift grace is the one default the drift alert uses (the API says so too)', async () => {
+    const { id } = await hub.terminal('GZ-YX-009-01', { station: 'GZ-YX-009' });
+    expect((await put('/api/v1/config/nodes/GZ-YX-009', { config: { telemetryInterval: 60 }, expectedVersion: 0 })).status).toBe(200);
+    const desiredAt = Date.parse((await get<{ sync: { desiredAt: string } }>(`/api/v1/config/terminals/${id}`)).sync.desiredAt);
+    const grace = DEFAULT_THRESHOLDS.driftMinutes * 60_000;
+    // out of sync but within the grace: not drifting (ten minutes used to be past a 5-minute grace)
+    expect(hub.configLayers.sync(id, desiredAt + 10 * 60_000).drift).toBeNull();
+    expect(hub.configLayers.driftCheck(id, desiredAt + 10 * 60_000).graceEndsAt).toBe(desiredAt + grace);
+    expect(hub.configLayers.sync(id, desiredAt + grace).drift).toEqual({ since: desiredAt, graceMs: grace });
+    expect(hub.configLayers.drift('GZ-YX-009', desiredAt + grace - 1)).toEqual([]);
   });
 });
 

@@ -36,9 +36,14 @@ import {
   type Layer,
   type LayerRef,
 } from './merge.ts';
+import { DEFAULT_THRESHOLDS } from '../alerts/rules/types.ts';
 import { ConfigLayerStore, type DesiredRow, type HistoryRow, type Scope, type SyncRow, type TerminalPlace } from './store.ts';
 
-export const DEFAULT_DRIFT_GRACE_MS = 5 * 60_000;
+/**
+ * Drift grace when no layer sets `alerts.thresholds.driftMinutes`: the drift alert's own default, so a terminal is
+ * listed as drifting exactly when its alert may open (one default, in alerts/rules/types.ts).
+ */
+export const DEFAULT_DRIFT_GRACE_MS = DEFAULT_THRESHOLDS.driftMinutes * 60_000;
 /** At most this many per-terminal problems are listed in a 400 (a city-wide mistake would list a thousand). */
 const MAX_TERMINAL_ISSUES = 20;
 

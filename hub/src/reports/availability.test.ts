@@ -68,6 +68,8 @@ describe('availability report', () => {
     const t1 = rep.terminals.find((t) => t.id === T1)!;
     expect(t1).toMatchObject({ periodSeconds: 18_000, plannedSeconds: 3600, offlineSeconds: 1800 });
     expect(t1.services['id-card-application']).toEqual({
+      terminals: 1,
+      plannedSeconds: 3600,
       expectedSeconds: 14_400,
       availableSeconds: 7200,
       share: 0.5,
@@ -75,6 +77,8 @@ describe('availability report', () => {
     });
     expect(t1.services['id-card-collection']).toEqual(t1.services['id-card-application']);
     expect(t1.services['progress-inquiry']).toEqual({
+      terminals: 1,
+      plannedSeconds: 3600,
       expectedSeconds: 14_400,
       availableSeconds: 8100,
       share: 0.5625,
@@ -84,6 +88,8 @@ describe('availability report', () => {
     expect(t2).toMatchObject({ periodSeconds: 18_000, plannedSeconds: 1800, offlineSeconds: 16_200 });
     expect(Object.keys(t2.services).sort()).toEqual(['document-submission', 'household-certificate', 'progress-inquiry', 'traffic-fine-payment']);
     expect(t2.services['household-certificate']).toEqual({
+      terminals: 1,
+      plannedSeconds: 1800,
       expectedSeconds: 16_200,
       availableSeconds: 0,
       share: 0,
@@ -94,12 +100,14 @@ describe('availability report', () => {
       const row = level[0]!;
       expect(row).toMatchObject({ terminals: 2, periodSeconds: 36_000, plannedSeconds: 5400, offlineSeconds: 18_000 });
       expect(row.services['progress-inquiry']).toEqual({
+        terminals: 2,
+        plannedSeconds: 5400,
         expectedSeconds: 30_600,
         availableSeconds: 8100,
         share: 8100 / 30_600,
         downtimeSeconds: { offline: 18_000, peripheralFault: 0, appDown: 900, noData: 3600 },
       });
-      expect(row.services['id-card-application']?.share).toBe(0.5);
+      expect(row.services['id-card-application']).toMatchObject({ terminals: 1, plannedSeconds: 3600, share: 0.5 });
     }
     expect(rep.stations[0]!.id).toBe('GZ-R-001');
     expect(rep.districts[0]!.id).toBe('GZ-R');
@@ -113,6 +121,9 @@ describe('availability report', () => {
     expect(lines[0]).toBe('level,id,service,terminals,expected_s,available_s,available_share,offline_s,peripheral_fault_s,app_down_s,no_data_s,planned_s');
     expect(lines).toContain('station,GZ-R-001,progress-inquiry,2,30600,8100,0.264706,18000,0,900,3600,5400');
     expect(lines).toContain('terminal,GZ-R-001-01,id-card-application,1,14400,7200,0.5,1800,900,900,3600,3600');
+    // a service only the ID-card machine offers: the station's line counts that one terminal and its planned time
+    expect(lines).toContain('station,GZ-R-001,id-card-application,1,14400,7200,0.5,1800,900,900,3600,3600');
+    expect(lines).toContain('station,GZ-R-001,household-certificate,1,16200,0,0,16200,0,0,0,1800');
     expect(lines).toContain('terminal,GZ-R-001-02,traffic-fine-payment,1,16200,0,0,16200,0,0,0,1800');
     // city + district + station lines for 7 services (3 + 4, progress inquiry shared: 6 distinct), 3 + 4 terminal lines
     expect(lines.length).toBe(1 + 3 * 6 + 3 + 4);

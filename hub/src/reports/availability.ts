@@ -26,6 +26,10 @@ export interface Downtime {
 }
 
 export interface ServiceAvailability {
+  /** Terminals offering the service (of the row's; a station's ID card line counts only its ID-card machines). */
+  terminals: number;
+  /** Seconds of planned maintenance of those terminals (left out of expectedSeconds). */
+  plannedSeconds: number;
   /** Seconds of unplanned time (the share's denominator). */
   expectedSeconds: number;
   availableSeconds: number;
@@ -100,7 +104,7 @@ function offlineIntervals(store: ReportStore, id: string, from: number, to: numb
 }
 
 function emptyService(): ServiceAvailability {
-  return { expectedSeconds: 0, availableSeconds: 0, share: null, downtimeSeconds: { offline: 0, peripheralFault: 0, appDown: 0, noData: 0 } };
+  return { terminals: 0, plannedSeconds: 0, expectedSeconds: 0, availableSeconds: 0, share: null, downtimeSeconds: { offline: 0, peripheralFault: 0, appDown: 0, noData: 0 } };
 }
 
 function terminalRow(store: ReportStore, t: ReportTerminal, maint: readonly ReportMaintenance[], from: number, to: number): AvailabilityRow {
@@ -150,6 +154,8 @@ function terminalRow(store: ReportStore, t: ReportTerminal, maint: readonly Repo
   const out: AvailabilityRow['services'] = {};
   for (const [sv, x] of acc) {
     out[sv] = {
+      terminals: 1,
+      plannedSeconds: plannedTotal / 1000,
       expectedSeconds: x.expected / 1000,
       availableSeconds: x.available / 1000,
       share: x.expected > 0 ? x.available / x.expected : null,
@@ -167,6 +173,8 @@ function aggregate(level: AvailabilityRow['level'], id: string, rows: Availabili
     out.offlineSeconds += r.offlineSeconds;
     for (const [sv, x] of Object.entries(r.services) as [ServiceId, ServiceAvailability][]) {
       const y = (out.services[sv] ??= emptyService());
+      y.terminals += x.terminals;
+      y.plannedSeconds += x.plannedSeconds;
       y.expectedSeconds += x.expectedSeconds;
       y.availableSeconds += x.availableSeconds;
       for (const k of Object.keys(y.downtimeSeconds) as (keyof Downtime)[]) y.downtimeSeconds[k] += x.downtimeSeconds[k];
@@ -212,14 +220,17 @@ function num(n: number): string {
   return String(Math.round(n * 1e6) / 1e6);
 }
 
-/** One line per (level, id, service), RFC 4180 quoting where needed. */
+/**
+ * One line per (level, id, service), RFC 4180 quoting where needed. `terminals` and `planned_s` are of the terminals
+ * offering that service, like the seconds beside them (a station's ID card line counts its ID-card machines only).
+ */
 export function availabilityCsv(r: AvailabilityReport): string {
   const lines = [CSV_HEADER.join(',')];
   for (const row of [...r.city, ...r.districts, ...r.stations, ...r.terminals]) {
     for (const [sv, x] of Object.entries(row.services) as [ServiceId, ServiceAvailability][]) {
       const cells = [
-        row.level, row.id, sv, String(row.terminals), num(x.expectedSeconds), num(x.availableSeconds), x.share === null ? '' : num(x.share),
-        num(x.downtimeSeconds.offline), num(x.downtimeSeconds.peripheralFault), num(x.downtimeSeconds.appDown), num(x.downtimeSeconds.noData), num(row.plannedSeconds),
+        row.level, row.id, sv, String(x.terminals), num(x.expectedSeconds), num(x.availableSeconds), x.share === null ? '' : num(x.share),
+        num(x.downtimeSeconds.offline), num(x.downtimeSeconds.peripheralFault), num(x.downtimeSeconds.appDown), num(x.downtimeSeconds.noData), num(x.plannedSeconds),
       ];
       lines.push(cells.map((c) => (/[",\n]/.test(c) ? `"${c.replaceAll('"', '""')}"` : c)).join(','));
     }

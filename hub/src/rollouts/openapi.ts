@@ -15,6 +15,8 @@ const rollout = z
     pauseReason: z.object({ code: z.string(), message: z.string(), terminals: z.array(z.object({ id: z.string(), code: z.string() })).optional() }).nullable(),
     waves: z.array(wave),
     urgent: z.boolean(),
+    gate: z.object({ successRatio: z.number(), soakMinutes: z.number(), failureRateTolerance: z.number() }),
+    waveStartedAt: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
     createdBy: z.string(),
@@ -31,7 +33,7 @@ export function registerRolloutsOpenApi(registry: Pick<OpenAPIHono['openAPIRegis
     summary: 'Create a rollout of a release along the tree, in waves gated on post-update health',
     security: [{ bearer: [] }],
     request: { body: { required: true, content: { 'application/json': { schema: createRolloutSchema as unknown as z.ZodType } } } },
-    responses: { 201: json(rollout, 'Created and started'), 400: json(error, 'Bad request, with the path of each bad field'), 401: json(error, 'Not an admin') },
+    responses: { 201: json(rollout, 'Created and started'), 400: json(error, 'Bad request, with the path of each bad field'), 401: json(error, 'Not an admin'), 409: json(error, 'An unfinished (running or paused) rollout already covers some of these terminals: `details` names it and them') },
   });
   registry.registerPath({ method: 'get', path: '/rollouts', summary: 'List rollouts', security: [{ bearer: [] }], responses: { 200: json(z.object({ items: z.array(rollout), nextCursor: z.string().nullable() }), 'Rollouts'), 401: json(error, 'Not an admin') } });
   registry.registerPath({

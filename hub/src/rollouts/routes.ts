@@ -6,7 +6,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { commonNode } from './hub-ports.ts';
-import { RolloutNotFound, RolloutSpecError, type RolloutService, type RolloutView } from './service.ts';
+import { RolloutConflict, RolloutNotFound, RolloutSpecError, type RolloutService, type RolloutView } from './service.ts';
 
 const id = z.string().min(1).max(64);
 const waveSchema = z.discriminatedUnion('kind', [
@@ -126,6 +126,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
   app.onError((e, c) => {
     if (e instanceof RolloutNotFound) return c.json(err('not-found', e.message), 404);
     if (e instanceof RolloutSpecError) return c.json(err('invalid-request', e.message), 400);
+    if (e instanceof RolloutConflict) return c.json(err('rollout-conflict', e.message, e.details), 409);
     throw e;
   });
 

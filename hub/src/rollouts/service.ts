@@ -77,6 +77,10 @@ export interface RolloutView {
   pauseReason: RolloutState['pauseReason'];
   waves: WaveProgress[];
   urgent: boolean;
+  /** The gate each wave must pass (soak time, share that must succeed), and when the current wave began: what the
+   * dashboard needs to say when the next wave starts. */
+  gate: { successRatio: number; soakMinutes: number; failureRateTolerance: number };
+  waveStartedAt: string;
   createdAt: string;
   updatedAt: string;
   createdBy: string;
@@ -84,6 +88,17 @@ export interface RolloutView {
 
 export class RolloutNotFound extends Error {
   override name = 'RolloutNotFound';
+}
+
+/** A new rollout over terminals that an unfinished (running or paused) one still covers: two would race on them. */
+export class RolloutConflict extends Error {
+  override name = 'RolloutConflict';
+  constructor(
+    message: string,
+    readonly details: { rolloutId: string; releaseId: string; status: string; terminals: string[] },
+  ) {
+    super(message);
+  }
 }
 
 export { RolloutSpecError };
@@ -147,13 +162,33 @@ export class RolloutService {
       urgent: input.urgent ?? false,
     };
     const step = createRollout(spec, this.#ports.fleet(), this.#now());
+    this.#refuseOverlap(Object.keys(step.state.terminals));
     const record: RolloutRecord = { v: 1, spec, state: step.state, createdBy: by };
+    // Registered before the first await, so a second create arriving meanwhile sees this one in #refuseOverlap.
+    this.#rollouts.set(id, record);
     await this.#serial(id, async () => {
-      this.#rollouts.set(id, record);
       await this.#commit(record, step, by);
     });
     this.#log.info({ rolloutId: id, releaseId: release.id, terminals: Object.keys(step.state.terminals).length, by }, 'rollout created');
     return this.#view(this.#require(id));
+  }
+
+  /**
+   * One unfinished rollout per terminal: a paused one counts too (resume would send its target again), so a second
+   * rollout is refused naming the first; the operator aborts it or waits until it completes.
+   */
+  #refuseOverlap(terminals: string[]): void {
+    const wanted = new Set(terminals);
+    for (const r of this.#rollouts.values()) {
+      if (r.state.status !== 'running' && r.state.status !== 'paused') continue;
+      const shared = Object.keys(r.state.terminals).filter((t) => wanted.has(t)).sort();
+      if (shared.length === 0) continue;
+      const named = shared.slice(0, 5).join(', ') + (shared.length > 5 ? ` and ${shared.length - 5} more` : '');
+      throw new RolloutConflict(
+        `rollout ${r.spec.id} of ${r.spec.release.id} (${r.state.status}) already covers ${shared.length} of these terminals (${named}): abort it or wait until it completes`,
+        { rolloutId: r.spec.id, releaseId: r.spec.release.id, status: r.state.status, terminals: shared },
+      );
+    }
   }
 
   pause(id: string, by: string, message?: string): Promise<RolloutView> {
@@ -261,6 +296,8 @@ export class RolloutService {
       pauseReason: r.state.pauseReason,
       waves: progress(r.spec, r.state),
       urgent: r.spec.urgent,
+      gate: { successRatio: r.spec.gate.successRatio, soakMinutes: r.spec.gate.soakMs / 60_000, failureRateTolerance: r.spec.gate.failureRateTolerance },
+      waveStartedAt: new Date(r.state.waveStartedAt).toISOString(),
       createdAt: new Date(r.state.createdAt).toISOString(),
       updatedAt: new Date(r.state.updatedAt).toISOString(),
       createdBy: r.createdBy,

@@ -163,6 +163,31 @@ describe('rollouts wired into the hub', () => {
     await until(() => hub.bus.listenerCount('changes') <= listenersBefore);
   });
 
+  it('refuses a second rollout over terminals an unfinished one covers (409 naming it), until that one is aborted', async () => {
+    // what earlier tests left running or paused is ended first
+    for (const r of (await body<{ items: View[] }>(await hub.api('/api/v1/rollouts'), 200)).items) {
+      if (r.status === 'running' || r.status === 'paused') await body(await hub.api(`/api/v1/rollouts/${r.id}/abort`, { method: 'POST' }), 200);
+    }
+    const first = await body<View & { gate: unknown }>(await thAdmin.api('/api/v1/rollouts', { method: 'POST', json: { ...spec(['GZ-TH']), gate: { soakMinutes: 45, successRatio: 0.9 } } }), 201);
+    // the view says what each wave must pass, for the dashboard's countdown
+    expect(first.gate).toEqual({ successRatio: 0.9, soakMinutes: 45, failureRateTolerance: 0.05 });
+    const refused = await body<{ error: { code: string; message: string; details: { rolloutId: string; terminals: string[] } } }>(
+      await hub.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ']) }),
+      409,
+    );
+    expect(refused.error).toMatchObject({ code: 'rollout-conflict', details: { rolloutId: first.id, terminals: ['GZ-TH-001-01'] } });
+    expect(refused.error.message).toContain(first.id);
+    expect(refused.error.message).toContain('GZ-TH-001-01');
+    // a paused one still holds its terminals (resume would send them its target again)
+    await body(await thAdmin.api(`/api/v1/rollouts/${first.id}/pause`, { method: 'POST' }), 200);
+    expect((await hub.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ-TH']) })).status).toBe(409);
+    // other terminals are free
+    const yx = await body<View>(await hub.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ-YX']) }), 201);
+    await body(await thAdmin.api(`/api/v1/rollouts/${first.id}/abort`, { method: 'POST' }), 200);
+    const second = await body<View>(await thAdmin.api('/api/v1/rollouts', { method: 'POST', json: spec(['GZ-TH']) }), 201);
+    for (const r of [yx, second]) await body(await hub.api(`/api/v1/rollouts/${r.id}/abort`, { method: 'POST' }), 200);
+  });
+
   it('KF_PUBLIC_URL sets the address in download URLs; a bad one stops the start naming the key', () => {
     const base = { KF_DATA_DIR: tmp };
     expect(parseConfig({ ...base, KF_PUBLIC_URL: 'https://hub.bureau.example:8443' }).publicUrl).toBe('https://hub.bureau.example:8443');

@@ -3,7 +3,7 @@
  * All or nothing: every row is checked first, then the missing nodes and terminals are created in one transaction.
  * A terminal that exists already is left as it is and gets no secret.
  */
-import { nodeLevel, parentNodeId } from '@kiosk-fleet/protocol';
+import { fleetCsvErrorText, nodeLevel, parentNodeId, parseFleetCsv as parseCsv } from '@kiosk-fleet/protocol';
 import { z } from 'zod';
 import { HubError } from '../errors.ts';
 import type { Db } from '../store/db.ts';
@@ -77,26 +77,19 @@ export function parseFleetJson(body: unknown): ParsedFleet {
   return { nodes, terminals };
 }
 
-/** CSV with the header `id,station,type,serial` (any column order); rows are file line numbers (header = 1). */
+/**
+ * CSV with the header `id,station,type,serial` (any column order), read by protocol's parser (the dashboard's preview
+ * uses the same one); rows are file line numbers (header = 1). The first problem refuses the file; all of them are
+ * in the error's details.
+ */
 export function parseFleetCsv(text: string): ParsedFleet {
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const header = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
-  const cols = ['id', 'station', 'type', 'serial'] as const;
-  const at = Object.fromEntries(cols.map((c) => [c, header.indexOf(c)])) as Record<(typeof cols)[number], number>;
-  const missingCol = cols.find((c) => at[c] < 0);
-  if (missingCol) throw invalidImport(1, `header must name id,station,type,serial (missing ${missingCol})`);
-  const terminals: Row<NewTerminal>[] = [];
-  lines.forEach((line, i) => {
-    if (i === 0 || line.trim() === '') return;
-    if (line.includes('"')) throw invalidImport(i + 1, 'quoted fields are not supported');
-    const cells = line.split(',').map((c) => c.trim());
-    if (cells.length !== header.length) throw invalidImport(i + 1, `expected ${header.length} fields, got ${cells.length}`);
-    terminals.push({
-      row: i + 1,
-      value: { id: cells[at.id]!, station: cells[at.station]!, type: cells[at.type]!, serial: cells[at.serial]! },
-    });
-  });
-  return { nodes: [], terminals };
+  const parsed = parseCsv(text);
+  const first = parsed.errors[0];
+  if (first) {
+    const reason = fleetCsvErrorText(first);
+    throw new HubError(400, 'invalid-import', `import rejected at row ${first.row}: ${reason}`, { row: first.row, reason, errors: parsed.errors });
+  }
+  return { nodes: [], terminals: parsed.rows.map(({ row, ...value }) => ({ row, value })) };
 }
 
 export function applyImport(db: Db, registry: RegistryStore, fleet: ParsedFleet, by: string): ImportResult {

@@ -65,6 +65,14 @@ describe('import', () => {
     expect(terminalCount()).toBe(before);
   });
 
+  test('a header-less CSV is refused at row 1 naming the header (the dashboard preview reads it with the same parser)', async () => {
+    const res = await post('/api/v1/import', 'GZ-YX-001-93,GZ-YX-001,id-card,SN93\n', 'text/csv');
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { details: { row: number; reason: string; errors: { code: string }[] } } };
+    expect(body.error.details).toMatchObject({ row: 1, reason: expect.stringContaining('header must name id,station,type,serial') });
+    expect(body.error.details.errors.every((e) => e.code === 'missing-column')).toBe(true);
+  });
+
   test('JSON: a bad terminal row rejects everything, new stations included', async () => {
     const fleet = {
       city: { id: 'GZ', name: { zh: '广州', en: 'GZ' } },

@@ -183,6 +183,17 @@ export const commandResultSchema = z.object({
 });
 export type CommandResult = z.infer<typeof commandResultSchema>;
 
+/**
+ * What an agent's `self-test` command returns as `result`: the peripherals checked now and which are not ok. The hub
+ * reads it to say on an alert which peripherals failed; other keys (host, app) are shown as they come.
+ */
+export const selfTestResultSchema = z.looseObject({
+  passed: z.boolean(),
+  failing: z.array(z.string().max(32)).max(64),
+  peripherals: z.record(z.string().max(32), peripheralSampleSchema),
+});
+export type SelfTestResult = z.infer<typeof selfTestResultSchema>;
+
 // ---------------------------------------------------------------- updates
 
 export const RELEASE_KINDS = ['app', 'agent'] as const;

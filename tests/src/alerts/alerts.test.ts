@@ -153,6 +153,12 @@ describe('alerts with the simulator', () => {
     }, 20_000, 'self-test result');
     expect(withResult.selfTests[0]!.status).toMatch(/ok|error/);
     expect(JSON.stringify(withResult.selfTests[0])).toContain('idCardReader');
+    // The alert's history says which peripheral failed, read from the simulated agent's own result.
+    const entry = await until(async () => {
+      const d = await get<{ history: { action: string; data: unknown }[] }>(`/api/v1/alerts/${t1Alert!.id}`);
+      return d.history.find((h) => h.action === 'self-test-result') ?? null;
+    }, 20_000, 'self-test history entry');
+    expect(entry.data).toMatchObject({ status: 'ok', summary: { passed: false, notOk: [{ id: 'idCardReader', status: 'fault', code: 'E_NO_RESPONSE' }] } });
 
     await sim.control(`/terminals/${T4}/recover`, { peripheral: 'idCardReader' });
     await until(async () => (await alerts(`rule=station-service-lost`)).length === 0, 20_000, 'station recovers');

@@ -241,6 +241,8 @@ describe('dashboard in Chromium against a real hub', () => {
       await poll(() => card.locator('[data-peripheral="idCardReader"]').getAttribute('data-status')).toBe('ok');
       await poll(() => card.locator('.badge.presence-online').count()).toBe(1);
       await screenshot(page, `station-${size}`);
+      // On a phone the healthy terminals are folded under one line (those in trouble come first): open it.
+      if (size === 'phone') await page.locator('[data-testid="healthy-terminals"] summary').click();
 
       await follow(page, card.getByRole('link', { name: T }), new RegExp(`/terminals/${T}$`));
       await page.waitForSelector('[data-page="terminal"]');
@@ -385,7 +387,8 @@ describe('dashboard in Chromium against a real hub', () => {
     expect(secret.length).toBeGreaterThanOrEqual(32);
     await screenshot(page, 'placement-desk');
 
-    await page.locator('#move-id').fill('GZ-HZ-001-02');
+    await page.locator('#move-id-filter').fill('GZ-HZ-001-02');
+    await poll(() => page.locator('#move-id').inputValue()).toBe('GZ-HZ-001-02');
     await page.locator('#move-station').selectOption('GZ-YX-002');
     await page.locator('#move-reason').fill('E2E: moved to a busier station');
     await page.getByRole('button', { name: '迁移' }).click();
@@ -465,7 +468,8 @@ describe('dashboard in Chromium against a real hub', () => {
     // The terminal page names the layer each effective value came from, and the terminal applies it.
     await page.goto(`${hub.url}/terminals/${T}`);
     await poll(() => page.locator('#config tr[data-key="logLevel"] [data-layer]').getAttribute('data-layer')).toBe('station');
-    expect(await page.locator('#config tr[data-key="logLevel"]').textContent()).toContain('洪桥派出所');
+    // the station's name comes with the tree, which may arrive after the config table: poll, do not race it
+    await poll(() => page.locator('#config tr[data-key="logLevel"]').textContent()).toContain('洪桥派出所');
     await poll(() => page.locator('[data-testid="config-sync"]').getAttribute('data-status'), 20_000).toBe('in-sync');
     await screenshot(page, 'terminal-config-desk');
   }, 90_000);
@@ -506,6 +510,7 @@ describe('dashboard in Chromium against a real hub', () => {
     await page.locator('#ro-target').selectOption('GZ-YX');
     await page.locator('#ro-pilot').selectOption('GZ-YX-001');
     await page.getByRole('button', { name: '开始发布' }).click();
+    await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
     const rollout = page.locator('.rollout').first();
     await poll(() => rollout.getAttribute('data-status')).toBe('running');
     // Two waves: the pilot station's two terminals, then the rest of Yuexiu.
