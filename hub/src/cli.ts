@@ -74,7 +74,7 @@ async function serve(flags: string[]): Promise<void> {
   const hub = await startHub(cfg, { log });
   // The ready line is a contract (scripts and tests wait for it), so it is written whatever KF_LOG_LEVEL says.
   const readyLog = log.isLevelEnabled('info') ? log : createLogger('info');
-  readyLog.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
+  readyLog.info({ mqttPort: hub.mqttPort, httpPort: hub.httpPort, mqttsPort: hub.mqttsPort ?? undefined, mqttProxyPort: hub.mqttProxyPort ?? undefined, dataDir: cfg.dataDir }, 'ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -189,6 +189,9 @@ export class AuthService {
    * generated one that must be changed at first login. Returns the generated password (to print once), else null.
    */
   async bootstrap(password: string | undefined): Promise<string | null> {
+    // The hash an unknown user's login is checked against, made now in the thread pool: otherwise the first such
+    // login pays two scrypt runs (~2 s at N=2^17, more on a loaded machine) where a known user's pays one.
+    void dummyHash(this.opts.scryptN);
     if (this.store.countUsers() > 0) return null;
     const generated = password === undefined ? generatePassword() : null;
     const hash = await hashPassword(password ?? generated!, this.opts.scryptN);

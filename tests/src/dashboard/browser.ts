@@ -32,8 +32,14 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-export async function newContext(browser: Browser, size: SizeName, locale: 'zh-CN' | 'en-US' = 'zh-CN'): Promise<BrowserContext> {
+export async function newContext(
+  browser: Browser,
+  size: SizeName,
+  locale: 'zh-CN' | 'en-US' = 'zh-CN',
+  opts: { bypassCSP?: boolean } = {},
+): Promise<BrowserContext> {
   return browser.newContext({
+    ...(opts.bypassCSP ? { bypassCSP: true } : {}),
     viewport: SIZES[size],
     locale,
     // The browser's own zone differs from the bureau's on purpose: times must still read in Asia/Shanghai.

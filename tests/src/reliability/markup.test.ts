@@ -47,7 +47,11 @@ beforeAll(async () => {
   const u = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'markup-tech', displayName: `Tech ${P.svg}${P.img}`, role: 'technician', nodeId: 'GZ-XS' } });
   expect(u.status).toBe(201);
   browser = await launchBrowser();
-  const ctx = await newContext(browser, 'desk', 'en-US');
+  // The hub's Content-Security-Policy would stop an inline payload even if the dashboard rendered it as markup: this
+  // test checks the dashboard's own escaping, the first line of defence, so it runs without the CSP (which
+  // tests/src/dashboard/csp.test.ts checks on its own). The control below proves a payload that does reach the DOM as
+  // markup runs here.
+  const ctx = await newContext(browser, 'desk', 'en-US', { bypassCSP: true });
   // Every payload calls this; a call means a payload ran.
   await ctx.addInitScript(() => {
     (globalThis as unknown as Probe).__xssHits = 0;
