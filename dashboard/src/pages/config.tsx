@@ -97,8 +97,11 @@ export function ConfigPage(props: { query: URLSearchParams }) {
     setMsg(null);
     setMode(m);
   };
-  const layerName = (level: string, id: string) =>
-    `${t(`config.level.${level}` as Parameters<typeof t>[0])} ${level === 'terminal' ? id : nodeName(tree, id)}`;
+  // An operator below the city does not have the city in their tree: the level alone then names it.
+  const layerName = (level: string, id: string) => {
+    const name = level === 'terminal' ? id : tree?.byId.has(id) ? nodeName(tree, id) : '';
+    return `${t(`config.level.${level}` as Parameters<typeof t>[0])}${name ? ` ${name}` : ''}`;
+  };
   const go = (to: string) => navigate(`/config?target=${encodeURIComponent(to)}`);
   return (
     <div class="page" data-page="config">
