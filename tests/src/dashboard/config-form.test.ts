@@ -202,4 +202,29 @@ describe('the config form', () => {
     });
     expect(pageErrors).toEqual([]);
   }, 90_000);
+
+  it("a terminal's layer offers its type's services and chooses probes by name from the type's catalog", async () => {
+    const page = await openPage('desk');
+    await page.goto(`${hub.url}/config?target=GZ-YX-002-01`);
+    await page.waitForSelector('[data-testid="config-form"]');
+    // police-multi: household certificate, traffic fines, document submission, progress inquiry
+    await poll(() => page.locator('[data-field="servicesEnabled"] input[type=checkbox]').count()).toBe(4);
+    expect(await page.locator('[data-field="servicesEnabled"]').textContent()).toContain('户籍证明开具');
+    await page.locator('[data-field="peripherals"] summary').click();
+    expect(await page.locator('[data-peripheral]').evaluateAll((els) => els.map((e) => e.getAttribute('data-peripheral')))).toEqual([
+      'idCardReader',
+      'documentScanner',
+      'a4Printer',
+      'paymentTerminal',
+      'touchscreen',
+    ]);
+    const reader = page.locator('[data-peripheral="idCardReader"]');
+    await reader.locator('[data-field="peripherals.idCardReader.driver"] select').selectOption('command');
+    const probe = reader.locator('[data-field="peripherals.idCardReader.probe"] select');
+    expect(await probe.locator('option').allTextContents()).toEqual(['（继承）', 'idcard-reader']);
+    await probe.selectOption('idcard-reader');
+    await page.getByRole('tab', { name: '高级（JSON）' }).click();
+    expect(JSON.parse(await page.locator('#cfg-text').inputValue())).toEqual({ peripherals: { idCardReader: { driver: 'command', probe: 'idcard-reader' } } });
+    await screenshot(page, 'config-form-terminal-desk');
+  }, 60_000);
 });
