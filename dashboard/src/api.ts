@@ -394,7 +394,7 @@ export function saveConfigLayer(
 export interface DryRun {
   changed: number;
   unchanged: number;
-  terminals: { terminalId: string; changes: number }[];
+  terminals: { terminalId: string; stationId: string; changes: number }[];
 }
 
 /** Which terminals a layer change would reach (the hub computes the merge; nothing is saved). */
@@ -402,9 +402,26 @@ export function dryRunConfig(scope: 'node' | 'terminal', id: string, config: Rec
   // Not in the typed client: the hub builds this route's path from a variable (see LiteralRoutes above).
   const path = `config/${scope === 'node' ? 'nodes' : 'terminals'}/${encodeURIComponent(id)}/dry-run`;
   return run(
-    http('POST', path, undefined, { config }) as Untyped<{ changed: number; unchanged: number; terminals: { terminalId: string; changes: unknown[] }[] }>,
-    (j) => ({ changed: j.changed, unchanged: j.unchanged, terminals: j.terminals.map((t) => ({ terminalId: t.terminalId, changes: t.changes.length })) }),
+    http('POST', path, undefined, { config }) as Untyped<{ changed: number; unchanged: number; terminals: { terminalId: string; stationId: string; changes: unknown[] }[] }>,
+    (j) => ({
+      changed: j.changed,
+      unchanged: j.unchanged,
+      terminals: j.terminals.map((t) => ({ terminalId: t.terminalId, stationId: t.stationId, changes: t.changes.length })),
+    }),
   );
+}
+
+/** What a layer inherits from the layers above it: the merged config and, per dotted path, the layer that set it. */
+export interface Inherited {
+  config: Record<string, unknown>;
+  sources: Record<string, { level: string; id: string; version: number }>;
+}
+
+export function getInheritedConfig(scope: 'node' | 'terminal', id: string): Promise<Result<Inherited>> {
+  const map = (j: Inherited): Inherited => ({ config: j.config, sources: j.sources });
+  return scope === 'node'
+    ? run(client.config.nodes[':id'].inherited.$get({ param: { id } }), map)
+    : run(client.config.terminals[':id'].inherited.$get({ param: { id } }), map);
 }
 
 export interface EffectiveConfig {

@@ -79,7 +79,7 @@ const diffQuery = z.object({
 
 const dryRunBody = z.object({ config: configBody });
 const dryRunSchema = z.object({
-  terminals: z.array(z.object({ terminalId: z.string(), changes: z.array(changeSchema) })),
+  terminals: z.array(z.object({ terminalId: z.string(), stationId: z.string(), changes: z.array(changeSchema) })),
   changed: z.number(),
   unchanged: z.number(),
 });
@@ -179,6 +179,22 @@ const effectiveRoute = createRoute({
   responses: { 200: json(effectiveSchema), ...errorResponses },
 });
 
+const inheritedSchema = z.object({
+  config: z.record(z.string(), z.unknown()),
+  /** Dotted path of each inherited value → the layer it came from. */
+  sources: z.record(z.string(), z.object({ level: z.string(), id: z.string(), version: z.number() })),
+});
+const inheritedRoute = <B extends '/config/nodes/{id}' | '/config/terminals/{id}'>(base: B) =>
+  createRoute({
+    method: 'get',
+    path: `${base}/inherited` as `${B}/inherited`,
+    summary: 'What the layer inherits: the merge of the layers above it (not its own), with the layer of each value',
+    request: { params: idParam },
+    responses: { 200: json(inheritedSchema), ...errorResponses },
+  });
+const nodeInherited = inheritedRoute('/config/nodes/{id}');
+const terminalInherited = inheritedRoute('/config/terminals/{id}');
+
 const driftRoute = createRoute({
   method: 'get',
   path: '/config/drift',
@@ -265,6 +281,8 @@ export function configRoutes(s: Services) {
       const e = cl.effective(id);
       return c.json({ terminalId: id, config: e.config, sources: e.sources, layers: e.layers, desired: desiredJson(id), sync: syncJson(cl.sync(id)) }, 200);
     })
+    .openapi(nodeInherited, (c) => c.json(cl.inherited('node', c.req.valid('param').id), 200))
+    .openapi(terminalInherited, (c) => c.json(cl.inherited('terminal', c.req.valid('param').id), 200))
     .openapi(driftRoute, (c) => {
       const { node } = c.req.valid('query');
       // Only terminals under the caller's node (auth/policy.ts): ?node= outside it does not exist for them.

@@ -130,6 +130,23 @@ describe('inheritance, provenance, history', () => {
     expect(th.config).toEqual({ logLevel: 'warn', announcement: { zh: '通知', en: 'Notice' }, telemetryInterval: 120 });
   });
 
+  test('a layer’s inherited config is the merge of the layers above it, each value with its layer', async () => {
+    type Inherited = { config: Record<string, unknown>; sources: Record<string, { level: string; id: string }> };
+    // the station's own `announcement: null` is not part of what it inherits; the district's interval is
+    const st = await get<Inherited>('/api/v1/config/nodes/GZ-YX-001/inherited');
+    expect(st.config).toEqual({ logLevel: 'warn', announcement: { zh: '通知', en: 'Notice' }, telemetryInterval: 45 });
+    expect(st.sources['telemetryInterval']).toMatchObject({ level: 'district', id: 'GZ-YX' });
+    expect(st.sources['announcement.zh']).toMatchObject({ level: 'city', id: 'GZ' });
+    const d = await get<Inherited>('/api/v1/config/nodes/GZ-YX/inherited');
+    expect(d.config).toMatchObject({ telemetryInterval: 120 });
+    expect(d.sources['telemetryInterval']).toMatchObject({ level: 'city', id: 'GZ' });
+    expect((await get<Inherited>('/api/v1/config/nodes/GZ/inherited')).config).toEqual({});
+    // a terminal inherits its station's merge, not its own logLevel
+    const t = await get<Inherited>(`/api/v1/config/terminals/${T.yx1!.id}/inherited`);
+    expect(t.config).toEqual({ logLevel: 'warn', telemetryInterval: 45 });
+    expect((await hub.api('/api/v1/config/nodes/GZ-NOPE/inherited')).status).toBe(404);
+  });
+
   test('every version is kept with who, when and why, and is diffable', async () => {
     expect((await put('/api/v1/config/nodes/GZ-YX', { config: { telemetryInterval: 60, servicesEnabled: ['id-card-collection'] }, expectedVersion: 1, reason: 'collection only' })).status).toBe(200);
     const h = await get<{ items: { version: number; by: string; reason: string | null; at: string; changes: unknown[] }[] }>('/api/v1/config/nodes/GZ-YX/history');
@@ -167,7 +184,8 @@ describe('inheritance, provenance, history', () => {
   test('a dry run lists which terminals change and how, and saves nothing', async () => {
     const res = await hub.api('/api/v1/config/nodes/GZ/dry-run', { method: 'POST', json: { config: { logLevel: 'error', telemetryInterval: 120 } } });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { terminals: { terminalId: string; changes: unknown[] }[]; changed: number; unchanged: number };
+    const body = (await res.json()) as { terminals: { terminalId: string; stationId: string; changes: unknown[] }[]; changed: number; unchanged: number };
+    expect(body.terminals.find((t) => t.terminalId === T.th1!.id)!.stationId).toBe('GZ-TH-001');
     // yx1 keeps its own logLevel and its district's interval: unchanged; the others get logLevel error
     expect(body.terminals.map((t) => t.terminalId).sort()).toEqual([T.th1!.id, T.yx2!.id].sort());
     expect(body.unchanged).toBe(1);

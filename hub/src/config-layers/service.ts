@@ -87,6 +87,8 @@ export interface WriteOptions {
 
 export interface TerminalChange {
   terminalId: string;
+  /** So that a dry run can be read station by station. */
+  stationId: string;
   changes: Change[];
 }
 
@@ -252,6 +254,19 @@ export class ConfigLayers {
     return { ...mergeLayers(layers), layers: layers.map(({ level, id, version }) => ({ level, id, version })) };
   }
 
+  /**
+   * What a layer inherits: the merge of the layers above it (not its own), with the layer of each value. The config
+   * form shows it as each field's placeholder; a district operator may not read the city's layer, but sees here what
+   * it gives their district, as their terminals do.
+   */
+  inherited(scope: Scope, id: string): Effective {
+    this.#level(scope, id);
+    const stationId = scope === 'terminal' ? this.registry.requireTerminal(id).stationId : id;
+    // a node's "station" here is the node itself: the chain walks nodePath(id), then drops the layer's own
+    const chain = this.#chain({ id: '', stationId }, this.#layerMap()).filter((l) => l.level !== 'terminal' && !(scope === 'node' && l.id === id));
+    return mergeLayers(chain);
+  }
+
   /** The desired config of a terminal (cached; the config object is shared and frozen). */
   desired(terminalId: string): { readonly version: number; readonly config: TerminalConfig; readonly updatedAt: number } | null {
     return this.#cachedDesired(terminalId);
@@ -325,7 +340,7 @@ export class ConfigLayers {
   dryRun(scope: Scope, id: string, config: unknown): DryRun {
     const plan = this.#plan(scope, id, config);
     return {
-      terminals: plan.changes.map((c) => ({ terminalId: c.terminal.id, changes: diff(c.before, c.after) })),
+      terminals: plan.changes.map((c) => ({ terminalId: c.terminal.id, stationId: c.terminal.stationId, changes: diff(c.before, c.after) })),
       unchanged: plan.unchanged,
     };
   }

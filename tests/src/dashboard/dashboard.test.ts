@@ -440,6 +440,8 @@ describe('dashboard in Chromium against a real hub', () => {
     const page = await openPage('desk');
     await page.goto(`${hub.url}/terminals/${id}`);
     await follow(page, page.locator('#config').getByRole('link', { name: '编辑' }), /\/config\?target=GZ-YX-002-01$/);
+    // The form is the default view (tests/src/dashboard/config-form.test.ts); the JSON is the advanced one.
+    await page.getByRole('tab', { name: '高级（JSON）' }).click();
     await page.waitForSelector('#cfg-text');
     // A typo is refused by the hub with the path of the bad field, and nothing is saved.
     await page.locator('#cfg-text').fill('{ "telemetryIntervall": 10 }');
@@ -456,6 +458,7 @@ describe('dashboard in Chromium against a real hub', () => {
 
     // A station layer reaches both terminals of that station.
     await page.goto(`${hub.url}/config?target=GZ-YX-001`);
+    await page.getByRole('tab', { name: '高级（JSON）' }).click();
     await page.waitForSelector('#cfg-text');
     await page.locator('#cfg-text').fill('{ "logLevel": "debug" }');
     await page.locator('#cfg-reason').fill('E2E: more logs at Hongqiao');
