@@ -381,6 +381,7 @@ export const en = {
   'common.saving': 'Saving…',
   'common.done': 'Done',
   'common.failed': 'Failed: {message}',
+  'demo.banner': 'Demo: the terminals are simulated',
 } as const;
 
 export type MessageKey = keyof typeof en;

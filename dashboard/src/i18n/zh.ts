@@ -383,4 +383,5 @@ export const zh: Record<MessageKey, string> = {
   'common.saving': '正在保存…',
   'common.done': '完成',
   'common.failed': '失败：{message}',
+  'demo.banner': '演示数据：终端为模拟',
 };
