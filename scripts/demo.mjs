@@ -6,7 +6,7 @@
 // Ctrl-C stops the simulator first (its terminals publish a clean offline), then drains the hub.
 //
 // Env: KF_HTTP_PORT / KF_MQTT_PORT / KF_DATA_DIR / KF_ADMIN_TOKEN as for the hub; KF_DEMO_COUNT (terminals to
-// simulate, default: the whole fleet), KF_DEMO_INTERVAL (seconds between samples, default 30), KF_DEMO_SEED (0: no
+// simulate, default: the whole fleet; set, it also skips the seed), KF_DEMO_INTERVAL (seconds between samples, default 30), KF_DEMO_SEED (0: no
 // month of history on a fresh data dir), KF_DEMO_CONTROL_PORT (the simulator's control API, default 7071),
 // KF_DEMO_CHAOS (the simulator's fault rate multiplier, default 0.5).
 import { spawn, spawnSync } from 'node:child_process';
