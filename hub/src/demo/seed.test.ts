@@ -133,6 +133,14 @@ describe('demo-seed', () => {
     expect(fs.existsSync(path.join(dir, 'hub.lock'))).toBe(false);
   }, 120_000);
 
+  it('seeds a short history too (--days 2: no hot day, no outage, maybe no weekday)', async () => {
+    const dir = tempDir();
+    importFleet(dir, 1);
+    const r = await seedDemo({ dataDir: dir, days: 2 });
+    expect(r.rollups).toBeGreaterThan(0);
+    expect(r.rollouts.map((x) => x.status).sort()).toEqual(['completed', 'running']);
+  }, 120_000);
+
   it('refuses a data dir without terminals', async () => {
     await expect(seedDemo({ dataDir: tempDir() })).rejects.toThrow(/import the fleet first/);
   });

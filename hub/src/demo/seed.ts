@@ -233,16 +233,18 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
 
   // Opening-hour starts for faults: a technician's month is weekday daytime faults, mostly.
   const openingStart = (): number => {
-    for (;;) {
+    // bounded: a short --days over a weekend has no opening hour at all
+    for (let tries = 0; ; tries++) {
       const t = between(start + DAY_MS, now - 2 * HOUR_MS);
       const c = clock(t);
-      if (c.dow !== 0 && c.hour >= 8 && c.hour < 17) return t;
+      if ((c.dow !== 0 && c.hour >= 8 && c.hour < 17) || tries >= 200) return t;
     }
   };
 
   // Hot afternoons: three days of the month, city-wide weather; terminals in the sun get the worst of it.
   const hotDays = new Set<number>();
-  while (hotDays.size < Math.min(3, days - 1)) hotDays.add(Math.floor(between(1, days - 1)));
+  // days 1 … days-2: the first and the last (partial) day have none, so a short --days has fewer
+  while (hotDays.size < Math.min(3, days - 2)) hotDays.add(Math.floor(between(1, days - 1)));
   const dayIndex = (t: number) => Math.floor((t - start) / DAY_MS);
 
   const terms: Term[] = rows.filter((r) => isTerminalType(r.type)).map((r, idx) => {
@@ -296,9 +298,12 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
   while (clock(outageFrom).dow === 0 || clock(outageFrom).dow === 6 || clock(outageFrom).hour !== 14) outageFrom += HOUR_MS;
   let maintFrom = Math.floor((now - 12 * DAY_MS) / HOUR_MS) * HOUR_MS;
   while (clock(maintFrom).dow !== 0 || clock(maintFrom).hour !== 1) maintFrom += HOUR_MS;
+  // a short history (--days) may not reach back to them
+  const withOutage = outageFrom > start + DAY_MS;
+  const withMaint = maintFrom > start + DAY_MS;
   for (const t of terms) {
-    if (t.station === outageStation) t.offline.push({ from: outageFrom + 10 * MINUTE_MS, to: outageFrom + 3.5 * HOUR_MS, reason: 'connection-lost' });
-    if (t.station === maintStation) t.offline.push({ from: maintFrom + 5 * MINUTE_MS, to: maintFrom + 2.5 * HOUR_MS, reason: 'clean', planned: true });
+    if (withOutage && t.station === outageStation) t.offline.push({ from: outageFrom + 10 * MINUTE_MS, to: outageFrom + 3.5 * HOUR_MS, reason: 'connection-lost' });
+    if (withMaint && t.station === maintStation) t.offline.push({ from: maintFrom + 5 * MINUTE_MS, to: maintFrom + 2.5 * HOUR_MS, reason: 'clean', planned: true });
     t.offline.sort((a, b) => a.from - b.from);
     // a fault or an app crash while offline would be invisible: keep them apart
     t.incidents = t.incidents.filter((i) => !t.offline.some((s) => overlaps(s, i.from - 30 * MINUTE_MS, i.to + 30 * MINUTE_MS)));
@@ -523,7 +528,7 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
       }
       if (seq > 0) insertStream.run(t.id, 'events', DEMO_EPOCH, seq, seq, now);
     }
-    db.prepare(
+    if (withMaint) db.prepare(
       `INSERT INTO maintenance (target_kind, target_id, node_id, reason, starts_at, ends_at, created_by, created_at) VALUES ('node', ?, ?, ?, ?, ?, 'admin', ?)`,
     ).run(maintStation, maintStation, '网络设备升级 / network switch upgrade', maintFrom, maintFrom + 3 * HOUR_MS, maintFrom - 3 * DAY_MS);
   })();
