@@ -190,8 +190,8 @@ export function checkToken(token: string): Promise<Result<true>> {
 }
 
 /** The hub's public facts (no credential needed): its time zone, for formatting every time on the page. */
-export function getHubInfo(): Promise<Result<{ timeZone: string }>> {
-  return run(client.health.$get(), (j) => ({ timeZone: j.timeZone }), false);
+export function getHubInfo(): Promise<Result<{ timeZone: string; demo: boolean }>> {
+  return run(client.health.$get(), (j) => ({ timeZone: j.timeZone, demo: j.demo }), false);
 }
 
 export function getNodes(): Promise<Result<NodeView[]>> {

@@ -5,6 +5,7 @@ import { LANGUAGES, pickName, setLanguage, t, useLanguage, type Language } from 
 import { disconnect, useLiveState } from './live.ts';
 import { match, navigate, onLinkClick, usePath } from './router.ts';
 import { resetTree, useTree } from './nodes.ts';
+import { DemoBanner } from './demo.tsx';
 import { ChangePassword, LoginPage } from './pages/login.tsx';
 import { CityPage } from './pages/city.tsx';
 import { NodePage } from './pages/node.tsx';
@@ -152,6 +153,7 @@ export function App() {
   if (path === '/login' || !authed) {
     return (
       <main id="main" tabIndex={-1} class="login-main">
+        <DemoBanner />
         <LoginPage expired={query.get('expired') === '1'} next={query.get('next') ?? '/'} language={<LanguageSwitch />} />
       </main>
     );
@@ -218,6 +220,7 @@ export function App() {
           </button>
         </div>
       </header>
+      <DemoBanner />
       <LiveBanner />
       <main id="main" tabIndex={-1}>
         <Page path={path} query={query} />

@@ -19,6 +19,7 @@ import { HubError } from './errors.ts';
 import { releaseCommand } from './releases/index.ts';
 import { formatCounts, migrateStore } from './db/migrate-store.ts';
 import { parseDatabaseUrl } from './db/url.ts';
+import { seedDemo } from './demo/seed.ts';
 
 export const HUB_VERSION: string = pkg.version;
 const PROGRAM = 'kiosk-fleet';
@@ -54,6 +55,16 @@ const MIGRATE_STORE = {
     'data-dir': { type: 'string', value: 'dir', help: 'the SQLite installation (default: KF_DATA_DIR, ./data)' },
   },
   notes: 'Progress on stderr; a per-table count check on stdout at the end (exit 1 on any difference). See hub/README.md, "Engines".',
+} as const satisfies CommandSpec;
+const DEMO_SEED = {
+  name: 'demo-seed',
+  summary: "Write 30 days of demo history for the imported terminals into a fresh KF_DATA_DIR's database (no hub running); used by `pnpm start`.",
+  synopsis: '[--data-dir <dir>] [--days <n>]',
+  options: {
+    'data-dir': { type: 'string', value: 'dir', help: 'the data dir (default: KF_DATA_DIR, ./data)' },
+    days: { type: 'string', value: 'n', help: 'days of history (default 30)' },
+  },
+  notes: 'Refuses a database with any telemetry, rollup, presence history, event, alert or rollout, and while a hub serves the data dir. Import the fleet first (`kiosk-fleet import`). Progress on stderr, a JSON summary on stdout. See hub/README.md, "Demo history".',
 } as const satisfies CommandSpec;
 const RELEASE = { name: 'release keygen|pack', summary: 'signing keys and signed release artifacts (kiosk-fleet release <keygen|pack> --help)' };
 
@@ -202,6 +213,17 @@ export async function main(argv: string[]): Promise<number> {
         if (r.help) return (help(MIGRATE_STORE), EXIT.ok);
         return await migrateStoreCommand(r.values.to, r.values['data-dir']);
       }
+      case 'demo-seed': {
+        spec = DEMO_SEED;
+        const r = parseCommand(DEMO_SEED, rest);
+        if (r.help) return (help(DEMO_SEED), EXIT.ok);
+        const days = r.values.days === undefined ? 30 : Number(r.values.days);
+        if (!Number.isInteger(days) || days < 2 || days > 400) throw new UsageError('--days: a whole number of days, 2-400');
+        const cfg = config(r.values['data-dir'] ? [`--data-dir=${r.values['data-dir']}`] : []);
+        const res = await seedDemo({ dataDir: cfg.dataDir, days, timezone: cfg.timezone, progress: (line) => process.stderr.write(`demo-seed: ${line}\n`) });
+        process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+        return EXIT.ok;
+      }
       case '--version':
       case '-V':
       case 'version':
@@ -233,5 +255,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function programHelp(): string {
-  return formatProgramHelp(PROGRAM, `Kiosk Fleet hub ${HUB_VERSION}: MQTT broker, API and dashboard for a fleet of self-service terminals.`, [SERVE, IMPORT, BACKUP, RELEASE, MIGRATE_STORE]);
+  return formatProgramHelp(PROGRAM, `Kiosk Fleet hub ${HUB_VERSION}: MQTT broker, API and dashboard for a fleet of self-service terminals.`, [SERVE, IMPORT, BACKUP, RELEASE, MIGRATE_STORE, DEMO_SEED]);
 }

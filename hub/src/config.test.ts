@@ -23,6 +23,13 @@ describe('config', () => {
     expect(c.takeover.holdOffMs).toBe(30_000);
   });
 
+  test('KF_DEMO: off unless the demo says 1 (or true); anything else is an error naming it', () => {
+    expect(parseConfig({}).demo).toBe(false);
+    expect(parseConfig({ KF_DEMO: '1' }).demo).toBe(true);
+    expect(parseConfig({ KF_DEMO: 'true' }).demo).toBe(true);
+    expect(() => parseConfig({ KF_DEMO: 'yes' })).toThrow(/^KF_DEMO:/);
+  });
+
   test('flags mirror env names and override env', () => {
     expect(parseConfig({ KF_MQTT_PORT: '1', ...flagsToEnv(['--mqtt-port=0']) }).mqttPort).toBe(0);
     expect(() => flagsToEnv(['--oops'])).toThrow(ConfigError);

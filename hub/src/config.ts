@@ -72,6 +72,8 @@ export const configSchema = z.object({
   /** How terminals reach the hub's HTTP(S) port (download URLs in update/target); default from bind and port. */
   KF_PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: 'an http(s) URL' }).optional()),
   KF_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Set by `pnpm start`: the terminals are simulated (the dashboard says so, told by /api/v1/health). */
+  KF_DEMO: z.enum(['0', '1', 'false', 'true']).default('0').transform((v) => v === '1' || v === 'true'),
   /** Where the dashboard's static build lives; default `dashboard/dist` beside the hub package. */
   KF_DASHBOARD_DIR: optionalString,
   /** Alerts (src/alerts): how often rules run, how long after start before they run (terminals reconnecting after a
@@ -112,6 +114,8 @@ export interface HubConfig {
   retentionDays: number;
   maxPayload: number;
   timezone: string;
+  /** KF_DEMO: the terminals are simulated (scripts/demo.mjs). */
+  demo?: boolean;
   logLevel: string;
   dashboardDir: string;
   /** Ingest tuning; not env (documented in README's back-pressure section). */
@@ -191,6 +195,7 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
     retentionDays: c.KF_RETENTION_DAYS,
     maxPayload: c.KF_MAX_PAYLOAD,
     timezone: c.KF_TIMEZONE,
+    demo: c.KF_DEMO,
     logLevel: c.KF_LOG_LEVEL,
     dashboardDir: c.KF_DASHBOARD_DIR ?? path.join(HUB_PACKAGE_DIR, '..', 'dashboard', 'dist'),
     ingest: { batchSize: 1000, flushMs: 5, queueLimit: 20_000 },

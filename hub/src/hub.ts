@@ -79,6 +79,8 @@ export interface HubServices {
   dashboardDir: string;
   /** KF_TIMEZONE: the zone people read times in; the dashboard learns it from /health. */
   timezone: string;
+  /** KF_DEMO: the terminals are simulated; /health tells the dashboard. */
+  demo?: boolean;
   releases: Releases;
   /** Operators: users, sessions, API tokens (auth/service.ts). */
   auth: AuthService;
@@ -323,6 +325,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       adminToken,
       dashboardDir: config.dashboardDir,
       timezone: config.timezone,
+      demo: config.demo ?? false,
       importFleet: (fleet, by) => {
         const result = applyImport(db, registry, fleet, by);
         const now = Date.now();

@@ -579,6 +579,7 @@ export const en = {
   'cfgform.type.boolean': 'yes or no',
   'cfgform.type.array': 'a list',
   'cfgform.type.object': 'a group of settings',
+  'demo.banner': 'Demo: the terminals are simulated',
 } as const;
 
 export type MessageKey = keyof typeof en;

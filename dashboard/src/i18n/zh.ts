@@ -581,4 +581,5 @@ export const zh: Record<MessageKey, string> = {
   'cfgform.type.boolean': '是或否',
   'cfgform.type.array': '列表',
   'cfgform.type.object': '一组设置',
+  'demo.banner': '演示数据：终端为模拟',
 };

@@ -1,0 +1,147 @@
+/**
+ * The demo's month of history, seen the way a visitor sees it: seeded into a fresh data dir, then a real hub on it
+ * answers the terminal page's 24 h and 30-day charts, the availability report, the alert list and the rollout list
+ * with data. And never over a real installation's history.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyImport, parseFleetJson } from '../services/import.ts';
+import { openDatabase } from '../store/db.ts';
+import { RegistryStore } from '../store/registry.ts';
+import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+import { DemoSeedRefused, seedDemo } from './seed.ts';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
+const dirs: string[] = [];
+const hubs: TestHub[] = [];
+afterAll(async () => {
+  for (const h of hubs) await h.close().catch(() => undefined);
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-demo-seed-'));
+  dirs.push(d);
+  return d;
+}
+
+/** The reference fleet cut to its first stations (every terminal type among them), imported as `kiosk-fleet import` does. */
+function importFleet(dir: string, stations = 4): string[] {
+  const full = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'fixtures/guangzhou-fleet.json'), 'utf8')) as {
+    stations: { id: string }[];
+    terminals: { station: string; id: string }[];
+    [k: string]: unknown;
+  };
+  const keep = new Set(full.stations.slice(0, stations).map((s) => s.id));
+  const fleet = { ...full, stations: full.stations.filter((s) => keep.has(s.id)), terminals: full.terminals.filter((t) => keep.has(t.station)) };
+  const { db } = openDatabase(dir);
+  try {
+    db.transaction(() => applyImport(db, new RegistryStore(db), parseFleetJson(fleet), 'cli'))();
+  } finally {
+    db.close();
+  }
+  return fleet.terminals.map((t) => t.id);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('demo-seed', () => {
+  it('gives a real hub a month to show: both charts, the availability report, resolved alerts with notes, two rollouts', async () => {
+    const dir = tempDir();
+    const ids = importFleet(dir);
+    const r = await seedDemo({ dataDir: dir });
+    expect(r.terminals).toBe(ids.length);
+    expect(fs.existsSync(r.keys.privateKeyPath) && fs.existsSync(r.keys.publicKeyPath)).toBe(true);
+
+    const hub = await startTestHub({ demo: true }, dir);
+    hubs.push(hub);
+    const get = async (p: string) => {
+      const res = await hub.api(p);
+      expect(res.status, p).toBe(200);
+      return res.json() as Promise<Record<string, unknown>>;
+    };
+    expect(await get('/api/v1/health')).toMatchObject({ demo: true });
+
+    // the terminal page's charts (dashboard/src/pages/terminal.tsx: 24 h in 5 min buckets, 30 days of rollups)
+    const now = Date.now();
+    const id = ids[0]!;
+    const fields = 'cpuAvg,memPctAvg,diskPctAvg,tempAvg';
+    const day = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 86_400_000)}&to=${iso(now)}&bucket=5m&format=rows&fields=${fields}&limit=1000`)) as { items: number[][] };
+    expect(day.items.length).toBeGreaterThan(200);
+    const month = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 30 * 86_400_000)}&to=${iso(now)}&bucket=rollup&format=rows&fields=${fields}&limit=1000`)) as { items: (number | string)[][] };
+    expect(month.items.length).toBeGreaterThan(600);
+    // opening hours: the busiest hour of the month is far busier than the quietest
+    const cpu = month.items.map((row) => Number(row[1]));
+    expect(Math.max(...cpu)).toBeGreaterThan(3 * Math.min(...cpu));
+
+    // the availability report over the month: data for every service, some downtime of each cause it names
+    const report = (await get(`/api/v1/reports/availability?from=${iso(now - 30 * 86_400_000)}&to=${iso(now)}`)) as {
+      city: { services: Record<string, { share: number | null; expectedSeconds: number; downtimeSeconds: Record<string, number> }> }[];
+    };
+    const services = Object.values(report.city[0]!.services);
+    expect(services.length).toBeGreaterThan(0);
+    for (const s of services) {
+      expect(s.share).not.toBeNull();
+      expect(s.share!).toBeGreaterThan(0.8);
+      expect(s.share!).toBeLessThan(1);
+      // "not enough data": online time without rollups stays a sliver (the current hour)
+      expect(s.downtimeSeconds.noData).toBeLessThan(0.01 * s.expectedSeconds);
+    }
+    const total = (k: string) => services.reduce((n, s) => n + s.downtimeSeconds[k]!, 0);
+    expect(total('offline')).toBeGreaterThan(0);
+    expect(total('peripheralFault')).toBeGreaterThan(0);
+
+    // alerts raised and resolved, some by a technician with a note
+    const alerts = (await get('/api/v1/alerts?state=resolved&limit=500')) as { items: { state: string; resolved: { resolution: string | null; note: string | null } | null }[] };
+    expect(alerts.items.length).toBeGreaterThan(0);
+    expect(alerts.items.some((a) => a.resolved?.resolution === 'manual' && (a.resolved.note ?? '').length > 0)).toBe(true);
+    expect(((await get('/api/v1/alerts')) as { items: unknown[] }).items).toEqual([]);
+
+    // a finished rollout, and one waiting at its pilot station
+    const rollouts = (await get('/api/v1/rollouts')) as { items: { id: string; status: string; wave: number; waves: { name: string; passed: string | null }[] }[] };
+    expect(rollouts.items.filter((x) => x.status === 'completed')).toHaveLength(1);
+    const waiting = rollouts.items.filter((x) => x.status === 'running');
+    expect(waiting).toHaveLength(1);
+    expect(waiting[0]!.wave).toBe(0);
+    expect(waiting[0]!.waves[0]).toMatchObject({ name: 'pilot', passed: null });
+    expect(((await get('/api/v1/releases')) as { items: { id: string }[] }).items.map((x) => x.id).sort()).toEqual(['app-3.2.1', 'app-3.3.0']);
+  }, 240_000);
+
+  it('refuses a database that holds history, and writes nothing', async () => {
+    const dir = tempDir();
+    // a real installation: one terminal that reported one sample
+    const hub = await startTestHub({}, dir);
+    hubs.push(hub);
+    const { id, secret } = await hub.terminal('GZ-T-001-01');
+    const c = await hub.connect(id, secret);
+    await c.publishAsync(topicFor(id, 'telemetry'), telemetry(1), { qos: 1 });
+    await until(() => (hub.db.prepare('SELECT count(*) AS n FROM telemetry_samples').get() as { n: number }).n === 1 || undefined, 20_000);
+    await c.endAsync();
+    await hub.close();
+
+    await expect(seedDemo({ dataDir: dir })).rejects.toThrow(DemoSeedRefused);
+    await expect(seedDemo({ dataDir: dir })).rejects.toThrow(/already has history \(telemetry_samples/);
+    const { db } = openDatabase(dir);
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM rollups_hourly').get()).toEqual({ n: 0 });
+      expect(db.prepare('SELECT count(*) AS n FROM alerts').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+    expect(fs.existsSync(path.join(dir, 'hub.lock'))).toBe(false);
+  }, 120_000);
+
+  it('seeds a short history too (--days 2: no hot day, no outage, maybe no weekday)', async () => {
+    const dir = tempDir();
+    importFleet(dir, 1);
+    const r = await seedDemo({ dataDir: dir, days: 2 });
+    expect(r.rollups).toBeGreaterThan(0);
+    expect(r.rollouts.map((x) => x.status).sort()).toEqual(['completed', 'running']);
+  }, 120_000);
+
+  it('refuses a data dir without terminals', async () => {
+    await expect(seedDemo({ dataDir: tempDir() })).rejects.toThrow(/import the fleet first/);
+  });
+});
