@@ -582,4 +582,10 @@ export const zh: Record<MessageKey, string> = {
   'cfgform.type.array': '列表',
   'cfgform.type.object': '一组设置',
   'demo.banner': '演示数据：终端为模拟',
+  'login.rules.title': '新密码须符合以下要求：',
+  'login.rules.length': '至少 {min} 个字符（汉字、表情各算一个字符）',
+  'login.rules.control': '不能包含控制字符（如制表符、换行）',
+  'login.rules.spaces': '不能全是空格',
+  'login.rules.username': '不能包含用户名',
+  'login.rules.guessable': '不能容易被猜到：常见密码、键盘顺序、重复或连续字符都会被拒绝；建议用几个不相关的词组成较长的短语',
 };
