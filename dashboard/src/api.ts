@@ -143,10 +143,10 @@ function toCounts(j: CountsJson): Counts {
 type SummaryJson = {
   totals: CountsJson;
   children: (CountsJson & { id: string })[];
-  services: { service: string; offeredBy: number; availableNow: number }[];
+  services: { service: string; offeredBy: number; availableNow: number; stationsWithout: string[] }[];
 };
 function toServices(j: SummaryJson['services']) {
-  return j.map((s) => ({ service: s.service as ServiceId, available: s.availableNow, total: s.offeredBy }));
+  return j.map((s) => ({ service: s.service as ServiceId, available: s.availableNow, total: s.offeredBy, stationsWithout: s.stationsWithout }));
 }
 
 type TerminalJson = {

@@ -586,6 +586,8 @@ export const en = {
   'login.rules.spaces': 'not be only spaces',
   'login.rules.username': 'not contain your user name',
   'login.rules.guessable': 'not be easy to guess: common passwords, keyboard rows, repeats and sequences are refused; a longer phrase of unrelated words works',
+  'overview.stationsWithout': 'Stations that cannot offer it now',
+  'overview.allStations': 'Every station can offer it',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -588,4 +588,6 @@ export const zh: Record<MessageKey, string> = {
   'login.rules.spaces': '不能全是空格',
   'login.rules.username': '不能包含用户名',
   'login.rules.guessable': '不能容易被猜到：常见密码、键盘顺序、重复或连续字符都会被拒绝；建议用几个不相关的词组成较长的短语',
+  'overview.stationsWithout': '无法办理的派出所',
+  'overview.allStations': '各派出所均可办理',
 };

@@ -1,16 +1,33 @@
 /**
  * Issue 24, "Makes the user's question hard to answer": the forced password change shows the hub's rules before
- * the first try. Real Chromium against a real hub process, in Chinese.
+ * the first try; the district page names the station that cannot offer a service, above the station cards on a
+ * phone. Real Chromium against a real hub process and the fleet simulator, in Chinese.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Browser, BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SERVICES } from '@kiosk-fleet/protocol';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
+import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot } from './browser.ts';
 
+const FLEET = {
+  city: { id: 'GZ', name: { zh: '广州市公安局', en: 'Guangzhou Public Security Bureau' } },
+  districts: [{ id: 'GZ-YX', name: { zh: '越秀区分局', en: 'Yuexiu District Branch' } }],
+  stations: [
+    { id: 'GZ-YX-001', district: 'GZ-YX', name: { zh: '洪桥派出所', en: 'Hongqiao Police Station' } },
+    { id: 'GZ-YX-003', district: 'GZ-YX', name: { zh: '东山派出所', en: 'Dongshan Police Station' } },
+  ],
+  terminals: [
+    { id: 'GZ-YX-001-01', station: 'GZ-YX-001', type: 'id-card', serial: 'SN-UX-0101' },
+    { id: 'GZ-YX-003-01', station: 'GZ-YX-003', type: 'id-card', serial: 'SN-UX-0301' },
+  ],
+};
+
 let hub: HubProcess;
+let sim: SimulatorProcess;
 let browser: Browser;
 let tmp: string;
 const contexts: BrowserContext[] = [];
@@ -21,16 +38,40 @@ const poll = <V>(fn: () => V | Promise<V>, timeout = 20_000) => expect.poll(fn, 
 beforeAll(async () => {
   await ensureDashboardBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-ux-more-'));
+  writeFileSync(path.join(tmp, 'fleet.json'), JSON.stringify(FLEET));
   hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'ux-more-admin-pass-1' } });
+  sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: path.join(tmp, 'fleet.json'), provision: true, interval: 5 });
   browser = await launchBrowser();
 }, 240_000);
 
 afterAll(async () => {
   for (const c of contexts) await c.close().catch(() => {});
   await browser?.close().catch(() => {});
+  await sim?.stop();
   await hub?.stop();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
+
+const GOOD_PASSWORD = 'violet harbour lantern 42';
+
+/** A user made by the city admin, signed in through the page, past the forced password change. */
+async function openAs(user: { username: string; role: string; nodeId: string | null }): Promise<Page> {
+  const res = await hub.api('/api/v1/users', { method: 'POST', json: user });
+  expect(res.status).toBe(201);
+  const { password } = (await res.json()) as { password: string };
+  const ctx = await newContext(browser, 'phone');
+  contexts.push(ctx);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+  await login(page, hub.url, { username: user.username, password });
+  await page.waitForSelector('[data-testid="change-password"]');
+  await page.locator('#new-password').fill(GOOD_PASSWORD);
+  await page.locator('#new-password-again').fill(GOOD_PASSWORD);
+  await page.getByRole('button', { name: '修改密码' }).click();
+  await page.waitForSelector('[data-page="city"], [data-page="district"], [data-page="station"]');
+  return page;
+}
 
 describe('issue 24 in Chromium, in Chinese', () => {
   it('a new user at the forced password change sees the rules first, is refused a weak password, then succeeds', async () => {
@@ -61,10 +102,32 @@ describe('issue 24 in Chromium, in Chinese', () => {
     expect(await rules.isVisible()).toBe(true);
 
     // A good one goes through to the city page.
-    await page.locator('#new-password').fill('violet harbour lantern 42');
-    await page.locator('#new-password-again').fill('violet harbour lantern 42');
+    await page.locator('#new-password').fill(GOOD_PASSWORD);
+    await page.locator('#new-password-again').fill(GOOD_PASSWORD);
     await page.getByRole('button', { name: '修改密码' }).click();
     await page.waitForSelector('[data-page="city"]');
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('a technician on a phone sees, above the station cards, the station that cannot issue ID cards now', async () => {
+    const page = await openAs({ username: 'yx-tech', role: 'technician', nodeId: 'GZ-YX' });
+    await page.waitForSelector('[data-page="district"]');
+    // The station's only ID-card terminal loses its card reader; the other station's still works.
+    await sim.control('/terminals/GZ-YX-003-01/fault', { peripheral: 'idCardReader', code: 'E_NO_RESPONSE' });
+    // 居民身份证申领 in the catalog (the issue's "身份证办理"): it needs the card reader.
+    expect(SERVICES['id-card-application'].name.zh).toBe('居民身份证申领');
+    const row = page.locator('#services tr[data-service="id-card-application"]');
+    await poll(() => row.locator('[data-station]').allTextContents(), 30_000).toEqual(['东山派出所']);
+    expect(await row.locator('th').textContent()).toBe('居民身份证申领');
+    expect(await page.locator('#services thead').textContent()).toContain('无法办理的派出所');
+    // On the phone the table comes first: above the first station card.
+    const table = await page.locator('#services').boundingBox();
+    const firstCard = await page.locator('[data-page="district"] .overview-grid > :not(.overview-side)').first().boundingBox();
+    expect(table && firstCard && table.y < firstCard.y).toBe(true);
+    await screenshot(page, 'ux-more-district-services-phone');
+    // It recovers: every station can offer it again.
+    await sim.control('/terminals/GZ-YX-003-01/recover', { peripheral: 'idCardReader' });
+    await poll(() => row.locator('td').last().textContent(), 30_000).toBe('各派出所均可办理');
     expect(pageErrors).toEqual([]);
   }, 120_000);
 });
