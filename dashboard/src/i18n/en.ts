@@ -588,6 +588,9 @@ export const en = {
   'login.rules.guessable': 'not be easy to guess: common passwords, keyboard rows, repeats and sequences are refused; a longer phrase of unrelated words works',
   'overview.stationsWithout': 'Stations that cannot offer it now',
   'overview.allStations': 'Every station can offer it',
+  'alerts.faultSince': 'in fault since {at}',
+  'alerts.addNote': 'Add a note',
+  'alerts.willReopen': '{list} still in fault: resolved now, the alert opens again at the next check.',
 } as const;
 
 export type MessageKey = keyof typeof en;

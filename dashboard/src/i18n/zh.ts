@@ -590,4 +590,7 @@ export const zh: Record<MessageKey, string> = {
   'login.rules.guessable': '不能容易被猜到：常见密码、键盘顺序、重复或连续字符都会被拒绝；建议用几个不相关的词组成较长的短语',
   'overview.stationsWithout': '无法办理的派出所',
   'overview.allStations': '各派出所均可办理',
+  'alerts.faultSince': '故障始于 {at}',
+  'alerts.addNote': '添加备注',
+  'alerts.willReopen': '{list} 仍在故障中：现在标为已解决，下次检查时告警会重新打开。',
 };

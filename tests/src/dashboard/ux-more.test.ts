@@ -39,8 +39,16 @@ beforeAll(async () => {
   await ensureDashboardBuilt();
   tmp = mkdtempSync(path.join(os.tmpdir(), 'kf-ux-more-'));
   writeFileSync(path.join(tmp, 'fleet.json'), JSON.stringify(FLEET));
-  hub = await spawnHub({ env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'ux-more-admin-pass-1' } });
+  hub = await spawnHub({
+    env: { KF_DASHBOARD_DIR: DASHBOARD_DIST, KF_ADMIN_PASSWORD: 'ux-more-admin-pass-1', KF_ALERT_START_GRACE_MS: '0', KF_ALERT_EVALUATE_MS: '300' },
+  });
   sim = await spawnSimulator({ hubUrl: hub.mqttUrl, apiUrl: hub.url, token: hub.token, fleet: path.join(tmp, 'fleet.json'), provision: true, interval: 5 });
+  // A peripheral alert opens a minute after the fault: the alert's card must count its age from the fault.
+  const put = await hub.api('/api/v1/config/nodes/GZ', {
+    method: 'PUT',
+    json: { config: { alerts: { thresholds: { peripheralFaultMinutes: 1 } } }, expectedVersion: 0, reason: 'E2E: alert after a minute' },
+  });
+  expect(put.status).toBe(200);
   browser = await launchBrowser();
 }, 240_000);
 
@@ -130,4 +138,46 @@ describe('issue 24 in Chromium, in Chinese', () => {
     await poll(() => row.locator('td').last().textContent(), 30_000).toBe('各派出所均可办理');
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('a technician on a phone reads the fault on the alert card, is warned before resolving it, and adds a note after it closed itself', async () => {
+    const page = await openAs({ username: 'yx-tech-alerts', role: 'technician', nodeId: 'GZ-YX' });
+    await sim.control('/terminals/GZ-YX-001-01/fault', { peripheral: 'idCardReader', code: 'E_NO_RESPONSE' });
+    await page.goto(`${hub.url}/alerts`);
+    await page.waitForSelector('[data-page="alerts"]');
+    const card = page.locator('[data-rule="peripheral-fault"][data-terminal="GZ-YX-001-01"]');
+    await poll(() => card.count(), 120_000).toBe(1);
+    const alertId = (await card.getAttribute('data-alert')) ?? '';
+
+    // The peripheral, the agent's code and when the fault began.
+    const fault = card.locator('[data-testid="alert-faults"] [data-peripheral="idCardReader"]');
+    const faultText = await fault.innerText();
+    expect(faultText).toContain('身份证读卡器');
+    expect(faultText).toContain('E_NO_RESPONSE');
+    expect(faultText).toContain('故障始于');
+    // The alert opened a minute after the fault: its age counts from the fault (at least 1 min), not from the alert.
+    const alert = (await (await hub.api(`/api/v1/alerts/${alertId}`)).json()) as { ageSeconds: number };
+    expect(alert.ageSeconds).toBeLessThan(55);
+    expect(await card.locator('[data-testid="alert-age"]').textContent()).toMatch(/^\d+ min$/);
+    await screenshot(page, 'ux-more-alert-card-phone');
+
+    // Resolving while the reader is still in fault: warned that it will open again.
+    await card.getByRole('button', { name: '关闭', exact: true }).click();
+    expect(await card.locator('[data-testid="alert-reopen-warning"]').textContent()).toContain('身份证读卡器 仍在故障中');
+    await card.getByRole('button', { name: '关闭', exact: true }).first().click();
+
+    // The reader recovers: the alert closes itself; a note can still be added to it.
+    await sim.control('/terminals/GZ-YX-001-01/recover', { peripheral: 'idCardReader' });
+    await page.locator('#queue select').selectOption('all');
+    const closed = page.locator(`[data-alert="${alertId}"]`);
+    await poll(() => closed.getAttribute('data-state'), 60_000).toBe('resolved');
+    await closed.getByRole('button', { name: '添加备注' }).click();
+    await closed.locator(`#alert-${alertId}-text`).fill('更换读卡器数据线');
+    await closed.locator('form').getByRole('button', { name: '添加备注' }).click();
+    await poll(async () => {
+      const d = (await (await hub.api(`/api/v1/alerts/${alertId}`)).json()) as { history: { action: string; note: string | null }[] };
+      return d.history.some((h) => h.action === 'note' && h.note === '更换读卡器数据线');
+    }).toBe(true);
+    expect(await closed.getByRole('alert').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 240_000);
 });
