@@ -143,10 +143,10 @@ function toCounts(j: CountsJson): Counts {
 type SummaryJson = {
   totals: CountsJson;
   children: (CountsJson & { id: string })[];
-  services: { service: string; offeredBy: number; availableNow: number }[];
+  services: { service: string; offeredBy: number; availableNow: number; stationsWithout: string[] }[];
 };
 function toServices(j: SummaryJson['services']) {
-  return j.map((s) => ({ service: s.service as ServiceId, available: s.availableNow, total: s.offeredBy }));
+  return j.map((s) => ({ service: s.service as ServiceId, available: s.availableNow, total: s.offeredBy, stationsWithout: s.stationsWithout }));
 }
 
 type TerminalJson = {
@@ -579,6 +579,8 @@ export interface AlertView {
   acknowledgedBy: string | null;
   resolution: string | null;
   resolutionNote: string | null;
+  /** A peripheral-fault alert's peripherals (its `details`): which, the agent's fault code, since when. */
+  faults: { peripheral: string; code: string | null; since: string }[];
 }
 
 export interface AlertDetail extends AlertView {
@@ -601,7 +603,16 @@ type AlertJson = {
   assignedTo: string | null;
   acknowledged: { by: string | null } | null;
   resolved: { resolution: string | null; note: string | null } | null;
+  details?: unknown;
 };
+
+function faultsOf(details: unknown): AlertView['faults'] {
+  const list = (details as { peripherals?: unknown } | null)?.peripherals;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((p: { id?: unknown; code?: unknown; since?: unknown }) =>
+    typeof p?.id === 'string' && typeof p.since === 'string' ? [{ peripheral: p.id, code: typeof p.code === 'string' ? p.code : null, since: p.since }] : [],
+  );
+}
 
 const toAlert = (a: AlertJson): AlertView => ({
   id: a.id,
@@ -619,6 +630,7 @@ const toAlert = (a: AlertJson): AlertView => ({
   acknowledgedBy: a.acknowledged?.by ?? null,
   resolution: a.resolved?.resolution ?? null,
   resolutionNote: a.resolved?.note ?? null,
+  faults: faultsOf(a.details),
 });
 
 /** The technician's queue (critical first, then oldest) or every alert, under a node or for one terminal. */

@@ -35,6 +35,8 @@ export interface ServiceAvailability {
   available: number;
   /** Terminals whose type offers it. */
   total: number;
+  /** Stations under the node with such a terminal that cannot offer it now (the hub's summary). */
+  stationsWithout: string[];
 }
 
 export interface ChildSummary {

@@ -58,14 +58,13 @@ export function ServicesTable(props: { summary: NodeSummary; childLabel: string 
             <tr>
               <th scope="col">{t('city.service')}</th>
               <th scope="col">{t('city.availableNow')}</th>
-              <th scope="col">{t('city.unavailableAt')}</th>
+              <th scope="col">{t('overview.stationsWithout')}</th>
             </tr>
           </thead>
           <tbody>
             {summary.services.map((s) => {
-              const where = summary.children.filter((c) =>
-                c.services.some((cs) => cs.service === s.service && cs.total > 0 && cs.available === 0),
-              );
+              // Stations, not districts: a district's total hides the one station that cannot issue ID cards.
+              const where = s.stationsWithout;
               const share = s.total === 0 ? 1 : s.available / s.total;
               return (
                 <tr key={s.service} data-service={s.service} class={s.available === 0 && s.total > 0 ? 'row-down' : ''}>
@@ -76,13 +75,13 @@ export function ServicesTable(props: { summary: NodeSummary; childLabel: string 
                   </td>
                   <td>
                     {where.length === 0 ? (
-                      <span class="muted">{t('city.everywhere')}</span>
+                      <span class="muted">{t('overview.allStations')}</span>
                     ) : (
                       <>
-                        {where.slice(0, SHOW_PLACES).map((c, i) => (
-                          <span key={c.node.id}>
+                        {where.slice(0, SHOW_PLACES).map((id, i) => (
+                          <span key={id} data-station={id}>
                             {i > 0 && '、'}
-                            <a href={`/nodes/${encodeURIComponent(c.node.id)}`}>{nodeName(tree, c.node.id)}</a>
+                            <a href={`/nodes/${encodeURIComponent(id)}`}>{nodeName(tree, id)}</a>
                           </span>
                         ))}
                         {where.length > SHOW_PLACES && <span class="muted"> {t('city.andMore', { n: where.length - SHOW_PLACES })}</span>}

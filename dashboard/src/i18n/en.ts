@@ -580,6 +580,17 @@ export const en = {
   'cfgform.type.array': 'a list',
   'cfgform.type.object': 'a group of settings',
   'demo.banner': 'Demo: the terminals are simulated',
+  'login.rules.title': 'The new password must:',
+  'login.rules.length': 'have at least {min} characters (a Chinese character or an emoji counts as one)',
+  'login.rules.control': 'contain no control characters (such as tab or line breaks)',
+  'login.rules.spaces': 'not be only spaces',
+  'login.rules.username': 'not contain your user name',
+  'login.rules.guessable': 'not be easy to guess: common passwords, keyboard rows, repeats and sequences are refused; a longer phrase of unrelated words works',
+  'overview.stationsWithout': 'Stations that cannot offer it now',
+  'overview.allStations': 'Every station can offer it',
+  'alerts.faultSince': 'in fault since {at}',
+  'alerts.addNote': 'Add a note',
+  'alerts.willReopen': '{list} still in fault: resolved now, the alert opens again at the next check.',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -58,10 +58,20 @@ function Details(props: { id: number; version: number; terminalId: string | null
   );
 }
 
+/**
+ * How long the trouble has lasted: from the earliest fault, not from the alert (which opens only after the fault
+ * lasted peripheralFaultMinutes). Counted on the hub's clock: its ageSeconds plus the time from fault to alert.
+ */
+function ageMs(a: AlertView): number {
+  const since = Math.min(...a.faults.map((f) => Date.parse(f.since)).filter((n) => Number.isFinite(n)));
+  const opened = Date.parse(a.openedAt);
+  return a.ageSeconds * 1000 + (Number.isFinite(since) && since < opened ? opened - since : 0);
+}
+
 function AlertItem(props: { a: AlertView; onChange: () => void }) {
   const { a } = props;
   const tree = useTree();
-  const [mode, setMode] = useState<'none' | 'assign' | 'resolve'>('none');
+  const [mode, setMode] = useState<'none' | 'assign' | 'resolve' | 'note'>('none');
   const [text, setText] = useState('');
   const [err, setErr] = useState<string | null>(null);
   const [open, setOpen] = useState(false);
@@ -104,8 +114,18 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
         {' · '}
         <a href={`/nodes/${encodeURIComponent(a.stationId ?? a.nodeId)}`}>{nodeName(tree, a.stationId ?? a.nodeId)}</a>
       </div>
+      {a.faults.length > 0 && (
+        <ul class="alert-faults" data-testid="alert-faults">
+          {a.faults.map((f) => (
+            <li key={f.peripheral} data-peripheral={f.peripheral}>
+              <strong>{peripheralLabel(f.peripheral)}</strong>
+              {f.code && <code> {f.code}</code>} · {t('alerts.faultSince', { at: formatShort(f.since) })}
+            </li>
+          ))}
+        </ul>
+      )}
       <div class="muted">
-        {formatShort(a.openedAt)} · {t('alerts.age')} {formatDuration(a.ageSeconds * 1000)}
+        {formatShort(a.openedAt)} · {t('alerts.age')} <span data-testid="alert-age">{formatDuration(ageMs(a))}</span>
         {a.assignedTo && ` · ${t('alerts.assignee')} ${a.assignedTo}`}
         {a.resolutionNote && ` · ${a.resolutionNote}`}
       </div>
@@ -130,6 +150,10 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
             </button>
           </>
         )}
+        {/* A note stays possible after the alert closed itself on recovery (what was found, what was replaced). */}
+        <button type="button" onClick={() => setMode(mode === 'note' ? 'none' : 'note')} aria-expanded={mode === 'note'}>
+          {t('alerts.addNote')}
+        </button>
         <button type="button" class="link" onClick={() => setOpen(!open)} aria-expanded={open}>
           {t('alerts.details')}
         </button>
@@ -139,13 +163,18 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
           class="inline"
           onSubmit={(e) => {
             e.preventDefault();
-            void act(mode === 'assign' ? { kind: 'assign', to: text.trim() } : { kind: 'resolve', note: text.trim() });
+            void act(mode === 'assign' ? { kind: 'assign', to: text.trim() } : { kind: mode, note: text.trim() });
           }}
         >
+          {mode === 'resolve' && a.faults.length > 0 && (
+            <p class="note warn" role="status" data-testid="alert-reopen-warning">
+              {t('alerts.willReopen', { list: a.faults.map((f) => peripheralLabel(f.peripheral)).join('、') })}
+            </p>
+          )}
           <label for={fieldId}>{mode === 'assign' ? t('alerts.assignTo') : t('alerts.note')}</label>
           <input id={fieldId} required value={text} onInput={(e) => setText((e.currentTarget as HTMLInputElement).value)} />
           <button type="submit" class="primary">
-            {mode === 'assign' ? t('alerts.assign') : t('alerts.resolve')}
+            {mode === 'assign' ? t('alerts.assign') : mode === 'note' ? t('alerts.addNote') : t('alerts.resolve')}
           </button>
         </form>
       )}

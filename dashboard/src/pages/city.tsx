@@ -43,9 +43,9 @@ function CityOverview() {
         {(s) => (
           <>
             <CountsBar counts={s.counts} />
-            <div class="grid-2">
+            <div class="grid-2 overview-grid">
               <ChildTiles summary={s} title={t('city.districts')} />
-              <div>
+              <div class="overview-side">
                 <ServicesTable summary={s} childLabel={t('city.district')} />
                 {city && <Problems node={city} debounceMs={5000} />}
                 {city && <OpenAlerts node={city} />}

@@ -10,6 +10,9 @@ import { setCredential } from '../auth.ts';
 import { t } from '../i18n/index.ts';
 import { navigate } from '../router.ts';
 
+/** The hub's MIN_PASSWORD_LENGTH (hub/src/auth/passwords.ts); the dashboard does not import hub code. */
+const MIN_PASSWORD_LENGTH = 10;
+
 function safeNext(next: string): string {
   return next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/login') ? next : '/';
 }
@@ -48,6 +51,17 @@ export function ChangePassword(props: { current?: string; next: string; onDone?:
     >
       <h2>{t('login.changeTitle')}</h2>
       <p class="muted">{t('login.changeIntro')}</p>
+      {/* The rules hub/src/auth/passwords.ts passwordProblem enforces, shown before the first try (issue 24). */}
+      <div data-testid="password-rules">
+        <p>{t('login.rules.title')}</p>
+        <ul>
+          <li>{t('login.rules.length', { min: MIN_PASSWORD_LENGTH })}</li>
+          <li>{t('login.rules.control')}</li>
+          <li>{t('login.rules.spaces')}</li>
+          <li>{t('login.rules.username')}</li>
+          <li>{t('login.rules.guessable')}</li>
+        </ul>
+      </div>
       {props.current === undefined && (
         <>
           <label for="current-password">{t('login.currentPassword')}</label>

@@ -29,9 +29,9 @@ function DistrictPage(props: { id: string }) {
         {(s) => (
           <>
             <CountsBar counts={s.counts} />
-            <div class="grid-2">
+            <div class="grid-2 overview-grid">
               <ChildTiles summary={s} title={t('district.stations')} />
-              <div>
+              <div class="overview-side">
                 <ServicesTable summary={s} childLabel={t('district.station')} />
                 <Problems node={props.id} debounceMs={3000} />
                 <OpenAlerts node={props.id} />

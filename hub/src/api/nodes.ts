@@ -73,7 +73,15 @@ const summaryRoute = createRoute({
         node: z.string(),
         totals: countsSchema,
         children: z.array(countsSchema.extend({ id: z.string() })),
-        services: z.array(z.object({ service: z.string(), offeredBy: z.number(), availableNow: z.number() })),
+        services: z.array(
+          z.object({
+            service: z.string(),
+            offeredBy: z.number(),
+            availableNow: z.number(),
+            /** Stations under the node that have the service's terminal type but cannot offer it now, in id order. */
+            stationsWithout: z.array(z.string()),
+          }),
+        ),
       }),
     ),
     ...errorResponses,

@@ -30,7 +30,25 @@ function fromScratch(hub: TestHub, id: string) {
     if (isTerminalType(t.type)) for (const sv of servicesOfType(t.type)) offered.set(sv, (offered.get(sv) ?? 0) + 1);
     if (presence === 'online') for (const sv of (JSON.parse(t.services ?? 'null') as string[] | null) ?? []) available.set(sv, (available.get(sv) ?? 0) + 1);
   }
-  const services = SERVICE_IDS.filter((sv) => offered.has(sv)).map((sv) => ({ service: sv, offeredBy: offered.get(sv) ?? 0, availableNow: available.get(sv) ?? 0 }));
+  // Per station: the services its terminals' types offer, and those an online terminal can offer now.
+  const stationOffers = new Map<string, Set<string>>();
+  const stationHas = new Map<string, Set<string>>();
+  for (const t of hub.queries.underNode(id)) {
+    const offers = stationOffers.get(t.stationId) ?? new Set<string>();
+    stationOffers.set(t.stationId, offers);
+    const has = stationHas.get(t.stationId) ?? new Set<string>();
+    stationHas.set(t.stationId, has);
+    if (isTerminalType(t.type)) for (const sv of servicesOfType(t.type)) offers.add(sv);
+    if (t.presence === 'online') for (const sv of (JSON.parse(t.services ?? 'null') as string[] | null) ?? []) has.add(sv);
+  }
+  const stationsWithout = (sv: string) =>
+    [...stationOffers.keys()].sort().filter((st) => stationOffers.get(st)!.has(sv) && !stationHas.get(st)!.has(sv));
+  const services = SERVICE_IDS.filter((sv) => offered.has(sv)).map((sv) => ({
+    service: sv,
+    offeredBy: offered.get(sv) ?? 0,
+    availableNow: available.get(sv) ?? 0,
+    stationsWithout: stationsWithout(sv),
+  }));
   return { totals, children, services };
 }
 

@@ -69,6 +69,8 @@ export interface ServiceCount {
   service: string;
   offeredBy: number;
   availableNow: number;
+  /** Stations under the node with a terminal whose type offers the service, none of which can offer it now. */
+  stationsWithout: string[];
 }
 
 const RELOAD_AFTER = 1000;
@@ -174,6 +176,19 @@ export class NodeCounters {
     for (const [type, n] of totals?.types ?? []) {
       if (n > 0 && isTerminalType(type)) for (const sv of servicesOfType(type)) offered.set(sv, (offered.get(sv) ?? 0) + n);
     }
+    // A district's total can hide a station that cannot offer a service at all (issue 24): name those stations.
+    const without = new Map<string, string[]>();
+    for (const station of this.stations) {
+      if (!isUnderNode(station, nodeId)) continue;
+      const c = this.counts.get(station);
+      for (const [type, n] of c?.types ?? []) {
+        if (n <= 0 || !isTerminalType(type)) continue;
+        for (const sv of servicesOfType(type)) {
+          const list = without.get(sv) ?? [];
+          if ((c?.available.get(sv) ?? 0) === 0 && !list.includes(station)) without.set(sv, [...list, station]);
+        }
+      }
+    }
     return {
       totals: plain(totals),
       children: childIds.map((id) => ({ id, ...plain(this.counts.get(id)) })),
@@ -181,6 +196,7 @@ export class NodeCounters {
         service,
         offeredBy: offered.get(service) ?? 0,
         availableNow: totals?.available.get(service) ?? 0,
+        stationsWithout: without.get(service) ?? [],
       })),
     };
   }
