@@ -34,6 +34,7 @@ import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
+import type { Engine } from './db/engine.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
@@ -59,7 +60,10 @@ import { SqliteRolloutStore } from './rollouts/store.sqlite.ts';
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
 export interface HubServices {
+  /** SQLite's connection; goes away as the stores move behind `engine` (db/engine.ts). */
   db: Db;
+  /** The database behind every store, for cross-domain transactions (`transaction(s.engine, …)`). */
+  engine: Engine;
   log: Logger;
   metrics: Metrics;
   registry: RegistryStore;
@@ -303,6 +307,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     }).init();
 
     const services: HubServices = {
+      engine: { kind: 'sqlite', db },
       alerts,
       rollouts,
       releases,
