@@ -118,20 +118,34 @@ export interface StreamAudit {
  * Reads the hub's SQLite file read-only and checks every stream: contiguous from 1 within each epoch (nothing lost),
  * each (terminal, epoch, seq) once (nothing stored twice). Works on a live (WAL) or killed hub's file.
  */
-export async function auditStreams(dataDir: string, tables: string[] = ['telemetry', 'events']): Promise<StreamAudit> {
-  // KF_TEST_ENGINE=postgres: the hub of this data dir keeps its streams in its test database (helpers/hub.ts).
-  const pgUrl = await testDatabaseUrl(dataDir, inject('pgUrl'));
-  const q: (text: string, ...params: (string | number)[]) => Promise<Record<string, unknown>[]> = pgUrl
-    ? async (text, ...params) => {
-        const sql = postgres(pgUrl, { max: 1, onnotice: () => {} });
-        try {
-          let i = 0;
-          return [...(await sql.unsafe(text.replace(/\?/g, () => `$${++i}`), params))];
-        } finally {
-          await sql.end({ timeout: 2 });
-        }
-      }
-    : async (text, ...params) => withDb(dataDir, (db) => db.prepare(text).all(...params) as Record<string, unknown>[]);
+type HubQuery = (text: string, ...params: (string | number)[]) => Promise<Record<string, unknown>[]>;
+
+/**
+ * Read-only SQL on the database of the hub whose data dir is `dataDir`, whichever engine it runs on (`?` placeholders;
+ * KF_TEST_ENGINE=postgres: its test database, helpers/hub.ts). Or on the PostgreSQL database `pgUrl` given.
+ */
+export async function hubQuery(dataDir: string, pgUrl?: string): Promise<HubQuery> {
+  const url = pgUrl ?? (await testDatabaseUrl(dataDir, inject('pgUrl')));
+  if (!url) return async (text, ...params) => withDb(dataDir, (db) => db.prepare(text).all(...params) as Record<string, unknown>[]);
+  return async (text, ...params) => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      let i = 0;
+      return [...(await sql.unsafe(text.replace(/\?/g, () => `$${++i}`), params))];
+    } finally {
+      await sql.end({ timeout: 2 });
+    }
+  };
+}
+
+/** Rows in `table` of the hub's database (either engine). */
+export async function countRows(dataDir: string, table: string, pgUrl?: string): Promise<number> {
+  const q = await hubQuery(dataDir, pgUrl);
+  return Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
+}
+
+export async function auditStreams(dataDir: string, tables: string[] = ['telemetry', 'events'], pgUrl?: string): Promise<StreamAudit> {
+  const q = await hubQuery(dataDir, pgUrl);
   const audit: StreamAudit = { rows: {}, gaps: [], duplicates: [], terminals: {} };
   for (const table of tables) {
     audit.rows[table] = Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { drained, expectNothingLost, type SimSummary } from '../helpers/reliability-fleet.ts';
-import { connectTerminal, freePort, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
+import { connectTerminal, countRows, freePort, provisionFleet, sleep, waitFor } from '../helpers/reliability-util.ts';
 
 const TERMINALS = 200;
 
@@ -33,7 +33,7 @@ afterAll(async () => {
 
 describe(`faults with ${TERMINALS} simulated terminals`, () => {
   it('the hub SIGKILLed while they report: restarted, every terminal back, every outbox drained, nothing lost or doubled', async () => {
-    await waitFor('samples stored', () => withDb(hub.dataDir, (db) => (db.prepare('SELECT count(*) AS n FROM telemetry').get() as { n: number }).n > TERMINALS * 2), 60_000);
+    await waitFor('samples stored', async () => (await countRows(hub.dataDir, 'telemetry')) > TERMINALS * 2, 60_000);
     await hub.kill('SIGKILL');
     // Down long enough for every terminal to notice and queue samples in its outbox.
     await sleep(4000);
