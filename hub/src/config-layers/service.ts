@@ -177,8 +177,8 @@ export class ConfigLayers {
 
   constructor(
     store: ConfigLayerStore,
-    private readonly registry: RegistryStore,
-    private readonly broker: Broker,
+    private readonly registry: Pick<RegistryStore, 'node' | 'terminal' | 'requireTerminal'>,
+    private readonly broker: Pick<Broker, 'publish'>,
     private readonly log: Logger,
     private readonly opts: ConfigLayersOptions = {},
   ) {
