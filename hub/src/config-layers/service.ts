@@ -431,7 +431,7 @@ export class ConfigLayers {
     await this.load();
     const { pushed, published } = await this.#writing.runExclusive(async () => {
       const updates = await this.#reconcileUpdates(terminals);
-      if (updates.length === 0) return { pushed: [], published: Promise.resolve() };
+      if (updates.length === 0) return { pushed: [], published: this.#publish([]) };
       const now = Date.now();
       const pushed = await this.store.transaction((tx) => this.#writeDesired(updates, now, tx));
       this.#remember(pushed, now);
@@ -570,7 +570,11 @@ export class ConfigLayers {
    */
   async #writeDesired(updates: readonly { terminal: TerminalPlace; after: JsonObject }[], now: number, tx: Tx): Promise<Written[]> {
     const changed: { terminalId: string; after: JsonObject; text: string }[] = [];
+    // a terminal named twice (registered and moved in one batch of changes) gets one new version, not two
+    const seen = new Set<string>();
     for (const u of updates) {
+      if (seen.has(u.terminal.id)) continue;
+      seen.add(u.terminal.id);
       const d = this.#desired.get(u.terminal.id);
       if (d && this.#text(d.text).canonical === canonical(u.after)) continue;
       changed.push({ terminalId: u.terminal.id, after: u.after, text: JSON.stringify(u.after) });

@@ -326,6 +326,10 @@ async function scenario(engine: Engine) {
     return { drift: c.drift && { ...c.drift, since: 'set' }, graceEndsAt: c.graceEndsAt };
   });
   out.reconcile = await cl.reconcile();
+  // a layer written behind the service's back (another process), then one terminal named twice in one reconcile
+  const th = (await store.layer('node', 'GZ-TH'))?.version ?? 0;
+  await store.saveLayer({ scope: 'node', targetId: 'GZ-TH', version: th + 1, config: '{"logLevel":"error"}', updatedAt: 1, updatedBy: 'shell', reason: null, pushed: 0 }, th);
+  out.reconcileTwice = await cl.reconcile(['GZ-TH-001-01', 'GZ-TH-001-01']);
   out.sweep = [await cl.sweep(3), await cl.sweep(3), await cl.sweep(3)];
   out.published = published;
   return out;
@@ -353,6 +357,7 @@ describe('the service on each engine', () => {
       ]);
       expect(out.driftYX).toEqual(['GZ-YX-001-02', 'GZ-YX-001-10', 'GZ-YX-002-01']);
       expect(out.reconcile).toEqual([]);
+      expect(out.reconcileTwice).toEqual([{ terminalId: 'GZ-TH-001-01', version: 3 }]);
     } finally {
       await t.close();
     }
