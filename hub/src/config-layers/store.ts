@@ -11,7 +11,8 @@
  * - `recordReports` never lowers what is known: the highest applied and the highest rejected version are kept.
  * - Config texts are stored and returned byte for byte as given (the API hands them out parsed, the sweep in
  *   programs.ts searches them as JSON.stringify wrote them).
- * - Lists of terminals come in id order, by code point (PostgreSQL: COLLATE "C"), as SQLite sorts them.
+ * - Lists of terminals come in id order, by code point (PostgreSQL: COLLATE "C"), as SQLite sorts them; only the
+ *   sweep's pages (`activeTerminalsAfter`) follow the database's own collation, which keeps the primary key usable.
  */
 import type { Engine, Tx } from '../db/engine.ts';
 import { PostgresConfigLayerStore } from './store.postgres.ts';
