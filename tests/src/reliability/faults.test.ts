@@ -56,7 +56,7 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
     const s = await drained(sim);
     await polling;
     expect(answers.filter((st) => st !== 200)).toEqual([]);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect(hub.proc.exitCode).toBeNull();
     console.info(`[reliability] SIGKILL: ${down.pending} samples queued in outboxes while down; after drain ${a.rows.telemetry} telemetry + ${a.rows.events} events stored for ${s.telemetry + s.events} produced, 0 gaps, 0 duplicates; ${answers.length} API calls during the reconnect, all 200`);
   });
@@ -70,7 +70,7 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
     // Samples kept being produced during the freeze and waited for their PUBACK.
     expect(frozen.telemetry).toBeGreaterThan(before.telemetry);
     const s = await drained(sim);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect((await hub.api('/api/v1/health')).status).toBe(200);
     console.info(`[reliability] SIGSTOP 10 s: ${frozen.telemetry - before.telemetry} samples produced during the freeze; after drain ${a.rows.telemetry} telemetry stored for ${s.telemetry} produced, 0 gaps, 0 duplicates, ${s.reconnects} reconnects in total`);
   });
