@@ -89,7 +89,8 @@ export interface TelemetryUsage {
   samples: number;
   /** pg_total_relation_size of telemetry_samples' partitions (heap, TOAST, indexes) and of telemetry_epochs. */
   bytes: number;
-  perObject: Array<{ name: string; bytes: number }>;
+  /** Each table with its total, and of that its heap (main fork) and its indexes. */
+  perObject: Array<{ name: string; bytes: number; heap: number; indexes: number }>;
 }
 
 /** Bytes the telemetry tables take, with their partitions and indexes, and the samples they hold. */
@@ -99,8 +100,9 @@ export async function telemetryUsage(url: string): Promise<TelemetryUsage> {
     // Statistics first, so that the visibility and free-space maps a real table has (autovacuum makes them) count too.
     await sql`vacuum analyze telemetry_samples`;
     await sql`vacuum analyze telemetry_epochs`;
-    const objects = await sql<Array<{ name: string; bytes: number }>>`
-      select c.relname as name, pg_total_relation_size(c.oid)::int8 as bytes
+    const objects = await sql<Array<{ name: string; bytes: number; heap: number; indexes: number }>>`
+      select c.relname as name, pg_total_relation_size(c.oid)::int8 as bytes, pg_relation_size(c.oid)::int8 as heap,
+        pg_indexes_size(c.oid)::int8 as indexes
       from pg_class c
       where c.relname = 'telemetry_epochs'
          or c.oid in (select inhrelid from pg_inherits where inhparent = 'telemetry_samples'::regclass)

@@ -87,7 +87,7 @@ async function hubOn(url: string): Promise<Hub | null> {
     report.note(`hub on PostgreSQL: ${said}`);
     // For the table cells: what the hub said, without the prefixes, to its first clause.
     const reason = said.replace(/^hub: exited \(\w+\) before it was ready: /, '').replace(/^kiosk-fleet: (invalid configuration: )?/, '').split(/; /)[0]!;
-    hubRefused = `the hub refused: ${reason.length > 200 ? `${reason.slice(0, 199)}…` : reason}`;
+    hubRefused = `the hub did not start: ${reason.length > 200 ? `${reason.slice(0, 199)}…` : reason}`;
     return null;
   }
 }
@@ -332,7 +332,10 @@ report.table({
   ],
   notes: [
     'pg_total_relation_size after VACUUM ANALYZE (so the visibility and free-space maps a running server has count too), over count(*) of telemetry_samples; the raw writer writes the hub\'s encoding of the same sample into the hub\'s tables.',
-    ...usage.map(({ target, u }) => `${target}: ${u.perObject.map((o) => `${o.name} ${fmt(o.bytes / Math.max(1, u.samples), 1)} B`).join(', ')}`),
+    ...usage.map(
+      ({ target, u }) =>
+        `${target}, per sample: ${u.perObject.map((o) => `${o.name} ${fmt(o.bytes / Math.max(1, u.samples), 1)} B (heap ${fmt(o.heap / Math.max(1, u.samples), 1)}, indexes ${fmt(o.indexes / Math.max(1, u.samples), 1)})`).join(', ')}`,
+    ),
   ],
 });
 const hubUsage = usage.find((x) => x.target.startsWith('hub'));
