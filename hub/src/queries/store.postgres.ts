@@ -267,7 +267,8 @@ export class PostgresQueryStore implements QueryStore {
         const fields = fieldsKey.split(',') as BucketField[];
         const cols = fields.map((f) => {
           const e = BUCKET_EXPR[f];
-          return 'sql' in e ? e.sql : `array_agg(${e.values})`;
+          // NULLs left out here (postgres.js reads a NULL element of float8[] as NaN); none at all: a NULL array.
+          return 'sql' in e ? e.sql : `array_agg(${e.values}) FILTER (WHERE ${e.values} IS NOT NULL)`;
         });
         const raw = (await this.sql
           .unsafe(
@@ -281,7 +282,7 @@ export class PostgresQueryStore implements QueryStore {
           for (let i = 0; i < fields.length; i++) {
             const e = BUCKET_EXPR[fields[i]!];
             if ('values' in e) {
-              const avg = sqliteAvg(r[i + 1] as (number | null)[]);
+              const avg = sqliteAvg((r[i + 1] as number[] | null) ?? []);
               r[i + 1] = avg === null ? null : avg / e.divide;
             }
           }
