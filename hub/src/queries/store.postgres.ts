@@ -123,7 +123,10 @@ export class PostgresQueryStore implements QueryStore {
     const nodes = [f.node, f.scope].filter((n): n is string => Boolean(n)).sort((a, b) => b.split('-').length - a.split('-').length);
     for (const node of nodes) where.push(PostgresQueryStore.under('t.station_id', c, args, node));
     if (f.type) where.push(`t.type = ${p(f.type)}`);
-    if (f.presence) where.push(`coalesce(s.presence, 'unknown') = ${p(f.presence)}`);
+    // coalesce(s.presence, 'unknown') = $x written so that the planner can use presence's statistics: with coalesce it
+    // guessed 100 of 20,000 rows and hash-joined both tables (78 ms), instead of walking the id order (0.4 ms).
+    if (f.presence === 'unknown') where.push("(s.presence = 'unknown' OR s.presence IS NULL)");
+    else if (f.presence) where.push(`s.presence = ${p(f.presence)}`);
     if (f.fault === 'any') where.push('s.fault_count > 0');
     else if (f.fault) where.push(`(s.peripherals::jsonb -> ${p(f.fault)} ->> 'status') = 'fault'`);
     if (f.q) {
