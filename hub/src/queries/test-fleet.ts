@@ -4,7 +4,7 @@
  * encoded by the ingest codec, plus a share of values that are not whole numbers after scaling, so that the averages
  * depend on how each engine adds. Not imported by production code.
  */
-import { EXAMPLES, seededRandom, TERMINAL_TYPES, type TerminalType } from '@kiosk-fleet/protocol';
+import { EXAMPLES, seededRandom, TERMINAL_TYPES, type Telemetry, type TerminalType } from '@kiosk-fleet/protocol';
 import type { Engine } from '../db/engine.ts';
 import { ensureDailyPartitions } from '../db/postgres/partitions.ts';
 import { encodeSample, SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
@@ -174,15 +174,15 @@ export async function fillFleet(engine: Engine): Promise<Fleet> {
       if (rnd() < 0.05) continue; // gaps
       const seq = (seqs.get(e.id) ?? 0) + 1;
       seqs.set(e.id, seq);
-      const t = structuredClone(EXAMPLES.telemetry) as typeof EXAMPLES.telemetry & { host: { tempC: number | null } };
+      const t = structuredClone(EXAMPLES.telemetry) as unknown as Telemetry;
       t.host.cpu = rnd() < 0.9 ? int(10000) / 100 : rnd() * 100;
       t.host.memUsed = rnd() < 0.5 ? 1024 * int(4_000_000) : int(4_000_000_000);
       t.host.memTotal = rnd() < 0.03 ? 0 : 4_294_967_296;
       t.host.diskUsed = int(60_000_000_000);
       t.host.tempC = rnd() < 0.1 ? null : rnd() < 0.8 ? int(900) / 10 : rnd() * 90;
       (t.peripherals as Record<string, { status: string }>).camera = { status: pick(['ok', 'fault', 'degraded']) };
-      t.app = { ...t.app, up: rnd() < 0.9, transactionsOk: int(20), transactionsFailed: int(3) };
-      const values = encodeSample(t as never, rnd() < 0.1 ? null : ['id-card-application', 'progress-inquiry'].filter(() => rnd() < 0.7));
+      t.app = { ...t.app!, up: rnd() < 0.9, transactionsOk: int(20), transactionsFailed: int(3) };
+      const values = encodeSample(t, rnd() < 0.1 ? null : ['id-card-application', 'progress-inquiry'].filter(() => rnd() < 0.7));
       const row: Record<string, unknown> = { epoch_id: e.id, ts: ts + int(1000), seq, recv_delay: int(200), skewed: rnd() < 0.02 ? 1 : 0 };
       sampleCols.forEach((c, i) => (row[c] = values[i]));
       samples.push(row);

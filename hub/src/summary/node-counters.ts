@@ -152,9 +152,9 @@ export class NodeCounters {
   apply(changes: readonly Change[]): Promise<void> {
     return this.serial(async () => {
       if (!this.loaded) return; // the load before the next read sees them
-      // An import of thousands of terminals: one reload instead of a lookup per terminal.
-      if (changes.length > RELOAD_AFTER && changes.filter((c) => c.type === 'terminal').length > RELOAD_AFTER) return this.load();
       try {
+        // An import of thousands of terminals: one reload instead of a lookup per terminal.
+        if (changes.length > RELOAD_AFTER && changes.filter((c) => c.type === 'terminal').length > RELOAD_AFTER) return await this.load();
         let presence = false;
         const refresh = new Set<string>();
         for (const c of changes) {
