@@ -101,7 +101,7 @@ describe(`read queries on ${TEST_ENGINES.join(' and ')}: the same answers`, () =
     // The text search ignores the case of ASCII letters, as SQLite's LIKE does, and takes % _ \ literally.
     expect((await same('q', (q) => q.terminals({ q: 'yx-001-3A', limit: 100 }))).map((t) => t.id)).toEqual(['GZ-YX-001-3a', 'gz-YX-001-3a']);
     expect((await same('q', (q) => q.terminals({ q: '%', state: 'all', limit: 100 }))).every((t) => t.serial.includes('%'))).toBe(true);
-  });
+  }, 60_000);
 
   it('rows by ids, detail, stream counters, child nodes, terminals under a node', async () => {
     const ids = fleet.terminals.map((t) => t.id);
@@ -115,7 +115,7 @@ describe(`read queries on ${TEST_ENGINES.join(' and ')}: the same answers`, () =
       const under = await same(`under ${id}`, async (q) => (await q.underNode(id)).sort((a, b) => (a.id < b.id ? -1 : 1)));
       expect(under.map((t) => t.id)).toEqual(fleet.terminals.filter((t) => t.state === 'active' && isUnderNode(t.station, id)).map((t) => t.id).sort());
     }
-  });
+  }, 60_000);
 
   it('raw samples in pages by cursor: every sample once, decoded alike', async () => {
     for (const id of fleet.busy) {
@@ -130,7 +130,7 @@ describe(`read queries on ${TEST_ENGINES.join(' and ')}: the same answers`, () =
       expect(seen.length).toBeGreaterThan(2500);
       expect(new Set(seen).size).toBe(seen.length);
     }
-  });
+  }, 60_000);
 
   it('charts: buckets of raw samples (kept ones and fresh ones), hourly rollups, a late sample', async () => {
     const fieldLists: BucketField[][] = [[...BUCKET_FIELDS], ['cpuAvg', 'memPctAvg', 'diskPctAvg', 'tempAvg'], ['samples'], ['tempMin', 'memPctMax']];
@@ -180,5 +180,5 @@ describe(`read queries on ${TEST_ENGINES.join(' and ')}: the same answers`, () =
       expect(history.length).toBeGreaterThan(3);
       await same(`presence page ${id}`, (q) => q.presenceHistory(id, HISTORY_FROM, NOW, history[2]!.id, 2));
     }
-  });
+  }, 60_000);
 });

@@ -62,7 +62,7 @@ describe(`availability report on ${TEST_ENGINES.join(' and ')}`, () => {
     expect(histories.filter((h) => h.rollups.length > 0)).toHaveLength(fleet.busy.length);
     expect(histories.some((h) => h.transitions.length > 0 && h.stateBefore !== null)).toBe(true);
     expect(histories.at(-1)).toEqual({ stateBefore: null, transitions: [], rollups: [] });
-  });
+  }, 60_000);
 
   it('the report per terminal, station, district and city: the same on every engine, `gz` apart from `GZ`', async () => {
     for (const nodeId of [null, 'GZ', 'GZ-YX', 'gz', 'GZ-YX-001']) {
@@ -77,5 +77,5 @@ describe(`availability report on ${TEST_ENGINES.join(' and ')}`, () => {
     const one = await same('one terminal', (s) => availability(s, { nodeId: null, terminalId: fleet.busy[0]!, from: HISTORY_FROM, to: NOW }));
     expect(one.terminals.map((t) => t.id)).toEqual([fleet.busy[0]]);
     expect(Object.values(one.terminals[0]!.services).some((x) => (x?.availableSeconds ?? 0) > 0)).toBe(true);
-  });
+  }, 60_000);
 });

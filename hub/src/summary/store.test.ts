@@ -118,7 +118,7 @@ async function exec(e: Engine, sqliteSql: string, args: unknown[]): Promise<void
 describe(`node counters on ${TEST_ENGINES.join(' and ')}`, () => {
   it('seeded from the tables: a count from scratch', async () => {
     await expectSameAsScratch('the seed');
-  });
+  }, 60_000);
 
   it('moved by change events: presence, services and faults, a move, a decommission, a registration', async () => {
     const [a, b, c] = fleet.terminals.filter((t) => t.state === 'active' && t.presence !== null);
@@ -148,7 +148,7 @@ describe(`node counters on ${TEST_ENGINES.join(' and ')}`, () => {
       await o.counters.apply([{ type: 'terminal', terminalId: b!.id, at: NOW, data: { state: 'decommissioned' } }]);
     }
     await expectSameAsScratch('a decommission');
-  });
+  }, 60_000);
 
   it('follow what no event announces: transitions of a flapping terminal, another writer’s registration', async () => {
     const flapping = fleet.terminals.filter((t) => t.state === 'active' && t.presence === 'online')[0]!;
@@ -174,7 +174,7 @@ describe(`node counters on ${TEST_ENGINES.join(' and ')}`, () => {
         expect(await fresh.summary(n, children), `${n} fresh on ${o.kind}`).toEqual(await o.counters.summary(n, children));
       }
     }
-  });
+  }, 60_000);
 
   it.runIf(TEST_ENGINES.includes('postgres'))('PostgreSQL: a transition committed after a later one is not lost', async () => {
     const o = open.find((x) => x.kind === 'postgres')!;
@@ -202,7 +202,7 @@ describe(`node counters on ${TEST_ENGINES.join(' and ')}`, () => {
     for (const n of fleet.nodes) {
       expect(await o.counters.summary(n, (await o.q.children(n)).map((c) => c.id)), n).toEqual(await fromScratch(o.q, n));
     }
-  });
+  }, 60_000);
 });
 
 describe('IdFollower', () => {
@@ -218,5 +218,5 @@ describe('IdFollower', () => {
     expect(f.floor).toBe(15);
     expect(f.take(rows([17]), 2000 + GAP_MS)).toEqual([]);
     expect(f.floor).toBe(17); // 16 was rolled back
-  });
+  }, 60_000);
 });
