@@ -64,7 +64,7 @@ export async function cannon(hub: Hub, what: string, route: string | (() => stri
 export function apiRoutes(o: { now: number; one: string; rawIds: string[]; district: string }): Array<[string, string | (() => string)]> {
   const iso = (ms: number) => new Date(ms).toISOString();
   const { now, one, rawIds, district } = o;
-  // The hub keeps a chart's finished buckets between requests (hub/src/store/chart-cache.ts), so asking for one
+  // The hub keeps a chart's finished buckets between requests (hub/src/queries/chart-cache.ts), so asking for one
   // terminal again and again measures the cached path, as a technician refreshing a terminal's page sees it. The
   // cold path (a terminal nobody looked at lately) is measured too: the 2,000 terminals with raw samples in turn,
   // more than the cache holds, so no request finds its buckets kept.
