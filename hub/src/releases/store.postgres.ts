@@ -57,7 +57,11 @@ interface ArtifactRow {
   content_id: string;
 }
 
+/** 6 h: a 512 MiB upload (the default limit) over a 200 kbit/s link. */
+const UPLOAD_GRACE_MS = 6 * 3_600_000;
+
 export class PostgresReleaseStore implements ReleaseStore {
+  readonly incompleteUploadGraceMs = UPLOAD_GRACE_MS;
   readonly #chunkBytes: number;
 
   /** `chunkBytes` only for tests that want many chunks from a small artifact. */
@@ -74,7 +78,8 @@ export class PostgresReleaseStore implements ReleaseStore {
   }
 
   async list(): Promise<ReleaseRecord[]> {
-    const rows = await this.pg.sql<PgReleaseRow[]>`select * from releases order by uploaded_at desc, id desc`;
+    // Ties in byte order, as SQLite sorts text, whatever the database's collation.
+    const rows = await this.pg.sql<PgReleaseRow[]>`select * from releases order by uploaded_at desc, id collate "C" desc`;
     return rows.map(fromPg);
   }
 
@@ -159,6 +164,9 @@ export class PostgresReleaseStore implements ReleaseStore {
 
   async #commitUpload(contentId: string, chunkCount: number, record: ReleaseRecord): Promise<{ record: ReleaseRecord; created: boolean }> {
     return this.#begin(async (sql) => {
+      // An upload slower than the grace may have lost its first chunks to another hub's start: refuse, never store a hole.
+      const [have] = await sql<{ n: number }[]>`select count(*)::int as n from release_artifact_chunks where content_id = ${contentId}`;
+      if (have!.n !== chunkCount) throw new Error(`upload of ${record.sha256}: ${have!.n} of ${chunkCount} chunks stored (dropped as stale by another hub?)`);
       const existing = await this.#insertRelease(sql, record);
       if (existing) {
         await sql`delete from release_artifact_chunks where content_id = ${contentId}`;

@@ -20,6 +20,8 @@ import type { ArtifactUpload, ByteRange, ReleaseStore } from './store.ts';
 export { CHUNK_BYTES } from './chunked-upload.ts';
 
 export class SqliteReleaseStore implements ReleaseStore {
+  /** One process writes the file (the data dir's lock): every unreferenced chunk at start is a crashed upload's. */
+  readonly incompleteUploadGraceMs = 0;
   readonly #orm;
   readonly #chunkBytes: number;
   readonly #q;
@@ -135,6 +137,8 @@ export class SqliteReleaseStore implements ReleaseStore {
   commitUpload(contentId: string, chunkCount: number, chunkBytes: number, record: ReleaseRecord): { record: ReleaseRecord; created: boolean } {
     return this.#orm.transaction(
       (tx) => {
+        const have = tx.select({ n: sql<number>`count(*)` }).from(chunks).where(eq(chunks.contentId, contentId)).get()!.n;
+        if (have !== chunkCount) throw new Error(`upload of ${record.sha256}: ${have} of ${chunkCount} chunks stored (dropped as stale meanwhile?)`);
         const existing = tx.select().from(releases).where(eq(releases.id, record.id)).get();
         if (existing) {
           tx.delete(chunks).where(eq(chunks.contentId, contentId)).run();

@@ -44,6 +44,16 @@ describe.each(TEST_ENGINES)('ReleaseStore on %s', (kind) => {
     return Buffer.from(await new Response(body).arrayBuffer());
   }
 
+  /** Chunks no artifact points at, counted without dropping them. */
+  async function countChunks(): Promise<number> {
+    const e = t.engine;
+    if (e.kind === 'sqlite') {
+      return (e.db.prepare('SELECT count(*) AS n FROM release_artifact_chunks WHERE content_id NOT IN (SELECT content_id FROM release_artifacts)').get() as { n: number }).n;
+    }
+    const [row] = await e.pg.sql<{ n: number }[]>`select count(*)::int as n from release_artifact_chunks where content_id not in (select content_id from release_artifacts)`;
+    return row!.n;
+  }
+
   beforeAll(async () => {
     t = await openTestEngine(kind);
     store = createReleaseStore(t.engine, { chunkBytes: 1000 });
@@ -131,8 +141,29 @@ describe.each(TEST_ENGINES)('ReleaseStore on %s', (kind) => {
     expect(await store.hasArtifact(sha256)).toBe(false);
     await new Promise((r) => setTimeout(r, 5)); // the restart comes later than the last chunk's write time
     const restarted = createReleaseStore(t.engine, { chunkBytes: 1000 });
+    // A start right away keeps them where other hubs share the database (they could be another hub's upload)...
     await new ArtifactStore({ store: restarted, trustedKeys: [], maxUploadBytes: 1, logger: silentLogger() }).init();
-    expect(await restarted.dropIncompleteUploads(Date.now() + 1)).toEqual({ chunks: 0 });
+    const left = await countChunks();
+    expect(left).toBe(kind === 'sqlite' ? 0 : 2);
+    // ...and a start past the grace drops them (staleUploadMs: 0 stands for "hours later")
+    await new ArtifactStore({ store: restarted, trustedKeys: [], maxUploadBytes: 1, logger: silentLogger(), staleUploadMs: 0 }).init();
+    expect(await countChunks()).toBe(0);
+    expect(await restarted.hasArtifact(sha256)).toBe(false);
+  });
+
+  it('an upload whose first chunks were dropped as stale meanwhile is refused at commit, never stored with a hole', async () => {
+    const other = Buffer.alloc(2500, 6);
+    const { sha256 } = describeBytes(other);
+    const upload = await store.beginArtifact(sha256, other.length);
+    await upload.write(other.subarray(0, 2100));
+    expect(await store.dropIncompleteUploads(Date.now() + 1)).toEqual({ chunks: 2 });
+    await upload.write(other.subarray(2100));
+    const like = (await store.get('app-1.0.0'))!;
+    await expect(upload.commit({ ...like, id: 'app-6.0.0', version: '6.0.0', size: other.length, sha256 })).rejects.toThrow(/1 of 3 chunks/);
+    expect(await store.get('app-6.0.0')).toBeUndefined();
+    expect(await store.hasArtifact(sha256)).toBe(false);
+    await upload.abort();
+    expect(await countChunks()).toBe(0);
   });
 
   it('keeps a release record as it was given: every field, in the same shape on both engines', async () => {

@@ -37,6 +37,12 @@ export interface ByteRange {
 }
 
 export interface ReleaseStore {
+  /**
+   * How old unreferenced chunks must be before a start drops them as a crashed upload's: 0 where only this process
+   * writes (SQLite), longer than any upload takes where several hubs share the database (another hub's upload in
+   * flight has unreferenced chunks too).
+   */
+  readonly incompleteUploadGraceMs: number;
   get(id: string): Promise<ReleaseRecord | undefined>;
   /** Newest upload first. */
   list(): Promise<ReleaseRecord[]>;
