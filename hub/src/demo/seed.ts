@@ -294,7 +294,8 @@ async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void
   const openingStart = (): number => {
     // bounded: a short --days over a weekend has no opening hour at all
     for (let tries = 0; ; tries++) {
-      const t = between(start + DAY_MS, now - 2 * HOUR_MS);
+      // times are whole milliseconds, as the schema keeps them (PostgreSQL's bigint takes nothing else)
+      const t = Math.round(between(start + DAY_MS, now - 2 * HOUR_MS));
       const c = clock(t);
       if ((c.dow !== 0 && c.hour >= 8 && c.hour < 17) || tries >= 200) return t;
     }
@@ -316,16 +317,16 @@ async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void
       const [code, message] = CODES[p] ?? ['E_NO_RESPONSE', 'device did not answer'];
       const from = openingStart();
       const long = random() < 0.3;
-      incidents.push({ kind: 'peripheral', peripheral: p, status: 'fault', code, message, from, to: Math.min(now - 10 * MINUTE_MS, from + (long ? between(90, 480) : between(8, 60)) * MINUTE_MS) });
+      incidents.push({ kind: 'peripheral', peripheral: p, status: 'fault', code, message, from, to: Math.min(now - 10 * MINUTE_MS, Math.round(from + (long ? between(90, 480) : between(8, 60)) * MINUTE_MS)) });
     }
     if (random() < 0.1) {
       const from = openingStart();
-      incidents.push({ kind: 'app', from, to: from + between(5, 30) * MINUTE_MS });
+      incidents.push({ kind: 'app', from, to: Math.round(from + between(5, 30) * MINUTE_MS) });
     }
     const offline: Spell[] = [];
     if (random() < 0.25) {
-      const from = between(start + DAY_MS, now - 3 * HOUR_MS);
-      offline.push({ from, to: from + between(12, 300) * MINUTE_MS, reason: pick(['connection-lost', 'power-loss', 'reboot'] as const) });
+      const from = Math.round(between(start + DAY_MS, now - 3 * HOUR_MS));
+      offline.push({ from, to: Math.round(from + between(12, 300) * MINUTE_MS), reason: pick(['connection-lost', 'power-loss', 'reboot'] as const) });
     }
     const big = random() < 0.4;
     return {
@@ -654,8 +655,8 @@ function seedAlerts(
     manual: { note: string } | null,
   ) => {
     const tech = pick(TECHS);
-    const ackAt = manual ? Math.min(endAt, openedAt + (2 + m.random() * 12) * MINUTE_MS) : null;
-    const resolvedAt = manual ? endAt + (2 + m.random() * 8) * MINUTE_MS : endAt;
+    const ackAt = manual ? Math.min(endAt, Math.round(openedAt + (2 + m.random() * 12) * MINUTE_MS)) : null;
+    const resolvedAt = manual ? Math.round(endAt + (2 + m.random() * 8) * MINUTE_MS) : endAt;
     const alert: Row = [
       null, 'terminal', t.id, t.station, rule, severity, 'resolved', title, JSON.stringify(details), openedAt, resolvedAt, openedAt + SLA[severity] * MINUTE_MS,
       ackAt, manual ? tech : null, manual ? tech : null, ackAt, resolvedAt, manual ? tech : 'system', manual ? 'manual' : 'recovery', manual?.note ?? null, resolvedAt,
