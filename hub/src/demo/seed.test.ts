@@ -77,6 +77,11 @@ describe('demo-seed', () => {
     const fields = 'cpuAvg,memPctAvg,diskPctAvg,tempAvg';
     const day = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 86_400_000)}&to=${iso(now)}&bucket=5m&format=rows&fields=${fields}&limit=1000`)) as { items: number[][] };
     expect(day.items.length).toBeGreaterThan(200);
+    // the 7-day chart buckets raw samples by the hour (a hub keeps them KF_RETENTION_DAYS, 7): a point for every
+    // hour of the week, not only the last day's (issue 23)
+    const week = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 7 * 86_400_000)}&to=${iso(now)}&bucket=1h&format=rows&fields=${fields}&limit=1000`)) as { items: (number | string)[][] };
+    expect(week.items.length).toBeGreaterThan(150);
+    expect(Math.min(...week.items.map((row) => Date.parse(String(row[0]))))).toBeLessThan(now - 6.5 * 86_400_000);
     const month = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 30 * 86_400_000)}&to=${iso(now)}&bucket=rollup&format=rows&fields=${fields}&limit=1000`)) as { items: (number | string)[][] };
     expect(month.items.length).toBeGreaterThan(600);
     // opening hours: the busiest hour of the month is far busier than the quietest

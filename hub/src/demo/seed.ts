@@ -13,8 +13,11 @@
  *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
- * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` (25: the
- *   24 h chart) have them, one every `rawStepMs` (5 min); rollups reach back `days`, each from 12 points an hour (one every 5 minutes).
+ * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` have them
+ *   (169: the 7-day chart, which buckets raw samples as a hub keeps them KF_RETENTION_DAYS, 7), one every `rawStepMs`
+ *   (5 min) in the last `fineHours` (25: the 24 h chart) and one every `coarseStepMs` (15 min: four points to each of
+ *   the 7-day chart's hourly buckets) before; rollups reach back `days`, each from 12 points an hour (one every 5
+ *   minutes) before the raw samples, from the raw samples after.
  * - Presence transitions, events, alerts and rollups agree: a terminal offline has neither samples nor rollup points
  *   then, a peripheral in fault shows in the rollup's shares, in a fault and a recovery event, and (past the alert
  *   rule's threshold) in an alert with its history.
@@ -70,6 +73,8 @@ export interface DemoSeedOptions {
   days?: number;
   rawHours?: number;
   rawStepMs?: number;
+  fineHours?: number;
+  coarseStepMs?: number;
   /** The bureau's zone: opening hours are local (KF_TIMEZONE). */
   timezone?: string;
   seed?: number;
@@ -277,15 +282,19 @@ async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void
   await refuseHistory(sdb);
   const now = o.now ?? Date.now();
   const days = o.days ?? 30;
-  const rawHours = o.rawHours ?? 25;
+  const rawHours = o.rawHours ?? 7 * 24 + 1;
   const rawStep = o.rawStepMs ?? 5 * MINUTE_MS;
+  const fineHours = o.fineHours ?? 25;
+  const coarseStep = o.coarseStepMs ?? 15 * MINUTE_MS;
   const clock = localClock(o.timezone ?? 'Asia/Shanghai');
   const random = seededRandom(o.seed ?? 923);
   const between = (a: number, b: number) => a + (b - a) * random();
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 
   const start = Math.floor((now - days * DAY_MS) / HOUR_MS) * HOUR_MS;
-  const rawStart = Math.floor((now - rawHours * HOUR_MS) / HOUR_MS) * HOUR_MS;
+  // a short history (--days) has raw samples from its first hour on
+  const rawStart = Math.max(start, Math.floor((now - rawHours * HOUR_MS) / HOUR_MS) * HOUR_MS);
+  const fineStart = Math.max(rawStart, Math.floor((now - fineHours * HOUR_MS) / HOUR_MS) * HOUR_MS);
 
   const rows = await sdb.activeTerminals();
   if (rows.length === 0) throw new DemoSeedRefused('no terminals in the database: import the fleet first (kiosk-fleet import fixtures/guangzhou-fleet.json)');
@@ -476,7 +485,10 @@ async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void
   };
 
   // ---------------------------------------------------------------- raw samples of the last hours
-  say(`raw samples: ${terms.length} terminals × ${Math.round((now - rawStart) / rawStep)} steps of ${rawStep / MINUTE_MS} min`);
+  say(
+    `raw samples: ${terms.length} terminals × ${Math.round((fineStart - rawStart) / coarseStep)} steps of ${coarseStep / MINUTE_MS} min` +
+      ` + ${Math.round((now - fineStart) / rawStep)} of ${rawStep / MINUTE_MS} min`,
+  );
   const epochIds = await sdb.epochKeys(terms.map((t) => t.id), DEMO_EPOCH);
   let rawSamples = 0;
   // The hours the raw samples cover are rolled up as the hub's retention job would have (rollupOfSamples), up to the
@@ -500,7 +512,7 @@ async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void
       };
       let bootAt = start - between(0, 20) * DAY_MS;
       for (const s of t.offline) if (s.to <= rawStart && s.reason !== 'connection-lost') bootAt = s.to;
-      for (let ts = rawStart; ts < now; ts += rawStep) {
+      for (let ts = rawStart; ts < now; ts += ts < fineStart ? coarseStep : rawStep) {
         const spell = t.offline.find((s) => ts >= s.from && ts < s.to);
         if (spell) {
           if (spell.reason !== 'connection-lost') bootAt = spell.to;
