@@ -207,11 +207,17 @@ export function postgresSeedDb(sql: Sql, engine: Engine): SeedDb {
     },
     async phase(fn) {
       const buffers = new Map<SeedTable, Row[]>();
+      // One batch in flight per table while the next one is made (the pool has two connections): batches of one
+      // table still go in order, so identity ids follow the rows' order as on SQLite.
+      const inflight = new Map<SeedTable, Promise<void>>();
       const flush = async (t: SeedTable) => {
-        const rows = buffers.get(t);
-        if (!rows || rows.length === 0) return;
+        await inflight.get(t);
+        const rows = buffers.get(t)!;
         buffers.set(t, []);
-        await writeRows(sql, t, SEED_TABLES[t], rows);
+        if (rows.length === 0) return;
+        const p = writeRows(sql, t, SEED_TABLES[t], rows);
+        p.catch(() => {}); // awaited by the next flush of the table or at the end; not an unhandled rejection meanwhile
+        inflight.set(t, p);
       };
       const out = await fn((t) => {
         if (!buffers.has(t)) buffers.set(t, []);
@@ -221,8 +227,12 @@ export function postgresSeedDb(sql: Sql, engine: Engine): SeedDb {
             if (buffers.get(t)!.length >= INSERT_BATCH) await flush(t);
           },
         };
+      }).catch(async (err: unknown) => {
+        await Promise.allSettled(inflight.values());
+        throw err;
       });
       for (const t of buffers.keys()) await flush(t);
+      for (const p of inflight.values()) await p;
       return out;
     },
     async epochKeys(ids, epoch) {
