@@ -228,7 +228,7 @@ export async function seedDemo(o: DemoSeedOptions): Promise<DemoSeedResult> {
 async function refuseHistory(sdb: SeedDb): Promise<void> {
   const table = await sdb.firstNonEmpty(['telemetry_samples', 'rollups_hourly', 'presence_transitions', 'events', 'alerts', 'rollouts']);
   if (table !== null) {
-    throw new DemoSeedRefused(`the database already has history (${table} is not empty): demo-seed only writes into a fresh data dir`);
+    throw new DemoSeedRefused(`the database already has history (${table} is not empty): demo-seed only writes into a fresh database`);
   }
 }
 
