@@ -5,7 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
-import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/ingest/telemetry-codec.ts';
 import { newEpoch } from './terminals.ts';
 
 const HOUR = 3_600_000;
@@ -38,7 +38,7 @@ export function writeHistory(o: HistoryOptions): { rawRows: number; rollupRows: 
   const app = JSON.stringify(EXAMPLES.telemetry.app);
   const services = JSON.stringify(['id-card-apply', 'id-card-collect']);
 
-  // The hub's own encoding (hub/src/store/telemetry-codec.ts), so the rows are the ones the hub would have written.
+  // The hub's own encoding (hub/src/ingest/telemetry-codec.ts), so the rows are the ones the hub would have written.
   const insEpoch = db.prepare('INSERT INTO telemetry_epochs (terminal_id, epoch) VALUES (?, ?)');
   const insTelemetry = db.prepare(
     `INSERT INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, 40, 0, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { PresenceStore } from '../store/presence.ts';
+import { PresenceStore } from '../presence/store.sqlite.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { Alerts } from './service.ts';
 import { sign } from './webhooks.ts';

@@ -9,7 +9,7 @@
  *   it refuses while one runs), and refuses a database that holds any telemetry, rollup, presence history, event,
  *   alert or rollout. It needs the terminals imported first (`kiosk-fleet import`): their secrets are not its business.
  * - Every row is what the hub itself would have stored: raw samples through the ingest's encoder
- *   (store/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
+ *   (ingest/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
  *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
@@ -45,8 +45,8 @@ import { SqliteRolloutStore } from '../rollouts/store.sqlite.ts';
 import { Retention } from '../services/retention.ts';
 import { openDatabase, type Db } from '../store/db.ts';
 import { HOUR_MS, RetentionStore } from '../store/retention.ts';
-import { encodeSample, SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
-import { EpochKeys } from '../store/telemetry-keys.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../ingest/telemetry-codec.ts';
+import { EpochKeys } from '../ingest/telemetry-keys.ts';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;

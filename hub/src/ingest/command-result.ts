@@ -1,6 +1,6 @@
 /** The result of a command: stored once; the command row gets its final status (only from pending or sent). */
 import type { CommandResult } from '@kiosk-fleet/protocol';
-import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import { head, type IngestStore, type StreamRef } from './store.sqlite.ts';
 import type { TxContext } from './writer.ts';
 
 export function ingestCommandResult(store: IngestStore, tx: TxContext, r: StreamRef, c: CommandResult): boolean {

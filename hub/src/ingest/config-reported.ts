@@ -1,7 +1,7 @@
 /** The terminal's report of a config version applied or rejected: stored once. */
 import type { ConfigReported } from '@kiosk-fleet/protocol';
 import { recordConfigReport } from '../config-layers/store.ts';
-import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import { head, type IngestStore, type StreamRef } from './store.sqlite.ts';
 import type { TxContext } from './writer.ts';
 
 export function ingestConfigReported(store: IngestStore, tx: TxContext, r: StreamRef, c: ConfigReported): boolean {

@@ -1,6 +1,6 @@
 /** A discrete terminal event (peripheral fault, paper low, app crash...): stored once. */
 import type { TerminalEvent } from '@kiosk-fleet/protocol';
-import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import { head, type IngestStore, type StreamRef } from './store.sqlite.ts';
 import type { TxContext } from './writer.ts';
 
 export function ingestEvent(store: IngestStore, tx: TxContext, r: StreamRef, e: TerminalEvent): boolean {

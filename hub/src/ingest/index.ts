@@ -4,8 +4,8 @@
  */
 import type { PayloadOf, StreamKind, TopicKind } from '@kiosk-fleet/protocol';
 import type { Metrics } from '../metrics.ts';
-import type { PresenceService } from '../services/presence.ts';
-import type { IngestStore, StreamRef } from '../store/ingest.ts';
+import type { PresenceService } from '../presence/service.ts';
+import type { IngestStore, StreamRef } from './store.sqlite.ts';
 import { ingestCommandResult } from './command-result.ts';
 import { ingestConfigReported } from './config-reported.ts';
 import { ingestEvent } from './events.ts';

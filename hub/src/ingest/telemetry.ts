@@ -1,7 +1,7 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
 import { availableServices, isTerminalType, type PeripheralStatus, type ServiceId, type Telemetry } from '@kiosk-fleet/protocol';
-import type { IngestStore, ServicesMemo, StateRow, StreamRef } from '../store/ingest.ts';
-import { encodeSample } from '../store/telemetry-codec.ts';
+import type { IngestStore, ServicesMemo, StateRow, StreamRef } from './store.sqlite.ts';
+import { encodeSample } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
 export interface PeripheralState {

@@ -1,6 +1,6 @@
 /** Progress of an update on the terminal: stored once. */
 import type { UpdateStatus } from '@kiosk-fleet/protocol';
-import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import { head, type IngestStore, type StreamRef } from './store.sqlite.ts';
 import type { TxContext } from './writer.ts';
 
 export function ingestUpdateStatus(store: IngestStore, tx: TxContext, r: StreamRef, u: UpdateStatus): boolean {

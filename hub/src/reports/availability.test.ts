@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { PresenceStore } from '../store/presence.ts';
+import { PresenceStore } from '../presence/store.sqlite.ts';
 import { RetentionStore } from '../store/retention.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import type { AvailabilityReport } from './availability.ts';

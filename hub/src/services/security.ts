@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { BatchWriter } from '../ingest/writer.ts';
-import type { IngestStore } from '../store/ingest.ts';
+import type { IngestStore } from '../ingest/store.sqlite.ts';
 import type { SecurityStore } from '../store/security.ts';
 
 export class SecurityState {

@@ -12,7 +12,7 @@ import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol
 import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
-import { PresenceStore } from '../../../hub/src/store/presence.ts';
+import { PresenceStore } from '../../../hub/src/presence/store.sqlite.ts';
 import { RetentionStore } from '../../../hub/src/store/retention.ts';
 import { startTestHub } from '../../../hub/src/test-support.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';

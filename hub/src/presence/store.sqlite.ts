@@ -1,5 +1,5 @@
 /** Presence SQL: transitions and the presence columns of terminal_state. */
-import type { Db } from './db.ts';
+import type { Db } from '../store/db.ts';
 
 export interface TransitionRow {
   terminalId: string;

@@ -14,8 +14,8 @@ import type { Presence } from '@kiosk-fleet/protocol';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BatchWriter, TxContext } from '../ingest/writer.ts';
-import type { IngestStore, StateRow } from '../store/ingest.ts';
-import type { PresenceStore } from '../store/presence.ts';
+import type { IngestStore, StateRow } from '../ingest/store.sqlite.ts';
+import type { PresenceStore } from '../presence/store.sqlite.ts';
 
 export type PresenceState = 'online' | 'offline' | 'stale';
 export type PresenceReason =

@@ -4,7 +4,7 @@
  * transaction.
  */
 import type { ServiceId } from '@kiosk-fleet/protocol';
-import type { Db } from './db.ts';
+import type { Db } from '../store/db.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import { EpochKeys } from './telemetry-keys.ts';
 
@@ -83,7 +83,7 @@ export class IngestStore {
     const head = 'terminal_id, epoch, seq, ts, received_at, skewed';
     const q = '?, ?, ?, ?, ?, ?';
     this.s = {
-      // The compact row (store/telemetry-codec.ts): epoch key, ts, seq, receive delay, skewed, then SAMPLE_COLUMNS.
+      // The compact row (ingest/telemetry-codec.ts): epoch key, ts, seq, receive delay, skewed, then SAMPLE_COLUMNS.
       telemetry: db.prepare(
         `INSERT OR IGNORE INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
       ),
