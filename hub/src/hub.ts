@@ -38,8 +38,8 @@ import type { Engine } from './db/engine.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
-import { IngestStore } from './ingest/store.sqlite.ts';
-import { PresenceStore } from './presence/store.sqlite.ts';
+import { createIngestStore, ingestHooks } from './ingest/store.ts';
+import { createPresenceStore } from './presence/store.ts';
 import { QueryStore } from './store/queries.ts';
 import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
@@ -217,17 +217,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.auth = ms();
     const nodeCounters = new NodeCounters(db);
     bus.prependListener('changes', (changes: Change[]) => nodeCounters.apply(changes));
-    const ingestStore = new IngestStore(db);
-    const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
-      beforeCommit: () => ingestStore.flushPending(),
-      afterRollback: () => ingestStore.rollback(),
-    });
+    const engine: Engine = { kind: 'sqlite', db };
+    const ingestStore = createIngestStore(engine, config.presence);
+    const writer = new BatchWriter(engine, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), ingestHooks(ingestStore));
     started.counters = ms();
     const registry = new RegistryStore(db);
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     dropStoredPrograms(db, log);
     started.registry = ms();
-    const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
+    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, config.presence, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
     const security = new SecurityState(ingestStore, new SecurityStore(db), writer, log);
     const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
@@ -468,7 +466,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           // then close the connections at once (Broker.close) and flush what arrived meanwhile.
           const closed = servers.map((s) => closeServer(s));
           const offline = presence.hubStopping(b.stop()).catch((err: unknown) => log.error({ err }, 'presence write failed'));
-          writer.flush();
+          await writer.flush();
           await offline;
           // The committed messages' PUBACKs are written from the promise callbacks, and mqtt-packet uncorks the socket
           // on the next tick: all done by the check phase.
@@ -481,7 +479,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           (web as http.Server).closeAllConnections?.();
           await Promise.all(closed);
           const listeners = ms();
-          writer.close();
+          await writer.close();
           const flush = ms();
           db.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();

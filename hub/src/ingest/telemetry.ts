@@ -1,6 +1,6 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
 import { availableServices, isTerminalType, type PeripheralStatus, type ServiceId, type Telemetry } from '@kiosk-fleet/protocol';
-import type { IngestStore, ServicesMemo, StateRow, StreamRef } from './store.sqlite.ts';
+import type { IngestStore, ServicesMemo, StateRow, StreamRef } from './store.ts';
 import { encodeSample } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
@@ -46,25 +46,24 @@ function servicesOf(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow
   return list;
 }
 
-/** Returns false for a duplicate. */
-export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
+/** `done(false)` for a duplicate. */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, done: (fresh: boolean) => void): void {
   const services = servicesOf(store, r, t, st);
+  store.insertTelemetry(tx, r, encodeSample(t, services), (fresh) => {
+    if (fresh) latest(store, tx, r, t, st, services);
+    done(fresh);
+  });
+}
+
+/** A stored sample: counted, and the terminal's latest state when it is the newest. */
+function latest(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, services: readonly ServiceId[]): void {
   const h = t.host;
-  const inserted = store.s.telemetry.run(
-    store.epochKeys.key(r.terminalId, r.epoch, tx),
-    r.ts,
-    r.seq,
-    r.receivedAt - r.ts,
-    r.skewed ? 1 : 0,
-    ...encodeSample(t, services),
-  ).changes;
-  if (inserted === 0) return false;
   store.countTelemetry(r, st);
   // An outbox replay of old samples must not overwrite a newer latest state. A clock flagged as wrong (ahead, or
   // far behind like a dead RTC) is ordered by the receive time instead, so it can neither freeze the latest state
   // until its future comes nor be ignored while its clock stays wrong.
   const order = r.skewed ? r.receivedAt : Math.min(r.ts, r.receivedAt);
-  if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return true;
+  if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return;
   if (st.parsedPeripherals === undefined) {
     st.parsedPeripherals = st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {};
     st.peripheralCount = Object.keys(st.parsedPeripherals).length;
@@ -111,5 +110,4 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   ]);
   st.lastTelemetryTs = order;
   tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
-  return true;
 }
