@@ -269,6 +269,39 @@ describe.each(TEST_ENGINES)('ingest store and writer on %s', (kind) => {
   });
 });
 
+describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on PostgreSQL: daily partitions', () => {
+  let r: Rig;
+  beforeAll(async () => {
+    r = await rig('postgres');
+  });
+  afterAll(async () => {
+    await r?.close();
+  });
+
+  it("puts a sample and an event in their day's partition, made on demand, and a dead clock's in the DEFAULT one", async () => {
+    const id = 'GZ-T-003-01';
+    await r.terminal(id);
+    const dead = Date.parse('1970-01-02T00:00:00.000Z');
+    await r.ingest.handle(id, 'telemetry', sample(1, 'epochPART1'), NOW);
+    await r.ingest.handle(id, 'telemetry', sample(2, 'epochPART1', { ts: iso(dead) }), NOW);
+    await r.ingest.handle(id, 'events', value('events', { epoch: 'epochPART1', seq: 1, ts: iso(NOW) }), NOW);
+    await r.ingest.handle(id, 'events', value('events', { epoch: 'epochPART1', seq: 2, ts: iso(dead) }), NOW);
+    const day = new Date(NOW - 60_000 + 1).toISOString().slice(0, 10).replaceAll('-', '');
+    const evDay = new Date(NOW).toISOString().slice(0, 10).replaceAll('-', '');
+    expect(await r.q('SELECT tableoid::regclass::text AS part, seq FROM telemetry_samples ORDER BY seq')).toEqual([
+      { part: `telemetry_samples_p${day}`, seq: 1 },
+      { part: 'telemetry_samples_default', seq: 2 },
+    ]);
+    expect(await r.q('SELECT tableoid::regclass::text AS part, seq FROM events ORDER BY seq')).toEqual([
+      { part: `events_p${evDay}`, seq: 1 },
+      { part: 'events_default', seq: 2 },
+    ]);
+    // a resent dead-clock sample is still stored once
+    await r.ingest.handle(id, 'telemetry', sample(2, 'epochPART1', { ts: iso(dead) }), NOW + 1);
+    expect(await r.q('SELECT count(*) AS n FROM telemetry_samples')).toEqual([{ n: 2 }]);
+  });
+});
+
 describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on PostgreSQL whose connections are killed mid-stream', () => {
   let r: Rig;
   beforeAll(async () => {
