@@ -140,6 +140,21 @@ function unnestInsert(sql: Q, table: string, cols: string[], types: string[], ro
   return sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${params}) ${tail}`, arrays as never[]);
 }
 
+const UNAVAILABLE = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+]);
+
 const key3 = (terminalId: string, epoch: string, seq: number) => `${terminalId}\u0000${epoch}\u0000${seq}`;
 
 export class PostgresIngestStore implements IngestStore {
@@ -211,6 +226,14 @@ export class PostgresIngestStore implements IngestStore {
     this.clearBatch();
     this.cache.clear();
     this.days.clear();
+  }
+
+  unavailable(err: unknown): boolean {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string') return false;
+    // postgres.js' own codes and the socket's; SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down,
+    // crashed, not yet accepting connections)
+    return UNAVAILABLE.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code);
   }
 
   private clearBatch(): void {

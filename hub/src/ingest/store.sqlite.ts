@@ -133,6 +133,11 @@ export class SqliteIngestStore implements IngestStore {
     return Promise.resolve();
   }
 
+  /** A file on a local disk: a failed write is the write's (disk full, I/O error), each job is tried alone. */
+  unavailable(): boolean {
+    return false;
+  }
+
   peek(id: string): StateRow | undefined {
     return this.state(id);
   }

@@ -8,7 +8,8 @@ import { availableServices, EXAMPLES, parsePayload, type PayloadOf, type TopicKi
 import type { Statement } from 'better-sqlite3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineKind } from '../db/engine.ts';
+import type { Engine, EngineKind } from '../db/engine.ts';
+import type { PostgresDb } from '../db/postgres/open.ts';
 import { openTestEngine, TEST_ENGINES, type TestEngine } from '../db/test-engines.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
@@ -266,6 +267,34 @@ describe.each(TEST_ENGINES)('ingest store and writer on %s', (kind) => {
       },
     });
     expect(await r.q('SELECT flooding, credential_conflict FROM terminal_state WHERE terminal_id = $1', id)).toEqual([{ flooding: '{"since":1}', credential_conflict: null }]);
+  });
+});
+
+describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on a PostgreSQL that cannot be reached', () => {
+  it('acknowledges none of a batch, tries the database twice rather than once per job, and says since when', async () => {
+    // a closed port: connections are refused at once
+    const sql = postgres('postgres://kf@127.0.0.1:1/nowhere', { max: 2, connect_timeout: 5, onnotice: () => {} });
+    const engine: Engine = { kind: 'postgres', pg: { sql } as unknown as PostgresDb };
+    const metrics = createMetrics();
+    const store = createIngestStore(engine, FLAP);
+    const hooks = ingestHooks(store);
+    let tries = 0;
+    const rolledBack = hooks.afterRollback;
+    hooks.afterRollback = () => {
+      tries++;
+      rolledBack();
+    };
+    const writer = new BatchWriter(engine, { batchSize: 500, flushMs: 5, queueLimit: 10_000 }, metrics, createLogger('silent'), () => undefined, hooks);
+    try {
+      const jobs = Array.from({ length: 30 }, (_, i) => writer.enqueue({ terminalId: `GZ-T-004-${i}`, run: () => undefined }));
+      const settled = await Promise.allSettled(jobs);
+      expect(settled.every((x) => x.status === 'rejected')).toBe(true);
+      expect(tries).toBe(2);
+      expect((await metrics.writeFailures.get()).values.find((v) => v.labels.scope === 'message')?.value).toBe(30);
+      expect(writer.unavailableSince).not.toBeNull();
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   });
 });
 

@@ -105,6 +105,8 @@ export interface IngestStore {
   beforeCommit(tx: Tx): Promise<void>;
   /** After a failed transaction: nothing recorded survives, the cache is reloaded from what was committed. */
   rollback(): void;
+  /** Whether `err` says the database cannot be reached (connection refused, closed, server shutting down). */
+  unavailable(err: unknown): boolean;
 
   // --- the cache of terminal_state rows (read by jobs, synchronously) ---
   /** The terminal's state row; SQLite reads it on a miss, PostgreSQL has it once `load` ran for the terminal. */
@@ -158,7 +160,11 @@ export function createIngestStore(engine: Engine, opts: IngestStoreOptions): Ing
 
 /** The writer's hooks for `store`: load the batch's state rows (PostgreSQL), write what its jobs recorded, forget a failed batch. */
 export function ingestHooks(store: IngestStore): WriterHooks {
-  const hooks: WriterHooks = { beforeCommit: (tx) => store.beforeCommit(tx), afterRollback: () => store.rollback() };
+  const hooks: WriterHooks = {
+    beforeCommit: (tx) => store.beforeCommit(tx),
+    afterRollback: () => store.rollback(),
+    unavailable: (err) => store.unavailable(err),
+  };
   if (store.engine === 'postgres') hooks.beforeJobs = (ids, tx) => store.load(ids, tx);
   return hooks;
 }

@@ -20,6 +20,8 @@
  *   handled, so a slow database slows the terminals' sending (TCP back-pressure) instead of growing memory.
  * - If a batch fails as a whole (disk full, I/O error), each job is retried alone so one bad job cannot fail its
  *   neighbours; a job that still fails is rejected (its message is not acknowledged and the terminal resends it).
+ *   When a retry fails because the database cannot be reached (`hooks.unavailable`), the batch's remaining jobs are
+ *   rejected without a try each: a 1,000-job batch would otherwise wait out 1,000 connection attempts.
  * - Change notifications are emitted only after the commit.
  * - One batch at a time, on either engine. SQLite: the batch transaction takes `sqliteWriteLock(db)` (db/engine.ts),
  *   so a cross-domain `transaction()` never interleaves with it, and it settles in microtasks (everything underneath
@@ -80,6 +82,8 @@ export interface WriterHooks {
   beforeJobs?(terminals: Set<string>, tx: Tx): Promise<void> | void;
   beforeCommit(tx: Tx): Promise<void> | void;
   afterRollback(): void;
+  /** Whether an error says the database cannot be reached (then a failed batch's other jobs are not tried alone). */
+  unavailable?(err: unknown): boolean;
 }
 
 /** A batch this large is written at the end of its turn, without waiting for `flushMs`. */
@@ -112,6 +116,12 @@ export class BatchWriter {
   get depth(): number {
     return this.queue.length;
   }
+
+  /**
+   * Since when the database has been unreachable (a batch and its retry failed on a connection error), null while
+   * batches commit: what health reports as degraded.
+   */
+  unavailableSince: number | null = null;
 
   /**
    * Not `async`: an async function returning this promise would wrap it in another, resolved through two more
@@ -209,7 +219,14 @@ export class BatchWriter {
       this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
       changes.length = 0;
       const ok: Pending[] = [];
+      let down: unknown = null;
       for (const p of batch) {
+        if (down !== null) {
+          // the database is unreachable: the rest are not acknowledged either, without a try each
+          this.metrics.writeFailures.inc({ scope: 'message' });
+          p.reject(down);
+          continue;
+        }
         const mine: Change[] = [];
         try {
           await this.attempt([p], now, mine);
@@ -219,10 +236,13 @@ export class BatchWriter {
           this.hooks.afterRollback();
           this.metrics.writeFailures.inc({ scope: 'message' });
           p.reject(jobErr);
+          if (this.hooks.unavailable?.(jobErr)) down = jobErr;
         }
       }
       batch = ok;
+      this.unavailableSince = down === null ? null : (this.unavailableSince ?? now);
     }
+    if (batch.length > 0) this.unavailableSince = null;
     this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.metrics.batchSize.observe(batch.length);
     for (const p of batch) p.resolve();
