@@ -20,7 +20,7 @@
 import type { Sql, TransactionSql } from 'postgres';
 import { pgSql, type Tx } from '../db/engine.ts';
 import { dayStart, ensureDailyPartitions, partitionName, type PartitionedTable } from '../db/postgres/partitions.ts';
-import type { Birth, IngestStore, IngestStoreOptions, RowStream, SecurityColumn, StateRow, StreamRef, StreamRows, TransitionRow } from './store.ts';
+import type { Birth, IngestStore, IngestStoreOptions, RowStream, SecurityColumn, StateRow, Stored, StreamRef, StreamRows, TransitionRow } from './store.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
@@ -31,7 +31,7 @@ const EPOCH_LOCK = 0x6b666570;
 const DAY_MS = 86_400_000;
 
 interface Rec {
-  then: (fresh: boolean) => void;
+  then: Stored;
   fresh: boolean;
 }
 
@@ -215,7 +215,7 @@ export class PostgresIngestStore implements IngestStore {
     const sql = pgSql(this.sql, tx);
     try {
       if (this.telemetry.length > 0 || this.streamRows.size > 0) await this.writeRows(sql);
-      for (const rec of this.recs) rec.then(rec.fresh);
+      for (const rec of this.recs) rec.then.stored(rec.fresh);
       await this.writeDeltas(sql);
     } finally {
       this.clearBatch();
@@ -287,13 +287,13 @@ export class PostgresIngestStore implements IngestStore {
     return true;
   }
 
-  insertTelemetry(_tx: TxContext, r: StreamRef, sample: unknown[], then: (fresh: boolean) => void): void {
+  insertTelemetry(_tx: TxContext, r: StreamRef, sample: unknown[], then: Stored): void {
     const rec: Rec = { then, fresh: false };
     this.recs.push(rec);
     if (this.firstInBatch('telemetry', r)) this.telemetry.push({ r, sample, rec });
   }
 
-  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: (fresh: boolean) => void): void {
+  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: Stored): void {
     const rec: Rec = { then, fresh: false };
     this.recs.push(rec);
     if (!this.firstInBatch(stream, r)) return;

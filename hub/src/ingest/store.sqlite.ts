@@ -6,7 +6,7 @@
 import type { Tx } from '../db/engine.ts';
 import { recordConfigReport } from '../config-layers/store.ts';
 import type { Db } from '../store/db.ts';
-import type { Birth, IngestStore, RowStream, SecurityColumn, StateRow, StreamRef, StreamRows, TransitionRow } from './store.ts';
+import type { Birth, IngestStore, RowStream, SecurityColumn, StateRow, Stored, StreamRef, StreamRows, TransitionRow } from './store.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import { EpochKeys } from './telemetry-keys.ts';
 import type { TxContext } from './writer.ts';
@@ -142,14 +142,14 @@ export class SqliteIngestStore implements IngestStore {
     return this.state(id);
   }
 
-  insertTelemetry(tx: TxContext, r: StreamRef, sample: unknown[], then: (fresh: boolean) => void): void {
+  insertTelemetry(tx: TxContext, r: StreamRef, sample: unknown[], then: Stored): void {
     const inserted = this.s.telemetry.run(this.epochKeys.key(r.terminalId, r.epoch, tx), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample).changes;
-    then(inserted > 0);
+    then.stored(inserted > 0);
   }
 
-  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: (fresh: boolean) => void): void {
+  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: Stored): void {
     const st = stream === 'events' ? this.s.event : stream === 'config/reported' ? this.s.configReport : stream === 'commands/result' ? this.s.commandResult : this.s.updateStatus;
-    then(st.run(...head(r), ...values).changes > 0);
+    then.stored(st.run(...head(r), ...values).changes > 0);
   }
 
   eventsReceivedSince(terminalId: string, since: number, _tx?: Tx): Promise<number> {

@@ -10,10 +10,10 @@
  *   `UPDATE … FROM unnest(…)` per shape of state-row change. The state rows the jobs read are loaded before they run
  *   (`load`, one query per batch for the terminals not cached).
  *
- * So a stream message's follow-up (counters, latest state, change event) is given as `then(fresh)`: called once it
+ * So a stream message's follow-up (counters, latest state, change event) is given as `then.stored(fresh)`: called once it
  * is known whether the row was new (SQLite: at once; PostgreSQL: after the batch's inserts, in record order, still
  * inside the transaction, and what it records is written before the commit). A resent message (same terminal, epoch
- * and seq) is stored once and `then(false)` on both engines.
+ * and seq) is stored once and `then.stored(false)` on both engines.
  */
 import type { ServiceId } from '@kiosk-fleet/protocol';
 import type { Engine, Tx } from '../db/engine.ts';
@@ -93,6 +93,11 @@ export interface Birth {
   at: number;
 }
 
+/** A recorded row's follow-up: told once whether the row was new (an object, not a closure: one per message). */
+export interface Stored {
+  stored(fresh: boolean): void;
+}
+
 export type SecurityColumn = 'flooding' | 'credentialConflict';
 
 export interface IngestStore {
@@ -121,8 +126,8 @@ export interface IngestStore {
 
   // --- rows (stored once per terminal, epoch and seq) ---
   /** A telemetry sample, `sample` the compact row of telemetry-codec.ts `encodeSample`. */
-  insertTelemetry(tx: TxContext, r: StreamRef, sample: unknown[], then: (fresh: boolean) => void): void;
-  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: (fresh: boolean) => void): void;
+  insertTelemetry(tx: TxContext, r: StreamRef, sample: unknown[], then: Stored): void;
+  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: Stored): void;
   /** Events stored for the terminal since `since` (receive time): the daily event cap after a restart. */
   eventsReceivedSince(terminalId: string, since: number, tx?: Tx): Promise<number>;
 

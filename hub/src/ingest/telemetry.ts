@@ -1,6 +1,6 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
 import { availableServices, isTerminalType, type PeripheralStatus, type ServiceId, type Telemetry } from '@kiosk-fleet/protocol';
-import type { IngestStore, ServicesMemo, StateRow, StreamRef } from './store.ts';
+import type { IngestStore, ServicesMemo, StateRow, Stored, StreamRef } from './store.ts';
 import { encodeSample } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
@@ -46,17 +46,15 @@ function servicesOf(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow
   return list;
 }
 
-/** `done(false)` for a duplicate. */
-export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, done: (fresh: boolean) => void): void {
+/** Records the sample's row; returns its services (for `telemetryStored`). `then.stored(false)` for a duplicate. */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, then: Stored): readonly ServiceId[] {
   const services = servicesOf(store, r, t, st);
-  store.insertTelemetry(tx, r, encodeSample(t, services), (fresh) => {
-    if (fresh) latest(store, tx, r, t, st, services);
-    done(fresh);
-  });
+  store.insertTelemetry(tx, r, encodeSample(t, services), then);
+  return services;
 }
 
-/** A stored sample: counted, and the terminal's latest state when it is the newest. */
-function latest(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, services: readonly ServiceId[]): void {
+/** A stored (new) sample: counted, and the terminal's latest state when it is the newest. */
+export function telemetryStored(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, services: readonly ServiceId[]): void {
   const h = t.host;
   store.countTelemetry(r, st);
   // An outbox replay of old samples must not overwrite a newer latest state. A clock flagged as wrong (ahead, or
