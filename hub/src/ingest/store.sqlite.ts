@@ -4,7 +4,7 @@
  * counters), inside the batch writer's transaction. The interface and what it promises: store.ts.
  */
 import type { Tx } from '../db/engine.ts';
-import { recordConfigReport } from '../config-layers/store.ts';
+import { recordConfigReport } from '../config-layers/store.sqlite.ts';
 import type { Db } from '../store/db.ts';
 import type { Birth, IngestStore, RowStream, SecurityColumn, StateRow, Stored, StreamRef, StreamRows, TransitionRow } from './store.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
