@@ -316,6 +316,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     }).init();
 
     const databaseHealth = new DatabaseHealth(engine, log);
+    writer.health = databaseHealth;
     databaseHealth.start();
     const services: HubServices = {
       engine,

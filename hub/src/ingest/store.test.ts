@@ -9,6 +9,7 @@ import type { Statement } from 'better-sqlite3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine, EngineKind } from '../db/engine.ts';
+import { DatabaseHealth } from '../db/health.ts';
 import type { PostgresDb } from '../db/postgres/open.ts';
 import { openTestEngine, TEST_ENGINES, type TestEngine } from '../db/test-engines.ts';
 import { createLogger } from '../log.ts';
@@ -285,6 +286,8 @@ describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on a PostgreSQL that c
       rolledBack();
     };
     const writer = new BatchWriter(engine, { batchSize: 500, flushMs: 5, queueLimit: 10_000 }, metrics, createLogger('silent'), () => undefined, hooks);
+    const health = new DatabaseHealth(engine, createLogger('silent'));
+    writer.health = health;
     try {
       const jobs = Array.from({ length: 30 }, (_, i) => writer.enqueue({ terminalId: `GZ-T-004-${i}`, run: () => undefined }));
       const settled = await Promise.allSettled(jobs);
@@ -292,6 +295,7 @@ describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on a PostgreSQL that c
       expect(tries).toBe(2);
       expect((await metrics.writeFailures.get()).values.find((v) => v.labels.scope === 'message')?.value).toBe(30);
       expect(writer.unavailableSince).not.toBeNull();
+      expect(health.status).toBe('degraded');
     } finally {
       await sql.end({ timeout: 1 });
     }
