@@ -178,11 +178,13 @@ export class BatchWriter {
   /** Writes one batch; the rest, if any, from the next turn (after it committed). */
   private flushOne(): void {
     if (this.running || this.queue.length === 0) return;
-    this.running = this.writeBatches(1).finally(() => {
-      this.running = null;
-      // what is left (or came while this batch was written) goes in the next turn
-      if (this.queue.length > 0) this.schedule(0);
-    });
+    this.running = this.writeBatches(1)
+      .catch((err: unknown) => this.log.error({ err }, 'batch writer failed'))
+      .finally(() => {
+        this.running = null;
+        // what is left (or came while this batch was written) goes in the next turn
+        if (this.queue.length > 0) this.schedule(0);
+      });
   }
 
   /** Writes everything queued now, in batches of batchSize (at a stop), after the batch being written. */
@@ -289,14 +291,15 @@ export class BatchWriter {
     });
   }
 
-  /** Flushes what is queued and refuses new jobs. */
+  /** Refuses new jobs and writes what is queued. */
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
     this.immediate = null;
-    await this.flush();
+    // refused from now on (closing takes turns now: a job arriving meanwhile would land after the database closed)
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();
+    await this.flush();
   }
 }
