@@ -19,7 +19,7 @@
  */
 import type { Sql, TransactionSql } from 'postgres';
 import { pgSql, type Tx } from '../db/engine.ts';
-import { dayStart, ensureDailyPartitions, partitionName, type PartitionedTable } from '../db/postgres/partitions.ts';
+import { dayStart, ensureDailyPartitions, type PartitionedTable } from '../db/postgres/partitions.ts';
 import type { Birth, IngestStore, IngestStoreOptions, RowStream, SecurityColumn, StateRow, Stored, StreamRef, StreamRows, TransitionRow } from './store.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
@@ -165,7 +165,7 @@ export class PostgresIngestStore implements IngestStore {
   private readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
   /** Committed epoch keys: terminal \0 epoch → telemetry_epochs.id. */
   private readonly epochIds = new Map<string, number>();
-  /** Daily partitions known to exist (or left to DEFAULT): reset on a rollback (their CREATE may have gone with it). */
+  /** Daily partitions (`table:dayStart`) known to exist or left to DEFAULT: reset on a rollback (their CREATE may have gone with it). */
   private readonly days = new Set<string>();
 
   // the batch's records, in record order
@@ -388,9 +388,9 @@ export class PostgresIngestStore implements IngestStore {
     const add = (table: PartitionedTable, r: StreamRef) => {
       if (r.skewed || r.ts < now - 40 * DAY_MS || r.ts > now + DAY_MS) return;
       const day = dayStart(r.ts);
-      const name = partitionName(table, day);
-      if (this.days.has(name)) return;
-      this.days.add(name);
+      const key = `${table}:${day}`;
+      if (this.days.has(key)) return;
+      this.days.add(key);
       want.push([table, day]);
     };
     for (const { r } of this.telemetry) add('telemetry_samples', r);
