@@ -10,7 +10,7 @@ import { commandResultStored, ingestCommandResult } from './command-result.ts';
 import { configReportedStored, ingestConfigReported } from './config-reported.ts';
 import { eventStored, ingestEvent } from './events.ts';
 import type { IngestQuota } from './quota.ts';
-import { ingestTelemetry, telemetryStored } from './telemetry.ts';
+import { ingestTelemetry, telemetryServices, telemetryStored } from './telemetry.ts';
 import { ingestUpdateStatus, updateStatusStored } from './update-status.ts';
 import type { BatchWriter, JobSpec, TxContext } from './writer.ts';
 
@@ -80,7 +80,9 @@ class Message implements JobSpec, Stored {
     this.st = st;
     switch (kind) {
       case 'telemetry':
-        this.services = ingestTelemetry(d.store, tx, r, this.value as PayloadOf<'telemetry'>, st, this);
+        // before the insert: on SQLite `stored` runs inside it
+        this.services = telemetryServices(d.store, r, this.value as PayloadOf<'telemetry'>, st);
+        ingestTelemetry(d.store, tx, r, this.value as PayloadOf<'telemetry'>, this.services, this);
         break;
       case 'events':
         if (d.quota && !d.quota.eventRoom(terminalId, receivedAt, () => this.storedToday)) {

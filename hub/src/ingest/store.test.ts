@@ -81,7 +81,16 @@ function value<K extends UpKind>(kind: K, over: Record<string, unknown>): Payloa
 
 const NOW = Date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
-const sample = (seq: number, epoch = 'epochAAAA1', over: Record<string, unknown> = {}) => value('telemetry', { epoch, seq, ts: iso(NOW - 60_000 + seq), ...over });
+/** Every peripheral an ID-card terminal needs, ok but for a degraded printer (with a code): services to compute. */
+const PERIPHERALS = {
+  idCardReader: { status: 'ok', reads: 14, failedReads: 1 },
+  fingerprintScanner: { status: 'ok' },
+  camera: { status: 'ok' },
+  receiptPrinter: { status: 'degraded', code: 'PAPER_LOW', message: 'paper low' },
+  touchscreen: { status: 'ok' },
+};
+const sample = (seq: number, epoch = 'epochAAAA1', over: Record<string, unknown> = {}) =>
+  value('telemetry', { epoch, seq, ts: iso(NOW - 60_000 + seq), peripherals: PERIPHERALS, ...over });
 
 describe.each(TEST_ENGINES)('ingest store and writer on %s', (kind) => {
   let r: Rig;
@@ -103,7 +112,10 @@ describe.each(TEST_ENGINES)('ingest store and writer on %s', (kind) => {
     const [st] = await r.q('SELECT tel_epoch, tel_first_seq, tel_max_seq, tel_count, tel_last_at, services, fault_count, app_version, last_telemetry_ts, last_seen_at, peripherals FROM terminal_state WHERE terminal_id = $1', id);
     expect(st).toMatchObject({ tel_epoch: 'epochAAAA1', tel_first_seq: 1, tel_max_seq: 5, tel_count: 3, tel_last_at: NOW + 3, fault_count: 0, app_version: '3.2.1', last_seen_at: NOW + 3 });
     expect(st!.last_telemetry_ts).toBe(NOW - 60_000 + 5);
-    expect(JSON.parse(st!.services as string)).toEqual(availableServices('id-card', { idCardReader: 'ok', receiptPrinter: 'degraded', camera: 'ok' }, true));
+    const services = availableServices('id-card', { idCardReader: 'ok', fingerprintScanner: 'ok', camera: 'ok', receiptPrinter: 'degraded', touchscreen: 'ok' }, true);
+    expect(services).toContain('id-card-application');
+    expect(JSON.parse(st!.services as string)).toEqual(services);
+    expect(r.changes.find((c) => c.type === 'telemetry' && c.terminalId === id)?.data).toMatchObject({ services });
     expect(JSON.parse(st!.peripherals as string)).toMatchObject({ receiptPrinter: { status: 'degraded', code: 'PAPER_LOW', since: NOW - 60_000 + 1 } });
     expect(r.changes.filter((c) => c.type === 'telemetry' && c.terminalId === id).map((c) => (c.data as { seq: number }).seq)).toEqual([1, 2, 5]);
     expect(await r.metrics.duplicates.get().then((m) => m.values.find((v) => v.labels.kind === 'telemetry')?.value)).toBe(2);

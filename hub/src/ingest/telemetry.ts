@@ -46,11 +46,17 @@ function servicesOf(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow
   return list;
 }
 
-/** Records the sample's row; returns its services (for `telemetryStored`). `then.stored(false)` for a duplicate. */
-export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, then: Stored): readonly ServiceId[] {
-  const services = servicesOf(store, r, t, st);
+/** The sample's services (what `ingestTelemetry` and `telemetryStored` are given). */
+export function telemetryServices(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow): readonly ServiceId[] {
+  return servicesOf(store, r, t, st);
+}
+
+/**
+ * Records the sample's row; `then.stored(fresh)` follows (at once on SQLite: whatever `then` reads must be set before
+ * this call). `then.stored(false)` for a duplicate.
+ */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, services: readonly ServiceId[], then: Stored): void {
   store.insertTelemetry(tx, r, encodeSample(t, services), then);
-  return services;
 }
 
 /** A stored (new) sample: counted, and the terminal's latest state when it is the newest. */
