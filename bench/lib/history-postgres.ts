@@ -3,7 +3,7 @@
  * hub's PostgreSQL database with COPY, for read benchmarks. Column lists follow the hub's PostgreSQL migrations
  * (hub/drizzle-postgres); if the schema changes, the COPYs fail loudly rather than measure something else.
  */
-import { SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
+import { SAMPLE_COLUMNS } from '../../hub/src/ingest/telemetry-codec.ts';
 import { ensureDailyPartitions } from '../../hub/src/db/postgres/partitions.ts';
 import { historyPlan, ROLLUP_COLUMNS, STATE_COLUMNS, type HistoryOptions } from './history.ts';
 import { benchClient, copyInto, copyLine } from './postgres.ts';

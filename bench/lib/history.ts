@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
-import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/ingest/telemetry-codec.ts';
 import { newEpoch } from './terminals.ts';
 
 const HOUR = 3_600_000;
@@ -77,7 +77,7 @@ export function historyPlan(o: Omit<HistoryOptions, 'dbFile'>): HistoryPlan {
     start: o.now - steps * o.intervalS * 1000,
     hours,
     hour0,
-    // The hub's own encoding (hub/src/store/telemetry-codec.ts), so the rows are the ones the hub would have written.
+    // The hub's own encoding (hub/src/ingest/telemetry-codec.ts), so the rows are the ones the hub would have written.
     sample: (k, i) => encodeSample({ ...sample, host: { ...sample.host, cpu: (k * 7 + i) % 100, uptime: h.uptime + k * o.intervalS } }, sampleServices),
     rollup: (id, k) => {
       const cpu = 10 + (k % 24);

@@ -10,7 +10,7 @@
  * connected and set up, then one JSON line with the result, then waits for SIGTERM.
  */
 import { availableServices, EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
-import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/ingest/telemetry-codec.ts';
 import { Histogram } from '../lib/stats.ts';
 import { exitWithParent } from '../lib/proc.ts';
 import { benchClient, copyInto, copyLine } from '../lib/postgres.ts';

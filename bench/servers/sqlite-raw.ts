@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { availableServices, EXAMPLES, type Telemetry } from '@kiosk-fleet/protocol';
-import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/store/telemetry-codec.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../../hub/src/ingest/telemetry-codec.ts';
 import { Histogram } from '../lib/stats.ts';
 import { ROOT, exitWithParent } from '../lib/proc.ts';
 import { newEpoch, syntheticIds } from '../lib/terminals.ts';
@@ -64,7 +64,7 @@ db.pragma('wal_autocheckpoint = 10000'); // as hub/src/store/db.ts
 const { ddl, source } = telemetryDdl();
 for (const s of ddl) db.exec(s);
 
-// The same row as the hub writes for the same sample: its own encoder (hub/src/store/telemetry-codec.ts).
+// The same row as the hub writes for the same sample: its own encoder (hub/src/ingest/telemetry-codec.ts).
 const insert = db.prepare(
   `INSERT INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, 0, 0, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
 );

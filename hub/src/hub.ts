@@ -26,7 +26,7 @@ import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
-import { PresenceService } from './services/presence.ts';
+import { PresenceService } from './presence/service.ts';
 import { SecurityState } from './services/security.ts';
 import { IngestQuota, type FloodState } from './ingest/quota.ts';
 import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
@@ -40,8 +40,8 @@ import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { createNodeCounters } from './summary/index.ts';
 import type { NodeCounters } from './summary/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
-import { IngestStore } from './store/ingest.ts';
-import { PresenceStore } from './store/presence.ts';
+import { createIngestStore, ingestHooks } from './ingest/store.ts';
+import { createPresenceStore } from './presence/store.ts';
 import { createQueryStore } from './queries/index.ts';
 import type { QueryStore } from './queries/store.ts';
 import { RegistryStore } from './store/registry.ts';
@@ -220,20 +220,18 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     bus.setMaxListeners(0);
     // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
     started.auth = ms();
-    const nodeCounters = createNodeCounters({ kind: 'sqlite', db });
+    const engine: Engine = { kind: 'sqlite', db };
+    const nodeCounters = createNodeCounters(engine);
     bus.prependListener('changes', (changes: Change[]) => void nodeCounters.apply(changes));
-    const ingestStore = new IngestStore(db);
-    const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
-      beforeCommit: () => ingestStore.flushPending(),
-      afterRollback: () => ingestStore.rollback(),
-    });
+    const ingestStore = createIngestStore(engine, config.presence);
+    const writer = new BatchWriter(engine, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), ingestHooks(ingestStore));
     started.counters = ms();
     const registry = new RegistryStore(db);
     const configLayerStore = createConfigLayerStore({ kind: 'sqlite', db });
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
-    const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
+    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, config.presence, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
     const security = new SecurityState(ingestStore, new SecurityStore(db), writer, log);
     const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
@@ -319,8 +317,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
     }).init();
 
-    const engine: Engine = { kind: 'sqlite', db };
     const databaseHealth = new DatabaseHealth(engine, log);
+    writer.health = databaseHealth;
     databaseHealth.start();
     const services: HubServices = {
       engine,
@@ -486,7 +484,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           // then close the connections at once (Broker.close) and flush what arrived meanwhile.
           const closed = servers.map((s) => closeServer(s));
           const offline = presence.hubStopping(b.stop()).catch((err: unknown) => log.error({ err }, 'presence write failed'));
-          writer.flush();
+          await writer.flush();
           await offline;
           // The committed messages' PUBACKs are written from the promise callbacks, and mqtt-packet uncorks the socket
           // on the next tick: all done by the check phase.
@@ -499,7 +497,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           (web as http.Server).closeAllConnections?.();
           await Promise.all(closed);
           const listeners = ms();
-          writer.close();
+          await writer.close();
           const flush = ms();
           db.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { PresenceStore } from '../store/presence.ts';
+import { SqlitePresenceStore } from '../presence/store.sqlite.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { Alerts } from './service.ts';
 import { sign } from './webhooks.ts';
@@ -219,7 +219,7 @@ describe('flapping', () => {
     await until(() => hub.configLayers.desired(B)?.config.alerts?.thresholds?.flapping?.transitions === 2);
     await applyConfig();
     const t0 = start();
-    const p = new PresenceStore(hub.db);
+    const p = new SqlitePresenceStore(hub.db);
     p.s.insert.run(B, t0 - 3 * MIN, 'online', 'offline', 'connection-lost', null, null);
     p.s.insert.run(B, t0 - 2 * MIN, 'offline', 'online', 'connected', null, null);
     alerts.engine.evaluate();

@@ -11,7 +11,7 @@ import type { Ingest, UpKind } from '../ingest/index.ts';
 import type { IngestQuota } from '../ingest/quota.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { PresenceService } from '../services/presence.ts';
+import type { PresenceService } from '../presence/service.ts';
 import type { RegistryStore } from '../store/registry.ts';
 import { createPersistence } from './persistence.ts';
 import { gracefulStream, guardParser, packetLengthCheck, type MqttParser } from './size-guard.ts';

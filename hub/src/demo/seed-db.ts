@@ -9,8 +9,8 @@ import type { Sql } from 'postgres';
 import type { Engine } from '../db/engine.ts';
 import { ensureDailyPartitions, PARTITIONED_TABLES } from '../db/postgres/partitions.ts';
 import type { Db } from '../store/db.ts';
-import { SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
-import { EpochKeys } from '../store/telemetry-keys.ts';
+import { SAMPLE_COLUMNS } from '../ingest/telemetry-codec.ts';
+import { EpochKeys } from '../ingest/telemetry-keys.ts';
 
 /** The tables the seed fills row by row, with their columns in the order of the rows it makes. */
 export const SEED_TABLES = {

@@ -9,7 +9,7 @@
  *   it refuses while one runs), and refuses a database that holds any telemetry, rollup, presence history, event,
  *   alert or rollout. It needs the terminals imported first (`kiosk-fleet import`): their secrets are not its business.
  * - Every row is what the hub itself would have stored: raw samples through the ingest's encoder
- *   (store/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
+ *   (ingest/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
  *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
@@ -48,7 +48,7 @@ import { createRollout, DEFAULT_TOKEN_REFRESH_MS, type FleetTerminal, type Rollo
 import { createRolloutStore } from '../rollouts/store.ts';
 import { openDatabase } from '../store/db.ts';
 import { HOUR_MS } from '../store/retention.ts';
-import { CPU_SCALE, encodeSample, SAMPLE_COLUMNS, servicesOf, statusesOf, TEMP_SCALE } from '../store/telemetry-codec.ts';
+import { CPU_SCALE, encodeSample, SAMPLE_COLUMNS, servicesOf, statusesOf, TEMP_SCALE } from '../ingest/telemetry-codec.ts';
 import { postgresSeedDb, sqliteSeedDb, type Row, type SeedAlert, type SeedDb } from './seed-db.ts';
 
 const MINUTE_MS = 60_000;

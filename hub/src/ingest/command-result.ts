@@ -1,16 +1,17 @@
 /** The result of a command: stored once; the command row gets its final status (only from pending or sent). */
 import type { CommandResult } from '@kiosk-fleet/protocol';
-import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
+import type { IngestStore, Stored, StreamRef } from './store.ts';
 import type { TxContext } from './writer.ts';
 
-export function ingestCommandResult(store: IngestStore, tx: TxContext, r: StreamRef, c: CommandResult): boolean {
-  const result = c.result ? JSON.stringify(c.result) : null;
-  const error = c.error ? JSON.stringify(c.error) : null;
-  const inserted = store.s.commandResult.run(...head(r), c.id, c.status, result, error).changes;
-  if (inserted === 0) return false;
+const json = (v: unknown) => (v ? JSON.stringify(v) : null);
+
+export function ingestCommandResult(store: IngestStore, r: StreamRef, c: CommandResult, then: Stored): void {
+  store.insertStream('commands/result', r, [c.id, c.status, json(c.result), json(c.error)], then);
+}
+
+export function commandResultStored(store: IngestStore, tx: TxContext, r: StreamRef, c: CommandResult): void {
   store.bumpStream(r, 'commands/result');
   // A terminal can only complete its own commands (the update is keyed on terminal_id too).
-  store.s.commandDone.run(c.status, result, error, r.receivedAt, c.id, r.terminalId);
+  store.commandDone(r.terminalId, c.id, c.status, json(c.result), json(c.error), r.receivedAt);
   tx.emit({ type: 'command', terminalId: r.terminalId, at: r.receivedAt, data: { id: c.id, status: c.status } });
-  return true;
 }

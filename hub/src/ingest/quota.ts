@@ -166,6 +166,17 @@ export class IngestQuota {
     return false;
   }
 
+  /**
+   * The start of today when `eventRoom` is going to ask for the events stored today (the terminal's first event of
+   * the day here), else null: the caller reads that count before its write job (a read inside the batch would be a
+   * round trip per message on PostgreSQL).
+   */
+  dayToCount(terminalId: string, now: number): number | null {
+    if (this.opts.eventsPerDay === 0) return null;
+    const day = this.#day(now);
+    return this.#b[this.#slot(terminalId, now) * WIDTH + DAY] === day ? null : day;
+  }
+
   /** An event was stored (counted against today's cap). */
   eventStored(terminalId: string, now: number): void {
     if (this.opts.eventsPerDay === 0) return;

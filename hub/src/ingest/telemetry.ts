@@ -1,7 +1,7 @@
 /** A health sample: stored once, and the terminal's latest state (peripherals with since-when, services) updated. */
 import { availableServices, isTerminalType, type PeripheralStatus, type ServiceId, type Telemetry } from '@kiosk-fleet/protocol';
-import type { IngestStore, ServicesMemo, StateRow, StreamRef } from '../store/ingest.ts';
-import { encodeSample } from '../store/telemetry-codec.ts';
+import type { IngestStore, ServicesMemo, StateRow, Stored, StreamRef } from './store.ts';
+import { encodeSample } from './telemetry-codec.ts';
 import type { TxContext } from './writer.ts';
 
 export interface PeripheralState {
@@ -46,25 +46,28 @@ function servicesOf(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow
   return list;
 }
 
-/** Returns false for a duplicate. */
-export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow): boolean {
-  const services = servicesOf(store, r, t, st);
+/** The sample's services (what `ingestTelemetry` and `telemetryStored` are given). */
+export function telemetryServices(store: IngestStore, r: StreamRef, t: Telemetry, st: StateRow): readonly ServiceId[] {
+  return servicesOf(store, r, t, st);
+}
+
+/**
+ * Records the sample's row; `then.stored(fresh)` follows (at once on SQLite: whatever `then` reads must be set before
+ * this call). `then.stored(false)` for a duplicate.
+ */
+export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, services: readonly ServiceId[], then: Stored): void {
+  store.insertTelemetry(tx, r, encodeSample(t, services), then);
+}
+
+/** A stored (new) sample: counted, and the terminal's latest state when it is the newest. */
+export function telemetryStored(store: IngestStore, tx: TxContext, r: StreamRef, t: Telemetry, st: StateRow, services: readonly ServiceId[]): void {
   const h = t.host;
-  const inserted = store.s.telemetry.run(
-    store.epochKeys.key(r.terminalId, r.epoch, tx),
-    r.ts,
-    r.seq,
-    r.receivedAt - r.ts,
-    r.skewed ? 1 : 0,
-    ...encodeSample(t, services),
-  ).changes;
-  if (inserted === 0) return false;
   store.countTelemetry(r, st);
   // An outbox replay of old samples must not overwrite a newer latest state. A clock flagged as wrong (ahead, or
   // far behind like a dead RTC) is ordered by the receive time instead, so it can neither freeze the latest state
   // until its future comes nor be ignored while its clock stays wrong.
   const order = r.skewed ? r.receivedAt : Math.min(r.ts, r.receivedAt);
-  if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return true;
+  if (st.lastTelemetryTs !== null && order < st.lastTelemetryTs) return;
   if (st.parsedPeripherals === undefined) {
     st.parsedPeripherals = st.peripherals ? (JSON.parse(st.peripherals) as Record<string, PeripheralState>) : {};
     st.peripheralCount = Object.keys(st.parsedPeripherals).length;
@@ -111,5 +114,4 @@ export function ingestTelemetry(store: IngestStore, tx: TxContext, r: StreamRef,
   ]);
   st.lastTelemetryTs = order;
   tx.emit({ type: 'telemetry', terminalId: r.terminalId, at: r.receivedAt, data: { seq: r.seq, services, faults } });
-  return true;
 }

@@ -20,9 +20,17 @@
  *   handled, so a slow database slows the terminals' sending (TCP back-pressure) instead of growing memory.
  * - If a batch fails as a whole (disk full, I/O error), each job is retried alone so one bad job cannot fail its
  *   neighbours; a job that still fails is rejected (its message is not acknowledged and the terminal resends it).
+ *   When a retry fails because the database cannot be reached (`hooks.unavailable`), the batch's remaining jobs are
+ *   rejected without a try each: a 1,000-job batch would otherwise wait out 1,000 connection attempts.
  * - Change notifications are emitted only after the commit.
+ * - One batch at a time, on either engine. SQLite: the batch transaction takes `sqliteWriteLock(db)` (db/engine.ts),
+ *   so a cross-domain `transaction()` never interleaves with it, and it settles in microtasks (everything underneath
+ *   is synchronous). PostgreSQL: one transaction on a pool connection; jobs record rows (ingest/store.ts) that the
+ *   store writes in bulk before the commit, so a batch costs a handful of round trips, not one per message. A batch
+ *   that fails because the database went away (restart, network) is retried job by job like any failed batch:
+ *   postgres.js reconnects by itself, so the retry either commits (acknowledged) or fails (not acknowledged).
  */
-import type { Db } from '../store/db.ts';
+import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Logger } from '../log.ts';
 
@@ -42,7 +50,22 @@ export interface TxContext {
   emit(change: Change): void;
 }
 
-export type Job = (tx: TxContext) => void;
+/**
+ * A write: `run` records what it writes (ingest/store.ts), synchronously, inside the batch's transaction. A bare
+ * function is a job with only `run`.
+ */
+export interface JobSpec {
+  /** The terminal whose state row `run` reads: loaded with the batch's others before any job runs (PostgreSQL). */
+  terminalId?: string;
+  /**
+   * Reads (or set-wise writes) a rare job needs before the batch's jobs run: the start's, the stop's and the stale
+   * sweep's. Runs in the batch's transaction; returns more terminals whose state rows `run` reads.
+   */
+  prepare?(tx: Tx, ctx: TxContext): Promise<Iterable<string> | void>;
+  run(ctx: TxContext): void;
+}
+
+export type Job = JobSpec | ((tx: TxContext) => void);
 
 interface Pending {
   job: Job;
@@ -50,10 +73,17 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-/** Called inside every transaction after its jobs (deferred per-batch writes), and after a failed one. */
+/**
+ * Called inside every transaction: `beforeJobs` with the terminals of its jobs before they run (load their state),
+ * `beforeCommit` after them (deferred per-batch writes); `afterRollback` after a failed one. Async since the
+ * PostgreSQL port (a synchronous hook still fits).
+ */
 export interface WriterHooks {
-  beforeCommit(): void;
+  beforeJobs?(terminals: Set<string>, tx: Tx): Promise<void> | void;
+  beforeCommit(tx: Tx): Promise<void> | void;
   afterRollback(): void;
+  /** Whether an error says the database cannot be reached (then a failed batch's other jobs are not tried alone). */
+  unavailable?(err: unknown): boolean;
 }
 
 /** A batch this large is written at the end of its turn, without waiting for `flushMs`. */
@@ -71,9 +101,11 @@ export class BatchWriter {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
+  /** The batch being written (one at a time). */
+  private running: Promise<void> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly engine: Engine,
     private readonly opts: WriterOptions,
     private readonly metrics: Metrics,
     private readonly log: Logger,
@@ -84,6 +116,15 @@ export class BatchWriter {
   get depth(): number {
     return this.queue.length;
   }
+
+  /**
+   * Since when the database has been unreachable (a batch and its retry failed on a connection error), null while
+   * batches commit: what health reports as degraded.
+   */
+  unavailableSince: number | null = null;
+
+  /** Told of each batch's outcome as far as the database's reachability goes (db/health.ts: `/health`). */
+  health: { succeeded(): void; failed(err: unknown): void } | null = null;
 
   /**
    * Not `async`: an async function returning this promise would wrap it in another, resolved through two more
@@ -116,7 +157,7 @@ export class BatchWriter {
   }
 
   private schedule(ms: number): void {
-    if (this.immediate) return;
+    if (this.immediate || this.running) return;
     if (ms <= 0) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
@@ -134,55 +175,84 @@ export class BatchWriter {
     }, ms);
   }
 
-  /** Writes one batch; the rest, if any, in the next turn. */
+  /** Writes one batch; the rest, if any, from the next turn (after it committed). */
   private flushOne(): void {
-    this.writeBatches(1);
-    if (this.queue.length > 0) this.schedule(0);
+    if (this.running || this.queue.length === 0) return;
+    this.running = this.writeBatches(1)
+      .catch((err: unknown) => this.log.error({ err }, 'batch writer failed'))
+      .finally(() => {
+        this.running = null;
+        // what is left (or came while this batch was written) goes in the next turn
+        if (this.queue.length > 0) this.schedule(0);
+      });
   }
 
-  /** Writes everything queued now, in batches of batchSize (at a stop). Synchronous (better-sqlite3). */
-  flush(): void {
-    this.writeBatches(Infinity);
+  /** Writes everything queued now, in batches of batchSize (at a stop), after the batch being written. */
+  async flush(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+    if (this.queue.length === 0) return;
+    const all = this.writeBatches(Infinity);
+    this.running = all;
+    try {
+      await all;
+    } finally {
+      this.running = null;
+      if (this.queue.length > 0) this.schedule(0);
+    }
   }
 
   /** Writes up to `max` batches, then wakes the jobs waiting for room. */
-  private writeBatches(max: number): void {
-    for (let n = 0; n < max && this.queue.length > 0; n++) this.runBatch(this.queue.splice(0, this.opts.batchSize));
+  private async writeBatches(max: number): Promise<void> {
+    for (let n = 0; n < max && this.queue.length > 0; n++) {
+      const batch = this.queue.splice(0, this.opts.batchSize);
+      this.metrics.writeQueueDepth.set(this.queue.length);
+      await this.runBatch(batch);
+    }
     this.metrics.writeQueueDepth.set(this.queue.length);
     for (const w of this.waiters.splice(0)) w();
   }
 
-  private runBatch(batch: Pending[]): void {
+  private async runBatch(batch: Pending[]): Promise<void> {
     const started = process.hrtime.bigint();
     const changes: Change[] = [];
-    const tx: TxContext = { now: Date.now(), emit: (c) => changes.push(c) };
+    const now = Date.now();
     try {
-      this.db.transaction(() => {
-        for (const p of batch) p.job(tx);
-        this.hooks.beforeCommit();
-      })();
+      await this.attempt(batch, now, changes);
     } catch (err) {
       this.hooks.afterRollback();
       this.metrics.writeFailures.inc({ scope: 'batch' });
       this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
       changes.length = 0;
       const ok: Pending[] = [];
+      let down: unknown = null;
       for (const p of batch) {
+        if (down !== null) {
+          // the database is unreachable: the rest are not acknowledged either, without a try each
+          this.metrics.writeFailures.inc({ scope: 'message' });
+          p.reject(down);
+          continue;
+        }
         const mine: Change[] = [];
         try {
-          this.db.transaction(() => {
-            p.job({ now: tx.now, emit: (c) => mine.push(c) });
-            this.hooks.beforeCommit();
-          })();
+          await this.attempt([p], now, mine);
           changes.push(...mine);
           ok.push(p);
         } catch (jobErr) {
           this.hooks.afterRollback();
           this.metrics.writeFailures.inc({ scope: 'message' });
           p.reject(jobErr);
+          if (this.hooks.unavailable?.(jobErr)) {
+            down = jobErr;
+            this.health?.failed(jobErr);
+          }
         }
       }
       batch = ok;
+      this.unavailableSince = down === null ? null : (this.unavailableSince ?? now);
+    }
+    if (batch.length > 0) {
+      this.unavailableSince = null;
+      this.health?.succeeded();
     }
     this.metrics.batchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     this.metrics.batchSize.observe(batch.length);
@@ -196,14 +266,40 @@ export class BatchWriter {
     }
   }
 
-  /** Flushes what is queued and refuses new jobs. */
-  close(): void {
+  /** One transaction: prepare the rare jobs that need it, load the jobs' state rows, run the jobs, write, commit. */
+  private attempt(batch: Pending[], now: number, changes: Change[]): Promise<void> {
+    const ctx: TxContext = { now, emit: (c) => changes.push(c) };
+    return transaction(this.engine, async (tx) => {
+      const load = this.hooks.beforeJobs;
+      let ids: Set<string> | null = null;
+      for (const p of batch) {
+        const j = p.job;
+        if (typeof j === 'function') continue;
+        if (j.prepare) {
+          const more = await j.prepare(tx, ctx);
+          if (more && load) for (const id of more) (ids ??= new Set()).add(id);
+        }
+        if (j.terminalId !== undefined && load) (ids ??= new Set()).add(j.terminalId);
+      }
+      if (ids !== null && load) await load.call(this.hooks, ids, tx);
+      for (const p of batch) {
+        const j = p.job;
+        if (typeof j === 'function') j(ctx);
+        else j.run(ctx);
+      }
+      await this.hooks.beforeCommit(tx);
+    });
+  }
+
+  /** Refuses new jobs and writes what is queued. */
+  async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
     this.immediate = null;
-    this.flush();
+    // refused from now on (closing takes turns now: a job arriving meanwhile would land after the database closed)
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();
+    await this.flush();
   }
 }

@@ -13,7 +13,7 @@
  */
 import type { Sql } from 'postgres';
 import type { PostgresDb } from '../db/postgres/open.ts';
-import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow } from '../store/telemetry-codec.ts';
+import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow } from '../ingest/telemetry-codec.ts';
 import { ChartCache, TS_MOD, type ChartSource } from './chart-cache.ts';
 import { bucketObjects } from './store.sqlite.ts';
 import {

@@ -3,7 +3,7 @@ import { nodeLevel } from '@kiosk-fleet/protocol';
 import type { Statement } from 'better-sqlite3';
 import { ChartCache, TS_MOD, type ChartSource } from './chart-cache.ts';
 import type { Db } from '../store/db.ts';
-import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow } from '../store/telemetry-codec.ts';
+import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow } from '../ingest/telemetry-codec.ts';
 import {
   BUCKET_FIELDS,
   ROLLUP_COLUMN,
@@ -120,7 +120,7 @@ export class SqliteQueryStore implements QueryStore {
            s.clock_skew_ms AS clockSkewMs, s.host, s.app, s.last_address AS lastAddress
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ?`,
       ),
-      // The telemetry counters of a terminal's newest epoch live in its state row (store/ingest.ts); older epochs and
+      // The telemetry counters of a terminal's newest epoch live in its state row (ingest/store.sqlite.ts); older epochs and
       // the other streams in `streams`. One epoch may be in both (a switch back): merged.
       streams: db.prepare(
         `SELECT stream, epoch, min(first_seq) AS firstSeq, max(max_seq) AS maxSeq, sum(count) AS count, max(last_at) AS lastAt

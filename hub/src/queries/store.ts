@@ -3,7 +3,7 @@
  * counters, its raw samples, chart buckets and hourly rollups, events and presence history. `store.sqlite.ts` and
  * `store.postgres.ts` give the same answers on the same rows (`store.test.ts` checks it); `index.ts` picks one.
  */
-import type { StoredApp, StoredPeripheral, hostOf } from '../store/telemetry-codec.ts';
+import type { StoredApp, StoredPeripheral, hostOf } from '../ingest/telemetry-codec.ts';
 
 /** Where a page of raw samples ended (the API turns it into an opaque cursor). */
 export interface RawCursor {

@@ -7,7 +7,7 @@
 import { EXAMPLES, seededRandom, TERMINAL_TYPES, type Telemetry, type TerminalType } from '@kiosk-fleet/protocol';
 import type { Engine } from '../db/engine.ts';
 import { ensureDailyPartitions } from '../db/postgres/partitions.ts';
-import { encodeSample, SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../ingest/telemetry-codec.ts';
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;

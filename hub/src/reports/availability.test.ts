@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { PresenceStore } from '../store/presence.ts';
+import { SqlitePresenceStore } from '../presence/store.sqlite.ts';
 import { RetentionStore } from '../store/retention.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import type { AvailabilityReport } from './availability.ts';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   for (const id of ['GZ', 'GZ-R', 'GZ-R-001', 'GZ-R-002']) if (!hub.registry.node(id)) hub.registry.createNode({ id, name: { zh: id, en: id } }, old);
   hub.registry.insertTerminal({ id: T1, type: 'id-card', serial: 'S1', station: 'GZ-R-001' }, 'test', old);
   hub.registry.insertTerminal({ id: T2, type: 'police-multi', serial: 'S2', station: 'GZ-R-001' }, 'test', old);
-  const p = new PresenceStore(hub.db);
+  const p = new SqlitePresenceStore(hub.db);
   p.s.insert.run(T1, H0 - H, 'unknown', 'online', 'connected', null, null);
   p.s.insert.run(T1, H0 + H + 15 * M, 'online', 'offline', 'connection-lost', null, null);
   p.s.insert.run(T1, H0 + H + 45 * M, 'offline', 'online', 'connected', null, null);

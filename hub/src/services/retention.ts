@@ -9,14 +9,14 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { CLOCK_SKEW_MS } from '../ingest/index.ts';
 import { HOUR_MS, type RetentionStore } from '../store/retention.ts';
-import { CPU_SCALE, servicesOf, statusesOf, TEMP_SCALE } from '../store/telemetry-codec.ts';
+import { CPU_SCALE, servicesOf, statusesOf, TEMP_SCALE } from '../ingest/telemetry-codec.ts';
 
 export const ROLLUP_DAYS = 400;
 const DAY_MS = 86_400_000;
 
 interface SampleRow {
   terminalId: string;
-  /** Stored scaled (store/telemetry-codec.ts). */
+  /** Stored scaled (ingest/telemetry-codec.ts). */
   cpu: number;
   memUsed: number;
   memTotal: number;

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import type { BatchWriter } from '../ingest/writer.ts';
-import type { IngestStore } from '../store/ingest.ts';
+import type { IngestStore } from '../ingest/store.ts';
 import type { SecurityStore } from '../store/security.ts';
 
 export class SecurityState {
@@ -36,10 +36,13 @@ export class SecurityState {
   #write(terminalId: string, what: 'flooding' | 'credentialConflict', state: object | null): void {
     const json = state === null ? null : JSON.stringify(state);
     this.writer
-      .enqueue((tx) => {
-        this.ingest.ensureState(terminalId);
-        (what === 'flooding' ? this.store.s.setFlooding : this.store.s.setCredentialConflict).run(json, terminalId);
-        tx.emit({ type: 'security', terminalId, at: tx.now, data: { [what]: state !== null } });
+      .enqueue({
+        terminalId,
+        run: (tx) => {
+          this.ingest.ensureState(terminalId);
+          this.ingest.setSecurity(terminalId, what, json);
+          tx.emit({ type: 'security', terminalId, at: tx.now, data: { [what]: state !== null } });
+        },
       })
       .catch((err: unknown) => this.log.error({ err, terminalId }, 'security state write failed'));
   }

@@ -123,7 +123,7 @@ export const telemetryEpochs = pgTable(
 );
 
 /**
- * Raw samples, compact (store/telemetry-codec.ts says what each column holds), partitioned by day on `ts` (the
+ * Raw samples, compact (ingest/telemetry-codec.ts says what each column holds), partitioned by day on `ts` (the
  * terminal's clock; a DEFAULT partition takes dead clocks). The primary key (epoch_id, ts, seq) is the dedupe key as
  * well (see the file's head), so there is no second unique index as on SQLite. Narrow types where the value is
  * bounded (epoch_id is the hub's own counter, skewed and app are bits); seq stays bigint (the protocol allows up to

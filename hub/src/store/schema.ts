@@ -118,7 +118,7 @@ export const telemetryEpochs = sqliteTable(
 );
 
 /**
- * Raw samples, compact (store/telemetry-codec.ts says what each column holds). WITHOUT ROWID, clustered on
+ * Raw samples, compact (ingest/telemetry-codec.ts says what each column holds). WITHOUT ROWID, clustered on
  * (epoch_id, ts, seq): a terminal's chart reads one range. drizzle cannot declare WITHOUT ROWID: migration 0006 adds
  * it by hand; a later migration that rebuilds this table must keep it. Migration 0006 also creates the view
  * `telemetry` (terminal id, epoch, receive time and host figures in their units, one row per sample) for SQL read by

@@ -14,7 +14,7 @@
  * - They are a cache of the store, never a source: seeded from SQL when the hub starts, then moved by what each
  *   committed write leaves behind. Services and faults: the `telemetry` change the batch writer emits after its commit
  *   carries what was written to terminal_state. Presence: every change of terminal_state.presence is stored as a row
- *   of presence_transitions (services/presence.ts), so the rows after the last one seen are read, in order, when a
+ *   of presence_transitions (presence/service.ts), so the rows after the last one seen are read, in order, when a
  *   `presence` change arrives and before every read; unlike the change events this includes a flapping terminal's
  *   transitions, which presence stores without broadcasting. Registry: a `terminal` change (register, import, move,
  *   decommission) re-reads that terminal's row.

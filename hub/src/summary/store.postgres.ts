@@ -2,7 +2,7 @@
  * The node counters' reads on PostgreSQL. There is no `PRAGMA data_version` here, and several connections (the
  * writer pool, another process such as the `import` CLI) commit side by side, so the counters follow two
  * append-only tables by id instead:
- * - presence_transitions: every change of terminal_state.presence is stored there (services/presence.ts);
+ * - presence_transitions: every change of terminal_state.presence is stored there (presence/service.ts);
  * - placements: every registration, import, move and decommission appends a row (store/registry.ts).
  * The terminals named by new rows are read again (their committed row, not the transition's to_state: rows of two
  * connections may commit out of id order). An id left missing below the highest seen is waited for GAP_MS (a

@@ -12,7 +12,7 @@ import { generateReleaseKeyPair, privateKeyFromPem } from '@kiosk-fleet/protocol
 import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
-import { PresenceStore } from '../../../hub/src/store/presence.ts';
+import { SqlitePresenceStore } from '../../../hub/src/presence/store.sqlite.ts';
 import { RetentionStore } from '../../../hub/src/store/retention.ts';
 import { startTestHub } from '../../../hub/src/test-support.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';
@@ -311,7 +311,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     for (const [id, zh] of [['GZ', '广州市公安局'], ['GZ-YX', '越秀区分局'], ['GZ-YX-001', '洪桥派出所']] as const) seed.registry.createNode({ id, name: { zh, en: id } }, old);
     seed.registry.insertTerminal({ id: 'GZ-YX-001-01', type: 'id-card', serial: 'S1', station: 'GZ-YX-001' }, 'test', old);
     seed.registry.insertTerminal({ id: 'GZ-YX-001-02', type: 'police-multi', serial: 'S2', station: 'GZ-YX-001' }, 'test', old);
-    const presence = new PresenceStore(seed.db);
+    const presence = new SqlitePresenceStore(seed.db);
     presence.s.insert.run('GZ-YX-001-01', D0 - H, 'unknown', 'online', 'connected', null, null);
     presence.s.insert.run('GZ-YX-001-02', D0 - 2 * H, 'unknown', 'online', 'connected', null, null);
     presence.s.insert.run('GZ-YX-001-02', D0 - H, 'online', 'offline', 'power-loss', null, null);

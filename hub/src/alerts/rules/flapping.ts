@@ -1,6 +1,6 @@
 /**
  * A terminal whose connection flaps (presence flags it after too many transitions in its window, see
- * services/presence.ts): one alert instead of a stream of offline/online.
+ * presence/service.ts): one alert instead of a stream of offline/online.
  */
 import { terminalCondition, type Condition, type Snapshot } from './types.ts';
 

@@ -13,9 +13,10 @@
 import type { Presence } from '@kiosk-fleet/protocol';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Tx } from '../db/engine.ts';
 import type { BatchWriter, TxContext } from '../ingest/writer.ts';
-import type { IngestStore, StateRow } from '../store/ingest.ts';
-import type { PresenceStore } from '../store/presence.ts';
+import type { IngestStore, StateRow } from '../ingest/store.ts';
+import type { PresenceStore } from './store.ts';
 
 export type PresenceState = 'online' | 'offline' | 'stale';
 export type PresenceReason =
@@ -56,7 +57,7 @@ export class PresenceService {
     private readonly log: Logger,
   ) {}
 
-  /** Writes a transition inside the caller's transaction. Same-state transitions are dropped except a takeover. */
+  /** Records a transition in the caller's batch. Same-state transitions are dropped except a takeover. */
   transition(
     tx: TxContext,
     terminalId: string,
@@ -67,11 +68,10 @@ export class PresenceService {
     address: string | null = null,
   ): void {
     if (st.presence === to && reason !== 'takeover') return;
-    if (address === null) this.store.s.insert.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq);
-    else this.store.s.insertFrom.run(terminalId, at, st.presence, to, reason, st.bootId, st.connSeq, address);
-    const n = (this.store.s.countSince.get(terminalId, at - this.opts.flapWindowMs) as { n: number }).n;
+    this.ingest.transition({ terminalId, at, fromState: st.presence, toState: to, reason, bootId: st.bootId, connSeq: st.connSeq, address });
+    const n = this.ingest.flapCount(terminalId, st, at - this.opts.flapWindowMs);
     const flapping = n > this.opts.flapTransitions ? 1 : 0;
-    this.store.s.setPresence.run(to, reason, at, flapping, terminalId);
+    this.ingest.setPresence(terminalId, to, reason, at, flapping);
     this.metrics.presenceTransitions.inc({ state: to, reason });
     const wasFlapping = st.flapping === 1;
     st.presence = to;
@@ -87,24 +87,30 @@ export class PresenceService {
 
   /** A connection logged in, from `address` (kept as the terminal's last address and on the transition). */
   connected(terminalId: string, takeover: boolean, at = Date.now(), address: string | null = null): Promise<void> {
-    return this.writer.enqueue((tx) => {
-      const st = this.ingest.ensureState(terminalId);
-      this.ingest.touch(terminalId, at);
-      if (address !== null) this.store.s.setLastAddress.run(address, terminalId);
-      st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, at);
-      this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at, address);
+    return this.writer.enqueue({
+      terminalId,
+      run: (tx) => {
+        const st = this.ingest.ensureState(terminalId);
+        this.ingest.touch(terminalId, at);
+        if (address !== null) this.ingest.setLastAddress(terminalId, address);
+        st.lastSeenAt = Math.max(st.lastSeenAt ?? 0, at);
+        this.transition(tx, terminalId, st, 'online', takeover ? 'takeover' : 'connected', at, address);
+      },
     });
   }
 
   disconnected(terminalId: string, reason: 'clean' | 'connection-lost' | 'credentials-revoked' | 'hub-restart', at = Date.now()): Promise<void> {
-    return this.writer.enqueue((tx) => {
-      const st = this.ingest.state(terminalId);
-      if (!st || st.presence === 'offline') return;
-      this.transition(tx, terminalId, st, 'offline', reason, at);
+    return this.writer.enqueue({
+      terminalId,
+      run: (tx) => {
+        const st = this.ingest.state(terminalId);
+        if (!st || st.presence === 'offline') return;
+        this.transition(tx, terminalId, st, 'offline', reason, at);
+      },
     });
   }
 
-  /** The agent's birth (online) or graceful goodbye (offline), inside the ingest transaction. */
+  /** The agent's birth (online) or graceful goodbye (offline), inside the ingest job (its terminal loaded). */
   presenceMessage(tx: TxContext, terminalId: string, p: Presence, receivedAt: number): void {
     const st = this.ingest.ensureState(terminalId);
     if (p.state === 'offline') {
@@ -124,21 +130,20 @@ export class PresenceService {
               : p.lastExit?.cause === 'clean'
                 ? null
                 : 'agent-restart';
-      if (why) this.store.s.refineLastOffline.run(why, terminalId);
+      if (why) this.ingest.refineLastOffline(terminalId, why);
     }
     const skew = Date.parse(p.ts) - receivedAt;
-    this.store.s.birth.run(
-      p.bootId,
-      p.connSeq,
-      p.interval,
-      p.agentVersion,
-      p.appVersion ?? null,
-      p.uptime ?? null,
-      p.lastExit ? JSON.stringify(p.lastExit) : null,
-      skew,
-      receivedAt,
-      terminalId,
-    );
+    this.ingest.birth(terminalId, {
+      bootId: p.bootId,
+      connSeq: p.connSeq,
+      intervalS: p.interval,
+      agentVersion: p.agentVersion,
+      appVersion: p.appVersion ?? null,
+      uptime: p.uptime ?? null,
+      lastExit: p.lastExit ? JSON.stringify(p.lastExit) : null,
+      clockSkewMs: skew,
+      at: receivedAt,
+    });
     st.bootId = p.bootId;
     st.connSeq = p.connSeq;
     st.intervalS = p.interval;
@@ -149,7 +154,7 @@ export class PresenceService {
 
   /** A last will: true when it is stale (another connection or a newer birth), so it must be ignored. */
   isStaleWill(terminalId: string, p: Presence): boolean {
-    const st = this.ingest.state(terminalId);
+    const st = this.ingest.peek(terminalId);
     return !st || st.bootId !== p.bootId || st.connSeq !== p.connSeq;
   }
 
@@ -162,59 +167,58 @@ export class PresenceService {
 
   /** Online terminals silent for 3 of their declared intervals become stale. */
   checkStale(now = Date.now()): Promise<void> {
-    return this.writer.enqueue((tx) => {
-      const ids = this.store.s.staleCandidates.all(now) as { terminalId: string }[];
-      for (const { terminalId } of ids) {
-        const st = this.ingest.state(terminalId);
-        // last_seen_at in the table lags the batch being written; the cached row has this batch's messages too.
-        const seen = Math.max(st?.lastSeenAt ?? 0, st?.presenceSince ?? 0);
-        if (st && st.presence === 'online' && seen < now - 3000 * (st.intervalS ?? 60)) {
-          this.transition(tx, terminalId, st, 'stale', 'heartbeat-missed', now);
+    let ids: string[] = [];
+    return this.writer.enqueue({
+      prepare: async (t) => (ids = await this.store.staleCandidates(now, t)),
+      run: (tx) => {
+        for (const terminalId of ids) {
+          const st = this.ingest.state(terminalId);
+          // last_seen_at in the table lags the batch being written; the cached row has this batch's messages too.
+          const seen = Math.max(st?.lastSeenAt ?? 0, st?.presenceSince ?? 0);
+          if (st && st.presence === 'online' && seen < now - 3000 * (st.intervalS ?? 60)) {
+            this.transition(tx, terminalId, st, 'stale', 'heartbeat-missed', now);
+          }
         }
-      }
+      },
     });
   }
 
   /** At start nobody is connected yet: whoever the last run left online went offline with it. */
   hubStarted(now = Date.now()): Promise<void> {
-    return this.writer.enqueue((tx) => {
-      const ids = (this.store.s.online.all() as { terminalId: string }[]).map((r) => r.terminalId);
-      const n = this.#offline(tx, ids, 'hub-restart', now);
-      if (n > 0) this.log.info({ terminals: n }, 'marked terminals offline left online by the previous run');
+    return this.writer.enqueue({
+      prepare: async (t, tx) => {
+        const n = await this.#offline(t, tx, await this.store.online(t), 'hub-restart', now);
+        if (n > 0) this.log.info({ terminals: n }, 'marked terminals offline left online by the previous run');
+      },
+      run: () => undefined,
     });
   }
 
   /** The hub is stopping: every terminal it served goes offline at once (one job instead of one per connection). */
   hubStopping(terminalIds: readonly string[], now = Date.now()): Promise<void> {
-    return this.writer.enqueue((tx) => {
-      this.#offline(tx, terminalIds, 'hub-restart', now);
+    return this.writer.enqueue({
+      prepare: async (t, tx) => {
+        await this.#offline(t, tx, terminalIds, 'hub-restart', now);
+      },
+      run: () => undefined,
     });
   }
 
   /**
-   * `transition` to offline for many terminals, in four statements instead of three per terminal: a restart under
-   * 19,000 terminals wrote 19,000 transitions one by one at the stop and again at the start (`pnpm bench
-   * reconnect`). Same rows, same flapping rule, same change events.
+   * `transition` to offline for many terminals, set-wise (presence/store.ts `bulkOffline`): same rows, same flapping
+   * rule, same change events. Runs before the batch's other jobs (`prepare`), so their terminals' rows are read after.
    */
-  #offline(tx: TxContext, terminalIds: readonly string[], reason: 'hub-restart', at: number): number {
-    if (terminalIds.length === 0) return 0;
-    const ids = JSON.stringify(terminalIds);
-    const rows = this.store.s.bulkCandidates.all(ids) as { terminalId: string; presence: PresenceState; flapping: number }[];
-    if (rows.length === 0) return 0;
-    const since = at - this.opts.flapWindowMs;
-    this.store.s.bulkInsert.run(at, reason, ids);
-    const counts = new Map((this.store.s.bulkCounts.all(ids, since) as { terminalId: string; n: number }[]).map((r) => [r.terminalId, r.n]));
-    this.store.s.bulkOffline.run(reason, at, since, this.opts.flapTransitions, ids);
+  async #offline(t: Tx, tx: TxContext, terminalIds: readonly string[], reason: 'hub-restart', at: number): Promise<number> {
+    const rows = await this.store.bulkOffline(terminalIds, reason, at, at - this.opts.flapWindowMs, this.opts.flapTransitions, t);
     for (const r of rows) {
       // the cached row (ingest) is read again from the table on its next use
       this.ingest.forget(r.terminalId);
       this.metrics.presenceTransitions.inc({ state: 'offline', reason });
-      const flapping = (counts.get(r.terminalId) ?? 0) > this.opts.flapTransitions;
-      if (flapping && r.flapping === 1) {
+      if (r.flapping && r.wasFlapping) {
         for (const f of this.quiet) f(r.terminalId);
         continue;
       }
-      tx.emit({ type: 'presence', terminalId: r.terminalId, at, data: { state: 'offline', reason, flapping } });
+      tx.emit({ type: 'presence', terminalId: r.terminalId, at, data: { state: 'offline', reason, flapping: r.flapping } });
     }
     return rows.length;
   }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { openDatabase } from './db.ts';
+import { openDatabase } from '../store/db.ts';
 import { EpochKeys } from './telemetry-keys.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-epoch-keys-'));

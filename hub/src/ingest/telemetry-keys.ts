@@ -7,7 +7,7 @@
  * the table once before it is trusted again. This needs no hook into the batch writer: a new key is rare (one per
  * terminal and outbox), so the check costs one SELECT per terminal after each new epoch or restart.
  */
-import type { Db } from './db.ts';
+import type { Db } from '../store/db.ts';
 
 interface Entry {
   id: number;

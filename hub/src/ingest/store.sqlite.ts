@@ -1,48 +1,15 @@
 /**
- * Ingest SQL: prepared statements on the hot path (one insert per message; per terminal and batch one UPDATE of its
- * state row carrying its latest sample, last-seen time and telemetry stream counters), run inside the batch writer's
- * transaction.
+ * The write path on SQLite: prepared statements on the hot path (one insert per message, run as the job records it;
+ * per terminal and batch one UPDATE of its state row carrying its latest sample, last-seen time and telemetry stream
+ * counters), inside the batch writer's transaction. The interface and what it promises: store.ts.
  */
-import type { ServiceId } from '@kiosk-fleet/protocol';
-import type { Db } from './db.ts';
+import type { Tx } from '../db/engine.ts';
+import { recordConfigReport } from '../config-layers/store.sqlite.ts';
+import type { Db } from '../store/db.ts';
+import type { Birth, IngestStore, RowStream, SecurityColumn, StateRow, Stored, StreamRef, StreamRows, TransitionRow } from './store.ts';
 import { SAMPLE_COLUMNS } from './telemetry-codec.ts';
 import { EpochKeys } from './telemetry-keys.ts';
-
-export interface StateRow {
-  presence: 'unknown' | 'online' | 'offline' | 'stale';
-  presenceReason: string | null;
-  presenceSince: number | null;
-  flapping: number;
-  bootId: string | null;
-  connSeq: number | null;
-  intervalS: number | null;
-  lastSeenAt: number | null;
-  lastTelemetryTs: number | null;
-  peripherals: string | null;
-  /** The outbox epoch whose telemetry counters the row holds (tel_* columns), as of the current batch. */
-  telEpoch: string | null;
-  /** `peripherals` parsed, kept with the cached row so each sample does not parse it again, and its key count. */
-  parsedPeripherals?: Record<string, { status: string; since: number; code?: string | undefined; message?: string | undefined }>;
-  peripheralCount?: number;
-  /** The services of the terminal's last sample and what they were derived from (ingest/telemetry.ts). */
-  services?: ServicesMemo;
-}
-
-export interface ServicesMemo {
-  statuses: Record<string, string>;
-  count: number;
-  appUp: boolean;
-  list: readonly ServiceId[];
-}
-
-export interface StreamRef {
-  terminalId: string;
-  epoch: string;
-  seq: number;
-  ts: number;
-  receivedAt: number;
-  skewed: boolean;
-}
+import type { TxContext } from './writer.ts';
 
 /** What a batch changes in one terminal's state row, written by `flushPending()`. */
 interface PendingRow {
@@ -69,7 +36,8 @@ interface PendingRow {
  * sample each per batch of 1,000 (the hub's statements, SQLite alone): a separate `streams` upsert per terminal and
  * batch cost 19-26 µs CPU a sample against 15-18 µs with the counters in the state row.
  */
-export class IngestStore {
+export class SqliteIngestStore implements IngestStore {
+  readonly engine = 'sqlite' as const;
   readonly s;
   private readonly types = new Map<string, string>();
   private readonly cache = new Map<string, StateRow>();
@@ -83,7 +51,7 @@ export class IngestStore {
     const head = 'terminal_id, epoch, seq, ts, received_at, skewed';
     const q = '?, ?, ?, ?, ?, ?';
     this.s = {
-      // The compact row (store/telemetry-codec.ts): epoch key, ts, seq, receive delay, skewed, then SAMPLE_COLUMNS.
+      // The compact row (ingest/telemetry-codec.ts): epoch key, ts, seq, receive delay, skewed, then SAMPLE_COLUMNS.
       telemetry: db.prepare(
         `INSERT OR IGNORE INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
       ),
@@ -129,7 +97,100 @@ export class IngestStore {
         "UPDATE commands SET status = ?, result = ?, error = ?, completed_at = ? WHERE id = ? AND terminal_id = ? AND status IN ('pending', 'sent')",
       ),
       terminalType: db.prepare('SELECT type FROM terminals WHERE id = ?'),
+      // presence (presence/service.ts) and security flags (services/security.ts), written by writer jobs
+      transition: db.prepare(
+        'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      /** A transition a connection made (connected, takeover), with its remote address. */
+      transitionFrom: db.prepare(
+        'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      countSince: db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ? AND at > ?').pluck(),
+      setPresence: db.prepare(
+        'UPDATE terminal_state SET presence = ?, presence_reason = ?, presence_since = ?, flapping = ? WHERE terminal_id = ?',
+      ),
+      birth: db.prepare(
+        `UPDATE terminal_state SET boot_id = ?, conn_seq = ?, interval_s = ?, agent_version = ?, app_version = coalesce(?, app_version),
+           uptime = ?, last_exit = ?, clock_skew_ms = ?, last_seen_at = ? WHERE terminal_id = ?`,
+      ),
+      refineLastOffline: db.prepare(
+        `UPDATE presence_transitions SET reason = ? WHERE id = (SELECT id FROM presence_transitions WHERE terminal_id = ?
+           AND to_state = 'offline' ORDER BY at DESC, id DESC LIMIT 1) AND reason IN ('connection-lost', 'hub-restart')`,
+      ),
+      setLastAddress: db.prepare('UPDATE terminal_state SET last_address = ? WHERE terminal_id = ?'),
+      setFlooding: db.prepare('UPDATE terminal_state SET flooding = ? WHERE terminal_id = ?'),
+      setCredentialConflict: db.prepare('UPDATE terminal_state SET credential_conflict = ? WHERE terminal_id = ?'),
     };
+  }
+
+  /** Nothing to load: a state row is read when a job first asks for it (synchronous). */
+  load(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  beforeCommit(): Promise<void> {
+    this.flushPending();
+    return Promise.resolve();
+  }
+
+  /** A file on a local disk: a failed write is the write's (disk full, I/O error), each job is tried alone. */
+  unavailable(): boolean {
+    return false;
+  }
+
+  peek(id: string): StateRow | undefined {
+    return this.state(id);
+  }
+
+  insertTelemetry(tx: TxContext, r: StreamRef, sample: unknown[], then: Stored): void {
+    const inserted = this.s.telemetry.run(this.epochKeys.key(r.terminalId, r.epoch, tx), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample).changes;
+    then.stored(inserted > 0);
+  }
+
+  insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: Stored): void {
+    const st = stream === 'events' ? this.s.event : stream === 'config/reported' ? this.s.configReport : stream === 'commands/result' ? this.s.commandResult : this.s.updateStatus;
+    then.stored(st.run(...head(r), ...values).changes > 0);
+  }
+
+  eventsReceivedSince(terminalId: string, since: number, _tx?: Tx): Promise<number> {
+    return Promise.resolve(this.s.eventsReceivedSince.get(terminalId, since) as number);
+  }
+
+  commandDone(terminalId: string, commandId: string, status: string, result: string | null, error: string | null, at: number): void {
+    this.s.commandDone.run(status, result, error, at, commandId, terminalId);
+  }
+
+  configSync(terminalId: string, version: number, status: 'applied' | 'rejected', reason: string | null, at: number): void {
+    recordConfigReport(this.db, terminalId, version, status, reason, at);
+  }
+
+  transition(t: TransitionRow): void {
+    if (t.address == null) this.s.transition.run(t.terminalId, t.at, t.fromState, t.toState, t.reason, t.bootId, t.connSeq);
+    else this.s.transitionFrom.run(t.terminalId, t.at, t.fromState, t.toState, t.reason, t.bootId, t.connSeq, t.address);
+  }
+
+  flapCount(id: string, _st: StateRow, since: number): number {
+    return this.s.countSince.get(id, since) as number;
+  }
+
+  setPresence(id: string, presence: string, reason: string, since: number, flapping: number): void {
+    this.s.setPresence.run(presence, reason, since, flapping, id);
+  }
+
+  birth(id: string, b: Birth): void {
+    this.s.birth.run(b.bootId, b.connSeq, b.intervalS, b.agentVersion, b.appVersion, b.uptime, b.lastExit, b.clockSkewMs, b.at, id);
+  }
+
+  refineLastOffline(id: string, reason: string): void {
+    this.s.refineLastOffline.run(reason, id);
+  }
+
+  setLastAddress(id: string, address: string): void {
+    this.s.setLastAddress.run(address, id);
+  }
+
+  setSecurity(id: string, column: SecurityColumn, json: string | null): void {
+    (column === 'flooding' ? this.s.setFlooding : this.s.setCredentialConflict).run(json, id);
   }
 
   private row(id: string): PendingRow {
@@ -226,7 +287,7 @@ export class IngestStore {
   }
 
   /** Inside the batch's transaction, before commit. */
-  flushPending(): void {
+  private flushPending(): void {
     const s = this.s;
     for (const [id, p] of this.pending) {
       if (p.epoch === null) {
