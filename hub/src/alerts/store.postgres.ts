@@ -390,10 +390,16 @@ export class PostgresAlertStore implements AlertStore {
       ORDER BY n`;
   }
 
-  async dueDeliveries(at: number, limit: number): Promise<DeliveryRow[]> {
-    const sql = this.#pg.sql;
-    return [...(await sql<DeliveryRow[]>`
-      SELECT ${sql.unsafe(DELIVERY_COLUMNS)} FROM alert_deliveries WHERE status = 'pending' AND next_at <= ${at} ORDER BY id LIMIT ${limit}`)];
+  async claimDue(at: number, limit: number, leaseUntil: number): Promise<DeliveryRow[]> {
+    // SKIP LOCKED: two hubs claiming at once take different rows instead of waiting for each other
+    const rows = await this.#pg.sql<DeliveryRow[]>`
+      WITH c AS (
+        SELECT id, next_at AS due FROM alert_deliveries WHERE status = 'pending' AND next_at <= ${at} ORDER BY id LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      UPDATE alert_deliveries d SET next_at = ${leaseUntil} FROM c WHERE d.id = c.id
+      RETURNING d.id, d.webhook_id AS "webhookId", d.alert_id AS "alertId", d.event, d.payload, d.status, d.attempts, c.due AS "nextAt",
+        d.last_status AS "lastStatus", d.last_error AS "lastError", d.created_at AS "createdAt", d.delivered_at AS "deliveredAt"`;
+    return [...rows].sort((a, b) => a.id - b.id);
   }
 
   async nextDeliveryAt(): Promise<number | null> {

@@ -128,6 +128,7 @@ export class SqliteAlertStore implements AlertStore {
            VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`,
       ),
       dueDeliveries: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM alert_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?`),
+      leaseDelivery: db.prepare('UPDATE alert_deliveries SET next_at = ? WHERE id = ?'),
       nextDeliveryAt: db.prepare("SELECT min(next_at) FROM alert_deliveries WHERE status = 'pending'").pluck(),
       deliveryResult: db.prepare(
         `UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?`,
@@ -395,8 +396,11 @@ export class SqliteAlertStore implements AlertStore {
     for (const d of rows) this.#s.insertDelivery.run(d.webhookId, d.alertId, d.event, d.payload, d.at, d.at);
   }
 
-  async dueDeliveries(at: number, limit: number): Promise<DeliveryRow[]> {
-    return this.#s.dueDeliveries.all(at, limit) as DeliveryRow[];
+  async claimDue(at: number, limit: number, leaseUntil: number): Promise<DeliveryRow[]> {
+    // synchronous: nothing else on this connection runs between the read and the lease
+    const rows = this.#s.dueDeliveries.all(at, limit) as DeliveryRow[];
+    for (const d of rows) this.#s.leaseDelivery.run(leaseUntil, d.id);
+    return rows;
   }
 
   async nextDeliveryAt(): Promise<number | null> {

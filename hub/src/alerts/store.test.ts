@@ -170,7 +170,7 @@ describe.each(TEST_ENGINES)('alert store on %s', (kind) => {
     expect(await store.endSilence(s1.id + 1000, T0)).toBeUndefined();
   });
 
-  it('keeps webhooks with sealed secrets, queues deliveries in order, records attempts, and drops them with their webhook', async () => {
+  it('keeps webhooks with sealed secrets, queues deliveries in order, lets one dispatcher at a time claim each, records attempts, and drops them with their webhook', async () => {
     const w = await store.addWebhook({ url: 'https://duty.example/hook?token=x', secret: 'whsec-0123456789abcdef', createdBy: 'admin', createdAt: T0 });
     expect(w).toMatchObject({ url: 'https://duty.example/hook?token=x', enabled: 1, createdBy: 'admin', createdAt: T0 });
     expect(SecretBox.isSealed(w.secret)).toBe(true);
@@ -187,10 +187,16 @@ describe.each(TEST_ENGINES)('alert store on %s', (kind) => {
       { webhookId: w.id, alertId: 7, event: 'resolved', payload: '{"event":"alert.resolved"}', at: T0 + 20 },
     ]);
     expect(await store.nextDeliveryAt()).toBe(T0 + 10);
-    const due = await store.dueDeliveries(T0 + 10, 10);
+    // two dispatchers (two hubs) claiming at once never take the same delivery
+    const claims = await Promise.all([store.claimDue(T0 + 10, 1, T0 + 500), store.claimDue(T0 + 10, 1, T0 + 500)]);
+    const due = claims.flat().sort((x, y) => x.id - y.id);
     expect(due.map((d) => [d.webhookId, d.event])).toEqual([[w.id, 'opened'], [w2.id, 'opened']]);
+    // as it was due (the lease is not its due time)
     expect(due[0]).toEqual({ id: due[0]!.id, webhookId: w.id, alertId: 7, event: 'opened', payload: '{"event":"alert.opened","n":"一"}', status: 'pending', attempts: 0, nextAt: T0 + 10, lastStatus: null, lastError: null, createdAt: T0 + 10, deliveredAt: null });
-    expect(await store.dueDeliveries(T0 + 20, 1)).toHaveLength(1);
+    // claimed: not due again before the lease ends
+    expect(await store.claimDue(T0 + 10, 10, T0 + 500)).toEqual([]);
+    expect((await store.claimDue(T0 + 20, 10, T0 + 500)).map((d) => d.event)).toEqual(['resolved']);
+    expect(await store.nextDeliveryAt()).toBe(T0 + 500);
 
     await store.recordAttempt(due[0]!.id, { status: 'pending', nextAt: T0 + 1000, lastStatus: 500, lastError: 'HTTP 500', deliveredAt: null });
     await store.recordAttempt(due[0]!.id, { status: 'delivered', nextAt: T0 + 1000, lastStatus: 200, lastError: null, deliveredAt: T0 + 1001 });
@@ -202,7 +208,8 @@ describe.each(TEST_ENGINES)('alert store on %s', (kind) => {
     const counts = async (id: number) => (await store.deliveryCounts(id)).sort((a, b) => a.status.localeCompare(b.status));
     expect(await counts(w.id)).toEqual([{ status: 'delivered', n: 1 }, { status: 'pending', n: 1 }]);
     expect(await counts(w2.id)).toEqual([{ status: 'failed', n: 1 }]);
-    expect(await store.nextDeliveryAt()).toBe(T0 + 20);
+    expect(await store.nextDeliveryAt()).toBe(T0 + 500);
+    expect((await store.claimDue(T0 + 500, 10, T0 + 900)).map((d) => [d.event, d.nextAt])).toEqual([['resolved', T0 + 500]]);
 
     expect(await store.deleteWebhook(w.id)).toBe(true);
     expect(await store.deleteWebhook(w.id)).toBe(false);

@@ -276,8 +276,12 @@ export interface AlertStore {
   deleteWebhook(id: number, tx?: Tx): Promise<boolean>;
   /** Pending deliveries due at their `at` (one statement, however many). */
   queueDeliveries(rows: readonly NewDelivery[], tx?: Tx): Promise<void>;
-  /** Pending and due at `at`, oldest first. */
-  dueDeliveries(at: number, limit: number): Promise<DeliveryRow[]>;
+  /**
+   * Takes up to `limit` pending deliveries due at `at`, oldest first, for one attempt: they are not due again before
+   * `leaseUntil` (another dispatcher, another hub, skips them), and come back with the time they were due. The
+   * attempt's `recordAttempt` sets when they are due next; a hub that dies mid-attempt leaves them to the lease.
+   */
+  claimDue(at: number, limit: number, leaseUntil: number): Promise<DeliveryRow[]>;
   /** When the next pending delivery is due; null: none pending. */
   nextDeliveryAt(): Promise<number | null>;
   /** Records an attempt (attempts + 1). */

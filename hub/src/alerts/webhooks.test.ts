@@ -89,6 +89,22 @@ describe.each(TEST_ENGINES)('alert webhooks on %s', (kind) => {
     expect(await store.deliveryCounts(hook.id)).toEqual([{ status: 'delivered', n: 2 }]);
   });
 
+  it('two hubs dispatching the same queue POST each delivery once', async () => {
+    await store.addWebhook({ url: `${base}/duty`, secret: SECRET, createdBy: 'admin', createdAt: Date.now() });
+    const [a, b] = [0, 1].map(() => new WebhookDispatcher(createAlertStore(t.engine), createLogger('silent'), null, { backoffMs: 20 }));
+    try {
+      await a!.enqueue(Array.from({ length: 8 }, (_, i) => ({ alertId: i + 1, event: 'opened', payload: () => ({ n: i }) })));
+      const [x, y] = await Promise.all([a!.runDue(), b!.runDue()]);
+      expect(x + y).toBe(8);
+      const ids = got.map((g) => g.headers['x-kf-delivery']);
+      expect(ids).toHaveLength(8);
+      expect(new Set(ids).size).toBe(8);
+    } finally {
+      await a!.close();
+      await b!.close();
+    }
+  });
+
   it('a receiver that stays down is given up after the last attempt; a deleted webhook’s deliveries go with it', async () => {
     const hook = await store.addWebhook({ url: `${base}/down`, secret: SECRET, createdBy: 'admin', createdAt: Date.now() });
     const other = await store.addWebhook({ url: `${base}/other`, secret: SECRET, createdBy: 'admin', createdAt: Date.now() });

@@ -7,7 +7,7 @@
  * the signed text so a receiver can refuse replays of an old body.
  *
  * Deliveries are rows in the database, written in the same transaction as the alert change: a hub that stops
- * mid-retry resumes after its restart, and several hub processes would share one queue.
+ * mid-retry resumes after its restart, and several hub processes share one queue (each attempt claims its row).
  */
 import crypto from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
@@ -24,6 +24,9 @@ export interface WebhookOptions {
 }
 
 export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = { backoffMs: 1000, maxBackoffMs: 10 * 60_000, maxAttempts: 8, timeoutMs: 10_000 };
+
+/** A claimed delivery's attempt is recorded within its timeout; this much more covers a slow database. */
+const LEASE_MARGIN_MS = 30_000;
 
 export function sign(secret: string, timestamp: string, body: string): string {
   return `sha256=${crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -99,17 +102,19 @@ export class WebhookDispatcher {
     this.#timer.unref();
   }
 
-  /** Sends every delivery that is due (in order), one at a time per run. */
+  /**
+   * Sends every delivery that is due (in order), one at a time per run. Each is claimed just before its attempt,
+   * for longer than the attempt may take: hubs sharing one database never POST the same delivery at once.
+   */
   async runDue(): Promise<number> {
     let sent = 0;
     for (;;) {
       if (this.#closed) return sent;
-      const due = await this.store.dueDeliveries(this.now(), 20);
-      if (due.length === 0) return sent;
-      for (const d of due) {
-        await this.#attempt(d);
-        sent++;
-      }
+      const now = this.now();
+      const [d] = await this.store.claimDue(now, 1, now + this.opts.timeoutMs + LEASE_MARGIN_MS);
+      if (!d) return sent;
+      await this.#attempt(d);
+      sent++;
     }
   }
 
