@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTestEngine, TEST_ENGINES, type TestEngine } from '../db/test-engines.ts';
 import { createLogger } from '../log.ts';
 import { AlertEngine, type EvaluateResult } from './engine.ts';
+import { WebhookDispatcher } from './webhooks.ts';
 import { settingsFrom } from './service.ts';
 import { createAlertStore, type AlertStore } from './store.ts';
 import { addTerminal, exec, T0 } from './test-fixtures.ts';
@@ -23,9 +24,15 @@ describe.each(TEST_ENGINES)('alert engine on %s under concurrent evaluation', (k
 
   /** One hub's engine on the shared database. */
   function hubEngine(): AlertEngine {
+    const hubStore = createAlertStore(t.engine);
+    // queues webhook deliveries in the change's transaction, as the service does (never sent here)
+    const webhooks = new WebhookDispatcher(hubStore, createLogger('silent'), null);
     return new AlertEngine({
       engine: t.engine,
-      store: createAlertStore(t.engine),
+      store: hubStore,
+      beforeCommit: async (changes, tx) => {
+        await webhooks.enqueue(changes.map((ch) => ({ alertId: ch.alert.id, event: ch.event, payload: () => ({ event: `alert.${ch.event}` }) })), tx);
+      },
       log: createLogger('silent'),
       now: () => clock,
       settings: () => settingsFrom(undefined),
@@ -50,13 +57,16 @@ describe.each(TEST_ENGINES)('alert engine on %s under concurrent evaluation', (k
     await t.close();
   });
 
-  it('two hubs evaluating the same faults at once open each of them once, with one "opened" each', async () => {
+  it('two hubs evaluating the same faults at once open each of them once, with one "opened" and one webhook delivery each', async () => {
+    const hook = await store.addWebhook({ url: 'http://127.0.0.1:9/duty', secret: 'whsec-0123456789abcdef', createdBy: 'admin', createdAt: clock });
     const [a, b] = [hubEngine(), hubEngine()];
     const results = await Promise.all([a.evaluate(), b.evaluate(), a.run(), b.run(), a.evaluate(), b.evaluate()]);
     const open = await openFaults();
     expect(open.map((x) => x.subjectId).sort()).toEqual(TERMINALS);
     expect(sum(results, 'opened')).toBe(TERMINALS.length);
     for (const x of open) expect(await actions(x.id)).toEqual(['opened']);
+    const deliveries = await store.deliveries(hook.id, 100);
+    expect(deliveries.map((d) => [d.alertId, d.event]).sort()).toEqual(open.map((x) => [x.id, 'opened']).sort());
   });
 
   it('runs of one engine started together take turns: one alert per fault', async () => {
@@ -113,13 +123,15 @@ describe.each(TEST_ENGINES)('alert engine on %s under concurrent evaluation', (k
     }
   });
 
-  it('two hubs finding the same alerts overdue escalate each once', async () => {
+  it('two hubs finding the same alerts overdue escalate each once, one webhook delivery each', async () => {
     const [a, b] = [hubEngine(), hubEngine()];
     await a.evaluate();
     const open = await openFaults();
     clock = open[0]!.dueAt;
+    const hook = await store.addWebhook({ url: 'http://127.0.0.1:9/duty', secret: 'whsec-0123456789abcdef', createdBy: 'admin', createdAt: clock });
     const results = await Promise.all([a.evaluate(), b.evaluate()]);
     expect(sum(results, 'escalated')).toBe(TERMINALS.length);
+    expect((await store.deliveries(hook.id, 100)).map((d) => d.event)).toEqual(TERMINALS.map(() => 'escalated'));
     for (const x of open) {
       expect(await actions(x.id)).toEqual(['opened', 'escalated']);
       expect(await store.alert(x.id)).toMatchObject({ escalatedAt: clock, escalatedTo: 'GZ-T' });
