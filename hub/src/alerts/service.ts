@@ -137,7 +137,12 @@ export class Alerts {
       labelNames: ['severity'],
       registers: deps.metricsRegistry ? [deps.metricsRegistry] : [],
       async collect() {
-        const counts = await store.openCounts();
+        // a database that does not answer (PostgreSQL restarting) keeps the last counts; /metrics still answers
+        const counts = await store.openCounts().catch((err: unknown) => {
+          deps.log.warn({ err }, 'open alert counts not read');
+          return null;
+        });
+        if (counts === null) return;
         this.reset();
         for (const r of counts) this.set({ severity: r.severity }, r.n);
       },
