@@ -111,6 +111,32 @@ describe.each(TEST_ENGINES)('alert engine on %s under concurrent evaluation', (k
     expect(all[0]!.id).toBeGreaterThan(first!.id);
   });
 
+  it('a run whose transaction fails commits nothing and leaves what it took to the next run', async () => {
+    let fail = true;
+    const e = new AlertEngine({
+      engine: t.engine,
+      store,
+      log: createLogger('silent'),
+      now: () => clock,
+      settings: () => settingsFrom(undefined),
+      drift: () => ({ view: null, graceEndsAt: null }),
+      beforeCommit: () => {
+        if (fail) throw new Error('connection lost');
+      },
+    });
+    for (const id of TERMINALS) await setPeripherals(id, JSON.stringify({ idCardReader: { status: 'ok' } }));
+    await e.evaluate();
+    for (const id of TERMINALS) {
+      await setPeripherals(id, fault(clock - 10 * MIN));
+      e.markDirty(id);
+    }
+    await expect(e.run()).rejects.toThrow(/connection lost/);
+    expect(await openFaults()).toEqual([]);
+    expect(e.pending).toBeGreaterThan(0);
+    fail = false;
+    expect((await e.run()).opened).toBe(TERMINALS.length);
+  });
+
   it('two acknowledgements at once: one is recorded, the other is told the alert was acknowledged already', async () => {
     const [a, b] = [hubEngine(), hubEngine()];
     await a.evaluate();

@@ -296,7 +296,15 @@ export class AlertEngine {
       }
     }
     if (members.length > 0) for (const id of STATION_RULE_IDS) this.#apply(id, () => STATION_RULES[id]!({ now, terminals: members }), conds);
-    return this.#reconcile(now, conds, { terminals, stations, gone }, maint, silences);
+    try {
+      return await this.#reconcile(now, conds, { terminals, stations, gone }, maint, silences);
+    } catch (err) {
+      // Nothing of it committed (a deadlock two hubs ran into, a connection lost): what this run took is evaluated
+      // again by the next one, not left to a change or the slow sweep.
+      for (const id of terminals) this.#dirty.add(id);
+      for (const st of stations) this.#dirtyStations.add(st);
+      throw err;
+    }
   }
 
   /** Rebuilds the in-memory record of every active terminal and marks everything for evaluation. */

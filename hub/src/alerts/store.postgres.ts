@@ -200,9 +200,12 @@ export class PostgresAlertStore implements AlertStore {
 
   async overdue(at: number, tx?: Tx): Promise<AlertRow[]> {
     const sql = this.#sql(tx);
+    // In a transaction, only rows nobody else holds (another hub escalating them, a technician acknowledging): they
+    // are this run's to escalate, and waiting for them could close a lock cycle with that other transaction.
     return [...(await sql<AlertRow[]>`
       SELECT ${sql.unsafe(ALERT_COLUMNS)} FROM alerts
-      WHERE open_key IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND due_at <= ${at} ORDER BY id`)];
+      WHERE open_key IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND due_at <= ${at} ORDER BY id
+      ${tx ? sql`FOR UPDATE SKIP LOCKED` : sql``}`)];
   }
 
   async insertAlert(a: NewAlert, tx?: Tx): Promise<number | null> {
@@ -227,7 +230,10 @@ export class PostgresAlertStore implements AlertStore {
   }
 
   async markAllSeen(at: number, seenBefore: number, tx?: Tx): Promise<void> {
-    await this.#sql(tx)`UPDATE alerts SET last_seen_at = ${at} WHERE open_key IS NOT NULL AND last_seen_at <= ${seenBefore}`;
+    // rows another transaction holds are skipped, not waited for: whoever holds them is evaluating them right now
+    await this.#sql(tx)`
+      UPDATE alerts SET last_seen_at = ${at}
+      WHERE id IN (SELECT id FROM alerts WHERE open_key IS NOT NULL AND last_seen_at <= ${seenBefore} FOR UPDATE SKIP LOCKED)`;
   }
 
   async resolve(id: number, r: { at: number; by: string; resolution: 'recovery' | 'manual'; note: string | null }, tx?: Tx): Promise<boolean> {

@@ -9,7 +9,8 @@
  * - `resolve` and `escalate` change only an alert still open (and not yet escalated/acknowledged) and say whether
  *   they did: an alert resolved by hand while a run recovered it is resolved, and recorded, once.
  * - `lockAlert` and `openOf` with a `tx` hold the rows until the commit (PostgreSQL `FOR UPDATE`; SQLite's one
- *   writer already serialises), so lifecycle events of one alert are written in the order they committed.
+ *   writer already serialises), so lifecycle events of one alert are written in the order they committed. The
+ *   sweeping writes of a run (`overdue` in a transaction, `markAllSeen`) skip rows another transaction holds.
  * - Values come back identical on both engines (integers as numbers, JSON columns as the text that was written).
  */
 import type { Engine, Tx } from '../db/engine.ts';
@@ -229,7 +230,7 @@ export interface AlertStore {
   openSubjects(): Promise<{ subjectKind: 'terminal' | 'node'; subjectId: string }[]>;
   openCounts(): Promise<{ severity: string; n: number }[]>;
   list(f: AlertFilter): Promise<AlertRow[]>;
-  /** Open, neither acknowledged nor escalated, due at or before `at`. */
+  /** Open, neither acknowledged nor escalated, due at or before `at`; with `tx`, those no other transaction holds, held. */
   overdue(at: number, tx?: Tx): Promise<AlertRow[]>;
   /** The new alert's id, or null when an alert with this open key is open already (nothing written). */
   insertAlert(a: NewAlert, tx?: Tx): Promise<number | null>;
