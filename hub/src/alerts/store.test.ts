@@ -270,6 +270,31 @@ describe.each(TEST_ENGINES)('alert store on %s', (kind) => {
     expect(await store.selfTestAlert('c1')).toBe(id);
   });
 
+  it.runIf(kind === 'postgres')('two runs holding their own open alerts sweep past each other’s rows instead of deadlocking', async () => {
+    const x = (await store.insertAlert(alertOf('GZ-T-001-01', 'offline')))!;
+    const y = (await store.insertAlert(alertOf('GZ-T-001-02', 'offline')))!;
+    // both runs hold their subject's open alert before either sweeps, and until both swept
+    const arrived = [0, 0];
+    const barrier = async (n: 0 | 1) => {
+      arrived[n]!++;
+      while (arrived[n]! < 2) await new Promise((r) => setTimeout(r, 10));
+    };
+    const run = (terminal: string) =>
+      transaction(t.engine, async (tx) => {
+        await store.openOf({ terminals: [terminal], nodes: [] }, tx);
+        await barrier(0);
+        await store.markAllSeen(T0 + MIN, T0, tx);
+        const overdue = (await store.overdue(T0 + 60 * MIN, tx)).map((a) => a.id);
+        await barrier(1);
+        return overdue;
+      });
+    const [mine1, mine2] = await Promise.all([run('GZ-T-001-01'), run('GZ-T-001-02')]);
+    // each escalates only what it holds; each alert is marked seen by the run that holds it
+    expect([mine1, mine2]).toEqual([[x], [y]]);
+    expect((await store.alert(x))!.lastSeenAt).toBe(T0 + MIN);
+    expect((await store.alert(y))!.lastSeenAt).toBe(T0 + MIN);
+  });
+
   it('writes in the caller’s transaction: all of it, or none of it', async () => {
     const err = await transaction(t.engine, async (tx) => {
       const id = (await store.insertAlert(alertOf('GZ-T-001-01', 'offline'), tx))!;
