@@ -250,34 +250,34 @@ export class AlertEngine {
       for (const id of ids) this.#dirty.delete(id);
       const [rows, updates] = await Promise.all([this.store.snapshots(ids), this.store.latestUpdates(ids)]);
       for (const id of ids) {
-      terminals.add(id);
-      const before = this.#members.get(id);
-      const row = rows.get(id);
-      if (!row) {
-        if (before) stations.add(before.stationId);
-        this.#forget(id);
-        gone.add(id);
-        continue;
-      }
-      const settings = this.#deps.settings(id);
-      const flap = await this.#flapping(row, settings.thresholds, now);
-      const view = this.#view(row, settings.thresholds, flap.flapping, maint);
-      // Station rules judge only what a member record holds (type, station, presence, services; maintenance marks
-      // its stations itself): a sample that changed none of it leaves the station as it was. Evaluating the station
-      // on every sample ran the rules over all of its terminals (about 100 at 19,000 terminals) 633 times a second.
-      if (!before || memberChanged(before, view)) {
-        stations.add(view.stationId);
-        if (before) stations.add(before.stationId);
-      }
-      this.#remember(view);
-      views.push(view);
-      const d = this.#deps.drift(id, now);
-      if (d.view) drift.push(d.view);
-      const failed = updates.get(id);
-      if (failed?.state === 'failed') failedUpdates.push({ terminalId: failed.terminalId, at: failed.at, version: failed.version, error: failed.error });
-      const due = Math.min(flap.due, this.#deadline(view, d, now));
-      if (due < Infinity) this.#due.set(id, due);
-      else this.#due.delete(id);
+        terminals.add(id);
+        const before = this.#members.get(id);
+        const row = rows.get(id);
+        if (!row) {
+          if (before) stations.add(before.stationId);
+          this.#forget(id);
+          gone.add(id);
+          continue;
+        }
+        const settings = this.#deps.settings(id);
+        const flap = await this.#flapping(row, settings.thresholds, now);
+        const view = this.#view(row, settings.thresholds, flap.flapping, maint);
+        // Station rules judge only what a member record holds (type, station, presence, services; maintenance marks
+        // its stations itself): a sample that changed none of it leaves the station as it was. Evaluating the station
+        // on every sample ran the rules over all of its terminals (about 100 at 19,000 terminals) 633 times a second.
+        if (!before || memberChanged(before, view)) {
+          stations.add(view.stationId);
+          if (before) stations.add(before.stationId);
+        }
+        this.#remember(view);
+        views.push(view);
+        const d = this.#deps.drift(id, now);
+        if (d.view) drift.push(d.view);
+        const failed = updates.get(id);
+        if (failed?.state === 'failed') failedUpdates.push({ terminalId: failed.terminalId, at: failed.at, version: failed.version, error: failed.error });
+        const due = Math.min(flap.due, this.#deadline(view, d, now));
+        if (due < Infinity) this.#due.set(id, due);
+        else this.#due.delete(id);
       }
     }
     for (const st of this.#dirtyStations) stations.add(st);
