@@ -14,7 +14,7 @@ import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createHttpApp } from './api/app.ts';
 import { ConfigLayers } from './config-layers/service.ts';
-import { ConfigLayerStore } from './config-layers/store.ts';
+import { createConfigLayerStore } from './config-layers/store.ts';
 import { dropStoredPrograms } from './config-layers/programs.ts';
 import { Broker } from './broker/broker.ts';
 import { acceptProxied, parseTrustedSources } from './broker/proxy-protocol.ts';
@@ -35,15 +35,18 @@ import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine } from './db/engine.ts';
+import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
-import { NodeCounters } from './store/node-counters.ts';
+import { createNodeCounters } from './summary/index.ts';
+import type { NodeCounters } from './summary/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
 import { IngestStore } from './store/ingest.ts';
 import { PresenceStore } from './store/presence.ts';
-import { QueryStore } from './store/queries.ts';
+import { createQueryStore } from './queries/index.ts';
+import type { QueryStore } from './queries/store.ts';
 import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
-import { createReleases, SqliteReleaseStore, type Releases } from './releases/index.ts';
+import { createReleases, createReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
@@ -55,7 +58,7 @@ import type { ApiEnv } from './api/common.ts';
 import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
-import { SqliteRolloutStore } from './rollouts/store.sqlite.ts';
+import { createRolloutStore } from './rollouts/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -64,11 +67,13 @@ export interface HubServices {
   db: Db;
   /** The database behind every store, for cross-domain transactions (`transaction(s.engine, …)`). */
   engine: Engine;
+  /** Whether the database answers (`/health` says `degraded` while it does not). */
+  databaseHealth: DatabaseHealth;
   log: Logger;
   metrics: Metrics;
   registry: RegistryStore;
   queries: QueryStore;
-  /** Per-node counts of terminals by presence, fault and service, for summaries (store/node-counters.ts). */
+  /** Per-node counts of terminals by presence, fault and service, for summaries (summary/node-counters.ts). */
   nodeCounters: NodeCounters;
   downlink: Downlink;
   /** Layered config (city → district → station → terminal), its pushes and drift. */
@@ -215,8 +220,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     bus.setMaxListeners(0);
     // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
     started.auth = ms();
-    const nodeCounters = new NodeCounters(db);
-    bus.prependListener('changes', (changes: Change[]) => nodeCounters.apply(changes));
+    const nodeCounters = createNodeCounters({ kind: 'sqlite', db });
+    bus.prependListener('changes', (changes: Change[]) => void nodeCounters.apply(changes));
     const ingestStore = new IngestStore(db);
     const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
       beforeCommit: () => ingestStore.flushPending(),
@@ -224,8 +229,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
     started.counters = ms();
     const registry = new RegistryStore(db);
+    const configLayerStore = createConfigLayerStore({ kind: 'sqlite', db });
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
-    dropStoredPrograms(db, log);
+    await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
@@ -257,14 +263,16 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.presence = ms();
     const restored = await downlink.restoreRetained();
     started.retained = ms();
-    const configLayers = new ConfigLayers(new ConfigLayerStore(db), registry, broker, log, {
+    const configLayers = new ConfigLayers(configLayerStore, registry, broker, log, {
       metrics,
       onPushed: (pushed) => {
         const at = Date.now();
         bus.emit('changes', pushed.map((p) => ({ type: 'config' as const, terminalId: p.terminalId, at, data: { version: p.version, desired: true } })));
       },
     });
-    // terminals registered or moved while the hub was down get their effective config now
+    // what the alert engine reads synchronously; then terminals registered or moved while the hub was down get their
+    // effective config
+    await configLayers.load();
     await configLayers.reconcile();
     started.reconcile = ms();
     // ...and those registered, imported or moved from now on, at once (the periodic reconcile is the backstop)
@@ -273,10 +281,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         .filter((c) => c.type === 'terminal' && typeof c.data === 'object' && c.data !== null && ('registered' in c.data || 'station' in c.data))
         .map((c) => c.terminalId);
       if (placed.length > 0) configLayers.reconcile(placed).catch((err: unknown) => log.error({ err }, 'config reconcile failed'));
+      // config reports committed by ingest: the drift check the alert engine reads from memory
+      for (const c of changes) {
+        const d = c.type === 'config' ? (c.data as { version?: unknown; status?: unknown } | null) : null;
+        if (d && typeof d.version === 'number' && (d.status === 'applied' || d.status === 'rejected')) configLayers.noteReported(c.terminalId, d.version, d.status);
+      }
     });
 
     const releases = await createReleases({
-      store: new SqliteReleaseStore(db),
+      store: createReleaseStore({ kind: 'sqlite', db }),
       dataDir: config.dataDir,
       releaseKeys: config.releaseKeys,
       logger: log,
@@ -297,8 +310,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
     // known only once the HTTP server listens (set below).
     let publicUrl = config.publicUrl ?? '';
-    const queries = new QueryStore(db);
-    const rolloutStore = new SqliteRolloutStore(db);
+    const queries = createQueryStore({ kind: 'sqlite', db });
+    const rolloutStore = createRolloutStore({ kind: 'sqlite', db });
     await importRolloutFiles(config.dataDir, rolloutStore, log);
     const rollouts = await new RolloutService({
       store: rolloutStore,
@@ -306,8 +319,12 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
     }).init();
 
+    const engine: Engine = { kind: 'sqlite', db };
+    const databaseHealth = new DatabaseHealth(engine, log);
+    databaseHealth.start();
     const services: HubServices = {
-      engine: { kind: 'sqlite', db },
+      engine,
+      databaseHealth,
       alerts,
       rollouts,
       releases,
@@ -459,6 +476,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         closing ??= (async () => {
           const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
+          databaseHealth.stop();
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();
