@@ -90,10 +90,10 @@ function modes(): Record<string, string> {
 }
 
 /** An alert note: one webhook delivery per enabled webhook. */
-function raiseAlert(h: Hub, station: string): number {
+async function raiseAlert(h: Hub, station: string): Promise<number> {
   const now = Date.now();
-  const { id } = h.alerts.store.s.insertAlert.get(`node:${station}|station-service-lost`, 'node', station, station, 'station-service-lost', 'critical', `${station} cannot offer`, '{}', now, now, now + 900_000, now) as { id: number };
-  h.alerts.engine.note(id, 'tech-li', 'checking');
+  const id = (await h.alerts.store.insertAlert({ openKey: `node:${station}|station-service-lost`, subjectKind: 'node', subjectId: station, nodeId: station, rule: 'station-service-lost', severity: 'critical', title: `${station} cannot offer`, details: '{}', at: now, dueAt: now + 900_000 }))!;
+  await h.alerts.engine.note(id, 'tech-li', 'checking');
   return id;
 }
 
@@ -136,7 +136,7 @@ test('everything the hub writes under the data dir is 0700/0600; webhook secrets
     const file = path.join(dataDir, f);
     if (fs.existsSync(file)) expect(fs.readFileSync(file).includes(SECRET)).toBe(false);
   }
-  raiseAlert(h, 'GZ-TH-001');
+  await raiseAlert(h, 'GZ-TH-001');
   await until(() => got.length >= 1, 10_000);
   expectSigned(got[0]!);
 
@@ -173,7 +173,7 @@ test('a data dir left readable and a webhook secret stored in plain text are fix
   const raw = h.db.prepare('SELECT secret FROM alert_webhooks').get() as { secret: string };
   expect(raw.secret).toMatch(/^kfenc1:/);
   const before = got.length;
-  raiseAlert(h, 'GZ-TH');
+  await raiseAlert(h, 'GZ-TH');
   await until(() => got.length > before, 10_000);
   expectSigned(got[before]!);
 }, 120_000);

@@ -300,10 +300,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
     });
 
-    const alerts = new Alerts(
-      { db, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
+    const alerts = await new Alerts(
+      { engine: { kind: 'sqlite', db }, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
       { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
-    );
+    ).init();
 
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
     // known only once the HTTP server listens (set below).

@@ -63,10 +63,10 @@ beforeAll(async () => {
     await sample(id);
   }
   await until(async () => hub.registry.terminal(B) && ((await hub.queries.terminal(B))?.presence === 'online' || null));
-  alerts = new Alerts(
-    { db: hub.db, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, emit: (c) => hub.changed(...c) },
+  alerts = await new Alerts(
+    { engine: hub.engine, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, emit: (c) => hub.changed(...c) },
     { evaluateMs: 600_000, startGraceMs: 0, webhook: { backoffMs: 50, maxAttempts: 3 }, now: () => clock },
-  );
+  ).init();
 }, 30_000);
 
 afterAll(async () => {
@@ -78,116 +78,116 @@ describe('alert lifecycle (injected clock)', () => {
   it('a card-reader fault opens one critical alert after the threshold, escalates after the SLA, and recovery resolves it', async () => {
     const t0 = start();
     clock = t0;
-    expect(alerts.engine.evaluate().opened).toBe(0);
+    expect((await alerts.engine.evaluate()).opened).toBe(0);
     await sample(A, { idCardReader: fault }, t0);
     clock = t0 + 4 * MIN + 59_000;
-    expect(alerts.engine.evaluate().opened).toBe(0);
+    expect((await alerts.engine.evaluate()).opened).toBe(0);
     clock = t0 + 5 * MIN;
-    expect(alerts.engine.evaluate().opened).toBe(1);
+    expect((await alerts.engine.evaluate()).opened).toBe(1);
     // evaluated again: still one alert, not a second
     clock += 1000;
-    expect(alerts.engine.evaluate().opened).toBe(0);
-    const [a] = open('peripheral-fault');
-    expect(open('peripheral-fault')).toHaveLength(1);
+    expect((await alerts.engine.evaluate()).opened).toBe(0);
+    const [a] = await open('peripheral-fault');
+    expect(await open('peripheral-fault')).toHaveLength(1);
     expect(a).toMatchObject({ subjectId: A, nodeId: STATION, severity: 'critical', state: 'open' });
     expect(a!.dueAt).toBe(t0 + 5 * MIN + 15 * MIN);
 
     clock = a!.dueAt - 1;
-    expect(alerts.engine.evaluate().escalated).toBe(0);
-    expect(alerts.view(alerts.engine.alert(a!.id)!).overdue).toBe(false);
+    expect((await alerts.engine.evaluate()).escalated).toBe(0);
+    expect(alerts.view((await alerts.engine.alert(a!.id))!).overdue).toBe(false);
     clock = a!.dueAt;
-    expect(alerts.engine.evaluate().escalated).toBe(1);
-    expect(alerts.engine.evaluate().escalated).toBe(0); // once
-    const esc = alerts.view(alerts.engine.alert(a!.id)!);
+    expect((await alerts.engine.evaluate()).escalated).toBe(1);
+    expect((await alerts.engine.evaluate()).escalated).toBe(0); // once
+    const esc = alerts.view((await alerts.engine.alert(a!.id))!);
     expect(esc.overdue).toBe(true);
     expect(esc.escalated).toEqual({ at: new Date(clock).toISOString(), to: 'GZ-T' });
 
     clock += MIN;
-    alerts.engine.acknowledge(a!.id, 'tech-li', 'on my way');
-    expect(() => alerts.engine.acknowledge(a!.id, 'tech-li')).toThrow(/already acknowledged/);
-    expect(alerts.view(alerts.engine.alert(a!.id)!).overdue).toBe(false);
-    alerts.engine.assign(a!.id, 'tech-wang', 'tech-li');
-    alerts.engine.note(a!.id, 'tech-wang', 'reader cable loose');
-    expect(alerts.engine.alert(a!.id)).toMatchObject({ state: 'assigned', assignedTo: 'tech-wang', acknowledgedBy: 'tech-li' });
+    await alerts.engine.acknowledge(a!.id, 'tech-li', 'on my way');
+    await expect(alerts.engine.acknowledge(a!.id, 'tech-li')).rejects.toThrow(/already acknowledged/);
+    expect(alerts.view((await alerts.engine.alert(a!.id))!).overdue).toBe(false);
+    await alerts.engine.assign(a!.id, 'tech-wang', 'tech-li');
+    await alerts.engine.note(a!.id, 'tech-wang', 'reader cable loose');
+    expect(await alerts.engine.alert(a!.id)).toMatchObject({ state: 'assigned', assignedTo: 'tech-wang', acknowledgedBy: 'tech-li' });
 
     await sample(A, {});
     clock += MIN;
-    expect(alerts.engine.evaluate().resolved).toBe(1);
-    const done = alerts.engine.alert(a!.id)!;
+    expect((await alerts.engine.evaluate()).resolved).toBe(1);
+    const done = (await alerts.engine.alert(a!.id))!;
     expect(done).toMatchObject({ state: 'resolved', resolution: 'recovery', resolvedBy: 'system', openKey: null });
-    expect(alerts.engine.history(a!.id).map((h) => h.action)).toEqual(['opened', 'escalated', 'acknowledged', 'assigned', 'note', 'resolved']);
-    expect(open()).toHaveLength(0);
+    expect((await alerts.engine.history(a!.id)).map((h) => h.action)).toEqual(['opened', 'escalated', 'acknowledged', 'assigned', 'note', 'resolved']);
+    expect(await open()).toHaveLength(0);
   });
 
   it('an acknowledged alert does not escalate; resolving by hand needs a note, and a condition that persists opens a new alert', async () => {
     const t0 = start();
     await sample(A, { camera: fault }, t0);
     clock = t0 + 5 * MIN;
-    alerts.engine.evaluate();
-    const [a] = open('peripheral-fault');
+    await alerts.engine.evaluate();
+    const [a] = await open('peripheral-fault');
     expect(a?.severity).toBe('major');
-    alerts.engine.acknowledge(a!.id, 'tech-li');
+    await alerts.engine.acknowledge(a!.id, 'tech-li');
     clock = a!.dueAt + 10 * MIN;
-    expect(alerts.engine.evaluate().escalated).toBe(0);
-    expect(() => alerts.engine.resolve(a!.id, 'tech-li', '  ')).toThrow(/note/);
-    alerts.engine.resolve(a!.id, 'tech-li', 'replaced the camera');
-    expect(alerts.engine.alert(a!.id)).toMatchObject({ state: 'resolved', resolution: 'manual', resolutionNote: 'replaced the camera' });
-    expect(() => alerts.engine.resolve(a!.id, 'tech-li', 'again')).toThrow(/already resolved/);
+    expect((await alerts.engine.evaluate()).escalated).toBe(0);
+    await expect(alerts.engine.resolve(a!.id, 'tech-li', '  ')).rejects.toThrow(/note/);
+    await alerts.engine.resolve(a!.id, 'tech-li', 'replaced the camera');
+    expect(await alerts.engine.alert(a!.id)).toMatchObject({ state: 'resolved', resolution: 'manual', resolutionNote: 'replaced the camera' });
+    await expect(alerts.engine.resolve(a!.id, 'tech-li', 'again')).rejects.toThrow(/already resolved/);
     // the camera is still broken: a new alert, the old one stays in history
-    alerts.engine.evaluate();
-    const [b] = open('peripheral-fault');
+    await alerts.engine.evaluate();
+    const [b] = await open('peripheral-fault');
     expect(b!.id).not.toBe(a!.id);
-    expect(alerts.store.list({ scopes: [], subject: A, rule: 'peripheral-fault', sort: 'newest', offset: 0, limit: 10 }).length).toBeGreaterThanOrEqual(3);
+    expect((await alerts.store.list({ scopes: [], subject: A, rule: 'peripheral-fault', sort: 'newest', offset: 0, limit: 10 })).length).toBeGreaterThanOrEqual(3);
     await sample(A, {});
-    alerts.engine.evaluate();
-    expect(open()).toHaveLength(0);
+    await alerts.engine.evaluate();
+    expect(await open()).toHaveLength(0);
   });
 
   it('a station that loses its last ID-card-capable terminal raises the station alert; maintenance at the station suppresses it', async () => {
     const t0 = start();
     await sample(A, { idCardReader: fault }, t0);
     clock = t0 + MIN;
-    alerts.engine.evaluate();
-    expect(open('station-service-lost')).toHaveLength(0); // B still issues ID cards
+    await alerts.engine.evaluate();
+    expect(await open('station-service-lost')).toHaveLength(0); // B still issues ID cards
     await sample(B, { fingerprintScanner: fault }, t0);
-    alerts.engine.evaluate();
-    const [st] = open('station-service-lost');
+    await alerts.engine.evaluate();
+    const [st] = await open('station-service-lost');
     expect(st).toMatchObject({ subjectKind: 'node', subjectId: STATION, severity: 'critical' });
     // progress inquiry needs only the reader and the screen: B still offers it
     expect(JSON.parse(st!.details).services).toEqual(['id-card-application', 'id-card-collection']);
     await sample(B, {});
-    alerts.engine.evaluate();
-    expect(open('station-service-lost')).toHaveLength(0);
-    expect(alerts.engine.alert(st!.id)?.resolution).toBe('recovery');
+    await alerts.engine.evaluate();
+    expect(await open('station-service-lost')).toHaveLength(0);
+    expect((await alerts.engine.alert(st!.id))?.resolution).toBe('recovery');
 
     // the same outage inside a station maintenance: nothing opens, and nothing once it ends early either until re-evaluated
-    const m = alerts.engine.addMaintenance({ targetKind: 'node', targetId: STATION, nodeId: STATION, reason: 'reader swap', startsAt: clock, endsAt: clock + 60 * MIN }, 'tech-li');
+    const m = await alerts.engine.addMaintenance({ targetKind: 'node', targetId: STATION, nodeId: STATION, reason: 'reader swap', startsAt: clock, endsAt: clock + 60 * MIN }, 'tech-li');
     await sample(B, { fingerprintScanner: fault });
     clock += 10 * MIN;
-    const r = alerts.engine.evaluate();
+    const r = await alerts.engine.evaluate();
     expect(r.opened).toBe(0);
     expect(r.suppressed).toBeGreaterThanOrEqual(2); // A's reader and the station
-    expect(open()).toHaveLength(0);
-    alerts.engine.endMaintenance(m.id);
+    expect(await open()).toHaveLength(0);
+    await alerts.engine.endMaintenance(m.id);
     clock += 1000;
-    expect(alerts.engine.evaluate().opened).toBe(3); // A's reader, B's scanner, the station
+    expect((await alerts.engine.evaluate()).opened).toBe(3); // A's reader, B's scanner, the station
     await sample(A, {});
     await sample(B, {});
-    alerts.engine.evaluate();
-    expect(open()).toHaveLength(0);
+    await alerts.engine.evaluate();
+    expect(await open()).toHaveLength(0);
   });
 
   it('a silenced rule opens nothing under its node until the silence ends; other rules still do', async () => {
-    const s = alerts.engine.addSilence({ nodeId: 'GZ-T', rule: 'peripheral-fault', until: clock + 30 * MIN, reason: 'known batch fault' }, 'admin');
+    const s = await alerts.engine.addSilence({ nodeId: 'GZ-T', rule: 'peripheral-fault', until: clock + 30 * MIN, reason: 'known batch fault' }, 'admin');
     await sample(A, { idCardReader: fault, camera: fault });
     clock += 10 * MIN;
-    alerts.engine.evaluate();
-    expect(open('peripheral-fault')).toHaveLength(0);
+    await alerts.engine.evaluate();
+    expect(await open('peripheral-fault')).toHaveLength(0);
     clock = s.until;
-    alerts.engine.evaluate();
-    expect(open('peripheral-fault')).toHaveLength(1);
+    await alerts.engine.evaluate();
+    expect(await open('peripheral-fault')).toHaveLength(1);
     await sample(A, {});
-    alerts.engine.evaluate();
+    await alerts.engine.evaluate();
   });
 
   it('thresholds and SLA come from the effective config of the terminal (config layers)', async () => {
@@ -201,11 +201,11 @@ describe('alert lifecycle (injected clock)', () => {
     const t0 = start();
     clock = t0;
     await sample(A, { idCardReader: fault }, t0);
-    expect(alerts.engine.evaluate().opened).toBe(1);
-    const [a] = open('peripheral-fault');
+    expect((await alerts.engine.evaluate()).opened).toBe(1);
+    const [a] = await open('peripheral-fault');
     expect(a!.dueAt).toBe(t0 + 2 * MIN);
     await sample(A, {});
-    alerts.engine.evaluate();
+    await alerts.engine.evaluate();
   });
 });
 
@@ -222,14 +222,14 @@ describe('flapping', () => {
     const p = new SqlitePresenceStore(hub.db);
     p.s.insert.run(B, t0 - 3 * MIN, 'online', 'offline', 'connection-lost', null, null);
     p.s.insert.run(B, t0 - 2 * MIN, 'offline', 'online', 'connected', null, null);
-    alerts.engine.evaluate();
-    expect(open('flapping')).toHaveLength(0); // 2 is not more than 2
+    await alerts.engine.evaluate();
+    expect(await open('flapping')).toHaveLength(0); // 2 is not more than 2
     p.s.insert.run(B, t0 - MIN, 'online', 'online', 'takeover', null, null);
-    alerts.engine.evaluate();
-    expect(open('flapping').map((a) => a.subjectId)).toEqual([B]);
+    await alerts.engine.evaluate();
+    expect(await (await open('flapping')).map((a) => a.subjectId)).toEqual([B]);
     clock = t0 + 10 * MIN; // the first transition leaves the window
-    alerts.engine.evaluate();
-    expect(open('flapping')).toHaveLength(0);
+    await alerts.engine.evaluate();
+    expect(await open('flapping')).toHaveLength(0);
   });
 });
 
@@ -261,7 +261,7 @@ describe('webhook', () => {
       const t0 = start();
       clock = t0;
       await sample(B, { idCardReader: fault }, t0);
-      expect(alerts.engine.evaluate().opened).toBe(1);
+      expect((await alerts.engine.evaluate()).opened).toBe(1);
       await until(() => got.length >= 2, 5000);
       const [first, second] = got;
       expect(second!.headers['x-kf-delivery']).toBe(first!.headers['x-kf-delivery']);
@@ -280,8 +280,8 @@ describe('webhook', () => {
       // a receiver that is down: retried maxAttempts (3) times, then failed, visible on the webhook
       const down = await hub.api('/api/v1/webhooks', { method: 'POST', json: { url: `http://127.0.0.1:${port}/down`, secret } });
       const downHook = (await down.json()) as { id: number };
-      const [a] = open('peripheral-fault');
-      alerts.engine.acknowledge(a!.id, 'tech-li');
+      const [a] = await open('peripheral-fault');
+      await alerts.engine.acknowledge(a!.id, 'tech-li');
       const failed = await until(async () => {
         const list = (await (await hub.api('/api/v1/webhooks')).json()) as { items: { id: number; deliveries: { failed: number }; lastFailure: { status: number; attempts: number } | null }[] };
         const w = list.items.find((x) => x.id === downHook.id);
@@ -295,7 +295,7 @@ describe('webhook', () => {
       await hub.api(`/api/v1/webhooks/${downHook.id}`, { method: 'DELETE' });
       await hub.api(`/api/v1/webhooks/${hook.id}`, { method: 'DELETE' });
       await sample(B, {});
-      alerts.engine.evaluate();
+      await alerts.engine.evaluate();
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
@@ -307,8 +307,8 @@ describe('alerts API', () => {
     const t0 = start();
     clock = t0;
     await sample(A, { idCardReader: fault }, t0);
-    alerts.engine.evaluate();
-    const [a] = open('peripheral-fault');
+    await alerts.engine.evaluate();
+    const [a] = await open('peripheral-fault');
     const list = (await (await hub.api(`/api/v1/alerts?node=${STATION}&severity=critical`)).json()) as { items: { id: number; station: { id: string; name: { en: string } } }[] };
     expect(list.items.map((x) => x.id)).toContain(a!.id);
     expect(list.items[0]!.station.id).toBe(STATION);
@@ -370,7 +370,7 @@ describe('alerts API', () => {
     const auditRes = (await (await hub.api('/api/v1/audit?limit=50')).json()) as { items: { action: string }[] };
     expect(auditRes.items.map((x) => x.action)).toEqual(expect.arrayContaining(['alert.acknowledge', 'alert.assign', 'alert.self-test', 'alert.resolve']));
     await sample(A, {});
-    alerts.engine.evaluate();
+    await alerts.engine.evaluate();
   }, 30_000);
 
   it('maintenance and silences through the API: validation, scope, listing', async () => {

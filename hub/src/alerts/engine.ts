@@ -20,11 +20,19 @@
  * - An alert not acknowledged by its due time (opened + SLA of its severity) escalates once, to its district.
  * - Every change is written with its history row and its webhook deliveries in one transaction, and announced
  *   (live stream, webhook dispatcher) only after the commit.
+ * - Runs of one engine never interleave (a mutex: the in-memory record is the run's), and two evaluations of one
+ *   fault that do interleave (two hubs on one PostgreSQL database, a run racing a lifecycle action) still open it
+ *   once: the unique `open_key` index with `insertAlert`'s ON CONFLICT DO NOTHING, the loser taking the open alert
+ *   as the one it wanted. Lifecycle actions lock their alert, and the run locks the open alerts it reconciles, until
+ *   the commit (store.ts), so an alert's history is written in the order its events committed: an alert resolved
+ *   by hand while a run saw it recover is resolved once, and escalated at most once.
  * - Incremental equals full: once nothing is pending, a full pass at the same clock finds nothing to open, update,
  *   resolve or escalate (alerts.test.ts checks this after incremental runs). Evaluation is idempotent, so marking a
  *   terminal too often costs time, never correctness.
  */
 import { isUnderNode, nodePath } from '@kiosk-fleet/protocol';
+import { Mutex } from 'async-mutex';
+import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import { conflict, badRequest, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import {
@@ -66,6 +74,8 @@ export interface TerminalDrift {
 }
 
 export interface EngineDeps {
+  /** What transactions run on (the store's database). */
+  engine: Engine;
   store: AlertStore;
   log: Logger;
   now?: () => number;
@@ -73,9 +83,9 @@ export interface EngineDeps {
   /** The config sync of one terminal (config layers); the drift rule applies its own minutes on top. */
   drift(terminalId: string, now: number): TerminalDrift;
   /** Usernames of the district admins of a district, for the escalation record. */
-  districtAdmins?(districtId: string): string[];
-  /** Inside the transaction that made the changes (webhook deliveries are queued here). */
-  beforeCommit?(changes: AlertChange[]): void;
+  districtAdmins?(districtId: string): string[] | Promise<string[]>;
+  /** Inside the transaction that made the changes (webhook deliveries are queued here, on `tx`). */
+  beforeCommit?(changes: AlertChange[], tx: Tx): void | Promise<void>;
   /** After each commit that changed alerts. */
   onChanges?(changes: AlertChange[]): void;
 }
@@ -124,14 +134,6 @@ interface Member {
   services: readonly string[] | null;
 }
 
-interface MemberRow {
-  id: string;
-  type: string;
-  stationId: string;
-  presence: string | null;
-  services: string | null;
-}
-
 /** A maintenance or silence active at the last run, and what it covers. */
 interface Window {
   terminalId: string | null;
@@ -142,6 +144,8 @@ export class AlertEngine {
   readonly store: AlertStore;
   readonly now: () => number;
   readonly #deps: EngineDeps;
+  /** One run at a time: a run reads and rewrites the in-memory record below across its awaits. */
+  readonly #runs = new Mutex();
   #primed = false;
   readonly #members = new Map<string, Member>();
   readonly #stations = new Map<string, Set<string>>();
@@ -194,24 +198,34 @@ export class AlertEngine {
     }
   }
 
+  /** Resolves once no run is in progress. */
+  idle(): Promise<void> {
+    return this.#runs.waitForUnlock();
+  }
+
   /** The full pass: every active terminal, every station, every open alert. */
-  evaluate(): EvaluateResult {
-    this.#prime();
-    this.#lastOverdueCheck = -Infinity;
-    return this.run();
+  evaluate(): Promise<EvaluateResult> {
+    return this.#runs.runExclusive(async () => {
+      await this.#prime();
+      this.#lastOverdueCheck = -Infinity;
+      return this.#run({});
+    });
   }
 
   /**
    * Evaluates what is pending (marked, fallen due, under a maintenance or silence that began or ended), escalates
    * what is overdue. The first run is the full pass.
    */
-  run(opts: RunOptions = {}): EvaluateResult {
-    if (!this.#primed) this.#prime();
+  run(opts: RunOptions = {}): Promise<EvaluateResult> {
+    return this.#runs.runExclusive(() => this.#run(opts));
+  }
+
+  async #run(opts: RunOptions): Promise<EvaluateResult> {
+    if (!this.#primed) await this.#prime();
     const now = this.now();
     const started = performance.now();
     const budget = opts.budgetMs ?? Infinity;
-    const maint = this.activeMaintenance(now);
-    const silences = this.store.s.activeSilences.all(now) as SilenceRow[];
+    const [maint, silences] = await Promise.all([this.activeMaintenance(now), this.store.activeSilences(now)]);
     this.#windowChanges(maint, silences);
     for (const [id, at] of this.#due) {
       if (at > now) continue;
@@ -225,38 +239,46 @@ export class AlertEngine {
     const terminals = new Set<string>();
     const gone = new Set<string>();
     const stations = new Set<string>();
-    let n = 0;
-    for (const id of this.#dirty) {
-      if (n++ % BUDGET_STRIDE === 0 && n > 1 && performance.now() - started > budget) break;
-      this.#dirty.delete(id);
-      terminals.add(id);
-      const before = this.#members.get(id);
-      const row = this.store.s.snapshotOne.get(id) as SnapshotRow | undefined;
-      if (!row) {
-        if (before) stations.add(before.stationId);
-        this.#forget(id);
-        gone.add(id);
-        continue;
+    // Terminals are read a stride at a time (one query each on PostgreSQL), the budget checked between strides.
+    while (this.#dirty.size > 0) {
+      if (terminals.size > 0 && performance.now() - started > budget) break;
+      const ids: string[] = [];
+      for (const id of this.#dirty) {
+        ids.push(id);
+        if (ids.length === BUDGET_STRIDE) break;
       }
-      const settings = this.#deps.settings(id);
-      const flap = this.#flapping(row, settings.thresholds, now);
-      const view = this.#view(row, settings.thresholds, flap.flapping, maint);
-      // Station rules judge only what a member record holds (type, station, presence, services; maintenance marks
-      // its stations itself): a sample that changed none of it leaves the station as it was. Evaluating the station
-      // on every sample ran the rules over all of its terminals (about 100 at 19,000 terminals) 633 times a second.
-      if (!before || memberChanged(before, view)) {
-        stations.add(view.stationId);
-        if (before) stations.add(before.stationId);
+      for (const id of ids) this.#dirty.delete(id);
+      const [rows, updates] = await Promise.all([this.store.snapshots(ids), this.store.latestUpdates(ids)]);
+      for (const id of ids) {
+        terminals.add(id);
+        const before = this.#members.get(id);
+        const row = rows.get(id);
+        if (!row) {
+          if (before) stations.add(before.stationId);
+          this.#forget(id);
+          gone.add(id);
+          continue;
+        }
+        const settings = this.#deps.settings(id);
+        const flap = await this.#flapping(row, settings.thresholds, now);
+        const view = this.#view(row, settings.thresholds, flap.flapping, maint);
+        // Station rules judge only what a member record holds (type, station, presence, services; maintenance marks
+        // its stations itself): a sample that changed none of it leaves the station as it was. Evaluating the station
+        // on every sample ran the rules over all of its terminals (about 100 at 19,000 terminals) 633 times a second.
+        if (!before || memberChanged(before, view)) {
+          stations.add(view.stationId);
+          if (before) stations.add(before.stationId);
+        }
+        this.#remember(view);
+        views.push(view);
+        const d = this.#deps.drift(id, now);
+        if (d.view) drift.push(d.view);
+        const failed = updates.get(id);
+        if (failed?.state === 'failed') failedUpdates.push({ terminalId: failed.terminalId, at: failed.at, version: failed.version, error: failed.error });
+        const due = Math.min(flap.due, this.#deadline(view, d, now));
+        if (due < Infinity) this.#due.set(id, due);
+        else this.#due.delete(id);
       }
-      this.#remember(view);
-      views.push(view);
-      const d = this.#deps.drift(id, now);
-      if (d.view) drift.push(d.view);
-      const failed = this.store.s.failedUpdate.get(id) as (FailedUpdateView & { state: string }) | undefined;
-      if (failed?.state === 'failed') failedUpdates.push({ terminalId: failed.terminalId, at: failed.at, version: failed.version, error: failed.error });
-      const due = Math.min(flap.due, this.#deadline(view, d, now));
-      if (due < Infinity) this.#due.set(id, due);
-      else this.#due.delete(id);
     }
     for (const st of this.#dirtyStations) stations.add(st);
     this.#dirtyStations.clear();
@@ -274,28 +296,38 @@ export class AlertEngine {
       }
     }
     if (members.length > 0) for (const id of STATION_RULE_IDS) this.#apply(id, () => STATION_RULES[id]!({ now, terminals: members }), conds);
-    return this.#reconcile(now, conds, { terminals, stations, gone }, maint, silences);
+    try {
+      return await this.#reconcile(now, conds, { terminals, stations, gone }, maint, silences);
+    } catch (err) {
+      // Nothing of it committed (a deadlock two hubs ran into, a connection lost): what this run took is evaluated
+      // again by the next one, not left to a change or the slow sweep.
+      for (const id of terminals) this.#dirty.add(id);
+      for (const st of stations) this.#dirtyStations.add(st);
+      throw err;
+    }
   }
 
   /** Rebuilds the in-memory record of every active terminal and marks everything for evaluation. */
-  #prime(): void {
+  async #prime(): Promise<void> {
     this.#members.clear();
     this.#stations.clear();
     this.#due.clear();
     this.#dirty.clear();
     this.#dirtyStations.clear();
     this.#sweep = null;
-    for (const r of this.store.s.members.all() as MemberRow[]) {
+    const [members, openSubjects] = await Promise.all([this.store.members(), this.store.openSubjects()]);
+    for (const r of members) {
       this.#remember({ id: r.id, type: r.type, stationId: r.stationId, presence: (r.presence ?? 'unknown') as Member['presence'], services: this.#services(r.services) });
       this.#dirty.add(r.id);
     }
     for (const st of this.#stations.keys()) this.#dirtyStations.add(st);
     // open alerts of subjects that are gone (decommissioned terminals, stations left empty) are resolved too
-    for (const a of this.store.s.openSubjects.all() as { subjectKind: string; subjectId: string }[]) {
+    for (const a of openSubjects) {
       (a.subjectKind === 'terminal' ? this.#dirty : this.#dirtyStations).add(a.subjectId);
     }
     const now = this.now();
-    this.#windows = this.#windowMap(this.activeMaintenance(now), this.store.s.activeSilences.all(now) as SilenceRow[]);
+    const [maint, silences] = await Promise.all([this.activeMaintenance(now), this.store.activeSilences(now)]);
+    this.#windows = this.#windowMap(maint, silences);
     this.#primed = true;
   }
 
@@ -354,11 +386,11 @@ export class AlertEngine {
    * A flapping threshold set down the tree is counted here (and the flag clears once enough transitions left the
    * window: that moment is the deadline); without one, presence's hub-wide flag decides.
    */
-  #flapping(r: SnapshotRow, thresholds: Thresholds, now: number): { flapping: boolean; due: number } {
+  async #flapping(r: SnapshotRow, thresholds: Thresholds, now: number): Promise<{ flapping: boolean; due: number }> {
     const flap = thresholds.flapping;
     if (!flap) return { flapping: r.flapping === 1, due: Infinity };
     const windowMs = flap.windowMinutes * MINUTE_MS;
-    const at = (this.store.s.transitionTimes.all(r.id, now - windowMs) as { at: number }[]).map((x) => x.at);
+    const at = await this.store.transitionTimes(r.id, now - windowMs);
     if (at.length <= flap.transitions) return { flapping: false, due: Infinity };
     return { flapping: true, due: at[at.length - flap.transitions - 1]! + windowMs };
   }
@@ -420,19 +452,18 @@ export class AlertEngine {
    * Opens, refreshes and resolves the alerts of the subjects evaluated (their terminals and stations), escalates the
    * overdue ones, and marks every other open alert as still seen (their conditions held at their last evaluation).
    */
-  #reconcile(
+  async #reconcile(
     now: number,
     conds: readonly Condition[],
     scope: { terminals: ReadonlySet<string>; stations: ReadonlySet<string>; gone: ReadonlySet<string> },
     maint: readonly MaintenanceRow[],
     silences: readonly SilenceRow[],
-  ): EvaluateResult {
-    const changes: AlertChange[] = [];
+  ): Promise<EvaluateResult> {
     const result: EvaluateResult = { opened: 0, updated: 0, resolved: 0, escalated: 0, suppressed: 0 };
-    this.store.db.transaction(() => {
+    const changes = await transaction(this.#deps.engine, async (tx) => {
+      const changes: AlertChange[] = [];
       const open = new Map<string, AlertRow>();
-      for (const id of scope.terminals) for (const a of this.store.s.openOf.all(id, 'terminal') as AlertRow[]) open.set(a.openKey!, a);
-      for (const id of scope.stations) for (const a of this.store.s.openOf.all(id, 'node') as AlertRow[]) open.set(a.openKey!, a);
+      for (const a of await this.store.openOf({ terminals: [...scope.terminals], nodes: [...scope.stations] }, tx)) open.set(a.openKey!, a);
       const present = new Set<string>();
       for (const c of conds) {
         const key = openKey(c);
@@ -442,12 +473,12 @@ export class AlertEngine {
         if (existing) {
           const details = JSON.stringify(c.details);
           if (existing.details !== details || existing.severity !== c.severity || existing.title !== c.title) {
-            this.store.s.refresh.run(c.severity, c.title, details, now, now, existing.id);
-            changes.push({ event: 'updated', alert: this.#get(existing.id), at: now });
+            await this.store.refresh(existing.id, { severity: c.severity, title: c.title, details }, now, tx);
+            changes.push({ event: 'updated', alert: await this.#get(existing.id, tx), at: now });
             result.updated++;
           } else if (now - existing.lastSeenAt >= SEEN_EVERY_MS) {
             // a coarse "still there" mark: writing every open alert on every run would be write traffic for nothing
-            this.store.s.seen.run(now, existing.id);
+            await this.store.markSeen(existing.id, now, tx);
           }
           continue;
         }
@@ -458,79 +489,85 @@ export class AlertEngine {
         }
         const sla = terminalId ? this.#deps.settings(terminalId).sla : DEFAULT_SLA;
         const due = now + sla[c.severity] * MINUTE_MS;
-        const { id } = this.store.s.insertAlert.get(key, c.subjectKind, c.subjectId, c.nodeId, c.rule, c.severity, c.title, JSON.stringify(c.details), now, now, due, now) as { id: number };
-        this.#history(id, now, SYSTEM_ACTOR, 'opened', null, { severity: c.severity, details: c.details });
-        changes.push({ event: 'opened', alert: this.#get(id), at: now });
+        const id = await this.store.insertAlert(
+          { openKey: key, subjectKind: c.subjectKind, subjectId: c.subjectId, nodeId: c.nodeId, rule: c.rule, severity: c.severity, title: c.title, details: JSON.stringify(c.details), at: now, dueAt: due },
+          tx,
+        );
+        // null: another evaluation (another hub) opened this fault since we looked; its alert is the one
+        if (id === null) continue;
+        await this.#history(id, now, SYSTEM_ACTOR, 'opened', null, { severity: c.severity, details: c.details }, tx);
+        changes.push({ event: 'opened', alert: await this.#get(id, tx), at: now });
         result.opened++;
       }
       for (const [key, a] of open) {
         if (present.has(key)) continue;
         // A decommissioned terminal's alerts close too, but the history says why: it did not get better, it went.
         const gone = a.subjectKind === 'terminal' && scope.gone.has(a.subjectId);
-        this.store.s.resolve.run(now, SYSTEM_ACTOR, 'recovery', gone ? 'terminal decommissioned' : null, now, a.id);
-        this.#history(a.id, now, SYSTEM_ACTOR, 'resolved', null, gone ? { resolution: 'recovery', reason: 'decommissioned' } : { resolution: 'recovery' });
-        changes.push({ event: 'resolved', alert: this.#get(a.id), at: now });
+        if (!(await this.store.resolve(a.id, { at: now, by: SYSTEM_ACTOR, resolution: 'recovery', note: gone ? 'terminal decommissioned' : null }, tx))) continue;
+        await this.#history(a.id, now, SYSTEM_ACTOR, 'resolved', null, gone ? { resolution: 'recovery', reason: 'decommissioned' } : { resolution: 'recovery' }, tx);
+        changes.push({ event: 'resolved', alert: await this.#get(a.id, tx), at: now });
         result.resolved++;
       }
       let overdue: AlertRow[] = [];
       // (a clock set back must not stop the checks until it catches up)
       if (Math.abs(now - this.#lastOverdueCheck) >= OVERDUE_EVERY_MS) {
-        overdue = this.store.s.overdue.all(now) as AlertRow[];
+        overdue = await this.store.overdue(now, tx);
         this.#lastOverdueCheck = now;
       }
       for (const a of overdue) {
         const district = districtOf(a.nodeId);
-        const admins = district ? (this.#deps.districtAdmins?.(district) ?? []) : [];
-        this.store.s.escalate.run(now, district, now, a.id);
-        this.#history(a.id, now, SYSTEM_ACTOR, 'escalated', null, { to: district, admins, dueAt: new Date(a.dueAt).toISOString() });
-        changes.push({ event: 'escalated', alert: this.#get(a.id), at: now });
+        if (!(await this.store.escalate(a.id, now, district, tx))) continue;
+        const admins = district ? ((await this.#deps.districtAdmins?.(district)) ?? []) : [];
+        await this.#history(a.id, now, SYSTEM_ACTOR, 'escalated', null, { to: district, admins, dueAt: new Date(a.dueAt).toISOString() }, tx);
+        changes.push({ event: 'escalated', alert: await this.#get(a.id, tx), at: now });
         result.escalated++;
       }
       if (this.pending === 0 && now - this.#lastSeenSweep >= SEEN_EVERY_MS) {
-        this.store.s.seenAll.run(now, now - SEEN_EVERY_MS);
+        await this.store.markAllSeen(now, now - SEEN_EVERY_MS, tx);
         this.#lastSeenSweep = now;
       }
-      if (changes.length > 0) this.#deps.beforeCommit?.(changes);
-    })();
+      if (changes.length > 0) await this.#deps.beforeCommit?.(changes, tx);
+      return changes;
+    });
     this.#announce(changes);
     return result;
   }
 
   // ------------------------------------------------------------------------------------------ lifecycle
 
-  alert(id: number): AlertRow | undefined {
-    return this.store.s.alert.get(id) as AlertRow | undefined;
+  alert(id: number): Promise<AlertRow | undefined> {
+    return this.store.alert(id);
   }
 
-  history(id: number): HistoryRow[] {
-    return this.store.s.history.all(id) as HistoryRow[];
+  history(id: number): Promise<HistoryRow[]> {
+    return this.store.history(id);
   }
 
-  acknowledge(id: number, actor: string, note: string | null = null): AlertRow {
-    return this.#act(id, (a, now) => {
+  acknowledge(id: number, actor: string, note: string | null = null): Promise<AlertRow> {
+    return this.#act(id, async (a, now, tx) => {
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       if (a.acknowledgedAt !== null) throw conflict(`alert ${id} was already acknowledged by ${a.acknowledgedBy}`, { state: a.state });
-      this.store.s.acknowledge.run(now, actor, now, id);
-      this.#history(id, now, actor, 'acknowledged', note, null);
+      await this.store.acknowledge(id, now, actor, tx);
+      await this.#history(id, now, actor, 'acknowledged', note, null, tx);
       return 'acknowledged';
     });
   }
 
-  assign(id: number, to: string, actor: string, note: string | null = null): AlertRow {
-    return this.#act(id, (a, now) => {
+  assign(id: number, to: string, actor: string, note: string | null = null): Promise<AlertRow> {
+    return this.#act(id, async (a, now, tx) => {
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
-      this.store.s.assign.run(to, now, now, actor, now, id);
-      this.#history(id, now, actor, 'assigned', note, { to, from: a.assignedTo });
+      await this.store.assign(id, to, now, actor, tx);
+      await this.#history(id, now, actor, 'assigned', note, { to, from: a.assignedTo }, tx);
       return 'assigned';
     });
   }
 
-  resolve(id: number, actor: string, note: string): AlertRow {
+  async resolve(id: number, actor: string, note: string): Promise<AlertRow> {
     if (note.trim() === '') throw badRequest('invalid-request', 'resolving by hand needs a note', { path: ['note'] });
-    return this.#act(id, (a, now) => {
+    return this.#act(id, async (a, now, tx) => {
       if (a.state === 'resolved') throw conflict(`alert ${id} is already resolved`, { state: a.state });
-      this.store.s.resolve.run(now, actor, 'manual', note, now, id);
-      this.#history(id, now, actor, 'resolved', note, { resolution: 'manual' });
+      await this.store.resolve(id, { at: now, by: actor, resolution: 'manual', note }, tx);
+      await this.#history(id, now, actor, 'resolved', note, { resolution: 'manual' }, tx);
       // a condition that persists opens a new alert at the next run
       if (a.subjectKind === 'terminal') this.markDirty(a.subjectId);
       else if (this.#primed) this.#dirtyStations.add(a.subjectId);
@@ -538,19 +575,19 @@ export class AlertEngine {
     });
   }
 
-  note(id: number, actor: string, note: string): AlertRow {
-    return this.#act(id, (_a, now) => {
-      this.store.s.touch.run(now, id);
-      this.#history(id, now, actor, 'note', note, null);
+  note(id: number, actor: string, note: string): Promise<AlertRow> {
+    return this.#act(id, async (_a, now, tx) => {
+      await this.store.touch(id, now, tx);
+      await this.#history(id, now, actor, 'note', note, null, tx);
       return 'note';
     });
   }
 
   /** Records a self-test command sent for the alert; its result is read from the command when the alert is shown. */
-  selfTest(id: number, actor: string, commandId: string): AlertRow {
-    return this.#act(id, (_a, now) => {
-      this.store.s.touch.run(now, id);
-      this.#history(id, now, actor, 'self-test', null, { commandId });
+  selfTest(id: number, actor: string, commandId: string): Promise<AlertRow> {
+    return this.#act(id, async (_a, now, tx) => {
+      await this.store.touch(id, now, tx);
+      await this.#history(id, now, actor, 'self-test', null, { commandId }, tx);
       return 'self-test';
     });
   }
@@ -559,77 +596,76 @@ export class AlertEngine {
    * A command finished: when it was a self-test run for an alert, its outcome goes into the alert's history (the
    * full result stays on the command). Returns the alert id, or null when the command was not an alert's.
    */
-  selfTestDone(commandId: string, status: string, summary: unknown): number | null {
-    const row = this.store.s.selfTestAlert.get(commandId) as { alertId: number } | undefined;
-    if (!row) return null;
-    this.#act(row.alertId, (_a, now) => {
-      this.store.s.touch.run(now, row.alertId);
-      this.#history(row.alertId, now, SYSTEM_ACTOR, 'self-test-result', null, { commandId, status, summary });
+  async selfTestDone(commandId: string, status: string, summary: unknown): Promise<number | null> {
+    const alertId = await this.store.selfTestAlert(commandId);
+    if (alertId === undefined) return null;
+    await this.#act(alertId, async (_a, now, tx) => {
+      await this.store.touch(alertId, now, tx);
+      await this.#history(alertId, now, SYSTEM_ACTOR, 'self-test-result', null, { commandId, status, summary }, tx);
       return 'self-test-result';
     });
-    return row.alertId;
+    return alertId;
   }
 
-  #act(id: number, fn: (a: AlertRow, now: number) => AlertEvent): AlertRow {
+  /** Reads, checks and changes the alert under its lock, queues the webhooks in the same transaction, announces after. */
+  async #act(id: number, fn: (a: AlertRow, now: number, tx: Tx) => Promise<AlertEvent>): Promise<AlertRow> {
     const now = this.now();
-    let event: AlertEvent = 'note';
-    const row = this.store.db.transaction(() => {
-      const a = this.alert(id);
+    const change = await transaction(this.#deps.engine, async (tx) => {
+      const a = await this.store.lockAlert(id, tx);
       if (!a) throw notFound('alert', String(id));
-      event = fn(a, now);
-      const row = this.#get(id);
-      this.#deps.beforeCommit?.([{ event, alert: row, at: now }]);
-      return row;
-    })();
-    this.#announce([{ event, alert: row, at: now }]);
-    return row;
+      const event = await fn(a, now, tx);
+      const ch: AlertChange = { event, alert: await this.#get(id, tx), at: now };
+      await this.#deps.beforeCommit?.([ch], tx);
+      return ch;
+    });
+    this.#announce([change]);
+    return change.alert;
   }
 
   // ------------------------------------------------------------------------------------------ maintenance, silences
 
-  activeMaintenance(now = this.now()): MaintenanceRow[] {
-    return this.store.s.activeMaintenance.all(now, now) as MaintenanceRow[];
+  activeMaintenance(now = this.now()): Promise<MaintenanceRow[]> {
+    return this.store.activeMaintenance(now);
   }
 
-  addMaintenance(m: { targetKind: 'terminal' | 'node'; targetId: string; nodeId: string; reason: string; startsAt: number; endsAt: number }, actor: string): MaintenanceRow {
+  async addMaintenance(
+    m: { targetKind: 'terminal' | 'node'; targetId: string; nodeId: string; reason: string; startsAt: number; endsAt: number },
+    actor: string,
+    tx?: Tx,
+  ): Promise<MaintenanceRow> {
     const now = this.now();
     if (m.endsAt <= m.startsAt) throw badRequest('invalid-request', 'endsAt must be after startsAt', { path: ['endsAt'] });
     if (m.endsAt <= now) throw badRequest('invalid-request', 'endsAt must be in the future', { path: ['endsAt'] });
-    const { id } = this.store.s.insertMaintenance.get(m.targetKind, m.targetId, m.nodeId, m.reason, m.startsAt, m.endsAt, actor, now) as { id: number };
-    return this.store.s.maintenanceById.get(id) as MaintenanceRow;
+    return this.store.addMaintenance({ ...m, createdBy: actor, createdAt: now }, tx);
   }
 
   /** Ends a maintenance now (a planned end in the past stays as it was). */
-  endMaintenance(id: number): MaintenanceRow {
-    const now = this.now();
-    const m = this.store.s.maintenanceById.get(id) as MaintenanceRow | undefined;
+  async endMaintenance(id: number, tx?: Tx): Promise<MaintenanceRow> {
+    const m = await this.store.endMaintenance(id, this.now(), tx);
     if (!m) throw notFound('maintenance', String(id));
-    this.store.s.endMaintenance.run(Math.max(now, m.startsAt), id, now);
-    return this.store.s.maintenanceById.get(id) as MaintenanceRow;
+    return m;
   }
 
-  addSilence(s: { nodeId: string; rule: RuleId | '*'; until: number; reason: string | null }, actor: string): SilenceRow {
+  async addSilence(s: { nodeId: string; rule: RuleId | '*'; until: number; reason: string | null }, actor: string, tx?: Tx): Promise<SilenceRow> {
     const now = this.now();
     if (s.until <= now) throw badRequest('invalid-request', 'until must be in the future', { path: ['until'] });
-    const { id } = this.store.s.insertSilence.get(s.nodeId, s.rule, s.until, s.reason, actor, now) as { id: number };
-    return this.store.s.silenceById.get(id) as SilenceRow;
+    return this.store.addSilence({ ...s, createdBy: actor, createdAt: now }, tx);
   }
 
-  endSilence(id: number): SilenceRow {
-    const now = this.now();
-    if (!this.store.s.silenceById.get(id)) throw notFound('silence', String(id));
-    this.store.s.endSilence.run(now, id, now);
-    return this.store.s.silenceById.get(id) as SilenceRow;
+  async endSilence(id: number, tx?: Tx): Promise<SilenceRow> {
+    const x = await this.store.endSilence(id, this.now(), tx);
+    if (!x) throw notFound('silence', String(id));
+    return x;
   }
 
   // ------------------------------------------------------------------------------------------ helpers
 
-  #get(id: number): AlertRow {
-    return this.store.s.alert.get(id) as AlertRow;
+  async #get(id: number, tx: Tx): Promise<AlertRow> {
+    return (await this.store.alert(id, tx))!;
   }
 
-  #history(id: number, at: number, actor: string, action: string, note: string | null, data: unknown): void {
-    this.store.s.insertHistory.run(id, at, actor, action, note, data === null ? null : JSON.stringify(data));
+  #history(id: number, at: number, actor: string, action: string, note: string | null, data: unknown, tx: Tx): Promise<void> {
+    return this.store.appendHistory({ alertId: id, at, actor, action, note, data: data === null ? null : JSON.stringify(data) }, tx);
   }
 
   #announce(changes: AlertChange[]): void {

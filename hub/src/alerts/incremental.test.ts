@@ -32,9 +32,9 @@ async function sample(id: string, peripherals: Record<string, unknown> = {}, ts 
 const open = (rule?: string) => alerts.store.list({ scopes: [], states: ['open', 'acknowledged', 'assigned'], rule, sort: 'queue', offset: 0, limit: 100 });
 
 /** Waits until the started engine has nothing pending and `check` holds, then runs the full pass: it must find nothing. */
-async function settled(check: () => boolean): Promise<void> {
-  await until(() => (alerts.engine.pending === 0 && check()) || null, 5000);
-  const full = alerts.engine.evaluate();
+async function settled(check: () => boolean | Promise<boolean>): Promise<void> {
+  await until(async () => (alerts.engine.pending === 0 && (await check())) || null, 5000);
+  const full = await alerts.engine.evaluate();
   expect({ opened: full.opened, updated: full.updated, resolved: full.resolved, escalated: full.escalated }).toEqual({ opened: 0, updated: 0, resolved: 0, escalated: 0 });
 }
 
@@ -49,10 +49,10 @@ beforeAll(async () => {
     await sample(id);
   }
   await until(async () => (await hub.queries.terminal(C))?.presence === 'online' || null);
-  alerts = new Alerts(
-    { db: hub.db, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, presence: hub.presence, emit: (c) => hub.changed(...c) },
+  alerts = await new Alerts(
+    { engine: hub.engine, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, presence: hub.presence, emit: (c) => hub.changed(...c) },
     { evaluateMs: 50, startGraceMs: 0, webhook: { backoffMs: 50 }, now: () => clock },
-  );
+  ).init();
   alerts.start(hub.bus);
   await until(() => alerts.engine.pending === 0 || null);
 }, 30_000);
@@ -69,11 +69,11 @@ describe('incremental alert runs (engine started on the hub bus, injected clock)
     await clients.get(C)!.endAsync();
     await until(async () => (await hub.queries.terminal(C))?.presence === 'offline' || null);
     await settled(() => true);
-    expect(open('offline')).toHaveLength(0);
+    expect(await open('offline')).toHaveLength(0);
     clock = (await hub.queries.terminal(C))!.presenceSince! + 10 * MIN; // the deadline: no message
-    await settled(() => open('offline').length === 1);
+    await settled(async () => (await open('offline')).length === 1);
     clients.set(C, await hub.connect(C, secrets.get(C)!));
-    await settled(() => open('offline').length === 0);
+    await settled(async () => (await open('offline')).length === 0);
   });
 
   it('a fault opens its alert when its threshold passes (a deadline, no new message), and recovery resolves it', async () => {
@@ -81,54 +81,54 @@ describe('incremental alert runs (engine started on the hub bus, injected clock)
     const t0 = clock;
     await sample(A, { camera: fault }, t0);
     await settled(() => true);
-    expect(open('peripheral-fault')).toHaveLength(0);
+    expect(await open('peripheral-fault')).toHaveLength(0);
     clock = t0 + 5 * MIN; // the timer's run finds A due
-    await settled(() => open('peripheral-fault').length === 1);
-    expect(open('peripheral-fault')[0]).toMatchObject({ subjectId: A, severity: 'major' });
+    await settled(async () => (await open('peripheral-fault')).length === 1);
+    expect((await open('peripheral-fault'))[0]).toMatchObject({ subjectId: A, severity: 'major' });
     await sample(A, {});
-    await settled(() => open('peripheral-fault').length === 0);
+    await settled(async () => (await open('peripheral-fault')).length === 0);
   });
 
   it('the station alert follows its terminals at once: both ID-card machines unable, then one back', async () => {
     clock += MIN;
     await sample(A, { idCardReader: fault });
     await sample(B, { fingerprintScanner: fault });
-    await settled(() => open('station-service-lost').length === 1);
-    expect(open('station-service-lost')[0]).toMatchObject({ subjectKind: 'node', subjectId: STATION, severity: 'critical' });
-    expect(open('peripheral-fault')).toHaveLength(0);
+    await settled(async () => (await open('station-service-lost')).length === 1);
+    expect((await open('station-service-lost'))[0]).toMatchObject({ subjectKind: 'node', subjectId: STATION, severity: 'critical' });
+    expect(await open('peripheral-fault')).toHaveLength(0);
     clock += 5 * MIN;
-    await settled(() => open('peripheral-fault').length === 2);
+    await settled(async () => (await open('peripheral-fault')).length === 2);
     await sample(B, {});
-    await settled(() => open('station-service-lost').length === 0 && open('peripheral-fault').length === 1);
+    await settled(async () => (await open('station-service-lost')).length === 0 && (await open('peripheral-fault')).length === 1);
     await sample(A, {});
-    await settled(() => open().length === 0);
+    await settled(async () => (await open()).length === 0);
   });
 
   it('a maintenance that ends lets the outage it hid open', async () => {
     clock += MIN;
-    const m = alerts.engine.addMaintenance({ targetKind: 'node', targetId: STATION, nodeId: STATION, reason: 'reader swap', startsAt: clock, endsAt: clock + 60 * MIN }, 'tech-li');
+    const m = await alerts.engine.addMaintenance({ targetKind: 'node', targetId: STATION, nodeId: STATION, reason: 'reader swap', startsAt: clock, endsAt: clock + 60 * MIN }, 'tech-li');
     await sample(A, { idCardReader: fault });
     await sample(B, { fingerprintScanner: fault });
     clock += 10 * MIN;
     await settled(() => true);
-    expect(open()).toHaveLength(0);
-    alerts.engine.endMaintenance(m.id);
+    expect(await open()).toHaveLength(0);
+    await alerts.engine.endMaintenance(m.id);
     clock += 1000; // no message: the end of the maintenance alone makes the next run look again
-    await settled(() => open().length === 3);
+    await settled(async () => (await open()).length === 3);
     await sample(A, {});
     await sample(B, {});
-    await settled(() => open().length === 0);
+    await settled(async () => (await open()).length === 0);
   });
 
   it('a decommissioned terminal has its alerts closed as gone', async () => {
     clock += MIN;
     await sample(C, { camera: fault });
     clock += 5 * MIN;
-    await settled(() => open('peripheral-fault').length === 1);
-    const [a] = open('peripheral-fault');
+    await settled(async () => (await open('peripheral-fault')).length === 1);
+    const [a] = await open('peripheral-fault');
     const res = await hub.api(`/api/v1/terminals/${C}/decommission`, { method: 'POST', json: { reason: 'replaced' } });
     expect(res.status).toBe(200);
-    await settled(() => open('peripheral-fault').length === 0);
-    expect(alerts.engine.alert(a!.id)).toMatchObject({ state: 'resolved', resolution: 'recovery', resolutionNote: 'terminal decommissioned' });
+    await settled(async () => (await open('peripheral-fault')).length === 0);
+    expect(await alerts.engine.alert(a!.id)).toMatchObject({ state: 'resolved', resolution: 'recovery', resolutionNote: 'terminal decommissioned' });
   });
 });

@@ -8,12 +8,12 @@ import { Gauge, type Registry } from 'prom-client';
 import type { AuthService } from '../auth/service.ts';
 import type { ConfigLayers } from '../config-layers/service.ts';
 import type { Change } from '../ingest/writer.ts';
+import type { Engine } from '../db/engine.ts';
 import type { Logger } from '../log.ts';
-import type { Db } from '../store/db.ts';
 import type { RegistryStore } from '../store/registry.ts';
 import { AlertEngine, isOverdue, type AlertChange, type TerminalSettings } from './engine.ts';
 import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
-import { AlertStore, type AlertRow } from './store.ts';
+import { createAlertStore, type AlertRow, type AlertStore } from './store.ts';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 
 /** Changes gather this long before a run evaluates the terminals they name. */
@@ -37,7 +37,8 @@ export interface AlertsOptions {
 }
 
 export interface AlertsDeps {
-  db: Db;
+  /** The hub's database; the alert store is made on it (createAlertStore). */
+  engine: Engine;
   log: Logger;
   registry: RegistryStore;
   configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
@@ -117,6 +118,7 @@ export class Alerts {
   #soon: NodeJS.Timeout | null = null;
   #graceTimer: NodeJS.Timeout | null = null;
   #started = false;
+  #closed = false;
   #listener: ((changes: Change[]) => void) | null = null;
   #quiet: ((terminalId: string) => void) | null = null;
 
@@ -125,9 +127,7 @@ export class Alerts {
     private readonly opts: AlertsOptions,
   ) {
     this.now = opts.now ?? Date.now;
-    this.store = new AlertStore(deps.db);
-    const sealed = this.store.sealPlainWebhookSecrets();
-    if (sealed > 0) deps.log.info({ webhooks: sealed }, 'webhook secrets stored in plain text are now encrypted at rest');
+    this.store = createAlertStore(deps.engine);
     // Retries are a matter of wall-clock time (a receiver coming back), whatever clock the rules run on.
     this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {});
     const store = this.store;
@@ -136,12 +136,19 @@ export class Alerts {
       help: 'Alerts not resolved, by severity',
       labelNames: ['severity'],
       registers: deps.metricsRegistry ? [deps.metricsRegistry] : [],
-      collect() {
+      async collect() {
+        // a database that does not answer (PostgreSQL restarting) keeps the last counts; /metrics still answers
+        const counts = await store.openCounts().catch((err: unknown) => {
+          deps.log.warn({ err }, 'open alert counts not read');
+          return null;
+        });
+        if (counts === null) return;
         this.reset();
-        for (const r of store.s.openCounts.all() as { severity: string; n: number }[]) this.set({ severity: r.severity }, r.n);
+        for (const r of counts) this.set({ severity: r.severity }, r.n);
       },
     });
     this.engine = new AlertEngine({
+      engine: deps.engine,
       store: this.store,
       log: deps.log,
       now: this.now,
@@ -150,17 +157,24 @@ export class Alerts {
         const d = deps.configLayers.driftCheck(id, now);
         return { view: d.drift ? { terminalId: id, ...d.drift } : null, graceEndsAt: d.graceEndsAt };
       },
-      districtAdmins: (district) =>
-        deps.auth?.store
-          .users(district, undefined, 200)
-          .filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null)
+      districtAdmins: async (district) =>
+        (await deps.auth?.store.users(district, undefined, 200))
+          ?.filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null)
           .map((u) => u.username) ?? [],
-      beforeCommit: (changes) => {
+      beforeCommit: async (changes, tx) => {
         // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
-        for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, () => this.webhookBody(ch));
+        const real = changes.filter((ch) => ch.event !== 'updated');
+        await this.webhooks.enqueue(real.map((ch) => ({ alertId: ch.alert.id, event: ch.event, payload: () => this.webhookBody(ch) })), tx);
       },
       onChanges: (changes) => this.#announce(changes),
     });
+  }
+
+  /** Before start: webhook secrets an older hub stored in plain text are sealed. */
+  async init(): Promise<this> {
+    const sealed = await this.store.sealPlainWebhookSecrets();
+    if (sealed > 0) this.deps.log.info({ webhooks: sealed }, 'webhook secrets stored in plain text are now encrypted at rest');
+    return this;
   }
 
   /** The public shape of an alert. */
@@ -214,22 +228,25 @@ export class Alerts {
     this.webhooks.kick();
   }
 
-  #commandDone(c: Change): void {
+  async #commandDone(c: Change): Promise<void> {
     const d = c.data as { id?: string; status?: string } | undefined;
     if (!d?.id || (d.status !== 'ok' && d.status !== 'error' && d.status !== 'expired')) return;
     try {
-      const cmd = this.store.s.commandOutcome.get(d.id) as { result: string | null; error: string | null } | undefined;
-      this.engine.selfTestDone(d.id, d.status, cmd ? summarize(cmd.result ?? cmd.error) : null);
+      const cmd = await this.store.commandOutcome(d.id);
+      await this.engine.selfTestDone(d.id, d.status, cmd ? summarize(cmd.result ?? cmd.error) : null);
     } catch (err) {
       this.deps.log.error({ err, commandId: d.id }, 'self-test result not attached');
     }
   }
 
-  /** Runs what is pending now (no-op before start() and within the start grace); the first run is the full pass. */
-  evaluate(): void {
+  /**
+   * Runs what is pending now (no-op before start() and within the start grace); the first run is the full pass.
+   * Never rejects: a failed run is logged and what it did not take stays pending.
+   */
+  async evaluate(): Promise<void> {
     if (!this.#started) return;
     try {
-      this.engine.run({ budgetMs: RUN_BUDGET_MS });
+      await this.engine.run({ budgetMs: RUN_BUDGET_MS });
     } catch (err) {
       this.deps.log.error({ err }, 'alert evaluation failed');
     }
@@ -237,10 +254,10 @@ export class Alerts {
   }
 
   #schedule(ms: number): void {
-    if (this.#soon) return;
+    if (this.#soon || this.#closed) return;
     this.#soon = setTimeout(() => {
       this.#soon = null;
-      this.evaluate();
+      void this.evaluate();
     }, ms);
     this.#soon.unref();
   }
@@ -249,19 +266,19 @@ export class Alerts {
   start(bus: { on(e: 'changes', l: (c: Change[]) => void): unknown }): void {
     this.#graceTimer = setTimeout(() => {
       this.#started = true;
-      this.evaluate();
+      void this.evaluate();
     }, this.opts.startGraceMs);
     this.#graceTimer.unref();
     this.#timer = setInterval(() => {
       this.engine.sweep(SWEEP_PER_TICK);
-      this.evaluate();
+      void this.evaluate();
     }, this.opts.evaluateMs);
     this.#timer.unref();
     this.#listener = (changes) => {
       // Our own changes do not call for another run; a burst of telemetry collapses into one run.
       let marked = false;
       for (const c of changes) {
-        if (c.type === 'command') this.#commandDone(c);
+        if (c.type === 'command') void this.#commandDone(c);
         else if (RELEVANT.has(c.type) && c.terminalId !== '') {
           this.engine.markDirty(c.terminalId);
           marked = true;
@@ -279,9 +296,12 @@ export class Alerts {
   }
 
   async close(bus?: { off(e: 'changes', l: (c: Change[]) => void): unknown }): Promise<void> {
+    this.#closed = true;
     for (const t of [this.#timer, this.#soon, this.#graceTimer]) if (t) clearTimeout(t);
     if (this.#listener) bus?.off('changes', this.#listener);
     if (this.#quiet) this.deps.presence?.quiet.delete(this.#quiet);
+    // a run in flight finishes before the database goes
+    await this.engine.idle();
     await this.webhooks.close();
   }
 }

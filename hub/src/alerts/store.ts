@@ -1,9 +1,22 @@
-/** All SQL of alerts, their history, maintenance, silences, webhooks and deliveries. */
-import { scopeClause } from '../auth/scope.ts';
-import { hubKey, SecretBox } from '../secrets.ts';
-import type { Db } from '../store/db.ts';
-import { scopedWhere } from '../store/where.ts';
+/**
+ * What alerts need from the database, engine-neutral: alerts and their history, maintenance, silences, webhooks and
+ * their deliveries, and the few reads of other domains' tables the rules judge a terminal on. `store.sqlite.ts` and
+ * `store.postgres.ts` implement it; `createAlertStore` picks by engine. Every write takes the caller's `tx`.
+ *
+ * Invariants the engine relies on (both engines, alerts/store.test.ts):
+ * - One open alert per `open_key` (unique index): `insertAlert` of a key that is open already writes nothing and
+ *   returns null, so two evaluations of one fault that interleave (two runs, two hubs) open it once.
+ * - `resolve` and `escalate` change only an alert still open (and not yet escalated/acknowledged) and say whether
+ *   they did: an alert resolved by hand while a run recovered it is resolved, and recorded, once.
+ * - `lockAlert` and `openOf` with a `tx` hold the rows until the commit (PostgreSQL `FOR UPDATE`; SQLite's one
+ *   writer already serialises), so lifecycle events of one alert are written in the order they committed. The
+ *   sweeping writes of a run (`overdue` in a transaction, `markAllSeen`) skip rows another transaction holds.
+ * - Values come back identical on both engines (integers as numbers, JSON columns as the text that was written).
+ */
+import type { Engine, Tx } from '../db/engine.ts';
 import type { RuleId, Severity } from './rules/types.ts';
+import { SqliteAlertStore } from './store.sqlite.ts';
+import { PostgresAlertStore } from './store.postgres.ts';
 
 export type AlertState = 'open' | 'acknowledged' | 'assigned' | 'resolved';
 
@@ -69,6 +82,7 @@ export interface SilenceRow {
 export interface WebhookRow {
   id: number;
   url: string;
+  /** As stored: sealed (`openSecret` gives the plaintext). */
   secret: string;
   enabled: number;
   createdBy: string;
@@ -106,6 +120,24 @@ export interface SnapshotRow {
   credentialConflict: string | null;
 }
 
+/** An active terminal as the station rules keep it between runs. */
+export interface MemberRow {
+  id: string;
+  type: string;
+  stationId: string;
+  presence: string | null;
+  services: string | null;
+}
+
+/** A terminal's latest update status (whatever its state). */
+export interface UpdateStatusRow {
+  terminalId: string;
+  at: number;
+  version: string | null;
+  error: string | null;
+  state: string;
+}
+
 export interface AlertFilter {
   /** Only alerts whose node lies under this one (the caller's scope, or ?node=). */
   scopes: string[];
@@ -120,181 +152,146 @@ export interface AlertFilter {
   limit: number;
 }
 
-const ALERT_COLUMNS = `id, open_key AS openKey, subject_kind AS subjectKind, subject_id AS subjectId, node_id AS nodeId, rule, severity,
-  state, title, details, opened_at AS openedAt, last_seen_at AS lastSeenAt, due_at AS dueAt, acknowledged_at AS acknowledgedAt,
-  acknowledged_by AS acknowledgedBy, assigned_to AS assignedTo, assigned_at AS assignedAt, escalated_at AS escalatedAt,
-  escalated_to AS escalatedTo, resolved_at AS resolvedAt, resolved_by AS resolvedBy, resolution, resolution_note AS resolutionNote,
-  updated_at AS updatedAt`;
+export interface NewAlert {
+  openKey: string;
+  subjectKind: 'terminal' | 'node';
+  subjectId: string;
+  nodeId: string;
+  rule: RuleId;
+  severity: Severity;
+  title: string;
+  /** JSON text, stored and returned as it is. */
+  details: string;
+  at: number;
+  dueAt: number;
+}
 
-const MAINTENANCE_COLUMNS = `id, target_kind AS targetKind, target_id AS targetId, node_id AS nodeId, reason, starts_at AS startsAt,
-  ends_at AS endsAt, created_by AS createdBy, created_at AS createdAt`;
+export interface NewMaintenance {
+  targetKind: 'terminal' | 'node';
+  targetId: string;
+  nodeId: string;
+  reason: string;
+  startsAt: number;
+  endsAt: number;
+  createdBy: string;
+  createdAt: number;
+}
 
-const DELIVERY_COLUMNS = `id, webhook_id AS webhookId, alert_id AS alertId, event, payload, status, attempts, next_at AS nextAt,
-  last_status AS lastStatus, last_error AS lastError, created_at AS createdAt, delivered_at AS deliveredAt`;
+export interface NewSilence {
+  nodeId: string;
+  rule: string;
+  until: number;
+  reason: string | null;
+  createdBy: string;
+  createdAt: number;
+}
 
-export class AlertStore {
-  readonly s;
-  /** Webhook secrets are stored sealed (`sealSecret` on insert, `openSecret` to sign); see secrets.ts, SecretBox. */
-  readonly #box: SecretBox;
+export interface NewDelivery {
+  webhookId: number;
+  alertId: number;
+  event: string;
+  payload: string;
+  at: number;
+}
 
-  constructor(readonly db: Db) {
-    this.#box = new SecretBox(hubKey(db), 'alert_webhooks.secret');
-    this.s = {
-      members: db.prepare(
-        `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.services
-         FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.state = 'active'`,
-      ),
-      snapshotOne: db.prepare(
-        `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.presence_reason AS presenceReason, s.presence_since AS presenceSince,
-           s.flapping, s.host, s.peripherals, s.services, s.flooding, s.credential_conflict AS credentialConflict
-         FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id WHERE t.id = ? AND t.state = 'active'`,
-      ),
-      failedUpdate: db.prepare(
-        `SELECT terminal_id AS terminalId, received_at AS at, version, error, state FROM update_status WHERE terminal_id = ?
-         ORDER BY id DESC LIMIT 1`,
-      ),
-      transitionTimes: db.prepare('SELECT at FROM presence_transitions WHERE terminal_id = ? AND at > ? ORDER BY at'),
-      openOf: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE subject_id = ? AND subject_kind = ? AND open_key IS NOT NULL`),
-      openSubjects: db.prepare('SELECT DISTINCT subject_kind AS subjectKind, subject_id AS subjectId FROM alerts WHERE open_key IS NOT NULL'),
-      seenAll: db.prepare('UPDATE alerts SET last_seen_at = ? WHERE open_key IS NOT NULL AND last_seen_at <= ?'),
-      openCounts: db.prepare('SELECT severity, count(*) AS n FROM alerts WHERE open_key IS NOT NULL GROUP BY severity'),
-      alert: db.prepare(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = ?`),
-      insertAlert: db.prepare(
-        `INSERT INTO alerts (open_key, subject_kind, subject_id, node_id, rule, severity, state, title, details, opened_at, last_seen_at,
-           due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id`,
-      ),
-      seen: db.prepare('UPDATE alerts SET last_seen_at = ? WHERE id = ?'),
-      refresh: db.prepare('UPDATE alerts SET severity = ?, title = ?, details = ?, last_seen_at = ?, updated_at = ? WHERE id = ?'),
-      resolve: db.prepare(
-        `UPDATE alerts SET state = 'resolved', open_key = NULL, resolved_at = ?, resolved_by = ?, resolution = ?, resolution_note = ?,
-           updated_at = ? WHERE id = ? AND open_key IS NOT NULL`,
-      ),
-      acknowledge: db.prepare(
-        "UPDATE alerts SET state = CASE WHEN state = 'open' THEN 'acknowledged' ELSE state END, acknowledged_at = ?, acknowledged_by = ?, updated_at = ? WHERE id = ?",
-      ),
-      assign: db.prepare(
-        `UPDATE alerts SET state = 'assigned', assigned_to = ?, assigned_at = ?, acknowledged_at = coalesce(acknowledged_at, ?),
-           acknowledged_by = coalesce(acknowledged_by, ?), updated_at = ? WHERE id = ?`,
-      ),
-      touch: db.prepare('UPDATE alerts SET updated_at = ? WHERE id = ?'),
-      overdue: db.prepare(
-        `SELECT ${ALERT_COLUMNS} FROM alerts WHERE open_key IS NOT NULL AND acknowledged_at IS NULL AND escalated_at IS NULL AND due_at <= ?`,
-      ),
-      escalate: db.prepare('UPDATE alerts SET escalated_at = ?, escalated_to = ?, updated_at = ? WHERE id = ?'),
-      commandOutcome: db.prepare('SELECT result, error FROM commands WHERE id = ?'),
-      selfTestAlert: db.prepare(
-        "SELECT alert_id AS alertId FROM alert_history WHERE action = 'self-test' AND json_extract(data, '$.commandId') = ? LIMIT 1",
-      ),
-      insertHistory: db.prepare('INSERT INTO alert_history (alert_id, at, actor, action, note, data) VALUES (?, ?, ?, ?, ?, ?)'),
-      history: db.prepare(
-        'SELECT id, alert_id AS alertId, at, actor, action, note, data FROM alert_history WHERE alert_id = ? ORDER BY id',
-      ),
-      activeMaintenance: db.prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance WHERE starts_at <= ? AND ends_at > ?`),
-      maintenanceOverlapping: db.prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance WHERE starts_at < ? AND ends_at > ?`),
-      maintenanceById: db.prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance WHERE id = ?`),
-      insertMaintenance: db.prepare(
-        `INSERT INTO maintenance (target_kind, target_id, node_id, reason, starts_at, ends_at, created_by, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-      ),
-      endMaintenance: db.prepare('UPDATE maintenance SET ends_at = ? WHERE id = ? AND ends_at > ?'),
-      activeSilences: db.prepare(
-        'SELECT id, node_id AS nodeId, rule, until, reason, created_by AS createdBy, created_at AS createdAt FROM alert_silences WHERE until > ?',
-      ),
-      silenceById: db.prepare(
-        'SELECT id, node_id AS nodeId, rule, until, reason, created_by AS createdBy, created_at AS createdAt FROM alert_silences WHERE id = ?',
-      ),
-      insertSilence: db.prepare(
-        'INSERT INTO alert_silences (node_id, rule, until, reason, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
-      ),
-      endSilence: db.prepare('UPDATE alert_silences SET until = ? WHERE id = ? AND until > ?'),
-      webhooks: db.prepare('SELECT id, url, secret, enabled, created_by AS createdBy, created_at AS createdAt FROM alert_webhooks ORDER BY id'),
-      webhook: db.prepare('SELECT id, url, secret, enabled, created_by AS createdBy, created_at AS createdAt FROM alert_webhooks WHERE id = ?'),
-      insertWebhook: db.prepare('INSERT INTO alert_webhooks (url, secret, enabled, created_by, created_at) VALUES (?, ?, 1, ?, ?) RETURNING id'),
-      deleteWebhook: db.prepare('DELETE FROM alert_webhooks WHERE id = ?'),
-      insertDelivery: db.prepare(
-        `INSERT INTO alert_deliveries (webhook_id, alert_id, event, payload, status, attempts, next_at, created_at)
-           VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`,
-      ),
-      dueDeliveries: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM alert_deliveries WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT ?`),
-      nextDeliveryAt: db.prepare("SELECT min(next_at) AS at FROM alert_deliveries WHERE status = 'pending'"),
-      deliveryResult: db.prepare(
-        `UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ?, delivered_at = ? WHERE id = ?`,
-      ),
-      deliveries: db.prepare(`SELECT ${DELIVERY_COLUMNS} FROM alert_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?`),
-      deliveryCounts: db.prepare('SELECT status, count(*) AS n FROM alert_deliveries WHERE webhook_id = ? GROUP BY status'),
-      dropDeliveries: db.prepare('DELETE FROM alert_deliveries WHERE webhook_id = ?'),
-    };
-  }
+export interface DeliveryAttempt {
+  status: DeliveryRow['status'];
+  nextAt: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  deliveredAt: number | null;
+}
 
-  sealSecret(plain: string): string {
-    return this.#box.seal(plain);
-  }
-
-  openSecret(stored: string): string {
-    return this.#box.open(stored);
-  }
-
+export interface AlertStore {
+  // ---------------------------------------------------------------- webhook secrets (sealed at rest, secrets.ts)
+  sealSecret(plain: string): Promise<string>;
+  openSecret(stored: string): Promise<string>;
   /** Seals the webhook secrets stored in plain text (before sealing existed); returns how many. */
-  sealPlainWebhookSecrets(): number {
-    const plain = (this.db.prepare('SELECT id, secret FROM alert_webhooks').all() as { id: number; secret: string }[]).filter((w) => !SecretBox.isSealed(w.secret));
-    const set = this.db.prepare('UPDATE alert_webhooks SET secret = ? WHERE id = ? AND secret = ?');
-    this.db.transaction(() => {
-      for (const w of plain) set.run(this.#box.seal(w.secret), w.id, w.secret);
-    })();
-    return plain.length;
-  }
+  sealPlainWebhookSecrets(): Promise<number>;
 
-  list(f: AlertFilter): AlertRow[] {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (f.scopes.length > 0) {
-      const parts = f.scopes.map((sc) => scopeClause('node_id', sc));
-      where.push(`(${parts.map((p) => p.sql).join(' AND ')})`);
-      for (const p of parts) args.push(...p.args);
-    }
-    if (f.states?.length) {
-      where.push(`state IN (${f.states.map(() => '?').join(', ')})`);
-      args.push(...f.states);
-    }
-    if (f.severities?.length) {
-      where.push(`severity IN (${f.severities.map(() => '?').join(', ')})`);
-      args.push(...f.severities);
-    }
-    if (f.rule !== undefined) {
-      where.push('rule = ?');
-      args.push(f.rule);
-    }
-    if (f.subject !== undefined) {
-      where.push('subject_id = ?');
-      args.push(f.subject);
-    }
-    if (f.overdueAt !== undefined) {
-      where.push('open_key IS NOT NULL AND acknowledged_at IS NULL AND due_at <= ?');
-      args.push(f.overdueAt);
-    }
-    const order =
-      f.sort === 'queue'
-        ? "CASE severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 ELSE 2 END, opened_at, id"
-        : 'opened_at DESC, id DESC';
-    return this.db
-      .prepare(`SELECT ${ALERT_COLUMNS} FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`)
-      .all(...args, f.limit, f.offset) as AlertRow[];
-  }
+  // ---------------------------------------------------------------- what the rules judge (other domains' tables)
+  /** Every active terminal. */
+  members(): Promise<MemberRow[]>;
+  /** The active ones of `ids` with their state (an id missing from the answer is gone or decommissioned). */
+  snapshots(ids: readonly string[]): Promise<Map<string, SnapshotRow>>;
+  /** The latest update status of each of `ids` that has one. */
+  latestUpdates(ids: readonly string[]): Promise<Map<string, UpdateStatusRow>>;
+  /** Times of a terminal's presence transitions after `after`, oldest first. */
+  transitionTimes(terminalId: string, after: number): Promise<number[]>;
+  /** A command's result and error (JSON text as stored). */
+  commandOutcome(commandId: string): Promise<{ result: string | null; error: string | null } | undefined>;
 
-  maintenanceList(scope: string | null, activeAt: number | null, limit: number): MaintenanceRow[] {
-    const w = scopedWhere('node_id', scope, activeAt === null ? undefined : { sql: 'ends_at > ?', arg: activeAt });
-    return this.db
-      .prepare(`SELECT ${MAINTENANCE_COLUMNS} FROM maintenance ${w.sql} ORDER BY starts_at DESC, id DESC LIMIT ?`)
-      .all(...w.args, limit) as MaintenanceRow[];
-  }
+  // ---------------------------------------------------------------- alerts
+  alert(id: number, tx?: Tx): Promise<AlertRow | undefined>;
+  /** The alert, held until `tx` commits (lifecycle actions read, check and write under it). */
+  lockAlert(id: number, tx: Tx): Promise<AlertRow | undefined>;
+  /** The open alerts of these subjects, held until `tx` commits when one is given; in id order. */
+  openOf(subjects: { terminals: readonly string[]; nodes: readonly string[] }, tx?: Tx): Promise<AlertRow[]>;
+  openSubjects(): Promise<{ subjectKind: 'terminal' | 'node'; subjectId: string }[]>;
+  openCounts(): Promise<{ severity: string; n: number }[]>;
+  list(f: AlertFilter): Promise<AlertRow[]>;
+  /** Open, neither acknowledged nor escalated, due at or before `at`; with `tx`, those no other transaction holds, held. */
+  overdue(at: number, tx?: Tx): Promise<AlertRow[]>;
+  /** The new alert's id, or null when an alert with this open key is open already (nothing written). */
+  insertAlert(a: NewAlert, tx?: Tx): Promise<number | null>;
+  refresh(id: number, c: { severity: Severity; title: string; details: string }, at: number, tx?: Tx): Promise<void>;
+  markSeen(id: number, at: number, tx?: Tx): Promise<void>;
+  /** Every open alert last seen at or before `seenBefore` is seen at `at`. */
+  markAllSeen(at: number, seenBefore: number, tx?: Tx): Promise<void>;
+  /** True when the alert was open and is now resolved. */
+  resolve(id: number, r: { at: number; by: string; resolution: 'recovery' | 'manual'; note: string | null }, tx?: Tx): Promise<boolean>;
+  acknowledge(id: number, at: number, by: string, tx?: Tx): Promise<void>;
+  assign(id: number, to: string, at: number, by: string, tx?: Tx): Promise<void>;
+  touch(id: number, at: number, tx?: Tx): Promise<void>;
+  /** True when the alert was still open, unacknowledged and not escalated, and now is escalated. */
+  escalate(id: number, at: number, to: string | null, tx?: Tx): Promise<boolean>;
+  appendHistory(h: Omit<HistoryRow, 'id'>, tx?: Tx): Promise<void>;
+  /** In the order written. */
+  history(alertId: number, tx?: Tx): Promise<HistoryRow[]>;
+  /** The alert a self-test command was run for. */
+  selfTestAlert(commandId: string): Promise<number | undefined>;
 
-  silenceList(scope: string | null, activeAt: number | null, limit: number): SilenceRow[] {
-    const w = scopedWhere('node_id', scope, activeAt === null ? undefined : { sql: 'until > ?', arg: activeAt });
-    return this.db
-      .prepare(
-        `SELECT id, node_id AS nodeId, rule, until, reason, created_by AS createdBy, created_at AS createdAt FROM alert_silences
-         ${w.sql} ORDER BY id DESC LIMIT ?`,
-      )
-      .all(...w.args, limit) as SilenceRow[];
-  }
+  // ---------------------------------------------------------------- maintenance, silences
+  /** Started at or before `at`, ending after it. */
+  activeMaintenance(at: number, tx?: Tx): Promise<MaintenanceRow[]>;
+  maintenance(id: number, tx?: Tx): Promise<MaintenanceRow | undefined>;
+  /** Under `scope` (null: all), still going at `activeAt` (null: also past ones), newest start first. */
+  maintenanceList(scope: string | null, activeAt: number | null, limit: number): Promise<MaintenanceRow[]>;
+  addMaintenance(m: NewMaintenance, tx?: Tx): Promise<MaintenanceRow>;
+  /** Ends it at `at` (not before it started) unless it ended already; the row as it is now. */
+  endMaintenance(id: number, at: number, tx?: Tx): Promise<MaintenanceRow | undefined>;
+  activeSilences(at: number, tx?: Tx): Promise<SilenceRow[]>;
+  silence(id: number, tx?: Tx): Promise<SilenceRow | undefined>;
+  silenceList(scope: string | null, activeAt: number | null, limit: number): Promise<SilenceRow[]>;
+  addSilence(s: NewSilence, tx?: Tx): Promise<SilenceRow>;
+  /** Ends it at `at` unless it ended already; the row as it is now. */
+  endSilence(id: number, at: number, tx?: Tx): Promise<SilenceRow | undefined>;
+
+  // ---------------------------------------------------------------- webhooks, deliveries
+  /** In id order. */
+  webhooks(tx?: Tx): Promise<WebhookRow[]>;
+  webhook(id: number, tx?: Tx): Promise<WebhookRow | undefined>;
+  /** Stores the webhook with its secret sealed. */
+  addWebhook(w: { url: string; secret: string; createdBy: string; createdAt: number }, tx?: Tx): Promise<WebhookRow>;
+  /** Removes the webhook and its deliveries; false when there was none. */
+  deleteWebhook(id: number, tx?: Tx): Promise<boolean>;
+  /** Pending deliveries due at their `at` (one statement, however many). */
+  queueDeliveries(rows: readonly NewDelivery[], tx?: Tx): Promise<void>;
+  /**
+   * Takes up to `limit` pending deliveries due at `at`, oldest first, for one attempt: they are not due again before
+   * `leaseUntil` (another dispatcher, another hub, skips them), and come back with the time they were due. The
+   * attempt's `recordAttempt` sets when they are due next; a hub that dies mid-attempt leaves them to the lease.
+   */
+  claimDue(at: number, limit: number, leaseUntil: number): Promise<DeliveryRow[]>;
+  /** When the next pending delivery is due; null: none pending. */
+  nextDeliveryAt(): Promise<number | null>;
+  /** Records an attempt (attempts + 1). */
+  recordAttempt(id: number, a: DeliveryAttempt, tx?: Tx): Promise<void>;
+  /** A webhook's latest deliveries, newest first. */
+  deliveries(webhookId: number, limit: number): Promise<DeliveryRow[]>;
+  deliveryCounts(webhookId: number): Promise<{ status: DeliveryRow['status']; n: number }[]>;
+}
+
+export function createAlertStore(engine: Engine): AlertStore {
+  return engine.kind === 'sqlite' ? new SqliteAlertStore(engine.db) : new PostgresAlertStore(engine.pg);
 }

@@ -37,8 +37,8 @@ describe('webhook across a restart', () => {
     hub.registry.createNode({ id: 'GZ-W', name: { zh: 'W', en: 'W' } });
     hub.registry.createNode({ id: 'GZ-W-001', name: { zh: 'W1', en: 'W1' } });
     const now = Date.now();
-    const { id: alertId } = hub.alerts.store.s.insertAlert.get('node:GZ-W-001|station-service-lost', 'node', 'GZ-W-001', 'GZ-W-001', 'station-service-lost', 'critical', 'GZ-W-001 cannot offer: ID card application', '{}', now, now, now + 900_000, now) as { id: number };
-    hub.alerts.engine.note(alertId, 'tech-li', 'checking');
+    const alertId = (await hub.alerts.store.insertAlert({ openKey: 'node:GZ-W-001|station-service-lost', subjectKind: 'node', subjectId: 'GZ-W-001', nodeId: 'GZ-W-001', rule: 'station-service-lost', severity: 'critical', title: 'GZ-W-001 cannot offer: ID card application', details: '{}', at: now, dueAt: now + 900_000 }))!;
+    await hub.alerts.engine.note(alertId, 'tech-li', 'checking');
     const failedOnce = await until(async () => {
       const d = (await (await hub!.api(`/api/v1/webhooks/${hookId}/deliveries`)).json()) as { items: { status: string; attempts: number; lastError: string | null }[] };
       return d.items[0] && d.items[0].attempts >= 1 ? d.items[0] : null;

@@ -7,12 +7,13 @@
  * the signed text so a receiver can refuse replays of an old body.
  *
  * Deliveries are rows in the database, written in the same transaction as the alert change: a hub that stops
- * mid-retry resumes after its restart, and several hub processes would share one queue.
+ * mid-retry resumes after its restart, and several hub processes share one queue (each attempt claims its row).
  */
 import crypto from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
+import type { Tx } from '../db/engine.ts';
 import type { Logger } from '../log.ts';
-import type { AlertStore, DeliveryRow, WebhookRow } from './store.ts';
+import type { AlertStore, DeliveryAttempt, DeliveryRow, NewDelivery } from './store.ts';
 
 export interface WebhookOptions {
   /** First retry after this, doubling each attempt (default 1 s). */
@@ -23,6 +24,9 @@ export interface WebhookOptions {
 }
 
 export const DEFAULT_WEBHOOK_OPTIONS: WebhookOptions = { backoffMs: 1000, maxBackoffMs: 10 * 60_000, maxAttempts: 8, timeoutMs: 10_000 };
+
+/** A claimed delivery's attempt is recorded within its timeout; this much more covers a slow database. */
+const LEASE_MARGIN_MS = 30_000;
 
 export function sign(secret: string, timestamp: string, body: string): string {
   return `sha256=${crypto.createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -53,17 +57,22 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Queues one delivery per enabled webhook (inside the caller's transaction), due now on the dispatcher's clock. The
-   * body is made only when a webhook wants it: 19,000 alerts opening at once (a city-wide outage, the first reports
-   * after a start) built 19,000 public views for nothing on a hub without webhooks.
+   * Queues one delivery per enabled webhook and change (inside the caller's transaction `tx`, one insert), due now on
+   * the dispatcher's clock. A body is made only when a webhook wants it: 19,000 alerts opening at once (a city-wide
+   * outage, the first reports after a start) built 19,000 public views for nothing on a hub without webhooks.
    */
-  enqueue(alertId: number, event: string, payload: () => unknown): number {
-    const hooks = (this.store.s.webhooks.all() as WebhookRow[]).filter((w) => w.enabled === 1);
+  async enqueue(changes: readonly { alertId: number; event: string; payload: () => unknown }[], tx?: Tx): Promise<number> {
+    if (changes.length === 0) return 0;
+    const hooks = (await this.store.webhooks(tx)).filter((w) => w.enabled === 1);
     if (hooks.length === 0) return 0;
-    const body = JSON.stringify(payload());
     const now = this.now();
-    for (const w of hooks) this.store.s.insertDelivery.run(w.id, alertId, event, body, now, now);
-    return hooks.length;
+    const rows: NewDelivery[] = [];
+    for (const ch of changes) {
+      const payload = JSON.stringify(ch.payload());
+      for (const w of hooks) rows.push({ webhookId: w.id, alertId: ch.alertId, event: ch.event, payload, at: now });
+    }
+    await this.store.queueDeliveries(rows, tx);
+    return rows.length;
   }
 
   /** Runs due deliveries now and then again when the next one is due. */
@@ -78,39 +87,44 @@ export class WebhookDispatcher {
       (err: unknown) => this.log.error({ err }, 'alert webhook run failed'),
     ).finally(() => {
       this.#running = null;
-      this.#schedule();
+      this.#schedule().catch((err: unknown) => this.log.error({ err }, 'alert webhook schedule failed'));
     });
   }
 
-  #schedule(): void {
+  async #schedule(): Promise<void> {
     if (this.#closed) return;
+    const next = await this.store.nextDeliveryAt();
+    // (a kick or close while we asked has its own say)
+    if (this.#closed || this.#running) return;
     if (this.#timer) clearTimeout(this.#timer);
-    const next = (this.store.s.nextDeliveryAt.get() as { at: number | null }).at;
     if (next === null) return;
     this.#timer = setTimeout(() => this.kick(), Math.max(0, Math.min(next - this.now(), 60_000)));
     this.#timer.unref();
   }
 
-  /** Sends every delivery that is due (in order), one at a time per run. */
+  /**
+   * Sends every delivery that is due (in order), one at a time per run. Each is claimed just before its attempt,
+   * for longer than the attempt may take: hubs sharing one database never POST the same delivery at once.
+   */
   async runDue(): Promise<number> {
     let sent = 0;
     for (;;) {
       if (this.#closed) return sent;
-      const due = this.store.s.dueDeliveries.all(this.now(), 20) as DeliveryRow[];
-      if (due.length === 0) return sent;
-      for (const d of due) {
-        await this.#attempt(d);
-        sent++;
-      }
+      const now = this.now();
+      const [d] = await this.store.claimDue(now, 1, now + this.opts.timeoutMs + LEASE_MARGIN_MS);
+      if (!d) return sent;
+      await this.#attempt(d);
+      sent++;
     }
   }
 
   async #attempt(d: DeliveryRow): Promise<void> {
-    const hook = this.store.s.webhook.get(d.webhookId) as WebhookRow | undefined;
+    const hook = await this.store.webhook(d.webhookId);
     if (!hook) {
-      this.store.s.deliveryResult.run('failed', d.nextAt, null, 'webhook removed', null, d.id);
+      await this.#record(d.id, { status: 'failed', nextAt: d.nextAt, lastStatus: null, lastError: 'webhook removed', deliveredAt: null });
       return;
     }
+    const secret = await this.store.openSecret(hook.secret);
     const ts = String(this.now());
     let status: number | null = null;
     let error: string | null = null;
@@ -123,7 +137,7 @@ export class WebhookDispatcher {
           'x-kf-event': d.event,
           'x-kf-delivery': String(d.id),
           'x-kf-timestamp': ts,
-          'x-kf-signature': sign(this.store.openSecret(hook.secret), ts, d.payload),
+          'x-kf-signature': sign(secret, ts, d.payload),
         },
         body: d.payload,
         redirect: 'manual',
@@ -138,13 +152,13 @@ export class WebhookDispatcher {
     }
     const now = this.now();
     if (error === null) {
-      this.store.s.deliveryResult.run('delivered', d.nextAt, status, null, now, d.id);
+      await this.#record(d.id, { status: 'delivered', nextAt: d.nextAt, lastStatus: status, lastError: null, deliveredAt: now });
       this.#delivered.inc({ outcome: 'delivered' });
       return;
     }
     const attempts = d.attempts + 1;
     if (attempts >= this.opts.maxAttempts) {
-      this.store.s.deliveryResult.run('failed', d.nextAt, status, error, null, d.id);
+      await this.#record(d.id, { status: 'failed', nextAt: d.nextAt, lastStatus: status, lastError: error, deliveredAt: null });
       this.#delivered.inc({ outcome: 'failed' });
       this.log.warn({ webhookId: hook.id, deliveryId: d.id, attempts, error }, 'alert webhook delivery failed for good');
       return;
@@ -152,9 +166,13 @@ export class WebhookDispatcher {
     // Exponential with a cap and ±20 % jitter, so many failed deliveries do not retry in the same instant.
     const base = Math.min(this.opts.maxBackoffMs, this.opts.backoffMs * 2 ** (attempts - 1));
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-    this.store.s.deliveryResult.run('pending', now + delay, status, error, null, d.id);
+    await this.#record(d.id, { status: 'pending', nextAt: now + delay, lastStatus: status, lastError: error, deliveredAt: null });
     this.#delivered.inc({ outcome: 'retry' });
     this.log.info({ webhookId: hook.id, deliveryId: d.id, attempts, error, retryInMs: delay }, 'alert webhook delivery will be retried');
+  }
+
+  #record(id: number, a: DeliveryAttempt): Promise<void> {
+    return this.store.recordAttempt(id, a);
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import { tokenMatches } from '../secrets.ts';
 import { authenticate } from '../auth/middleware.ts';
 import { enforcePolicy } from '../auth/policy.ts';
 import type { ApiEnv, Services } from './common.ts';
-import { alertRoutes } from './alerts.ts';
+import { alertRoutes } from '../alerts/routes.ts';
 import { auditRoutes } from './audit.ts';
 import { authRoutes } from './auth.ts';
 import { userRoutes } from './users.ts';

@@ -47,11 +47,12 @@ beforeAll(async () => {
   rollup(H0 + H, { 'id-card-application': 0.5, 'id-card-collection': 0.5, 'progress-inquiry': 1 }, { ...allOk, fingerprintScanner: 0.5 });
   rollup(H0 + 2 * H, { 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 }, allOk);
   rollup(H0 + 3 * H, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
-  const m = hub.alerts.store.s.insertMaintenance;
-  m.run('terminal', T1, 'GZ-R-001', 'screen swap', H0 + 3 * H, H0 + 3 * H + 30 * M, 'test', old);
-  m.run('node', 'GZ-R-001', 'GZ-R-001', 'power works', H0 + 3 * H + 30 * M, H0 + 4 * H, 'test', old);
+  const m = (targetKind: 'terminal' | 'node', targetId: string, nodeId: string, reason: string, startsAt: number, endsAt: number, createdBy: string, createdAt: number) =>
+    hub.alerts.store.addMaintenance({ targetKind, targetId, nodeId, reason, startsAt, endsAt, createdBy, createdAt });
+  await m('terminal', T1, 'GZ-R-001', 'screen swap', H0 + 3 * H, H0 + 3 * H + 30 * M, 'test', old);
+  await m('node', 'GZ-R-001', 'GZ-R-001', 'power works', H0 + 3 * H + 30 * M, H0 + 4 * H, 'test', old);
   // outside the period: must not count
-  m.run('terminal', T2, 'GZ-R-001', 'later', H0 + 6 * H, H0 + 7 * H, 'test', old);
+  await m('terminal', T2, 'GZ-R-001', 'later', H0 + 6 * H, H0 + 7 * H, 'test', old);
 }, 30_000);
 
 afterAll(async () => {

@@ -6,9 +6,10 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { audit, nodeFor, principalOf, terminalFor, visible } from '../auth/guard.ts';
 import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
-import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
-import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
-import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from './common.ts';
+import { transaction } from '../db/engine.ts';
+import { RULE_IDS, SEVERITIES } from './rules/types.ts';
+import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from './store.ts';
+import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
 
 const STATES = ['open', 'acknowledged', 'assigned', 'resolved'] as const;
 const SELF_TEST_TTL_S = 300;
@@ -292,9 +293,8 @@ function deliveryView(d: DeliveryRow) {
 export function alertRoutes(s: Services) {
   const al = s.alerts;
 
-  const detail = (id: number) => {
-    const a = al.engine.alert(id)!;
-    const history = al.engine.history(id);
+  const detail = async (id: number) => {
+    const [a, history] = await Promise.all([al.engine.alert(id), al.engine.history(id)]);
     const selfTests = history
       .filter((h) => h.action === 'self-test')
       .map((h) => {
@@ -311,23 +311,24 @@ export function alertRoutes(s: Services) {
         };
       });
     return {
-      ...al.view(a),
+      ...al.view(a!),
       history: history.map((h) => ({ at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data: parseJson(h.data) })),
       selfTests,
     };
   };
 
   /** The alert if the caller sees its node (404 otherwise). */
-  const visibleAlert = (c: Parameters<typeof visible>[0], id: number) => {
-    const a = al.engine.alert(id);
+  const visibleAlert = async (c: Parameters<typeof visible>[0], id: number) => {
+    const a = await al.engine.alert(id);
     if (!a || !visible(c, a.nodeId)) throw notFound('alert', String(id));
     return a;
   };
 
-  const webhookView = (w: WebhookRow) => {
+  const webhookView = async (w: WebhookRow) => {
     const counts = { pending: 0, delivered: 0, failed: 0 };
-    for (const r of al.store.s.deliveryCounts.all(w.id) as { status: keyof typeof counts; n: number }[]) counts[r.status] = r.n;
-    const last = (al.store.s.deliveries.all(w.id, 50) as DeliveryRow[]).find((d) => d.lastError !== null);
+    const [byStatus, latest] = await Promise.all([al.store.deliveryCounts(w.id), al.store.deliveries(w.id, 50)]);
+    for (const r of byStatus) counts[r.status] = r.n;
+    const last = latest.find((d) => d.lastError !== null);
     return {
       id: w.id,
       // The URL may carry a token in its query; show scheme, host and path only.
@@ -341,7 +342,7 @@ export function alertRoutes(s: Services) {
   };
 
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
       const p = principalOf(c);
       if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
@@ -356,7 +357,7 @@ export function alertRoutes(s: Services) {
       }
       const offset = q.cursor ?? 0;
       const now = al.now();
-      const rows = al.store.list({
+      const rows = await al.store.list({
         scopes: [p.nodeId, q.node ?? null].filter((x): x is string => x !== null),
         states,
         severities: q.severity,
@@ -370,140 +371,138 @@ export function alertRoutes(s: Services) {
       const more = rows.length > q.limit;
       return c.json({ items: rows.slice(0, q.limit).map((a) => al.view(a, now)), nextCursor: more ? String(offset + q.limit) : null }, 200);
     })
-    .openapi(getRoute, (c) => {
+    .openapi(getRoute, async (c) => {
       const { id } = c.req.valid('param');
-      visibleAlert(c, id);
-      return c.json(detail(id), 200);
+      await visibleAlert(c, id);
+      return c.json(await detail(id), 200);
     })
-    .openapi(ackRoute, (c) => {
+    .openapi(ackRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const a = visibleAlert(c, id);
+      const a = await visibleAlert(c, id);
       const b = c.req.valid('json');
-      al.engine.acknowledge(id, c.get('actor'), b.note ?? null);
-      audit(c, s, { action: 'alert.acknowledge', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'acknowledged', note: b.note ?? null } });
-      return c.json(detail(id), 200);
+      await al.engine.acknowledge(id, c.get('actor'), b.note ?? null);
+      await audit(c, s, { action: 'alert.acknowledge', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'acknowledged', note: b.note ?? null } });
+      return c.json(await detail(id), 200);
     })
-    .openapi(assignRoute, (c) => {
+    .openapi(assignRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const a = visibleAlert(c, id);
+      const a = await visibleAlert(c, id);
       const b = c.req.valid('json');
       const user = s.auth.store.userByName(b.to);
       // Only someone who may handle alerts and can see this one; anything else is a bad request, not a lookup.
       if (!user || user.disabledAt !== null || !PERMISSIONS['alert:handle'].roles.includes(user.role) || !inScope(user.nodeId, a.nodeId)) {
         throw badRequest('invalid-assignee', `${JSON.stringify(b.to)} is not an active user who may handle alerts at ${a.nodeId}`, { issues: [{ path: ['to'], message: 'not an assignable user here' }] });
       }
-      al.engine.assign(id, user.username, c.get('actor'), b.note ?? null);
-      audit(c, s, { action: 'alert.assign', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state, assignedTo: a.assignedTo }, after: { state: 'assigned', assignedTo: user.username } });
-      return c.json(detail(id), 200);
+      await al.engine.assign(id, user.username, c.get('actor'), b.note ?? null);
+      await audit(c, s, { action: 'alert.assign', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state, assignedTo: a.assignedTo }, after: { state: 'assigned', assignedTo: user.username } });
+      return c.json(await detail(id), 200);
     })
-    .openapi(resolveRoute, (c) => {
+    .openapi(resolveRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const a = visibleAlert(c, id);
+      const a = await visibleAlert(c, id);
       const b = c.req.valid('json');
-      al.engine.resolve(id, c.get('actor'), b.note);
-      audit(c, s, { action: 'alert.resolve', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'resolved', note: b.note } });
-      return c.json(detail(id), 200);
+      await al.engine.resolve(id, c.get('actor'), b.note);
+      await audit(c, s, { action: 'alert.resolve', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'resolved', note: b.note } });
+      return c.json(await detail(id), 200);
     })
-    .openapi(noteRoute, (c) => {
+    .openapi(noteRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const a = visibleAlert(c, id);
+      const a = await visibleAlert(c, id);
       const b = c.req.valid('json');
-      al.engine.note(id, c.get('actor'), b.note);
-      audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
-      return c.json(detail(id), 201);
+      await al.engine.note(id, c.get('actor'), b.note);
+      await audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
+      return c.json(await detail(id), 201);
     })
-    .openapi(selfTestRoute, (c) => {
+    .openapi(selfTestRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const a = visibleAlert(c, id);
+      const a = await visibleAlert(c, id);
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = s.db.transaction(() => {
-        const r = s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
-        audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
+      const cmd = await transaction(s.engine, async () => {
+        const r = await s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
+        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
         return r;
-      })();
-      al.engine.selfTest(id, c.get('actor'), cmd.id);
+      });
+      await al.engine.selfTest(id, c.get('actor'), cmd.id);
       s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
-      return c.json(detail(id), 201);
+      return c.json(await detail(id), 201);
     })
-    .openapi(maintenanceListRoute, (c) => {
+    .openapi(maintenanceListRoute, async (c) => {
       const q = c.req.valid('query');
       if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
       const scope = q.node ?? principalOf(c).nodeId;
-      const rows = al.store.maintenanceList(scope, q.active === 'true' ? now : null, q.limit);
+      const rows = await al.store.maintenanceList(scope, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((m) => maintenanceView(m, now)), nextCursor: null }, 200);
     })
-    .openapi(maintenanceCreateRoute, (c) => {
+    .openapi(maintenanceCreateRoute, async (c) => {
       const b = c.req.valid('json');
       const now = al.now();
       const target = b.terminalId !== undefined
         ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: terminalFor(c, s, b.terminalId, 'alert:handle').stationId }
         : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: nodeFor(c, s, b.nodeId!, 'alert:handle').id };
-      const m = al.engine.addMaintenance({ ...target, reason: b.reason, startsAt: b.startsAt ? Date.parse(b.startsAt) : now, endsAt: Date.parse(b.endsAt) }, c.get('actor'));
-      audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
+      const m = await al.engine.addMaintenance({ ...target, reason: b.reason, startsAt: b.startsAt ? Date.parse(b.startsAt) : now, endsAt: Date.parse(b.endsAt) }, c.get('actor'));
+      await audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
       return c.json(maintenanceView(m, now), 201);
     })
-    .openapi(maintenanceEndRoute, (c) => {
+    .openapi(maintenanceEndRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const m = al.store.s.maintenanceById.get(id) as MaintenanceRow | undefined;
+      const m = await al.store.maintenance(id);
       if (!m || !visible(c, m.nodeId)) throw notFound('maintenance', String(id));
-      const ended = al.engine.endMaintenance(id);
+      const ended = await al.engine.endMaintenance(id);
       const now = al.now();
-      audit(c, s, { action: 'maintenance.end', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, before: maintenanceView(m, now), after: maintenanceView(ended, now) });
-      al.evaluate();
+      await audit(c, s, { action: 'maintenance.end', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, before: maintenanceView(m, now), after: maintenanceView(ended, now) });
+      await al.evaluate();
       return c.json(maintenanceView(ended, now), 200);
     })
-    .openapi(silenceListRoute, (c) => {
+    .openapi(silenceListRoute, async (c) => {
       const q = c.req.valid('query');
       if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
-      const rows = al.store.silenceList(q.node ?? principalOf(c).nodeId, q.active === 'true' ? now : null, q.limit);
+      const rows = await al.store.silenceList(q.node ?? principalOf(c).nodeId, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((x) => silenceView(x, now)), nextCursor: null }, 200);
     })
-    .openapi(silenceCreateRoute, (c) => {
+    .openapi(silenceCreateRoute, async (c) => {
       const b = c.req.valid('json');
       nodeFor(c, s, b.nodeId, 'config:write');
-      const x = al.engine.addSilence({ nodeId: b.nodeId, rule: b.rule, until: Date.parse(b.until), reason: b.reason ?? null }, c.get('actor'));
+      const x = await al.engine.addSilence({ nodeId: b.nodeId, rule: b.rule, until: Date.parse(b.until), reason: b.reason ?? null }, c.get('actor'));
       const now = al.now();
-      audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
+      await audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
       return c.json(silenceView(x, now), 201);
     })
-    .openapi(silenceDeleteRoute, (c) => {
+    .openapi(silenceDeleteRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const x = al.store.s.silenceById.get(id) as SilenceRow | undefined;
+      const x = await al.store.silence(id);
       if (!x || !visible(c, x.nodeId)) throw notFound('silence', String(id));
       nodeFor(c, s, x.nodeId, 'config:write');
-      const ended = al.engine.endSilence(id);
+      const ended = await al.engine.endSilence(id);
       const now = al.now();
-      audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });
-      al.evaluate();
+      await audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });
+      await al.evaluate();
       return c.json(silenceView(ended, now), 200);
     })
-    .openapi(webhookListRoute, (c) => c.json({ items: (al.store.s.webhooks.all() as WebhookRow[]).map(webhookView), nextCursor: null }, 200))
-    .openapi(webhookCreateRoute, (c) => {
+    .openapi(webhookListRoute, async (c) => c.json({ items: await Promise.all((await al.store.webhooks()).map(webhookView)), nextCursor: null }, 200))
+    .openapi(webhookCreateRoute, async (c) => {
       const b = c.req.valid('json');
-      const { id } = al.store.s.insertWebhook.get(b.url, al.store.sealSecret(b.secret), c.get('actor'), al.now()) as { id: number };
-      const w = al.store.s.webhook.get(id) as WebhookRow;
-      audit(c, s, { action: 'webhook.create', objectType: 'webhook', objectId: String(id), nodeId: null, after: { url: redactUrl(b.url) } });
-      return c.json(webhookView(w), 201);
+      const w = await al.store.addWebhook({ url: b.url, secret: b.secret, createdBy: c.get('actor'), createdAt: al.now() });
+      await audit(c, s, { action: 'webhook.create', objectType: 'webhook', objectId: String(w.id), nodeId: null, after: { url: redactUrl(b.url) } });
+      return c.json(await webhookView(w), 201);
     })
-    .openapi(webhookDeleteRoute, (c) => {
+    .openapi(webhookDeleteRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const w = al.store.s.webhook.get(id) as WebhookRow | undefined;
+      const w = await al.store.webhook(id);
       if (!w) throw notFound('webhook', String(id));
-      s.db.transaction(() => {
-        al.store.s.dropDeliveries.run(id);
-        al.store.s.deleteWebhook.run(id);
-        audit(c, s, { action: 'webhook.delete', objectType: 'webhook', objectId: String(id), nodeId: null, before: { url: redactUrl(w.url) } });
-      })();
+      await transaction(s.engine, async (tx) => {
+        await al.store.deleteWebhook(id, tx);
+        await audit(c, s, { action: 'webhook.delete', objectType: 'webhook', objectId: String(id), nodeId: null, before: { url: redactUrl(w.url) } });
+      });
       return c.json({ id, deleted: true as const }, 200);
     })
-    .openapi(deliveriesRoute, (c) => {
+    .openapi(deliveriesRoute, async (c) => {
       const { id } = c.req.valid('param');
-      if (!al.store.s.webhook.get(id)) throw notFound('webhook', String(id));
-      const rows = al.store.s.deliveries.all(id, c.req.valid('query').limit) as DeliveryRow[];
+      if (!(await al.store.webhook(id))) throw notFound('webhook', String(id));
+      const rows = await al.store.deliveries(id, c.req.valid('query').limit);
       return c.json({ items: rows.map(deliveryView), nextCursor: null }, 200);
     });
 }
