@@ -41,7 +41,7 @@ export interface AlertsDeps {
   log: Logger;
   registry: RegistryStore;
   configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
-  auth?: Pick<AuthService, 'store'>;
+  auth?: Pick<AuthService, 'districtAdminsNow'>;
   metricsRegistry?: Registry | null;
   /** The live stream (hub `changed`). */
   emit(changes: Change[]): void;
@@ -150,11 +150,7 @@ export class Alerts {
         const d = deps.configLayers.driftCheck(id, now);
         return { view: d.drift ? { terminalId: id, ...d.drift } : null, graceEndsAt: d.graceEndsAt };
       },
-      districtAdmins: (district) =>
-        deps.auth?.store
-          .users(district, undefined, 200)
-          .filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null)
-          .map((u) => u.username) ?? [],
+      districtAdmins: (district) => deps.auth?.districtAdminsNow(district) ?? [],
       beforeCommit: (changes) => {
         // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
         for (const ch of changes) if (ch.event !== 'updated') this.webhooks.enqueue(ch.alert.id, ch.event, () => this.webhookBody(ch));

@@ -5,6 +5,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { audit, nodeFor, principalOf, terminalFor, visible } from '../auth/guard.ts';
 import { inScope, PERMISSIONS } from '../auth/permissions.ts';
+import { transaction } from '../db/engine.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
@@ -375,54 +376,54 @@ export function alertRoutes(s: Services) {
       visibleAlert(c, id);
       return c.json(detail(id), 200);
     })
-    .openapi(ackRoute, (c) => {
+    .openapi(ackRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.acknowledge(id, c.get('actor'), b.note ?? null);
-      audit(c, s, { action: 'alert.acknowledge', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'acknowledged', note: b.note ?? null } });
+      await audit(c, s, { action: 'alert.acknowledge', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'acknowledged', note: b.note ?? null } });
       return c.json(detail(id), 200);
     })
-    .openapi(assignRoute, (c) => {
+    .openapi(assignRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
-      const user = s.auth.store.userByName(b.to);
+      const user = await s.auth.store.userByName(b.to);
       // Only someone who may handle alerts and can see this one; anything else is a bad request, not a lookup.
       if (!user || user.disabledAt !== null || !PERMISSIONS['alert:handle'].roles.includes(user.role) || !inScope(user.nodeId, a.nodeId)) {
         throw badRequest('invalid-assignee', `${JSON.stringify(b.to)} is not an active user who may handle alerts at ${a.nodeId}`, { issues: [{ path: ['to'], message: 'not an assignable user here' }] });
       }
       al.engine.assign(id, user.username, c.get('actor'), b.note ?? null);
-      audit(c, s, { action: 'alert.assign', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state, assignedTo: a.assignedTo }, after: { state: 'assigned', assignedTo: user.username } });
+      await audit(c, s, { action: 'alert.assign', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state, assignedTo: a.assignedTo }, after: { state: 'assigned', assignedTo: user.username } });
       return c.json(detail(id), 200);
     })
-    .openapi(resolveRoute, (c) => {
+    .openapi(resolveRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.resolve(id, c.get('actor'), b.note);
-      audit(c, s, { action: 'alert.resolve', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'resolved', note: b.note } });
+      await audit(c, s, { action: 'alert.resolve', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'resolved', note: b.note } });
       return c.json(detail(id), 200);
     })
-    .openapi(noteRoute, (c) => {
+    .openapi(noteRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.note(id, c.get('actor'), b.note);
-      audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
+      await audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
       return c.json(detail(id), 201);
     })
-    .openapi(selfTestRoute, (c) => {
+    .openapi(selfTestRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = s.db.transaction(() => {
+      const cmd = await transaction(s.engine, async (tx) => {
         const r = s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
-        audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
+        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } }, tx);
         return r;
-      })();
+      });
       al.engine.selfTest(id, c.get('actor'), cmd.id);
       s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
       return c.json(detail(id), 201);
@@ -435,23 +436,23 @@ export function alertRoutes(s: Services) {
       const rows = al.store.maintenanceList(scope, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((m) => maintenanceView(m, now)), nextCursor: null }, 200);
     })
-    .openapi(maintenanceCreateRoute, (c) => {
+    .openapi(maintenanceCreateRoute, async (c) => {
       const b = c.req.valid('json');
       const now = al.now();
       const target = b.terminalId !== undefined
         ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: terminalFor(c, s, b.terminalId, 'alert:handle').stationId }
         : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: nodeFor(c, s, b.nodeId!, 'alert:handle').id };
       const m = al.engine.addMaintenance({ ...target, reason: b.reason, startsAt: b.startsAt ? Date.parse(b.startsAt) : now, endsAt: Date.parse(b.endsAt) }, c.get('actor'));
-      audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
+      await audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
       return c.json(maintenanceView(m, now), 201);
     })
-    .openapi(maintenanceEndRoute, (c) => {
+    .openapi(maintenanceEndRoute, async (c) => {
       const { id } = c.req.valid('param');
       const m = al.store.s.maintenanceById.get(id) as MaintenanceRow | undefined;
       if (!m || !visible(c, m.nodeId)) throw notFound('maintenance', String(id));
       const ended = al.engine.endMaintenance(id);
       const now = al.now();
-      audit(c, s, { action: 'maintenance.end', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, before: maintenanceView(m, now), after: maintenanceView(ended, now) });
+      await audit(c, s, { action: 'maintenance.end', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, before: maintenanceView(m, now), after: maintenanceView(ended, now) });
       al.evaluate();
       return c.json(maintenanceView(ended, now), 200);
     })
@@ -462,42 +463,42 @@ export function alertRoutes(s: Services) {
       const rows = al.store.silenceList(q.node ?? principalOf(c).nodeId, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((x) => silenceView(x, now)), nextCursor: null }, 200);
     })
-    .openapi(silenceCreateRoute, (c) => {
+    .openapi(silenceCreateRoute, async (c) => {
       const b = c.req.valid('json');
       nodeFor(c, s, b.nodeId, 'config:write');
       const x = al.engine.addSilence({ nodeId: b.nodeId, rule: b.rule, until: Date.parse(b.until), reason: b.reason ?? null }, c.get('actor'));
       const now = al.now();
-      audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
+      await audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
       return c.json(silenceView(x, now), 201);
     })
-    .openapi(silenceDeleteRoute, (c) => {
+    .openapi(silenceDeleteRoute, async (c) => {
       const { id } = c.req.valid('param');
       const x = al.store.s.silenceById.get(id) as SilenceRow | undefined;
       if (!x || !visible(c, x.nodeId)) throw notFound('silence', String(id));
       nodeFor(c, s, x.nodeId, 'config:write');
       const ended = al.engine.endSilence(id);
       const now = al.now();
-      audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });
+      await audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });
       al.evaluate();
       return c.json(silenceView(ended, now), 200);
     })
     .openapi(webhookListRoute, (c) => c.json({ items: (al.store.s.webhooks.all() as WebhookRow[]).map(webhookView), nextCursor: null }, 200))
-    .openapi(webhookCreateRoute, (c) => {
+    .openapi(webhookCreateRoute, async (c) => {
       const b = c.req.valid('json');
       const { id } = al.store.s.insertWebhook.get(b.url, al.store.sealSecret(b.secret), c.get('actor'), al.now()) as { id: number };
       const w = al.store.s.webhook.get(id) as WebhookRow;
-      audit(c, s, { action: 'webhook.create', objectType: 'webhook', objectId: String(id), nodeId: null, after: { url: redactUrl(b.url) } });
+      await audit(c, s, { action: 'webhook.create', objectType: 'webhook', objectId: String(id), nodeId: null, after: { url: redactUrl(b.url) } });
       return c.json(webhookView(w), 201);
     })
-    .openapi(webhookDeleteRoute, (c) => {
+    .openapi(webhookDeleteRoute, async (c) => {
       const { id } = c.req.valid('param');
       const w = al.store.s.webhook.get(id) as WebhookRow | undefined;
       if (!w) throw notFound('webhook', String(id));
-      s.db.transaction(() => {
+      await transaction(s.engine, async (tx) => {
         al.store.s.dropDeliveries.run(id);
         al.store.s.deleteWebhook.run(id);
-        audit(c, s, { action: 'webhook.delete', objectType: 'webhook', objectId: String(id), nodeId: null, before: { url: redactUrl(w.url) } });
-      })();
+        await audit(c, s, { action: 'webhook.delete', objectType: 'webhook', objectId: String(id), nodeId: null, before: { url: redactUrl(w.url) } }, tx);
+      });
       return c.json({ id, deleted: true as const }, 200);
     })
     .openapi(deliveriesRoute, (c) => {
