@@ -248,7 +248,9 @@ export class AuthService {
     const failures = fresh ? 1 : f.failures + 1;
     const over = failures - free;
     const lockMs = over > 0 ? Math.min(this.opts.firstLockMs * 2 ** (over - 1), maxLockMs) : 0;
-    await this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: now + lockMs }, tx);
+    // Not over the free count: no lock at all. (`now + 0` would read as locked to a concurrent attempt that began a
+    // millisecond earlier, and refuse it with 429 below the free count.)
+    await this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: lockMs > 0 ? now + lockMs : 0 }, tx);
   }
 
   /** Hands back an attempt that turned out right; back at or below the free count, the key is not locked. */
