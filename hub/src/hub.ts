@@ -483,6 +483,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           await Promise.all(closed);
           const listeners = ms();
           writer.close();
+          await security.settled();
           const flush = ms();
           db.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();
