@@ -253,9 +253,11 @@ export class AuthService {
     await this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: lockMs > 0 ? now + lockMs : 0 }, tx);
   }
 
-  /** Hands back an attempt that turned out right; back at or below the free count, the key is not locked. */
+  /**
+   * Hands back an attempt that turned out right; back at or below the free count, the key is not locked. The caller
+   * holds the key's lock (`lockAttempts`).
+   */
   private async refund(key: string, free: number, tx: Tx): Promise<void> {
-    await this.store.lockAttempts([key], tx);
     const f = await this.store.failure(key, tx);
     if (!f) return;
     const failures = Math.max(0, f.failures - 1);
@@ -330,6 +332,8 @@ export class AuthService {
       userAgent: o.userAgent?.slice(0, 256) ?? null,
     };
     await transaction(this.engine, async (tx) => {
+      // Both keys, in lockAttempts' order, before any of their rows: a concurrent attempt holds both while it counts.
+      await this.store.lockAttempts([userKey, ipKey], tx);
       await this.store.clearFailure(userKey, tx);
       await this.refund(ipKey, this.opts.addressFreeFailures, tx);
       // Only if the hash is still the one checked: a reset or change in between wins.

@@ -192,4 +192,15 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     expect(await auth.sessionPrincipal(ok.token)).toMatchObject({ kind: 'session', username: 'admin', role: 'city-admin' });
     expect(await auth.stillValid((await auth.sessionPrincipal(ok.token))!)).toBe(true);
   });
+
+  it('right and wrong passwords from one address at once all get their answer (no lock waits on another)', async () => {
+    const auth = new AuthService(t.engine, createAuditLog(t.engine), createLogger('silent'), { scryptN: 2 ** 10, accountFreeFailures: 100, addressFreeFailures: 100 });
+    await auth.bootstrap('amber-tram-lantern-9');
+    const outcomes = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        auth.login('admin', i % 2 ? 'amber-tram-lantern-9' : 'wrong-password-1', { ip: '10.1.1.2', userAgent: null }).then(() => 'ok', (e: { status?: number; message: string }) => e.status ?? e.message),
+      ),
+    );
+    expect(outcomes).toEqual(Array.from({ length: 16 }, (_, i) => (i % 2 ? 'ok' : 401)));
+  });
 });
