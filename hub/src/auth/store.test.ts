@@ -203,4 +203,39 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     );
     expect(outcomes).toEqual(Array.from({ length: 16 }, (_, i) => (i % 2 ? 'ok' : 401)));
   });
+
+  it('the service over this store: sessions idle out and expire, a metrics token is a metrics principal, disabling ends both', async () => {
+    const audit = createAuditLog(t.engine);
+    const auth = new AuthService(t.engine, audit, createLogger('silent'), { scryptN: 2 ** 10, sessionTtlMs: 200_000, sessionIdleMs: 100_000 });
+    await auth.bootstrap('amber-tram-lantern-9');
+    const admin = await auth.login('admin', 'amber-tram-lantern-9', { ip: null, userAgent: null });
+    const t0 = admin.session.createdAt;
+    const p = (await auth.sessionPrincipal(admin.token, t0 + 1000))!;
+    expect(p).toMatchObject({ kind: 'session', role: 'city-admin', nodeId: null });
+    // Idle: no request for longer than sessionIdleMs ends it, and the row goes.
+    const idle = await auth.login('admin', 'amber-tram-lantern-9', { ip: null, userAgent: null });
+    expect(await auth.sessionPrincipal(idle.token, idle.session.createdAt + 100_001)).toBeNull();
+    expect(await auth.store.session(idle.session.idHash)).toBeUndefined();
+    // A request after a minute is a sign of life (written at most once a minute); expiry ends a busy session too.
+    expect(await auth.sessionPrincipal(admin.token, t0 + 61_000)).not.toBeNull();
+    expect((await auth.store.session(admin.session.idHash))!.lastSeenAt).toBe(t0 + 61_000);
+    expect(await auth.sessionPrincipal(admin.token, t0 + 150_000)).not.toBeNull();
+    expect(await auth.sessionPrincipal(admin.token, t0 + 200_000)).toBeNull();
+
+    const origin = { principal: p, ip: '10.0.0.9' };
+    const { user: op } = await auth.createUser(origin, { username: 'scraper-owner', role: 'city-admin', nodeId: null, password: 'amber-tram-lantern-9' }, () => true);
+    const opLogin = await auth.login('scraper-owner', 'amber-tram-lantern-9', { ip: null, userAgent: null });
+    const opP = (await auth.sessionPrincipal(opLogin.token))!;
+    const metrics = await auth.createToken({ principal: opP, ip: null }, { name: 'prometheus', role: 'metrics', expiresInDays: 30 });
+    expect(await auth.tokenPrincipal(metrics.token)).toMatchObject({ kind: 'token', role: 'metrics', tokenId: metrics.row.id, username: 'scraper-owner' });
+    expect((await auth.tokensOf(opP, op.id)).map((x) => x.role)).toEqual(['metrics']);
+
+    await auth.setDisabled(origin, op.id, true);
+    expect(await auth.tokenPrincipal(metrics.token)).toBeNull();
+    expect(await auth.sessionPrincipal(opLogin.token)).toBeNull();
+    expect(await auth.stillValid(opP)).toBe(false);
+    const actions = (await audit.list({ scope: null, limit: 50 })).map((r) => r.action).reverse();
+    expect(actions).toEqual(['user.create', 'auth.login', 'auth.login', 'user.create', 'auth.login', 'token.create', 'user.disable']);
+    expect((await audit.verify()).ok).toBe(true);
+  });
 });
