@@ -35,6 +35,7 @@ import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine } from './db/engine.ts';
+import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
@@ -64,6 +65,8 @@ export interface HubServices {
   db: Db;
   /** The database behind every store, for cross-domain transactions (`transaction(s.engine, …)`). */
   engine: Engine;
+  /** Whether the database answers (`/health` says `degraded` while it does not). */
+  databaseHealth: DatabaseHealth;
   log: Logger;
   metrics: Metrics;
   registry: RegistryStore;
@@ -307,8 +310,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
     }).init();
 
+    const databaseHealth = new DatabaseHealth(engine, log);
+    databaseHealth.start();
     const services: HubServices = {
       engine,
+      databaseHealth,
       alerts,
       rollouts,
       releases,
@@ -460,6 +466,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         closing ??= (async () => {
           const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
+          databaseHealth.stop();
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();
