@@ -175,7 +175,7 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     expect(await store.session('h9')).toBeUndefined();
   });
 
-  it('counts 20 wrong logins sent at once as 20 (the service over this store: throttled, audited)', async () => {
+  it('counts 20 wrong logins sent at once as 20 (the service over this store: throttled, audited)', { timeout: 30_000 }, async () => {
     const audit = createAuditLog(t.engine);
     // A low scrypt cost: the point here is the counting, not the hash.
     const auth = new AuthService(t.engine, audit, createLogger('silent'), { scryptN: 2 ** 10, accountFreeFailures: 100, addressFreeFailures: 100 });
@@ -193,7 +193,7 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     expect(await auth.stillValid((await auth.sessionPrincipal(ok.token))!)).toBe(true);
   });
 
-  it('right and wrong passwords from one address at once all get their answer (no lock waits on another)', async () => {
+  it('right and wrong passwords from one address at once all get their answer (no lock waits on another)', { timeout: 30_000 }, async () => {
     const auth = new AuthService(t.engine, createAuditLog(t.engine), createLogger('silent'), { scryptN: 2 ** 10, accountFreeFailures: 100, addressFreeFailures: 100 });
     await auth.bootstrap('amber-tram-lantern-9');
     const outcomes = await Promise.all(
@@ -204,7 +204,7 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     expect(outcomes).toEqual(Array.from({ length: 16 }, (_, i) => (i % 2 ? 'ok' : 401)));
   });
 
-  it('the service over this store: sessions idle out and expire, a metrics token is a metrics principal, disabling ends both', async () => {
+  it('the service over this store: sessions idle out and expire, a metrics token is a metrics principal, disabling ends both', { timeout: 30_000 }, async () => {
     const audit = createAuditLog(t.engine);
     const auth = new AuthService(t.engine, audit, createLogger('silent'), { scryptN: 2 ** 10, sessionTtlMs: 200_000, sessionIdleMs: 100_000 });
     await auth.bootstrap('amber-tram-lantern-9');
