@@ -74,6 +74,19 @@ describe.each(TEST_ENGINES)('auth store on %s', (kind) => {
     expect(await store.countUsers()).toBe(1);
   });
 
+  it('a name taken in an open transaction on another connection is refused in any case once that one commits', async () => {
+    if (t.engine.kind !== 'postgres') return; // SQLite: one connection, whose BEGIN IMMEDIATE serialises every writer
+    let second: Promise<boolean> | undefined;
+    await transaction(t.engine, async (tx) => {
+      expect(await store.insertUser(user('u_1', 'dan'), tx)).toBe(true);
+      second = store.insertUser(user('u_2', 'Dan'));
+      // Time for the second insert to slip past its check if nothing held it (it must wait for this commit).
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    expect(await second).toBe(false);
+    expect(await store.countUsers()).toBe(1);
+  });
+
   it('lists users under a node, ordered byte-wise by name, in keyset pages', async () => {
     for (const [id, name, node] of [
       ['u_a', 'alice', 'GZ-YX-001'],
