@@ -35,8 +35,8 @@ export class SqliteAuditStore implements AuditStore {
 
   /**
    * Not `async` on purpose: a failure throws synchronously, so a caller still inside a synchronous better-sqlite3
-   * transaction that does not await (config-layers' save, until it is ported) sees the throw and rolls back its
-   * change with the record, as before the port. An awaiting caller sees a rejection either way.
+   * transaction that does not await (a store not yet ported) sees the throw and rolls back its change with the
+   * record, as before the port. An awaiting caller sees a rejection either way.
    */
   append(e: AuditEntry, _tx?: Tx): Promise<AuditRow> {
     return Promise.resolve(this.db.inTransaction ? this.appendTx(e) : this.appendTx.immediate(e));
