@@ -13,7 +13,8 @@ import { startHub } from './hub.ts';
 import { createLogger } from './log.ts';
 import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts';
 import { openDatabase } from './store/db.ts';
-import { AuditLog } from './audit/log.ts';
+import { createAuditLog } from './audit/log.ts';
+import { transaction, type Engine } from './db/engine.ts';
 import { RegistryStore } from './store/registry.ts';
 import { HubError } from './errors.ts';
 import { releaseCommand } from './releases/index.ts';
@@ -108,7 +109,7 @@ async function serve(flags: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-function importFile(file: string): void {
+async function importFile(file: string): Promise<void> {
   const cfg = config([]);
   const progress = progressReporter('import');
   const text = fs.readFileSync(file, 'utf8');
@@ -116,11 +117,12 @@ function importFile(file: string): void {
   progress.done(`${fleet.nodes.length} nodes and ${fleet.terminals.length} terminals read from ${file}; checking and writing them in one transaction`);
   const { db } = openDatabase(cfg.dataDir);
   try {
-    const audit = new AuditLog(db);
+    const engine: Engine = { kind: 'sqlite', db };
+    const audit = createAuditLog(engine);
     // The CLI import is a state change like the API's: it goes into the audit log in the same transaction.
-    const result = db.transaction(() => {
+    const result = await transaction(engine, async (tx) => {
       const r = applyImport(db, new RegistryStore(db), fleet, 'cli');
-      audit.append({
+      await audit.append({
         actor: `cli (${os.userInfo().username})`,
         actorKind: 'cli',
         userId: null,
@@ -130,9 +132,9 @@ function importFile(file: string): void {
         objectId: path.basename(file),
         nodeId: null,
         after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
-      });
+      }, tx);
       return r;
-    })();
+    });
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     progress.done(`${result.terminals.created.length} terminals created, ${result.terminals.existing.length} existed already`);
   } finally {
@@ -195,7 +197,7 @@ export async function main(argv: string[]): Promise<number> {
         spec = IMPORT;
         const file = onePositional(IMPORT, rest, 'the fleet file');
         if (file === null) return (help(IMPORT), EXIT.ok);
-        importFile(file);
+        await importFile(file);
         return EXIT.ok;
       }
       case 'release':

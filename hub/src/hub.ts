@@ -27,10 +27,10 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
 import { PresenceService } from './presence/service.ts';
-import { SecurityState } from './services/security.ts';
+import { SecurityState } from './security/service.ts';
+import { createSecurityStore } from './security/store.ts';
 import { IngestQuota, type FloodState } from './ingest/quota.ts';
 import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
-import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
@@ -48,7 +48,7 @@ import { RegistryStore } from './store/registry.ts';
 import { RetentionStore } from './store/retention.ts';
 import { createReleases, createReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
-import { AuditLog } from './audit/log.ts';
+import { createAuditLog, type AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
 import { Alerts } from './alerts/service.ts';
 import { requireOperator } from './auth/middleware.ts';
@@ -205,8 +205,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         ((token, file) =>
           process.stderr.write(`\nKiosk Fleet admin token (shown once, kept in ${file}):\n  ${token}\n\n`)),
     );
-    const audit = new AuditLog(db);
-    const auth = new AuthService(db, audit, log, { ...config.auth, secureCookies: Boolean(config.tlsCert) });
+    const engine: Engine = { kind: 'sqlite', db };
+    const audit = createAuditLog(engine);
+    const auth = new AuthService(engine, audit, log, { ...config.auth, secureCookies: Boolean(config.tlsCert) });
     // First start: the city admin `admin`, with KF_ADMIN_PASSWORD or a generated password shown once.
     const firstPassword = await auth.bootstrap(config.adminPassword);
     if (firstPassword !== null) {
@@ -220,7 +221,6 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     bus.setMaxListeners(0);
     // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
     started.auth = ms();
-    const engine: Engine = { kind: 'sqlite', db };
     const nodeCounters = createNodeCounters(engine);
     bus.prependListener('changes', (changes: Change[]) => void nodeCounters.apply(changes));
     const ingestStore = createIngestStore(engine, config.presence);
@@ -233,7 +233,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.registry = ms();
     const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, config.presence, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
-    const security = new SecurityState(ingestStore, new SecurityStore(db), writer, log);
+    const security = new SecurityState(createSecurityStore(engine), (changes) => bus.emit('changes', changes), log);
     const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
     const takeovers = new TakeoverWatch(config.takeover, metrics, log, (id, s) => security.credentialConflict(id, s));
     const ingest = new Ingest(ingestStore, writer, presence, metrics, quota);
@@ -254,7 +254,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
     const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
     await presence.hubStarted();
-    for (const a of security.active()) {
+    for (const a of await security.active()) {
       if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
       if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
     }
@@ -292,7 +292,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       releaseKeys: config.releaseKeys,
       logger: log,
       // KF_ADMIN_TOKEN, or a city admin's API token.
-      isAdminToken: (t) => tokenMatches(t, adminToken) || auth.tokenPrincipal(t)?.role === 'city-admin',
+      isAdminToken: async (t) => tokenMatches(t, adminToken) || (await auth.tokenPrincipal(t))?.role === 'city-admin',
       // Operators by role: everyone reads releases, only a city admin uploads (auth/policy.ts).
       requireAdmin: requireOperator({ auth, adminToken }, { read: 'fleet:read', write: 'release:write' }),
       actor: (c) => (c as Context<ApiEnv>).get('actor'),
@@ -498,6 +498,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           await Promise.all(closed);
           const listeners = ms();
           await writer.close();
+          await security.settled();
           const flush = ms();
           db.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();

@@ -66,7 +66,9 @@ export function tokenMatches(given: string, expected: string): boolean {
 
 /**
  * The per-hub key (`meta.secret_key`, 256 random bits): made on the first start, kept in the database so that a
- * backup restores working terminal credentials and every hub process on one database shares it.
+ * backup restores working terminal credentials and every hub process on one database shares it. On either engine:
+ * `createSecurityStore(engine).hubKey(newKey())` (security/store.ts); this synchronous SQLite form stays for the
+ * stores not yet ported to the async interfaces (issue 18).
  */
 export function hubKey(db: { prepare(sql: string): { get(...a: unknown[]): unknown; run(...a: unknown[]): unknown } }): string {
   db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret_key', ?)").run(newKey());

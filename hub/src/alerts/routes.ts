@@ -5,8 +5,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { audit, nodeFor, principalOf, terminalFor, visible } from '../auth/guard.ts';
 import { inScope, PERMISSIONS } from '../auth/permissions.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
 import { transaction } from '../db/engine.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from './rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from './store.ts';
 import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
@@ -388,7 +388,7 @@ export function alertRoutes(s: Services) {
       const { id } = c.req.valid('param');
       const a = await visibleAlert(c, id);
       const b = c.req.valid('json');
-      const user = s.auth.store.userByName(b.to);
+      const user = await s.auth.store.userByName(b.to);
       // Only someone who may handle alerts and can see this one; anything else is a bad request, not a lookup.
       if (!user || user.disabledAt !== null || !PERMISSIONS['alert:handle'].roles.includes(user.role) || !inScope(user.nodeId, a.nodeId)) {
         throw badRequest('invalid-assignee', `${JSON.stringify(b.to)} is not an active user who may handle alerts at ${a.nodeId}`, { issues: [{ path: ['to'], message: 'not an assignable user here' }] });

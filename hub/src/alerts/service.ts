@@ -42,7 +42,7 @@ export interface AlertsDeps {
   log: Logger;
   registry: RegistryStore;
   configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
-  auth?: Pick<AuthService, 'store'>;
+  auth?: Pick<AuthService, 'districtAdmins'>;
   metricsRegistry?: Registry | null;
   /** The live stream (hub `changed`). */
   emit(changes: Change[]): void;
@@ -157,10 +157,7 @@ export class Alerts {
         const d = deps.configLayers.driftCheck(id, now);
         return { view: d.drift ? { terminalId: id, ...d.drift } : null, graceEndsAt: d.graceEndsAt };
       },
-      districtAdmins: async (district) =>
-        (await deps.auth?.store.users(district, undefined, 200))
-          ?.filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null)
-          .map((u) => u.username) ?? [],
+      districtAdmins: async (district) => (await deps.auth?.districtAdmins(district)) ?? [],
       beforeCommit: async (changes, tx) => {
         // 'updated' (a figure in the details moved) is for live views only; a duty system hears of real transitions.
         const real = changes.filter((ch) => ch.event !== 'updated');

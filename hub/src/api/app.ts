@@ -14,9 +14,9 @@ import { authenticate } from '../auth/middleware.ts';
 import { enforcePolicy } from '../auth/policy.ts';
 import type { ApiEnv, Services } from './common.ts';
 import { alertRoutes } from '../alerts/routes.ts';
-import { auditRoutes } from './audit.ts';
-import { authRoutes } from './auth.ts';
-import { userRoutes } from './users.ts';
+import { auditRoutes } from '../audit/routes.ts';
+import { authRoutes } from '../auth/routes.ts';
+import { userRoutes } from '../auth/users-routes.ts';
 import { configRoutes } from '../config-layers/routes.ts';
 import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
@@ -133,7 +133,7 @@ export function createHttpApp(s: Services) {
   app.get('/metrics', async (c) => {
     // The admin token, or an API token whose role may read the metrics (a `metrics` token: /metrics and nothing else).
     const given = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
-    const p = given === undefined ? null : tokenMatches(given, s.adminToken) ? ADMIN_TOKEN_PRINCIPAL : s.auth.tokenPrincipal(given);
+    const p = given === undefined ? null : tokenMatches(given, s.adminToken) ? ADMIN_TOKEN_PRINCIPAL : await s.auth.tokenPrincipal(given);
     if (!p) return c.json(errorBody('unauthorized', 'send Authorization: Bearer <KF_ADMIN_TOKEN or a metrics API token>'), 401);
     if (!can(p, 'metrics:read')) return c.json(errorBody('forbidden', `a ${p.role} token may not read /metrics; create one with the role metrics`), 403);
     return c.text(await s.metrics.registry.metrics(), 200, { 'content-type': s.metrics.registry.contentType });

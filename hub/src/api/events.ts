@@ -52,7 +52,7 @@ export function eventRoutes(s: Services) {
       await stream.writeSSE({ event: 'hello', data: JSON.stringify({ node: node ?? null, at: new Date().toISOString() }) });
       const caller = principalOf(c);
       // A stream outlives neither its session nor its token: disabling a user or revoking a token ends it too.
-      while (!stream.aborted && !stream.closed && s.auth.stillValid(caller)) {
+      while (!stream.aborted && !stream.closed && (await s.auth.stillValid(caller))) {
         if (queue.length === 0) {
           await new Promise<void>((resolve) => {
             const done = () => {
@@ -64,18 +64,18 @@ export function eventRoutes(s: Services) {
             // Only this stream's own changes wake it now, so a revoked token, an ended session or a disabled user is
             // also looked for on a timer: the stream ends within a second however quiet its node is.
             const recheck = setInterval(() => {
-              if (!s.auth.stillValid(caller)) done();
+              s.auth.stillValid(caller).then((ok) => ok || done(), done);
             }, SSE_REVALIDATE_MS).unref();
             wake = done;
           });
           wake = null;
-          if (queue.length === 0 && !stream.aborted && s.auth.stillValid(caller)) {
+          if (queue.length === 0 && !stream.aborted && (await s.auth.stillValid(caller))) {
             await stream.writeSSE({ event: 'heartbeat', data: new Date().toISOString() });
             continue;
           }
         }
         // Checked again after the wait: a change that arrives after the user was disabled is not theirs to see.
-        if (!s.auth.stillValid(caller)) break;
+        if (!(await s.auth.stillValid(caller))) break;
         for (const ch of queue.splice(0)) {
           const station = ch.nodeId ?? s.registry.terminal(ch.terminalId)?.stationId ?? null;
           await stream.writeSSE({

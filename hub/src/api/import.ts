@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, requirePermission, visible } from '../auth/guard.ts';
+import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { invalidImport, parseFleetCsv, parseFleetJson } from '../services/import.ts';
 import { errorResponses, json, type ApiEnv, type Services } from './common.ts';
@@ -60,17 +61,17 @@ export function importRoutes(s: Services) {
       const taken = s.registry.terminal(value.id);
       if (taken && !visible(c, taken.stationId)) throw invalidImport(row, `terminal id ${value.id} is not available; choose another`);
     }
-    const result = s.db.transaction(() => {
+    const result = await transaction(s.engine, async (tx) => {
       const r = s.importFleet(fleet, c.get('actor'));
-      audit(c, s, {
+      await audit(c, s, {
         action: 'fleet.import',
         objectType: 'fleet',
         objectId: null,
         nodeId: p.nodeId,
         after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
-      });
+      }, tx);
       return r;
-    })();
+    });
     return c.json(result, 200);
   });
 }

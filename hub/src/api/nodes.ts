@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { isUnderNode, parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
+import { transaction } from '../db/engine.ts';
 import { notFound } from '../errors.ts';
 import type { NodeRow } from '../store/registry.ts';
 import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
@@ -98,17 +99,17 @@ export function nodeRoutes(s: Services) {
         .map(nodeOut);
       return c.json({ items, nextCursor: null }, 200);
     })
-    .openapi(createNodeRoute, (c) => {
+    .openapi(createNodeRoute, async (c) => {
       const b = c.req.valid('json');
       // A new node hangs under a node the caller can see (a district admin adds stations to their district); only a
       // caller bound to the whole installation adds a city.
       const parent = parentNodeId(b.id);
       if (parent === null ? principalOf(c).nodeId !== null : !visible(c, parent)) throw notFound('node', parent ?? b.id);
-      const n = s.db.transaction(() => {
+      const n = await transaction(s.engine, async (tx) => {
         const row = s.registry.createNode(b);
-        audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } });
+        await audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } }, tx);
         return row;
-      })();
+      });
       return c.json(nodeOut(n), 201);
     })
     .openapi(getRoute, async (c) => {

@@ -184,7 +184,7 @@ describe('a district admin: the other district does not exist for them', { timeo
     for (const r of audit.items) expect(r.nodeId?.startsWith('GZ-YX')).toBe(true);
     const users = (await (await yxAdmin.api('/api/v1/users')).json()) as { items: { username: string }[] };
     expect(users.items.map((u) => u.username).sort()).toEqual(['yx-admin', 'yx-tech', 'yx-viewer', 'yx001-tech']);
-    const admin = hub.auth.store.userByName('admin')!;
+    const admin = (await hub.auth.store.userByName('admin'))!;
     expect((await yxAdmin.api(`/api/v1/users/${admin.id}`)).status).toBe(404);
     expect((await yxAdmin.api(`/api/v1/users/${admin.id}/disable`, { method: 'POST' })).status).toBe(404);
   });

@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { COMMAND_NAMES, PERIPHERAL_IDS, TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
+import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
 import type { CommandRow } from '../store/downlink.ts';
@@ -408,15 +409,15 @@ export function terminalRoutes(s: Services) {
       const items = rows.slice(0, q.limit).map(summary);
       return c.json({ items, nextCursor: more ? items[items.length - 1]!.id : null }, 200);
     })
-    .openapi(registerRoute, (c) => {
+    .openapi(registerRoute, async (c) => {
       const b = c.req.valid('json');
       if (!visible(c, b.station)) throw notFound('node', b.station);
       const id = b.id ?? s.registry.nextTerminalId(b.station);
-      const out = s.db.transaction(() => {
+      const out = await transaction(s.engine, async (tx) => {
         const r = s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'));
-        audit(c, s, { action: 'terminal.register', objectType: 'terminal', objectId: id, nodeId: b.station, after: { type: b.type, serial: b.serial, station: b.station } });
+        await audit(c, s, { action: 'terminal.register', objectType: 'terminal', objectId: id, nodeId: b.station, after: { type: b.type, serial: b.serial, station: b.station } }, tx);
         return r;
-      })();
+      });
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { registered: true } });
       return c.json(out, 201);
     })
@@ -426,35 +427,35 @@ export function terminalRoutes(s: Services) {
       const b = c.req.valid('json');
       // The target station must lie in the caller's scope too: moving a terminal out of reach is not placement.
       if (!visible(c, b.station)) throw notFound('node', b.station);
-      s.db.transaction(() => {
+      await transaction(s.engine, async (tx) => {
         const before = s.registry.requireTerminal(id).stationId;
         s.registry.move(id, b.station, c.get('actor'), b.reason ?? null);
-        audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } });
-      })();
+        await audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } }, tx);
+      });
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { station: b.station } });
       return c.json(await detail(id), 200);
     })
     .openapi(decommissionRoute, async (c) => {
       const { id } = c.req.valid('param');
       const body = c.req.header('content-length') === '0' ? {} : ((await c.req.json().catch(() => ({}))) as { reason?: string });
-      s.db.transaction(() => {
+      await transaction(s.engine, async (tx) => {
         const before = s.registry.requireTerminal(id);
         const reason = typeof body.reason === 'string' ? body.reason : null;
         s.registry.decommission(id, c.get('actor'), reason);
-        audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } });
-      })();
+        await audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } }, tx);
+      });
       s.broker.kick(id);
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { state: 'decommissioned' } });
       return c.json(await detail(id), 200);
     })
-    .openapi(secretRoute, (c) => {
+    .openapi(secretRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const secret = s.db.transaction(() => {
+      const secret = await transaction(s.engine, async (tx) => {
         const out = s.registry.rotateSecret(id);
         // The secret itself never goes into the audit log (nor the log).
-        audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { rotated: true } });
+        await audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { rotated: true } }, tx);
         return out;
-      })();
+      });
       s.broker.kick(id);
       s.log.info({ terminalId: id, actor: c.get('actor') }, 'terminal secret rotated');
       return c.json({ id, secret }, 200);
@@ -557,14 +558,14 @@ export function terminalRoutes(s: Services) {
       const last = page[page.length - 1];
       return c.json({ items: page.map(commandOut), nextCursor: more && last ? `${last.issuedAt}~${last.id}` : null }, 200);
     })
-    .openapi(commandCreateRoute, (c) => {
+    .openapi(commandCreateRoute, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const row = s.db.transaction(() => {
+      const row = await transaction(s.engine, async (tx) => {
         const r = s.downlink.createCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'));
-        audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } });
+        await audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } }, tx);
         return r;
-      })();
+      });
       s.changed({ type: 'command', terminalId: id, at: Date.now(), data: { id: row.id, status: row.status } });
       return c.json(commandOut(s.downlink.command(row.id) ?? row), 201);
     });

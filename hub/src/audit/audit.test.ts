@@ -10,13 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { transaction } from '../db/engine.ts';
 import { dbPath, openDatabase, type Db } from '../store/db.ts';
 import { createHash } from 'node:crypto';
 import { canonicalManifestBytes } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
 import { operator, type Operator } from '../auth/testing.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
-import { AuditLog, GENESIS } from './log.ts';
+import { createAuditLog, GENESIS } from './log.ts';
 
 const entry = (i: number) => ({
   actor: `user${i}`,
@@ -34,13 +35,13 @@ const entry = (i: number) => ({
 describe('the hash chain', () => {
   const dirs: string[] = [];
   const dbs: Db[] = [];
-  const fresh = (n: number) => {
+  const fresh = async (n: number) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-audit-'));
     dirs.push(dir);
     const { db } = openDatabase(dir);
     dbs.push(db);
-    const log = new AuditLog(db);
-    for (let i = 1; i <= n; i++) log.append(entry(i));
+    const log = createAuditLog({ kind: 'sqlite', db });
+    for (let i = 1; i <= n; i++) await log.append(entry(i));
     // The file as someone with a shell on the server would open it, triggers dropped.
     const raw = new Database(dbPath(dir));
     dbs.push(raw);
@@ -51,64 +52,64 @@ describe('the hash chain', () => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  test('each record carries the previous hash; an untouched chain verifies', () => {
-    const { log } = fresh(5);
-    const rows = log.list({ scope: null, limit: 10 }).reverse();
+  test('each record carries the previous hash; an untouched chain verifies', async () => {
+    const { log } = await fresh(5);
+    const rows = (await log.list({ scope: null, limit: 10 })).reverse();
     expect(rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
     expect(rows[0]!.prevHash).toBe(GENESIS);
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
-    expect(log.verify()).toEqual({ ok: true, checked: 5, head: rows[4]!.hash });
+    expect(await log.verify()).toEqual({ ok: true, checked: 5, head: rows[4]!.hash });
   });
 
-  test('the database refuses UPDATE and DELETE on the audit log', () => {
-    const { raw } = fresh(2);
+  test('the database refuses UPDATE and DELETE on the audit log', async () => {
+    const { raw } = await fresh(2);
     expect(() => raw.prepare("UPDATE audit_log SET actor = 'x' WHERE id = 1").run()).toThrow(/append-only/);
     expect(() => raw.prepare('DELETE FROM audit_log WHERE id = 1').run()).toThrow(/append-only/);
   });
 
-  test('a row edited by hand is named by verify', () => {
-    const { log, raw } = fresh(6);
+  test('a row edited by hand is named by verify', async () => {
+    const { log, raw } = await fresh(6);
     raw.exec('DROP TRIGGER audit_log_no_update');
     raw.prepare(`UPDATE audit_log SET after = '{"station":"GZ-TH-001"}' WHERE id = 4`).run();
-    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'hash-mismatch', checked: 3 });
+    expect(await log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'hash-mismatch', checked: 3 });
   });
 
-  test('a row edited with its hash recomputed breaks the link of the next row', () => {
-    const { log, raw } = fresh(6);
+  test('a row edited with its hash recomputed breaks the link of the next row', async () => {
+    const { log, raw } = await fresh(6);
     raw.exec('DROP TRIGGER audit_log_no_update');
     raw.prepare("UPDATE audit_log SET actor = 'someone-else', hash = 'f00d' WHERE id = 2").run();
     // Row 2 no longer matches its own hash; had the forger fixed that too, row 3's prevHash would not match.
-    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 2 });
+    expect(await log.verify()).toMatchObject({ ok: false, brokenAt: 2 });
   });
 
-  test('a removed row is named by the row after it', () => {
-    const { log, raw } = fresh(5);
+  test('a removed row is named by the row after it', async () => {
+    const { log, raw } = await fresh(5);
     raw.exec('DROP TRIGGER audit_log_no_delete');
     raw.prepare('DELETE FROM audit_log WHERE id = 3').run();
-    expect(log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'chain-broken' });
+    expect(await log.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: 'chain-broken' });
   });
 
-  test('an append inside a rolled-back transaction leaves no record (the change and its record go together)', () => {
-    const { log, db } = fresh(1);
-    expect(() =>
-      db.transaction(() => {
-        log.append(entry(2));
+  test('an append inside a rolled-back transaction leaves no record (the change and its record go together)', async () => {
+    const { log, db } = await fresh(1);
+    await expect(
+      transaction({ kind: 'sqlite', db }, async (tx) => {
+        await log.append(entry(2), tx);
         throw new Error('the change failed');
-      })(),
-    ).toThrow('the change failed');
-    expect(log.list({ scope: null, limit: 10 })).toHaveLength(1);
-    expect(log.append(entry(3)).id).toBe(2);
-    expect(log.verify().ok).toBe(true);
+      }),
+    ).rejects.toThrow('the change failed');
+    expect(await log.list({ scope: null, limit: 10 })).toHaveLength(1);
+    expect((await log.append(entry(3))).id).toBe(2);
+    expect((await log.verify()).ok).toBe(true);
   });
 
-  test('listing is scoped by node with LIKE wildcards escaped', () => {
-    const { log } = fresh(0);
-    log.append({ ...entry(1), nodeId: 'GZ-YX-001' });
-    log.append({ ...entry(2), nodeId: 'GZ-TH-001' });
-    log.append({ ...entry(3), nodeId: null });
-    expect(log.list({ scope: 'GZ-YX', limit: 10 }).map((r) => r.id)).toEqual([1]);
-    expect(log.list({ scope: 'GZ-%', limit: 10 })).toEqual([]);
-    expect(log.list({ scope: null, limit: 10 }).map((r) => r.id)).toEqual([3, 2, 1]);
+  test('listing is scoped by node with LIKE wildcards escaped', async () => {
+    const { log } = await fresh(0);
+    await log.append({ ...entry(1), nodeId: 'GZ-YX-001' });
+    await log.append({ ...entry(2), nodeId: 'GZ-TH-001' });
+    await log.append({ ...entry(3), nodeId: null });
+    expect((await log.list({ scope: 'GZ-YX', limit: 10 })).map((r) => r.id)).toEqual([1]);
+    expect(await log.list({ scope: 'GZ-%', limit: 10 })).toEqual([]);
+    expect((await log.list({ scope: null, limit: 10 })).map((r) => r.id)).toEqual([3, 2, 1]);
   });
 });
 
@@ -241,7 +242,7 @@ describe('releases and rollouts', { timeout: 60_000 }, () => {
 });
 
 describe('the CLI', () => {
-  test('`kiosk-fleet import` writes its audit record, without the new secrets', () => {
+  test('`kiosk-fleet import` writes its audit record, without the new secrets', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-audit-cli-'));
     try {
       const fleet = path.join(dir, 'fleet.json');
@@ -260,12 +261,12 @@ describe('the CLI', () => {
       const secret = terminals.created[0]!.secret;
       const { db } = openDatabase(dir);
       try {
-        const log = new AuditLog(db);
-        const [rec] = log.list({ scope: null, action: 'fleet.import', limit: 10 });
+        const log = createAuditLog({ kind: 'sqlite', db });
+        const [rec] = await log.list({ scope: null, action: 'fleet.import', limit: 10 });
         expect(rec).toMatchObject({ actorKind: 'cli', objectId: 'fleet.json' });
         expect(JSON.parse(rec!.after!)).toMatchObject({ nodesCreated: ['GZ', 'GZ-YX', 'GZ-YX-001'], terminalsCreated: ['GZ-YX-001-01'] });
         expect(JSON.stringify(rec)).not.toContain(secret);
-        expect(log.verify().ok).toBe(true);
+        expect((await log.verify()).ok).toBe(true);
       } finally {
         db.close();
       }

@@ -87,7 +87,7 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
   test('a restart on the same data does not create or announce another admin', async () => {
     await h.hub.close();
     h = { ...(await loggedHub(dir)), announced: h.announced };
-    expect(h.hub.auth.store.countUsers()).toBeGreaterThan(0);
+    expect(await h.hub.auth.store.countUsers()).toBeGreaterThan(0);
     expect(h.announced).toHaveLength(1);
   });
 
@@ -405,7 +405,7 @@ describe('password policy and hashing', { timeout: 120_000 }, () => {
       expect(body.error.message).toMatch(/^password: /);
       expect(body.error.message, JSON.stringify(password)).toMatch(why);
     }
-    expect(hub.auth.store.userByName('new-user-77')).toBeUndefined();
+    expect(await hub.auth.store.userByName('new-user-77')).toBeUndefined();
     const ok = await hub.api('/api/v1/users', { method: 'POST', json: { username: 'new-user-77', role: 'viewer', nodeId: 'GZ', password: 'amber-tram-lantern-9' } });
     expect(ok.status).toBe(201);
   });
@@ -415,9 +415,9 @@ describe('password policy and hashing', { timeout: 120_000 }, () => {
     expect(await hashPassword('amber-tram-lantern-9')).toMatch(/^scrypt\$131072\$8\$1\$/);
     const op = await operator(hub, 'old-timer', 'viewer', 'GZ');
     const old = await hashPassword(op.password, 2 ** 15);
-    hub.auth.store.setPassword(op.id, old, false, Date.now());
+    await hub.auth.store.setPassword(op.id, old, false, Date.now());
     await login(hub, 'old-timer', op.password);
-    const now = hub.auth.store.user(op.id)!.passwordHash;
+    const now = (await hub.auth.store.user(op.id))!.passwordHash;
     expect(now).not.toBe(old);
     expect(now).toMatch(/^scrypt\$131072\$/);
     await login(hub, 'old-timer', op.password);

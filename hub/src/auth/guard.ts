@@ -3,11 +3,15 @@
  * outside a caller's node does not exist for them), then "may their role do this" (403).
  *
  *   const t = terminalFor(c, s, id, 'terminal:place');   // 404 outside scope, 403 for a viewer, else the row
- *   audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: t.stationId, before, after });
+ *   await transaction(s.engine, async (tx) => {
+ *     …the change, tx…;
+ *     await audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: t.stationId, before, after }, tx);
+ *   });
  */
 import type { Context } from 'hono';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AuditEntry, AuditRow } from '../audit/log.ts';
+import type { Tx } from '../db/engine.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { NodeRow, TerminalRow } from '../store/registry.ts';
 import type { ApiEnv, Services } from '../api/common.ts';
@@ -67,9 +71,9 @@ export function visible(c: C, nodeId: string | null): boolean {
   return sees(principalOf(c), nodeId);
 }
 
-/** Writes an audit record for a change the caller made (inside the caller's transaction when there is one). */
-export function audit(c: C, s: Pick<Services, 'audit'>, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): AuditRow {
+/** Writes an audit record for a change the caller made; with `tx`, in the transaction of the change. */
+export function audit(c: C, s: Pick<Services, 'audit'>, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>, tx?: Tx): Promise<AuditRow> {
   const p = principalOf(c);
   c.set('audited', true);
-  return s.audit.append({ actor: actorName(p), actorKind: p.kind, userId: p.userId, ip: clientIp(c), ...e });
+  return s.audit.append({ actor: actorName(p), actorKind: p.kind, userId: p.userId, ip: clientIp(c), ...e }, tx);
 }

@@ -41,12 +41,12 @@ export function authenticate(s: Pick<Services, 'auth' | 'adminToken'>): Middlewa
     if (header !== undefined) {
       const m = /^Bearer (.+)$/.exec(header);
       const given = m?.[1] ?? '';
-      if (given.startsWith(`${TOKEN_PREFIX}.`)) p = s.auth.tokenPrincipal(given);
+      if (given.startsWith(`${TOKEN_PREFIX}.`)) p = await s.auth.tokenPrincipal(given);
       else if (given !== '' && tokenMatches(given, s.adminToken)) p = ADMIN_TOKEN_PRINCIPAL;
       if (!p) return c.json(err('unauthorized', 'the bearer token is unknown, expired or revoked'), 401);
     } else {
       const cookie = getCookie(c, SESSION_COOKIE);
-      if (cookie !== undefined) p = s.auth.sessionPrincipal(cookie);
+      if (cookie !== undefined) p = await s.auth.sessionPrincipal(cookie);
       if (!p) {
         return c.json(err('unauthorized', 'sign in (POST /api/v1/auth/login) or send Authorization: Bearer <API token>'), 401);
       }

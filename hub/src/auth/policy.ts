@@ -162,7 +162,7 @@ export function enforcePolicy(s: Services, prefix = '/api/v1'): MiddlewareHandle
     await next();
     // Every successful write leaves an audit record: the handler's own (with before/after), else this generic one.
     if (policy.method !== 'GET' && !policy.readOnly && c.res.status < 400 && !c.get('audited')) {
-      audit(c, s, {
+      await audit(c, s, {
         action: `${policy.method} ${policy.path}`,
         objectType: policy.target === 'none' ? 'route' : policy.target,
         objectId: id,

@@ -9,19 +9,21 @@
  *   still lie under the owner's node.
  * - While an account or an address is locked out, even the right password is refused (otherwise the lockout only
  *   slows a guesser down until the password is found).
- * - An attempt is counted before its password is checked, in one synchronous transaction with the lock check: a
- *   guesser who sends 30 at once gets as many checks as one who sends them in turn (issue 20, item 2). A right
+ * - An attempt is counted before its password is checked, in one transaction with the lock check, the key's rows
+ *   serialised (store.ts `lockAttempts`; on PostgreSQL across hubs too): a guesser who sends 30 at once gets as many
+ *   checks as one who sends them in turn (issue 20, item 2). A right
  *   password hands its count back to the address, so a NAT of honest users does not add up to a lock.
  * - The same per-account count throttles a change of password (its current password is a guess too), and only a
  *   password session may change one: an API token, however narrowed, is not its owner's password.
- * - Session ids and token secrets are stored only as SHA-256; passwords only as scrypt.
+ * - Session ids and token secrets are stored only as SHA-256; passwords only as scrypt, hashed before the
+ *   transaction that stores them opens (scrypt is real work in the thread pool; a transaction awaits only store calls).
  */
 import crypto from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
-import { AuditLog, type AuditEntry } from '../audit/log.ts';
+import type { AuditEntry, AuditLog } from '../audit/log.ts';
+import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { Db } from '../store/db.ts';
 import { dummyHash, generatePassword, hashPassword, needsRehash, passwordProblem, SCRYPT_N, verifyPassword } from './passwords.ts';
 import {
   actorName,
@@ -33,7 +35,8 @@ import {
   type Principal,
   type Role,
 } from './permissions.ts';
-import { AuthStore, type SessionRow, type TokenRow, type UserRow } from './store.ts';
+import { SqliteAuthStore } from './store.sqlite.ts';
+import { createAuthStore, type AuthStore, type SessionRow, type TokenRow, type UserRow } from './store.ts';
 
 export const SESSION_COOKIE = 'kf_session';
 export const CSRF_COOKIE = 'kf_csrf';
@@ -160,12 +163,12 @@ export class AuthService {
   private logins: Counter<'outcome'> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly engine: Engine,
     readonly audit: AuditLog,
     private readonly log: Logger,
     opts: Partial<AuthOptions> = {},
   ) {
-    this.store = new AuthStore(db);
+    this.store = createAuthStore(engine);
     this.opts = { ...DEFAULT_AUTH_OPTIONS, ...opts };
   }
 
@@ -174,14 +177,17 @@ export class AuthService {
     this.logins = new Counter({ name: 'kf_logins_total', help: 'Password logins by outcome', labelNames: ['outcome'], registers: [registry] });
   }
 
-  private record(o: Origin, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>): void {
-    this.audit.append({
-      actor: o.principal ? actorName(o.principal) : 'anonymous',
-      actorKind: o.principal?.kind ?? 'anonymous',
-      userId: o.principal?.userId ?? null,
-      ip: o.ip,
-      ...e,
-    });
+  private async record(o: Origin, e: Omit<AuditEntry, 'actor' | 'actorKind' | 'userId' | 'ip'>, tx?: Tx): Promise<void> {
+    await this.audit.append(
+      {
+        actor: o.principal ? actorName(o.principal) : 'anonymous',
+        actorKind: o.principal?.kind ?? 'anonymous',
+        userId: o.principal?.userId ?? null,
+        ip: o.ip,
+        ...e,
+      },
+      tx,
+    );
   }
 
   /**
@@ -192,12 +198,12 @@ export class AuthService {
     // The hash an unknown user's login is checked against, made now in the thread pool: otherwise the first such
     // login pays two scrypt runs (~2 s at N=2^17, more on a loaded machine) where a known user's pays one.
     void dummyHash(this.opts.scryptN);
-    if (this.store.countUsers() > 0) return null;
+    if ((await this.store.countUsers()) > 0) return null;
     const generated = password === undefined ? generatePassword() : null;
     const hash = await hashPassword(password ?? generated!, this.opts.scryptN);
     const now = Date.now();
-    const created = this.db.transaction(() => {
-      if (this.store.countUsers() > 0) return false; // another hub process was first
+    const created = await transaction(this.engine, async (tx) => {
+      if ((await this.store.countUsers(tx)) > 0) return false; // another hub process was first
       const u: UserRow = {
         id: newId('u'),
         username: 'admin',
@@ -211,8 +217,8 @@ export class AuthService {
         createdBy: 'first-start',
         passwordChangedAt: now,
       };
-      this.store.insertUser(u);
-      this.audit.append({
+      if (!(await this.store.insertUser(u, tx))) return false; // ... at the same moment, on another connection
+      await this.audit.append({
         actor: 'hub',
         actorKind: 'system',
         userId: null,
@@ -222,35 +228,40 @@ export class AuthService {
         objectId: u.id,
         nodeId: null,
         after: { ...userAudit(u), source: generated === null ? 'KF_ADMIN_PASSWORD' : 'generated' },
-      });
+      }, tx);
       return true;
-    }).immediate();
+    });
     if (created) this.log.info({ username: 'admin', source: generated === null ? 'KF_ADMIN_PASSWORD' : 'generated' }, 'first start: city admin created');
     return created ? generated : null;
   }
 
   // ---------------------------------------------------------------- login, sessions
 
-  private lockRemaining(key: string, now: number): number {
-    const f = this.store.failure(key);
+  private async lockRemaining(key: string, now: number, tx: Tx): Promise<number> {
+    const f = await this.store.failure(key, tx);
     return f && f.lockedUntil > now ? f.lockedUntil - now : 0;
   }
 
-  private fail(key: string, free: number, maxLockMs: number, now: number): void {
-    const f = this.store.failure(key);
+  private async fail(key: string, free: number, maxLockMs: number, now: number, tx: Tx): Promise<void> {
+    const f = await this.store.failure(key, tx);
     const fresh = !f || now - f.lastAt > this.opts.failureWindowMs;
     const failures = fresh ? 1 : f.failures + 1;
     const over = failures - free;
     const lockMs = over > 0 ? Math.min(this.opts.firstLockMs * 2 ** (over - 1), maxLockMs) : 0;
-    this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: now + lockMs });
+    // Not over the free count: no lock at all. (`now + 0` would read as locked to a concurrent attempt that began a
+    // millisecond earlier, and refuse it with 429 below the free count.)
+    await this.store.putFailure({ key, failures, firstAt: fresh ? now : f.firstAt, lastAt: now, lockedUntil: lockMs > 0 ? now + lockMs : 0 }, tx);
   }
 
-  /** Hands back an attempt that turned out right; back at or below the free count, the key is not locked. */
-  private refund(key: string, free: number): void {
-    const f = this.store.failure(key);
+  /**
+   * Hands back an attempt that turned out right; back at or below the free count, the key is not locked. The caller
+   * holds the key's lock (`lockAttempts`).
+   */
+  private async refund(key: string, free: number, tx: Tx): Promise<void> {
+    const f = await this.store.failure(key, tx);
     if (!f) return;
     const failures = Math.max(0, f.failures - 1);
-    this.store.putFailure({ ...f, failures, lockedUntil: failures <= free ? 0 : f.lockedUntil });
+    await this.store.putFailure({ ...f, failures, lockedUntil: failures <= free ? 0 : f.lockedUntil }, tx);
   }
 
   private userKey(username: string): string {
@@ -260,16 +271,18 @@ export class AuthService {
 
   /**
    * Counts one password attempt against the account (and the address, when given) unless one of them is locked:
-   * then 429 and nothing is checked. Synchronous, so no other attempt runs between the check and the count.
+   * then 429 and nothing is checked. One transaction with the keys locked, so no other attempt runs between the
+   * check and the count.
    */
-  private countAttempt(userKey: string, ipKey: string | null, now: number, log: Record<string, unknown>, what: 'login' | 'password change'): void {
-    const wait = this.db.transaction(() => {
-      const w = Math.max(this.lockRemaining(userKey, now), ipKey === null ? 0 : this.lockRemaining(ipKey, now));
+  private async countAttempt(userKey: string, ipKey: string | null, now: number, log: Record<string, unknown>, what: 'login' | 'password change'): Promise<void> {
+    const wait = await transaction(this.engine, async (tx) => {
+      await this.store.lockAttempts(ipKey === null ? [userKey] : [userKey, ipKey], tx);
+      const w = Math.max(await this.lockRemaining(userKey, now, tx), ipKey === null ? 0 : await this.lockRemaining(ipKey, now, tx));
       if (w > 0) return w;
-      this.fail(userKey, this.opts.accountFreeFailures, this.opts.maxLockMs, now);
-      if (ipKey !== null) this.fail(ipKey, this.opts.addressFreeFailures, this.opts.addressMaxLockMs, now);
+      await this.fail(userKey, this.opts.accountFreeFailures, this.opts.maxLockMs, now, tx);
+      if (ipKey !== null) await this.fail(ipKey, this.opts.addressFreeFailures, this.opts.addressMaxLockMs, now, tx);
       return 0;
-    }).immediate();
+    });
     if (wait > 0) {
       if (what === 'login') this.logins?.inc({ outcome: 'throttled' });
       this.log.warn(log, `${what} refused: too many failed attempts`);
@@ -286,14 +299,14 @@ export class AuthService {
     const ipKey = `ip:${o.ip ?? 'unknown'}`;
     // A name that is no account may be a password typed into the wrong field: logs and audit get a digest of it
     // (enough to see one name tried again and again), never the text.
-    const known = this.store.userByName(username);
+    const known = await this.store.userByName(username);
     const who = known ? { username } : { usernameDigest: sha256(username.toLowerCase()).slice(0, 12) };
-    this.countAttempt(userKey, ipKey, now, { ...who, ip: o.ip }, 'login');
+    await this.countAttempt(userKey, ipKey, now, { ...who, ip: o.ip }, 'login');
     const user = known;
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash(this.opts.scryptN)));
     const origin: Origin = { principal: null, ip: o.ip };
     if (!user || !ok || user.disabledAt !== null) {
-      this.record(origin, {
+      await this.record(origin, {
         action: 'auth.login',
         objectType: 'user',
         objectId: user?.id ?? null,
@@ -318,18 +331,21 @@ export class AuthService {
       ip: o.ip,
       userAgent: o.userAgent?.slice(0, 256) ?? null,
     };
-    this.db.transaction(() => {
-      this.store.clearFailure(userKey);
-      this.refund(ipKey, this.opts.addressFreeFailures);
+    await transaction(this.engine, async (tx) => {
+      // Both keys, in lockAttempts' order, before any of their rows: a concurrent attempt holds both while it counts.
+      await this.store.lockAttempts([userKey, ipKey], tx);
+      await this.store.clearFailure(userKey, tx);
+      await this.refund(ipKey, this.opts.addressFreeFailures, tx);
       // Only if the hash is still the one checked: a reset or change in between wins.
-      if (rehash !== null) this.store.replaceHash(user.id, user.passwordHash, rehash);
-      this.store.pruneSessions(now);
-      this.store.insertSession(session);
-      this.record(
+      if (rehash !== null) await this.store.replaceHash(user.id, user.passwordHash, rehash, tx);
+      await this.store.pruneSessions(now, tx);
+      await this.store.insertSession(session, tx);
+      await this.record(
         { principal: this.userPrincipal(user, 'session'), ip: o.ip },
         { action: 'auth.login', objectType: 'user', objectId: user.id, nodeId: user.nodeId, after: { username: user.username } },
+        tx,
       );
-    })();
+    });
     this.logins?.inc({ outcome: 'ok' });
     this.log.info({ username: user.username, ip: o.ip, ...(rehash !== null ? { rehashed: true } : {}) }, 'login');
     return { token, session, user };
@@ -340,65 +356,65 @@ export class AuthService {
   }
 
   /** The principal of a session cookie, or null (unknown, expired, idle too long, user disabled). */
-  sessionPrincipal(token: string, now = Date.now()): Principal | null {
+  async sessionPrincipal(token: string, now = Date.now()): Promise<Principal | null> {
     const idHash = sha256(token);
-    const s = this.store.session(idHash);
+    const s = await this.store.session(idHash);
     if (!s) return null;
     if (s.expiresAt <= now || now - s.lastSeenAt > this.opts.sessionIdleMs) {
-      this.store.deleteSession(idHash);
+      await this.store.deleteSession(idHash);
       return null;
     }
-    const u = this.store.user(s.userId);
+    const u = await this.store.user(s.userId);
     if (!u || u.disabledAt !== null) return null;
     // One write a minute at most per session: "last seen" needs no better resolution than the idle timeout.
-    if (now - s.lastSeenAt > 60_000) this.store.touchSession(idHash, now);
+    if (now - s.lastSeenAt > 60_000) await this.store.touchSession(idHash, now);
     return this.userPrincipal(u, 'session', { csrfToken: s.csrfToken, sessionHash: idHash });
   }
 
   /** False once the caller's session ended, their token was revoked or expired, or their user was disabled. */
-  stillValid(p: Principal, now = Date.now()): boolean {
+  async stillValid(p: Principal, now = Date.now()): Promise<boolean> {
     if (p.kind === 'admin-token') return true;
-    const u = p.userId === null ? undefined : this.store.user(p.userId);
+    const u = p.userId === null ? undefined : await this.store.user(p.userId);
     if (!u || u.disabledAt !== null) return false;
     if (p.kind === 'session') {
-      const sess = p.sessionHash === undefined ? undefined : this.store.session(p.sessionHash);
+      const sess = p.sessionHash === undefined ? undefined : await this.store.session(p.sessionHash);
       return sess !== undefined && sess.expiresAt > now;
     }
-    const t = p.tokenId === null ? undefined : this.store.token(p.tokenId);
+    const t = p.tokenId === null ? undefined : await this.store.token(p.tokenId);
     return t !== undefined && t.revokedAt === null && t.expiresAt > now;
   }
 
-  logout(p: Principal, ip: string | null): void {
+  async logout(p: Principal, ip: string | null): Promise<void> {
     if (p.kind !== 'session' || !p.sessionHash) return;
     const hash = p.sessionHash;
-    this.db.transaction(() => {
-      this.store.deleteSession(hash);
-      this.record({ principal: p, ip }, { action: 'auth.logout', objectType: 'user', objectId: p.userId, nodeId: p.nodeId });
-    })();
+    await transaction(this.engine, async (tx) => {
+      await this.store.deleteSession(hash, tx);
+      await this.record({ principal: p, ip }, { action: 'auth.logout', objectType: 'user', objectId: p.userId, nodeId: p.nodeId }, tx);
+    });
   }
 
   // ---------------------------------------------------------------- API tokens
 
   /** The principal of an API token (`kft.<id>.<secret>`), or null when unknown, wrong, expired, revoked or orphaned. */
-  tokenPrincipal(raw: string, now = Date.now()): Principal | null {
+  async tokenPrincipal(raw: string, now = Date.now()): Promise<Principal | null> {
     const m = /^kft\.([a-f0-9]{16})\.([A-Za-z0-9_-]{43})$/.exec(raw);
     if (!m) return null;
-    const t = this.store.token(m[1]!);
+    const t = await this.store.token(m[1]!);
     if (!t) return null;
     const given = Buffer.from(sha256(m[2]!));
     if (!crypto.timingSafeEqual(given, Buffer.from(t.secretHash))) return null;
     if (t.revokedAt !== null || t.expiresAt <= now) return null;
-    const u = this.store.user(t.userId);
+    const u = await this.store.user(t.userId);
     if (!u || u.disabledAt !== null || !inScope(u.nodeId, t.nodeId)) return null;
-    if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) this.store.touchToken(t.id, now);
+    if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) await this.store.touchToken(t.id, now);
     return this.userPrincipal(u, 'token', { tokenId: t.id, role: lowerRole(t.role, u.role), nodeId: t.nodeId, mustChangePassword: false });
   }
 
   /** Creates a token for the caller's own user: at most their role, under their node. The secret is returned once. */
-  createToken(
+  async createToken(
     o: Origin,
     input: { name: string; role?: Role | undefined; nodeId?: string | null | undefined; expiresInDays: number },
-  ): { token: string; row: TokenRow } {
+  ): Promise<{ token: string; row: TokenRow }> {
     const p = o.principal!;
     if (p.userId === null) {
       throw new HubError(403, 'forbidden', 'the installation admin token cannot own API tokens; sign in as a user');
@@ -411,31 +427,31 @@ export class AuthService {
     const secret = crypto.randomBytes(32).toString('base64url');
     const now = Date.now();
     const row = { id, userId: p.userId, name: input.name, role, nodeId, secretHash: sha256(secret), createdAt: now, expiresAt: now + input.expiresInDays * 86_400_000 };
-    this.db.transaction(() => {
-      this.store.insertToken(row);
-      this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: p.username, expiresAt: new Date(row.expiresAt).toISOString() } });
-    })();
+    await transaction(this.engine, async (tx) => {
+      await this.store.insertToken(row, tx);
+      await this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: p.username, expiresAt: new Date(row.expiresAt).toISOString() } }, tx);
+    });
     return { token: `${TOKEN_PREFIX}.${id}.${secret}`, row: { ...row, revokedAt: null, lastUsedAt: null } };
   }
 
   /** Tokens the caller may see: their own, or (user:manage) those of a user they manage. */
-  tokensOf(p: Principal, userId: string): TokenRow[] {
-    if (userId !== p.userId) this.manageable(p, userId);
+  async tokensOf(p: Principal, userId: string): Promise<TokenRow[]> {
+    if (userId !== p.userId) await this.manageable(p, userId);
     return this.store.userTokens(userId);
   }
 
   /** Revokes at once: the next request with it gets 401. Own tokens, or tokens of users the caller manages. */
-  revokeToken(o: Origin, id: string): TokenRow {
+  async revokeToken(o: Origin, id: string): Promise<TokenRow> {
     const p = o.principal!;
-    const t = this.store.token(id);
+    const t = await this.store.token(id);
     if (!t) throw notFound('token', id);
-    if (t.userId !== p.userId) this.manageable(p, t.userId, () => notFound('token', id));
-    this.db.transaction(() => {
-      if (this.store.revokeToken(id, Date.now())) {
-        this.record(o, { action: 'token.revoke', objectType: 'token', objectId: id, nodeId: t.nodeId, before: { name: t.name, active: true }, after: { active: false } });
+    if (t.userId !== p.userId) await this.manageable(p, t.userId, () => notFound('token', id));
+    await transaction(this.engine, async (tx) => {
+      if (await this.store.revokeToken(id, Date.now(), tx)) {
+        await this.record(o, { action: 'token.revoke', objectType: 'token', objectId: id, nodeId: t.nodeId, before: { name: t.name, active: true }, after: { active: false } }, tx);
       }
-    })();
-    return this.store.token(id)!;
+    });
+    return (await this.store.token(id))!;
   }
 
   /**
@@ -443,13 +459,13 @@ export class AuthService {
    * node default to the owner's and may only narrow them (never above the owner's role or outside their node), and
    * the caller must be able to grant them. Shown once, like the caller's own tokens.
    */
-  createTokenFor(
+  async createTokenFor(
     o: Origin,
     userId: string,
     input: { name: string; role?: Role | undefined; nodeId?: string | null | undefined; expiresInDays: number },
-  ): { token: string; row: TokenRow } {
+  ): Promise<{ token: string; row: TokenRow }> {
     const p = o.principal!;
-    const owner = this.manageable(p, userId);
+    const owner = await this.manageable(p, userId);
     if (owner.disabledAt !== null) throw new HubError(409, 'conflict', `user ${owner.username} is disabled`);
     const role = input.role ?? owner.role;
     const nodeId = input.nodeId === undefined ? owner.nodeId : input.nodeId;
@@ -460,21 +476,35 @@ export class AuthService {
     const secret = crypto.randomBytes(32).toString('base64url');
     const now = Date.now();
     const row = { id, userId: owner.id, name: input.name, role, nodeId, secretHash: sha256(secret), createdAt: now, expiresAt: now + input.expiresInDays * 86_400_000 };
-    this.db.transaction(() => {
-      this.store.insertToken(row);
-      this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: owner.username, expiresAt: new Date(row.expiresAt).toISOString() } });
-    })();
+    await transaction(this.engine, async (tx) => {
+      await this.store.insertToken(row, tx);
+      await this.record(o, { action: 'token.create', objectType: 'token', objectId: id, nodeId, after: { name: row.name, role, nodeId, owner: owner.username, expiresAt: new Date(row.expiresAt).toISOString() } }, tx);
+    });
     return { token: `${TOKEN_PREFIX}.${id}.${secret}`, row: { ...row, revokedAt: null, lastUsedAt: null } };
   }
 
   // ---------------------------------------------------------------- users
 
+  /** Usernames of the active district admins bound to `district` (whom an overdue alert escalates to). */
+  async districtAdmins(district: string): Promise<string[]> {
+    return districtAdminsOf(await this.store.users(district, undefined, 200), district);
+  }
+
+  /**
+   * The same, synchronously, on SQLite only: the alert engine evaluates in one synchronous transaction until it is
+   * ported to the async stores (issue 18); on PostgreSQL it must call `districtAdmins`.
+   */
+  districtAdminsNow(district: string): string[] {
+    if (!(this.store instanceof SqliteAuthStore)) throw new Error('districtAdminsNow is SQLite-only; await districtAdmins()');
+    return districtAdminsOf(this.store.usersNow(district, undefined, 200), district);
+  }
+
   /**
    * The user `id` if the caller may manage them: 404 when the user lies outside the caller's scope (or is above
    * them), 403 when the caller's role does not manage users.
    */
-  manageable(p: Principal, id: string, missing: () => HubError = () => notFound('user', id)): UserRow {
-    const u = this.store.user(id);
+  async manageable(p: Principal, id: string, missing: () => HubError = () => notFound('user', id)): Promise<UserRow> {
+    const u = await this.store.user(id);
     if (!u || !inScope(p.nodeId, u.nodeId)) throw missing();
     if (!can(p, 'user:manage')) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage users`);
     if (!mayGrant(p, u.role, u.nodeId)) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage a ${u.role}`);
@@ -492,13 +522,13 @@ export class AuthService {
   async createUser(
     o: Origin,
     input: { username: string; displayName?: string | undefined; role: Role; nodeId: string | null; password?: string | undefined },
-    nodeExists: (id: string) => boolean,
+    nodeExists: (id: string) => boolean | Promise<boolean>,
   ): Promise<{ user: UserRow; password: string | null }> {
     const p = o.principal!;
     if (!can(p, 'user:manage')) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage users`);
     if (!USERNAME.test(input.username)) throw new HubError(400, 'invalid-request', 'username: 3-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit', { path: ['username'] });
     this.checkGrant(p, input.role, input.nodeId);
-    if (input.nodeId !== null && !nodeExists(input.nodeId)) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
+    if (input.nodeId !== null && !(await nodeExists(input.nodeId))) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
     if (input.password !== undefined) {
       const problem = passwordProblem(input.password, input.username);
       if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] });
@@ -520,57 +550,61 @@ export class AuthService {
       createdBy: actorName(p),
       passwordChangedAt: now,
     };
-    this.db.transaction(() => {
-      if (this.store.userByName(u.username)) throw new HubError(409, 'conflict', `username ${u.username} is taken`, { path: ['username'] });
-      this.store.insertUser(u);
-      this.record(o, { action: 'user.create', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: userAudit(u) });
-    })();
+    await transaction(this.engine, async (tx) => {
+      if (!(await this.store.insertUser(u, tx))) throw new HubError(409, 'conflict', `username ${u.username} is taken`, { path: ['username'] });
+      await this.record(o, { action: 'user.create', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: userAudit(u) }, tx);
+    });
     return { user: u, password: generated };
   }
 
-  updateUser(o: Origin, id: string, input: { role?: Role | undefined; nodeId?: string | null | undefined; displayName?: string | null | undefined }, nodeExists: (id: string) => boolean): UserRow {
+  async updateUser(
+    o: Origin,
+    id: string,
+    input: { role?: Role | undefined; nodeId?: string | null | undefined; displayName?: string | null | undefined },
+    nodeExists: (id: string) => boolean | Promise<boolean>,
+  ): Promise<UserRow> {
     const p = o.principal!;
-    const u = this.manageable(p, id);
+    const u = await this.manageable(p, id);
     const role = input.role ?? u.role;
     const nodeId = input.nodeId === undefined ? u.nodeId : input.nodeId;
     if (role !== u.role || nodeId !== u.nodeId) {
       if (u.id === p.userId) throw new HubError(403, 'forbidden', 'you cannot change your own role or node');
       this.checkGrant(p, role, nodeId);
-      if (nodeId !== null && !nodeExists(nodeId)) throw new HubError(400, 'invalid-binding', `node ${nodeId} does not exist`, { path: ['nodeId'] });
+      if (nodeId !== null && !(await nodeExists(nodeId))) throw new HubError(400, 'invalid-binding', `node ${nodeId} does not exist`, { path: ['nodeId'] });
     }
     const displayName = input.displayName === undefined ? u.displayName : input.displayName;
-    this.db.transaction(() => {
-      this.store.setRole(id, role, nodeId, displayName);
-      const after = this.store.user(id)!;
-      this.record(o, { action: 'user.update', objectType: 'user', objectId: id, nodeId: after.nodeId, before: userAudit(u), after: userAudit(after) });
-    })();
-    return this.store.user(id)!;
+    await transaction(this.engine, async (tx) => {
+      await this.store.setRole(id, role, nodeId, displayName, tx);
+      const after = (await this.store.user(id, tx))!;
+      await this.record(o, { action: 'user.update', objectType: 'user', objectId: id, nodeId: after.nodeId, before: userAudit(u), after: userAudit(after) }, tx);
+    });
+    return (await this.store.user(id))!;
   }
 
   /** Disables (or enables) a user; disabling ends their sessions and revokes their tokens in the same transaction. */
-  setDisabled(o: Origin, id: string, disabled: boolean): UserRow {
+  async setDisabled(o: Origin, id: string, disabled: boolean): Promise<UserRow> {
     const p = o.principal!;
-    const u = this.manageable(p, id);
+    const u = await this.manageable(p, id);
     if (u.id === p.userId) throw new HubError(403, 'forbidden', 'you cannot disable yourself');
     const now = Date.now();
-    this.db.transaction(() => {
-      this.store.setDisabled(id, disabled ? now : null);
+    await transaction(this.engine, async (tx) => {
+      await this.store.setDisabled(id, disabled ? now : null, tx);
       let sessions = 0;
       let tokens = 0;
       if (disabled) {
-        sessions = this.store.deleteUserSessions(id);
-        tokens = this.store.revokeUserTokens(id, now);
+        sessions = await this.store.deleteUserSessions(id, undefined, tx);
+        tokens = await this.store.revokeUserTokens(id, now, tx);
       }
-      this.record(o, {
+      await this.record(o, {
         action: disabled ? 'user.disable' : 'user.enable',
         objectType: 'user',
         objectId: id,
         nodeId: u.nodeId,
         before: { disabled: u.disabledAt !== null },
         after: { disabled, ...(disabled ? { sessionsEnded: sessions, tokensRevoked: tokens } : {}) },
-      });
-    })();
-    return this.store.user(id)!;
+      }, tx);
+    });
+    return (await this.store.user(id))!;
   }
 
   /**
@@ -579,23 +613,23 @@ export class AuthService {
    */
   async resetPassword(o: Origin, id: string): Promise<{ user: UserRow; password: string }> {
     const p = o.principal!;
-    const u = this.manageable(p, id);
+    const u = await this.manageable(p, id);
     const password = generatePassword();
     const hash = await hashPassword(password, this.opts.scryptN);
-    this.db.transaction(() => {
+    await transaction(this.engine, async (tx) => {
       const now = Date.now();
-      this.store.setPassword(id, hash, true, now);
-      const ended = this.store.deleteUserSessions(id);
-      const revoked = this.store.revokeUserTokens(id, now);
-      this.record(o, {
+      await this.store.setPassword(id, hash, true, now, tx);
+      const ended = await this.store.deleteUserSessions(id, undefined, tx);
+      const revoked = await this.store.revokeUserTokens(id, now, tx);
+      await this.record(o, {
         action: 'user.reset-password',
         objectType: 'user',
         objectId: id,
         nodeId: u.nodeId,
         after: { mustChangePassword: true, sessionsEnded: ended, tokensRevoked: revoked },
-      });
-    })();
-    return { user: this.store.user(id)!, password };
+      }, tx);
+    });
+    return { user: (await this.store.user(id))!, password };
   }
 
   /**
@@ -607,26 +641,30 @@ export class AuthService {
     const p = o.principal!;
     if (p.userId === null) throw new HubError(403, 'forbidden', 'the installation admin token has no password');
     if (p.kind !== 'session') throw new HubError(403, 'password-session-required', 'a password can only be changed from a password login, not with an API token');
-    const u = this.store.user(p.userId);
+    const u = await this.store.user(p.userId);
     if (!u) throw notFound('user', p.userId);
     const userKey = this.userKey(u.username);
-    this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip }, 'password change');
+    await this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip }, 'password change');
     if (!(await verifyPassword(current, u.passwordHash))) {
-      this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
+      await this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
       throw new HubError(403, 'wrong-password', 'the current password is wrong');
     }
-    this.store.clearFailure(userKey);
+    await this.store.clearFailure(userKey);
     const problem = passwordProblem(next, u.username);
     if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] });
     if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] });
     const hash = await hashPassword(next, this.opts.scryptN);
-    this.db.transaction(() => {
-      this.store.setPassword(u.id, hash, false, Date.now());
-      const ended = this.store.deleteUserSessions(u.id, p.sessionHash);
-      this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: { otherSessionsEnded: ended } });
-    })();
-    return this.store.user(u.id)!;
+    await transaction(this.engine, async (tx) => {
+      await this.store.setPassword(u.id, hash, false, Date.now(), tx);
+      const ended = await this.store.deleteUserSessions(u.id, p.sessionHash, tx);
+      await this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: { otherSessionsEnded: ended } }, tx);
+    });
+    return (await this.store.user(u.id))!;
   }
+}
+
+function districtAdminsOf(users: UserRow[], district: string): string[] {
+  return users.filter((u) => u.role === 'district-admin' && u.nodeId === district && u.disabledAt === null).map((u) => u.username);
 }
 
 function newId(prefix: string): string {

@@ -1,7 +1,20 @@
-/** All SQL of users, sessions, API tokens and login throttling. */
-import type { Db } from '../store/db.ts';
-import { scopedWhere } from '../store/where.ts';
+/**
+ * What operators need from the database, engine-neutral: users, sessions, API tokens and login throttling.
+ * `store.sqlite.ts` and `store.postgres.ts` implement it; `createAuthStore` picks by engine. Every method takes the
+ * caller's transaction as its last argument (db/engine.ts), and runs on its own without one.
+ *
+ * What callers rely on, on both engines:
+ * - Usernames compare without case (`Admin` and `admin` are one account): `userByName` finds either, and
+ *   `insertUser` refuses a name taken in any case, also against a concurrent insert on another connection.
+ * - `users` orders by username byte-wise (SQLite's BINARY; PostgreSQL `COLLATE "C"`), so a keyset cursor pages alike.
+ * - `lockAttempts` serialises read-modify-write of the throttle rows of these keys until the transaction ends
+ *   (SQLite: BEGIN IMMEDIATE already does; PostgreSQL: advisory transaction locks), so 30 guesses sent at once are
+ *   counted as 30.
+ */
+import type { Engine, Tx } from '../db/engine.ts';
 import type { Role } from './permissions.ts';
+import { SqliteAuthStore } from './store.sqlite.ts';
+import { PostgresAuthStore } from './store.postgres.ts';
 
 export interface UserRow {
   id: string;
@@ -49,162 +62,47 @@ export interface FailureRow {
   lockedUntil: number;
 }
 
-const USER_COLUMNS = `id, username, display_name AS displayName, role, node_id AS nodeId, password_hash AS passwordHash,
-  must_change_password AS mustChangePassword, disabled_at AS disabledAt, created_at AS createdAt, created_by AS createdBy,
-  password_changed_at AS passwordChangedAt`;
-const TOKEN_COLUMNS = `id, user_id AS userId, name, role, node_id AS nodeId, secret_hash AS secretHash, created_at AS createdAt,
-  expires_at AS expiresAt, revoked_at AS revokedAt, last_used_at AS lastUsedAt`;
-
-export class AuthStore {
-  private readonly s;
-
-  constructor(readonly db: Db) {
-    this.s = {
-      countUsers: db.prepare('SELECT count(*) AS n FROM users'),
-      user: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`),
-      // Names compare without case: `Admin` and `admin` are one account, for login and for uniqueness.
-      userByName: db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE username = ? COLLATE NOCASE`),
-      insertUser: db.prepare(
-        `INSERT INTO users (id, username, display_name, role, node_id, password_hash, must_change_password, created_at, created_by, password_changed_at)
-         VALUES (@id, @username, @displayName, @role, @nodeId, @passwordHash, @mustChangePassword, @createdAt, @createdBy, @passwordChangedAt)`,
-      ),
-      setPassword: db.prepare('UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ? WHERE id = ?'),
-      replaceHash: db.prepare('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?'),
-      setRole: db.prepare('UPDATE users SET role = ?, node_id = ?, display_name = ? WHERE id = ?'),
-      setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE id = ?'),
-      insertSession: db.prepare(
-        `INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, ip, user_agent)
-         VALUES (@idHash, @userId, @csrfToken, @createdAt, @lastSeenAt, @expiresAt, @ip, @userAgent)`,
-      ),
-      session: db.prepare(
-        `SELECT id_hash AS idHash, user_id AS userId, csrf_token AS csrfToken, created_at AS createdAt, last_seen_at AS lastSeenAt,
-           expires_at AS expiresAt, ip, user_agent AS userAgent FROM sessions WHERE id_hash = ?`,
-      ),
-      touchSession: db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?'),
-      deleteSession: db.prepare('DELETE FROM sessions WHERE id_hash = ?'),
-      deleteUserSessions: db.prepare('DELETE FROM sessions WHERE user_id = ?'),
-      deleteOtherSessions: db.prepare('DELETE FROM sessions WHERE user_id = ? AND id_hash != ?'),
-      pruneSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
-      insertToken: db.prepare(
-        `INSERT INTO api_tokens (id, user_id, name, role, node_id, secret_hash, created_at, expires_at)
-         VALUES (@id, @userId, @name, @role, @nodeId, @secretHash, @createdAt, @expiresAt)`,
-      ),
-      token: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE id = ?`),
-      userTokens: db.prepare(`SELECT ${TOKEN_COLUMNS} FROM api_tokens WHERE user_id = ? ORDER BY created_at DESC, id`),
-      revokeToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      revokeUserTokens: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'),
-      touchToken: db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?'),
-      failure: db.prepare(
-        'SELECT key, failures, first_at AS firstAt, last_at AS lastAt, locked_until AS lockedUntil FROM login_failures WHERE key = ?',
-      ),
-      putFailure: db.prepare(
-        `INSERT INTO login_failures (key, failures, first_at, last_at, locked_until) VALUES (@key, @failures, @firstAt, @lastAt, @lockedUntil)
-         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at, last_at = excluded.last_at,
-           locked_until = excluded.locked_until`,
-      ),
-      clearFailure: db.prepare('DELETE FROM login_failures WHERE key = ?'),
-    };
-  }
-
-  countUsers(): number {
-    return (this.s.countUsers.get() as { n: number }).n;
-  }
-
-  user(id: string): UserRow | undefined {
-    return this.s.user.get(id) as UserRow | undefined;
-  }
-
-  userByName(username: string): UserRow | undefined {
-    return this.s.userByName.get(username) as UserRow | undefined;
-  }
-
+export interface AuthStore {
+  countUsers(tx?: Tx): Promise<number>;
+  user(id: string, tx?: Tx): Promise<UserRow | undefined>;
+  /** The user of that name in any case. */
+  userByName(username: string, tx?: Tx): Promise<UserRow | undefined>;
   /** Users whose node lies under `scope` (null: all), ordered by username, keyset-paginated. */
-  users(scope: string | null, after: string | undefined, limit: number): UserRow[] {
-    const w = scopedWhere('node_id', scope, after === undefined ? undefined : { sql: 'username > ?', arg: after });
-    return this.db
-      .prepare(`SELECT ${USER_COLUMNS} FROM users ${w.sql} ORDER BY username LIMIT ?`)
-      .all(...w.args, limit) as UserRow[];
-  }
-
-  insertUser(u: UserRow): void {
-    this.s.insertUser.run(u);
-  }
-
-  setPassword(id: string, hash: string, mustChange: boolean, now: number): void {
-    this.s.setPassword.run(hash, mustChange ? 1 : 0, now, id);
-  }
-
+  users(scope: string | null, after: string | undefined, limit: number, tx?: Tx): Promise<UserRow[]>;
+  /** Inserts the user unless the name is taken in any case; false then, and nothing written. */
+  insertUser(u: UserRow, tx?: Tx): Promise<boolean>;
+  setPassword(id: string, hash: string, mustChange: boolean, now: number, tx?: Tx): Promise<void>;
   /** The same password at a new cost: only while the hash is still `old` (a change in between wins). */
-  replaceHash(id: string, old: string, hash: string): boolean {
-    return this.s.replaceHash.run(hash, id, old).changes === 1;
-  }
+  replaceHash(id: string, old: string, hash: string, tx?: Tx): Promise<boolean>;
+  setRole(id: string, role: Role, nodeId: string | null, displayName: string | null, tx?: Tx): Promise<void>;
+  setDisabled(id: string, at: number | null, tx?: Tx): Promise<void>;
 
-  setRole(id: string, role: Role, nodeId: string | null, displayName: string | null): void {
-    this.s.setRole.run(role, nodeId, displayName, id);
-  }
+  insertSession(r: SessionRow, tx?: Tx): Promise<void>;
+  session(idHash: string, tx?: Tx): Promise<SessionRow | undefined>;
+  touchSession(idHash: string, now: number, tx?: Tx): Promise<void>;
+  deleteSession(idHash: string, tx?: Tx): Promise<void>;
+  /** Ends every session of a user (except `keep`, the caller's own, when given); how many ended. */
+  deleteUserSessions(userId: string, keep?: string, tx?: Tx): Promise<number>;
+  /** Removes the sessions expired at `now`; how many. */
+  pruneSessions(now: number, tx?: Tx): Promise<number>;
 
-  setDisabled(id: string, at: number | null): void {
-    this.s.setDisabled.run(at, id);
-  }
+  insertToken(r: Omit<TokenRow, 'revokedAt' | 'lastUsedAt'>, tx?: Tx): Promise<void>;
+  token(id: string, tx?: Tx): Promise<TokenRow | undefined>;
+  /** Newest first. */
+  userTokens(userId: string, tx?: Tx): Promise<TokenRow[]>;
+  /** False when unknown or revoked already. */
+  revokeToken(id: string, now: number, tx?: Tx): Promise<boolean>;
+  /** Revokes every active token of the user; how many. */
+  revokeUserTokens(userId: string, now: number, tx?: Tx): Promise<number>;
+  touchToken(id: string, now: number, tx?: Tx): Promise<void>;
 
-  insertSession(r: SessionRow): void {
-    this.s.insertSession.run(r);
-  }
+  /** Serialises the throttle rows of `keys` until `tx` ends (see above). */
+  lockAttempts(keys: string[], tx: Tx): Promise<void>;
+  failure(key: string, tx?: Tx): Promise<FailureRow | undefined>;
+  putFailure(r: FailureRow, tx?: Tx): Promise<void>;
+  clearFailure(key: string, tx?: Tx): Promise<void>;
+}
 
-  session(idHash: string): SessionRow | undefined {
-    return this.s.session.get(idHash) as SessionRow | undefined;
-  }
-
-  touchSession(idHash: string, now: number): void {
-    this.s.touchSession.run(now, idHash);
-  }
-
-  deleteSession(idHash: string): void {
-    this.s.deleteSession.run(idHash);
-  }
-
-  /** Ends every session of a user (except `keep`, the caller's own, when given). */
-  deleteUserSessions(userId: string, keep?: string): number {
-    return (keep === undefined ? this.s.deleteUserSessions.run(userId) : this.s.deleteOtherSessions.run(userId, keep)).changes;
-  }
-
-  pruneSessions(now: number): number {
-    return this.s.pruneSessions.run(now).changes;
-  }
-
-  insertToken(r: Omit<TokenRow, 'revokedAt' | 'lastUsedAt'>): void {
-    this.s.insertToken.run(r);
-  }
-
-  token(id: string): TokenRow | undefined {
-    return this.s.token.get(id) as TokenRow | undefined;
-  }
-
-  userTokens(userId: string): TokenRow[] {
-    return this.s.userTokens.all(userId) as TokenRow[];
-  }
-
-  revokeToken(id: string, now: number): boolean {
-    return this.s.revokeToken.run(now, id).changes > 0;
-  }
-
-  revokeUserTokens(userId: string, now: number): number {
-    return this.s.revokeUserTokens.run(now, userId).changes;
-  }
-
-  touchToken(id: string, now: number): void {
-    this.s.touchToken.run(now, id);
-  }
-
-  failure(key: string): FailureRow | undefined {
-    return this.s.failure.get(key) as FailureRow | undefined;
-  }
-
-  putFailure(r: FailureRow): void {
-    this.s.putFailure.run(r);
-  }
-
-  clearFailure(key: string): void {
-    this.s.clearFailure.run(key);
-  }
+export function createAuthStore(engine: Engine): AuthStore {
+  return engine.kind === 'sqlite' ? new SqliteAuthStore(engine.db) : new PostgresAuthStore(engine.pg);
 }

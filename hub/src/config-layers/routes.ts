@@ -259,7 +259,7 @@ export function configRoutes(s: Services) {
         expectedVersion: b.expectedVersion,
         by: c.get('actor'),
         reason: b.reason,
-        audit: (a) => audit(c, s, { action: 'config.update', objectType: 'node', objectId: id, nodeId: id, before: a.before, after: a.after }),
+        audit: (a, tx) => audit(c, s, { action: 'config.update', objectType: 'node', objectId: id, nodeId: id, before: a.before, after: a.after }, tx),
       });
       return c.json({ ...layerJson(r.layer), pushed: pushedJson(r.pushed) }, 200);
     })
@@ -272,7 +272,7 @@ export function configRoutes(s: Services) {
         expectedVersion: b.expectedVersion,
         by: c.get('actor'),
         reason: b.reason,
-        audit: (a) => audit(c, s, { action: 'config.update', objectType: 'terminal', objectId: id, nodeId: stationId, before: a.before, after: a.after }),
+        audit: (a, tx) => audit(c, s, { action: 'config.update', objectType: 'terminal', objectId: id, nodeId: stationId, before: a.before, after: a.after }, tx),
       });
       return c.json({ ...(await terminalView(id)), pushed: pushedJson(r.pushed) }, 200);
     })

@@ -37,7 +37,7 @@ export interface ReleasesOptions {
   releaseKeys: string | undefined;
   logger: Logger;
   /** The hub's admin check for a bearer token (constant-time). */
-  isAdminToken: (token: string) => boolean;
+  isAdminToken: (token: string) => boolean | Promise<boolean>;
   /** Replaces the admin-bearer check on upload/list/detail (the hub passes its operator check: auth/middleware.ts). */
   requireAdmin?: MiddlewareHandler;
   isTerminalAllowed?: (terminalId: string) => boolean | Promise<boolean>;
@@ -57,10 +57,10 @@ export interface Releases {
   updateTarget(release: ReleaseRecord, terminalId: string, o: { baseUrl: string; rolloutId?: string; urgent?: boolean }): UpdateTarget;
 }
 
-export function adminBearer(isAdminToken: (token: string) => boolean): MiddlewareHandler {
+export function adminBearer(isAdminToken: (token: string) => boolean | Promise<boolean>): MiddlewareHandler {
   return async (c, next) => {
     const m = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '');
-    if (!m || !isAdminToken(m[1]!)) {
+    if (!m || !(await isAdminToken(m[1]!))) {
       return c.json({ error: { code: 'unauthorized', message: 'send Authorization: Bearer <KF_ADMIN_TOKEN>' } }, 401);
     }
     return next();

@@ -31,7 +31,7 @@ export interface ReleasesRoutesDeps {
    * Records an operator's change in the hub's audit log (the hub: with actor, address and node). Releases are
    * installation-wide, so their records carry no node.
    */
-  audit?: (c: Context, e: ReleaseAuditEntry) => void;
+  audit?: (c: Context, e: ReleaseAuditEntry) => void | Promise<unknown>;
 }
 
 export interface ReleaseAuditEntry {
@@ -68,7 +68,7 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
       });
       // An identical re-upload changes nothing: no record.
       if (created) {
-        d.audit?.(c, {
+        await d.audit?.(c, {
           action: 'release.upload',
           objectType: 'release',
           objectId: record.id,

@@ -82,7 +82,7 @@ export interface RolloutsRoutesDeps {
    * Records an operator's action in the hub's audit log. `nodeId` is the deepest node holding all of the rollout's
    * nodes, so a district admin finds the rollouts of their district in their audit view.
    */
-  audit?: (c: Context, e: RolloutAuditEntry) => void;
+  audit?: (c: Context, e: RolloutAuditEntry) => void | Promise<unknown>;
 }
 
 export interface RolloutAuditEntry {
@@ -113,7 +113,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
   const act = async (c: Context, action: 'rollout.pause' | 'rollout.resume' | 'rollout.abort', id: string, run: (id: string) => Promise<RolloutView>, extra: Record<string, unknown> = {}) => {
     const before = service.get(scoped(c, id));
     const after = await run(id);
-    record(c, action, after, before, extra);
+    await record(c, action, after, before, extra);
     return c.json(after);
   };
   // Outside the caller's node a rollout does not exist for them: 404, the same answer as an unknown id.
@@ -164,7 +164,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
         },
         actor(c),
       );
-      record(c, 'rollout.create', view, null, { waves: b.waves.length, urgent: view.urgent });
+      await record(c, 'rollout.create', view, null, { waves: b.waves.length, urgent: view.urgent });
       return c.json(view, 201);
     })
     .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))

@@ -1,8 +1,8 @@
 /** /audit: the audit log under the caller's node (audit:read), newest first; /audit/verify checks the hash chain. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { requirePermission } from '../auth/guard.ts';
-import type { AuditRow } from '../audit/log.ts';
-import { errorResponses, isoReq, json, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from './common.ts';
+import type { AuditRow } from './log.ts';
+import { errorResponses, isoReq, json, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
 
 const recordSchema = z
   .object({
@@ -64,19 +64,19 @@ const out = (r: AuditRow) => ({ ...r, at: isoReq(r.at), before: parseJson(r.befo
 
 export function auditRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const p = requirePermission(c, 'audit:read');
       const q = c.req.valid('query');
       const before = q.cursor;
       // Installation-wide records (no node) are a city admin's; everyone else sees their subtree.
-      const rows = s.audit.list({ ...q, before, scope: p.role === 'city-admin' ? null : p.nodeId, limit: q.limit + 1 });
+      const rows = await s.audit.list({ ...q, before, scope: p.role === 'city-admin' ? null : p.nodeId, limit: q.limit + 1 });
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(out);
       return c.json({ items, nextCursor: more ? String(items[items.length - 1]!.id) : null }, 200);
     })
-    .openapi(verifyRoute, (c) => {
+    .openapi(verifyRoute, async (c) => {
       requirePermission(c, 'audit:verify');
-      const r = s.audit.verify();
+      const r = await s.audit.verify();
       return c.json(
         r.ok
           ? { ok: true, checked: r.checked, head: r.head, brokenAt: null, reason: null, message: null }

@@ -2,11 +2,11 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { deleteCookie, setCookie } from 'hono/cookie';
-import { clientIp, originOf, principalOf } from '../auth/guard.ts';
-import { can, PERMISSIONS, ROLES, type Permission } from '../auth/permissions.ts';
-import { CSRF_COOKIE, publicToken, publicUser, SESSION_COOKIE } from '../auth/service.ts';
+import { clientIp, originOf, principalOf } from './guard.ts';
+import { can, PERMISSIONS, ROLES, type Permission } from './permissions.ts';
+import { CSRF_COOKIE, publicToken, publicUser, SESSION_COOKIE } from './service.ts';
 import { HubError } from '../errors.ts';
-import { errorResponses, idParam, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, json, jsonBody, listOf, type ApiEnv, type Services } from '../api/common.ts';
 
 export const userSchema = z
   .object({
@@ -127,8 +127,8 @@ const revokeTokenRoute = createRoute({
   responses: { 200: json(tokenSchema), ...errorResponses },
 });
 
-function me(s: Services, p: ReturnType<typeof principalOf>) {
-  const user = p.userId ? s.auth.store.user(p.userId) : undefined;
+async function me(s: Services, p: ReturnType<typeof principalOf>) {
+  const user = p.userId ? await s.auth.store.user(p.userId) : undefined;
   return {
     kind: p.kind,
     user: user ? publicUser(user) : null,
@@ -170,28 +170,28 @@ export function authRoutes(s: Services) {
         200,
       );
     })
-    .openapi(logoutRoute, (c) => {
-      s.auth.logout(principalOf(c), clientIp(c));
+    .openapi(logoutRoute, async (c) => {
+      await s.auth.logout(principalOf(c), clientIp(c));
       deleteCookie(c, SESSION_COOKIE, { path: '/' });
       deleteCookie(c, CSRF_COOKIE, { path: '/' });
       return c.json({ ok: true as const }, 200);
     })
-    .openapi(meRoute, (c) => c.json(me(s, principalOf(c)), 200))
+    .openapi(meRoute, async (c) => c.json(await me(s, principalOf(c)), 200))
     .openapi(passwordRoute, async (c) => {
       const b = c.req.valid('json');
       const u = await retryAfter(c, s.auth.changePassword(originOf(c), b.currentPassword, b.newPassword));
       return c.json({ user: publicUser(u) }, 200);
     })
-    .openapi(tokensRoute, (c) => {
+    .openapi(tokensRoute, async (c) => {
       const p = principalOf(c);
       const userId = c.req.valid('query').user ?? p.userId;
       if (userId === null) return c.json({ items: [], nextCursor: null }, 200);
-      return c.json({ items: s.auth.tokensOf(p, userId).map((t) => publicToken(t)), nextCursor: null }, 200);
+      return c.json({ items: (await s.auth.tokensOf(p, userId)).map((t) => publicToken(t)), nextCursor: null }, 200);
     })
-    .openapi(createTokenRoute, (c) => {
+    .openapi(createTokenRoute, async (c) => {
       const b = c.req.valid('json');
-      const { token, row } = s.auth.createToken(originOf(c), b);
+      const { token, row } = await s.auth.createToken(originOf(c), b);
       return c.json({ ...publicToken(row), token }, 201);
     })
-    .openapi(revokeTokenRoute, (c) => c.json(publicToken(s.auth.revokeToken(originOf(c), c.req.valid('param').id)), 200));
+    .openapi(revokeTokenRoute, async (c) => c.json(publicToken(await s.auth.revokeToken(originOf(c), c.req.valid('param').id)), 200));
 }

@@ -1,10 +1,10 @@
 /** /users: operators of the caller's node (user:manage): create, change role/node, reset password, disable. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { originOf, principalOf, requirePermission } from '../auth/guard.ts';
-import { ROLES } from '../auth/permissions.ts';
-import { publicToken, publicUser } from '../auth/service.ts';
-import { errorResponses, idParam, json, jsonBody, limitQuery, listOf, type ApiEnv, type Services } from './common.ts';
-import { tokenSchema, userSchema } from './auth.ts';
+import { originOf, principalOf, requirePermission } from './guard.ts';
+import { ROLES } from './permissions.ts';
+import { publicToken, publicUser } from './service.ts';
+import { errorResponses, idParam, json, jsonBody, limitQuery, listOf, type ApiEnv, type Services } from '../api/common.ts';
+import { tokenSchema, userSchema } from './routes.ts';
 
 const listRoute = createRoute({
   method: 'get',
@@ -88,10 +88,10 @@ const createUserTokenRoute = createRoute({
 export function userRoutes(s: Services) {
   const nodeExists = (id: string) => s.registry.node(id) !== undefined;
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const p = requirePermission(c, 'user:manage');
       const q = c.req.valid('query');
-      const rows = s.auth.store.users(p.nodeId, q.cursor, q.limit + 1);
+      const rows = await s.auth.store.users(p.nodeId, q.cursor, q.limit + 1);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(publicUser);
       return c.json({ items, nextCursor: more ? items[items.length - 1]!.username : null }, 200);
@@ -101,16 +101,16 @@ export function userRoutes(s: Services) {
       const out = await s.auth.createUser(originOf(c), b, nodeExists);
       return c.json({ user: publicUser(out.user), password: out.password }, 201);
     })
-    .openapi(getRoute, (c) => c.json(publicUser(s.auth.manageable(principalOf(c), c.req.valid('param').id)), 200))
-    .openapi(patchRoute, (c) => c.json(publicUser(s.auth.updateUser(originOf(c), c.req.valid('param').id, c.req.valid('json'), nodeExists)), 200))
-    .openapi(disableRoute, (c) => c.json(publicUser(s.auth.setDisabled(originOf(c), c.req.valid('param').id, true)), 200))
-    .openapi(enableRoute, (c) => c.json(publicUser(s.auth.setDisabled(originOf(c), c.req.valid('param').id, false)), 200))
+    .openapi(getRoute, async (c) => c.json(publicUser(await s.auth.manageable(principalOf(c), c.req.valid('param').id)), 200))
+    .openapi(patchRoute, async (c) => c.json(publicUser(await s.auth.updateUser(originOf(c), c.req.valid('param').id, c.req.valid('json'), nodeExists)), 200))
+    .openapi(disableRoute, async (c) => c.json(publicUser(await s.auth.setDisabled(originOf(c), c.req.valid('param').id, true)), 200))
+    .openapi(enableRoute, async (c) => c.json(publicUser(await s.auth.setDisabled(originOf(c), c.req.valid('param').id, false)), 200))
     .openapi(resetRoute, async (c) => {
       const out = await s.auth.resetPassword(originOf(c), c.req.valid('param').id);
       return c.json({ user: publicUser(out.user), password: out.password }, 200);
     })
-    .openapi(createUserTokenRoute, (c) => {
-      const { token, row } = s.auth.createTokenFor(originOf(c), c.req.valid('param').id, c.req.valid('json'));
+    .openapi(createUserTokenRoute, async (c) => {
+      const { token, row } = await s.auth.createTokenFor(originOf(c), c.req.valid('param').id, c.req.valid('json'));
       return c.json({ ...publicToken(row), token }, 201);
     });
 }
