@@ -5,6 +5,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { audit, nodeFor, principalOf, terminalFor, visible } from '../auth/guard.ts';
 import { inScope, PERMISSIONS } from '../auth/permissions.ts';
+import { transaction } from '../db/engine.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
@@ -292,14 +293,14 @@ function deliveryView(d: DeliveryRow) {
 export function alertRoutes(s: Services) {
   const al = s.alerts;
 
-  const detail = (id: number) => {
+  const detail = async (id: number) => {
     const a = al.engine.alert(id)!;
     const history = al.engine.history(id);
-    const selfTests = history
+    const selfTests = await Promise.all(history
       .filter((h) => h.action === 'self-test')
-      .map((h) => {
+      .map(async (h) => {
         const commandId = (parseJson<{ commandId: string }>(h.data) ?? { commandId: '' }).commandId;
-        const cmd = s.downlink.command(commandId);
+        const cmd = await s.downlink.command(commandId);
         return {
           commandId,
           requestedAt: isoReq(h.at),
@@ -309,7 +310,7 @@ export function alertRoutes(s: Services) {
           result: parseJson(cmd?.result ?? null),
           error: parseJson(cmd?.error ?? null),
         };
-      });
+      }));
     return {
       ...al.view(a),
       history: history.map((h) => ({ at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data: parseJson(h.data) })),
@@ -370,20 +371,20 @@ export function alertRoutes(s: Services) {
       const more = rows.length > q.limit;
       return c.json({ items: rows.slice(0, q.limit).map((a) => al.view(a, now)), nextCursor: more ? String(offset + q.limit) : null }, 200);
     })
-    .openapi(getRoute, (c) => {
+    .openapi(getRoute, async (c) => {
       const { id } = c.req.valid('param');
       visibleAlert(c, id);
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
-    .openapi(ackRoute, (c) => {
+    .openapi(ackRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.acknowledge(id, c.get('actor'), b.note ?? null);
       audit(c, s, { action: 'alert.acknowledge', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'acknowledged', note: b.note ?? null } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
-    .openapi(assignRoute, (c) => {
+    .openapi(assignRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
@@ -394,38 +395,39 @@ export function alertRoutes(s: Services) {
       }
       al.engine.assign(id, user.username, c.get('actor'), b.note ?? null);
       audit(c, s, { action: 'alert.assign', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state, assignedTo: a.assignedTo }, after: { state: 'assigned', assignedTo: user.username } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
-    .openapi(resolveRoute, (c) => {
+    .openapi(resolveRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.resolve(id, c.get('actor'), b.note);
       audit(c, s, { action: 'alert.resolve', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, before: { state: a.state }, after: { state: 'resolved', note: b.note } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
-    .openapi(noteRoute, (c) => {
+    .openapi(noteRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       const b = c.req.valid('json');
       al.engine.note(id, c.get('actor'), b.note);
       audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
-      return c.json(detail(id), 201);
+      return c.json(await detail(id), 201);
     })
-    .openapi(selfTestRoute, (c) => {
+    .openapi(selfTestRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = s.db.transaction(() => {
-        const r = s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
+      const cmd = await transaction(s.engine, async (tx) => {
+        const r = await s.downlink.queueCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'), tx);
         audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
         return r;
-      })();
+      });
+      s.downlink.deliver(cmd);
       al.engine.selfTest(id, c.get('actor'), cmd.id);
       s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
-      return c.json(detail(id), 201);
+      return c.json(await detail(id), 201);
     })
     .openapi(maintenanceListRoute, (c) => {
       const q = c.req.valid('query');

@@ -41,7 +41,7 @@ describe('downlink', () => {
       const cmd = (await res.json()) as { id: string };
       await new Promise((r) => setTimeout(r, 1100));
       // The hub runs this every 5 s; calling it here keeps the test short.
-      expect(hub.downlink.expire().map((x) => x.id)).toEqual([cmd.id]);
+      expect((await hub.downlink.expire()).map((x) => x.id)).toEqual([cmd.id]);
       const list = (await (await hub.api(`/api/v1/terminals/${t.id}/commands`)).json()) as { items: { id: string; status: string }[] };
       expect(list.items).toEqual([expect.objectContaining({ id: cmd.id, status: 'expired' })]);
       const c = await hub.connect(t.id, t.secret);
@@ -69,7 +69,7 @@ describe('downlink', () => {
         { qos: 1 },
       );
       await cb.endAsync();
-      const row = hub.downlink.command(cmd.id)!;
+      const row = (await hub.downlink.command(cmd.id))!;
       expect(row.status).toBe('pending');
     } finally {
       await hub.stop();

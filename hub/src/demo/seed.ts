@@ -10,7 +10,7 @@
  *   alert or rollout. It needs the terminals imported first (`kiosk-fleet import`): their secrets are not its business.
  * - Every row is what the hub itself would have stored: raw samples through the ingest's encoder
  *   (store/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
- *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
+ *   the rollups of the hours those samples cover computed by the hub's retention job (retention/service.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
  * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` (25: the
@@ -42,9 +42,9 @@ import { packRelease } from '../releases/pack.ts';
 import { SqliteReleaseStore } from '../releases/store.sqlite.ts';
 import { createRollout, DEFAULT_TOKEN_REFRESH_MS, type FleetTerminal, type RolloutSpec, type RolloutState } from '../rollouts/engine.ts';
 import { SqliteRolloutStore } from '../rollouts/store.sqlite.ts';
-import { Retention } from '../services/retention.ts';
+import { Retention } from '../retention/service.ts';
+import { createRetentionStore, HOUR_MS } from '../retention/store.ts';
 import { openDatabase, type Db } from '../store/db.ts';
-import { HOUR_MS, RetentionStore } from '../store/retention.ts';
 import { encodeSample, SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
 import { EpochKeys } from '../store/telemetry-keys.ts';
 
@@ -474,10 +474,10 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
     }
   })();
   // The hours the raw samples cover are rolled up by the hub's own job, as a running hub would have.
-  const retentionStore = new RetentionStore(db);
-  retentionStore.setMeta('rollup_until', String(rawStart));
+  const retentionStore = createRetentionStore({ kind: 'sqlite', db });
+  await retentionStore.setMeta('rollup_until', String(rawStart));
   const retention = new Retention(retentionStore, 7, createMetrics(), createLogger('silent'));
-  rollups += retention.rollup(now, rawHours + 2);
+  rollups += await retention.rollup(now, rawHours + 2);
 
   // ---------------------------------------------------------------- presence, events, maintenance
   say('presence history, events, maintenance');

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
 import { PresenceStore } from '../store/presence.ts';
-import { RetentionStore } from '../store/retention.ts';
+import { createRetentionStore, NO_METRICS } from '../retention/store.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import type { AvailabilityReport } from './availability.ts';
 
@@ -39,14 +39,13 @@ beforeAll(async () => {
   p.s.insert.run(T1, H0 + H + 45 * M, 'offline', 'online', 'connected', null, null);
   p.s.insert.run(T2, H0 - 2 * H, 'unknown', 'online', 'connected', null, null);
   p.s.insert.run(T2, H0 - H, 'online', 'offline', 'power-loss', null, null);
-  const r = new RetentionStore(hub.db);
-  const nulls = Array(12).fill(null) as null[];
+  const r = createRetentionStore(hub.engine);
   const rollup = (hour: number, services: Record<string, number>, ok: Record<string, number>) =>
-    r.s.upsertRollup.run(T1, hour, 120, ...nulls, JSON.stringify(ok), JSON.stringify(services));
-  rollup(H0, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
-  rollup(H0 + H, { 'id-card-application': 0.5, 'id-card-collection': 0.5, 'progress-inquiry': 1 }, { ...allOk, fingerprintScanner: 0.5 });
-  rollup(H0 + 2 * H, { 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 }, allOk);
-  rollup(H0 + 3 * H, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
+    r.writeRollups([{ terminalId: T1, hour, samples: 120, ...NO_METRICS, peripheralOk: JSON.stringify(ok), services: JSON.stringify(services) }], null);
+  await rollup(H0, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
+  await rollup(H0 + H, { 'id-card-application': 0.5, 'id-card-collection': 0.5, 'progress-inquiry': 1 }, { ...allOk, fingerprintScanner: 0.5 });
+  await rollup(H0 + 2 * H, { 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 }, allOk);
+  await rollup(H0 + 3 * H, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
   const m = hub.alerts.store.s.insertMaintenance;
   m.run('terminal', T1, 'GZ-R-001', 'screen swap', H0 + 3 * H, H0 + 3 * H + 30 * M, 'test', old);
   m.run('node', 'GZ-R-001', 'GZ-R-001', 'power works', H0 + 3 * H + 30 * M, H0 + 4 * H, 'test', old);

@@ -48,7 +48,7 @@ describe('retention', () => {
     const size = () => fs.statSync(dbPath(hub.dir)).size + (fs.statSync(`${dbPath(hub.dir)}-wal`, { throwIfNoEntry: false })?.size ?? 0);
     const sizeBefore = size();
 
-    const r = hub.retention.run(now);
+    const r = await hub.retention.run(now);
     expect(r.telemetry).toBe(3004);
     const left = hub.db.prepare('SELECT seq FROM telemetry WHERE terminal_id = ?').all(t.id) as { seq: number }[];
     expect(left).toEqual([{ seq: 99_999 }]);
@@ -67,10 +67,10 @@ describe('retention', () => {
 
     // A sample from a broken clock (1970) does not send the job through half a million empty hours.
     await hub.ingest.handle(t.id, 'telemetry', sample(123_456, 0, 1, 'ok'), now);
-    expect(hub.retention.rollup(now)).toBe(0);
+    expect(await hub.retention.rollup(now)).toBe(0);
 
     // A second run finds nothing to do and rolls nothing up twice.
-    expect(hub.retention.run(now)).toEqual({ rolledUp: 0, telemetry: 0, other: 0 });
+    expect(await hub.retention.run(now)).toEqual({ rolledUp: 0, telemetry: 0, other: 0 });
     expect(size()).toBeLessThan(sizeBefore);
   });
 
@@ -89,7 +89,7 @@ describe('retention', () => {
       hub.ingest.handle(t.id, 'telemetry', epoch('epochRRRR2', sample(1, now - 9 * DAY, 1, 'ok')), now),
       hub.ingest.handle(t.id, 'telemetry', sample(4, now - HOUR, 1, 'ok'), now - HOUR),
     ]);
-    expect(hub.retention.prune(now).telemetry).toBe(2);
+    expect((await hub.retention.prune(now)).telemetry).toBe(2);
     const left = hub.db.prepare('SELECT epoch, seq, skewed FROM telemetry WHERE terminal_id = ? ORDER BY epoch, seq').all(t.id);
     expect(left).toEqual([
       { epoch: 'epochRRRR1', seq: 3, skewed: 1 },
@@ -117,12 +117,12 @@ describe('retention with a terminal clock far off (finding F11-5)', () => {
     await fresh.ingest.handle(t.id, 'telemetry', sample(2, lastHour + 60_000, 20, 'ok'), now);
     expect(fresh.db.prepare("SELECT value FROM meta WHERE key = 'rollup_until'").get()).toBeUndefined();
 
-    expect(fresh.retention.rollup(now)).toBe(1);
+    expect(await fresh.retention.rollup(now)).toBe(1);
     expect(rollupHours(t.id)).toEqual([lastHour]);
     expect(fresh.db.prepare("SELECT value FROM meta WHERE key = 'rollup_until'").get()).toEqual({ value: String(lastHour + HOUR) });
     // Nothing is left to do, and the raw 1970 sample goes with its receive time like any other.
-    expect(fresh.retention.rollup(now)).toBe(0);
-    expect(fresh.retention.prune(now + 8 * DAY).telemetry).toBe(2);
+    expect(await fresh.retention.rollup(now)).toBe(0);
+    expect((await fresh.retention.prune(now + 8 * DAY)).telemetry).toBe(2);
   });
 
   test('a backlog of hours is rolled up a bounded number of hours per run, oldest first, and caught up by the next runs', async () => {
@@ -136,10 +136,10 @@ describe('retention with a terminal clock far off (finding F11-5)', () => {
     writes.push(fresh.ingest.handle(t.id, 'telemetry', sample(2, Date.parse('2099-01-01T00:00:00Z'), 1, 'ok'), now));
     await Promise.all(writes);
 
-    expect(fresh.retention.rollup(now)).toBe(48);
+    expect(await fresh.retention.rollup(now)).toBe(48);
     expect(rollupHours(t.id)).toEqual(Array.from({ length: 48 }, (_, i) => firstHour + i * HOUR));
-    expect(fresh.retention.rollup(now)).toBe(12);
+    expect(await fresh.retention.rollup(now)).toBe(12);
     expect(rollupHours(t.id)).toEqual(Array.from({ length: 60 }, (_, i) => firstHour + i * HOUR));
-    expect(fresh.retention.rollup(now)).toBe(0);
+    expect(await fresh.retention.rollup(now)).toBe(0);
   });
 });

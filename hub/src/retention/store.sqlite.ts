@@ -1,13 +1,17 @@
-/** Retention SQL: hourly rollups of raw telemetry and pruning in small chunks (short write transactions). */
-import type { Db } from './db.ts';
+/**
+ * RetentionStore on the hub's SQLite file: hourly rollups of raw telemetry and pruning in small chunks (short write
+ * transactions), then the free pages returned to the OS (auto_vacuum = INCREMENTAL), so the file's size stays bounded.
+ * Synchronous underneath, like the hub's other SQLite statements.
+ */
+import { sqliteWriteLock, type Tx } from '../db/engine.ts';
+import type { Db } from '../store/db.ts';
+import { PRUNE_CHUNK, type PartitionsMade, type PruneCutoffs, type PruneResult, type RetentionStore, type RollupRow, type SampleRow } from './store.ts';
 
-export const HOUR_MS = 3_600_000;
+export class SqliteRetentionStore implements RetentionStore {
+  readonly #s;
 
-export class RetentionStore {
-  readonly s;
-
-  constructor(readonly db: Db) {
-    this.s = {
+  constructor(private readonly db: Db) {
+    this.#s = {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       // The first sample at or after a time: one range seek per outbox epoch (telemetry is clustered on
@@ -53,11 +57,75 @@ export class RetentionStore {
     };
   }
 
-  meta(key: string): string | undefined {
-    return (this.s.getMeta.get(key) as { value: string } | undefined)?.value;
+  async meta(key: string): Promise<string | undefined> {
+    return (this.#s.getMeta.get(key) as { value: string } | undefined)?.value;
   }
 
-  setMeta(key: string, value: string): void {
-    this.s.setMeta.run(key, value);
+  async setMeta(key: string, value: string, tx?: Tx): Promise<void> {
+    if (tx && tx.kind !== 'sqlite') throw new Error('a PostgreSQL transaction handed to a SQLite store');
+    this.#s.setMeta.run(key, value);
+  }
+
+  async nextSampleTs(from: number): Promise<number | null> {
+    return (this.#s.nextSample.get(from) as { ts: number | null }).ts;
+  }
+
+  async hourSamples(from: number, to: number): Promise<SampleRow[]> {
+    return this.#s.hourSamples.all(from, to) as SampleRow[];
+  }
+
+  async writeRollups(rows: RollupRow[], rollupUntil: number | null, tx?: Tx): Promise<void> {
+    if (tx && tx.kind !== 'sqlite') throw new Error('a PostgreSQL transaction handed to a SQLite store');
+    const write = () => {
+      for (const r of rows) {
+        this.#s.upsertRollup.run(
+          r.terminalId, r.hour, r.samples, r.cpuMin, r.cpuAvg, r.cpuMax, r.memPctMin, r.memPctAvg, r.memPctMax,
+          r.diskPctMin, r.diskPctAvg, r.diskPctMax, r.tempMin, r.tempAvg, r.tempMax, r.peripheralOk, r.services,
+        );
+      }
+      if (rollupUntil !== null) this.#s.setMeta.run('rollup_until', String(rollupUntil));
+    };
+    if (tx) return write();
+    // Under the write lock: a transaction() of another flow, open across its awaits, must not take this one in as a
+    // savepoint (and roll it back with its own).
+    await sqliteWriteLock(this.db).runExclusive(() => this.db.transaction(write)());
+  }
+
+  async prune(c: PruneCutoffs): Promise<PruneResult> {
+    // The chunks run back to back as before; under the write lock so none lands inside another flow's transaction.
+    return sqliteWriteLock(this.db).runExclusive(() => this.#prune(c));
+  }
+
+  #prune(c: PruneCutoffs): PruneResult {
+    let telemetry = 0;
+    for (const epoch of this.#s.epochs.all() as number[]) {
+      for (const [st, args] of [
+        [this.#s.pruneTelemetry, { epoch, cutoff: c.raw, skew: c.skewMs }],
+        [this.#s.pruneSkewed, { epoch, cutoff: c.raw }],
+      ] as const) {
+        for (;;) {
+          const n = st.run(args).changes;
+          telemetry += n;
+          if (n < PRUNE_CHUNK) break;
+        }
+      }
+    }
+    let other = this.#s.pruneRollups.run(c.long).changes;
+    for (;;) {
+      const n = this.#s.pruneEvents.run(c.long).changes;
+      other += n;
+      if (n === 0) break;
+    }
+    other += this.#s.pruneTransitions.run(c.long).changes;
+    for (const st of this.#s.pruneStreamTables) other += st.run(c.long).changes;
+    if (telemetry + other > 0) {
+      this.db.pragma('incremental_vacuum');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    }
+    return { telemetry, other, partitionsDropped: [] };
+  }
+
+  async preparePartitions(): Promise<PartitionsMade> {
+    return { created: [], skipped: [] };
   }
 }
