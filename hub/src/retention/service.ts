@@ -38,6 +38,9 @@ class Agg {
 }
 
 export class Retention {
+  /** The run in progress: on PostgreSQL a run awaits the server, and the next period's must not overlap it. */
+  #running: Promise<{ rolledUp: number; telemetry: number; other: number }> | null = null;
+
   constructor(
     private readonly store: RetentionStore,
     private readonly retentionDays: number,
@@ -160,9 +163,16 @@ export class Retention {
   }
 
   /** Rollups first: a raw sample is never pruned before the hour it belongs to was rolled up. */
-  async run(now = Date.now()): Promise<{ rolledUp: number; telemetry: number; other: number }> {
-    await this.preparePartitions(now);
-    const rolledUp = await this.rollup(now);
-    return { rolledUp, ...(await this.prune(now)) };
+  run(now = Date.now()): Promise<{ rolledUp: number; telemetry: number; other: number }> {
+    this.#running ??= (async () => {
+      try {
+        await this.preparePartitions(now);
+        const rolledUp = await this.rollup(now);
+        return { rolledUp, ...(await this.prune(now)) };
+      } finally {
+        this.#running = null;
+      }
+    })();
+    return this.#running;
   }
 }
