@@ -87,11 +87,13 @@ export class PostgresCommandStore implements CommandStore {
     const fresh = new Set(inserted.map(key));
     // One row of a batch per (terminal, epoch, seq) is the new one: a duplicate within the batch stores nothing more.
     const isNew = rows.map((r) => fresh.delete(key(r)));
-    // The first new result of a command completes it (as one statement per result does on SQLite); an UPDATE … FROM
-    // with two source rows for one target would pick either.
+    // The first new result of a command from its own terminal completes it (as one statement per result does on
+    // SQLite: another terminal's claim first changes nothing and does not hide the owner's); an UPDATE … FROM with two
+    // source rows for one target would pick either.
     const done = new Map<string, CommandResultRow>();
     rows.forEach((r, i) => {
-      if (isNew[i] && !done.has(r.commandId)) done.set(r.commandId, r);
+      const k = `${r.commandId}\u0000${r.terminalId}`;
+      if (isNew[i] && !done.has(k)) done.set(k, r);
     });
     if (done.size > 0) {
       const d = [...done.values()];

@@ -157,6 +157,12 @@ describe.each(TEST_ENGINES)('command store on %s', (kind) => {
     expect(await store.get('c-1')).toMatchObject({ status: 'error', error: '{"code":"first"}', result: null, completedAt: 2_005 });
   });
 
+  it('lets the owner complete its command although another terminal claimed it first in the same batch', async () => {
+    await store.insert(cmd('c-1', 1_000));
+    expect(await store.recordResults([result('c-1', 1, { terminalId: U, status: 'error', result: null }), result('c-1', 2)])).toEqual([true, true]);
+    expect(await store.get('c-1')).toMatchObject({ status: 'ok', result: '{"pong":true}', completedAt: 2_002 });
+  });
+
   it('writes inside the caller\'s transaction: a rolled-back batch leaves neither the result nor the completion', async () => {
     await store.insert(cmd('c-1', 1_000));
     const err = await transaction(t.engine, async (tx) => {
