@@ -111,11 +111,11 @@ export function nodeRoutes(s: Services) {
       })();
       return c.json(nodeOut(n), 201);
     })
-    .openapi(getRoute, (c) => {
+    .openapi(getRoute, async (c) => {
       const { id } = c.req.valid('param');
       const n = s.registry.node(id);
       if (!n) throw notFound('node', id);
-      const children = s.queries.children(id).map((ch) => ({
+      const children = (await s.queries.children(id)).map((ch) => ({
         id: ch.id,
         level: ch.level as 'city' | 'district' | 'station',
         name: { zh: ch.nameZh, en: ch.nameEn },
@@ -123,11 +123,11 @@ export function nodeRoutes(s: Services) {
       const path = id.split('-').map((_, i, parts) => parts.slice(0, i + 1).join('-'));
       return c.json({ ...nodeOut(n), children, path }, 200);
     })
-    .openapi(summaryRoute, (c) => {
+    .openapi(summaryRoute, async (c) => {
       const { id } = c.req.valid('param');
       if (!s.registry.node(id)) throw notFound('node', id);
-      // Counters kept in memory (store/node-counters.ts): O(children), not a read of every terminal under the node.
-      const counts = s.nodeCounters.summary(id, s.queries.children(id).map((ch) => ch.id));
+      // Counters kept in memory (summary/node-counters.ts): O(children), not a read of every terminal under the node.
+      const counts = await s.nodeCounters.summary(id, (await s.queries.children(id)).map((ch) => ch.id));
       return c.json({ node: id, ...counts }, 200);
     });
 }

@@ -6,7 +6,7 @@ import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../commands/service.ts';
 import type { CommandRow } from '../commands/store.ts';
 import { transaction } from '../db/engine.ts';
-import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../store/queries.ts';
+import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../queries/store.ts';
 import {
   errorResponses,
   idParam,
@@ -362,8 +362,8 @@ export function terminalRoutes(s: Services) {
     }
     return v;
   };
-  const detail = (id: string) => {
-    const r = s.queries.terminal(id);
+  const detail = async (id: string) => {
+    const r = await s.queries.terminal(id);
     if (!r) throw notFound('terminal', id);
     const peripherals = parseJson<Record<string, PState>>(r.peripherals) ?? {};
     return {
@@ -381,7 +381,7 @@ export function terminalRoutes(s: Services) {
       intervalSeconds: r.intervalS,
       clockSkewMs: r.clockSkewMs,
       lastAddress: r.lastAddress,
-      streams: s.queries.streams(id).map((x) => ({
+      streams: (await s.queries.streams(id)).map((x) => ({
         ...x,
         missing: x.maxSeq - x.firstSeq + 1 - x.count,
         lastAt: isoReq(x.lastAt),
@@ -395,16 +395,16 @@ export function terminalRoutes(s: Services) {
   };
 
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
       if (q.fault !== undefined && q.fault !== 'any' && !(PERIPHERAL_IDS as string[]).includes(q.fault)) {
         throw badRequest('invalid-query', `fault: a peripheral id or \`any\`, not ${JSON.stringify(q.fault)}`, { path: ['fault'] });
       }
       if (q.node !== undefined && !visible(c, q.node)) throw notFound('node', q.node);
       const filter = { ...q, scope: principalOf(c).nodeId, after: q.cursor, limit: q.limit + 1 };
-      // The page's ids from the counters' entries when they can answer the filter (store/node-counters.ts), else SQL.
-      const ids = s.nodeCounters.page(filter);
-      const rows = ids ? s.queries.terminalsByIds(ids) : s.queries.terminals(filter);
+      // The page's ids from the counters' entries when they can answer the filter (summary/node-counters.ts), else SQL.
+      const ids = await s.nodeCounters.page(filter);
+      const rows = ids ? await s.queries.terminalsByIds(ids) : await s.queries.terminals(filter);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(summary);
       return c.json({ items, nextCursor: more ? items[items.length - 1]!.id : null }, 200);
@@ -421,8 +421,8 @@ export function terminalRoutes(s: Services) {
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { registered: true } });
       return c.json(out, 201);
     })
-    .openapi(detailRoute, (c) => c.json(detail(c.req.valid('param').id), 200))
-    .openapi(moveRoute, (c) => {
+    .openapi(detailRoute, async (c) => c.json(await detail(c.req.valid('param').id), 200))
+    .openapi(moveRoute, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
       // The target station must lie in the caller's scope too: moving a terminal out of reach is not placement.
@@ -433,7 +433,7 @@ export function terminalRoutes(s: Services) {
         audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } });
       })();
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { station: b.station } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
     .openapi(decommissionRoute, async (c) => {
       const { id } = c.req.valid('param');
@@ -446,7 +446,7 @@ export function terminalRoutes(s: Services) {
       })();
       s.broker.kick(id);
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { state: 'decommissioned' } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
     .openapi(secretRoute, (c) => {
       const { id } = c.req.valid('param');
@@ -460,14 +460,14 @@ export function terminalRoutes(s: Services) {
       s.log.info({ terminalId: id, actor: c.get('actor') }, 'terminal secret rotated');
       return c.json({ id, secret }, 200);
     })
-    .openapi(telemetryRoute, (c) => {
+    .openapi(telemetryRoute, async (c) => {
       const { id } = c.req.valid('param');
       exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       if (q.bucket === 'raw') {
         if (q.format === 'rows') throw badRequest('invalid-query', 'format=rows is for buckets and rollups', { path: ['format'] });
-        const rows = s.queries.telemetryRaw(id, from, to, rawCursor(q.cursor), q.limit + 1);
+        const rows = await s.queries.telemetryRaw(id, from, to, rawCursor(q.cursor), q.limit + 1);
         const more = rows.length > q.limit;
         const items = rows.slice(0, q.limit).map((r) => ({
           seq: r.seq,
@@ -485,7 +485,7 @@ export function terminalRoutes(s: Services) {
       }
       if (q.format === 'rows') {
         const fields = chartFields(q.fields);
-        const rows = s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
+        const rows = await s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
         const items = rows.map((r) => {
           const out: (string | number | null)[] = [startIso(r[0]!)];
           for (let i = 1; i < r.length; i++) out.push(round2(r[i]!));
@@ -494,7 +494,7 @@ export function terminalRoutes(s: Services) {
         return c.json({ bucket: q.bucket, fields: ['start', ...fields], items, nextCursor: null }, 200);
       }
       if (q.bucket === 'rollup') {
-        const rows = s.queries.rollups(id, from, to, q.limit);
+        const rows = await s.queries.rollups(id, from, to, q.limit);
         const items = rows.map(({ hour, peripheralOk, services, ...rest }) => ({
           start: startIso(hour),
           ...rest,
@@ -503,28 +503,28 @@ export function terminalRoutes(s: Services) {
         }));
         return c.json({ bucket: 'rollup', items, nextCursor: null }, 200);
       }
-      const rows = s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
+      const rows = await s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
       const items = rows.map(({ start, ...rest }) => ({ start: startIso(start ?? 0), ...rest }));
       return c.json({ bucket: q.bucket, items, nextCursor: null }, 200);
     })
-    .openapi(presenceRoute, (c) => {
+    .openapi(presenceRoute, async (c) => {
       const { id } = c.req.valid('param');
       exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
+      const rows = await s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
       const more = rows.length > q.limit;
       const items = rows
         .slice(0, q.limit)
         .map((r) => ({ at: isoReq(r.at), from: r.fromState, to: r.toState, reason: r.reason, bootId: r.bootId, connSeq: r.connSeq, address: r.address }));
       return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
     })
-    .openapi(eventsRoute, (c) => {
+    .openapi(eventsRoute, async (c) => {
       const { id } = c.req.valid('param');
       exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
+      const rows = await s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map((r) => ({
         seq: r.seq,

@@ -2,7 +2,7 @@
  * The availability report against a scripted timeline. The timeline is written through the hub's own stores
  * (presence transitions, hourly rollups, maintenance) at fixed past times instead of being lived through: the report
  * reads exactly these rows, so the expected figures are worked out by hand below and must match to the second.
- * (Rollups themselves come from raw samples by services/retention.ts, which has its own tests.)
+ * (Rollups themselves come from raw samples by retention/service.ts, which has its own tests.)
  *
  * Station GZ-R-001, report 00:00–05:00 UTC on 2026-03-02:
  *   T1 (id-card): online from before 00:00; offline 01:15–01:45; in its own maintenance 03:00–03:30; station
