@@ -43,7 +43,7 @@ const IMPORT: CommandSpec = {
 };
 const BACKUP: CommandSpec = {
   name: 'backup',
-  summary: "Copy KF_DATA_DIR's database to <file> with SQLite's online backup (safe while the hub runs).",
+  summary: "Copy KF_DATA_DIR's database to <file> with SQLite's online backup (safe while the hub runs); on PostgreSQL use pg_dump.",
   synopsis: '<file>',
   options: {},
 };
@@ -156,7 +156,7 @@ async function backup(argv: string[]): Promise<void> {
   const [file, ...flags] = argv;
   const cfg = config(flags);
   const progress = progressReporter('backup');
-  const r = await backupDatabase(cfg.dataDir, file!, (p) => progress.update(p.totalPages - p.remainingPages, p.totalPages, 'pages'));
+  const r = await backupDatabase(cfg.dataDir, file!, (p) => progress.update(p.totalPages - p.remainingPages, p.totalPages, 'pages'), cfg.database);
   progress.done(`written to ${r.file} (${r.pages} pages)`);
 }
 

@@ -24,14 +24,16 @@ import { BatchWriter, type Change } from './ingest/writer.ts';
 import { createLogger, type Logger } from './log.ts';
 import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { Downlink } from './services/downlink.ts';
+import { Downlink } from './commands/service.ts';
+import { createCommandStore } from './commands/store.ts';
 import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
 import { PresenceService } from './presence/service.ts';
 import { SecurityState } from './security/service.ts';
 import { createSecurityStore } from './security/store.ts';
 import { IngestQuota, type FloodState } from './ingest/quota.ts';
 import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
-import { Retention } from './services/retention.ts';
+import { Retention } from './retention/service.ts';
+import { createRetentionStore } from './retention/store.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine } from './db/engine.ts';
@@ -39,13 +41,11 @@ import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { createNodeCounters } from './summary/index.ts';
 import type { NodeCounters } from './summary/node-counters.ts';
-import { DownlinkStore } from './store/downlink.ts';
 import { createIngestStore, ingestHooks } from './ingest/store.ts';
 import { createPresenceStore } from './presence/store.ts';
 import { createQueryStore } from './queries/index.ts';
 import type { QueryStore } from './queries/store.ts';
 import { RegistryStore } from './store/registry.ts';
-import { RetentionStore } from './store/retention.ts';
 import { createReleases, createReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { createAuditLog, type AuditLog } from './audit/log.ts';
@@ -194,6 +194,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     throw err;
   }
   const started: Record<string, number> = { database: ms() };
+  const engine: Engine = { kind: 'sqlite', db };
   const timers: NodeJS.Timeout[] = [];
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
@@ -251,8 +252,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
     await broker.start();
     started.broker = ms();
-    downlink = new Downlink(new DownlinkStore(db), registry, broker, log);
-    const retention = new Retention(new RetentionStore(db), config.retentionDays, metrics, log);
+    downlink = new Downlink(createCommandStore(engine), registry, broker, log);
+    const retention = new Retention(createRetentionStore(engine), config.retentionDays, metrics, log);
+    // PostgreSQL: today's daily partitions before the first sample (SQLite: nothing to do).
+    await retention.preparePartitions();
     await presence.hubStarted();
     for (const a of await security.active()) {
       if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
@@ -430,11 +433,12 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     timers.push(setInterval(() => presence.checkStale().catch((err: unknown) => log.error({ err }, 'stale check failed')), config.presence.staleCheckMs));
     timers.push(
       setInterval(() => {
-        try {
-          for (const c of downlink.expire()) services.changed({ type: 'command', terminalId: c.terminalId, at: Date.now(), data: { id: c.id, status: 'expired' } });
-        } catch (err) {
-          log.error({ err }, 'command expiry failed');
-        }
+        downlink.expire().then(
+          (expired) => {
+            for (const c of expired) services.changed({ type: 'command', terminalId: c.terminalId, at: Date.now(), data: { id: c.id, status: 'expired' } });
+          },
+          (err: unknown) => log.error({ err }, 'command expiry failed'),
+        );
       }, 5000),
     );
     // Placement changes (move, import, register) change effective configs; a sweep through the fleet catches those no
@@ -446,13 +450,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ),
     );
     timers.push(
-      setInterval(() => {
-        try {
-          retention.run();
-        } catch (err) {
-          log.error({ err }, 'retention failed');
-        }
-      }, config.maintenanceMs),
+      setInterval(() => retention.run().catch((err: unknown) => log.error({ err }, 'retention failed')), config.maintenanceMs),
     );
     for (const t of timers) t.unref();
     alerts.start(bus);

@@ -295,11 +295,11 @@ export function alertRoutes(s: Services) {
 
   const detail = async (id: number) => {
     const [a, history] = await Promise.all([al.engine.alert(id), al.engine.history(id)]);
-    const selfTests = history
+    const selfTests = await Promise.all(history
       .filter((h) => h.action === 'self-test')
-      .map((h) => {
+      .map(async (h) => {
         const commandId = (parseJson<{ commandId: string }>(h.data) ?? { commandId: '' }).commandId;
-        const cmd = s.downlink.command(commandId);
+        const cmd = await s.downlink.command(commandId);
         return {
           commandId,
           requestedAt: isoReq(h.at),
@@ -309,7 +309,7 @@ export function alertRoutes(s: Services) {
           result: parseJson(cmd?.result ?? null),
           error: parseJson(cmd?.error ?? null),
         };
-      });
+      }));
     return {
       ...al.view(a!),
       history: history.map((h) => ({ at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data: parseJson(h.data) })),
@@ -419,11 +419,13 @@ export function alertRoutes(s: Services) {
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = await transaction(s.engine, async () => {
-        const r = await s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
-        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
+      const cmd = await transaction(s.engine, async (tx) => {
+        const r = await s.downlink.queueCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'), tx);
+        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } }, tx);
         return r;
       });
+      // Sent only once stored with its audit entry: a rolled-back command never reaches the terminal.
+      s.downlink.deliver(cmd);
       await al.engine.selfTest(id, c.get('actor'), cmd.id);
       s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
       return c.json(await detail(id), 201);

@@ -115,7 +115,7 @@ export interface SnapshotRow {
   host: string | null;
   peripherals: string | null;
   services: string | null;
-  /** JSON while the terminal floods / its credentials are in use from two addresses (services/security.ts). */
+  /** JSON while the terminal floods / its credentials are in use from two addresses (security/service.ts). */
   flooding: string | null;
   credentialConflict: string | null;
 }

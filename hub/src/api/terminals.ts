@@ -4,8 +4,8 @@ import { COMMAND_NAMES, PERIPHERAL_IDS, TERMINAL_TYPE_IDS } from '@kiosk-fleet/p
 import { audit, principalOf, visible } from '../auth/guard.ts';
 import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
-import type { CommandRow } from '../store/downlink.ts';
+import { MAX_COMMAND_TTL_S } from '../commands/service.ts';
+import type { CommandRow } from '../commands/store.ts';
 import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../queries/store.ts';
 import {
   errorResponses,
@@ -541,7 +541,7 @@ export function terminalRoutes(s: Services) {
       }));
       return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
     })
-    .openapi(commandsListRoute, (c) => {
+    .openapi(commandsListRoute, async (c) => {
       const { id } = c.req.valid('param');
       exists(id);
       const q = c.req.valid('query');
@@ -552,7 +552,7 @@ export function terminalRoutes(s: Services) {
         if (atMs === null || !cid) throw badRequest('invalid-cursor', 'cursor is not one this API returned', { path: ['cursor'] });
         before = { at: atMs, id: cid };
       }
-      const rows = s.downlink.listCommands(id, before, q.limit + 1);
+      const rows = await s.downlink.listCommands(id, before, q.limit + 1);
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);
       const last = page[page.length - 1];
@@ -562,11 +562,13 @@ export function terminalRoutes(s: Services) {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
       const row = await transaction(s.engine, async (tx) => {
-        const r = s.downlink.createCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'));
+        const r = await s.downlink.queueCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'), tx);
         await audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } }, tx);
         return r;
       });
+      // Sent only once stored with its audit entry: a rolled-back command never reaches the terminal.
+      s.downlink.deliver(row);
       s.changed({ type: 'command', terminalId: id, at: Date.now(), data: { id: row.id, status: row.status } });
-      return c.json(commandOut(s.downlink.command(row.id) ?? row), 201);
+      return c.json(commandOut((await s.downlink.command(row.id)) ?? row), 201);
     });
 }

@@ -10,7 +10,7 @@
  *   alert or rollout. It needs the terminals imported first (`kiosk-fleet import`): their secrets are not its business.
  * - Every row is what the hub itself would have stored: raw samples through the ingest's encoder
  *   (ingest/telemetry-codec.ts) under an outbox epoch of their own, with contiguous seqs and their stream counters;
- *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
+ *   the rollups of the hours those samples cover computed by the hub's retention job (retention/service.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
  * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` have them
@@ -47,7 +47,7 @@ import { createReleaseStore } from '../releases/store.ts';
 import { createRollout, DEFAULT_TOKEN_REFRESH_MS, type FleetTerminal, type RolloutSpec, type RolloutState } from '../rollouts/engine.ts';
 import { createRolloutStore } from '../rollouts/store.ts';
 import { openDatabase } from '../store/db.ts';
-import { HOUR_MS } from '../store/retention.ts';
+import { HOUR_MS } from '../retention/store.ts';
 import { CPU_SCALE, encodeSample, SAMPLE_COLUMNS, servicesOf, statusesOf, TEMP_SCALE } from '../ingest/telemetry-codec.ts';
 import { postgresSeedDb, sqliteSeedDb, type Row, type SeedAlert, type SeedDb } from './seed-db.ts';
 
@@ -232,7 +232,7 @@ async function refuseHistory(sdb: SeedDb): Promise<void> {
   }
 }
 
-/** min/avg/max as the retention job keeps them (services/retention.ts), so the seed's rollups are what it writes. */
+/** min/avg/max as the retention job keeps them (retention/service.ts), so the seed's rollups are what it writes. */
 class Agg {
   min = Infinity;
   max = -Infinity;

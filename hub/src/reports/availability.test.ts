@@ -2,7 +2,7 @@
  * The availability report against a scripted timeline. The timeline is written through the hub's own stores
  * (presence transitions, hourly rollups, maintenance) at fixed past times instead of being lived through: the report
  * reads exactly these rows, so the expected figures are worked out by hand below and must match to the second.
- * (Rollups themselves come from raw samples by services/retention.ts, which has its own tests.)
+ * (Rollups themselves come from raw samples by retention/service.ts, which has its own tests.)
  *
  * Station GZ-R-001, report 00:00–05:00 UTC on 2026-03-02:
  *   T1 (id-card): online from before 00:00; offline 01:15–01:45; in its own maintenance 03:00–03:30; station
@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
 import { SqlitePresenceStore } from '../presence/store.sqlite.ts';
-import { RetentionStore } from '../store/retention.ts';
+import { createRetentionStore, NO_METRICS } from '../retention/store.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import type { AvailabilityReport } from './availability.ts';
 
@@ -39,14 +39,13 @@ beforeAll(async () => {
   p.s.insert.run(T1, H0 + H + 45 * M, 'offline', 'online', 'connected', null, null);
   p.s.insert.run(T2, H0 - 2 * H, 'unknown', 'online', 'connected', null, null);
   p.s.insert.run(T2, H0 - H, 'online', 'offline', 'power-loss', null, null);
-  const r = new RetentionStore(hub.db);
-  const nulls = Array(12).fill(null) as null[];
+  const r = createRetentionStore(hub.engine);
   const rollup = (hour: number, services: Record<string, number>, ok: Record<string, number>) =>
-    r.s.upsertRollup.run(T1, hour, 120, ...nulls, JSON.stringify(ok), JSON.stringify(services));
-  rollup(H0, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
-  rollup(H0 + H, { 'id-card-application': 0.5, 'id-card-collection': 0.5, 'progress-inquiry': 1 }, { ...allOk, fingerprintScanner: 0.5 });
-  rollup(H0 + 2 * H, { 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 }, allOk);
-  rollup(H0 + 3 * H, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
+    r.writeRollups([{ terminalId: T1, hour, samples: 120, ...NO_METRICS, peripheralOk: JSON.stringify(ok), services: JSON.stringify(services) }], null);
+  await rollup(H0, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
+  await rollup(H0 + H, { 'id-card-application': 0.5, 'id-card-collection': 0.5, 'progress-inquiry': 1 }, { ...allOk, fingerprintScanner: 0.5 });
+  await rollup(H0 + 2 * H, { 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 }, allOk);
+  await rollup(H0 + 3 * H, { 'id-card-application': 1, 'id-card-collection': 1, 'progress-inquiry': 1 }, allOk);
   const m = (targetKind: 'terminal' | 'node', targetId: string, nodeId: string, reason: string, startsAt: number, endsAt: number, createdBy: string, createdAt: number) =>
     hub.alerts.store.addMaintenance({ targetKind, targetId, nodeId, reason, startsAt, endsAt, createdBy, createdAt });
   await m('terminal', T1, 'GZ-R-001', 'screen swap', H0 + 3 * H, H0 + 3 * H + 30 * M, 'test', old);

@@ -15,7 +15,7 @@
  * the sum of its terminals' available time over the sum of their unplanned time, for the terminals offering it.
  */
 import { nodePath, SERVICES, TERMINAL_TYPES, isTerminalType, type ServiceId } from '@kiosk-fleet/protocol';
-import { HOUR_MS } from '../store/retention.ts';
+import { HOUR_MS } from '../retention/store.ts';
 import type { ReportMaintenance, ReportStore, ReportTerminal, TerminalHistory } from './store.ts';
 
 /** Terminals whose history is read in one go (three statements on PostgreSQL). */

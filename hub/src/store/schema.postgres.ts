@@ -262,25 +262,6 @@ export const presenceTransitions = pgTable(
   (t) => [index('presence_transitions_terminal').on(t.terminalId, t.at)],
 );
 
-export const commands = pgTable(
-  'commands',
-  {
-    id: text('id').primaryKey(),
-    terminalId: text('terminal_id').notNull(),
-    name: text('name').notNull(),
-    args: text('args').notNull(),
-    issuedAt: bigint('issued_at', { mode: 'number' }).notNull(),
-    expiresAt: bigint('expires_at', { mode: 'number' }).notNull(),
-    /** pending (not yet sent) → sent → ok | error | expired. */
-    status: text('status').notNull(),
-    sentAt: bigint('sent_at', { mode: 'number' }),
-    completedAt: bigint('completed_at', { mode: 'number' }),
-    result: text('result'),
-    error: text('error'),
-    createdBy: text('created_by').notNull(),
-  },
-  (t) => [index('commands_terminal').on(t.terminalId, t.issuedAt)],
-);
 
 /** What the hub sends, kept here so a restarted hub re-sends it (the broker's retained store is memory only). */
 export const desiredConfig = pgTable('desired_config', {
@@ -290,37 +271,7 @@ export const desiredConfig = pgTable('desired_config', {
   updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
 });
 
-export const updateTargets = pgTable('update_targets', {
-  terminalId: text('terminal_id').primaryKey(),
-  payload: text('payload').notNull(),
-  updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
-});
 
-export const rollups = pgTable(
-  'rollups_hourly',
-  {
-    terminalId: text('terminal_id').notNull(),
-    hour: bigint('hour', { mode: 'number' }).notNull(),
-    samples: bigint('samples', { mode: 'number' }).notNull(),
-    cpuMin: doublePrecision('cpu_min'),
-    cpuAvg: doublePrecision('cpu_avg'),
-    cpuMax: doublePrecision('cpu_max'),
-    memPctMin: doublePrecision('mem_pct_min'),
-    memPctAvg: doublePrecision('mem_pct_avg'),
-    memPctMax: doublePrecision('mem_pct_max'),
-    diskPctMin: doublePrecision('disk_pct_min'),
-    diskPctAvg: doublePrecision('disk_pct_avg'),
-    diskPctMax: doublePrecision('disk_pct_max'),
-    tempMin: doublePrecision('temp_min'),
-    tempAvg: doublePrecision('temp_avg'),
-    tempMax: doublePrecision('temp_max'),
-    /** JSON {peripheralId: share of samples with status ok, 0-1}. */
-    peripheralOk: text('peripheral_ok').notNull(),
-    /** JSON {serviceId: share of samples in which it was available, 0-1}. */
-    services: text('services').notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.terminalId, t.hour] }), index('rollups_hour').on(t.hour)],
-);
 
 export const meta = pgTable('meta', {
   key: text('key').primaryKey(),

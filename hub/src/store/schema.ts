@@ -252,25 +252,6 @@ export const presenceTransitions = sqliteTable(
   (t) => [index('presence_transitions_terminal').on(t.terminalId, t.at)],
 );
 
-export const commands = sqliteTable(
-  'commands',
-  {
-    id: text('id').primaryKey(),
-    terminalId: text('terminal_id').notNull(),
-    name: text('name').notNull(),
-    args: text('args').notNull(),
-    issuedAt: integer('issued_at').notNull(),
-    expiresAt: integer('expires_at').notNull(),
-    /** pending (not yet sent) → sent → ok | error | expired. */
-    status: text('status').notNull(),
-    sentAt: integer('sent_at'),
-    completedAt: integer('completed_at'),
-    result: text('result'),
-    error: text('error'),
-    createdBy: text('created_by').notNull(),
-  },
-  (t) => [index('commands_terminal').on(t.terminalId, t.issuedAt)],
-);
 
 /** What the hub sends, kept here so a restarted hub re-sends it (the broker's retained store is memory only). */
 export const desiredConfig = sqliteTable('desired_config', {
@@ -280,37 +261,7 @@ export const desiredConfig = sqliteTable('desired_config', {
   updatedAt: integer('updated_at').notNull(),
 });
 
-export const updateTargets = sqliteTable('update_targets', {
-  terminalId: text('terminal_id').primaryKey(),
-  payload: text('payload').notNull(),
-  updatedAt: integer('updated_at').notNull(),
-});
 
-export const rollups = sqliteTable(
-  'rollups_hourly',
-  {
-    terminalId: text('terminal_id').notNull(),
-    hour: integer('hour').notNull(),
-    samples: integer('samples').notNull(),
-    cpuMin: real('cpu_min'),
-    cpuAvg: real('cpu_avg'),
-    cpuMax: real('cpu_max'),
-    memPctMin: real('mem_pct_min'),
-    memPctAvg: real('mem_pct_avg'),
-    memPctMax: real('mem_pct_max'),
-    diskPctMin: real('disk_pct_min'),
-    diskPctAvg: real('disk_pct_avg'),
-    diskPctMax: real('disk_pct_max'),
-    tempMin: real('temp_min'),
-    tempAvg: real('temp_avg'),
-    tempMax: real('temp_max'),
-    /** JSON {peripheralId: share of samples with status ok, 0-1}. */
-    peripheralOk: text('peripheral_ok').notNull(),
-    /** JSON {serviceId: share of samples in which it was available, 0-1}. */
-    services: text('services').notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.terminalId, t.hour] }), index('rollups_hour').on(t.hour)],
-);
 
 export const meta = sqliteTable('meta', {
   key: text('key').primaryKey(),

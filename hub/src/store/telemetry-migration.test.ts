@@ -134,7 +134,7 @@ test('telemetry stored before 0006 reads back the same, stays deduplicated, and 
     expect(chart.items).toHaveLength(1);
     expect(chart.items[0]).toMatchObject({ samples: 2, cpuMin: 12.5, cpuMax: 33.3333333, tempMin: 48, tempMax: 48 });
     expect(chart.items[0]!.memPctAvg as number).toBeCloseTo((37.5 + (100 * 1610612737) / 4294967296) / 2, 9);
-    hub.retention.rollup(t0 + 3 * hour);
+    await hub.retention.rollup(t0 + 3 * hour);
     const rollup = (await (
       await hub.api(`/api/v1/terminals/${T}/telemetry?from=${new Date(t0).toISOString()}&to=${new Date(t0 + hour).toISOString()}&bucket=rollup`)
     ).json()) as { items: Record<string, unknown>[] };

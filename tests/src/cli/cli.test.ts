@@ -108,6 +108,21 @@ describe('exit codes and progress', () => {
     expect(flagFirst.leftBehind).toEqual([]);
   });
 
+  test('backup refuses a hub on PostgreSQL and names pg_dump, rather than copy the SQLite file left in the data dir', () => {
+    const dataDir = path.join(tmp, 'pg-backup-data');
+    // The SQLite file of an installation moved to PostgreSQL with migrate-store stays behind, stale.
+    const tree = path.join(tmp, 'pg-backup-tree.json');
+    fs.writeFileSync(tree, JSON.stringify({ city: { id: 'GZ', name: { zh: '广州', en: 'Guangzhou' } }, districts: [], stations: [] }));
+    expect(run(HUB_BIN, ['import', tree], { KF_DATA_DIR: dataDir }).status).toBe(0);
+    const file = path.join(tmp, 'pg-backup.db');
+    const b = run(HUB_BIN, ['backup', file], { KF_DATA_DIR: dataDir, KF_DATABASE_URL: 'postgres://kf:s3cret-pw@127.0.0.1:9/kiosk_fleet' });
+    expect(b.status).toBe(1);
+    expect(b.stderr).toContain('PostgreSQL (kf@127.0.0.1:9/kiosk_fleet)');
+    expect(b.stderr).toContain('pg_dump -Fc -d kiosk_fleet');
+    expect(b.stderr).not.toContain('s3cret-pw');
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
   test('release pack on a large bundle reports packing and hashing on stderr, the result on stdout', () => {
     const keys = path.join(tmp, 'keys');
     expect(run(HUB_BIN, ['release', 'keygen', '--out', keys]).status).toBe(0);

@@ -13,7 +13,7 @@ import { appBundle, buildRelease } from '../../../agent/src/updater/testing.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { SqlitePresenceStore } from '../../../hub/src/presence/store.sqlite.ts';
-import { RetentionStore } from '../../../hub/src/store/retention.ts';
+import { createRetentionStore, NO_METRICS, type RollupRow } from '../../../hub/src/retention/store.ts';
 import { startTestHub } from '../../../hub/src/test-support.ts';
 import { DASHBOARD_DIST, ensureDashboardBuilt, launchBrowser, login, newContext, screenshot, type SizeName } from './browser.ts';
 
@@ -315,10 +315,11 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     presence.s.insert.run('GZ-YX-001-01', D0 - H, 'unknown', 'online', 'connected', null, null);
     presence.s.insert.run('GZ-YX-001-02', D0 - 2 * H, 'unknown', 'online', 'connected', null, null);
     presence.s.insert.run('GZ-YX-001-02', D0 - H, 'online', 'offline', 'power-loss', null, null);
-    const rollups = new RetentionStore(seed.db);
+    const rollups: RollupRow[] = [];
     const ok = JSON.stringify({ idCardReader: 1, fingerprintScanner: 1, camera: 1, receiptPrinter: 1, touchscreen: 1 });
     const services = JSON.stringify({ 'id-card-application': 0.75, 'id-card-collection': 0.75, 'progress-inquiry': 0.75 });
-    for (let h = D0; h < D0 + 24 * H; h += H) rollups.s.upsertRollup.run('GZ-YX-001-01', h, 120, ...(Array(12).fill(null) as null[]), ok, services);
+    for (let h = D0; h < D0 + 24 * H; h += H) rollups.push({ terminalId: 'GZ-YX-001-01', hour: h, samples: 120, ...NO_METRICS, peripheralOk: ok, services });
+    await createRetentionStore(seed.engine).writeRollups(rollups, null);
     await seed.stop();
     const reportHub = await spawnHub({ dataDir: dir, env: { KF_DASHBOARD_DIR: DASHBOARD_DIST } });
     try {

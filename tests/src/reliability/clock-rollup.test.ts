@@ -12,8 +12,8 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../hub/src/log.ts';
 import { createMetrics } from '../../../hub/src/metrics.ts';
-import { Retention } from '../../../hub/src/services/retention.ts';
-import { RetentionStore } from '../../../hub/src/store/retention.ts';
+import { Retention } from '../../../hub/src/retention/service.ts';
+import { createRetentionStore } from '../../../hub/src/retention/store.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { connectTerminal, provisionFleet, waitFor, withDb } from '../helpers/reliability-util.ts';
 
@@ -50,13 +50,13 @@ describe('a terminal clock at 1970 and the maintenance run', () => {
     try {
       // An hour later, the hour of the real sample is complete.
       const now = sentAt + HOUR;
-      const retention = new Retention(new RetentionStore(db), 7, createMetrics(), createLogger('silent'));
-      expect(retention.rollup(now)).toBe(1);
+      const retention = new Retention(createRetentionStore({ kind: 'sqlite', db }), 7, createMetrics(), createLogger('silent'));
+      expect(await retention.rollup(now)).toBe(1);
       const hours = db.prepare('SELECT hour, samples FROM rollups_hourly WHERE terminal_id = ?').all(t!.id);
       expect(hours).toEqual([{ hour: Math.floor(sentAt / HOUR) * HOUR, samples: 1 }]);
       expect(Number((db.prepare("SELECT value FROM meta WHERE key = 'rollup_until'").get() as { value: string }).value)).toBe(Math.floor(now / HOUR) * HOUR);
       // Nothing is left over for the next run either.
-      expect(retention.rollup(now)).toBe(0);
+      expect(await retention.rollup(now)).toBe(0);
     } finally {
       db.close();
     }

@@ -15,16 +15,17 @@ import {
 } from '@kiosk-fleet/protocol';
 import { z } from 'zod';
 import type { Broker } from '../broker/broker.ts';
+import type { Tx } from '../db/engine.ts';
 import { badRequest, conflict } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { DownlinkStore, CommandRow } from '../store/downlink.ts';
 import type { RegistryStore } from '../store/registry.ts';
+import type { CommandRow, CommandStore } from './store.ts';
 
 export const MAX_COMMAND_TTL_S = 7 * 86400;
 
 export class Downlink {
   constructor(
-    private readonly store: DownlinkStore,
+    private readonly store: CommandStore,
     private readonly registry: RegistryStore,
     private readonly broker: Broker,
     private readonly log: Logger,
@@ -33,11 +34,11 @@ export class Downlink {
   /** Re-publishes every retained down message the database holds (after a restart the broker's memory is empty). */
   async restoreRetained(): Promise<number> {
     let n = 0;
-    for (const r of this.store.s.allDesired.all() as { terminalId: string; version: number; config: string }[]) {
+    for (const r of await this.store.allDesired()) {
       await this.broker.publish(r.terminalId, 'config/desired', { v: 1, version: r.version, config: JSON.parse(r.config) });
       n++;
     }
-    for (const r of this.store.s.allTargets.all() as { terminalId: string; payload: string }[]) {
+    for (const r of await this.store.allTargets()) {
       await this.broker.publish(r.terminalId, 'update/target', JSON.parse(r.payload));
       n++;
     }
@@ -45,12 +46,13 @@ export class Downlink {
   }
 
   onSubscribed(terminalId: string, kind: TopicKind): void {
-    if (kind === 'commands') this.sendUndelivered(terminalId);
-  }
-
-  private sendUndelivered(terminalId: string): void {
-    const rows = this.store.s.undelivered.all(terminalId, Date.now()) as CommandRow[];
-    for (const row of rows) this.send(row);
+    if (kind !== 'commands') return;
+    this.store.undelivered(terminalId, Date.now()).then(
+      (rows) => {
+        for (const row of rows) this.send(row);
+      },
+      (err: unknown) => this.log.error({ err, terminalId }, 'reading undelivered commands failed'),
+    );
   }
 
   private send(row: CommandRow): void {
@@ -62,14 +64,25 @@ export class Downlink {
       issuedAt: new Date(row.issuedAt).toISOString(),
       expiresAt: new Date(row.expiresAt).toISOString(),
     };
-    this.broker.publish(row.terminalId, 'commands', msg).then(
-      () => this.store.s.markSent.run(Date.now(), row.id),
-      (err: unknown) => this.log.error({ err, terminalId: row.terminalId }, 'command publish failed'),
-    );
+    this.broker
+      .publish(row.terminalId, 'commands', msg)
+      .then(() => this.store.markSent(row.id, Date.now()))
+      .catch((err: unknown) => this.log.error({ err, terminalId: row.terminalId, command: row.id }, 'command publish failed'));
   }
 
-  createCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string): CommandRow {
-    const t = this.registry.requireTerminal(terminalId);
+  /** Validates and stores a command and sends it at once when its terminal is connected; returns it as stored. */
+  async createCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string): Promise<CommandRow> {
+    const row = await this.queueCommand(terminalId, name, args, ttlSeconds, by);
+    this.deliver(row);
+    return row;
+  }
+
+  /**
+   * Validates and stores a command without sending it: for a caller that stores it in its own transaction (`tx`,
+   * with the audit entry) and calls `deliver` once that committed, so no terminal runs a command that was rolled back.
+   */
+  async queueCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string, tx?: Tx): Promise<CommandRow> {
+    const t = await this.registry.requireTerminal(terminalId);
     if (t.state !== 'active') throw conflict(`terminal ${terminalId} is decommissioned`);
     if (!(COMMAND_NAMES as readonly string[]).includes(name)) {
       throw badRequest('invalid-command', `unknown command ${JSON.stringify(name)}`, { path: ['name'] });
@@ -82,29 +95,33 @@ export class Downlink {
     }
     const now = Date.now();
     const id = `c-${crypto.randomUUID()}`;
-    this.store.s.insertCommand.run(id, terminalId, name, JSON.stringify(parsed.data), now, now + ttlSeconds * 1000, by);
-    const row = this.store.s.command.get(id) as CommandRow;
-    if (this.broker.live.has(terminalId)) this.send(row);
-    return row;
+    return this.store.insert(
+      { id, terminalId, name, args: JSON.stringify(parsed.data), issuedAt: now, expiresAt: now + ttlSeconds * 1000, createdBy: by },
+      tx,
+    );
   }
 
-  command(id: string): CommandRow | undefined {
-    return this.store.s.command.get(id) as CommandRow | undefined;
+  /** Sends a stored command now if its terminal is connected (otherwise it goes when the terminal subscribes). */
+  deliver(row: CommandRow): void {
+    if (this.broker.live.has(row.terminalId)) this.send(row);
   }
 
-  listCommands(terminalId: string, before: { at: number; id: string } | null, limit: number): CommandRow[] {
-    const at = before?.at ?? Number.MAX_SAFE_INTEGER;
-    return this.store.s.commands.all(terminalId, at, at, before?.id ?? '\uffff', limit) as CommandRow[];
+  command(id: string): Promise<CommandRow | undefined> {
+    return this.store.get(id);
   }
 
-  expire(now = Date.now()): { id: string; terminalId: string }[] {
-    return this.store.s.expire.all(now, now) as { id: string; terminalId: string }[];
+  listCommands(terminalId: string, before: { at: number; id: string } | null, limit: number): Promise<CommandRow[]> {
+    return this.store.listByTerminal(terminalId, before, limit);
+  }
+
+  expire(now = Date.now()): Promise<{ id: string; terminalId: string }[]> {
+    return this.store.expire(now);
   }
 
   async setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> {
-    this.registry.requireTerminal(terminalId);
+    await this.registry.requireTerminal(terminalId);
     const parsed = updateTargetSchema.parse(target);
-    this.store.s.upsertTarget.run(terminalId, JSON.stringify(parsed), Date.now());
+    await this.store.upsertTarget(terminalId, JSON.stringify(parsed), Date.now());
     await this.broker.publish(terminalId, 'update/target', parsed);
   }
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { EXAMPLES, type UpdateTarget } from '@kiosk-fleet/protocol';
+import { transaction } from '../db/engine.ts';
 import { startTestHub, topicFor, until, type TestHub } from '../test-support.ts';
 
 const dirs: string[] = [];
@@ -41,7 +42,7 @@ describe('downlink', () => {
       const cmd = (await res.json()) as { id: string };
       await new Promise((r) => setTimeout(r, 1100));
       // The hub runs this every 5 s; calling it here keeps the test short.
-      expect(hub.downlink.expire().map((x) => x.id)).toEqual([cmd.id]);
+      expect((await hub.downlink.expire()).map((x) => x.id)).toEqual([cmd.id]);
       const list = (await (await hub.api(`/api/v1/terminals/${t.id}/commands`)).json()) as { items: { id: string; status: string }[] };
       expect(list.items).toEqual([expect.objectContaining({ id: cmd.id, status: 'expired' })]);
       const c = await hub.connect(t.id, t.secret);
@@ -69,8 +70,37 @@ describe('downlink', () => {
         { qos: 1 },
       );
       await cb.endAsync();
-      const row = hub.downlink.command(cmd.id)!;
+      const row = (await hub.downlink.command(cmd.id))!;
       expect(row.status).toBe('pending');
+    } finally {
+      await hub.stop();
+    }
+  });
+});
+
+describe('commands queued in a transaction', () => {
+  test('one whose transaction rolls back never reaches its connected terminal; one that committed goes when delivered', async () => {
+    const hub = await startTestHub();
+    try {
+      const t = await hub.terminal('GZ-T-001-06');
+      const c = await hub.connect(t.id, t.secret);
+      const got: string[] = [];
+      c.on('message', (_t, p) => got.push((JSON.parse(p.toString()) as { id: string }).id));
+      await c.subscribeAsync(topicFor(t.id, 'commands'), { qos: 1 });
+      await until(() => hub.broker.live.has(t.id));
+      let rolledBack = '';
+      const err = await transaction(hub.engine, async (tx) => {
+        rolledBack = (await hub.downlink.queueCommand(t.id, 'ping', {}, 60, 'admin', tx)).id;
+        throw new Error('audit refused');
+      }).catch((e: unknown) => e);
+      expect((err as Error).message).toBe('audit refused');
+      expect(await hub.downlink.command(rolledBack)).toBeUndefined();
+      const row = await transaction(hub.engine, (tx) => hub.downlink.queueCommand(t.id, 'ping', {}, 60, 'admin', tx));
+      hub.downlink.deliver(row);
+      await until(async () => (await hub.downlink.command(row.id))?.status === 'sent');
+      await until(() => got.length > 0);
+      expect(got).toEqual([row.id]);
+      await c.endAsync();
     } finally {
       await hub.stop();
     }
