@@ -25,7 +25,7 @@ import { createLogger, type Logger } from './log.ts';
 import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './services/downlink.ts';
-import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
+import { importFleet, type ImportResult, type ParsedFleet } from './fleet/import.ts';
 import { PresenceService } from './services/presence.ts';
 import { SecurityState } from './services/security.ts';
 import { IngestQuota, type FloodState } from './ingest/quota.ts';
@@ -34,14 +34,14 @@ import { SecurityStore } from './store/security.ts';
 import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
-import type { Engine } from './db/engine.ts';
+import type { Engine, Tx } from './db/engine.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
 import { IngestStore } from './store/ingest.ts';
 import { PresenceStore } from './store/presence.ts';
 import { QueryStore } from './store/queries.ts';
-import { RegistryStore } from './store/registry.ts';
+import { createFleetStore, type FleetStore } from './fleet/index.ts';
 import { RetentionStore } from './store/retention.ts';
 import { createReleases, SqliteReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
@@ -66,7 +66,7 @@ export interface HubServices {
   engine: Engine;
   log: Logger;
   metrics: Metrics;
-  registry: RegistryStore;
+  registry: FleetStore;
   queries: QueryStore;
   /** Per-node counts of terminals by presence, fault and service, for summaries (store/node-counters.ts). */
   nodeCounters: NodeCounters;
@@ -94,7 +94,11 @@ export interface HubServices {
   alerts: Alerts;
   /** Rollouts of releases along the tree (rollouts/README.md). */
   rollouts: RolloutService;
-  importFleet(fleet: ParsedFleet, by: string): ImportResult;
+  /**
+   * Imports in one transaction with `alsoInTx` (the caller's audit entry), then tells the SSE stream and the
+   * counters about the new terminals: after the commit, so that a listener re-reading them finds them.
+   */
+  importFleet(fleet: ParsedFleet, by: string, alsoInTx?: (r: ImportResult, tx: Tx) => unknown): Promise<ImportResult>;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
 }
@@ -223,7 +227,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       afterRollback: () => ingestStore.rollback(),
     });
     started.counters = ms();
-    const registry = new RegistryStore(db);
+    const engine: Engine = { kind: 'sqlite', db };
+    const registry = createFleetStore(engine);
+    await registry.load();
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     dropStoredPrograms(db, log);
     started.registry = ms();
@@ -286,7 +292,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       requireAdmin: requireOperator({ auth, adminToken }, { read: 'fleet:read', write: 'release:write' }),
       actor: (c) => (c as Context<ApiEnv>).get('actor'),
       audit: (c, e) => auditChange(c as Context<ApiEnv>, { audit }, e),
-      isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
+      isTerminalAllowed: async (id) => (await registry.terminal(id))?.state === 'active',
     });
 
     const alerts = new Alerts(
@@ -307,7 +313,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     }).init();
 
     const services: HubServices = {
-      engine: { kind: 'sqlite', db },
+      engine,
       alerts,
       rollouts,
       releases,
@@ -331,8 +337,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       dashboardDir: config.dashboardDir,
       timezone: config.timezone,
       demo: config.demo ?? false,
-      importFleet: (fleet, by) => {
-        const result = applyImport(db, registry, fleet, by);
+      importFleet: async (fleet, by, alsoInTx) => {
+        const result = await importFleet(engine, registry, fleet, by, alsoInTx);
         const now = Date.now();
         services.changed(
           ...result.terminals.created.map((t) => ({ type: 'terminal' as const, terminalId: t.id, at: now, data: { registered: true } })),

@@ -10,7 +10,7 @@ import type { ConfigLayers } from '../config-layers/service.ts';
 import type { Change } from '../ingest/writer.ts';
 import type { Logger } from '../log.ts';
 import type { Db } from '../store/db.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore, NodeRow } from '../fleet/store.ts';
 import { AlertEngine, isOverdue, type AlertChange, type TerminalSettings } from './engine.ts';
 import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
 import { AlertStore, type AlertRow } from './store.ts';
@@ -39,7 +39,7 @@ export interface AlertsOptions {
 export interface AlertsDeps {
   db: Db;
   log: Logger;
-  registry: RegistryStore;
+  registry: Pick<FleetStore, 'nodes'>;
   configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
   auth?: Pick<AuthService, 'store'>;
   metricsRegistry?: Registry | null;
@@ -119,12 +119,19 @@ export class Alerts {
   #started = false;
   #listener: ((changes: Change[]) => void) | null = null;
   #quiet: ((terminalId: string) => void) | null = null;
+  /**
+   * The tree, for the station and district names of an alert's view, which the engine renders inside its transaction
+   * (webhook bodies). Nodes are never renamed or removed, so the copy only needs to grow: read when made and again
+   * after a terminal is placed (its station may be new), before any alert about that terminal can exist.
+   */
+  #nodes = new Map<string, NodeRow>();
 
   constructor(
     private readonly deps: AlertsDeps,
     private readonly opts: AlertsOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.#readNodes();
     this.store = new AlertStore(deps.db);
     const sealed = this.store.sealPlainWebhookSecrets();
     if (sealed > 0) deps.log.info({ webhooks: sealed }, 'webhook secrets stored in plain text are now encrypted at rest');
@@ -163,10 +170,19 @@ export class Alerts {
     });
   }
 
+  #readNodes(): void {
+    this.deps.registry.nodes().then(
+      (nodes) => {
+        for (const n of nodes) this.#nodes.set(n.id, n);
+      },
+      (err: unknown) => this.deps.log.error({ err }, 'alerts: reading the node tree failed'),
+    );
+  }
+
   /** The public shape of an alert. */
   view(a: AlertRow, now = this.now()) {
-    const station = this.deps.registry.node(a.nodeId);
-    const district = station?.parentId ? this.deps.registry.node(station.parentId) : undefined;
+    const station = this.#nodes.get(a.nodeId);
+    const district = station?.parentId ? this.#nodes.get(station.parentId) : undefined;
     return {
       id: a.id,
       rule: a.rule,
@@ -260,6 +276,7 @@ export class Alerts {
     this.#listener = (changes) => {
       // Our own changes do not call for another run; a burst of telemetry collapses into one run.
       let marked = false;
+      if (changes.some((c) => c.type === 'terminal')) this.#readNodes();
       for (const c of changes) {
         if (c.type === 'command') this.#commandDone(c);
         else if (RELEVANT.has(c.type) && c.terminalId !== '') {

@@ -33,9 +33,9 @@ describe('webhook across a restart', () => {
     const created = await hub.api('/api/v1/webhooks', { method: 'POST', json: { url: `http://127.0.0.1:${port}/duty`, secret: 'restart-secret-0123456789' } });
     expect(created.status).toBe(201);
     const { id: hookId } = (await created.json()) as { id: number };
-    hub.registry.createNode({ id: 'GZ', name: { zh: 'GZ', en: 'GZ' } });
-    hub.registry.createNode({ id: 'GZ-W', name: { zh: 'W', en: 'W' } });
-    hub.registry.createNode({ id: 'GZ-W-001', name: { zh: 'W1', en: 'W1' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: 'GZ', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ-W', name: { zh: 'W', en: 'W' } });
+    await hub.registry.createNode({ id: 'GZ-W-001', name: { zh: 'W1', en: 'W1' } });
     const now = Date.now();
     const { id: alertId } = hub.alerts.store.s.insertAlert.get('node:GZ-W-001|station-service-lost', 'node', 'GZ-W-001', 'GZ-W-001', 'station-service-lost', 'critical', 'GZ-W-001 cannot offer: ID card application', '{}', now, now, now + 900_000, now) as { id: number };
     hub.alerts.engine.note(alertId, 'tech-li', 'checking');

@@ -6,6 +6,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { audit, nodeFor, principalOf, terminalFor, visible } from '../auth/guard.ts';
 import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
+import { transaction } from '../db/engine.ts';
 import { RULE_IDS, SEVERITIES } from '../alerts/rules/types.ts';
 import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from '../alerts/store.ts';
 import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from './common.ts';
@@ -341,11 +342,11 @@ export function alertRoutes(s: Services) {
   };
 
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
       const p = principalOf(c);
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
-      if (q.terminal !== undefined && !s.registry.terminal(q.terminal)) throw notFound('terminal', q.terminal);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.terminal !== undefined && !(await s.registry.terminal(q.terminal))) throw notFound('terminal', q.terminal);
       let states: AlertState[] | undefined;
       if (q.state === undefined || q.state === 'active') states = ['open', 'acknowledged', 'assigned'];
       else if (q.state !== 'all') {
@@ -412,35 +413,35 @@ export function alertRoutes(s: Services) {
       audit(c, s, { action: 'alert.note', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { note: b.note } });
       return c.json(detail(id), 201);
     })
-    .openapi(selfTestRoute, (c) => {
+    .openapi(selfTestRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = visibleAlert(c, id);
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
-      terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = s.db.transaction(() => {
-        const r = s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
-        audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } });
+      await terminalFor(c, s, a.subjectId, 'command:run');
+      const cmd = await transaction(s.engine, async (tx) => {
+        const r = await s.downlink.createCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'));
+        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } }, tx);
         return r;
-      })();
+      });
       al.engine.selfTest(id, c.get('actor'), cmd.id);
       s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
       return c.json(detail(id), 201);
     })
-    .openapi(maintenanceListRoute, (c) => {
+    .openapi(maintenanceListRoute, async (c) => {
       const q = c.req.valid('query');
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
       const scope = q.node ?? principalOf(c).nodeId;
       const rows = al.store.maintenanceList(scope, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((m) => maintenanceView(m, now)), nextCursor: null }, 200);
     })
-    .openapi(maintenanceCreateRoute, (c) => {
+    .openapi(maintenanceCreateRoute, async (c) => {
       const b = c.req.valid('json');
       const now = al.now();
       const target = b.terminalId !== undefined
-        ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: terminalFor(c, s, b.terminalId, 'alert:handle').stationId }
-        : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: nodeFor(c, s, b.nodeId!, 'alert:handle').id };
+        ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: (await terminalFor(c, s, b.terminalId, 'alert:handle')).stationId }
+        : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: (await nodeFor(c, s, b.nodeId!, 'alert:handle')).id };
       const m = al.engine.addMaintenance({ ...target, reason: b.reason, startsAt: b.startsAt ? Date.parse(b.startsAt) : now, endsAt: Date.parse(b.endsAt) }, c.get('actor'));
       audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
       return c.json(maintenanceView(m, now), 201);
@@ -455,26 +456,26 @@ export function alertRoutes(s: Services) {
       al.evaluate();
       return c.json(maintenanceView(ended, now), 200);
     })
-    .openapi(silenceListRoute, (c) => {
+    .openapi(silenceListRoute, async (c) => {
       const q = c.req.valid('query');
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
       const rows = al.store.silenceList(q.node ?? principalOf(c).nodeId, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((x) => silenceView(x, now)), nextCursor: null }, 200);
     })
-    .openapi(silenceCreateRoute, (c) => {
+    .openapi(silenceCreateRoute, async (c) => {
       const b = c.req.valid('json');
-      nodeFor(c, s, b.nodeId, 'config:write');
+      await nodeFor(c, s, b.nodeId, 'config:write');
       const x = al.engine.addSilence({ nodeId: b.nodeId, rule: b.rule, until: Date.parse(b.until), reason: b.reason ?? null }, c.get('actor'));
       const now = al.now();
       audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
       return c.json(silenceView(x, now), 201);
     })
-    .openapi(silenceDeleteRoute, (c) => {
+    .openapi(silenceDeleteRoute, async (c) => {
       const { id } = c.req.valid('param');
       const x = al.store.s.silenceById.get(id) as SilenceRow | undefined;
       if (!x || !visible(c, x.nodeId)) throw notFound('silence', String(id));
-      nodeFor(c, s, x.nodeId, 'config:write');
+      await nodeFor(c, s, x.nodeId, 'config:write');
       const ended = al.engine.endSilence(id);
       const now = al.now();
       audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });

@@ -225,33 +225,33 @@ export function configRoutes(s: Services) {
     const d = cl.desired(id);
     return d ? { version: d.version, config: d.config, updatedAt: isoReq(d.updatedAt) } : null;
   };
-  const terminalView = (id: string) => {
-    const l = cl.layer('terminal', id);
-    return { ...layerJson(l), terminalId: id, desired: desiredJson(id), sync: syncJson(cl.sync(id)) };
+  const terminalView = async (id: string) => {
+    const l = await cl.layer('terminal', id);
+    return { ...layerJson(l), terminalId: id, desired: desiredJson(id), sync: syncJson(await cl.sync(id)) };
   };
   const pushedJson = (pushed: { terminalId: string; version: number }[]) => ({ count: pushed.length, terminals: pushed });
 
-  const historyJson = (scope: Scope, id: string, q: { cursor?: number | undefined; limit: number }) => {
-    const rows = cl.history(scope, id, q.cursor ?? null, q.limit);
+  const historyJson = async (scope: Scope, id: string, q: { cursor?: number | undefined; limit: number }) => {
+    const rows = await cl.history(scope, id, q.cursor ?? null, q.limit);
     const last = rows.at(-1);
     return {
       items: rows.map((h) => ({ version: h.version, config: JSON.parse(h.config) as Record<string, unknown>, at: isoReq(h.at), by: h.by, reason: h.reason, pushed: h.pushed, changes: h.changes })),
       nextCursor: rows.length === q.limit && last && last.version > 1 ? String(last.version) : null,
     };
   };
-  const diffJson = (scope: Scope, id: string, q: { from?: number | undefined; to?: number | undefined }) => {
-    const to = q.to ?? cl.layer(scope, id).version;
+  const diffJson = async (scope: Scope, id: string, q: { from?: number | undefined; to?: number | undefined }) => {
+    const to = q.to ?? (await cl.layer(scope, id)).version;
     const from = q.from ?? Math.max(0, to - 1);
-    return { from, to, changes: cl.diffVersions(scope, id, from, to) };
+    return { from, to, changes: await cl.diffVersions(scope, id, from, to) };
   };
-  const dryRunJson = (scope: Scope, id: string, config: unknown) => {
-    const d = cl.dryRun(scope, id, config);
+  const dryRunJson = async (scope: Scope, id: string, config: unknown) => {
+    const d = await cl.dryRun(scope, id, config);
     return { terminals: d.terminals, changed: d.terminals.length, unchanged: d.unchanged };
   };
 
   // One chain, so that the dashboard's typed client (hc<AppType>) sees every route.
   return new OpenAPIHono<ApiEnv>()
-    .openapi(getNode, (c) => c.json(layerJson(cl.layer('node', c.req.valid('param').id)), 200))
+    .openapi(getNode, async (c) => c.json(layerJson(await cl.layer('node', c.req.valid('param').id)), 200))
     .openapi(putNode, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
@@ -263,32 +263,32 @@ export function configRoutes(s: Services) {
       });
       return c.json({ ...layerJson(r.layer), pushed: pushedJson(r.pushed) }, 200);
     })
-    .openapi(getTerminal, (c) => c.json(terminalView(c.req.valid('param').id), 200))
+    .openapi(getTerminal, async (c) => c.json(await terminalView(c.req.valid('param').id), 200))
     .openapi(putTerminal, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const stationId = s.registry.requireTerminal(id).stationId;
+      const stationId = (await s.registry.requireTerminal(id)).stationId;
       const r = await cl.setLayer('terminal', id, b.config, {
         expectedVersion: b.expectedVersion,
         by: c.get('actor'),
         reason: b.reason,
         audit: (a) => audit(c, s, { action: 'config.update', objectType: 'terminal', objectId: id, nodeId: stationId, before: a.before, after: a.after }),
       });
-      return c.json({ ...terminalView(id), pushed: pushedJson(r.pushed) }, 200);
+      return c.json({ ...(await terminalView(id)), pushed: pushedJson(r.pushed) }, 200);
     })
-    .openapi(effectiveRoute, (c) => {
+    .openapi(effectiveRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const e = cl.effective(id);
-      return c.json({ terminalId: id, config: e.config, sources: e.sources, layers: e.layers, desired: desiredJson(id), sync: syncJson(cl.sync(id)) }, 200);
+      const e = await cl.effective(id);
+      return c.json({ terminalId: id, config: e.config, sources: e.sources, layers: e.layers, desired: desiredJson(id), sync: syncJson(await cl.sync(id)) }, 200);
     })
-    .openapi(nodeInherited, (c) => c.json(cl.inherited('node', c.req.valid('param').id), 200))
-    .openapi(terminalInherited, (c) => c.json(cl.inherited('terminal', c.req.valid('param').id), 200))
-    .openapi(driftRoute, (c) => {
+    .openapi(nodeInherited, async (c) => c.json(await cl.inherited('node', c.req.valid('param').id), 200))
+    .openapi(terminalInherited, async (c) => c.json(await cl.inherited('terminal', c.req.valid('param').id), 200))
+    .openapi(driftRoute, async (c) => {
       const { node } = c.req.valid('query');
       // Only terminals under the caller's node (auth/policy.ts): ?node= outside it does not exist for them.
       if (node !== undefined && !visible(c, node)) throw notFound('node', node);
       const under = node ?? principalOf(c).nodeId;
-      const items = cl.drift(under);
+      const items = await cl.drift(under);
       const byNode: Record<string, number> = {};
       for (const i of items) {
         for (const n of nodePath(i.stationId)) if (!under || n.length >= under.length) byNode[n] = (byNode[n] ?? 0) + 1;
@@ -303,10 +303,10 @@ export function configRoutes(s: Services) {
         200,
       );
     })
-    .openapi(nodeRoutes.history, (c) => c.json(historyJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
-    .openapi(nodeRoutes.diff, (c) => c.json(diffJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
-    .openapi(nodeRoutes.dryRun, (c) => c.json(dryRunJson('node', c.req.valid('param').id, c.req.valid('json').config), 200))
-    .openapi(terminalRoutes.history, (c) => c.json(historyJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
-    .openapi(terminalRoutes.diff, (c) => c.json(diffJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
-    .openapi(terminalRoutes.dryRun, (c) => c.json(dryRunJson('terminal', c.req.valid('param').id, c.req.valid('json').config), 200));
+    .openapi(nodeRoutes.history, async (c) => c.json(await historyJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(nodeRoutes.diff, async (c) => c.json(await diffJson('node', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(nodeRoutes.dryRun, async (c) => c.json(await dryRunJson('node', c.req.valid('param').id, c.req.valid('json').config), 200))
+    .openapi(terminalRoutes.history, async (c) => c.json(await historyJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(terminalRoutes.diff, async (c) => c.json(await diffJson('terminal', c.req.valid('param').id, c.req.valid('query')), 200))
+    .openapi(terminalRoutes.dryRun, async (c) => c.json(await dryRunJson('terminal', c.req.valid('param').id, c.req.valid('json').config), 200));
 }

@@ -86,7 +86,7 @@ const createUserTokenRoute = createRoute({
 });
 
 export function userRoutes(s: Services) {
-  const nodeExists = (id: string) => s.registry.node(id) !== undefined;
+  const nodeExists = async (id: string) => (await s.registry.node(id)) !== undefined;
   return new OpenAPIHono<ApiEnv>()
     .openapi(listRoute, (c) => {
       const p = requirePermission(c, 'user:manage');
@@ -102,7 +102,7 @@ export function userRoutes(s: Services) {
       return c.json({ user: publicUser(out.user), password: out.password }, 201);
     })
     .openapi(getRoute, (c) => c.json(publicUser(s.auth.manageable(principalOf(c), c.req.valid('param').id)), 200))
-    .openapi(patchRoute, (c) => c.json(publicUser(s.auth.updateUser(originOf(c), c.req.valid('param').id, c.req.valid('json'), nodeExists)), 200))
+    .openapi(patchRoute, async (c) => c.json(publicUser(await s.auth.updateUser(originOf(c), c.req.valid('param').id, c.req.valid('json'), nodeExists)), 200))
     .openapi(disableRoute, (c) => c.json(publicUser(s.auth.setDisabled(originOf(c), c.req.valid('param').id, true)), 200))
     .openapi(enableRoute, (c) => c.json(publicUser(s.auth.setDisabled(originOf(c), c.req.valid('param').id, false)), 200))
     .openapi(resetRoute, async (c) => {

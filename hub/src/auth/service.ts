@@ -492,13 +492,13 @@ export class AuthService {
   async createUser(
     o: Origin,
     input: { username: string; displayName?: string | undefined; role: Role; nodeId: string | null; password?: string | undefined },
-    nodeExists: (id: string) => boolean,
+    nodeExists: (id: string) => Promise<boolean>,
   ): Promise<{ user: UserRow; password: string | null }> {
     const p = o.principal!;
     if (!can(p, 'user:manage')) throw new HubError(403, 'forbidden', `a ${p.role} cannot manage users`);
     if (!USERNAME.test(input.username)) throw new HubError(400, 'invalid-request', 'username: 3-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit', { path: ['username'] });
     this.checkGrant(p, input.role, input.nodeId);
-    if (input.nodeId !== null && !nodeExists(input.nodeId)) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
+    if (input.nodeId !== null && !(await nodeExists(input.nodeId))) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
     if (input.password !== undefined) {
       const problem = passwordProblem(input.password, input.username);
       if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] });
@@ -528,7 +528,7 @@ export class AuthService {
     return { user: u, password: generated };
   }
 
-  updateUser(o: Origin, id: string, input: { role?: Role | undefined; nodeId?: string | null | undefined; displayName?: string | null | undefined }, nodeExists: (id: string) => boolean): UserRow {
+  async updateUser(o: Origin, id: string, input: { role?: Role | undefined; nodeId?: string | null | undefined; displayName?: string | null | undefined }, nodeExists: (id: string) => Promise<boolean>): Promise<UserRow> {
     const p = o.principal!;
     const u = this.manageable(p, id);
     const role = input.role ?? u.role;
@@ -536,7 +536,7 @@ export class AuthService {
     if (role !== u.role || nodeId !== u.nodeId) {
       if (u.id === p.userId) throw new HubError(403, 'forbidden', 'you cannot change your own role or node');
       this.checkGrant(p, role, nodeId);
-      if (nodeId !== null && !nodeExists(nodeId)) throw new HubError(400, 'invalid-binding', `node ${nodeId} does not exist`, { path: ['nodeId'] });
+      if (nodeId !== null && !(await nodeExists(nodeId))) throw new HubError(400, 'invalid-binding', `node ${nodeId} does not exist`, { path: ['nodeId'] });
     }
     const displayName = input.displayName === undefined ? u.displayName : input.displayName;
     this.db.transaction(() => {

@@ -285,10 +285,10 @@ describe('sync and drift', () => {
     const desiredAt = Date.parse((await get<{ sync: { desiredAt: string } }>(`/api/v1/config/terminals/${id}`)).sync.desiredAt);
     const grace = DEFAULT_THRESHOLDS.driftMinutes * 60_000;
     // out of sync but within the grace: not drifting (ten minutes used to be past a 5-minute grace)
-    expect(hub.configLayers.sync(id, desiredAt + 10 * 60_000).drift).toBeNull();
+    expect((await hub.configLayers.sync(id, desiredAt + 10 * 60_000)).drift).toBeNull();
     expect(hub.configLayers.driftCheck(id, desiredAt + 10 * 60_000).graceEndsAt).toBe(desiredAt + grace);
-    expect(hub.configLayers.sync(id, desiredAt + grace).drift).toEqual({ since: desiredAt, graceMs: grace });
-    expect(hub.configLayers.drift('GZ-YX-009', desiredAt + grace - 1)).toEqual([]);
+    expect((await hub.configLayers.sync(id, desiredAt + grace)).drift).toEqual({ since: desiredAt, graceMs: grace });
+    expect(await hub.configLayers.drift('GZ-YX-009', desiredAt + grace - 1)).toEqual([]);
   });
 });
 

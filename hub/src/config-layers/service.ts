@@ -22,7 +22,7 @@ import type { Broker } from '../broker/broker.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore } from '../fleet/store.ts';
 import {
   canonical,
   diff,
@@ -174,7 +174,7 @@ export class ConfigLayers {
 
   constructor(
     store: ConfigLayerStore,
-    private readonly registry: RegistryStore,
+    private readonly registry: FleetStore,
     private readonly broker: Broker,
     private readonly log: Logger,
     private readonly opts: ConfigLayersOptions = {},
@@ -209,8 +209,8 @@ export class ConfigLayers {
   // ---------------------------------------------------------------------------------------------- reads
 
   /** The current version of a layer (version 0 and `{}` when none was ever saved). 404 for an unknown target. */
-  layer(scope: Scope, id: string): LayerView {
-    const level = this.#level(scope, id);
+  async layer(scope: Scope, id: string): Promise<LayerView> {
+    const level = await this.#level(scope, id);
     const row = this.store.layer(scope, id);
     return {
       scope,
@@ -225,8 +225,8 @@ export class ConfigLayers {
   }
 
   /** Versions before `before` (newest first). */
-  history(scope: Scope, id: string, before: number | null, limit: number): (HistoryRow & { changes: Change[] })[] {
-    this.#level(scope, id);
+  async history(scope: Scope, id: string, before: number | null, limit: number): Promise<(HistoryRow & { changes: Change[] })[]> {
+    await this.#level(scope, id);
     const rows = this.store.s.history.all(scope, id, before ?? Number.MAX_SAFE_INTEGER, limit + 1) as HistoryRow[];
     // each entry carries its diff against the version before it, which may be just past the page
     return rows.slice(0, limit).map((r, i) => {
@@ -236,8 +236,8 @@ export class ConfigLayers {
   }
 
   /** Differences between two saved versions of a layer (version 0 is the empty layer). */
-  diffVersions(scope: Scope, id: string, from: number, to: number): Change[] {
-    this.#level(scope, id);
+  async diffVersions(scope: Scope, id: string, from: number, to: number): Promise<Change[]> {
+    await this.#level(scope, id);
     const load = (v: number): JsonObject => {
       if (v === 0) return {};
       const r = this.#version(scope, id, v);
@@ -248,8 +248,8 @@ export class ConfigLayers {
   }
 
   /** The effective config of a terminal from the stored layers, with the layer of each value. */
-  effective(terminalId: string): Effective & { layers: LayerRef[] } {
-    const t = this.registry.requireTerminal(terminalId);
+  async effective(terminalId: string): Promise<Effective & { layers: LayerRef[] }> {
+    const t = await this.registry.requireTerminal(terminalId);
     const layers = this.#chain({ id: t.id, stationId: t.stationId }, this.#layerMap());
     return { ...mergeLayers(layers), layers: layers.map(({ level, id, version }) => ({ level, id, version })) };
   }
@@ -259,9 +259,9 @@ export class ConfigLayers {
    * form shows it as each field's placeholder; a district operator may not read the city's layer, but sees here what
    * it gives their district, as their terminals do.
    */
-  inherited(scope: Scope, id: string): Effective {
-    this.#level(scope, id);
-    const stationId = scope === 'terminal' ? this.registry.requireTerminal(id).stationId : id;
+  async inherited(scope: Scope, id: string): Promise<Effective> {
+    await this.#level(scope, id);
+    const stationId = scope === 'terminal' ? (await this.registry.requireTerminal(id)).stationId : id;
     // a node's "station" here is the node itself: the chain walks nodePath(id), then drops the layer's own
     const chain = this.#chain({ id: '', stationId }, this.#layerMap()).filter((l) => l.level !== 'terminal' && !(scope === 'node' && l.id === id));
     return mergeLayers(chain);
@@ -309,16 +309,16 @@ export class ConfigLayers {
   }
 
   /** Desired vs reported of one terminal. */
-  sync(terminalId: string, now = Date.now()): SyncState {
-    this.registry.requireTerminal(terminalId);
+  async sync(terminalId: string, now = Date.now()): Promise<SyncState> {
+    await this.registry.requireTerminal(terminalId);
     const d = this.store.desired(terminalId);
     const s = this.store.s.sync.get(terminalId) as SyncRow | undefined;
     return this.#syncState(d && { version: d.version, updatedAt: d.updatedAt, grace: () => this.#grace(d.config) }, s, now);
   }
 
   /** Terminals under a node (or all) whose applied config lags the desired one for longer than their grace. */
-  drift(nodeId: string | null, now = Date.now()): DriftItem[] {
-    if (nodeId !== null && !this.registry.node(nodeId)) throw notFound('node', nodeId);
+  async drift(nodeId: string | null, now = Date.now()): Promise<DriftItem[]> {
+    if (nodeId !== null && !(await this.registry.node(nodeId))) throw notFound('node', nodeId);
     const rows = this.#driftQuery.all(nodeId, nodeId, nodeId) as DriftJoinRow[];
     const out: DriftItem[] = [];
     for (const r of rows) {
@@ -337,8 +337,8 @@ export class ConfigLayers {
   // ---------------------------------------------------------------------------------------------- writes
 
   /** What saving `config` as the layer would change, terminal by terminal; 400 (with paths) when it is invalid. */
-  dryRun(scope: Scope, id: string, config: unknown): DryRun {
-    const plan = this.#plan(scope, id, config);
+  async dryRun(scope: Scope, id: string, config: unknown): Promise<DryRun> {
+    const plan = await this.#plan(scope, id, config);
     return {
       terminals: plan.changes.map((c) => ({ terminalId: c.terminal.id, stationId: c.terminal.stationId, changes: diff(c.before, c.after) })),
       unchanged: plan.unchanged,
@@ -347,7 +347,7 @@ export class ConfigLayers {
 
   /** Saves a new version of a layer and pushes the effective config to every terminal it changes. */
   async setLayer(scope: Scope, id: string, config: unknown, w: WriteOptions): Promise<{ layer: LayerView; pushed: Pushed[] }> {
-    const plan = this.#plan(scope, id, config);
+    const plan = await this.#plan(scope, id, config);
     const now = Date.now();
     const reason = w.reason ?? null;
     const committed = this.store.tx(() => {
@@ -370,7 +370,7 @@ export class ConfigLayers {
     });
     this.log.info({ scope, id, version: committed.version, by: w.by, pushed: committed.pushed.length }, 'config layer saved');
     await this.#publish(committed.pushed);
-    return { layer: this.layer(scope, id), pushed: committed.pushed };
+    return { layer: await this.layer(scope, id), pushed: committed.pushed };
   }
 
   /**
@@ -379,10 +379,7 @@ export class ConfigLayers {
    */
   async reconcile(terminalIds?: readonly string[]): Promise<Pushed[]> {
     const terminals = terminalIds
-      ? terminalIds.flatMap((tid) => {
-          const t = this.registry.terminal(tid);
-          return t && t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
-        })
+      ? (await this.registry.terminals(terminalIds)).flatMap((t) => (t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : []))
       : (this.store.s.activeTerminals.all() as TerminalPlace[]);
     return this.#reconcile(terminals);
   }
@@ -445,12 +442,12 @@ export class ConfigLayers {
 
   // ---------------------------------------------------------------------------------------------- internals
 
-  #level(scope: Scope, id: string): LayerRef['level'] {
+  async #level(scope: Scope, id: string): Promise<LayerRef['level']> {
     if (scope === 'terminal') {
-      this.registry.requireTerminal(id);
+      await this.registry.requireTerminal(id);
       return 'terminal';
     }
-    const n = this.registry.node(id);
+    const n = await this.registry.node(id);
     if (!n) throw notFound('node', id);
     return n.level;
   }
@@ -481,8 +478,8 @@ export class ConfigLayers {
   }
 
   /** Validates a candidate layer and works out each affected terminal's effective config before and after. */
-  #plan(scope: Scope, id: string, config: unknown) {
-    this.#level(scope, id);
+  async #plan(scope: Scope, id: string, config: unknown) {
+    await this.#level(scope, id);
     const layerIssues = validateLayer(config);
     if (layerIssues.length > 0) {
       this.#counters?.invalid.inc({ where: 'layer' });
@@ -493,7 +490,7 @@ export class ConfigLayers {
     const layers = this.#layerMap();
     let affected: TerminalPlace[];
     if (scope === 'terminal') {
-      const t = this.registry.requireTerminal(id);
+      const t = await this.registry.requireTerminal(id);
       affected = t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
     } else {
       affected = this.store.terminalsUnder(id);

@@ -2,9 +2,10 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { isUnderNode, parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
+import { transaction } from '../db/engine.ts';
 import { notFound } from '../errors.ts';
-import type { NodeRow } from '../store/registry.ts';
-import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
+import type { NodeRow } from './store.ts';
+import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from '../api/common.ts';
 
 const nodeSchema = z
   .object({
@@ -90,30 +91,29 @@ const summaryRoute = createRoute({
 
 export function nodeRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
-      const items = s.registry
-        .nodes()
+      const items = (await s.registry.nodes())
         .filter((n) => visible(c, n.id) && (q.under === undefined || isUnderNode(n.id, q.under)) && (q.level === undefined || n.level === q.level))
         .map(nodeOut);
       return c.json({ items, nextCursor: null }, 200);
     })
-    .openapi(createNodeRoute, (c) => {
+    .openapi(createNodeRoute, async (c) => {
       const b = c.req.valid('json');
       // A new node hangs under a node the caller can see (a district admin adds stations to their district); only a
       // caller bound to the whole installation adds a city.
       const parent = parentNodeId(b.id);
       if (parent === null ? principalOf(c).nodeId !== null : !visible(c, parent)) throw notFound('node', parent ?? b.id);
-      const n = s.db.transaction(() => {
-        const row = s.registry.createNode(b);
-        audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } });
+      const n = await transaction(s.engine, async (tx) => {
+        const row = await s.registry.createNode(b, Date.now(), tx);
+        await audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } }, tx);
         return row;
-      })();
+      });
       return c.json(nodeOut(n), 201);
     })
-    .openapi(getRoute, (c) => {
+    .openapi(getRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const n = s.registry.node(id);
+      const n = await s.registry.node(id);
       if (!n) throw notFound('node', id);
       const children = s.queries.children(id).map((ch) => ({
         id: ch.id,
@@ -123,9 +123,9 @@ export function nodeRoutes(s: Services) {
       const path = id.split('-').map((_, i, parts) => parts.slice(0, i + 1).join('-'));
       return c.json({ ...nodeOut(n), children, path }, 200);
     })
-    .openapi(summaryRoute, (c) => {
+    .openapi(summaryRoute, async (c) => {
       const { id } = c.req.valid('param');
-      if (!s.registry.node(id)) throw notFound('node', id);
+      if (!(await s.registry.node(id))) throw notFound('node', id);
       // Counters kept in memory (store/node-counters.ts): O(children), not a read of every terminal under the node.
       const counts = s.nodeCounters.summary(id, s.queries.children(id).map((ch) => ch.id));
       return c.json({ node: id, ...counts }, 200);

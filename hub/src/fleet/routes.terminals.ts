@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { COMMAND_NAMES, PERIPHERAL_IDS, TERMINAL_TYPE_IDS } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
+import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
 import type { CommandRow } from '../store/downlink.ts';
@@ -21,7 +22,7 @@ import {
   wholeNumberOf,
   type ApiEnv,
   type Services,
-} from './common.ts';
+} from '../api/common.ts';
 
 const presenceEnum = z.enum(['unknown', 'online', 'offline', 'stale']);
 const peripheralState = z.object({
@@ -361,7 +362,7 @@ export function terminalRoutes(s: Services) {
     }
     return v;
   };
-  const detail = (id: string) => {
+  const detail = async (id: string) => {
     const r = s.queries.terminal(id);
     if (!r) throw notFound('terminal', id);
     const peripherals = parseJson<Record<string, PState>>(r.peripherals) ?? {};
@@ -385,12 +386,12 @@ export function terminalRoutes(s: Services) {
         missing: x.maxSeq - x.firstSeq + 1 - x.count,
         lastAt: isoReq(x.lastAt),
       })),
-      placements: s.registry.placements(id).map((p) => ({ from: p.fromStation, to: p.toStation, by: p.by, at: isoReq(p.at), reason: p.reason })),
+      placements: (await s.registry.placements(id)).map((p) => ({ from: p.fromStation, to: p.toStation, by: p.by, at: isoReq(p.at), reason: p.reason })),
       connected: s.broker.live.has(id),
     };
   };
-  const exists = (id: string) => {
-    if (!s.registry.terminal(id)) throw notFound('terminal', id);
+  const exists = async (id: string) => {
+    if (!(await s.registry.terminal(id))) throw notFound('terminal', id);
   };
 
   return new OpenAPIHono<ApiEnv>()
@@ -408,60 +409,60 @@ export function terminalRoutes(s: Services) {
       const items = rows.slice(0, q.limit).map(summary);
       return c.json({ items, nextCursor: more ? items[items.length - 1]!.id : null }, 200);
     })
-    .openapi(registerRoute, (c) => {
+    .openapi(registerRoute, async (c) => {
       const b = c.req.valid('json');
       if (!visible(c, b.station)) throw notFound('node', b.station);
-      const id = b.id ?? s.registry.nextTerminalId(b.station);
-      const out = s.db.transaction(() => {
-        const r = s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'));
-        audit(c, s, { action: 'terminal.register', objectType: 'terminal', objectId: id, nodeId: b.station, after: { type: b.type, serial: b.serial, station: b.station } });
+      const id = b.id ?? (await s.registry.nextTerminalId(b.station));
+      const out = await transaction(s.engine, async (tx) => {
+        const r = await s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'), tx);
+        await audit(c, s, { action: 'terminal.register', objectType: 'terminal', objectId: id, nodeId: b.station, after: { type: b.type, serial: b.serial, station: b.station } }, tx);
         return r;
-      })();
+      });
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { registered: true } });
       return c.json(out, 201);
     })
-    .openapi(detailRoute, (c) => c.json(detail(c.req.valid('param').id), 200))
-    .openapi(moveRoute, (c) => {
+    .openapi(detailRoute, async (c) => c.json(await detail(c.req.valid('param').id), 200))
+    .openapi(moveRoute, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
       // The target station must lie in the caller's scope too: moving a terminal out of reach is not placement.
       if (!visible(c, b.station)) throw notFound('node', b.station);
-      s.db.transaction(() => {
-        const before = s.registry.requireTerminal(id).stationId;
-        s.registry.move(id, b.station, c.get('actor'), b.reason ?? null);
-        audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } });
-      })();
+      await transaction(s.engine, async (tx) => {
+        const before = (await s.registry.requireTerminal(id, tx)).stationId;
+        await s.registry.move(id, b.station, c.get('actor'), b.reason ?? null, Date.now(), tx);
+        await audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } }, tx);
+      });
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { station: b.station } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
     .openapi(decommissionRoute, async (c) => {
       const { id } = c.req.valid('param');
       const body = c.req.header('content-length') === '0' ? {} : ((await c.req.json().catch(() => ({}))) as { reason?: string });
-      s.db.transaction(() => {
-        const before = s.registry.requireTerminal(id);
+      await transaction(s.engine, async (tx) => {
+        const before = await s.registry.requireTerminal(id, tx);
         const reason = typeof body.reason === 'string' ? body.reason : null;
-        s.registry.decommission(id, c.get('actor'), reason);
-        audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } });
-      })();
+        await s.registry.decommission(id, c.get('actor'), reason, Date.now(), tx);
+        await audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } }, tx);
+      });
       s.broker.kick(id);
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { state: 'decommissioned' } });
-      return c.json(detail(id), 200);
+      return c.json(await detail(id), 200);
     })
-    .openapi(secretRoute, (c) => {
+    .openapi(secretRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const secret = s.db.transaction(() => {
-        const out = s.registry.rotateSecret(id);
+      const secret = await transaction(s.engine, async (tx) => {
+        const out = await s.registry.rotateSecret(id, tx);
         // The secret itself never goes into the audit log (nor the log).
-        audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { rotated: true } });
+        await audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: (await s.registry.requireTerminal(id, tx)).stationId, after: { rotated: true } }, tx);
         return out;
-      })();
+      });
       s.broker.kick(id);
       s.log.info({ terminalId: id, actor: c.get('actor') }, 'terminal secret rotated');
       return c.json({ id, secret }, 200);
     })
-    .openapi(telemetryRoute, (c) => {
+    .openapi(telemetryRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       if (q.bucket === 'raw') {
@@ -506,9 +507,9 @@ export function terminalRoutes(s: Services) {
       const items = rows.map(({ start, ...rest }) => ({ start: startIso(start ?? 0), ...rest }));
       return c.json({ bucket: q.bucket, items, nextCursor: null }, 200);
     })
-    .openapi(presenceRoute, (c) => {
+    .openapi(presenceRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       const rows = s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
@@ -518,9 +519,9 @@ export function terminalRoutes(s: Services) {
         .map((r) => ({ at: isoReq(r.at), from: r.fromState, to: r.toState, reason: r.reason, bootId: r.bootId, connSeq: r.connSeq, address: r.address }));
       return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
     })
-    .openapi(eventsRoute, (c) => {
+    .openapi(eventsRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       const rows = s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
@@ -540,9 +541,9 @@ export function terminalRoutes(s: Services) {
       }));
       return c.json({ items, nextCursor: more ? String(rows[q.limit - 1]!.id) : null }, 200);
     })
-    .openapi(commandsListRoute, (c) => {
+    .openapi(commandsListRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       let before: { at: number; id: string } | null = null;
       if (q.cursor) {
@@ -557,14 +558,14 @@ export function terminalRoutes(s: Services) {
       const last = page[page.length - 1];
       return c.json({ items: page.map(commandOut), nextCursor: more && last ? `${last.issuedAt}~${last.id}` : null }, 200);
     })
-    .openapi(commandCreateRoute, (c) => {
+    .openapi(commandCreateRoute, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const row = s.db.transaction(() => {
-        const r = s.downlink.createCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'));
-        audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } });
+      const row = await transaction(s.engine, async (tx) => {
+        const r = await s.downlink.createCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'));
+        await audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: (await s.registry.requireTerminal(id, tx)).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } }, tx);
         return r;
-      })();
+      });
       s.changed({ type: 'command', terminalId: id, at: Date.now(), data: { id: row.id, status: row.status } });
       return c.json(commandOut(s.downlink.command(row.id) ?? row), 201);
     });

@@ -81,9 +81,9 @@ afterAll(async () => {
 });
 
 describe('rollout ports on a real hub', () => {
-  it('reads the fleet with each terminal’s ancestors from the registry', () => {
+  it('reads the fleet with each terminal’s ancestors from the registry', async () => {
     const ports = hubRolloutPorts(hub, releases, { baseUrl: 'http://hub.example' });
-    const fleet = ports.fleet().sort((a, b) => (a.id < b.id ? -1 : 1));
+    const fleet = (await ports.fleet()).sort((a, b) => (a.id < b.id ? -1 : 1));
     expect(fleet).toEqual([
       { id: 'GZ-T-001-K01', type: 'id-card', ancestors: ['GZ-T-001', 'GZ-T', 'GZ'] },
       { id: 'GZ-T-002-K01', type: 'id-card', ancestors: ['GZ-T-002', 'GZ-T', 'GZ'] },

@@ -36,7 +36,7 @@ import type { RolloutStore } from './store.ts';
 
 export interface RolloutPorts {
   /** Active terminals with their ancestors (station, district, city). */
-  fleet(): FleetTerminal[];
+  fleet(): FleetTerminal[] | Promise<FleetTerminal[]>;
   health(terminalId: string, since: number): HealthSample | undefined;
   release(id: string): Promise<ReleaseRecord | undefined>;
   /** The update/target that sends `release` to the terminal (fresh download token included). */
@@ -161,7 +161,7 @@ export class RolloutService {
       waveTimeoutMs: input.waveTimeoutMs ?? null,
       urgent: input.urgent ?? false,
     };
-    const step = createRollout(spec, this.#ports.fleet(), this.#now());
+    const step = createRollout(spec, await this.#ports.fleet(), this.#now());
     this.#refuseOverlap(Object.keys(step.state.terminals));
     const record: RolloutRecord = { v: 1, spec, state: step.state, createdBy: by };
     // Registered before the first await, so a second create arriving meanwhile sees this one in #refuseOverlap.

@@ -18,14 +18,14 @@ import type { Broker } from '../broker/broker.ts';
 import { badRequest, conflict } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { DownlinkStore, CommandRow } from '../store/downlink.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore } from '../fleet/store.ts';
 
 export const MAX_COMMAND_TTL_S = 7 * 86400;
 
 export class Downlink {
   constructor(
     private readonly store: DownlinkStore,
-    private readonly registry: RegistryStore,
+    private readonly registry: FleetStore,
     private readonly broker: Broker,
     private readonly log: Logger,
   ) {}
@@ -68,8 +68,8 @@ export class Downlink {
     );
   }
 
-  createCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string): CommandRow {
-    const t = this.registry.requireTerminal(terminalId);
+  async createCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string): Promise<CommandRow> {
+    const t = await this.registry.requireTerminal(terminalId);
     if (t.state !== 'active') throw conflict(`terminal ${terminalId} is decommissioned`);
     if (!(COMMAND_NAMES as readonly string[]).includes(name)) {
       throw badRequest('invalid-command', `unknown command ${JSON.stringify(name)}`, { path: ['name'] });
@@ -102,7 +102,7 @@ export class Downlink {
   }
 
   async setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> {
-    this.registry.requireTerminal(terminalId);
+    await this.registry.requireTerminal(terminalId);
     const parsed = updateTargetSchema.parse(target);
     this.store.s.upsertTarget.run(terminalId, JSON.stringify(parsed), Date.now());
     await this.broker.publish(terminalId, 'update/target', parsed);

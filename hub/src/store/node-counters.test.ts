@@ -4,10 +4,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EXAMPLES, isTerminalType, isUnderNode, payloadSchemas, SERVICE_IDS, servicesOfType, TERMINAL_TYPES, type PayloadOf, type TerminalType } from '@kiosk-fleet/protocol';
-import { applyImport, parseFleetJson } from '../services/import.ts';
+import { importFleet, parseFleetJson } from '../fleet/import.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import { DB_FILE } from './db.ts';
-import { RegistryStore } from './registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 
 /**
  * The summary as the API computed it before the counters: every active terminal under the node read from SQL, its
@@ -52,8 +52,8 @@ function fromScratch(hub: TestHub, id: string) {
   return { totals, children, services };
 }
 
-function expectSameAsScratch(hub: TestHub, when: string) {
-  const nodes = hub.registry.nodes();
+async function expectSameAsScratch(hub: TestHub, when: string): Promise<void> {
+  const nodes = await hub.registry.nodes();
   for (const n of nodes) {
     const counted = hub.nodeCounters.summary(n.id, hub.queries.children(n.id).map((c) => c.id));
     expect(counted, `${n.id} after ${when}`).toEqual(fromScratch(hub, n.id));
@@ -129,7 +129,7 @@ describe('node counters', () => {
     const pick = rng(11);
     const seq = new Map<string, number>();
     const boot = new Map<string, number>();
-    expectSameAsScratch(hub, 'registration');
+    await expectSameAsScratch(hub, 'registration');
     for (let step = 1; step <= 400; step++) {
       const t = terminals[Math.floor(pick() * terminals.length)]!;
       const r = pick();
@@ -176,16 +176,16 @@ describe('node counters', () => {
         const { id } = await hub.terminal(`${t.id}-R${step}`.slice(0, 64), { station: STATIONS[step % STATIONS.length]!, type });
         terminals.push({ id, type });
       }
-      if (step % 10 === 0) expectSameAsScratch(hub, `step ${step}: ${what}`);
+      if (step % 10 === 0) await expectSameAsScratch(hub, `step ${step}: ${what}`);
     }
     const flapping = hub.db.prepare('SELECT count(*) FROM terminal_state WHERE flapping = 1').pluck().get() as number;
     expect(flapping).toBeGreaterThan(0); // the mix did exercise the transitions stored without an event
-    expectSameAsScratch(hub, 'the mix');
+    await expectSameAsScratch(hub, 'the mix');
 
     // A restart: seeded from the tables, then every terminal left online goes offline (hub-restart).
     await hub.stop();
     hub = await startTestHub(overrides, dir);
-    expectSameAsScratch(hub, 'a restart');
+    await expectSameAsScratch(hub, 'a restart');
   }, 60_000);
 
   test('see writes made by another connection to the file (the import CLI while the hub runs)', async () => {
@@ -194,12 +194,13 @@ describe('node counters', () => {
     try {
       other.pragma('busy_timeout = 5000');
       const fleet = parseFleetJson({ terminals: [{ id: 'GZ-YX-001-CLI', station: 'GZ-YX-001', type: 'id-card', serial: 'SN-CLI' }] });
-      applyImport(other, new RegistryStore(other), fleet, 'cli');
+      const engine = { kind: 'sqlite' as const, db: other };
+      await importFleet(engine, createFleetStore(engine), fleet, 'cli');
       other.prepare("UPDATE terminal_state SET presence = 'online', services = '[\"progress-inquiry\"]' WHERE terminal_id = 'GZ-YX-001-CLI'").run();
     } finally {
       other.close();
     }
     expect(hub.nodeCounters.summary('GZ', []).totals.total).toBe(before + 1);
-    expectSameAsScratch(hub, 'a write by another connection');
+    await expectSameAsScratch(hub, 'a write by another connection');
   });
 });
