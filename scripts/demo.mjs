@@ -106,7 +106,10 @@ if (!existsSync(hubBin)) {
 // 3. A fresh data dir: import the fleet (the secrets go to the simulator, as its --provision would keep them) and
 // seed a month of history, while no hub runs.
 const simDir = join(dataDir, 'simulator');
-const fresh = !existsSync(join(dataDir, 'kiosk-fleet.db'));
+// On PostgreSQL (KF_DATABASE_URL=postgres://…) the fleet lives in the database: a data dir without the simulator's
+// secrets is fresh there (use an empty database with a fresh data dir, or the same data dir again).
+const onPostgres = /^postgres(ql)?:/.test(process.env.KF_DATABASE_URL ?? '');
+const fresh = onPostgres ? !existsSync(join(simDir, 'secrets.json')) : !existsSync(join(dataDir, 'kiosk-fleet.db'));
 if (fresh && process.env.KF_DEMO_SEED !== '0' && !process.env.KF_DEMO_COUNT) {
   say('a fresh data dir: importing the reference fleet and seeding 30 days of history…');
   const env = { ...process.env, KF_DATA_DIR: dataDir };

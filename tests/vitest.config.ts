@@ -14,7 +14,11 @@ export default defineProject({
   test: {
     name: 'tests',
     include: soak ? ['src/soak/**/*.test.ts'] : install ? ['src/packaging/**/*.test.ts'] : ['src/**/*.test.ts'],
-    exclude: soak || install ? [] : ['src/soak/**', 'src/packaging/**'],
+    // The dashboard's browser tests run on one engine (issue 18): the pages read the same API either way.
+    exclude: soak || install ? [] : ['src/soak/**', 'src/packaging/**', ...(process.env.KF_TEST_ENGINE === 'postgres' ? ['src/dashboard/**'] : [])],
+    // KF_TEST_ENGINE=postgres (`pnpm test:postgres`): the hub's throwaway PostgreSQL server for the run, its URL
+    // handed to spawnHub as inject('pgUrl') (helpers/hub.ts).
+    globalSetup: process.env.KF_TEST_ENGINE === 'postgres' ? ['../hub/src/db/postgres/global-setup.ts'] : [],
     testTimeout: 60_000,
     hookTimeout: 120_000,
   },

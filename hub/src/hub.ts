@@ -14,7 +14,7 @@ import { getRequestListener } from '@hono/node-server';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { createHttpApp } from './api/app.ts';
 import { ConfigLayers } from './config-layers/service.ts';
-import { ConfigLayerStore } from './config-layers/store.ts';
+import { createConfigLayerStore } from './config-layers/store.ts';
 import { dropStoredPrograms } from './config-layers/programs.ts';
 import { Broker } from './broker/broker.ts';
 import { acceptProxied, parseTrustedSources } from './broker/proxy-protocol.ts';
@@ -35,6 +35,7 @@ import { Retention } from './services/retention.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine, Tx } from './db/engine.ts';
+import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { NodeCounters } from './store/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
@@ -64,6 +65,8 @@ export interface HubServices {
   db: Db;
   /** The database behind every store, for cross-domain transactions (`transaction(s.engine, …)`). */
   engine: Engine;
+  /** Whether the database answers (`/health` says `degraded` while it does not). */
+  databaseHealth: DatabaseHealth;
   log: Logger;
   metrics: Metrics;
   registry: FleetStore;
@@ -230,8 +233,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const engine: Engine = { kind: 'sqlite', db };
     const registry = createFleetStore(engine);
     await registry.load();
+    const configLayerStore = createConfigLayerStore(engine);
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
-    dropStoredPrograms(db, log);
+    await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
     const presence = new PresenceService(ingestStore, new PresenceStore(db), writer, config.presence, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
@@ -263,14 +267,16 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.presence = ms();
     const restored = await downlink.restoreRetained();
     started.retained = ms();
-    const configLayers = new ConfigLayers(new ConfigLayerStore(db), registry, broker, log, {
+    const configLayers = new ConfigLayers(configLayerStore, registry, broker, log, {
       metrics,
       onPushed: (pushed) => {
         const at = Date.now();
         bus.emit('changes', pushed.map((p) => ({ type: 'config' as const, terminalId: p.terminalId, at, data: { version: p.version, desired: true } })));
       },
     });
-    // terminals registered or moved while the hub was down get their effective config now
+    // what the alert engine reads synchronously; then terminals registered or moved while the hub was down get their
+    // effective config
+    await configLayers.load();
     await configLayers.reconcile();
     started.reconcile = ms();
     // ...and those registered, imported or moved from now on, at once (the periodic reconcile is the backstop)
@@ -279,6 +285,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         .filter((c) => c.type === 'terminal' && typeof c.data === 'object' && c.data !== null && ('registered' in c.data || 'station' in c.data))
         .map((c) => c.terminalId);
       if (placed.length > 0) configLayers.reconcile(placed).catch((err: unknown) => log.error({ err }, 'config reconcile failed'));
+      // config reports committed by ingest: the drift check the alert engine reads from memory
+      for (const c of changes) {
+        const d = c.type === 'config' ? (c.data as { version?: unknown; status?: unknown } | null) : null;
+        if (d && typeof d.version === 'number' && (d.status === 'applied' || d.status === 'rejected')) configLayers.noteReported(c.terminalId, d.version, d.status);
+      }
     });
 
     const releases = await createReleases({
@@ -312,8 +323,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
     }).init();
 
+    const databaseHealth = new DatabaseHealth(engine, log);
+    databaseHealth.start();
     const services: HubServices = {
       engine,
+      databaseHealth,
       alerts,
       rollouts,
       releases,
@@ -465,6 +479,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         closing ??= (async () => {
           const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
+          databaseHealth.stop();
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();

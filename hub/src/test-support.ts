@@ -12,6 +12,8 @@ import { parseConfig, type HubConfig } from './config.ts';
 import { startHub, type Hub } from './hub.ts';
 import { createLogger, type Logger } from './log.ts';
 import { MIGRATIONS_DIR } from './store/db.ts';
+import { inject } from 'vitest';
+import { dropTestDatabase, testDatabaseUrl } from './db/postgres/test-database.ts';
 
 export const TOKEN = 'test-admin-token-0123456789';
 /** The first start's `admin` password (KF_ADMIN_PASSWORD), so tests can sign in and no generated one is printed. */
@@ -31,8 +33,10 @@ export interface TestHub extends Hub {
 
 export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string, opts: { log?: Logger } = {}): Promise<TestHub> {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubtest-'));
+  // KF_TEST_ENGINE=postgres: the same hub on a database of the run's PostgreSQL server (db/postgres/test-database.ts).
+  const databaseUrl = await testDatabaseUrl(dataDir, inject('pgUrl'));
   const config = parseConfig(
-    { KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_ADMIN_PASSWORD: ADMIN_PASSWORD, KF_LOG_LEVEL: 'silent' },
+    { ...(databaseUrl ? { KF_DATABASE_URL: databaseUrl } : {}), KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_ADMIN_PASSWORD: ADMIN_PASSWORD, KF_LOG_LEVEL: 'silent' },
     // scrypt at 2^14 instead of the production 2^17: the same code at an eighth of the time and memory, for suites
     // that sign in dozens of times on a shared 2-core machine (auth.test.ts keeps the production cost).
     { ...overrides, auth: { scryptN: 2 ** 14, ...overrides.auth } },
@@ -80,7 +84,10 @@ export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: str
   hub.stop = async () => {
     for (const c of clients) c.end(true);
     await close();
-    if (!dir) fs.rmSync(dataDir, { recursive: true, force: true });
+    if (!dir) {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      await dropTestDatabase(dataDir);
+    }
   };
   return hub;
 }

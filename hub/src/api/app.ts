@@ -17,7 +17,7 @@ import { alertRoutes } from './alerts.ts';
 import { auditRoutes } from './audit.ts';
 import { authRoutes } from './auth.ts';
 import { userRoutes } from './users.ts';
-import { configRoutes } from './config.ts';
+import { configRoutes } from '../config-layers/routes.ts';
 import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
 import { importRoutes } from '../fleet/routes.import.ts';

@@ -8,7 +8,13 @@ const healthRoute = createRoute({
   responses: {
     200: json(
       z.object({
-        status: z.literal('ok'),
+        status: z.enum(['ok', 'degraded']).openapi({ description: '`degraded`: the database does not answer; the hub keeps serving and acknowledges nothing it has not stored' }),
+        database: z.object({
+          engine: z.enum(['sqlite', 'postgres']),
+          status: z.enum(['ok', 'degraded']),
+          since: z.string().openapi({ description: 'Since when the database status holds' }),
+          error: z.string().nullable().openapi({ description: "The driver's reason while degraded (never the URL)" }),
+        }),
         time: z.string(),
         uptimeSeconds: z.number(),
         connectedTerminals: z.number(),
@@ -24,7 +30,13 @@ export function healthRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>().openapi(healthRoute, (c) =>
     c.json(
       {
-        status: 'ok' as const,
+        status: s.databaseHealth.status,
+        database: {
+          engine: s.engine.kind,
+          status: s.databaseHealth.status,
+          since: new Date(s.databaseHealth.since).toISOString(),
+          error: s.databaseHealth.lastError,
+        },
         time: new Date().toISOString(),
         uptimeSeconds: Math.round(process.uptime()),
         connectedTerminals: s.broker.live.size,

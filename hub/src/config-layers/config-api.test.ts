@@ -238,6 +238,8 @@ describe('sync and drift', () => {
     const view = await get<{ sync: { status: string; rejected: { reason: string }; drift: unknown } }>(`/api/v1/config/terminals/${id}`);
     expect(view.sync.rejected.reason).toContain('usbId');
     expect(view.sync.drift).not.toBeNull();
+    // what the drift alert reads (from memory, for every terminal it evaluates) says the same
+    await until(() => hub.configLayers.driftCheck(id).drift?.status === 'rejected');
 
     await report(c, id, 2, desired, 'applied');
     await until(async () => (await get<{ items: unknown[] }>('/api/v1/config/drift?node=GZ-TH')).items.length === 0);
@@ -248,9 +250,12 @@ describe('sync and drift', () => {
     });
     drift = await get('/api/v1/config/drift?node=GZ-TH');
     expect(drift.count).toBe(0);
+    await until(() => hub.configLayers.driftCheck(id).drift === null);
+    expect(hub.configLayers.driftCheck(id)).toEqual({ drift: null, graceEndsAt: null });
     // a replayed older report does not undo it
     await report(c, id, 2, desired - 1, 'applied');
     expect((await get<{ sync: { appliedVersion: number } }>(`/api/v1/config/terminals/${id}`)).sync.appliedVersion).toBe(desired);
+    expect(hub.configLayers.driftCheck(id)).toEqual({ drift: null, graceEndsAt: null });
   });
 
   test('a moved terminal gets its new station’s config at once', async () => {

@@ -15,8 +15,12 @@
  *    the database is the truth, the broker's retained store only a copy of it.
  * 6. Drift is derived, not stored: a terminal drifts when its applied version is below the desired one for longer
  *    than its grace period (the effective `alerts.thresholds.driftMinutes`, else the service default).
+ * 7. Writes of this hub run one at a time (a mutex): the in-memory copy of every desired config and sync state, which
+ *    the alert engine reads synchronously for each terminal it evaluates, changes only after a commit, and publishes
+ *    queue in commit order. Across hubs the store's compare-and-set (layer version) and version + 1 (desired) hold.
  */
 import { nodePath, type TerminalConfig } from '@kiosk-fleet/protocol';
+import { Mutex } from 'async-mutex';
 import { Counter } from 'prom-client';
 import type { Broker } from '../broker/broker.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
@@ -37,7 +41,8 @@ import {
   type LayerRef,
 } from './merge.ts';
 import { DEFAULT_THRESHOLDS } from '../alerts/rules/types.ts';
-import { ConfigLayerStore, type DesiredRow, type HistoryRow, type Scope, type SyncRow, type TerminalPlace } from './store.ts';
+import type { Tx } from '../db/engine.ts';
+import type { ConfigLayerStore, DesiredRow, HistoryRow, Scope, SyncRow, TerminalPlace } from './store.ts';
 
 /**
  * Drift grace when no layer sets `alerts.thresholds.driftMinutes`: the drift alert's own default, so a terminal is
@@ -81,8 +86,8 @@ export interface WriteOptions {
   expectedVersion?: number | undefined;
   by: string;
   reason?: string | null | undefined;
-  /** Runs inside the save's transaction (the API writes the audit record here); a throw undoes the save. */
-  audit?: ((change: ConfigAuditChange) => void) | undefined;
+  /** Runs inside the save's transaction (the API writes the audit record here, with `tx`); a throw undoes the save. */
+  audit?: ((change: ConfigAuditChange, tx: Tx) => unknown) | undefined;
 }
 
 export interface TerminalChange {
@@ -132,23 +137,18 @@ interface CachedDesired {
   text: string;
 }
 
+/** A desired version written, with its config as pushed and as stored. */
+type Written = Pushed & { config: JsonObject; text: string };
+
 interface ParsedLayer {
   version: number;
   config: JsonObject;
 }
 
-interface DriftJoinRow {
-  terminalId: string;
-  stationId: string;
-  version: number;
-  config: string;
-  updatedAt: number;
-  appliedVersion: number | null;
-  appliedAt: number | null;
-  rejectedVersion: number | null;
-  rejectedReason: string | null;
-  rejectedAt: number | null;
-  presence: string | null;
+/** What the alert engine's drift check needs of a terminal's reports, kept in memory (`noteReported`). */
+interface Reported {
+  appliedVersion: number;
+  rejectedVersion: number;
 }
 
 export class ConfigLayers {
@@ -156,26 +156,29 @@ export class ConfigLayers {
   readonly #graceMs: number;
   #publishing: Promise<void> = Promise.resolve();
   readonly #counters: { pushed: Counter; invalid: Counter } | null;
-  readonly #driftQuery;
+  /** Invariant 7: one write (save, reconcile) at a time. */
+  readonly #writing = new Mutex();
   /** Terminals whose stored layers give an invalid effective config; warned about once, not every reconcile. */
   readonly #invalidWarned = new Set<string>();
   /**
-   * Each terminal's desired config as last read (null: none), dropped when a save or reconcile writes a new one
-   * (`#writeDesired`, the only writer of desired_config). The alert engine reads thresholds from it for every
-   * terminal it evaluates: from SQL and JSON.parse each time, that was 5 % of the hub's CPU in `pnpm bench
-   * connections` (19,000 terminals).
+   * Every terminal's desired config (absent: none), read once by `load` and replaced after each commit of a save or
+   * reconcile (`#remember`; this service is the only writer of desired_config). The alert engine reads thresholds from
+   * it for every terminal it evaluates: from SQL and JSON.parse each time, that was 5 % of the hub's CPU in `pnpm
+   * bench connections` (19,000 terminals), and on PostgreSQL it would be a round trip per terminal.
    */
-  readonly #desired = new Map<string, CachedDesired | null>();
+  readonly #desired = new Map<string, CachedDesired>();
+  /** The highest applied and rejected version of each terminal that reported one (`load`, then `noteReported`). */
+  readonly #reported = new Map<string, Reported>();
   /** Parsed (frozen) and canonical forms of each distinct desired config text: a station's terminals share one. */
   readonly #texts = new Map<string, { config: TerminalConfig; canonical: string }>();
-  #desiredLoaded = false;
+  #loaded: Promise<void> | null = null;
   /** The last terminal id the periodic sweep reached ('' = start over). */
   #sweepCursor = '';
 
   constructor(
     store: ConfigLayerStore,
-    private readonly registry: FleetStore,
-    private readonly broker: Broker,
+    private readonly registry: Pick<FleetStore, 'node' | 'terminal' | 'terminals' | 'requireTerminal'>,
+    private readonly broker: Pick<Broker, 'publish'>,
     private readonly log: Logger,
     private readonly opts: ConfigLayersOptions = {},
   ) {
@@ -193,17 +196,33 @@ export class ConfigLayers {
           }),
         }
       : null;
-    this.#driftQuery = store.db.prepare(
-      `SELECT t.id AS terminalId, t.station_id AS stationId, d.version, d.config, d.updated_at AS updatedAt,
-         s.applied_version AS appliedVersion, s.applied_at AS appliedAt, s.rejected_version AS rejectedVersion,
-         s.rejected_reason AS rejectedReason, s.rejected_at AS rejectedAt, ts.presence
-       FROM terminals t JOIN desired_config d ON d.terminal_id = t.id
-         LEFT JOIN config_sync s ON s.terminal_id = t.id
-         LEFT JOIN terminal_state ts ON ts.terminal_id = t.id
-       WHERE t.state = 'active' AND (? IS NULL OR t.station_id = ? OR t.station_id LIKE ? || '-%')
-         AND coalesce(s.applied_version, 0) < d.version
-       ORDER BY t.id`,
-    );
+  }
+
+  /**
+   * Reads every desired config and sync state into memory: before `desired` and `driftCheck` answer (the hub awaits
+   * it at start, before the alert engine runs). Writes await it too.
+   */
+  load(): Promise<void> {
+    this.#loaded ??= (async () => {
+      const [desired, sync] = await Promise.all([this.store.allDesired(), this.store.allSync()]);
+      for (const d of desired) this.#desired.set(d.terminalId, this.#cache(d));
+      for (const r of sync) this.#reported.set(r.terminalId, { appliedVersion: r.appliedVersion, rejectedVersion: r.rejectedVersion });
+    })().catch((err: unknown) => {
+      this.#loaded = null;
+      throw err;
+    });
+    return this.#loaded;
+  }
+
+  /**
+   * A terminal's config report, committed by ingest (its `config` change): kept for `driftCheck`. The highest version
+   * of each kind wins, as in the store, so a replayed or late report changes nothing.
+   */
+  noteReported(terminalId: string, version: number, status: 'applied' | 'rejected'): void {
+    const r = this.#reported.get(terminalId) ?? { appliedVersion: 0, rejectedVersion: 0 };
+    if (status === 'applied') r.appliedVersion = Math.max(r.appliedVersion, version);
+    else r.rejectedVersion = Math.max(r.rejectedVersion, version);
+    this.#reported.set(terminalId, r);
   }
 
   // ---------------------------------------------------------------------------------------------- reads
@@ -211,7 +230,7 @@ export class ConfigLayers {
   /** The current version of a layer (version 0 and `{}` when none was ever saved). 404 for an unknown target. */
   async layer(scope: Scope, id: string): Promise<LayerView> {
     const level = await this.#level(scope, id);
-    const row = this.store.layer(scope, id);
+    const row = await this.store.layer(scope, id);
     return {
       scope,
       id,
@@ -227,30 +246,32 @@ export class ConfigLayers {
   /** Versions before `before` (newest first). */
   async history(scope: Scope, id: string, before: number | null, limit: number): Promise<(HistoryRow & { changes: Change[] })[]> {
     await this.#level(scope, id);
-    const rows = this.store.s.history.all(scope, id, before ?? Number.MAX_SAFE_INTEGER, limit + 1) as HistoryRow[];
+    const rows = await this.store.history(scope, id, before ?? Number.MAX_SAFE_INTEGER, limit + 1);
+    const out: (HistoryRow & { changes: Change[] })[] = [];
     // each entry carries its diff against the version before it, which may be just past the page
-    return rows.slice(0, limit).map((r, i) => {
-      const prev = rows[i + 1] ?? (r.version > 1 ? this.#version(scope, id, r.version - 1) : undefined);
-      return { ...r, changes: diff(prev ? (JSON.parse(prev.config) as JsonObject) : {}, JSON.parse(r.config) as JsonObject) };
-    });
+    for (const [i, r] of rows.slice(0, limit).entries()) {
+      const prev = rows[i + 1] ?? (r.version > 1 ? await this.store.historyVersion(scope, id, r.version - 1) : undefined);
+      out.push({ ...r, changes: diff(prev ? (JSON.parse(prev.config) as JsonObject) : {}, JSON.parse(r.config) as JsonObject) });
+    }
+    return out;
   }
 
   /** Differences between two saved versions of a layer (version 0 is the empty layer). */
   async diffVersions(scope: Scope, id: string, from: number, to: number): Promise<Change[]> {
     await this.#level(scope, id);
-    const load = (v: number): JsonObject => {
+    const load = async (v: number): Promise<JsonObject> => {
       if (v === 0) return {};
-      const r = this.#version(scope, id, v);
+      const r = await this.store.historyVersion(scope, id, v);
       if (!r) throw notFound(`version of ${scope} ${id}`, String(v));
       return JSON.parse(r.config) as JsonObject;
     };
-    return diff(load(from), load(to));
+    return diff(await load(from), await load(to));
   }
 
   /** The effective config of a terminal from the stored layers, with the layer of each value. */
   async effective(terminalId: string): Promise<Effective & { layers: LayerRef[] }> {
     const t = await this.registry.requireTerminal(terminalId);
-    const layers = this.#chain({ id: t.id, stationId: t.stationId }, this.#layerMap());
+    const layers = this.#chain({ id: t.id, stationId: t.stationId }, await this.#layerMap());
     return { ...mergeLayers(layers), layers: layers.map(({ level, id, version }) => ({ level, id, version })) };
   }
 
@@ -263,23 +284,16 @@ export class ConfigLayers {
     await this.#level(scope, id);
     const stationId = scope === 'terminal' ? (await this.registry.requireTerminal(id)).stationId : id;
     // a node's "station" here is the node itself: the chain walks nodePath(id), then drops the layer's own
-    const chain = this.#chain({ id: '', stationId }, this.#layerMap()).filter((l) => l.level !== 'terminal' && !(scope === 'node' && l.id === id));
+    const chain = this.#chain({ id: '', stationId }, await this.#layerMap()).filter((l) => l.level !== 'terminal' && !(scope === 'node' && l.id === id));
     return mergeLayers(chain);
   }
 
-  /** The desired config of a terminal (cached; the config object is shared and frozen). */
+  /**
+   * The desired config of a terminal, from memory (after `load`; the config object is shared and frozen). Synchronous:
+   * the alert engine asks for every terminal it evaluates.
+   */
   desired(terminalId: string): { readonly version: number; readonly config: TerminalConfig; readonly updatedAt: number } | null {
-    return this.#cachedDesired(terminalId);
-  }
-
-  #cachedDesired(terminalId: string): CachedDesired | null {
-    let d = this.#desired.get(terminalId);
-    if (d === undefined) {
-      const r = this.store.desired(terminalId);
-      d = r ? this.#cache(r) : null;
-      this.#desired.set(terminalId, d);
-    }
-    return d;
+    return this.#desired.get(terminalId) ?? null;
   }
 
   #cache(r: DesiredRow): CachedDesired {
@@ -297,11 +311,12 @@ export class ConfigLayers {
     return t;
   }
 
-  /** One terminal's sync as the alert engine sees it (cached desired config, one read of its sync row). */
+  /** One terminal's sync as the alert engine sees it, from memory (after `load`): synchronous, as `desired`. */
   driftCheck(terminalId: string, now = Date.now()): DriftCheck {
-    const d = this.#cachedDesired(terminalId);
+    const d = this.#desired.get(terminalId);
     if (!d) return { drift: null, graceEndsAt: null };
-    const s = this.store.s.sync.get(terminalId) as SyncRow | undefined;
+    const r = this.#reported.get(terminalId);
+    const s: SyncRow | undefined = r && { terminalId, ...r, appliedAt: null, rejectedReason: null, rejectedAt: null };
     const state = this.#syncState({ version: d.version, updatedAt: d.updatedAt, grace: () => this.#graceOf(d.config) }, s, now);
     if (state.status === 'in-sync') return { drift: null, graceEndsAt: null };
     if (!state.drift) return { drift: null, graceEndsAt: d.updatedAt + this.#graceOf(d.config) };
@@ -311,15 +326,14 @@ export class ConfigLayers {
   /** Desired vs reported of one terminal. */
   async sync(terminalId: string, now = Date.now()): Promise<SyncState> {
     await this.registry.requireTerminal(terminalId);
-    const d = this.store.desired(terminalId);
-    const s = this.store.s.sync.get(terminalId) as SyncRow | undefined;
+    const [d, s] = await Promise.all([this.store.desired(terminalId), this.store.sync(terminalId)]);
     return this.#syncState(d && { version: d.version, updatedAt: d.updatedAt, grace: () => this.#grace(d.config) }, s, now);
   }
 
   /** Terminals under a node (or all) whose applied config lags the desired one for longer than their grace. */
   async drift(nodeId: string | null, now = Date.now()): Promise<DriftItem[]> {
     if (nodeId !== null && !(await this.registry.node(nodeId))) throw notFound('node', nodeId);
-    const rows = this.#driftQuery.all(nodeId, nodeId, nodeId) as DriftJoinRow[];
+    const rows = await this.store.lagging(nodeId);
     const out: DriftItem[] = [];
     for (const r of rows) {
       const state = this.#syncState(
@@ -347,30 +361,39 @@ export class ConfigLayers {
 
   /** Saves a new version of a layer and pushes the effective config to every terminal it changes. */
   async setLayer(scope: Scope, id: string, config: unknown, w: WriteOptions): Promise<{ layer: LayerView; pushed: Pushed[] }> {
-    const plan = await this.#plan(scope, id, config);
-    const now = Date.now();
-    const reason = w.reason ?? null;
-    const committed = this.store.tx(() => {
-      const current = this.store.layer(scope, id);
-      const currentVersion = current?.version ?? 0;
-      if (w.expectedVersion !== undefined && w.expectedVersion !== currentVersion) {
-        throw conflict(`the ${scope} config of ${id} changed since you read it (now version ${currentVersion})`, { version: currentVersion });
-      }
-      const version = currentVersion + 1;
-      const text = JSON.stringify(plan.layer);
-      this.store.s.upsertLayer.run(scope, id, version, text, now, w.by, reason);
-      const pushed = this.#writeDesired(plan.changes.map((c) => ({ terminal: c.terminal, after: c.after })), now);
-      this.store.s.insertHistory.run(scope, id, version, text, now, w.by, reason, pushed.length);
-      const before = current ? (JSON.parse(current.config) as JsonObject) : {};
-      w.audit?.({
-        before: { version: currentVersion, config: before },
-        after: { version, config: plan.layer, reason, changes: diff(before, plan.layer), pushed: pushed.length },
+    await this.load();
+    const { committed, published } = await this.#writing.runExclusive(async () => {
+      // planned under the lock: from the layers and desired configs no other save of this hub changes meanwhile
+      const plan = await this.#plan(scope, id, config);
+      const now = Date.now();
+      const reason = w.reason ?? null;
+      const stale = (version: number) => conflict(`the ${scope} config of ${id} changed since you read it (now version ${version})`, { version });
+      const committed = await this.store.transaction(async (tx) => {
+        const current = await this.store.layer(scope, id, tx);
+        const currentVersion = current?.version ?? 0;
+        if (w.expectedVersion !== undefined && w.expectedVersion !== currentVersion) throw stale(currentVersion);
+        const version = currentVersion + 1;
+        const text = JSON.stringify(plan.layer);
+        const pushed = await this.#writeDesired(plan.changes.map((c) => ({ terminal: c.terminal, after: c.after })), now, tx);
+        const layer = { scope, targetId: id, version, config: text, updatedAt: now, updatedBy: w.by, reason, pushed: pushed.length };
+        // another hub saved it between our read and this write (PostgreSQL)
+        if (!(await this.store.saveLayer(layer, currentVersion, tx))) throw stale((await this.store.layer(scope, id))?.version ?? currentVersion);
+        const before = current ? (JSON.parse(current.config) as JsonObject) : {};
+        await w.audit?.(
+          {
+            before: { version: currentVersion, config: before },
+            after: { version, config: plan.layer, reason, changes: diff(before, plan.layer), pushed: pushed.length },
+          },
+          tx,
+        );
+        return { version, pushed };
       });
-      return { version, pushed };
+      this.#remember(committed.pushed, now);
+      this.log.info({ scope, id, version: committed.version, by: w.by, pushed: committed.pushed.length }, 'config layer saved');
+      return { committed, published: this.#publish(committed.pushed) };
     });
-    this.log.info({ scope, id, version: committed.version, by: w.by, pushed: committed.pushed.length }, 'config layer saved');
-    await this.#publish(committed.pushed);
-    return { layer: await this.layer(scope, id), pushed: committed.pushed };
+    await published;
+    return { layer: await this.layer(scope, id), pushed: committed.pushed.map(({ terminalId, version }) => ({ terminalId, version })) };
   }
 
   /**
@@ -378,9 +401,10 @@ export class ConfigLayers {
    * periodically and after placement changes: a moved or newly registered terminal gets its station's config.
    */
   async reconcile(terminalIds?: readonly string[]): Promise<Pushed[]> {
-    const terminals = terminalIds
+    // One read for all of them (an import places hundreds at once), not one round trip each.
+    const terminals: TerminalPlace[] = terminalIds
       ? (await this.registry.terminals(terminalIds)).flatMap((t) => (t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : []))
-      : (this.store.s.activeTerminals.all() as TerminalPlace[]);
+      : await this.store.activeTerminals();
     return this.#reconcile(terminals);
   }
 
@@ -392,18 +416,29 @@ export class ConfigLayers {
    * covers them as often in about a tenth of that at a time.
    */
   async sweep(n: number): Promise<Pushed[]> {
-    const terminals = this.store.s.activeTerminalsAfter.all(this.#sweepCursor, n) as TerminalPlace[];
+    const terminals = await this.store.activeTerminalsAfter(this.#sweepCursor, n);
     this.#sweepCursor = terminals.length < n ? '' : terminals[terminals.length - 1]!.id;
     return terminals.length === 0 ? [] : this.#reconcile(terminals);
   }
 
   async #reconcile(terminals: readonly TerminalPlace[]): Promise<Pushed[]> {
-    const layers = this.#layerMap();
-    if (!this.#desiredLoaded) {
-      // one read for the whole fleet instead of one per terminal the first time
-      for (const d of this.store.s.allDesired.all() as DesiredRow[]) if (!this.#desired.has(d.terminalId)) this.#desired.set(d.terminalId, this.#cache(d));
-      this.#desiredLoaded = true;
-    }
+    await this.load();
+    const { pushed, published } = await this.#writing.runExclusive(async () => {
+      const updates = await this.#reconcileUpdates(terminals);
+      if (updates.length === 0) return { pushed: [], published: this.#publish([]) };
+      const now = Date.now();
+      const pushed = await this.store.transaction((tx) => this.#writeDesired(updates, now, tx));
+      this.#remember(pushed, now);
+      if (pushed.length > 0) this.log.info({ pushed: pushed.length }, 'effective config reconciled');
+      return { pushed, published: this.#publish(pushed) };
+    });
+    await published;
+    return pushed.map(({ terminalId, version }) => ({ terminalId, version }));
+  }
+
+  /** The terminals (of those given) whose effective config differs from their desired one, and that config. */
+  async #reconcileUpdates(terminals: readonly TerminalPlace[]): Promise<{ terminal: TerminalPlace; after: JsonObject }[]> {
+    const layers = await this.#layerMap();
     // Terminals without a layer of their own share their station's effective config: merged once per station. With
     // 19,000 terminals and a city layer, merging and canonicalising per terminal every 10 s was the
     // reconcile's whole cost.
@@ -418,7 +453,7 @@ export class ConfigLayers {
         if (!own) byStation.set(t.stationId, eff);
       }
       const after = eff.after;
-      const d = this.#cachedDesired(t.id);
+      const d = this.#desired.get(t.id);
       if (d ? this.#text(d.text).canonical === eff.canonical : Object.keys(after).length === 0) continue;
       const issues = validateEffective(after);
       if (issues.length > 0) {
@@ -433,11 +468,7 @@ export class ConfigLayers {
       this.#invalidWarned.delete(t.id);
       updates.push({ terminal: t, after });
     }
-    if (updates.length === 0) return [];
-    const pushed = this.store.tx(() => this.#writeDesired(updates, Date.now()));
-    if (pushed.length > 0) this.log.info({ pushed: pushed.length }, 'effective config reconciled');
-    await this.#publish(pushed);
-    return pushed;
+    return updates;
   }
 
   // ---------------------------------------------------------------------------------------------- internals
@@ -452,13 +483,10 @@ export class ConfigLayers {
     return n.level;
   }
 
-  #version(scope: Scope, id: string, version: number): HistoryRow | undefined {
-    return this.store.s.historyVersion.get(scope, id, version) as HistoryRow | undefined;
-  }
-
   /** Every stored layer, parsed once (a city-wide change merges the same few layers for a thousand terminals). */
-  #layerMap(): Map<string, ParsedLayer> {
-    return new Map(this.store.allLayers().map((l) => [`${l.scope}:${l.targetId}`, { version: l.version, config: JSON.parse(l.config) as JsonObject }]));
+  async #layerMap(): Promise<Map<string, ParsedLayer>> {
+    const rows = await this.store.allLayers();
+    return new Map(rows.map((l) => [`${l.scope}:${l.targetId}`, { version: l.version, config: JSON.parse(l.config) as JsonObject }]));
   }
 
   #chain(t: TerminalPlace, layers: Map<string, ParsedLayer>, override?: { scope: Scope; id: string; config: JsonObject }): Layer[] {
@@ -487,13 +515,13 @@ export class ConfigLayers {
       throw invalid(`the config is invalid: ${summary(layerIssues)}`, layerIssues.map((i) => ({ path: ['config', ...i.path], message: i.message })));
     }
     const layer = config as JsonObject;
-    const layers = this.#layerMap();
+    const layers = await this.#layerMap();
     let affected: TerminalPlace[];
     if (scope === 'terminal') {
       const t = await this.registry.requireTerminal(id);
       affected = t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : [];
     } else {
-      affected = this.store.terminalsUnder(id);
+      affected = await this.store.terminalsUnder(id);
     }
     const changes: { terminal: TerminalPlace; before: JsonObject; after: JsonObject }[] = [];
     const issues: (Issue & { terminalId: string })[] = [];
@@ -530,23 +558,32 @@ export class ConfigLayers {
     return { layer, changes, unchanged };
   }
 
-  /** Inside a transaction: a new desired version for each terminal whose effective config differs from its desired. */
-  #writeDesired(updates: readonly { terminal: TerminalPlace; after: JsonObject }[], now: number): (Pushed & { config: JsonObject })[] {
-    const out: (Pushed & { config: JsonObject })[] = [];
+  /**
+   * Inside a transaction, under the write lock: a new desired version for each terminal whose effective config differs
+   * from its desired one (compared with the copy in memory, exact under the lock), written in one batch.
+   */
+  async #writeDesired(updates: readonly { terminal: TerminalPlace; after: JsonObject }[], now: number, tx: Tx): Promise<Written[]> {
+    const changed: { terminalId: string; after: JsonObject; text: string }[] = [];
+    // a terminal named twice (registered and moved in one batch of changes) gets one new version, not two
+    const seen = new Set<string>();
     for (const u of updates) {
-      const d = this.store.desired(u.terminal.id);
-      if (d && this.#text(d.config).canonical === canonical(u.after)) continue;
-      const version = (d?.version ?? 0) + 1;
-      this.store.s.upsertDesired.run(u.terminal.id, version, JSON.stringify(u.after), now);
-      // read again from the database next time (this transaction may still roll back)
-      this.#desired.delete(u.terminal.id);
-      out.push({ terminalId: u.terminal.id, version, config: u.after });
+      if (seen.has(u.terminal.id)) continue;
+      seen.add(u.terminal.id);
+      const d = this.#desired.get(u.terminal.id);
+      if (d && this.#text(d.text).canonical === canonical(u.after)) continue;
+      changed.push({ terminalId: u.terminal.id, after: u.after, text: JSON.stringify(u.after) });
     }
-    return out;
+    const versions = await this.store.putDesired(changed.map((c) => ({ terminalId: c.terminalId, config: c.text })), now, tx);
+    return changed.map((c, i) => ({ terminalId: c.terminalId, version: versions[i]!.version, config: c.after, text: c.text }));
+  }
+
+  /** After the commit of `#writeDesired`'s transaction: the copy in memory follows (a rollback leaves it as it was). */
+  #remember(written: readonly Written[], now: number): void {
+    for (const w of written) this.#desired.set(w.terminalId, this.#cache({ terminalId: w.terminalId, version: w.version, config: w.text, updatedAt: now }));
   }
 
   /** Publishes batches in commit order (invariant 4); a failed publish is logged, the database still holds it. */
-  #publish(batch: readonly (Pushed & { config: JsonObject })[]): Promise<void> {
+  #publish(batch: readonly Written[]): Promise<void> {
     if (batch.length === 0) return this.#publishing;
     this.#publishing = this.#publishing.then(async () => {
       await Promise.all(

@@ -1,6 +1,22 @@
-/** SQL of layered config: layers, their history, the per-terminal desired config and sync state. */
-import type { Statement } from 'better-sqlite3';
-import type { Db } from '../store/db.ts';
+/**
+ * What layered config needs from the database, engine-neutral: layers and their history, the per-terminal desired
+ * config and sync state, and the active terminals' places. `store.sqlite.ts` and `store.postgres.ts` implement it;
+ * `createConfigLayerStore` picks by engine.
+ *
+ * Invariants the implementations keep (the service relies on them on both engines):
+ * - `saveLayer` is a compare-and-set on the layer's version: it writes only when the stored version is still the one
+ *   the caller read (0: none stored), so two saves based on the same version cannot both win.
+ * - `putDesired` gives each terminal its stored version + 1 (1 for the first): a desired version only grows, whoever
+ *   else wrote in between.
+ * - `recordReports` never lowers what is known: the highest applied and the highest rejected version are kept.
+ * - Config texts are stored and returned byte for byte as given (the API hands them out parsed, the sweep in
+ *   programs.ts searches them as JSON.stringify wrote them).
+ * - Lists of terminals come in id order, by code point (PostgreSQL: COLLATE "C"), as SQLite sorts them; only the
+ *   sweep's pages (`activeTerminalsAfter`) follow the database's own collation, which keeps the primary key usable.
+ */
+import type { Engine, Tx } from '../db/engine.ts';
+import { PostgresConfigLayerStore } from './store.postgres.ts';
+import { SqliteConfigLayerStore } from './store.sqlite.ts';
 
 export type Scope = 'node' | 'terminal';
 
@@ -44,92 +60,77 @@ export interface TerminalPlace {
   stationId: string;
 }
 
-const LAYER_COLUMNS = 'scope, target_id AS targetId, version, config, updated_at AS updatedAt, updated_by AS updatedBy, reason';
-const SYNC_COLUMNS = `terminal_id AS terminalId, applied_version AS appliedVersion, applied_at AS appliedAt,
-  rejected_version AS rejectedVersion, rejected_reason AS rejectedReason, rejected_at AS rejectedAt`;
-
-export class ConfigLayerStore {
-  readonly s;
-
-  constructor(readonly db: Db) {
-    this.s = {
-      layer: db.prepare(`SELECT ${LAYER_COLUMNS} FROM config_layers WHERE scope = ? AND target_id = ?`),
-      allLayers: db.prepare(`SELECT ${LAYER_COLUMNS} FROM config_layers`),
-      upsertLayer: db.prepare(
-        `INSERT INTO config_layers (scope, target_id, version, config, updated_at, updated_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (scope, target_id) DO UPDATE SET version = excluded.version, config = excluded.config,
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by, reason = excluded.reason`,
-      ),
-      insertHistory: db.prepare(
-        'INSERT INTO config_layer_history (scope, target_id, version, config, at, by, reason, pushed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      history: db.prepare(
-        'SELECT version, config, at, by, reason, pushed FROM config_layer_history WHERE scope = ? AND target_id = ? AND version < ? ORDER BY version DESC LIMIT ?',
-      ),
-      historyVersion: db.prepare('SELECT version, config, at, by, reason, pushed FROM config_layer_history WHERE scope = ? AND target_id = ? AND version = ?'),
-      activeTerminals: db.prepare("SELECT id, station_id AS stationId FROM terminals WHERE state = 'active'"),
-      activeTerminalsAfter: db.prepare("SELECT id, station_id AS stationId FROM terminals WHERE state = 'active' AND id > ? ORDER BY id LIMIT ?"),
-      activeTerminalsUnder: db.prepare(
-        "SELECT id, station_id AS stationId FROM terminals WHERE state = 'active' AND (station_id = ? OR station_id LIKE ? || '-%') ORDER BY id",
-      ),
-      desired: db.prepare('SELECT terminal_id AS terminalId, version, config, updated_at AS updatedAt FROM desired_config WHERE terminal_id = ?'),
-      allDesired: db.prepare('SELECT terminal_id AS terminalId, version, config, updated_at AS updatedAt FROM desired_config'),
-      upsertDesired: db.prepare(
-        `INSERT INTO desired_config (terminal_id, version, config, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (terminal_id) DO UPDATE SET version = excluded.version, config = excluded.config, updated_at = excluded.updated_at`,
-      ),
-      sync: db.prepare(`SELECT ${SYNC_COLUMNS} FROM config_sync WHERE terminal_id = ?`),
-      allSync: db.prepare(`SELECT ${SYNC_COLUMNS} FROM config_sync`),
-      presence: db.prepare('SELECT presence FROM terminal_state WHERE terminal_id = ?'),
-      allPresence: db.prepare('SELECT terminal_id AS terminalId, presence FROM terminal_state'),
-    };
-  }
-
-  layer(scope: Scope, id: string): LayerRow | undefined {
-    return this.s.layer.get(scope, id) as LayerRow | undefined;
-  }
-
-  allLayers(): LayerRow[] {
-    return this.s.allLayers.all() as LayerRow[];
-  }
-
-  desired(terminalId: string): DesiredRow | undefined {
-    return this.s.desired.get(terminalId) as DesiredRow | undefined;
-  }
-
-  terminalsUnder(nodeId: string): TerminalPlace[] {
-    return this.s.activeTerminalsUnder.all(nodeId, nodeId) as TerminalPlace[];
-  }
-
-  /** Synchronous: better-sqlite3 transactions must not await (drizzle #1472). */
-  tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
-  }
+/** A new version of a layer and its history entry (`pushed`: terminals that got a new desired config from it). */
+export interface LayerWrite extends LayerRow {
+  pushed: number;
 }
 
-const recordStatements = new WeakMap<Db, { applied: Statement<unknown[]>; rejected: Statement<unknown[]> }>();
+/** A terminal's report of a config version (config/reported), as ingest stores it. */
+export interface ConfigReport {
+  terminalId: string;
+  version: number;
+  status: 'applied' | 'rejected';
+  reason: string | null;
+  at: number;
+}
 
-/**
- * Called by ingest inside its batch transaction for each new config report: keeps the highest applied and the highest
- * rejected version of each terminal (reports can be replayed, never lowering what is known).
- */
-export function recordConfigReport(db: Db, terminalId: string, version: number, status: 'applied' | 'rejected', reason: string | null, at: number): void {
-  let st = recordStatements.get(db);
-  if (!st) {
-    st = {
-      applied: db.prepare(
-        `INSERT INTO config_sync (terminal_id, applied_version, applied_at) VALUES (?, ?, ?)
-         ON CONFLICT (terminal_id) DO UPDATE SET applied_version = excluded.applied_version, applied_at = excluded.applied_at
-         WHERE excluded.applied_version > config_sync.applied_version`,
-      ),
-      rejected: db.prepare(
-        `INSERT INTO config_sync (terminal_id, rejected_version, rejected_reason, rejected_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (terminal_id) DO UPDATE SET rejected_version = excluded.rejected_version, rejected_reason = excluded.rejected_reason,
-           rejected_at = excluded.rejected_at WHERE excluded.rejected_version > config_sync.rejected_version`,
-      ),
-    };
-    recordStatements.set(db, st);
-  }
-  if (status === 'applied') st.applied.run(terminalId, version, at);
-  else st.rejected.run(terminalId, version, reason, at);
+/** An active terminal whose applied version is below its desired one, with what the drift list shows of it. */
+export interface DriftRow {
+  terminalId: string;
+  stationId: string;
+  version: number;
+  config: string;
+  updatedAt: number;
+  appliedVersion: number | null;
+  appliedAt: number | null;
+  rejectedVersion: number | null;
+  rejectedReason: string | null;
+  rejectedAt: number | null;
+  presence: string | null;
+}
+
+export interface ConfigLayerStore {
+  /** Runs `fn` in one transaction of this store's database; pass its `tx` to the write methods. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+
+  layer(scope: Scope, id: string, tx?: Tx): Promise<LayerRow | undefined>;
+  allLayers(tx?: Tx): Promise<LayerRow[]>;
+  /**
+   * The layer row and its history entry, when the stored version is still `expectedVersion` (0: no row); false when
+   * it is not (nothing written: the caller answers 409).
+   */
+  saveLayer(w: LayerWrite, expectedVersion: number, tx?: Tx): Promise<boolean>;
+  /** Saved versions below `before`, newest first. */
+  history(scope: Scope, id: string, before: number, limit: number): Promise<HistoryRow[]>;
+  historyVersion(scope: Scope, id: string, version: number): Promise<HistoryRow | undefined>;
+
+  desired(terminalId: string, tx?: Tx): Promise<DesiredRow | undefined>;
+  allDesired(tx?: Tx): Promise<DesiredRow[]>;
+  /** A new desired version per terminal (stored + 1, or 1); the versions written, in the order given. */
+  putDesired(rows: readonly { terminalId: string; config: string }[], at: number, tx?: Tx): Promise<{ terminalId: string; version: number }[]>;
+
+  sync(terminalId: string): Promise<SyncRow | undefined>;
+  allSync(): Promise<SyncRow[]>;
+  /** Inside ingest's batch: the highest applied and the highest rejected version per terminal (replays change nothing). */
+  recordReports(reports: readonly ConfigReport[], tx?: Tx): Promise<void>;
+  /** Active terminals of `nodeId` (or all) whose applied version is below the desired one, in id order. */
+  lagging(nodeId: string | null): Promise<DriftRow[]>;
+
+  /** Active terminals, in id order. */
+  activeTerminals(): Promise<TerminalPlace[]>;
+  /** The next `n` active terminals after `cursor` ('' = from the first), in id order. */
+  activeTerminalsAfter(cursor: string, n: number): Promise<TerminalPlace[]>;
+  /** Active terminals under a node (its stations, or the station itself), in id order. */
+  terminalsUnder(nodeId: string): Promise<TerminalPlace[]>;
+
+  /**
+   * Layers and desired configs whose text may hold a program (`"command":` somewhere), for programs.ts: the few rows
+   * worth parsing at start, instead of every stored config.
+   */
+  layersWithPrograms(tx?: Tx): Promise<LayerRow[]>;
+  desiredWithPrograms(tx?: Tx): Promise<DesiredRow[]>;
+}
+
+export function createConfigLayerStore(engine: Engine): ConfigLayerStore {
+  return engine.kind === 'sqlite' ? new SqliteConfigLayerStore(engine) : new PostgresConfigLayerStore(engine);
 }

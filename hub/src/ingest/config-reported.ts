@@ -1,6 +1,6 @@
 /** The terminal's report of a config version applied or rejected: stored once. */
 import type { ConfigReported } from '@kiosk-fleet/protocol';
-import { recordConfigReport } from '../config-layers/store.ts';
+import { recordConfigReport } from '../config-layers/store.sqlite.ts';
 import { head, type IngestStore, type StreamRef } from '../store/ingest.ts';
 import type { TxContext } from './writer.ts';
 

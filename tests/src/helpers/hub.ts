@@ -14,7 +14,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
+// The one piece of the hub these black-box tests use: which database a test hub gets under KF_TEST_ENGINE.
+import { dropTestDatabase, testDatabaseUrl } from '../../../hub/src/db/postgres/test-database.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 export const HUB_BIN = path.join(REPO_ROOT, 'hub', 'bin', 'kiosk-fleet.mjs');
@@ -70,6 +72,9 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hub-'));
   const token = `test-token-${crypto.randomBytes(12).toString('hex')}`;
   const logs: string[] = [];
+  // KF_TEST_ENGINE=postgres: the hub keeps its fleet in a database of the run's PostgreSQL server, the same one
+  // across restart() (a test that passes its own KF_DATABASE_URL keeps it).
+  const databaseUrl = opts.env?.KF_DATABASE_URL === undefined ? await testDatabaseUrl(dataDir, inject('pgUrl')) : undefined;
 
   const start = () =>
     new Promise<{ proc: ChildProcess; mqttPort: number; httpPort: number; mqttProxyPort?: number | undefined }>((resolve, reject) => {
@@ -83,6 +88,7 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
           KF_DATA_DIR: dataDir,
           KF_ADMIN_TOKEN: token,
           KF_LOG_LEVEL: 'info',
+          ...(databaseUrl ? { KF_DATABASE_URL: databaseUrl } : {}),
           ...opts.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -162,7 +168,10 @@ export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> 
     async stop() {
       await hub.kill('SIGTERM');
       live.delete(hub);
-      if (ownDir) fs.rmSync(dataDir, { recursive: true, force: true });
+      if (ownDir) {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+        await dropTestDatabase(dataDir);
+      }
     },
   };
   live.add(hub);

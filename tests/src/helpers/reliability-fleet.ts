@@ -34,8 +34,8 @@ export function drained(sim: SimulatorProcess, timeoutMs = 90_000): Promise<SimS
  * present, and at least as many rows as were produced when the outboxes were last seen empty (rows only come from
  * produced messages, so fewer would mean a loss).
  */
-export function expectNothingLost(dataDir: string, terminals: number, produced: { telemetry: number; events: number }): StreamAudit {
-  const a = auditStreams(dataDir);
+export async function expectNothingLost(dataDir: string, terminals: number, produced: { telemetry: number; events: number }, pgUrl?: string): Promise<StreamAudit> {
+  const a = await auditStreams(dataDir, undefined, pgUrl);
   expect(a.duplicates).toEqual([]);
   expect(a.gaps).toEqual([]);
   expect(a.terminals.telemetry).toBeGreaterThanOrEqual(terminals);

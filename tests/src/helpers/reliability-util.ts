@@ -9,6 +9,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { testDatabaseUrl } from '../../../hub/src/db/postgres/test-database.ts';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { HubProcess } from './hub.ts';
 
@@ -115,35 +118,52 @@ export interface StreamAudit {
  * Reads the hub's SQLite file read-only and checks every stream: contiguous from 1 within each epoch (nothing lost),
  * each (terminal, epoch, seq) once (nothing stored twice). Works on a live (WAL) or killed hub's file.
  */
-export function auditStreams(dataDir: string, tables: string[] = ['telemetry', 'events']): StreamAudit {
-  const db = new Database(path.join(dataDir, 'kiosk-fleet.db'), { readonly: true, fileMustExist: true });
-  try {
-    const audit: StreamAudit = { rows: {}, gaps: [], duplicates: [], terminals: {} };
-    for (const table of tables) {
-      audit.rows[table] = (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
-      audit.terminals[table] = (db.prepare(`SELECT count(DISTINCT terminal_id) AS n FROM ${table}`).get() as { n: number }).n;
-      for (const d of db
-        .prepare(`SELECT terminal_id AS terminalId, epoch, seq, count(*) AS n FROM ${table} GROUP BY terminal_id, epoch, seq HAVING n > 1`)
-        .all() as { terminalId: string; epoch: string; seq: number; n: number }[]) {
-        audit.duplicates.push({ ...d, table });
-      }
-      const groups = db
-        .prepare(`SELECT terminal_id AS terminalId, epoch, min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS n FROM ${table} GROUP BY terminal_id, epoch`)
-        .all() as { terminalId: string; epoch: string; lo: number; hi: number; n: number }[];
-      for (const g of groups) {
-        if (g.lo === 1 && g.n === g.hi) continue;
-        const have = new Set(
-          (db.prepare(`SELECT seq FROM ${table} WHERE terminal_id = ? AND epoch = ?`).all(g.terminalId, g.epoch) as { seq: number }[]).map((r) => r.seq),
-        );
-        const missing: number[] = [];
-        for (let s = 1; s <= g.hi && missing.length < 50; s++) if (!have.has(s)) missing.push(s);
-        audit.gaps.push({ terminalId: g.terminalId, table, epoch: g.epoch, missing });
-      }
+type HubQuery = (text: string, ...params: (string | number)[]) => Promise<Record<string, unknown>[]>;
+
+/**
+ * Read-only SQL on the database of the hub whose data dir is `dataDir`, whichever engine it runs on (`?` placeholders;
+ * KF_TEST_ENGINE=postgres: its test database, helpers/hub.ts). Or on the PostgreSQL database `pgUrl` given.
+ */
+export async function hubQuery(dataDir: string, pgUrl?: string): Promise<HubQuery> {
+  const url = pgUrl ?? (await testDatabaseUrl(dataDir, inject('pgUrl')));
+  if (!url) return async (text, ...params) => withDb(dataDir, (db) => db.prepare(text).all(...params) as Record<string, unknown>[]);
+  return async (text, ...params) => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      let i = 0;
+      return [...(await sql.unsafe(text.replace(/\?/g, () => `$${++i}`), params))];
+    } finally {
+      await sql.end({ timeout: 2 });
     }
-    return audit;
-  } finally {
-    db.close();
+  };
+}
+
+/** Rows in `table` of the hub's database (either engine). */
+export async function countRows(dataDir: string, table: string, pgUrl?: string): Promise<number> {
+  const q = await hubQuery(dataDir, pgUrl);
+  return Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
+}
+
+export async function auditStreams(dataDir: string, tables: string[] = ['telemetry', 'events'], pgUrl?: string): Promise<StreamAudit> {
+  const q = await hubQuery(dataDir, pgUrl);
+  const audit: StreamAudit = { rows: {}, gaps: [], duplicates: [], terminals: {} };
+  for (const table of tables) {
+    audit.rows[table] = Number((await q(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
+    audit.terminals[table] = Number((await q(`SELECT count(DISTINCT terminal_id) AS n FROM ${table}`))[0]!.n);
+    for (const d of await q(`SELECT terminal_id AS "terminalId", epoch, seq, count(*) AS n FROM ${table} GROUP BY terminal_id, epoch, seq HAVING count(*) > 1`)) {
+      audit.duplicates.push({ terminalId: String(d.terminalId), epoch: String(d.epoch), seq: Number(d.seq), n: Number(d.n), table });
+    }
+    const groups = await q(`SELECT terminal_id AS "terminalId", epoch, min(seq) AS lo, max(seq) AS hi, count(DISTINCT seq) AS n FROM ${table} GROUP BY terminal_id, epoch`);
+    for (const g of groups) {
+      const [lo, hi, n] = [Number(g.lo), Number(g.hi), Number(g.n)];
+      if (lo === 1 && n === hi) continue;
+      const have = new Set((await q(`SELECT seq FROM ${table} WHERE terminal_id = ? AND epoch = ?`, String(g.terminalId), String(g.epoch))).map((r) => Number(r.seq)));
+      const missing: number[] = [];
+      for (let s = 1; s <= hi && missing.length < 50; s++) if (!have.has(s)) missing.push(s);
+      audit.gaps.push({ terminalId: String(g.terminalId), table, epoch: String(g.epoch), missing });
+    }
   }
+  return audit;
 }
 
 /** Runs `fn` on a read-only handle to the hub's database. */

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSimulator, type SimulatorProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import { drained, expectNothingLost, type SimSummary } from '../helpers/reliability-fleet.ts';
-import { connectTerminal, freePort, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
+import { connectTerminal, countRows, freePort, provisionFleet, sleep, waitFor } from '../helpers/reliability-util.ts';
 
 const TERMINALS = 200;
 
@@ -33,7 +33,7 @@ afterAll(async () => {
 
 describe(`faults with ${TERMINALS} simulated terminals`, () => {
   it('the hub SIGKILLed while they report: restarted, every terminal back, every outbox drained, nothing lost or doubled', async () => {
-    await waitFor('samples stored', () => withDb(hub.dataDir, (db) => (db.prepare('SELECT count(*) AS n FROM telemetry').get() as { n: number }).n > TERMINALS * 2), 60_000);
+    await waitFor('samples stored', async () => (await countRows(hub.dataDir, 'telemetry')) > TERMINALS * 2, 60_000);
     await hub.kill('SIGKILL');
     // Down long enough for every terminal to notice and queue samples in its outbox.
     await sleep(4000);
@@ -56,7 +56,7 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
     const s = await drained(sim);
     await polling;
     expect(answers.filter((st) => st !== 200)).toEqual([]);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect(hub.proc.exitCode).toBeNull();
     console.info(`[reliability] SIGKILL: ${down.pending} samples queued in outboxes while down; after drain ${a.rows.telemetry} telemetry + ${a.rows.events} events stored for ${s.telemetry + s.events} produced, 0 gaps, 0 duplicates; ${answers.length} API calls during the reconnect, all 200`);
   });
@@ -70,7 +70,7 @@ describe(`faults with ${TERMINALS} simulated terminals`, () => {
     // Samples kept being produced during the freeze and waited for their PUBACK.
     expect(frozen.telemetry).toBeGreaterThan(before.telemetry);
     const s = await drained(sim);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect((await hub.api('/api/v1/health')).status).toBe(200);
     console.info(`[reliability] SIGSTOP 10 s: ${frozen.telemetry - before.telemetry} samples produced during the freeze; after drain ${a.rows.telemetry} telemetry stored for ${s.telemetry} produced, 0 gaps, 0 duplicates, ${s.reconnects} reconnects in total`);
   });

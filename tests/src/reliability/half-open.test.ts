@@ -70,7 +70,7 @@ describe('a half-open link', () => {
     expect(String(down?.error)).toMatch(/keepalive/i);
     // Samples produced while the link was dead (at least one a second for ≥ 1.5 keepalives) arrive afterwards.
     await waitFor('the dead period replayed', () => seqs(agent.terminalId).length >= atCut + 8, 30_000);
-    const a = auditStreams(hub.dataDir);
+    const a = await auditStreams(hub.dataDir);
     expect(a.gaps).toEqual([]);
     expect(a.duplicates).toEqual([]);
   });

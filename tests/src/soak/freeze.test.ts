@@ -35,7 +35,7 @@ describe('the hub frozen for a minute', () => {
     hub.proc.kill('SIGCONT');
     expect(frozen.pending).toBeGreaterThan(0);
     const s = await drained(sim, 300_000);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect((await hub.api('/api/v1/health')).status).toBe(200);
     console.info(`[reliability] freeze ${FREEZE_MS / 1000} s: ${frozen.pending} messages pending at resume, ${frozen.connected} terminals still connected at the end of the freeze; after drain ${a.rows.telemetry} telemetry stored for ${s.telemetry} produced, 0 gaps, 0 duplicates, ${s.reconnects - before.reconnects} reconnects`);
   }, 600_000);

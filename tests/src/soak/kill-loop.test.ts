@@ -37,7 +37,7 @@ describe(`the hub killed ${ROUNDS} times`, () => {
       await hub.restart();
     }
     const s = await drained(sim, 300_000);
-    const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+    const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
     expect(hub.proc.exitCode).toBeNull();
     console.info(`[reliability] kill loop: ${ROUNDS} SIGKILLs (seed ${SEED}); ${a.rows.telemetry} telemetry + ${a.rows.events} events stored for ${s.telemetry + s.events} produced, 0 gaps, 0 duplicates, ${s.reconnects} reconnects`);
   }, 900_000);

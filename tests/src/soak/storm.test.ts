@@ -65,7 +65,7 @@ describe(`reconnect storm of ${TERMINALS} terminals`, () => {
       const answers = await poll.stop();
       expect(answers.length).toBeGreaterThan(0);
       expect(answers.filter((a) => a.status !== 200)).toEqual([]);
-      const a = expectNothingLost(hub.dataDir, TERMINALS, s);
+      const a = await expectNothingLost(hub.dataDir, TERMINALS, s);
       const worst = Math.max(...answers.map((x) => x.ms));
       console.info(`[reliability] storm (${signal}): ${TERMINALS} back in ${allBackMs} ms; ${answers.length} API calls meanwhile, all 200, slowest ${worst} ms; ${a.rows.telemetry} telemetry stored for ${s.telemetry} produced, 0 gaps, 0 duplicates`);
     }, 600_000);

@@ -17,6 +17,11 @@ export interface TestPostgres {
   url: string;
   port: number;
   dir: string;
+  /** `pg_ctl restart -m fast`: every connection cut, the server back on the same port (issue 18's fault test). */
+  restart(): Promise<void>;
+  /** `pg_ctl stop -m fast` / `start`: the server away for as long as a test needs. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,6 +92,15 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     url,
     port,
     dir,
+    async restart() {
+      pgRun(bin, 'pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, '-m', 'fast', '-w', '-t', '60', 'restart']);
+    },
+    async pause() {
+      pgRun(bin, 'pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+    },
+    async resume() {
+      pgRun(bin, 'pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, '-w', '-t', '60', 'start']);
+    },
     async stop() {
       try {
         pgRun(bin, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);

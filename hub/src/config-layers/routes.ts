@@ -1,15 +1,15 @@
 /**
  * /config: layered config. A layer per node (city, district, station) and per terminal, each versioned with its
  * history; writes carry the version they were based on (409 when stale); invalid config → 400 with each bad field's
- * path, never saved or pushed. The merge, provenance and drift rules live in config-layers/.
+ * path, never saved or pushed. The merge, provenance and drift rules live in service.ts and merge.ts.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { nodePath } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
-import type { LayerView, SyncState } from '../config-layers/service.ts';
 import { notFound } from '../errors.ts';
-import type { Scope } from '../config-layers/store.ts';
-import { errorResponses, idParam, iso, isoReq, json, jsonBody, wholeNumber, type ApiEnv, type Services } from './common.ts';
+import { errorResponses, idParam, iso, isoReq, json, jsonBody, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
+import type { LayerView, SyncState } from './service.ts';
+import type { Scope } from './store.ts';
 
 const configBody = z.record(z.string(), z.unknown()).openapi({ description: 'A layer: any keys of the terminal config; null removes an inherited value' });
 
