@@ -181,6 +181,20 @@ describe.each(TEST_ENGINES)('fleet store on %s', (kind) => {
     expect(await createFleetStore(t.engine).verify(T1.id, next)).toBe(false);
   });
 
+  it('loads every credential at the start and answers from memory (no read per connect); a miss is read', async () => {
+    await tree();
+    const secrets = await store.insertTerminals([T1, T2], 'alice', 2000);
+    const started = createFleetStore(t.engine);
+    await started.load();
+    // Another writer (a second hub on the database) rotates T1: this hub answers from what it loaded.
+    const rotated = await createFleetStore(t.engine).rotateSecret(T1.id);
+    expect(await started.verify(T1.id, secrets[0]!)).toBe(true);
+    expect(await started.verify(T1.id, rotated)).toBe(false);
+    expect(await started.verify(T2.id, secrets[1]!)).toBe(true);
+    // A store that had not cached T1 reads it.
+    expect(await createFleetStore(t.engine).verify(T1.id, rotated)).toBe(true);
+  });
+
   it('verifies a terminal another writer added after the start (kiosk-fleet import, another hub)', async () => {
     await tree();
     const other = createFleetStore(t.engine);
