@@ -96,7 +96,7 @@ try {
   const one = rawIds[Math.floor(rawIds.length / 2)]!;
   const iso = (ms: number) => new Date(ms).toISOString();
   const district = fleet.districts[3]?.id ?? 'GZ';
-  // The hub keeps a chart's finished buckets between requests (hub/src/store/chart-cache.ts), so asking for one
+  // The hub keeps a chart's finished buckets between requests (hub/src/queries/chart-cache.ts), so asking for one
   // terminal again and again measures the cached path, as a technician refreshing a terminal's page sees it. The
   // cold path (a terminal nobody looked at lately) is measured too: the 2,000 terminals with raw samples in turn,
   // more than the cache holds, so no request finds its buckets kept.

@@ -37,11 +37,13 @@ import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine, Tx } from './db/engine.ts';
 import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
-import { NodeCounters } from './store/node-counters.ts';
+import { createNodeCounters } from './summary/index.ts';
+import type { NodeCounters } from './summary/node-counters.ts';
 import { DownlinkStore } from './store/downlink.ts';
 import { IngestStore } from './store/ingest.ts';
 import { PresenceStore } from './store/presence.ts';
-import { QueryStore } from './store/queries.ts';
+import { createQueryStore } from './queries/index.ts';
+import type { QueryStore } from './queries/store.ts';
 import { createFleetStore, type FleetStore } from './fleet/index.ts';
 import { RetentionStore } from './store/retention.ts';
 import { createReleases, SqliteReleaseStore, type Releases } from './releases/index.ts';
@@ -71,7 +73,7 @@ export interface HubServices {
   metrics: Metrics;
   registry: FleetStore;
   queries: QueryStore;
-  /** Per-node counts of terminals by presence, fault and service, for summaries (store/node-counters.ts). */
+  /** Per-node counts of terminals by presence, fault and service, for summaries (summary/node-counters.ts). */
   nodeCounters: NodeCounters;
   downlink: Downlink;
   /** Layered config (city → district → station → terminal), its pushes and drift. */
@@ -222,8 +224,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     bus.setMaxListeners(0);
     // Seeded before anything writes, and the first to hear each change (a listener that throws cannot starve it).
     started.auth = ms();
-    const nodeCounters = new NodeCounters(db);
-    bus.prependListener('changes', (changes: Change[]) => nodeCounters.apply(changes));
+    const nodeCounters = createNodeCounters({ kind: 'sqlite', db });
+    bus.prependListener('changes', (changes: Change[]) => void nodeCounters.apply(changes));
     const ingestStore = new IngestStore(db);
     const writer = new BatchWriter(db, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), {
       beforeCommit: () => ingestStore.flushPending(),
@@ -314,7 +316,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
     // known only once the HTTP server listens (set below).
     let publicUrl = config.publicUrl ?? '';
-    const queries = new QueryStore(db);
+    const queries = createQueryStore({ kind: 'sqlite', db });
     const rolloutStore = new SqliteRolloutStore(db);
     await importRolloutFiles(config.dataDir, rolloutStore, log);
     const rollouts = await new RolloutService({

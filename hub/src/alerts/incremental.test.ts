@@ -48,7 +48,7 @@ beforeAll(async () => {
     clients.set(id, await hub.connect(id, secret));
     await sample(id);
   }
-  await until(() => hub.queries.terminal(C)?.presence === 'online' || null);
+  await until(async () => (await hub.queries.terminal(C))?.presence === 'online' || null);
   alerts = new Alerts(
     { db: hub.db, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, presence: hub.presence, emit: (c) => hub.changed(...c) },
     { evaluateMs: 50, startGraceMs: 0, webhook: { backoffMs: 50 }, now: () => clock },
@@ -67,10 +67,10 @@ describe('incremental alert runs (engine started on the hub bus, injected clock)
     // first, while the injected clock is still the real one (presence is stamped with the hub's real time)
     clock = Math.max(clock, Date.now());
     await clients.get(C)!.endAsync();
-    await until(() => hub.queries.terminal(C)?.presence === 'offline' || null);
+    await until(async () => (await hub.queries.terminal(C))?.presence === 'offline' || null);
     await settled(() => true);
     expect(open('offline')).toHaveLength(0);
-    clock = hub.queries.terminal(C)!.presenceSince! + 10 * MIN; // the deadline: no message
+    clock = (await hub.queries.terminal(C))!.presenceSince! + 10 * MIN; // the deadline: no message
     await settled(() => open('offline').length === 1);
     clients.set(C, await hub.connect(C, secrets.get(C)!));
     await settled(() => open('offline').length === 0);

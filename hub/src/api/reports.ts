@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { principalOf, visible } from '../auth/guard.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { availability, availabilityCsv } from '../reports/availability.ts';
-import { ReportStore } from '../reports/store.ts';
+import { createReportStore } from '../reports/index.ts';
 import { errorResponses, type ApiEnv, type Services } from './common.ts';
 
 const MAX_RANGE_MS = 400 * 86_400_000;
@@ -32,7 +32,7 @@ const route = createRoute({
 });
 
 export function reportRoutes(s: Services) {
-  const store = new ReportStore(s.db);
+  const store = createReportStore(s.engine);
   return new OpenAPIHono<ApiEnv>().openapi(route, async (c) => {
     const q = c.req.valid('query');
     const from = Date.parse(q.from);
@@ -46,7 +46,7 @@ export function reportRoutes(s: Services) {
       if (!t || !visible(c, t.stationId)) throw notFound('terminal', q.terminal);
       terminalId = t.id;
     }
-    const report = availability(store, { nodeId: q.node ?? principalOf(c).nodeId, ...(terminalId ? { terminalId } : {}), from, to });
+    const report = await availability(store, { nodeId: q.node ?? principalOf(c).nodeId, ...(terminalId ? { terminalId } : {}), from, to });
     if (q.format === 'csv') {
       return c.body(availabilityCsv(report), 200, {
         'content-type': 'text/csv; charset=utf-8',

@@ -115,7 +115,7 @@ export function nodeRoutes(s: Services) {
       const { id } = c.req.valid('param');
       const n = await s.registry.node(id);
       if (!n) throw notFound('node', id);
-      const children = s.queries.children(id).map((ch) => ({
+      const children = (await s.queries.children(id)).map((ch) => ({
         id: ch.id,
         level: ch.level as 'city' | 'district' | 'station',
         name: { zh: ch.nameZh, en: ch.nameEn },
@@ -126,8 +126,8 @@ export function nodeRoutes(s: Services) {
     .openapi(summaryRoute, async (c) => {
       const { id } = c.req.valid('param');
       if (!(await s.registry.node(id))) throw notFound('node', id);
-      // Counters kept in memory (store/node-counters.ts): O(children), not a read of every terminal under the node.
-      const counts = s.nodeCounters.summary(id, s.queries.children(id).map((ch) => ch.id));
+      // Counters kept in memory (summary/node-counters.ts): O(children), not a read of every terminal under the node.
+      const counts = await s.nodeCounters.summary(id, (await s.queries.children(id)).map((ch) => ch.id));
       return c.json({ node: id, ...counts }, 200);
     });
 }

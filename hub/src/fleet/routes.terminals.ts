@@ -6,7 +6,7 @@ import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../services/downlink.ts';
 import type { CommandRow } from '../store/downlink.ts';
-import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../store/queries.ts';
+import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../queries/store.ts';
 import {
   errorResponses,
   idParam,
@@ -363,7 +363,7 @@ export function terminalRoutes(s: Services) {
     return v;
   };
   const detail = async (id: string) => {
-    const r = s.queries.terminal(id);
+    const r = await s.queries.terminal(id);
     if (!r) throw notFound('terminal', id);
     const peripherals = parseJson<Record<string, PState>>(r.peripherals) ?? {};
     return {
@@ -381,7 +381,7 @@ export function terminalRoutes(s: Services) {
       intervalSeconds: r.intervalS,
       clockSkewMs: r.clockSkewMs,
       lastAddress: r.lastAddress,
-      streams: s.queries.streams(id).map((x) => ({
+      streams: (await s.queries.streams(id)).map((x) => ({
         ...x,
         missing: x.maxSeq - x.firstSeq + 1 - x.count,
         lastAt: isoReq(x.lastAt),
@@ -395,16 +395,16 @@ export function terminalRoutes(s: Services) {
   };
 
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
       if (q.fault !== undefined && q.fault !== 'any' && !(PERIPHERAL_IDS as string[]).includes(q.fault)) {
         throw badRequest('invalid-query', `fault: a peripheral id or \`any\`, not ${JSON.stringify(q.fault)}`, { path: ['fault'] });
       }
       if (q.node !== undefined && !visible(c, q.node)) throw notFound('node', q.node);
       const filter = { ...q, scope: principalOf(c).nodeId, after: q.cursor, limit: q.limit + 1 };
-      // The page's ids from the counters' entries when they can answer the filter (store/node-counters.ts), else SQL.
-      const ids = s.nodeCounters.page(filter);
-      const rows = ids ? s.queries.terminalsByIds(ids) : s.queries.terminals(filter);
+      // The page's ids from the counters' entries when they can answer the filter (summary/node-counters.ts), else SQL.
+      const ids = await s.nodeCounters.page(filter);
+      const rows = ids ? await s.queries.terminalsByIds(ids) : await s.queries.terminals(filter);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map(summary);
       return c.json({ items, nextCursor: more ? items[items.length - 1]!.id : null }, 200);
@@ -467,7 +467,7 @@ export function terminalRoutes(s: Services) {
       const [from, to] = range(q.from, q.to);
       if (q.bucket === 'raw') {
         if (q.format === 'rows') throw badRequest('invalid-query', 'format=rows is for buckets and rollups', { path: ['format'] });
-        const rows = s.queries.telemetryRaw(id, from, to, rawCursor(q.cursor), q.limit + 1);
+        const rows = await s.queries.telemetryRaw(id, from, to, rawCursor(q.cursor), q.limit + 1);
         const more = rows.length > q.limit;
         const items = rows.slice(0, q.limit).map((r) => ({
           seq: r.seq,
@@ -485,7 +485,7 @@ export function terminalRoutes(s: Services) {
       }
       if (q.format === 'rows') {
         const fields = chartFields(q.fields);
-        const rows = s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
+        const rows = await s.queries.chartRows(id, from, to, q.bucket === 'rollup' ? null : BUCKETS[q.bucket], fields, q.limit);
         const items = rows.map((r) => {
           const out: (string | number | null)[] = [startIso(r[0]!)];
           for (let i = 1; i < r.length; i++) out.push(round2(r[i]!));
@@ -494,7 +494,7 @@ export function terminalRoutes(s: Services) {
         return c.json({ bucket: q.bucket, fields: ['start', ...fields], items, nextCursor: null }, 200);
       }
       if (q.bucket === 'rollup') {
-        const rows = s.queries.rollups(id, from, to, q.limit);
+        const rows = await s.queries.rollups(id, from, to, q.limit);
         const items = rows.map(({ hour, peripheralOk, services, ...rest }) => ({
           start: startIso(hour),
           ...rest,
@@ -503,7 +503,7 @@ export function terminalRoutes(s: Services) {
         }));
         return c.json({ bucket: 'rollup', items, nextCursor: null }, 200);
       }
-      const rows = s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
+      const rows = await s.queries.telemetryBuckets(id, from, to, BUCKETS[q.bucket], q.limit);
       const items = rows.map(({ start, ...rest }) => ({ start: startIso(start ?? 0), ...rest }));
       return c.json({ bucket: q.bucket, items, nextCursor: null }, 200);
     })
@@ -512,7 +512,7 @@ export function terminalRoutes(s: Services) {
       await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
+      const rows = await s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
       const more = rows.length > q.limit;
       const items = rows
         .slice(0, q.limit)
@@ -524,7 +524,7 @@ export function terminalRoutes(s: Services) {
       await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
-      const rows = s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
+      const rows = await s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
       const more = rows.length > q.limit;
       const items = rows.slice(0, q.limit).map((r) => ({
         seq: r.seq,

@@ -16,7 +16,10 @@
  */
 import { nodePath, SERVICES, TERMINAL_TYPES, isTerminalType, type ServiceId } from '@kiosk-fleet/protocol';
 import { HOUR_MS } from '../store/retention.ts';
-import type { ReportMaintenance, ReportRollup, ReportStore, ReportTerminal } from './store.ts';
+import type { ReportMaintenance, ReportStore, ReportTerminal, TerminalHistory } from './store.ts';
+
+/** Terminals whose history is read in one go (three statements on PostgreSQL). */
+const PAGE = 500;
 
 export interface Downtime {
   offline: number;
@@ -89,12 +92,11 @@ function minus(xs: readonly Interval[], planned: readonly Interval[], a: number,
   return n;
 }
 
-function offlineIntervals(store: ReportStore, id: string, from: number, to: number): Interval[] {
-  const before = store.s.stateBefore.get(id, from) as { state: string } | undefined;
-  let state = before?.state ?? 'unknown';
+function offlineIntervals(h: TerminalHistory, from: number, to: number): Interval[] {
+  let state = h.stateBefore ?? 'unknown';
   let at = from;
   const out: Interval[] = [];
-  for (const t of store.s.transitions.all(id, from, to) as { at: number; state: string }[]) {
+  for (const t of h.transitions) {
     if (state !== 'online') out.push([at, t.at]);
     state = t.state;
     at = t.at;
@@ -107,19 +109,23 @@ function emptyService(): ServiceAvailability {
   return { terminals: 0, plannedSeconds: 0, expectedSeconds: 0, availableSeconds: 0, share: null, downtimeSeconds: { offline: 0, peripheralFault: 0, appDown: 0, noData: 0 } };
 }
 
-function terminalRow(store: ReportStore, t: ReportTerminal, maint: readonly ReportMaintenance[], from: number, to: number): AvailabilityRow {
-  const a = Math.max(from, t.createdAt);
-  const b = Math.min(to, t.decommissionedAt ?? to);
+/** The part of [from, to) the terminal existed in. */
+function spanOf(t: ReportTerminal, from: number, to: number): { a: number; b: number } {
+  return { a: Math.max(from, t.createdAt), b: Math.min(to, t.decommissionedAt ?? to) };
+}
+
+function terminalRow(h: TerminalHistory, t: ReportTerminal, maint: readonly ReportMaintenance[], from: number, to: number): AvailabilityRow {
+  const { a, b } = spanOf(t, from, to);
   const path = new Set(nodePath(t.stationId));
   const planned = union(
     maint.filter((m) => (m.targetKind === 'terminal' ? m.targetId === t.id : path.has(m.targetId))).map((m) => [Math.max(a, m.startsAt), Math.min(b, m.endsAt)] as Interval),
   );
-  const offline = offlineIntervals(store, t.id, a, b);
+  const offline = offlineIntervals(h, a, b);
   const services = isTerminalType(t.type) ? (TERMINAL_TYPES[t.type].services as readonly ServiceId[]) : [];
   // milliseconds while summing; seconds on the way out
   const acc = new Map<ServiceId, { expected: number; available: number; offline: number; peripheralFault: number; appDown: number; noData: number }>();
   for (const sv of services) acc.set(sv, { expected: 0, available: 0, offline: 0, peripheralFault: 0, appDown: 0, noData: 0 });
-  const rollups = new Map((store.s.rollups.all(t.id, Math.floor(a / HOUR_MS) * HOUR_MS, b) as ReportRollup[]).map((r) => [r.hour, r]));
+  const rollups = new Map(h.rollups.map((r) => [r.hour, r]));
   let plannedTotal = 0;
   let offlineTotal = 0;
   for (let h = Math.floor(a / HOUR_MS) * HOUR_MS; h < b; h += HOUR_MS) {
@@ -185,10 +191,20 @@ function aggregate(level: AvailabilityRow['level'], id: string, rows: Availabili
 }
 
 /** The report for the terminals under `nodeId` (null: all), or for one terminal. */
-export function availability(store: ReportStore, q: { nodeId: string | null; terminalId?: string; from: number; to: number }): AvailabilityReport {
-  const terms = q.terminalId !== undefined ? [store.terminal(q.terminalId)].filter((t): t is ReportTerminal => t !== undefined) : store.terminals(q.nodeId, q.from, q.to);
-  const maint = store.s.maintenance.all(q.to, q.from) as ReportMaintenance[];
-  const rows = terms.map((t) => terminalRow(store, t, maint, q.from, q.to));
+export async function availability(store: ReportStore, q: { nodeId: string | null; terminalId?: string; from: number; to: number }): Promise<AvailabilityReport> {
+  const terms =
+    q.terminalId !== undefined ? [await store.terminal(q.terminalId)].filter((t): t is ReportTerminal => t !== undefined) : await store.terminals(q.nodeId, q.from, q.to);
+  const maint = await store.maintenance(q.from, q.to);
+  const rows: AvailabilityRow[] = [];
+  for (let i = 0; i < terms.length; i += PAGE) {
+    const page = terms.slice(i, i + PAGE);
+    const spans = page.map((t) => {
+      const { a, b } = spanOf(t, q.from, q.to);
+      return { id: t.id, from: a, to: b, rollupsFrom: Math.floor(a / HOUR_MS) * HOUR_MS };
+    });
+    const histories = await store.histories(spans);
+    page.forEach((t, j) => rows.push(terminalRow(histories[j]!, t, maint, q.from, q.to)));
+  }
   const group = (level: AvailabilityRow['level'], key: (t: ReportTerminal) => string | undefined) => {
     const m = new Map<string, AvailabilityRow[]>();
     terms.forEach((t, i) => {

@@ -1,6 +1,8 @@
-/** SQL of the availability report: terminals under a node, their presence transitions, rollups and maintenance. */
-import { scopeClause } from '../auth/scope.ts';
-import type { Db } from '../store/db.ts';
+/**
+ * What the availability report reads, engine-neutral: the terminals under a node, their presence history and hourly
+ * rollups, and maintenance windows. `store.sqlite.ts` and `store.postgres.ts` give the same answers; `index.ts`
+ * picks one.
+ */
 
 export interface ReportTerminal {
   id: string;
@@ -24,47 +26,29 @@ export interface ReportMaintenance {
   endsAt: number;
 }
 
-export class ReportStore {
-  readonly s;
+/** One terminal's span of the report: presence over [from, to), rollups of the hours [rollupsFrom, to). */
+export interface HistorySpan {
+  id: string;
+  from: number;
+  to: number;
+  rollupsFrom: number;
+}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      stateBefore: db.prepare(
-        'SELECT to_state AS state FROM presence_transitions WHERE terminal_id = ? AND at <= ? ORDER BY at DESC, id DESC LIMIT 1',
-      ),
-      transitions: db.prepare(
-        'SELECT at, to_state AS state FROM presence_transitions WHERE terminal_id = ? AND at > ? AND at < ? ORDER BY at, id',
-      ),
-      rollups: db.prepare(
-        `SELECT hour, samples, peripheral_ok AS peripheralOk, services FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ?
-           ORDER BY hour`,
-      ),
-      maintenance: db.prepare(
-        'SELECT target_kind AS targetKind, target_id AS targetId, starts_at AS startsAt, ends_at AS endsAt FROM maintenance WHERE starts_at < ? AND ends_at > ?',
-      ),
-    };
-  }
+export interface TerminalHistory {
+  /** The presence at `from` (the last transition at or before it), null when none was stored. */
+  stateBefore: string | null;
+  /** Transitions strictly inside (from, to), by time then id. */
+  transitions: { at: number; state: string }[];
+  /** By hour. */
+  rollups: ReportRollup[];
+}
 
-  /** Terminals under the node that existed at some point of [from, to). */
-  terminals(nodeId: string | null, from: number, to: number): ReportTerminal[] {
-    const where = ['created_at < ?', '(decommissioned_at IS NULL OR decommissioned_at > ?)'];
-    const args: unknown[] = [to, from];
-    if (nodeId !== null) {
-      const sc = scopeClause('station_id', nodeId);
-      where.push(sc.sql);
-      args.push(...sc.args);
-    }
-    return this.db
-      .prepare(
-        `SELECT id, type, station_id AS stationId, created_at AS createdAt, decommissioned_at AS decommissionedAt FROM terminals
-         WHERE ${where.join(' AND ')} ORDER BY id`,
-      )
-      .all(...args) as ReportTerminal[];
-  }
-
-  terminal(id: string): ReportTerminal | undefined {
-    return this.db
-      .prepare('SELECT id, type, station_id AS stationId, created_at AS createdAt, decommissioned_at AS decommissionedAt FROM terminals WHERE id = ?')
-      .get(id) as ReportTerminal | undefined;
-  }
+export interface ReportStore {
+  /** Terminals under the node (`isUnderNode`; null: all) that existed at some point of [from, to), by id. */
+  terminals(nodeId: string | null, from: number, to: number): Promise<ReportTerminal[]>;
+  terminal(id: string): Promise<ReportTerminal | undefined>;
+  /** Maintenance windows overlapping [from, to). */
+  maintenance(from: number, to: number): Promise<ReportMaintenance[]>;
+  /** The history of each span's terminal, in the order given (a few hundred spans a call: the caller pages). */
+  histories(spans: readonly HistorySpan[]): Promise<TerminalHistory[]>;
 }

@@ -100,21 +100,21 @@ describe('rollout ports on a real hub', () => {
     const commit = t0;
     for (let i = 0; i < 5; i++) await client.publishAsync(topicFor('GZ-T-001-K01', 'telemetry'), telemetry({ ts: commit + 1000 + i * 1000, ok: 20, failed: 0 }), { qos: 1 });
     now = commit + 50_000;
-    const fine = await until(() => {
-      const h = ports.health('GZ-T-001-K01', commit);
+    const fine = await until(async () => {
+      const h = await ports.health('GZ-T-001-K01', commit);
       return h?.failureRate !== null && h?.online ? h : undefined;
     });
     expect(fine).toEqual({ online: true, newPeripheralFault: false, appAlive: true, failureRate: 0, baselineFailureRate: 0.05 });
 
     await client.publishAsync(topicFor('GZ-T-001-K01', 'telemetry'), telemetry({ ts: commit + 20_000, fault: true, appUp: false, ok: 0, failed: 40 }), { qos: 1 });
-    const sick = await until(() => {
-      const h = ports.health('GZ-T-001-K01', commit);
+    const sick = await until(async () => {
+      const h = await ports.health('GZ-T-001-K01', commit);
       return h?.newPeripheralFault ? h : undefined;
     });
     expect(sick).toMatchObject({ online: true, newPeripheralFault: true, appAlive: false });
-    expect(sick.failureRate).toBeCloseTo(40 / 140); // 100 ok + 40 failed since the commit
-    expect(ports.health('GZ-T-002-K01', commit)?.online).toBe(false); // never connected
-    expect(ports.health('NOPE', commit)).toBeUndefined();
+    expect(sick!.failureRate).toBeCloseTo(40 / 140); // 100 ok + 40 failed since the commit
+    expect((await ports.health('GZ-T-002-K01', commit))?.online).toBe(false); // never connected
+    expect(await ports.health('NOPE', commit)).toBeUndefined();
   });
 
   it('a rollout publishes a retained update/target with a working token over MQTT, and abort clears it', async () => {

@@ -13,9 +13,9 @@ import type { RolloutPorts, RolloutService } from './service.ts';
 export interface HubSlice {
   registry: { nodes(): Promise<{ id: string; parentId: string | null }[]> };
   queries: {
-    terminals(f: { state?: 'active'; after?: string; limit: number }): { id: string; type: string; stationId: string }[];
-    terminal(id: string): { presence: string | null; peripherals: string | null; app: string | null } | undefined;
-    telemetryRaw(id: string, from: number, to: number, after: null, limit: number): { app: { transactionsOk: number; transactionsFailed: number } | null }[];
+    terminals(f: { state?: 'active'; after?: string; limit: number }): Promise<{ id: string; type: string; stationId: string }[]>;
+    terminal(id: string): Promise<{ presence: string | null; peripherals: string | null; app: string | null } | undefined>;
+    telemetryRaw(id: string, from: number, to: number, after: null, limit: number): Promise<{ app: { transactionsOk: number; transactionsFailed: number } | null }[]>;
   };
   downlink: { setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> };
   bus: EventEmitter;
@@ -60,7 +60,7 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
       const out: FleetTerminal[] = [];
       let after: string | undefined;
       for (;;) {
-        const page = hub.queries.terminals({ state: 'active', limit: PAGE, ...(after ? { after } : {}) });
+        const page = await hub.queries.terminals({ state: 'active', limit: PAGE, ...(after ? { after } : {}) });
         for (const t of page) {
           const ancestors: string[] = [];
           for (let n: string | null | undefined = t.stationId; n && ancestors.length < 8; n = parent.get(n)) ancestors.push(n);
@@ -72,8 +72,8 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
       return out;
     },
 
-    health(terminalId, since): HealthSample | undefined {
-      const t = hub.queries.terminal(terminalId);
+    async health(terminalId, since): Promise<HealthSample | undefined> {
+      const t = await hub.queries.terminal(terminalId);
       if (!t) return undefined;
       const peripherals = t.peripherals ? (JSON.parse(t.peripherals) as Record<string, { status: string; since: number }>) : {};
       const app = t.app ? (JSON.parse(t.app) as { up?: boolean }) : null;
@@ -84,8 +84,8 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
         newPeripheralFault: Object.values(peripherals).some((p) => p.status === 'fault' && p.since >= since),
         // No app data (an agent-only terminal, or no sample yet) is not evidence of a dead app.
         appAlive: app === null || app.up !== false,
-        failureRate: failureRate(hub.queries.telemetryRaw(terminalId, since, at, null, RATE_ROWS)),
-        baselineFailureRate: failureRate(hub.queries.telemetryRaw(terminalId, since - span, since, null, RATE_ROWS)),
+        failureRate: failureRate(await hub.queries.telemetryRaw(terminalId, since, at, null, RATE_ROWS)),
+        baselineFailureRate: failureRate(await hub.queries.telemetryRaw(terminalId, since - span, since, null, RATE_ROWS)),
       };
     },
 

@@ -36,8 +36,8 @@ import type { RolloutStore } from './store.ts';
 
 export interface RolloutPorts {
   /** Active terminals with their ancestors (station, district, city). */
-  fleet(): FleetTerminal[] | Promise<FleetTerminal[]>;
-  health(terminalId: string, since: number): HealthSample | undefined;
+  fleet(): Promise<FleetTerminal[]>;
+  health(terminalId: string, since: number): Promise<HealthSample | undefined>;
   release(id: string): Promise<ReleaseRecord | undefined>;
   /** The update/target that sends `release` to the terminal (fresh download token included). */
   makeTarget(release: ReleaseRecord, terminalId: string, o: { rolloutId: string; urgent: boolean }): UpdateTarget;
@@ -196,7 +196,7 @@ export class RolloutService {
   }
 
   resume(id: string, by: string): Promise<RolloutView> {
-    return this.#op(id, by, (r) => resume(r.spec, r.state, this.#now(), (t, since) => this.#ports.health(t, since)));
+    return this.#op(id, by, async (r) => resume(r.spec, r.state, this.#now(), await this.#health(r.state)));
   }
 
   abort(id: string, by: string): Promise<RolloutView> {
@@ -208,9 +208,9 @@ export class RolloutService {
     for (const r of this.#rollouts.values()) {
       if (!r.state.terminals[terminalId] || r.spec.release.id !== s.releaseId) continue;
       if (s.rolloutId !== undefined && s.rolloutId !== r.spec.id) continue;
-      await this.#op(r.spec.id, 'terminal', (cur) => {
+      await this.#op(r.spec.id, 'terminal', async (cur) => {
         const state = applyStatus(cur.spec, cur.state, terminalId, s, this.#now());
-        return tick(cur.spec, state, this.#now(), (t, since) => this.#ports.health(t, since));
+        return tick(cur.spec, state, this.#now(), await this.#health(state));
       });
     }
   }
@@ -219,7 +219,7 @@ export class RolloutService {
     for (const r of this.#rollouts.values()) {
       if (r.state.status !== 'running' && r.state.status !== 'paused') continue;
       try {
-        await this.#op(r.spec.id, 'hub', (cur) => tick(cur.spec, cur.state, this.#now(), (t, since) => this.#ports.health(t, since)));
+        await this.#op(r.spec.id, 'hub', async (cur) => tick(cur.spec, cur.state, this.#now(), await this.#health(cur.state)));
       } catch (err) {
         this.#log.error({ err, rolloutId: r.spec.id }, 'rollout tick failed');
       }
@@ -241,11 +241,20 @@ export class RolloutService {
     return run;
   }
 
-  #op(id: string, by: string, f: (r: RolloutRecord) => Step): Promise<RolloutView> {
+  /** The health of the terminals `tick` judges (committed ones, since their commit), read before it runs. */
+  async #health(state: RolloutState): Promise<(terminalId: string, since: number) => HealthSample | undefined> {
+    const got = new Map<string, HealthSample | undefined>();
+    for (const [id, t] of Object.entries(state.terminals)) {
+      if (t.phase === 'committed' && t.committedAt !== null) got.set(`${id}\u0000${t.committedAt}`, await this.#ports.health(id, t.committedAt));
+    }
+    return (terminalId, since) => got.get(`${terminalId}\u0000${since}`);
+  }
+
+  #op(id: string, by: string, f: (r: RolloutRecord) => Step | Promise<Step>): Promise<RolloutView> {
     this.#require(id);
     return this.#serial(id, async () => {
       const r = this.#require(id);
-      await this.#commit(r, f(r), by);
+      await this.#commit(r, await f(r), by);
       return this.#view(this.#require(id));
     });
   }

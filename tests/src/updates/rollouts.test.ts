@@ -128,8 +128,8 @@ beforeAll(async () => {
     store: new SqliteRolloutStore(db),
     logger,
     ports: {
-      fleet: () => fleet,
-      health: () => ({ online: true, newPeripheralFault: false, appAlive: true, failureRate: null, baselineFailureRate: null }),
+      fleet: async () => fleet,
+      health: async () => ({ online: true, newPeripheralFault: false, appAlive: true, failureRate: null, baselineFailureRate: null }),
       release: (id) => releases.store.get(id),
       makeTarget: (r, terminalId, o) => releases.updateTarget(r, terminalId, { baseUrl, ...o }),
       publishTarget: async (terminalId, target) => {

@@ -4,9 +4,10 @@ import path from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { seededRandom } from '@kiosk-fleet/protocol';
-import { ChartCache, CHECK_COLUMNS } from './chart-cache.ts';
-import { openDatabase, type Db } from './db.ts';
-import { BUCKET_FIELDS, bucketsSql, QueryStore, type BucketField } from './queries.ts';
+import { openDatabase, type Db } from '../store/db.ts';
+import { ChartCache } from './chart-cache.ts';
+import { bucketsSql, sqliteChartSource, SqliteQueryStore } from './store.sqlite.ts';
+import { BUCKET_FIELDS, type BucketField } from './store.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -24,7 +25,7 @@ describe('chart buckets kept between requests: always what the grouped SQL gives
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test.each([1, 2, 3])('randomised samples (seed %i): in order, late, on bucket edges, several epochs, pruned, gaps', (seed) => {
+  test.each([1, 2, 3])('randomised samples (seed %i): in order, late, on bucket edges, several epochs, pruned, gaps', async (seed) => {
     const rnd = seededRandom(seed);
     const int = (n: number) => Math.floor(rnd() * n);
     const T = `GZ-TH-001-${seed}`;
@@ -64,7 +65,7 @@ describe('chart buckets kept between requests: always what the grouped SQL gives
         if (rnd() < 0.2) sample(otherEpoch, ts);
       }
     })();
-    const cache = new ChartCache(db, (key) => bucketsSql(key.split(',') as BucketField[], `, ${CHECK_COLUMNS}`), () => now);
+    const cache = new ChartCache(sqliteChartSource(db), () => now);
     const plain = new Map<string, Statement>();
     const sql = (id: string, from: number, to: number, b: number, fields: BucketField[], limit: number) => {
       const key = fields.join(',');
@@ -104,7 +105,7 @@ describe('chart buckets kept between requests: always what the grouped SQL gives
       const from = r < 0.6 ? now - 24 * HOUR : r < 0.8 ? Math.floor((now - int(25 * HOUR)) / b) * b : now - int(30 * HOUR);
       const to = r < 0.6 ? now : rnd() < 0.5 ? Math.min(now + HOUR, from + int(30 * HOUR)) : Math.floor(now / b) * b;
       const limit = rnd() < 0.9 ? 1000 : 1 + int(300);
-      const got = cache.rows(T, from, to, b, fields.join(','), fields.length, limit);
+      const got = await cache.rows(T, from, to, b, fields.join(','), fields.length, limit);
       const want = sql(T, from, to, b, fields, limit);
       expect(JSON.stringify(got)).toBe(JSON.stringify(want));
       expect(got).toEqual(want);
@@ -113,7 +114,7 @@ describe('chart buckets kept between requests: always what the grouped SQL gives
     expect(compared).toBeGreaterThan(10_000);
   }, 60_000);
 
-  test('QueryStore: both response shapes from the kept buckets as from the grouped SQL', () => {
+  test('QueryStore: both response shapes from the kept buckets as from the grouped SQL', async () => {
     const T = 'GZ-TH-003-01';
     const e = Number(db.prepare('INSERT INTO telemetry_epochs (terminal_id, epoch) VALUES (?, ?)').run(T, 'q').lastInsertRowid);
     const ins = db.prepare(
@@ -125,15 +126,15 @@ describe('chart buckets kept between requests: always what the grouped SQL gives
     db.transaction(() => {
       for (let ts = now - 25 * HOUR; ts < now; ts += 30_000) ins.run(e, ts, ++seq, (seq * 37) % 10000, seq * 1.7, seq * 3.1, seq % 7 ? seq % 800 : null);
     })();
-    const q = new QueryStore(db);
+    const q = new SqliteQueryStore(db);
     const from = now - 24 * HOUR;
     const objects = db.prepare(bucketsSql(BUCKET_FIELDS));
     const rows = db.prepare(bucketsSql(['cpuAvg', 'tempMax'])).raw();
     for (let i = 0; i < 3; i++) {
       // A late sample in an old bucket between the second and the third request.
       if (i === 2) ins.run(e, from + 3 * HOUR + 7, ++seq, 9999, 1, 1, 1);
-      expect(JSON.stringify(q.telemetryBuckets(T, from, now, 5 * MIN, 1000))).toBe(JSON.stringify(objects.all(5 * MIN, 5 * MIN, T, from, now, 1000)));
-      expect(q.chartRows(T, from, now, 5 * MIN, ['cpuAvg', 'tempMax'], 1000)).toEqual(rows.all(5 * MIN, 5 * MIN, T, from, now, 1000));
+      expect(JSON.stringify(await q.telemetryBuckets(T, from, now, 5 * MIN, 1000))).toBe(JSON.stringify(objects.all(5 * MIN, 5 * MIN, T, from, now, 1000)));
+      expect(await q.chartRows(T, from, now, 5 * MIN, ['cpuAvg', 'tempMax'], 1000)).toEqual(rows.all(5 * MIN, 5 * MIN, T, from, now, 1000));
     }
   });
 });

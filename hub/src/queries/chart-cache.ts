@@ -18,9 +18,12 @@
  * least SETTLE_MS ago (those still filling are read fresh on every request, so samples arriving in order never
  * invalidate the kept ones), at most MAX_BUCKETS per chart and MAX_CHARTS charts (the least recently used go first).
  * A request reads fresh the partial first bucket and whatever lies outside the kept range, and keeps its own range.
+ *
+ * Engine-neutral: the SQL is the store's (`ChartSource`). On PostgreSQL the kept buckets save the grouping of the
+ * range (and the transfer of its rows) at the price of the check's index range read, as on SQLite; the check and the
+ * fresh reads of one request are separate statements there, so a sample committed between them shows from the next
+ * request on (each part is what the table held when it was read; the kept sums are those of the rows they came from).
  */
-import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.ts';
 
 /** `[start, ...fields]` as the grouped SQL returns it. */
 export type ChartRow = (number | null)[];
@@ -35,11 +38,19 @@ const MAX_BUCKETS = 1000;
 /** A 24-hour chart of four fields is about 30 KB. */
 const MAX_CHARTS = 128;
 /** ts is reduced so that the sum stays an exact integer in a double (2^20 × a million samples < 2^53). */
-const TS_MOD = 1_048_576;
 
-const RANGE = `FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ?`;
-/** The check columns, appended to the grouped SQL and read over a kept range. */
-export const CHECK_COLUMNS = `count(*), coalesce(sum(t.seq), 0), coalesce(sum(t.ts % ${TS_MOD}), 0)`;
+export const TS_MOD = 1_048_576;
+
+/** The chart's SQL, per engine. */
+export interface ChartSource {
+  /**
+   * The grouped rows of `fieldsKey` (bucketsSql's, `width` aggregates) followed by the three check columns: the count
+   * of samples, the sum of their seq and the sum of their ts % TS_MOD.
+   */
+  grouped(id: string, from: number, to: number, bucketMs: number, fieldsKey: string, limit: number): (number | null)[][] | Promise<(number | null)[][]>;
+  /** The three check columns over [from, to). */
+  check(id: string, from: number, to: number): [number, number, number] | Promise<[number, number, number]>;
+}
 
 interface Kept {
   /** The range held: every bucket of [lo, hi) with samples is in `rows`. */
@@ -52,29 +63,20 @@ interface Kept {
 
 export class ChartCache {
   private readonly kept = new Map<string, Kept>();
-  private readonly grouped = new Map<string, Statement>();
-  private readonly checkRange: Statement;
 
-  /**
-   * `groupedSql(k)`: the grouped SQL of k aggregates followed by the three check columns, arguments (bucketMs,
-   * bucketMs, terminal, from, to, limit); its first 1 + k columns are the chart row.
-   */
   constructor(
-    private readonly db: Db,
-    private readonly groupedSql: (fieldsKey: string) => string,
+    private readonly source: ChartSource,
     private readonly now: () => number = Date.now,
-  ) {
-    this.checkRange = db.prepare(`SELECT ${CHECK_COLUMNS} ${RANGE}`).raw();
-  }
+  ) {}
 
   /** The chart rows of `fieldsKey` (a comma-separated field list: `width` aggregates), as bucketsSql gives them. */
-  rows(id: string, from: number, to: number, bucketMs: number, fieldsKey: string, width: number, limit: number): ChartRow[] {
+  async rows(id: string, from: number, to: number, bucketMs: number, fieldsKey: string, width: number, limit: number): Promise<ChartRow[]> {
     const b = bucketMs;
     // Bucket starts are ts truncated towards zero: below 0 a bucket is not [start, start + b), so nothing is kept there.
     const lo = Math.ceil(from / b) * b;
     const hi = Math.min(Math.floor(to / b) * b, Math.floor((this.now() - SETTLE_MS) / b) * b);
     if (from < 0 || !Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || hi <= lo || (hi - lo) / b > MAX_BUCKETS) {
-      return this.query(id, from, to, b, fieldsKey, width, limit).rows;
+      return (await this.query(id, from, to, b, fieldsKey, width, limit)).rows;
     }
     const key = `${id}\u0000${b}\u0000${fieldsKey}`;
     const old = this.kept.get(key);
@@ -86,7 +88,7 @@ export class ChartCache {
       const c1 = Math.min(hi, old.hi);
       if (c0 < c1) {
         const part = within(old, c0, c1);
-        const [n, seq, ts] = this.checkRange.get(id, c0, c1) as [number, number, number];
+        const [n, seq, ts] = await this.source.check(id, c0, c1);
         let pn = 0;
         let pseq = 0;
         let pts = 0;
@@ -101,14 +103,16 @@ export class ChartCache {
     let rows: ChartRow[];
     let next: Kept;
     if (middle === null) {
-      const all = this.query(id, from, to, b, fieldsKey, width, limit);
+      const all = await this.query(id, from, to, b, fieldsKey, width, limit);
       if (all.truncated) return all.rows;
       rows = all.rows;
       next = within({ lo: from, hi: to, ...all }, lo, hi);
     } else {
       // Fresh: the partial first bucket and whatever lies before the kept part; the kept part; fresh again after it.
-      const head = this.query(id, from, middle.lo, b, fieldsKey, width, limit);
-      const tail = this.query(id, middle.hi, to, b, fieldsKey, width, limit);
+      const [head, tail] = await Promise.all([
+        this.query(id, from, middle.lo, b, fieldsKey, width, limit),
+        this.query(id, middle.hi, to, b, fieldsKey, width, limit),
+      ]);
       rows = head.rows.concat(middle.rows, tail.rows);
       if (head.truncated || tail.truncated) return rows.slice(0, limit);
       const h = within({ lo: from, hi: middle.lo, ...head }, lo, middle.lo);
@@ -120,14 +124,8 @@ export class ChartCache {
     return rows.length > limit ? rows.slice(0, limit) : rows;
   }
 
-  private query(id: string, from: number, to: number, b: number, fieldsKey: string, width: number, limit: number) {
-    let st = this.grouped.get(fieldsKey);
-    if (!st) {
-      st = this.db.prepare(this.groupedSql(fieldsKey)).raw();
-      if (this.grouped.size > 64) this.grouped.clear();
-      this.grouped.set(fieldsKey, st);
-    }
-    const raw = st.all(b, b, id, from, to, limit) as number[][];
+  private async query(id: string, from: number, to: number, b: number, fieldsKey: string, width: number, limit: number) {
+    const raw = (await this.source.grouped(id, from, to, b, fieldsKey, limit)) as number[][];
     const rows: ChartRow[] = new Array(raw.length);
     const check: number[] = new Array(raw.length * 3);
     for (let i = 0; i < raw.length; i++) {

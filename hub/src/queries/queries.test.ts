@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isUnderNode } from '@kiosk-fleet/protocol';
-import { openDatabase, type Db } from './db.ts';
-import { QueryStore } from './queries.ts';
+import { openDatabase, type Db } from '../store/db.ts';
 import { createFleetStore } from '../fleet/index.ts';
+import { SqliteQueryStore } from './store.sqlite.ts';
 
 describe('terminal list: the node filter', () => {
   let dir: string;
   let db: Db;
-  let q: QueryStore;
+  let q: SqliteQueryStore;
   // Siblings that share a prefix (GZ-YX / GZ-YXA), and a city whose id differs from GZ only in case.
   const stations = ['GZ-YX-001', 'GZ-YX-002', 'GZ-YXA-001', 'GZ-TH-001', 'gz-YX-001'];
   const all: { id: string; station: string }[] = [];
@@ -32,7 +32,7 @@ describe('terminal list: the node filter', () => {
       }
     }
     db.prepare("UPDATE terminal_state SET presence = 'online' WHERE terminal_id LIKE '%-1'").run();
-    q = new QueryStore(db);
+    q = new SqliteQueryStore(db);
   });
 
   afterAll(() => {
@@ -55,14 +55,14 @@ describe('terminal list: the node filter', () => {
     ['GZ-YX-001', 'GZ-YX'],
     ['GZ', 'GZ-YX'],
     ['GZ-TH', 'GZ-YX'],
-  ])('node %s, scope %s: exactly the terminals isUnderNode puts there (case-sensitive, prefix siblings apart)', (node, scope) => {
-    expect(q.terminals({ node, scope, limit: 100 }).map((t) => t.id)).toEqual(expected(node, scope));
+  ])('node %s, scope %s: exactly the terminals isUnderNode puts there (case-sensitive, prefix siblings apart)', async (node, scope) => {
+    expect((await q.terminals({ node, scope, limit: 100 })).map((t) => t.id)).toEqual(expected(node, scope));
   });
 
-  test('pages of a district in id order with the presence filter', () => {
+  test('pages of a district in id order with the presence filter', async () => {
     const online = expected('GZ-YX').filter((id) => id.endsWith('-1'));
-    const first = q.terminals({ node: 'GZ-YX', presence: 'online', limit: 1 });
-    const rest = q.terminals({ node: 'GZ-YX', presence: 'online', after: first[0]!.id, limit: 10 });
+    const first = await q.terminals({ node: 'GZ-YX', presence: 'online', limit: 1 });
+    const rest = await q.terminals({ node: 'GZ-YX', presence: 'online', after: first[0]!.id, limit: 10 });
     expect([...first, ...rest].map((t) => t.id)).toEqual(online);
   });
 });

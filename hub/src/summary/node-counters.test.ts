@@ -6,20 +6,21 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EXAMPLES, isTerminalType, isUnderNode, payloadSchemas, SERVICE_IDS, servicesOfType, TERMINAL_TYPES, type PayloadOf, type TerminalType } from '@kiosk-fleet/protocol';
 import { importFleet, parseFleetJson } from '../fleet/import.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
-import { DB_FILE } from './db.ts';
+import { DB_FILE } from '../store/db.ts';
 import { createFleetStore } from '../fleet/index.ts';
 
 /**
  * The summary as the API computed it before the counters: every active terminal under the node read from SQL, its
  * child found by prefix, its services parsed. The counters must give exactly this.
  */
-function fromScratch(hub: TestHub, id: string) {
+async function fromScratch(hub: TestHub, id: string) {
   const empty = () => ({ total: 0, online: 0, offline: 0, stale: 0, unknown: 0, withFault: 0 });
-  const children = hub.queries.children(id).map((ch) => ({ id: ch.id, ...empty() }));
+  const children = (await hub.queries.children(id)).map((ch) => ({ id: ch.id, ...empty() }));
   const totals = empty();
   const offered = new Map<string, number>();
   const available = new Map<string, number>();
-  for (const t of hub.queries.underNode(id)) {
+  const under = await hub.queries.underNode(id);
+  for (const t of under) {
     const presence = (t.presence ?? 'unknown') as 'online' | 'offline' | 'stale' | 'unknown';
     const child = children.find((ch) => isUnderNode(t.stationId, ch.id));
     for (const counts of child ? [totals, child] : [totals]) {
@@ -33,7 +34,7 @@ function fromScratch(hub: TestHub, id: string) {
   // Per station: the services its terminals' types offer, and those an online terminal can offer now.
   const stationOffers = new Map<string, Set<string>>();
   const stationHas = new Map<string, Set<string>>();
-  for (const t of hub.queries.underNode(id)) {
+  for (const t of under) {
     const offers = stationOffers.get(t.stationId) ?? new Set<string>();
     stationOffers.set(t.stationId, offers);
     const has = stationHas.get(t.stationId) ?? new Set<string>();
@@ -55,8 +56,8 @@ function fromScratch(hub: TestHub, id: string) {
 async function expectSameAsScratch(hub: TestHub, when: string): Promise<void> {
   const nodes = await hub.registry.nodes();
   for (const n of nodes) {
-    const counted = hub.nodeCounters.summary(n.id, hub.queries.children(n.id).map((c) => c.id));
-    expect(counted, `${n.id} after ${when}`).toEqual(fromScratch(hub, n.id));
+    const counted = await hub.nodeCounters.summary(n.id, (await hub.queries.children(n.id)).map((c) => c.id));
+    expect(counted, `${n.id} after ${when}`).toEqual(await fromScratch(hub, n.id));
   }
   // The list pages the entries answer are the ones SQL answers, page after page.
   for (const node of [undefined, ...nodes.map((n) => n.id)]) {
@@ -65,19 +66,19 @@ async function expectSameAsScratch(hub: TestHub, when: string): Promise<void> {
         let after: string | undefined;
         for (let pageNo = 0; pageNo < 20; pageNo++) {
           const f = { node, scope, ...extra, after, limit: 4 };
-          const ids = hub.nodeCounters.page(f);
-          const sql = hub.queries.terminals(f);
+          const ids = await hub.nodeCounters.page(f);
+          const sql = await hub.queries.terminals(f);
           expect(ids, `page ${JSON.stringify(f)} after ${when}`).toEqual(sql.map((r) => r.id));
-          expect(hub.queries.terminalsByIds(ids!)).toEqual(sql);
+          expect(await hub.queries.terminalsByIds(ids!)).toEqual(sql);
           if (sql.length < 4) break;
           after = sql[sql.length - 1]!.id;
         }
       }
     }
   }
-  expect(hub.nodeCounters.page({ q: 'GZ', limit: 4 })).toBeNull();
-  expect(hub.nodeCounters.page({ fault: 'camera', limit: 4 })).toBeNull();
-  expect(hub.nodeCounters.page({ state: 'all', limit: 4 })).toBeNull();
+  expect(await hub.nodeCounters.page({ q: 'GZ', limit: 4 })).toBeNull();
+  expect(await hub.nodeCounters.page({ fault: 'camera', limit: 4 })).toBeNull();
+  expect(await hub.nodeCounters.page({ state: 'all', limit: 4 })).toBeNull();
 }
 
 /** A small deterministic generator (tests must not depend on luck). */
@@ -189,7 +190,7 @@ describe('node counters', () => {
   }, 60_000);
 
   test('see writes made by another connection to the file (the import CLI while the hub runs)', async () => {
-    const before = hub.nodeCounters.summary('GZ', []).totals.total;
+    const before = (await hub.nodeCounters.summary('GZ', [])).totals.total;
     const other = new Database(path.join(dir, DB_FILE));
     try {
       other.pragma('busy_timeout = 5000');
@@ -200,7 +201,7 @@ describe('node counters', () => {
     } finally {
       other.close();
     }
-    expect(hub.nodeCounters.summary('GZ', []).totals.total).toBe(before + 1);
+    expect((await hub.nodeCounters.summary('GZ', [])).totals.total).toBe(before + 1);
     await expectSameAsScratch(hub, 'a write by another connection');
   });
 });

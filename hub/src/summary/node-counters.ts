@@ -19,13 +19,15 @@
  *   transitions, which presence stores without broadcasting. Registry: a `terminal` change (register, import, move,
  *   decommission) re-reads that terminal's row.
  * - Writes by another connection to the same file (the `import` CLI while the hub runs) change `PRAGMA data_version`:
- *   the counters are then reloaded before the next read. (With a second database behind several hub processes, the
- *   reload would have to follow that database's change feed instead.)
+ *   the counters are then reloaded before the next read. On PostgreSQL, which has no such counter, the store follows
+ *   presence_transitions and placements by id instead (summary/store.postgres.ts says what that does not see).
+ * - Reads of the store are async: changes are applied one batch after the other (a promise chain), and every read of
+ *   the counters first waits for the changes heard before it and for a look at the store (`sync`).
  */
 import { isTerminalType, isUnderNode, SERVICE_IDS, servicesOfType } from '@kiosk-fleet/protocol';
 import type { Change } from '../ingest/writer.ts';
-import type { Db } from './db.ts';
-import type { TerminalFilter } from './queries.ts';
+import type { TerminalFilter } from '../queries/store.ts';
+import type { CounterChanges, CounterRow, SummaryStore } from './store.ts';
 
 export type PresenceKey = 'online' | 'offline' | 'stale' | 'unknown';
 const PRESENCE: readonly PresenceKey[] = ['online', 'offline', 'stale', 'unknown'];
@@ -54,16 +56,7 @@ interface Entry {
   services: readonly string[];
 }
 
-interface Row {
-  id: string;
-  stationId: string;
-  type: string;
-  state: string;
-  presence: string | null;
-  faultCount: number | null;
-  services: string | null;
-}
-
+type Row = CounterRow;
 
 export interface ServiceCount {
   service: string;
@@ -74,9 +67,6 @@ export interface ServiceCount {
 }
 
 const RELOAD_AFTER = 1000;
-
-const COLUMNS = `t.id, t.station_id AS stationId, t.type, t.state, s.presence, s.fault_count AS faultCount, s.services
-  FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id`;
 
 const presenceOf = (p: unknown): PresenceKey => (PRESENCE.includes(p as PresenceKey) ? (p as PresenceKey) : 'unknown');
 
@@ -108,36 +98,39 @@ export class NodeCounters {
   private loading = false;
   /** One array per distinct service list (a fleet has a few dozen), not one per terminal. */
   private readonly lists = new Map<string, readonly string[]>();
-  private readonly s;
-  private dataVersion = 0;
-  /** The last presence_transitions row applied. */
-  private lastTransition = 0;
+  /** Loaded, and nothing failed since: else everything is loaded again before the next read. */
+  private loaded = false;
+  /** The store's reads, one after the other. */
+  private chain: Promise<unknown> = Promise.resolve();
+  /** A sync queued and not yet started: readers arriving meanwhile share it. */
+  private queuedSync: Promise<void> | null = null;
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      all: db.prepare(`SELECT ${COLUMNS} WHERE t.state = 'active'`),
-      one: db.prepare(`SELECT ${COLUMNS} WHERE t.id = ?`),
-      dataVersion: db.prepare('PRAGMA data_version').pluck(),
-      lastTransition: db.prepare('SELECT coalesce(max(id), 0) FROM presence_transitions').pluck(),
-      transitions: db.prepare('SELECT id, terminal_id AS terminalId, to_state AS toState FROM presence_transitions WHERE id > ? ORDER BY id'),
-    };
-    this.reload();
+  constructor(private readonly store: SummaryStore) {
+    // Seeded at once; a failure leaves `loaded` false, and the next read loads.
+    this.serial(() => this.load()).catch(() => {});
   }
 
-  /** Loads everything from the tables (at start, and after another connection wrote to the file). */
-  reload(): void {
+  /** Loads everything from the tables again (as after another connection wrote to the file). */
+  reload(): Promise<void> {
+    return this.serial(() => this.load());
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  private async load(): Promise<void> {
+    this.loaded = false;
+    const rows = await this.store.load();
     this.entries.clear();
     this.counts.clear();
     this.byStation.clear();
     this.stations = [];
     this.loading = true;
     try {
-      // One read transaction: the rows and the last transition id are of the same moment.
-      this.db.transaction(() => {
-        this.dataVersion = this.s.dataVersion.get() as number;
-        this.lastTransition = this.s.lastTransition.get() as number;
-        for (const r of this.s.all.iterate() as IterableIterator<Row>) this.put(r);
-      })();
+      for (const r of rows) this.put(r);
     } finally {
       this.loading = false;
     }
@@ -149,28 +142,38 @@ export class NodeCounters {
       else this.byStation.set(station, [id]);
     }
     this.stations = [...this.byStation.keys()].sort();
+    this.loaded = true;
   }
 
-  /** Follows the committed changes (the hub's `changes` bus). Never throws: after an error it reloads before the next read. */
-  apply(changes: readonly Change[]): void {
-    // An import of thousands of terminals: one reload instead of a lookup per terminal.
-    if (changes.length > RELOAD_AFTER && changes.filter((c) => c.type === 'terminal').length > RELOAD_AFTER) return this.reload();
-    try {
-      let presence = false;
-      for (const c of changes) {
-        if (c.type === 'telemetry') this.telemetry(c);
-        else if (c.type === 'presence') presence = true;
-        else if (c.type === 'terminal') this.refresh(c.terminalId);
+  /**
+   * Follows the committed changes (the hub's `changes` bus). Never throws: after an error it reloads before the next
+   * read. The returned promise settles once they are applied (tests wait for it; the bus does not).
+   */
+  apply(changes: readonly Change[]): Promise<void> {
+    return this.serial(async () => {
+      if (!this.loaded) return; // the load before the next read sees them
+      try {
+        // An import of thousands of terminals: one reload instead of a lookup per terminal.
+        if (changes.length > RELOAD_AFTER && changes.filter((c) => c.type === 'terminal').length > RELOAD_AFTER) return await this.load();
+        let presence = false;
+        const refresh = new Set<string>();
+        for (const c of changes) {
+          if (c.type === 'telemetry') this.telemetry(c, refresh);
+          else if (c.type === 'presence') presence = true;
+          else if (c.type === 'terminal') refresh.add(c.terminalId);
+        }
+        // Read after the batch: a row read now is at least as new as every change above.
+        if (refresh.size > 0) await this.refresh([...refresh]);
+        if (presence) await this.follow(await this.store.changes());
+      } catch {
+        this.loaded = false; // reload before the next read
       }
-      if (presence) this.transitions();
-    } catch {
-      this.dataVersion = -1; // reload before the next read
-    }
+    });
   }
 
   /** The counts of the terminals under `nodeId` and under each of `childIds`, and per service. */
-  summary(nodeId: string, childIds: readonly string[]): { totals: NodeCounts; children: (NodeCounts & { id: string })[]; services: ServiceCount[] } {
-    this.sync();
+  async summary(nodeId: string, childIds: readonly string[]): Promise<{ totals: NodeCounts; children: (NodeCounts & { id: string })[]; services: ServiceCount[] }> {
+    await this.sync();
     const totals = this.counts.get(nodeId);
     const offered = new Map<string, number>();
     for (const [type, n] of totals?.types ?? []) {
@@ -209,9 +212,9 @@ export class NodeCounters {
    * matching 1.2-1.8 against 11-12 ms (SQL walks and joins every terminal: no index on presence or faults); a page
    * of 51 rows then costs about 0.23 ms to read either way.
    */
-  page(f: TerminalFilter): string[] | null {
+  async page(f: TerminalFilter): Promise<string[] | null> {
     if ((f.state ?? 'active') !== 'active' || f.q || (f.fault !== undefined && f.fault !== 'any')) return null;
-    this.sync();
+    await this.sync();
     const nodes = [f.node, f.scope].filter((n): n is string => Boolean(n)).sort((a, b) => b.split('-').length - a.split('-').length);
     const under = (station: string) => nodes.every((n) => isUnderNode(station, n));
     const { after, type, presence } = f;
@@ -238,44 +241,61 @@ export class NodeCounters {
     return out;
   }
 
-  private sync(): void {
-    if (this.s.dataVersion.get() !== this.dataVersion) this.reload();
-    else this.transitions();
+  /** Before a read: the changes heard so far applied, and what the store saw since (or everything loaded again). */
+  private sync(): Promise<void> {
+    this.queuedSync ??= this.serial(async () => {
+      this.queuedSync = null;
+      if (!this.loaded) return this.load();
+      try {
+        await this.follow(await this.store.changes());
+      } catch (err) {
+        this.loaded = false;
+        throw err;
+      }
+    });
+    return this.queuedSync;
   }
 
-  /** Applies the presence transitions stored since the last one applied. */
-  private transitions(): void {
-    for (const t of this.s.transitions.iterate(this.lastTransition) as IterableIterator<{ id: number; terminalId: string; toState: string }>) {
-      this.lastTransition = t.id;
+  /** Applies what the store saw change: presence transitions in order, rows read again, or a reload. */
+  private async follow(ch: CounterChanges): Promise<void> {
+    if (ch.reload) return this.load();
+    for (const t of ch.transitions) {
       const e = this.entries.get(t.terminalId);
       const presence = presenceOf(t.toState);
       if (e && e.presence !== presence) this.move(t.terminalId, e, { ...e, presence });
     }
+    if (ch.refresh.length > 0) await this.refresh(ch.refresh);
   }
 
-  private telemetry(c: Change): void {
+  private telemetry(c: Change, refresh: Set<string>): void {
     const e = this.entries.get(c.terminalId);
     if (!e) return;
     const d = c.data as { services?: unknown; faults?: unknown } | undefined;
-    if (!Array.isArray(d?.services) || typeof d.faults !== 'number') return this.refresh(c.terminalId);
+    if (!Array.isArray(d?.services) || typeof d.faults !== 'number') {
+      refresh.add(c.terminalId);
+      return;
+    }
     const faulty = d.faults > 0;
     const services = d.services as string[];
     if (faulty === e.faulty && sameList(services, e.services)) return;
     this.move(c.terminalId, e, { ...e, faulty, services: this.list(`l${services.join('\u0000')}`, () => [...services]) });
   }
 
-  /** Re-reads one terminal's row. */
-  private refresh(id: string): void {
-    const r = this.s.one.get(id) as Row | undefined;
-    const e = this.entries.get(id);
-    if (e) {
-      this.add(e, -1);
-      this.entries.delete(id);
-      remove(this.sorted, id);
-      const ids = this.byStation.get(e.station);
-      if (ids) remove(ids, id);
+  /** Re-reads these terminals' rows. */
+  private async refresh(ids: readonly string[]): Promise<void> {
+    const rows = new Map((await this.store.rows(ids)).map((r) => [r.id, r]));
+    for (const id of ids) {
+      const e = this.entries.get(id);
+      if (e) {
+        this.add(e, -1);
+        this.entries.delete(id);
+        remove(this.sorted, id);
+        const list = this.byStation.get(e.station);
+        if (list) remove(list, id);
+      }
+      const r = rows.get(id);
+      if (r) this.put(r);
     }
-    if (r) this.put(r);
   }
 
   private put(r: Row): void {

@@ -1,35 +1,30 @@
-/** Read-side SQL for the API: lists with filters and keyset pagination, telemetry ranges, summaries. */
+/** The read side on SQLite: lists with filters and keyset pagination, telemetry ranges, charts, events. */
 import { nodeLevel } from '@kiosk-fleet/protocol';
 import type { Statement } from 'better-sqlite3';
-import { ChartCache, CHECK_COLUMNS } from './chart-cache.ts';
-import type { Db } from './db.ts';
-import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow, type StoredApp, type StoredPeripheral } from './telemetry-codec.ts';
+import { ChartCache, TS_MOD, type ChartSource } from './chart-cache.ts';
+import type { Db } from '../store/db.ts';
+import { appOf, CPU_SCALE, hostOf, peripheralsOf, servicesOf, TEMP_SCALE, type SampleRow } from '../store/telemetry-codec.ts';
+import {
+  BUCKET_FIELDS,
+  ROLLUP_COLUMN,
+  type BucketField,
+  type BucketObject,
+  type ChildNodeRow,
+  type EventRow,
+  type PresenceHistoryRow,
+  type QueryStore,
+  type RawCursor,
+  type RawSample,
+  type RollupRow,
+  type StreamRow,
+  type TerminalDetailRow,
+  type TerminalFilter,
+  type TerminalListRow,
+  type UnderNodeRow,
+} from './store.ts';
 
 const RAW_SELECT = `SELECT t.*, t.epoch_id AS epochId, e.epoch FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
   WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ?`;
-
-/** Where a page of raw samples ended (the API turns it into an opaque cursor). */
-export interface RawCursor {
-  ts: number;
-  epochId: number;
-  seq: number;
-}
-
-export interface RawSample {
-  cursor: RawCursor;
-  seq: number;
-  epoch: string;
-  ts: number;
-  receivedAt: number;
-  skewed: number;
-  host: ReturnType<typeof hostOf>;
-  peripherals: Record<string, StoredPeripheral>;
-  app: StoredApp | null;
-  services: string[] | null;
-}
-
-export const BUCKET_FIELDS = ['samples', 'cpuMin', 'cpuAvg', 'cpuMax', 'memPctAvg', 'memPctMax', 'diskPctAvg', 'diskPctMax', 'tempMin', 'tempAvg', 'tempMax'] as const;
-export type BucketField = (typeof BUCKET_FIELDS)[number];
 
 const BUCKET_EXPR: Record<BucketField, string> = {
   samples: 'count(*)',
@@ -45,20 +40,6 @@ const BUCKET_EXPR: Record<BucketField, string> = {
   tempMax: `max(t.temp) / ${TEMP_SCALE}.0`,
 };
 
-const ROLLUP_COLUMN: Record<BucketField, string> = {
-  samples: 'samples',
-  cpuMin: 'cpu_min',
-  cpuAvg: 'cpu_avg',
-  cpuMax: 'cpu_max',
-  memPctAvg: 'mem_pct_avg',
-  memPctMax: 'mem_pct_max',
-  diskPctAvg: 'disk_pct_avg',
-  diskPctMax: 'disk_pct_max',
-  tempMin: 'temp_min',
-  tempAvg: 'temp_avg',
-  tempMax: 'temp_max',
-};
-
 /**
  * One terminal's samples grouped into buckets of `?` ms (bound twice), with these aggregates (and `extra` columns):
  * the chart queries, run through ChartCache.
@@ -69,58 +50,36 @@ export function bucketsSql(fields: readonly BucketField[], extra = ''): string {
     WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ? GROUP BY start ORDER BY start LIMIT ?`;
 }
 
+/** The chart cache's check columns, appended to the grouped SQL and read over a kept range. */
+export const CHECK_COLUMNS = `count(*), coalesce(sum(t.seq), 0), coalesce(sum(t.ts % ${TS_MOD}), 0)`;
+
+/** The chart cache's reads on SQLite: the grouped statements prepared once per field list. */
+export function sqliteChartSource(db: Db): ChartSource {
+  const grouped = new Map<string, Statement>();
+  const check = db
+    .prepare(
+      `SELECT ${CHECK_COLUMNS} FROM telemetry_epochs e CROSS JOIN telemetry_samples t ON t.epoch_id = e.id
+       WHERE e.terminal_id = ? AND t.ts >= ? AND t.ts < ?`,
+    )
+    .raw();
+  return {
+    grouped(id, from, to, b, fieldsKey, limit) {
+      let st = grouped.get(fieldsKey);
+      if (!st) {
+        st = db.prepare(bucketsSql(fieldsKey.split(',') as BucketField[], `, ${CHECK_COLUMNS}`)).raw();
+        if (grouped.size > 64) grouped.clear();
+        grouped.set(fieldsKey, st);
+      }
+      return st.all(b, b, id, from, to, limit) as (number | null)[][];
+    },
+    check: (id, from, to) => check.get(id, from, to) as [number, number, number],
+  };
+}
+
 /** One terminal's hourly rollups with these columns (and `extra` ones). */
 function rollupsSql(fields: readonly BucketField[], extra = ''): string {
   return `SELECT hour, ${fields.map((f) => `${ROLLUP_COLUMN[f]} AS ${f}`).join(', ')}${extra}
     FROM rollups_hourly WHERE terminal_id = ? AND hour >= ? AND hour < ? ORDER BY hour LIMIT ?`;
-}
-
-export interface TerminalListRow {
-  id: string;
-  type: string;
-  serial: string;
-  stationId: string;
-  state: string;
-  createdAt: number;
-  presence: string | null;
-  presenceReason: string | null;
-  presenceSince: number | null;
-  flapping: number | null;
-  lastSeenAt: number | null;
-  faultCount: number | null;
-  peripherals: string | null;
-  services: string | null;
-}
-
-export interface TerminalDetailRow extends TerminalListRow {
-  decommissionedAt: number | null;
-  bootId: string | null;
-  connSeq: number | null;
-  intervalS: number | null;
-  agentVersion: string | null;
-  appVersion: string | null;
-  uptime: number | null;
-  lastExit: string | null;
-  lastTelemetryAt: number | null;
-  lastTelemetryTs: number | null;
-  clockSkewMs: number | null;
-  lastAddress: string | null;
-  host: string | null;
-  app: string | null;
-}
-
-export interface TerminalFilter {
-  node?: string | undefined;
-  /** The caller's node (auth): only terminals under it; null or absent: all. */
-  scope?: string | null | undefined;
-  type?: string | undefined;
-  presence?: string | undefined;
-  /** A peripheral id, or `any`: terminals with that peripheral (any peripheral) in fault. */
-  fault?: string | undefined;
-  q?: string | undefined;
-  state?: 'active' | 'decommissioned' | 'all' | undefined;
-  after?: string | undefined;
-  limit: number;
 }
 
 const LIST_COLUMNS = `t.id, t.type, t.serial, t.station_id AS stationId, t.state, t.created_at AS createdAt,
@@ -145,14 +104,14 @@ function underNodeClause(column: string, node: string, indexed: boolean): { sql:
   return { sql: `(${c} >= ? AND ${c} < ? AND (${c} = ? OR ${c} >= ?))`, args: [node, `${node}.`, node, `${node}-`] };
 }
 
-export class QueryStore {
+export class SqliteQueryStore implements QueryStore {
   private readonly s;
   private readonly charts = new Map<string, Statement>();
   private readonly chartCache: ChartCache;
   private readonly listStatements = new Map<string, Statement>();
 
   constructor(private readonly db: Db) {
-    this.chartCache = new ChartCache(db, (key) => bucketsSql(key.split(',') as BucketField[], `, ${CHECK_COLUMNS}`));
+    this.chartCache = new ChartCache(sqliteChartSource(db));
     this.s = {
       detail: db.prepare(
         `SELECT ${LIST_COLUMNS}, t.decommissioned_at AS decommissionedAt, s.boot_id AS bootId, s.conn_seq AS connSeq,
@@ -168,7 +127,7 @@ export class QueryStore {
          FROM (SELECT stream, epoch, first_seq, max_seq, count, last_at FROM streams WHERE terminal_id = @id
            UNION ALL SELECT 'telemetry', tel_epoch, tel_first_seq, tel_max_seq, tel_count, tel_last_at FROM terminal_state
            WHERE terminal_id = @id AND tel_epoch IS NOT NULL)
-         GROUP BY stream, epoch ORDER BY lastAt DESC LIMIT 20`,
+         GROUP BY stream, epoch ORDER BY lastAt DESC, stream, epoch LIMIT 20`,
       ),
       byIds: db.prepare(
         `SELECT ${LIST_COLUMNS} FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
@@ -180,7 +139,7 @@ export class QueryStore {
       underNode: db.prepare(
         `SELECT t.id, t.type, t.station_id AS stationId, s.presence, s.fault_count AS faultCount, s.services
          FROM terminals t LEFT JOIN terminal_state s ON s.terminal_id = t.id
-         WHERE t.state = 'active' AND (t.station_id = ? OR t.station_id LIKE ? || '-%')`,
+         WHERE t.state = 'active' AND t.station_id >= @node AND t.station_id < @node || '.' AND (t.station_id = @node OR t.station_id >= @node || '-')`,
       ),
       // One range of the clustered telemetry table per epoch of the terminal (usually one); prepared once.
       raw: db.prepare(`${RAW_SELECT} ORDER BY t.ts, t.epoch_id, t.seq LIMIT ?`),
@@ -189,7 +148,7 @@ export class QueryStore {
     };
   }
 
-  terminals(f: TerminalFilter): TerminalListRow[] {
+  async terminals(f: TerminalFilter): Promise<TerminalListRow[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.state !== 'all') {
@@ -234,39 +193,32 @@ export class QueryStore {
   }
 
   /** The list rows of these terminals, in id order (a page chosen by NodeCounters.page). */
-  terminalsByIds(ids: readonly string[]): TerminalListRow[] {
+  async terminalsByIds(ids: readonly string[]): Promise<TerminalListRow[]> {
     if (ids.length === 0) return [];
     return this.s.byIds.all(JSON.stringify(ids)) as TerminalListRow[];
   }
 
-  terminal(id: string): TerminalDetailRow | undefined {
+  async terminal(id: string): Promise<TerminalDetailRow | undefined> {
     return this.s.detail.get(id) as TerminalDetailRow | undefined;
   }
 
-  streams(id: string) {
-    return this.s.streams.all({ id }) as { stream: string; epoch: string; firstSeq: number; maxSeq: number; count: number; lastAt: number }[];
+  async streams(id: string): Promise<StreamRow[]> {
+    return this.s.streams.all({ id }) as StreamRow[];
   }
 
-  children(id: string) {
-    return this.s.children.all(id) as { id: string; level: string; nameZh: string; nameEn: string }[];
+  async children(id: string): Promise<ChildNodeRow[]> {
+    return this.s.children.all(id) as ChildNodeRow[];
   }
 
-  underNode(id: string) {
-    return this.s.underNode.all(id, id) as {
-      id: string;
-      type: string;
-      stationId: string;
-      presence: string | null;
-      faultCount: number | null;
-      services: string | null;
-    }[];
+  async underNode(id: string): Promise<UnderNodeRow[]> {
+    return this.s.underNode.all({ node: id }) as UnderNodeRow[];
   }
 
   /**
    * Raw samples of one terminal, in (ts, epoch key, seq) order after `after` (a keyset cursor), decoded from the
    * compact row. One range of the clustered table per outbox epoch of the terminal.
    */
-  telemetryRaw(id: string, from: number, to: number, after: RawCursor | null, limit: number): RawSample[] {
+  async telemetryRaw(id: string, from: number, to: number, after: RawCursor | null, limit: number): Promise<RawSample[]> {
     const rows = (
       after === null ? this.s.raw.all(id, from, to, limit) : this.s.rawAfter.all(id, from, to, after.ts, after.epochId, after.seq, limit)
     ) as (SampleRow & { epochId: number; epoch: string })[];
@@ -285,16 +237,12 @@ export class QueryStore {
   }
 
   /** Buckets as objects `{start, samples, cpuMin, …}` (BUCKET_FIELDS order, as the grouped SQL names them). */
-  telemetryBuckets(id: string, from: number, to: number, bucketMs: number, limit: number) {
-    return this.chartRows(id, from, to, bucketMs, BUCKET_FIELDS, limit).map((r) => {
-      const o: Record<string, number | null> = { start: r[0]! };
-      for (let i = 0; i < BUCKET_FIELDS.length; i++) o[BUCKET_FIELDS[i]!] = r[i + 1]!;
-      return o as Record<BucketField, number | null> & { start: number; samples: number };
-    });
+  async telemetryBuckets(id: string, from: number, to: number, bucketMs: number, limit: number): Promise<BucketObject[]> {
+    return bucketObjects(await this.chartRows(id, from, to, bucketMs, BUCKET_FIELDS, limit));
   }
 
-  rollups(id: string, from: number, to: number, limit: number) {
-    return this.s.rollups.all(id, from, to, limit) as (Record<BucketField, number | null> & { hour: number; samples: number; peripheralOk: string; services: string })[];
+  async rollups(id: string, from: number, to: number, limit: number): Promise<RollupRow[]> {
+    return this.s.rollups.all(id, from, to, limit) as RollupRow[];
   }
 
   /**
@@ -303,7 +251,7 @@ export class QueryStore {
    * finished buckets ChartCache keeps (checked against the table on every use). Statements are prepared once per
    * field list (a handful: what the dashboard and scripts ask for). The rows returned may be shared: not to be changed.
    */
-  chartRows(id: string, from: number, to: number, bucketMs: number | null, fields: readonly BucketField[], limit: number): readonly (number | null)[][] {
+  async chartRows(id: string, from: number, to: number, bucketMs: number | null, fields: readonly BucketField[], limit: number): Promise<readonly (number | null)[][]> {
     if (bucketMs !== null) return this.chartCache.rows(id, from, to, bucketMs, fields.join(','), fields.length, limit);
     const key = fields.join(',');
     let st = this.charts.get(key);
@@ -315,44 +263,31 @@ export class QueryStore {
     return st.all(id, from, to, limit) as (number | null)[][];
   }
 
-  events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string) {
+  async events(id: string, from: number, to: number, beforeId: number, limit: number, kind?: string): Promise<EventRow[]> {
     return this.db
       .prepare(
         `SELECT id, seq, epoch, ts, received_at AS receivedAt, skewed, kind, severity, peripheral, code, message, data
          FROM events WHERE terminal_id = ? AND ts >= ? AND ts < ? AND id < ? ${kind ? 'AND kind = ?' : ''}
          ORDER BY id DESC LIMIT ?`,
       )
-      .all(...[id, from, to, beforeId, ...(kind ? [kind] : []), limit]) as {
-      id: number;
-      seq: number;
-      epoch: string;
-      ts: number;
-      receivedAt: number;
-      skewed: number;
-      kind: string;
-      severity: string;
-      peripheral: string | null;
-      code: string | null;
-      message: string | null;
-      data: string | null;
-    }[];
+      .all(...[id, from, to, beforeId, ...(kind ? [kind] : []), limit]) as EventRow[];
   }
 
-  presenceHistory(id: string, from: number, to: number, beforeId: number, limit: number) {
+  async presenceHistory(id: string, from: number, to: number, beforeId: number, limit: number): Promise<PresenceHistoryRow[]> {
     return this.db
       .prepare(
         `SELECT id, at, from_state AS fromState, to_state AS toState, reason, boot_id AS bootId, conn_seq AS connSeq, address
          FROM presence_transitions WHERE terminal_id = ? AND at >= ? AND at < ? AND id < ? ORDER BY id DESC LIMIT ?`,
       )
-      .all(id, from, to, beforeId, limit) as {
-      id: number;
-      at: number;
-      fromState: string;
-      toState: string;
-      reason: string;
-      bootId: string | null;
-      connSeq: number | null;
-      address: string | null;
-    }[];
+      .all(id, from, to, beforeId, limit) as PresenceHistoryRow[];
   }
+}
+
+/** Chart rows of every BUCKET_FIELDS as objects `{start, samples, cpuMin, …}`. */
+export function bucketObjects(rows: readonly (readonly (number | null)[])[]): BucketObject[] {
+  return rows.map((r) => {
+    const o: Record<string, number | null> = { start: r[0]! };
+    for (let i = 0; i < BUCKET_FIELDS.length; i++) o[BUCKET_FIELDS[i]!] = r[i + 1]!;
+    return o as BucketObject;
+  });
 }
