@@ -58,7 +58,7 @@ const MIGRATE_STORE = {
 } as const satisfies CommandSpec;
 const DEMO_SEED = {
   name: 'demo-seed',
-  summary: "Write 30 days of demo history for the imported terminals into a fresh KF_DATA_DIR's database (no hub running); used by `pnpm start`.",
+  summary: "Write 30 days of demo history for the imported terminals into a fresh database (KF_DATABASE_URL, else KF_DATA_DIR's SQLite file; no hub running); used by `pnpm start`.",
   synopsis: '[--data-dir <dir>] [--days <n>]',
   options: {
     'data-dir': { type: 'string', value: 'dir', help: 'the data dir (default: KF_DATA_DIR, ./data)' },
@@ -223,7 +223,7 @@ export async function main(argv: string[]): Promise<number> {
         const days = r.values.days === undefined ? 30 : Number(r.values.days);
         if (!Number.isInteger(days) || days < 2 || days > 400) throw new UsageError('--days: a whole number of days, 2-400');
         const cfg = config(r.values['data-dir'] ? [`--data-dir=${r.values['data-dir']}`] : []);
-        const res = await seedDemo({ dataDir: cfg.dataDir, days, timezone: cfg.timezone, progress: (line) => process.stderr.write(`demo-seed: ${line}\n`) });
+        const res = await seedDemo({ dataDir: cfg.dataDir, database: cfg.database, days, timezone: cfg.timezone, progress: (line) => process.stderr.write(`demo-seed: ${line}\n`) });
         process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
         return EXIT.ok;
       }

@@ -46,7 +46,7 @@ import { createQueryStore } from './queries/index.ts';
 import type { QueryStore } from './queries/store.ts';
 import { createFleetStore, type FleetStore } from './fleet/index.ts';
 import { RetentionStore } from './store/retention.ts';
-import { createReleases, SqliteReleaseStore, type Releases } from './releases/index.ts';
+import { createReleases, createReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { AuditLog } from './audit/log.ts';
 import { AuthService } from './auth/service.ts';
@@ -58,7 +58,7 @@ import type { ApiEnv } from './api/common.ts';
 import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
-import { SqliteRolloutStore } from './rollouts/store.sqlite.ts';
+import { createRolloutStore } from './rollouts/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -295,7 +295,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
 
     const releases = await createReleases({
-      store: new SqliteReleaseStore(db),
+      store: createReleaseStore({ kind: 'sqlite', db }),
       dataDir: config.dataDir,
       releaseKeys: config.releaseKeys,
       logger: log,
@@ -317,7 +317,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // known only once the HTTP server listens (set below).
     let publicUrl = config.publicUrl ?? '';
     const queries = createQueryStore({ kind: 'sqlite', db });
-    const rolloutStore = new SqliteRolloutStore(db);
+    const rolloutStore = createRolloutStore({ kind: 'sqlite', db });
     await importRolloutFiles(config.dataDir, rolloutStore, log);
     const rollouts = await new RolloutService({
       store: rolloutStore,

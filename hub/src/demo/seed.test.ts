@@ -6,12 +6,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { migrateStore } from '../db/migrate-store.ts';
+import { openPostgres } from '../db/postgres/open.ts';
+import { createTestDatabase } from '../db/postgres/test-server.ts';
+import { parseDatabaseUrl } from '../db/url.ts';
 import { importFleet as importInto, parseFleetJson } from '../fleet/import.ts';
 import { openDatabase } from '../store/db.ts';
 import { createFleetStore } from '../fleet/index.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { DemoSeedRefused, seedDemo } from './seed.ts';
+import { ALERT_COLUMNS, SEED_TABLES } from './seed-db.ts';
+
+const pgUrl = inject('pgUrl');
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 const dirs: string[] = [];
@@ -71,6 +78,11 @@ describe('demo-seed', () => {
     const fields = 'cpuAvg,memPctAvg,diskPctAvg,tempAvg';
     const day = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 86_400_000)}&to=${iso(now)}&bucket=5m&format=rows&fields=${fields}&limit=1000`)) as { items: number[][] };
     expect(day.items.length).toBeGreaterThan(200);
+    // the 7-day chart buckets raw samples by the hour (a hub keeps them KF_RETENTION_DAYS, 7): a point for every
+    // hour of the week, not only the last day's (issue 23)
+    const week = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 7 * 86_400_000)}&to=${iso(now)}&bucket=1h&format=rows&fields=${fields}&limit=1000`)) as { items: (number | string)[][] };
+    expect(week.items.length).toBeGreaterThan(150);
+    expect(Math.min(...week.items.map((row) => Date.parse(String(row[0]))))).toBeLessThan(now - 6.5 * 86_400_000);
     const month = (await get(`/api/v1/terminals/${id}/telemetry?from=${iso(now - 30 * 86_400_000)}&to=${iso(now)}&bucket=rollup&format=rows&fields=${fields}&limit=1000`)) as { items: (number | string)[][] };
     expect(month.items.length).toBeGreaterThan(600);
     // opening hours: the busiest hour of the month is far busier than the quietest
@@ -145,4 +157,58 @@ describe('demo-seed', () => {
   it('refuses a data dir without terminals', async () => {
     await expect(seedDemo({ dataDir: tempDir() })).rejects.toThrow(/import the fleet first/);
   });
+
+  it.skipIf(!pgUrl)('on PostgreSQL writes the same rows as on SQLite for the same seed and time, into daily partitions', async () => {
+    const dir = tempDir();
+    await importFleet(dir, 3);
+    // the same fleet on PostgreSQL, as a bureau that moved gets it
+    const database = await createTestDatabase(pgUrl!);
+    try {
+      const target = parseDatabaseUrl(database.url);
+      if (target.engine !== 'postgres') throw new Error('not a postgres URL');
+      await migrateStore({ dataDir: dir, target });
+      const now = Date.UTC(2026, 11, 7, 15, 37, 12);
+      const onPg = await seedDemo({ dataDir: tempDir(), database: target, now, seed: 41, days: 10 });
+      const onSqlite = await seedDemo({ dataDir: dir, now, seed: 41, days: 10 });
+      const summary = (r: typeof onPg) => ({ ...r, ms: 0, keys: null });
+      expect(summary(onPg)).toEqual(summary(onSqlite));
+      expect(onPg.rawSamples).toBeGreaterThan(0);
+
+      const { db } = openDatabase(dir);
+      const pg = await openPostgres(target, { max: 1 });
+      try {
+        const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__drizzle_migrations' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+        const sqliteCounts: Record<string, number> = {};
+        const pgCounts: Record<string, number> = {};
+        for (const t of tables) {
+          sqliteCounts[t] = (db.prepare(`SELECT count(*) AS n FROM "${t}"`).get() as { n: number }).n;
+          pgCounts[t] = (await pg.sql<{ n: number }[]>`select count(*)::bigint as n from ${pg.sql(t)}`)[0]!.n;
+        }
+        expect(pgCounts).toEqual(sqliteCounts);
+        expect(sqliteCounts.rollups_hourly).toBe(onSqlite.rollups);
+
+        // not just as many: the same rows (what the charts, the report and the alert list read)
+        const same = async (table: string, columns: readonly string[], order: string) => {
+          const a = db.prepare(`SELECT ${columns.join(', ')} FROM ${table} ORDER BY ${order}`).raw().all();
+          const b = (await pg.sql.unsafe(`SELECT ${columns.join(', ')} FROM ${table} ORDER BY ${order}`).values()) as unknown[][];
+          expect(b, table).toEqual(a);
+        };
+        await same('rollups_hourly', SEED_TABLES.rollups_hourly, 'terminal_id, hour');
+        await same('telemetry_samples', SEED_TABLES.telemetry_samples, 'epoch_id, ts, seq');
+        await same('presence_transitions', SEED_TABLES.presence_transitions, 'id');
+        await same('events', SEED_TABLES.events, 'id');
+        await same('alerts', ['id', ...ALERT_COLUMNS], 'id');
+
+        // every sample and event sits in its day's partition, none in DEFAULT (whose days could get no partition)
+        const [stray] = await pg.sql<{ n: number }[]>`
+          select (select count(*) from telemetry_samples_default) + (select count(*) from events_default) as n`;
+        expect(stray!.n).toBe(0);
+      } finally {
+        db.close();
+        await pg.close();
+      }
+    } finally {
+      await database.drop();
+    }
+  }, 240_000);
 });

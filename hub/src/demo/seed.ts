@@ -13,8 +13,11 @@
  *   the rollups of the hours those samples cover computed by the hub's retention job (services/retention.ts) from
  *   them; older rollups computed from the same per-sample model with the same formulas (min/avg/max, share of
  *   samples each peripheral was ok, share each service was available per the catalog's `availableServices`).
- * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` (25: the
- *   24 h chart) have them, one every `rawStepMs` (5 min); rollups reach back `days`, each from 12 points an hour (one every 5 minutes).
+ * - Raw samples are expensive (923 terminals × 30 days at 30 s is 80 M rows), so only the last `rawHours` have them
+ *   (169: the 7-day chart, which buckets raw samples as a hub keeps them KF_RETENTION_DAYS, 7), one every `rawStepMs`
+ *   (5 min) in the last `fineHours` (25: the 24 h chart) and one every `coarseStepMs` (15 min: four points to each of
+ *   the 7-day chart's hourly buckets) before; rollups reach back `days`, each from 12 points an hour (one every 5
+ *   minutes) before the raw samples, from the raw samples after.
  * - Presence transitions, events, alerts and rollups agree: a terminal offline has neither samples nor rollup points
  *   then, a peripheral in fault shows in the rollup's shares, in a fault and a recovery event, and (past the alert
  *   rule's threshold) in an alert with its history.
@@ -34,19 +37,19 @@ import {
   type TerminalType,
 } from '@kiosk-fleet/protocol';
 import { acquireDataDirLock, hubHolding } from '../db/lock.ts';
+import { openPostgres } from '../db/postgres/open.ts';
+import type { DatabaseTarget } from '../db/url.ts';
 import { createLogger } from '../log.ts';
-import { createMetrics } from '../metrics.ts';
 import { ArtifactStore } from '../releases/artifact-store.ts';
 import { parseTrustedKeys, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, writeKeyPair } from '../releases/keys.ts';
 import { packRelease } from '../releases/pack.ts';
-import { SqliteReleaseStore } from '../releases/store.sqlite.ts';
+import { createReleaseStore } from '../releases/store.ts';
 import { createRollout, DEFAULT_TOKEN_REFRESH_MS, type FleetTerminal, type RolloutSpec, type RolloutState } from '../rollouts/engine.ts';
-import { SqliteRolloutStore } from '../rollouts/store.sqlite.ts';
-import { Retention } from '../services/retention.ts';
-import { openDatabase, type Db } from '../store/db.ts';
-import { HOUR_MS, RetentionStore } from '../store/retention.ts';
-import { encodeSample, SAMPLE_COLUMNS } from '../store/telemetry-codec.ts';
-import { EpochKeys } from '../store/telemetry-keys.ts';
+import { createRolloutStore } from '../rollouts/store.ts';
+import { openDatabase } from '../store/db.ts';
+import { HOUR_MS } from '../store/retention.ts';
+import { CPU_SCALE, encodeSample, SAMPLE_COLUMNS, servicesOf, statusesOf, TEMP_SCALE } from '../store/telemetry-codec.ts';
+import { postgresSeedDb, sqliteSeedDb, type Row, type SeedAlert, type SeedDb } from './seed-db.ts';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
@@ -62,11 +65,16 @@ export class DemoSeedRefused extends Error {
 }
 
 export interface DemoSeedOptions {
+  /** The release keys go here; on SQLite the database too. */
   dataDir: string;
+  /** KF_DATABASE_URL parsed; SQLite (under `dataDir`) when absent. */
+  database?: DatabaseTarget;
   now?: number;
   days?: number;
   rawHours?: number;
   rawStepMs?: number;
+  fineHours?: number;
+  coarseStepMs?: number;
   /** The bureau's zone: opening hours are local (KF_TIMEZONE). */
   timezone?: string;
   seed?: number;
@@ -197,45 +205,106 @@ export async function seedDemo(o: DemoSeedOptions): Promise<DemoSeedResult> {
   const holder = hubHolding(o.dataDir);
   if (holder) throw new DemoSeedRefused(`a hub (pid ${holder.pid}) is serving ${o.dataDir}: stop it first`);
   const lock = acquireDataDirLock(o.dataDir);
-  const { db } = openDatabase(o.dataDir);
   try {
-    refuseHistory(db);
-    return await seed(db, o, say, t0);
+    if (o.database?.engine === 'postgres') {
+      const pg = await openPostgres(o.database, { max: 2 });
+      try {
+        return await seed(postgresSeedDb(pg.sql, { kind: 'postgres', pg }), o, say, t0);
+      } finally {
+        await pg.close();
+      }
+    }
+    const { db } = openDatabase(o.dataDir);
+    try {
+      return await seed(sqliteSeedDb(db), o, say, t0);
+    } finally {
+      db.close();
+    }
   } finally {
-    db.close();
     lock.release();
   }
 }
 
-function refuseHistory(db: Db): void {
-  for (const table of ['telemetry_samples', 'rollups_hourly', 'presence_transitions', 'events', 'alerts', 'rollouts']) {
-    if (db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() !== undefined) {
-      throw new DemoSeedRefused(`the database already has history (${table} is not empty): demo-seed only writes into a fresh data dir`);
-    }
+async function refuseHistory(sdb: SeedDb): Promise<void> {
+  const table = await sdb.firstNonEmpty(['telemetry_samples', 'rollups_hourly', 'presence_transitions', 'events', 'alerts', 'rollouts']);
+  if (table !== null) {
+    throw new DemoSeedRefused(`the database already has history (${table} is not empty): demo-seed only writes into a fresh database`);
   }
 }
 
-async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0: number): Promise<DemoSeedResult> {
+/** min/avg/max as the retention job keeps them (services/retention.ts), so the seed's rollups are what it writes. */
+class Agg {
+  min = Infinity;
+  max = -Infinity;
+  sum = 0;
+  n = 0;
+  add(v: number | null): void {
+    if (v === null || !Number.isFinite(v)) return;
+    this.min = Math.min(this.min, v);
+    this.max = Math.max(this.max, v);
+    this.sum += v;
+    this.n++;
+  }
+  out(): [number | null, number | null, number | null] {
+    return this.n === 0 ? [null, null, null] : [this.min, this.sum / this.n, this.max];
+  }
+}
+
+const COL = Object.fromEntries(SAMPLE_COLUMNS.split(/\s*,\s*/).map((c, i) => [c, i]));
+
+/**
+ * The rollup of one terminal's hour of stored samples (encodeSample's columns), computed as the retention job
+ * computes it from the table: the same values in the same order, so the same floats and the same JSON.
+ */
+export function rollupOfSamples(terminalId: string, hour: number, samples: readonly (readonly unknown[])[]): Row {
+  const cpu = new Agg(), mem = new Agg(), disk = new Agg(), temp = new Agg();
+  const pOk = new Map<string, number>(), pN = new Map<string, number>(), svc = new Map<string, number>();
+  let n = 0;
+  for (const r of samples) {
+    n++;
+    const memTotal = r[COL.mem_total!] as number, diskTotal = r[COL.disk_total!] as number, t = r[COL.temp!] as number | null;
+    cpu.add((r[COL.cpu!] as number) / CPU_SCALE);
+    mem.add(memTotal > 0 ? (100 * (r[COL.mem_used!] as number)) / memTotal : null);
+    disk.add(diskTotal > 0 ? (100 * (r[COL.disk_used!] as number)) / diskTotal : null);
+    temp.add(t === null ? null : t / TEMP_SCALE);
+    for (const [pid, status] of Object.entries(statusesOf(r[COL.pstat!] as number, r[COL.pnote!] as string | null))) {
+      pN.set(pid, (pN.get(pid) ?? 0) + 1);
+      if (status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
+    }
+    for (const sv of servicesOf(r[COL.services!] as number | null) ?? []) svc.set(sv, (svc.get(sv) ?? 0) + 1);
+  }
+  const share = (m: Map<string, number>, d: (k: string) => number, keys: Iterable<string>) =>
+    JSON.stringify(Object.fromEntries([...keys].map((k) => [k, (m.get(k) ?? 0) / d(k)])));
+  return [terminalId, hour, n, ...cpu.out(), ...mem.out(), ...disk.out(), ...temp.out(), share(pOk, (k) => pN.get(k) ?? 1, pN.keys()), share(svc, () => n, svc.keys())];
+}
+
+async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void, t0: number): Promise<DemoSeedResult> {
+  await refuseHistory(sdb);
   const now = o.now ?? Date.now();
   const days = o.days ?? 30;
-  const rawHours = o.rawHours ?? 25;
+  const rawHours = o.rawHours ?? 7 * 24 + 1;
   const rawStep = o.rawStepMs ?? 5 * MINUTE_MS;
+  const fineHours = o.fineHours ?? 25;
+  const coarseStep = o.coarseStepMs ?? 15 * MINUTE_MS;
   const clock = localClock(o.timezone ?? 'Asia/Shanghai');
   const random = seededRandom(o.seed ?? 923);
   const between = (a: number, b: number) => a + (b - a) * random();
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 
   const start = Math.floor((now - days * DAY_MS) / HOUR_MS) * HOUR_MS;
-  const rawStart = Math.floor((now - rawHours * HOUR_MS) / HOUR_MS) * HOUR_MS;
+  // a short history (--days) has raw samples from its first hour on
+  const rawStart = Math.max(start, Math.floor((now - rawHours * HOUR_MS) / HOUR_MS) * HOUR_MS);
+  const fineStart = Math.max(rawStart, Math.floor((now - fineHours * HOUR_MS) / HOUR_MS) * HOUR_MS);
 
-  const rows = db.prepare("SELECT id, type, station_id AS station FROM terminals WHERE state = 'active' ORDER BY id").all() as { id: string; type: string; station: string }[];
+  const rows = await sdb.activeTerminals();
   if (rows.length === 0) throw new DemoSeedRefused('no terminals in the database: import the fleet first (kiosk-fleet import fixtures/guangzhou-fleet.json)');
 
   // Opening-hour starts for faults: a technician's month is weekday daytime faults, mostly.
   const openingStart = (): number => {
     // bounded: a short --days over a weekend has no opening hour at all
     for (let tries = 0; ; tries++) {
-      const t = between(start + DAY_MS, now - 2 * HOUR_MS);
+      // times are whole milliseconds, as the schema keeps them (PostgreSQL's bigint takes nothing else)
+      const t = Math.round(between(start + DAY_MS, now - 2 * HOUR_MS));
       const c = clock(t);
       if ((c.dow !== 0 && c.hour >= 8 && c.hour < 17) || tries >= 200) return t;
     }
@@ -257,16 +326,16 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
       const [code, message] = CODES[p] ?? ['E_NO_RESPONSE', 'device did not answer'];
       const from = openingStart();
       const long = random() < 0.3;
-      incidents.push({ kind: 'peripheral', peripheral: p, status: 'fault', code, message, from, to: Math.min(now - 10 * MINUTE_MS, from + (long ? between(90, 480) : between(8, 60)) * MINUTE_MS) });
+      incidents.push({ kind: 'peripheral', peripheral: p, status: 'fault', code, message, from, to: Math.min(now - 10 * MINUTE_MS, Math.round(from + (long ? between(90, 480) : between(8, 60)) * MINUTE_MS)) });
     }
     if (random() < 0.1) {
       const from = openingStart();
-      incidents.push({ kind: 'app', from, to: from + between(5, 30) * MINUTE_MS });
+      incidents.push({ kind: 'app', from, to: Math.round(from + between(5, 30) * MINUTE_MS) });
     }
     const offline: Spell[] = [];
     if (random() < 0.25) {
-      const from = between(start + DAY_MS, now - 3 * HOUR_MS);
-      offline.push({ from, to: from + between(12, 300) * MINUTE_MS, reason: pick(['connection-lost', 'power-loss', 'reboot'] as const) });
+      const from = Math.round(between(start + DAY_MS, now - 3 * HOUR_MS));
+      offline.push({ from, to: Math.round(from + between(12, 300) * MINUTE_MS), reason: pick(['connection-lost', 'power-loss', 'reboot'] as const) });
     }
     const big = random() < 0.4;
     return {
@@ -352,11 +421,7 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
 
   // ---------------------------------------------------------------- rollups before the raw window
   say(`rollups: ${terms.length} terminals × ${Math.round((rawStart - start) / HOUR_MS)} hours`);
-  const insertRollup = db.prepare(
-    `INSERT OR REPLACE INTO rollups_hourly (terminal_id, hour, samples, cpu_min, cpu_avg, cpu_max, mem_pct_min, mem_pct_avg,
-       mem_pct_max, disk_pct_min, disk_pct_avg, disk_pct_max, temp_min, temp_avg, temp_max, peripheral_ok, services)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  await sdb.partitions(start, now + DAY_MS);
   const allOk = new Map<string, [string, string]>();
   const quietShares = (type: TerminalType): [string, string] => {
     let v = allOk.get(type);
@@ -371,7 +436,8 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
   };
   let rollups = 0;
   const step = HOUR_MS / POINTS;
-  db.transaction(() => {
+  await sdb.phase(async (sink) => {
+    const rollupRows = sink('rollups_hourly');
     for (const t of terms) {
       for (let h = start; h < rawStart; h += HOUR_MS) {
         const busyHour = t.incidents.some((i) => overlaps(i, h, h + HOUR_MS));
@@ -404,11 +470,12 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
           const sv = Object.fromEntries([...svc].map(([s, c]) => [s, c / n]));
           shares = [JSON.stringify(sortByCatalog(ok)), JSON.stringify(sortServices(sv))];
         } else shares = quietShares(t.type);
-        insertRollup.run(t.id, h, n, cMin, cSum / n, cMax, mMin, mSum / n, mMax, dMin, dSum / n, dMax, tMin, tSum / n, tMax, ...shares);
+        rollupRows.add([t.id, h, n, cMin, cSum / n, cMax, mMin, mSum / n, mMax, dMin, dSum / n, dMax, tMin, tSum / n, tMax, ...shares]);
         rollups++;
       }
+      await rollupRows.tick();
     }
-  })();
+  });
 
   const quietLists = new Map<TerminalType, string[]>();
   const quietServices = (type: TerminalType): string[] => {
@@ -418,25 +485,43 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
   };
 
   // ---------------------------------------------------------------- raw samples of the last hours
-  say(`raw samples: ${terms.length} terminals × ${Math.round((now - rawStart) / rawStep)} steps of ${rawStep / MINUTE_MS} min`);
-  const insertSample = db.prepare(
-    `INSERT OR IGNORE INTO telemetry_samples (epoch_id, ts, seq, recv_delay, skewed, ${SAMPLE_COLUMNS}) VALUES (?, ?, ?, ?, 0, ${SAMPLE_COLUMNS.replace(/\w+/g, '?')})`,
+  say(
+    `raw samples: ${terms.length} terminals × ${Math.round((fineStart - rawStart) / coarseStep)} steps of ${coarseStep / MINUTE_MS} min` +
+      ` + ${Math.round((now - fineStart) / rawStep)} of ${rawStep / MINUTE_MS} min`,
   );
-  const insertStream = db.prepare('INSERT OR REPLACE INTO streams (terminal_id, stream, epoch, first_seq, max_seq, count, last_at) VALUES (?, ?, ?, 1, ?, ?, ?)');
-  const keys = new EpochKeys(db);
+  const epochIds = await sdb.epochKeys(terms.map((t) => t.id), DEMO_EPOCH);
   let rawSamples = 0;
-  db.transaction(() => {
-    const tx = {};
+  // The hours the raw samples cover are rolled up as the hub's retention job would have (rollupOfSamples), up to the
+  // current hour, which it leaves until it is complete.
+  const currentHour = Math.floor(now / HOUR_MS) * HOUR_MS;
+  await sdb.phase(async (sink) => {
+    const sampleRows = sink('telemetry_samples');
+    const streamRows = sink('streams');
+    const rollupRows = sink('rollups_hourly');
     for (const t of terms) {
-      const epochId = keys.key(t.id, DEMO_EPOCH, tx);
+      const epochId = epochIds[t.idx]!;
       let seq = 0;
+      let hour = rawStart;
+      let hourSamples: unknown[][] = [];
+      const closeHour = () => {
+        if (hourSamples.length > 0 && hour < currentHour) {
+          rollupRows.add(rollupOfSamples(t.id, hour, hourSamples));
+          rollups++;
+        }
+        hourSamples = [];
+      };
       let bootAt = start - between(0, 20) * DAY_MS;
       for (const s of t.offline) if (s.to <= rawStart && s.reason !== 'connection-lost') bootAt = s.to;
-      for (let ts = rawStart; ts < now; ts += rawStep) {
+      for (let ts = rawStart; ts < now; ts += ts < fineStart ? coarseStep : rawStep) {
         const spell = t.offline.find((s) => ts >= s.from && ts < s.to);
         if (spell) {
           if (spell.reason !== 'connection-lost') bootAt = spell.to;
           continue;
+        }
+        const h = Math.floor(ts / HOUR_MS) * HOUR_MS;
+        if (h !== hour) {
+          closeHour();
+          hour = h;
         }
         const x = hostAt(t, ts);
         const s = statusesAt(t, ts);
@@ -467,54 +552,46 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
         } as Telemetry;
         const services = s.active.length === 0 ? quietServices(t.type) : availableServices(t.type, s.statuses, s.appUp);
         const recvDelay = 40 + Math.round(200 * Math.abs(noise(t.idx, ts, 7)));
-        insertSample.run(epochId, ts, seq, recvDelay, ...encodeSample(sample, services));
+        const encoded = encodeSample(sample, services);
+        sampleRows.add([epochId, ts, seq, recvDelay, 0, ...(encoded as Row)]);
+        hourSamples.push(encoded);
         rawSamples++;
       }
-      if (seq > 0) insertStream.run(t.id, 'telemetry', DEMO_EPOCH, seq, seq, now);
+      closeHour();
+      if (seq > 0) streamRows.add([t.id, 'telemetry', DEMO_EPOCH, 1, seq, seq, now]);
+      await sampleRows.tick();
+      await rollupRows.tick();
     }
-  })();
-  // The hours the raw samples cover are rolled up by the hub's own job, as a running hub would have.
-  const retentionStore = new RetentionStore(db);
-  retentionStore.setMeta('rollup_until', String(rawStart));
-  const retention = new Retention(retentionStore, 7, createMetrics(), createLogger('silent'));
-  rollups += retention.rollup(now, rawHours + 2);
+  });
+  await sdb.setMeta('rollup_until', String(currentHour));
 
   // ---------------------------------------------------------------- presence, events, maintenance
   say('presence history, events, maintenance');
-  const insertTransition = db.prepare(
-    'INSERT INTO presence_transitions (terminal_id, at, from_state, to_state, reason, boot_id, conn_seq, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-  );
-  const insertEvent = db.prepare(
-    `INSERT INTO events (terminal_id, epoch, seq, ts, received_at, skewed, kind, severity, peripheral, code, message, data)
-     VALUES (?, '${DEMO_EPOCH}', ?, ?, ?, 0, ?, ?, ?, ?, ?, NULL)`,
-  );
   let transitions = 0;
   let events = 0;
-  const installed = start - DAY_MS;
-  db.transaction(() => {
-    // installed before the month: the report starts at a terminal's creation
-    db.prepare('UPDATE terminals SET created_at = min(created_at, ?)').run(installed);
-    db.prepare('UPDATE nodes SET created_at = min(created_at, ?)').run(installed);
-    db.prepare('UPDATE placements SET at = min(at, ?)').run(installed);
+  // installed before the month: the report starts at a terminal's creation
+  await sdb.installedBy(start - DAY_MS);
+  await sdb.phase(async (sink) => {
+    const transitionRows = sink('presence_transitions');
+    const eventRows = sink('events');
+    const streamRows = sink('streams');
     for (const t of terms) {
       const addr = `10.${20 + (t.idx % 200)}.${Math.floor(t.idx / 200)}.${10 + (t.idx % 240)}`;
       let conn = 1;
-      insertTransition.run(t.id, start, 'unknown', 'online', 'connected', `boot-${t.idx}-0`, conn, addr);
+      transitionRows.add([t.id, start, 'unknown', 'online', 'connected', `boot-${t.idx}-0`, conn, addr]);
       transitions++;
       for (const s of t.offline) {
-        insertTransition.run(t.id, s.from, 'online', 'offline', s.reason, `boot-${t.idx}-${conn}`, conn, null);
-        insertTransition.run(t.id, s.to, 'offline', 'online', 'connected', `boot-${t.idx}-${conn + 1}`, conn + 1, addr);
+        transitionRows.add([t.id, s.from, 'online', 'offline', s.reason, `boot-${t.idx}-${conn}`, conn, null]);
+        transitionRows.add([t.id, s.to, 'offline', 'online', 'connected', `boot-${t.idx}-${conn + 1}`, conn + 1, addr]);
         conn++;
         transitions += 2;
       }
       // the demo's hub was stopped when the seed ran; the simulator's terminals come back when it starts
-      insertTransition.run(t.id, now, 'online', 'offline', 'hub-restart', null, null, null);
+      transitionRows.add([t.id, now, 'online', 'offline', 'hub-restart', null, null, null]);
       transitions++;
-      db.prepare('INSERT OR IGNORE INTO terminal_state (terminal_id) VALUES (?)').run(t.id);
-      db.prepare("UPDATE terminal_state SET presence = 'offline', presence_reason = 'hub-restart', presence_since = ?, last_seen_at = ? WHERE terminal_id = ?").run(now, now, t.id);
       let seq = 0;
       const ev = (at: number, kind: string, severity: string, peripheral: string | null, code: string | null, message: string | null) => {
-        insertEvent.run(t.id, ++seq, at, at + 80, kind, severity, peripheral, code, message);
+        eventRows.add([t.id, DEMO_EPOCH, ++seq, at, at + 80, 0, kind, severity, peripheral, code, message, null]);
         events++;
       };
       for (const i of [...t.incidents].sort((a, b) => a.from - b.from)) {
@@ -526,16 +603,21 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
           ev(i.to, 'peripheral.recovered', 'info', i.peripheral!, null, null);
         }
       }
-      if (seq > 0) insertStream.run(t.id, 'events', DEMO_EPOCH, seq, seq, now);
+      if (seq > 0) streamRows.add([t.id, 'events', DEMO_EPOCH, 1, seq, seq, now]);
+      await transitionRows.tick();
+      await eventRows.tick();
     }
-    if (withMaint) db.prepare(
-      `INSERT INTO maintenance (target_kind, target_id, node_id, reason, starts_at, ends_at, created_by, created_at) VALUES ('node', ?, ?, ?, ?, ?, 'admin', ?)`,
-    ).run(maintStation, maintStation, '网络设备升级 / network switch upgrade', maintFrom, maintFrom + 3 * HOUR_MS, maintFrom - 3 * DAY_MS);
-  })();
+    if (withMaint) {
+      sink('maintenance').add(['node', maintStation, maintStation, '网络设备升级 / network switch upgrade', maintFrom, maintFrom + 3 * HOUR_MS, 'admin', maintFrom - 3 * DAY_MS]);
+    }
+  });
+  await sdb.offlineSince(terms.map((t) => t.id), now);
 
   // ---------------------------------------------------------------- alerts raised and resolved
   say('alerts');
-  const alerts = seedAlerts(db, terms, { now, start, hotDays, hostAt, random });
+  const alertList = seedAlerts(terms, { now, start, hotDays, hostAt, random });
+  await sdb.alerts(alertList);
+  const alerts = alertList.length;
 
   // ---------------------------------------------------------------- releases and rollouts
   say('release keys, releases, rollouts');
@@ -543,7 +625,7 @@ async function seed(db: Db, o: DemoSeedOptions, say: (line: string) => void, t0:
   const keyPaths = fs.existsSync(path.join(keysDir, PRIVATE_KEY_FILE))
     ? { privateKeyPath: path.join(keysDir, PRIVATE_KEY_FILE), publicKeyPath: path.join(keysDir, PUBLIC_KEY_FILE) }
     : writeKeyPair(keysDir);
-  const { releases, rollouts } = await seedRollouts(db, terms, keyPaths, { now, start });
+  const { releases, rollouts } = await seedRollouts(sdb, terms, keyPaths, { now, start });
 
   const result: DemoSeedResult = { terminals: terms.length, rawSamples, rollups, transitions, events, alerts, releases, rollouts, keys: keyPaths, ms: Date.now() - t0 };
   say(`done in ${(result.ms / 1000).toFixed(1)} s`);
@@ -562,7 +644,6 @@ function sortServices(o: Record<string, number>): Record<string, number> {
 }
 
 function seedAlerts(
-  db: Db,
   terms: Term[],
   m: {
     now: number;
@@ -571,15 +652,9 @@ function seedAlerts(
     hostAt: (t: Term, ts: number) => { temp: number };
     random: () => number;
   },
-): number {
-  const insertAlert = db.prepare(
-    `INSERT INTO alerts (open_key, subject_kind, subject_id, node_id, rule, severity, state, title, details, opened_at, last_seen_at, due_at,
-       acknowledged_at, acknowledged_by, assigned_to, assigned_at, resolved_at, resolved_by, resolution, resolution_note, updated_at)
-     VALUES (NULL, 'terminal', ?, ?, ?, ?, 'resolved', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-  ).pluck();
-  const insertHistory = db.prepare('INSERT INTO alert_history (alert_id, at, actor, action, note, data) VALUES (?, ?, ?, ?, ?, ?)');
+): SeedAlert[] {
+  const out: SeedAlert[] = [];
   const SLA = { critical: 15, major: 60, minor: 240 } as const;
-  let n = 0;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(m.random() * xs.length)]!;
   const add = (
     t: Term,
@@ -592,23 +667,23 @@ function seedAlerts(
     manual: { note: string } | null,
   ) => {
     const tech = pick(TECHS);
-    const ackAt = manual ? Math.min(endAt, openedAt + (2 + m.random() * 12) * MINUTE_MS) : null;
-    const resolvedAt = manual ? endAt + (2 + m.random() * 8) * MINUTE_MS : endAt;
-    const id = insertAlert.get(
-      t.id, t.station, rule, severity, title, JSON.stringify(details), openedAt, resolvedAt, openedAt + SLA[severity] * MINUTE_MS,
+    const ackAt = manual ? Math.min(endAt, Math.round(openedAt + (2 + m.random() * 12) * MINUTE_MS)) : null;
+    const resolvedAt = manual ? Math.round(endAt + (2 + m.random() * 8) * MINUTE_MS) : endAt;
+    const alert: Row = [
+      null, 'terminal', t.id, t.station, rule, severity, 'resolved', title, JSON.stringify(details), openedAt, resolvedAt, openedAt + SLA[severity] * MINUTE_MS,
       ackAt, manual ? tech : null, manual ? tech : null, ackAt, resolvedAt, manual ? tech : 'system', manual ? 'manual' : 'recovery', manual?.note ?? null, resolvedAt,
-    ) as number;
-    insertHistory.run(id, openedAt, 'system', 'opened', null, JSON.stringify({ severity, details }));
+    ];
+    const history: Row[] = [[openedAt, 'system', 'opened', null, JSON.stringify({ severity, details })]];
     if (manual && ackAt !== null) {
-      insertHistory.run(id, ackAt, tech, 'acknowledged', '已收到，前往现场', null);
-      insertHistory.run(id, ackAt, tech, 'assigned', null, JSON.stringify({ to: tech, from: null }));
-      insertHistory.run(id, resolvedAt, tech, 'resolved', manual.note, JSON.stringify({ resolution: 'manual' }));
+      history.push([ackAt, tech, 'acknowledged', '已收到，前往现场', null]);
+      history.push([ackAt, tech, 'assigned', null, JSON.stringify({ to: tech, from: null })]);
+      history.push([resolvedAt, tech, 'resolved', manual.note, JSON.stringify({ resolution: 'manual' })]);
     } else {
-      insertHistory.run(id, resolvedAt, 'system', 'resolved', null, JSON.stringify({ resolution: 'recovery' }));
+      history.push([resolvedAt, 'system', 'resolved', null, JSON.stringify({ resolution: 'recovery' })]);
     }
-    n++;
+    out.push({ alert, history });
   };
-  db.transaction(() => {
+  {
     for (const t of terms) {
       for (const i of t.incidents) {
         if (i.kind !== 'peripheral' || i.to - i.from < 5 * MINUTE_MS) continue;
@@ -648,19 +723,19 @@ function seedAlerts(
         }
       }
     }
-  })();
-  return n;
+  }
+  return out;
 }
 
 async function seedRollouts(
-  db: Db,
+  sdb: SeedDb,
   terms: Term[],
   keys: { privateKeyPath: string; publicKeyPath: string },
   m: { now: number; start: number },
 ): Promise<{ releases: string[]; rollouts: { id: string; status: string }[] }> {
   const log = createLogger('silent');
   const trusted = parseTrustedKeys(keys.publicKeyPath);
-  const artifacts = await new ArtifactStore({ store: new SqliteReleaseStore(db), trustedKeys: trusted, maxUploadBytes: 64 * 1024 * 1024, logger: log }).init();
+  const artifacts = await new ArtifactStore({ store: createReleaseStore(sdb.engine), trustedKeys: trusted, maxUploadBytes: 64 * 1024 * 1024, logger: log }).init();
   const types = Object.keys(TERMINAL_TYPES);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-demo-release-'));
   const releases: { id: string; version: string }[] = [];
@@ -687,7 +762,7 @@ async function seedRollouts(
   const fleet: FleetTerminal[] = terms.map((t) => ({ id: t.id, type: t.type, ancestors: [t.station, t.district, t.station.split('-')[0]!] }));
   const districts = [...new Set(terms.map((t) => t.district))].sort();
   const pilot = terms[0]!.station;
-  const store = new SqliteRolloutStore(db);
+  const store = createRolloutStore(sdb.engine);
   const out: { id: string; status: string }[] = [];
   const specFor = (id: string, rel: { id: string; version: string }, soakMs: number): RolloutSpec => ({
     id,

@@ -63,8 +63,8 @@ export interface ArtifactStoreOptions {
   maxUploadBytes: number;
   logger: Logger;
   /**
-   * `init` drops chunks of unfinished uploads written this long ago or earlier. 0 (the default) suits a store that
-   * only this process writes (SQLite); hubs sharing one database pass more than the longest upload takes.
+   * `init` drops chunks of unfinished uploads written this long ago or earlier. Default: the store's
+   * `incompleteUploadGraceMs` (0 on SQLite, hours on PostgreSQL, where other hubs' uploads may be in flight).
    */
   staleUploadMs?: number;
 }
@@ -101,7 +101,7 @@ export class ArtifactStore {
 
   /** Drop what uploads cut short by a crash left behind. Call once before use. */
   async init(): Promise<this> {
-    const { chunks } = await this.store.dropIncompleteUploads(Date.now() - (this.opts.staleUploadMs ?? 0));
+    const { chunks } = await this.store.dropIncompleteUploads(Date.now() - (this.opts.staleUploadMs ?? this.store.incompleteUploadGraceMs));
     if (chunks > 0) this.opts.logger.warn({ chunks }, 'chunks of unfinished release uploads dropped');
     return this;
   }

@@ -2,7 +2,7 @@
  * Releases, wired in one call: the artifact store over the database's ReleaseStore, the download-token key and the
  * HTTP routes.
  *
- *   const releases = await createReleases({ store: new SqliteReleaseStore(db), dataDir, releaseKeys: env.KF_RELEASE_KEYS, logger, isAdminToken, isTerminalAllowed });
+ *   const releases = await createReleases({ store: createReleaseStore(engine), dataDir, releaseKeys: env.KF_RELEASE_KEYS, logger, isAdminToken, isTerminalAllowed });
  *   app.route('/api/v1/releases', releases.routes);          // BEFORE the admin-bearer /api/v1 app: see README
  *   releases.updateTarget(record, terminalId, { baseUrl })   // what a rollout publishes on update/target
  */
@@ -20,8 +20,9 @@ export { ArtifactStore, ReleaseRefused, type ReleaseRecord } from './artifact-st
 export { releaseCommand } from './cli.ts';
 export { parseTrustedKeys, ReleaseKeyError } from './keys.ts';
 export { releasesRoutes, type ReleasesRoutesDeps } from './routes.ts';
-export type { ArtifactUpload, ByteRange, ReleaseStore } from './store.ts';
+export { createReleaseStore, type ArtifactUpload, type ByteRange, type ReleaseStore } from './store.ts';
 export { SqliteReleaseStore } from './store.sqlite.ts';
+export { PostgresReleaseStore } from './store.postgres.ts';
 export { issueDownloadToken, verifyDownloadToken } from './tokens.ts';
 
 /** 512 MiB: a kiosk app with its assets is tens of MiB; the limit only stops an operator's mistake. */

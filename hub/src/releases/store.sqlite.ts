@@ -14,48 +14,14 @@ import type { Db } from '../store/db.ts';
 import { meta } from '../store/schema.ts';
 import type { ReleaseRecord } from './artifact-store.ts';
 import { releaseArtifactChunks as chunks, releaseArtifacts as artifacts, releases } from './schema.ts';
+import { CHUNK_BYTES, ChunkedUpload, releaseRecord as toRecord, releaseRow as toRow, TOKEN_KEY } from './chunked-upload.ts';
 import type { ArtifactUpload, ByteRange, ReleaseStore } from './store.ts';
 
-export const CHUNK_BYTES = 256 * 1024;
-const TOKEN_KEY = 'release_token_key';
-
-type ReleaseRow = typeof releases.$inferSelect;
-
-function toRow(r: ReleaseRecord): ReleaseRow {
-  return {
-    id: r.id,
-    kind: r.kind,
-    version: r.version,
-    size: r.size,
-    sha256: r.sha256,
-    terminalTypes: JSON.stringify(r.terminalTypes),
-    minAgentVersion: r.minAgentVersion,
-    createdAt: Date.parse(r.createdAt),
-    uploadedAt: Date.parse(r.uploadedAt),
-    keyId: r.keyId,
-    manifest: r.manifest,
-    signature: r.signature,
-  };
-}
-
-function toRecord(r: ReleaseRow): ReleaseRecord {
-  return {
-    id: r.id,
-    kind: r.kind,
-    version: r.version,
-    size: r.size,
-    sha256: r.sha256,
-    terminalTypes: JSON.parse(r.terminalTypes) as string[],
-    minAgentVersion: r.minAgentVersion,
-    createdAt: new Date(r.createdAt).toISOString(),
-    uploadedAt: new Date(r.uploadedAt).toISOString(),
-    keyId: r.keyId,
-    manifest: r.manifest,
-    signature: r.signature,
-  };
-}
+export { CHUNK_BYTES } from './chunked-upload.ts';
 
 export class SqliteReleaseStore implements ReleaseStore {
+  /** One process writes the file (the data dir's lock): every unreferenced chunk at start is a crashed upload's. */
+  readonly incompleteUploadGraceMs = 0;
   readonly #orm;
   readonly #chunkBytes: number;
   readonly #q;
@@ -94,7 +60,13 @@ export class SqliteReleaseStore implements ReleaseStore {
   }
 
   async beginArtifact(sha256: string, size: number): Promise<ArtifactUpload> {
-    return new SqliteUpload(this, randomUUID(), sha256, size, this.#chunkBytes);
+    const contentId = randomUUID();
+    const chunkBytes = this.#chunkBytes;
+    return new ChunkedUpload(sha256, size, chunkBytes, {
+      writeChunk: async (n, data) => this.writeChunk(contentId, n, data),
+      commit: async (chunkCount, record) => this.commitUpload(contentId, chunkCount, chunkBytes, record),
+      abort: async () => this.abortUpload(contentId),
+    });
   }
 
   async put(record: ReleaseRecord): Promise<{ record: ReleaseRecord; created: boolean }> {
@@ -156,7 +128,7 @@ export class SqliteReleaseStore implements ReleaseStore {
     return Buffer.from(row!.value, 'base64');
   }
 
-  // ------------------------------------------------------------------ for SqliteUpload
+  // ------------------------------------------------------------------ for its uploads
 
   writeChunk(contentId: string, n: number, data: Buffer): void {
     this.#q.insertChunk.run({ contentId, n, data, writtenAt: Date.now() });
@@ -165,6 +137,8 @@ export class SqliteReleaseStore implements ReleaseStore {
   commitUpload(contentId: string, chunkCount: number, chunkBytes: number, record: ReleaseRecord): { record: ReleaseRecord; created: boolean } {
     return this.#orm.transaction(
       (tx) => {
+        const have = tx.select({ n: sql<number>`count(*)` }).from(chunks).where(eq(chunks.contentId, contentId)).get()!.n;
+        if (have !== chunkCount) throw new Error(`upload of ${record.sha256}: ${have} of ${chunkCount} chunks stored (dropped as stale meanwhile?)`);
         const existing = tx.select().from(releases).where(eq(releases.id, record.id)).get();
         if (existing) {
           tx.delete(chunks).where(eq(chunks.contentId, contentId)).run();
@@ -192,59 +166,5 @@ export class SqliteReleaseStore implements ReleaseStore {
       .delete(chunks)
       .where(and(eq(chunks.contentId, contentId), notInArray(chunks.contentId, this.#orm.select({ c: artifacts.contentId }).from(artifacts))))
       .run();
-  }
-}
-
-class SqliteUpload implements ArtifactUpload {
-  /** The chunk being filled: one buffer for the whole upload (the driver copies a blob when it binds it). */
-  #buf: Buffer | null = null;
-  #pendingBytes = 0;
-  #n = 0;
-  #written = 0;
-  #finished = false;
-
-  constructor(
-    private readonly store: SqliteReleaseStore,
-    private readonly contentId: string,
-    private readonly sha256: string,
-    private readonly size: number,
-    private readonly chunkBytes: number,
-  ) {}
-
-  async write(bytes: Uint8Array): Promise<void> {
-    if (this.#finished) throw new Error('upload already finished');
-    let b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.#written += b.length;
-    if (this.#written > this.size) throw new Error(`upload of ${this.sha256}: more than ${this.size} bytes written`);
-    while (b.length > 0) {
-      const take = Math.min(this.chunkBytes - this.#pendingBytes, b.length);
-      this.#buf ??= Buffer.allocUnsafe(this.chunkBytes);
-      b.copy(this.#buf, this.#pendingBytes, 0, take);
-      this.#pendingBytes += take;
-      b = b.subarray(take);
-      if (this.#pendingBytes === this.chunkBytes) this.#flush();
-    }
-  }
-
-  async commit(record: ReleaseRecord): Promise<{ record: ReleaseRecord; created: boolean }> {
-    if (this.#finished) throw new Error('upload already finished');
-    if (record.sha256 !== this.sha256 || record.size !== this.size || this.#written !== this.size) {
-      throw new Error(`upload of ${this.sha256}: ${this.#written} of ${this.size} bytes written, record says ${record.sha256} ${record.size}`);
-    }
-    this.#flush();
-    this.#finished = true;
-    return this.store.commitUpload(this.contentId, this.#n, this.chunkBytes, record);
-  }
-
-  async abort(): Promise<void> {
-    this.#finished = true;
-    this.#buf = null;
-    this.store.abortUpload(this.contentId);
-  }
-
-  #flush(): void {
-    if (this.#pendingBytes === 0 || !this.#buf) return;
-    this.store.writeChunk(this.contentId, this.#n++, this.#buf.subarray(0, this.#pendingBytes));
-    this.#pendingBytes = 0;
   }
 }

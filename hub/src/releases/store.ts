@@ -1,6 +1,7 @@
 /**
  * What releases need from the database, engine-neutral: release records, artifacts stored in chunks, the download
- * token key. `store.sqlite.ts` implements it on the hub's SQLite file; a PostgreSQL one implements the same.
+ * token key. `store.sqlite.ts` implements it on the hub's SQLite file, `store.postgres.ts` on PostgreSQL;
+ * `createReleaseStore(engine)` picks one.
  *
  * The store keeps the storage half of artifact-store.ts's invariants; the checks (signature, size, sha256) are the
  * caller's, done on the bytes while they stream through `ArtifactUpload.write`:
@@ -11,7 +12,10 @@
  * - A release id names one content forever: `commit` and `put` never replace a release; they return the stored one
  *   for the caller to compare.
  */
+import type { Engine } from '../db/engine.ts';
 import type { ReleaseRecord } from './artifact-store.ts';
+import { PostgresReleaseStore } from './store.postgres.ts';
+import { SqliteReleaseStore } from './store.sqlite.ts';
 
 export interface ArtifactUpload {
   /** Append bytes, in order, any size: the store cuts them into its chunks (never holding more than one). */
@@ -33,6 +37,12 @@ export interface ByteRange {
 }
 
 export interface ReleaseStore {
+  /**
+   * How old unreferenced chunks must be before a start drops them as a crashed upload's: 0 where only this process
+   * writes (SQLite), longer than any upload takes where several hubs share the database (another hub's upload in
+   * flight has unreferenced chunks too).
+   */
+  readonly incompleteUploadGraceMs: number;
   get(id: string): Promise<ReleaseRecord | undefined>;
   /** Newest upload first. */
   list(): Promise<ReleaseRecord[]>;
@@ -50,4 +60,9 @@ export interface ReleaseStore {
    * when given (a key an older hub kept in a file, so its tokens stay valid) or random.
    */
   tokenKey(candidate?: Buffer): Promise<Buffer>;
+}
+
+/** The release store on the hub's database. `chunkBytes` only for tests that want many chunks from a small artifact. */
+export function createReleaseStore(engine: Engine, o: { chunkBytes?: number } = {}): ReleaseStore {
+  return engine.kind === 'sqlite' ? new SqliteReleaseStore(engine.db, o) : new PostgresReleaseStore(engine.pg, o);
 }
