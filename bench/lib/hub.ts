@@ -61,16 +61,38 @@ export async function startHub(o: HubOptions): Promise<Hub> {
       KF_QUOTA_EVENTS_PER_DAY: '0',
       ...o.env,
     },
+    stderr: 'pipe',
   });
-  const ports = await waitForLine(
-    proc,
-    (_l, j) => {
-      const m = j as { msg?: string; mqttPort?: number; httpPort?: number } | undefined;
-      return m?.msg === 'ready' && m.mqttPort && m.httpPort ? { mqtt: m.mqttPort, http: m.httpPort } : undefined;
-    },
-    60000,
-    'hub',
-  );
+  // Passed through, and its end kept: a hub that refuses to start says why on stderr (e.g. an engine it cannot serve
+  // on yet), and a scenario reports that reason instead of "exited (1)".
+  let errTail = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    process.stderr.write(d);
+    errTail = (errTail + d.toString('utf8')).slice(-2000);
+  });
+  let ports: { mqtt: number; http: number };
+  try {
+    ports = await waitForLine(
+      proc,
+      (_l, j) => {
+        const m = j as { msg?: string; mqttPort?: number; httpPort?: number } | undefined;
+        return m?.msg === 'ready' && m.mqttPort && m.httpPort ? { mqtt: m.mqttPort, http: m.httpPort } : undefined;
+      },
+      60000,
+      'hub',
+    );
+  } catch (err) {
+    await stopChild(proc);
+    // 'exit' may come before the last of stderr has been read.
+    await new Promise<void>((resolve) => {
+      if (!proc.stderr || proc.stderr.readableEnded) return resolve();
+      proc.stderr.once('close', () => resolve());
+      setTimeout(resolve, 1000).unref();
+    });
+    if (!o.keepData && !o.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    const said = errTail.trim().split('\n').filter(Boolean).slice(-1)[0];
+    throw new Error(said ? `${(err as Error).message}: ${said}` : (err as Error).message);
+  }
   assertPinned(proc.pid, SERVER_CORE, 'hub');
   // BENCH_HUB_LOG=<file>: keep the hub's log (stdout) for a post-mortem.
   if (process.env.BENCH_HUB_LOG && proc.stdout) proc.stdout.pipe(fs.createWriteStream(process.env.BENCH_HUB_LOG, { flags: 'a' }));

@@ -21,23 +21,20 @@
  */
 import path from 'node:path';
 import { LiteClient } from '../lib/mqtt-lite.ts';
-import { Load, type MergedRun } from '../lib/load.ts';
+import { flood, INGEST_DURATION_MS, INGEST_SIZES, INGEST_WARMUP_MS } from '../lib/flood.ts';
 import { hasMosquitto, startAedesBare, startMosquitto, tmpDir, type Server } from '../lib/brokers.ts';
 import { hubAvailable, startHub, registerTerminals } from '../lib/hub.ts';
-import { BENCH_DIR, SERVER_CORE, cpuMeter, hardTimeout, spawnNodeTs, waitForLine, stopChild, rssBytes } from '../lib/proc.ts';
-import { Report, scale } from '../lib/report.ts';
+import { BENCH_DIR, SERVER_CORE, cpuMeter, hardTimeout, spawnNodeTs, waitForLine, stopChild } from '../lib/proc.ts';
+import { Report } from '../lib/report.ts';
 import { Histogram, fmt, ratio, type HistogramJson } from '../lib/stats.ts';
 import { mainProfile, profileTables, summarize } from '../lib/profile.ts';
 import { syntheticIds, type TerminalCred } from '../lib/terminals.ts';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 
-const S = scale();
-const DURATION = Math.max(3000, Math.round(12000 * S));
-const WARMUP = Math.max(1000, Math.round(3000 * S));
-const SIZES = (process.env.BENCH_INGEST_SIZES ?? '100,1000').split(',').map(Number);
-const IN_FLIGHT_TOTAL = Number(process.env.BENCH_INFLIGHT ?? 4000);
-const LOAD_PROCS = 4;
+const DURATION = INGEST_DURATION_MS;
+const WARMUP = INGEST_WARMUP_MS;
+const SIZES = INGEST_SIZES;
 const TARGETS = (process.env.BENCH_TARGETS ?? 'raw,aedes,aedes-batched,mosquitto,hub').split(',');
 
 hardTimeout(20 * 60 * 1000, 'ingest');
@@ -129,55 +126,25 @@ async function mqttTarget(target: MqttTarget, n: number, profileDir?: string): P
     server = await startHub({ keepData: true, ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=500'] } : {}) });
     creds = await registerTerminals(server, n);
   }
-  const window = Math.max(1, Math.round(IN_FLIGHT_TOTAL / n));
-  let load: Load | null = null;
   try {
-    load = await Load.start({
-      port: server.mqttPort,
-      terminals: creds,
-      processes: LOAD_PROCS,
-      keepalive: 60,
-      presence: false,
-      subscribeConfig: false,
-      connectConcurrency: 50,
-      connectTimeoutMs: 30000,
-      readyTimeoutMs: 120000,
-    });
-    if (load.connected.failed > 0) throw new Error(`${target}: ${load.connected.failed} terminals failed to connect: ${load.connected.errors.join('; ')}`);
-    const meter = cpuMeter([server.proc.pid, ...load.pids, process.pid]);
-    // The subscriber's count is sampled over the same window as the acks (after warm-up, until the end).
-    let c0: Promise<number> = Promise.resolve(0);
-    let c1: Promise<number> = Promise.resolve(0);
-    const tw = setTimeout(() => (c0 = countDelivered ? countDelivered() : c0), WARMUP);
-    const te = setTimeout(() => (c1 = countDelivered ? countDelivered() : c1), DURATION);
-    const tRun = performance.now();
-    const running = load.run({ mode: 'flood', window, durationMs: DURATION, warmupMs: WARMUP, maxMessages: 50_000_000 });
-    const r: MergedRun = await running;
-    const runSeconds = (performance.now() - tRun) / 1000;
-    clearTimeout(tw);
-    clearTimeout(te);
-    const cpus = meter.stop();
-    const rss = rssBytes(server.proc.pid);
-    const delivered = countDelivered ? ((await c1) - (await c0)) / ((DURATION - WARMUP) / 1000) : null;
-    const row: Row = {
+    const f = await flood({ mqttPort: server.mqttPort, serverPid: server.proc.pid, terminals: creds, ...(countDelivered ? { countDelivered } : {}) });
+    rowOut = {
       target: LABELS[target],
       n,
-      window,
-      rate: r.rate,
-      p50: r.hist.quantile(0.5),
-      p99: r.hist.quantile(0.99),
-      max: r.hist.max,
-      serverCpu: cpus[0] ?? 0,
-      loadCpu: cpus.slice(1).reduce((a, b) => a + b, 0),
-      delivered,
-      rssMb: rss / 2 ** 20,
-      extra: r.lost ? `${r.lost} unacked at close` : '',
-      acked: r.acked,
-      cpuUs: (((cpus[0] ?? 0) / 100) * runSeconds * 1e6) / Math.max(1, r.acked),
+      window: f.window,
+      rate: f.rate,
+      p50: f.p50,
+      p99: f.p99,
+      max: f.max,
+      serverCpu: f.serverCpu,
+      loadCpu: f.loadCpu,
+      delivered: f.delivered,
+      rssMb: f.rssMb,
+      extra: f.lost ? `${f.lost} unacked at close` : '',
+      acked: f.acked,
+      cpuUs: f.cpuUs,
     };
-    rowOut = row;
   } finally {
-    await load?.close('clean');
     sub?.destroy();
     await server.stop();
     if (target === 'hub' && server.dataDir) {

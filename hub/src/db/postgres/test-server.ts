@@ -64,7 +64,16 @@ function pgRun(bin: string, tool: string, args: string[]): void {
   if (r.status !== 0) throw new Error(`${tool} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr || r.stdout}`);
 }
 
-export async function startTestPostgres(): Promise<TestPostgres> {
+export interface TestPostgresOptions {
+  /**
+   * Leave fsync, synchronous_commit and full_page_writes at PostgreSQL's defaults (every commit flushed to disk), as a
+   * production server runs: for the benchmarks (`pnpm bench postgres`), which must measure what a bureau would get.
+   * The test suites keep them off.
+   */
+  durable?: boolean;
+}
+
+export async function startTestPostgres(o: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = findPostgresBin();
   if (!bin) throw new Error('no PostgreSQL under /usr/lib/postgresql: apt-get install postgresql (scripts/setup.sh --test does)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-pg-'));
@@ -81,9 +90,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     "-c listen_addresses='127.0.0.1'",
     `-c unix_socket_directories='${dir}'`,
     // Durability is not what a test run checks; fsync off makes CREATE DATABASE and commits cheap on a shared disk.
-    '-c fsync=off',
-    '-c synchronous_commit=off',
-    '-c full_page_writes=off',
+    ...(o.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
     '-c max_connections=300',
   ].join(' ');
   pgRun(bin, 'pg_ctl', ['-D', data, '-l', path.join(dir, 'server.log'), '-o', opts, '-w', '-t', '60', 'start']);
