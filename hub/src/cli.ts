@@ -11,11 +11,11 @@ import { backupDatabase } from './backup.ts';
 import { ConfigError, configSchema, flagsToEnv, parseConfig, type HubConfig } from './config.ts';
 import { startHub } from './hub.ts';
 import { createLogger } from './log.ts';
-import { applyImport, parseFleetCsv, parseFleetJson } from './services/import.ts';
+import { importFleet, parseFleetCsv, parseFleetJson } from './fleet/import.ts';
+import { createFleetStore } from './fleet/index.ts';
 import { openDatabase } from './store/db.ts';
 import { createAuditLog } from './audit/log.ts';
-import { transaction, type Engine } from './db/engine.ts';
-import { RegistryStore } from './store/registry.ts';
+import { openEngine } from './db/open-engine.ts';
 import { HubError } from './errors.ts';
 import { releaseCommand } from './releases/index.ts';
 import { formatCounts, migrateStore } from './db/migrate-store.ts';
@@ -115,14 +115,12 @@ async function importFile(file: string): Promise<void> {
   const text = fs.readFileSync(file, 'utf8');
   const fleet = path.extname(file).toLowerCase() === '.csv' ? parseFleetCsv(text) : parseFleetJson(JSON.parse(text));
   progress.done(`${fleet.nodes.length} nodes and ${fleet.terminals.length} terminals read from ${file}; checking and writing them in one transaction`);
-  const { db } = openDatabase(cfg.dataDir);
+  const { engine, close } = await openEngine(cfg.database, cfg.dataDir, { pgPool: 1 });
   try {
-    const engine: Engine = { kind: 'sqlite', db };
     const audit = createAuditLog(engine);
     // The CLI import is a state change like the API's: it goes into the audit log in the same transaction.
-    const result = await transaction(engine, async (tx) => {
-      const r = applyImport(db, new RegistryStore(db), fleet, 'cli');
-      await audit.append({
+    const result = await importFleet(engine, createFleetStore(engine), fleet, 'cli', (r, tx) =>
+      audit.append({
         actor: `cli (${os.userInfo().username})`,
         actorKind: 'cli',
         userId: null,
@@ -132,13 +130,12 @@ async function importFile(file: string): Promise<void> {
         objectId: path.basename(file),
         nodeId: null,
         after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
-      }, tx);
-      return r;
-    });
+      }, tx),
+    );
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     progress.done(`${result.terminals.created.length} terminals created, ${result.terminals.existing.length} existed already`);
   } finally {
-    db.close();
+    await close();
   }
 }
 

@@ -108,8 +108,8 @@ test('everything the hub writes under the data dir is 0700/0600; webhook secrets
   const h = await start();
   // The generated admin token (kept when KF_ADMIN_TOKEN is unset).
   resolveAdminToken({ ...h.config, adminToken: undefined }, () => undefined);
-  for (const id of ['GZ', 'GZ-TH', 'GZ-TH-001']) h.registry.createNode({ id, name: { zh: id, en: id } });
-  h.registry.register({ id: 'GZ-TH-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-TH-001' }, 'test');
+  for (const id of ['GZ', 'GZ-TH', 'GZ-TH-001']) await h.registry.createNode({ id, name: { zh: id, en: id } });
+  await h.registry.register({ id: 'GZ-TH-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-TH-001' }, 'test');
   // A release (artifact and index) and a rollout (its state file).
   const artifact = Buffer.from('signed bytes of a kiosk app bundle');
   const manifest = canonicalManifestBytes({

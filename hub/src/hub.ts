@@ -26,7 +26,7 @@ import { PRIVATE_FILE_MODE, privateDir, tightenDataDir } from './data-dir.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { Downlink } from './commands/service.ts';
 import { createCommandStore } from './commands/store.ts';
-import { applyImport, type ImportResult, type ParsedFleet } from './services/import.ts';
+import { importFleet, type ImportResult, type ParsedFleet } from './fleet/import.ts';
 import { PresenceService } from './presence/service.ts';
 import { SecurityState } from './security/service.ts';
 import { createSecurityStore } from './security/store.ts';
@@ -36,7 +36,7 @@ import { Retention } from './retention/service.ts';
 import { createRetentionStore } from './retention/store.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
-import type { Engine } from './db/engine.ts';
+import type { Engine, Tx } from './db/engine.ts';
 import { DatabaseHealth } from './db/health.ts';
 import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
 import { createNodeCounters } from './summary/index.ts';
@@ -45,7 +45,7 @@ import { createIngestStore, ingestHooks } from './ingest/store.ts';
 import { createPresenceStore } from './presence/store.ts';
 import { createQueryStore } from './queries/index.ts';
 import type { QueryStore } from './queries/store.ts';
-import { RegistryStore } from './store/registry.ts';
+import { createFleetStore, type FleetStore } from './fleet/index.ts';
 import { createReleases, createReleaseStore, type Releases } from './releases/index.ts';
 import { tokenMatches } from './secrets.ts';
 import { createAuditLog, type AuditLog } from './audit/log.ts';
@@ -71,7 +71,7 @@ export interface HubServices {
   databaseHealth: DatabaseHealth;
   log: Logger;
   metrics: Metrics;
-  registry: RegistryStore;
+  registry: FleetStore;
   queries: QueryStore;
   /** Per-node counts of terminals by presence, fault and service, for summaries (summary/node-counters.ts). */
   nodeCounters: NodeCounters;
@@ -99,7 +99,11 @@ export interface HubServices {
   alerts: Alerts;
   /** Rollouts of releases along the tree (rollouts/README.md). */
   rollouts: RolloutService;
-  importFleet(fleet: ParsedFleet, by: string): ImportResult;
+  /**
+   * Imports in one transaction with `alsoInTx` (the caller's audit entry), then tells the SSE stream and the
+   * counters about the new terminals: after the commit, so that a listener re-reading them finds them.
+   */
+  importFleet(fleet: ParsedFleet, by: string, alsoInTx?: (r: ImportResult, tx: Tx) => unknown): Promise<ImportResult>;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
 }
@@ -227,8 +231,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const ingestStore = createIngestStore(engine, config.presence);
     const writer = new BatchWriter(engine, config.ingest, metrics, log, (changes) => bus.emit('changes', changes), ingestHooks(ingestStore));
     started.counters = ms();
-    const registry = new RegistryStore(db);
-    const configLayerStore = createConfigLayerStore({ kind: 'sqlite', db });
+    const registry = createFleetStore(engine);
+    await registry.load();
+    const configLayerStore = createConfigLayerStore(engine);
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
@@ -300,7 +305,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       requireAdmin: requireOperator({ auth, adminToken }, { read: 'fleet:read', write: 'release:write' }),
       actor: (c) => (c as Context<ApiEnv>).get('actor'),
       audit: (c, e) => auditChange(c as Context<ApiEnv>, { audit }, e),
-      isTerminalAllowed: (id) => registry.terminal(id)?.state === 'active',
+      isTerminalAllowed: async (id) => (await registry.terminal(id))?.state === 'active',
     });
 
     const alerts = await new Alerts(
@@ -349,8 +354,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       dashboardDir: config.dashboardDir,
       timezone: config.timezone,
       demo: config.demo ?? false,
-      importFleet: (fleet, by) => {
-        const result = applyImport(db, registry, fleet, by);
+      importFleet: async (fleet, by, alsoInTx) => {
+        const result = await importFleet(engine, registry, fleet, by, alsoInTx);
         const now = Date.now();
         services.changed(
           ...result.terminals.created.map((t) => ({ type: 'terminal' as const, terminalId: t.id, at: now, data: { registered: true } })),

@@ -41,8 +41,8 @@ test('KF_MQTT_PORT=off beside TLS: no plain MQTT listener; MQTT over TLS and WSS
   expect(hub.mqttPort).toBeNull();
   // Two listeners: MQTT over TLS and HTTPS (with wss:// at /mqtt); a plain one would make three.
   expect(tcpServers() - before).toBe(2);
-  for (const id of ['GZ', 'GZ-T', 'GZ-T-001']) hub.registry.createNode({ id, name: { zh: id, en: id } });
-  const t = hub.registry.register({ id: 'GZ-T-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-T-001' }, 'test');
+  for (const id of ['GZ', 'GZ-T', 'GZ-T-001']) await hub.registry.createNode({ id, name: { zh: id, en: id } });
+  const t = await hub.registry.register({ id: 'GZ-T-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-T-001' }, 'test');
   const ca = fs.readFileSync(path.join(dir, 'cert.pem'));
   for (const url of [`mqtts://127.0.0.1:${hub.mqttsPort}`, `wss://127.0.0.1:${hub.httpPort}/mqtt`]) {
     const c = await mqtt.connectAsync(url, { clientId: t.id, username: t.id, password: t.secret, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, ca });

@@ -56,7 +56,7 @@ export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: str
     const parts = station.split('-');
     for (let i = 1; i <= parts.length; i++) {
       const nid = parts.slice(0, i).join('-');
-      if (!hub.registry.node(nid)) hub.registry.createNode({ id: nid, name: { zh: nid, en: nid } });
+      if (!(await hub.registry.node(nid))) await hub.registry.createNode({ id: nid, name: { zh: nid, en: nid } });
     }
     const res = await hub.api('/api/v1/terminals', { method: 'POST', json: { id, type: opts.type ?? 'id-card', serial: `SN-${id}`, station } });
     if (res.status !== 201) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);

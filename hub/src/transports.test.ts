@@ -19,8 +19,8 @@ beforeAll(async () => {
   ], { stdio: 'ignore' });
   hub = await startTestHub({ tlsCert: path.join(certDir, 'cert.pem'), tlsKey: path.join(certDir, 'key.pem'), mqttsPort: 0 });
   // The HTTP port speaks HTTPS here, so register through the registry rather than the test helper's plain fetch.
-  for (const id of ['GZ', 'GZ-T', 'GZ-T-001']) hub.registry.createNode({ id, name: { zh: id, en: id } });
-  t = hub.registry.register({ id: 'GZ-T-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-T-001' }, 'test');
+  for (const id of ['GZ', 'GZ-T', 'GZ-T-001']) await hub.registry.createNode({ id, name: { zh: id, en: id } });
+  t = await hub.registry.register({ id: 'GZ-T-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-T-001' }, 'test');
 });
 afterAll(async () => {
   await hub.stop();

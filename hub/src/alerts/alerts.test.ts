@@ -62,7 +62,7 @@ beforeAll(async () => {
     clients.set(id, await hub.connect(id, secret));
     await sample(id);
   }
-  await until(async () => hub.registry.terminal(B) && ((await hub.queries.terminal(B))?.presence === 'online' || null));
+  await until(async () => (await hub.registry.terminal(B)) && ((await hub.queries.terminal(B))?.presence === 'online' || null));
   alerts = await new Alerts(
     { engine: hub.engine, log: hub.log, registry: hub.registry, configLayers: hub.configLayers, auth: hub.auth, emit: (c) => hub.changed(...c) },
     { evaluateMs: 600_000, startGraceMs: 0, webhook: { backoffMs: 50, maxAttempts: 3 }, now: () => clock },

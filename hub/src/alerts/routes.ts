@@ -345,8 +345,8 @@ export function alertRoutes(s: Services) {
     .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
       const p = principalOf(c);
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
-      if (q.terminal !== undefined && !s.registry.terminal(q.terminal)) throw notFound('terminal', q.terminal);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.terminal !== undefined && !(await s.registry.terminal(q.terminal))) throw notFound('terminal', q.terminal);
       let states: AlertState[] | undefined;
       if (q.state === undefined || q.state === 'active') states = ['open', 'acknowledged', 'assigned'];
       else if (q.state !== 'all') {
@@ -418,7 +418,7 @@ export function alertRoutes(s: Services) {
       const a = await visibleAlert(c, id);
       if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
-      terminalFor(c, s, a.subjectId, 'command:run');
+      await terminalFor(c, s, a.subjectId, 'command:run');
       const cmd = await transaction(s.engine, async (tx) => {
         const r = await s.downlink.queueCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'), tx);
         await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } }, tx);
@@ -432,7 +432,7 @@ export function alertRoutes(s: Services) {
     })
     .openapi(maintenanceListRoute, async (c) => {
       const q = c.req.valid('query');
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
       const scope = q.node ?? principalOf(c).nodeId;
       const rows = await al.store.maintenanceList(scope, q.active === 'true' ? now : null, q.limit);
@@ -442,8 +442,8 @@ export function alertRoutes(s: Services) {
       const b = c.req.valid('json');
       const now = al.now();
       const target = b.terminalId !== undefined
-        ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: terminalFor(c, s, b.terminalId, 'alert:handle').stationId }
-        : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: nodeFor(c, s, b.nodeId!, 'alert:handle').id };
+        ? { targetKind: 'terminal' as const, targetId: b.terminalId, nodeId: (await terminalFor(c, s, b.terminalId, 'alert:handle')).stationId }
+        : { targetKind: 'node' as const, targetId: b.nodeId!, nodeId: (await nodeFor(c, s, b.nodeId!, 'alert:handle')).id };
       const m = await al.engine.addMaintenance({ ...target, reason: b.reason, startsAt: b.startsAt ? Date.parse(b.startsAt) : now, endsAt: Date.parse(b.endsAt) }, c.get('actor'));
       await audit(c, s, { action: 'maintenance.create', objectType: m.targetKind, objectId: m.targetId, nodeId: m.nodeId, after: maintenanceView(m, now) });
       return c.json(maintenanceView(m, now), 201);
@@ -460,14 +460,14 @@ export function alertRoutes(s: Services) {
     })
     .openapi(silenceListRoute, async (c) => {
       const q = c.req.valid('query');
-      if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
+      if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
       const now = al.now();
       const rows = await al.store.silenceList(q.node ?? principalOf(c).nodeId, q.active === 'true' ? now : null, q.limit);
       return c.json({ items: rows.map((x) => silenceView(x, now)), nextCursor: null }, 200);
     })
     .openapi(silenceCreateRoute, async (c) => {
       const b = c.req.valid('json');
-      nodeFor(c, s, b.nodeId, 'config:write');
+      await nodeFor(c, s, b.nodeId, 'config:write');
       const x = await al.engine.addSilence({ nodeId: b.nodeId, rule: b.rule, until: Date.parse(b.until), reason: b.reason ?? null }, c.get('actor'));
       const now = al.now();
       await audit(c, s, { action: 'silence.create', objectType: 'node', objectId: b.nodeId, nodeId: b.nodeId, after: silenceView(x, now) });
@@ -477,7 +477,7 @@ export function alertRoutes(s: Services) {
       const { id } = c.req.valid('param');
       const x = await al.store.silence(id);
       if (!x || !visible(c, x.nodeId)) throw notFound('silence', String(id));
-      nodeFor(c, s, x.nodeId, 'config:write');
+      await nodeFor(c, s, x.nodeId, 'config:write');
       const ended = await al.engine.endSilence(id);
       const now = al.now();
       await audit(c, s, { action: 'silence.end', objectType: 'node', objectId: x.nodeId, nodeId: x.nodeId, before: silenceView(x, now), after: silenceView(ended, now) });

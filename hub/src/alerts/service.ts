@@ -10,7 +10,7 @@ import type { ConfigLayers } from '../config-layers/service.ts';
 import type { Change } from '../ingest/writer.ts';
 import type { Engine } from '../db/engine.ts';
 import type { Logger } from '../log.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore, NodeRow } from '../fleet/store.ts';
 import { AlertEngine, isOverdue, type AlertChange, type TerminalSettings } from './engine.ts';
 import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
 import { createAlertStore, type AlertRow, type AlertStore } from './store.ts';
@@ -40,7 +40,7 @@ export interface AlertsDeps {
   /** The hub's database; the alert store is made on it (createAlertStore). */
   engine: Engine;
   log: Logger;
-  registry: RegistryStore;
+  registry: Pick<FleetStore, 'nodes'>;
   configLayers: Pick<ConfigLayers, 'desired' | 'driftCheck'>;
   auth?: Pick<AuthService, 'districtAdmins'>;
   metricsRegistry?: Registry | null;
@@ -121,6 +121,12 @@ export class Alerts {
   #closed = false;
   #listener: ((changes: Change[]) => void) | null = null;
   #quiet: ((terminalId: string) => void) | null = null;
+  /**
+   * The tree, for the station and district names of an alert's view, which the engine renders inside its transaction
+   * (webhook bodies). Nodes are never renamed or removed, so the copy only needs to grow: read when made and again
+   * after a terminal is placed (its station may be new), before any alert about that terminal can exist.
+   */
+  #nodes = new Map<string, NodeRow>();
 
   constructor(
     private readonly deps: AlertsDeps,
@@ -167,17 +173,26 @@ export class Alerts {
     });
   }
 
-  /** Before start: webhook secrets an older hub stored in plain text are sealed. */
+  /** Before start: the node tree read (names in views and webhook bodies); webhook secrets an older hub stored in plain text sealed. */
   async init(): Promise<this> {
+    await this.#loadNodes();
     const sealed = await this.store.sealPlainWebhookSecrets();
     if (sealed > 0) this.deps.log.info({ webhooks: sealed }, 'webhook secrets stored in plain text are now encrypted at rest');
     return this;
   }
 
+  async #loadNodes(): Promise<void> {
+    for (const n of await this.deps.registry.nodes()) this.#nodes.set(n.id, n);
+  }
+
+  #readNodes(): void {
+    this.#loadNodes().catch((err: unknown) => this.deps.log.error({ err }, 'alerts: reading the node tree failed'));
+  }
+
   /** The public shape of an alert. */
   view(a: AlertRow, now = this.now()) {
-    const station = this.deps.registry.node(a.nodeId);
-    const district = station?.parentId ? this.deps.registry.node(station.parentId) : undefined;
+    const station = this.#nodes.get(a.nodeId);
+    const district = station?.parentId ? this.#nodes.get(station.parentId) : undefined;
     return {
       id: a.id,
       rule: a.rule,
@@ -274,6 +289,7 @@ export class Alerts {
     this.#listener = (changes) => {
       // Our own changes do not call for another run; a burst of telemetry collapses into one run.
       let marked = false;
+      if (changes.some((c) => c.type === 'terminal')) this.#readNodes();
       for (const c of changes) {
         if (c.type === 'command') void this.#commandDone(c);
         else if (RELEVANT.has(c.type) && c.terminalId !== '') {

@@ -33,9 +33,9 @@ describe('webhook across a restart', () => {
     const created = await hub.api('/api/v1/webhooks', { method: 'POST', json: { url: `http://127.0.0.1:${port}/duty`, secret: 'restart-secret-0123456789' } });
     expect(created.status).toBe(201);
     const { id: hookId } = (await created.json()) as { id: number };
-    hub.registry.createNode({ id: 'GZ', name: { zh: 'GZ', en: 'GZ' } });
-    hub.registry.createNode({ id: 'GZ-W', name: { zh: 'W', en: 'W' } });
-    hub.registry.createNode({ id: 'GZ-W-001', name: { zh: 'W1', en: 'W1' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: 'GZ', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ-W', name: { zh: 'W', en: 'W' } });
+    await hub.registry.createNode({ id: 'GZ-W-001', name: { zh: 'W1', en: 'W1' } });
     const now = Date.now();
     const alertId = (await hub.alerts.store.insertAlert({ openKey: 'node:GZ-W-001|station-service-lost', subjectKind: 'node', subjectId: 'GZ-W-001', nodeId: 'GZ-W-001', rule: 'station-service-lost', severity: 'critical', title: 'GZ-W-001 cannot offer: ID card application', details: '{}', at: now, dueAt: now + 900_000 }))!;
     await hub.alerts.engine.note(alertId, 'tech-li', 'checking');

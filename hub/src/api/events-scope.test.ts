@@ -74,7 +74,7 @@ test("another district's changes produce no bytes on a station's stream; its own
 }, 120_000);
 
 test("a revoked token's stream ends within seconds though nothing happens under its node", async () => {
-  for (const id of ['GZ', 'GZ-YX', 'GZ-YX-001']) if (!hub.registry.node(id)) hub.registry.createNode({ id, name: { zh: id, en: id } });
+  for (const id of ['GZ', 'GZ-YX', 'GZ-YX-001']) if (!(await hub.registry.node(id))) await hub.registry.createNode({ id, name: { zh: id, en: id } });
   const viewer = await operator(hub, 'yx001-viewer', 'viewer', 'GZ-YX-001');
   const ac = new AbortController();
   aborts.push(ac);

@@ -20,20 +20,25 @@ const sseRoute = createRoute({
 });
 
 export function eventRoutes(s: Services) {
-  return new OpenAPIHono<ApiEnv>().openapi(sseRoute, (c) => {
+  return new OpenAPIHono<ApiEnv>().openapi(sseRoute, async (c) => {
     const { node } = c.req.valid('query');
-    if (node !== undefined && (!s.registry.node(node) || !visible(c, node))) throw notFound('node', node);
+    if (node !== undefined && (!(await s.registry.node(node)) || !visible(c, node))) throw notFound('node', node);
     // The stream carries only changes of terminals under the caller's node (and under ?node= within it).
     const scope = node ?? principalOf(c).nodeId;
     return streamSSE(c, async (stream) => {
       const queue: Change[] = [];
       let wake: (() => void) | null = null;
+      // Batches are admitted one after the other (a station is read from the registry), so they keep their order.
+      let admitted = Promise.resolve();
       const listener = (changes: Change[]) => {
+        admitted = admitted.then(() => admit(changes)).catch((err: unknown) => s.log.error({ err }, 'event stream: a change could not be placed'));
+      };
+      const admit = async (changes: Change[]) => {
         const before = queue.length;
         for (const ch of changes) {
           if (scope === null) queue.push(ch);
           else {
-            const station = ch.nodeId ?? s.registry.terminal(ch.terminalId)?.stationId;
+            const station = ch.nodeId ?? (await s.registry.terminal(ch.terminalId))?.stationId;
             if (station !== undefined && inScope(scope, station)) queue.push(ch);
           }
         }
@@ -77,7 +82,7 @@ export function eventRoutes(s: Services) {
         // Checked again after the wait: a change that arrives after the user was disabled is not theirs to see.
         if (!(await s.auth.stillValid(caller))) break;
         for (const ch of queue.splice(0)) {
-          const station = ch.nodeId ?? s.registry.terminal(ch.terminalId)?.stationId ?? null;
+          const station = ch.nodeId ?? (await s.registry.terminal(ch.terminalId))?.stationId ?? null;
           await stream.writeSSE({
             event: 'change',
             data: JSON.stringify({ type: ch.type, terminalId: ch.terminalId, station, at: new Date(ch.at).toISOString(), data: ch.data ?? null }),

@@ -39,10 +39,10 @@ export function reportRoutes(s: Services) {
     const to = Date.parse(q.to);
     if (to <= from) throw badRequest('invalid-request', 'to must be after from', { issues: [{ path: ['to'], message: 'not after from' }] });
     if (to - from > MAX_RANGE_MS) throw badRequest('invalid-request', 'at most 400 days (the rollups are kept that long)', { issues: [{ path: ['to'], message: 'range too long' }] });
-    if (q.node !== undefined && (!s.registry.node(q.node) || !visible(c, q.node))) throw notFound('node', q.node);
+    if (q.node !== undefined && (!(await s.registry.node(q.node)) || !visible(c, q.node))) throw notFound('node', q.node);
     let terminalId: string | undefined;
     if (q.terminal !== undefined) {
-      const t = s.registry.terminal(q.terminal);
+      const t = await s.registry.terminal(q.terminal);
       if (!t || !visible(c, t.stationId)) throw notFound('terminal', q.terminal);
       terminalId = t.id;
     }

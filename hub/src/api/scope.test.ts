@@ -115,11 +115,11 @@ describe('a district admin: the other district does not exist for them', { timeo
     expect(reg.status).toBe(404);
     const move = await yxAdmin.api(`/api/v1/terminals/${MINE.terminal}/move`, { method: 'POST', json: { station: 'GZ-TH-001' } });
     expect(move.status).toBe(404);
-    expect(hub.registry.terminal(MINE.terminal)?.stationId).toBe('GZ-YX-001');
+    expect((await hub.registry.terminal(MINE.terminal))?.stationId).toBe('GZ-YX-001');
     const csv = 'id,station,type,serial\nGZ-TH-001-88,GZ-TH-001,id-card,S88\n';
     const imp = await yxAdmin.api('/api/v1/import', { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } });
     expect(imp.status).toBe(404);
-    expect(hub.registry.terminal('GZ-TH-001-88')).toBeUndefined();
+    expect(await hub.registry.terminal('GZ-TH-001-88')).toBeUndefined();
     const node = await yxAdmin.api('/api/v1/nodes', { method: 'POST', json: { id: 'GZ-TH-009', name: { zh: '站', en: 'S' } } });
     expect(node.status).toBe(404);
     const district = await yxAdmin.api('/api/v1/nodes', { method: 'POST', json: { id: 'GZ-NEW', name: { zh: '区', en: 'D' } } });
@@ -139,7 +139,7 @@ describe('a district admin: the other district does not exist for them', { timeo
     expect(a!.error).toMatchObject({ code: 'id-unavailable', message: `terminal id ${OTHER.terminal} is not available; choose another` });
     expect(b!.error).toMatchObject({ code: 'id-unavailable', message: 'terminal id GZ-YX-002-01 is not available; choose another' });
     expect(JSON.stringify(a)).not.toMatch(/exist|GZ-TH-001[^-]/);
-    expect(hub.registry.terminal(OTHER.terminal)?.stationId).toBe('GZ-TH-001');
+    expect((await hub.registry.terminal(OTHER.terminal))?.stationId).toBe('GZ-TH-001');
     // An import naming it is refused at its row (all or nothing), not answered with "existing".
     const csv = `id,station,type,serial\nGZ-YX-001-50,GZ-YX-001,id-card,S50\n${OTHER.terminal},GZ-YX-001,id-card,S51\n`;
     const imp = await yxAdmin.api('/api/v1/import', { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } });
@@ -148,7 +148,7 @@ describe('a district admin: the other district does not exist for them', { timeo
     expect(body.error.code).toBe('invalid-import');
     expect(body.error.message).toMatch(`${OTHER.terminal} is not available`);
     expect(JSON.stringify(body)).not.toMatch(/exist/);
-    expect(hub.registry.terminal('GZ-YX-001-50')).toBeUndefined();
+    expect(await hub.registry.terminal('GZ-YX-001-50')).toBeUndefined();
     // A terminal of their own district in an import is left as it is ("existing"), as before.
     const again = await yxAdmin.api('/api/v1/import', { method: 'POST', body: `id,station,type,serial\n${MINE.terminal},GZ-YX-001,id-card,S1\n`, headers: { 'content-type': 'text/csv' } });
     expect(again.status).toBe(200);

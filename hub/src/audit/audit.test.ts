@@ -118,7 +118,7 @@ describe('through a running hub', () => {
   beforeAll(async () => {
     hub = await startTestHub();
     await hub.terminal('GZ-YX-001-01', { station: 'GZ-YX-001' });
-    hub.registry.createNode({ id: 'GZ-YX-002', name: { zh: '站2', en: 'S2' } });
+    await hub.registry.createNode({ id: 'GZ-YX-002', name: { zh: '站2', en: 'S2' } });
   });
   afterAll(async () => {
     await hub?.stop();

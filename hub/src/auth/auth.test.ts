@@ -47,9 +47,9 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-auth-'));
     h = await loggedHub(dir);
-    h.hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
-    h.hub.registry.createNode({ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } });
-    h.hub.registry.createNode({ id: 'GZ-YX-001', name: { zh: '站', en: 'S1' } });
+    await h.hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    await h.hub.registry.createNode({ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } });
+    await h.hub.registry.createNode({ id: 'GZ-YX-001', name: { zh: '站', en: 'S1' } });
     const reg = await asAdmin('/api/v1/terminals', { method: 'POST', json: { id: 'GZ-YX-001-01', type: 'id-card', serial: 'S1', station: 'GZ-YX-001' } });
     secrets.push(((await reg.json()) as { secret: string }).secret);
     const rot = await asAdmin('/api/v1/terminals/GZ-YX-001-01/secret', { method: 'POST' });
@@ -114,7 +114,7 @@ describe('first start, sessions, one-time passwords, tokens, disabling', { timeo
     expect(((await without.json()) as ErrorBody).error.code).toBe('csrf');
     const wrong = await fetcher(h.hub as TestHub, { cookie: s.cookie, 'x-csrf-token': 'x'.repeat(43) })('/api/v1/nodes', { method: 'POST', json: body });
     expect(wrong.status).toBe(403);
-    expect(h.hub.registry.node('GZ-YX-002')).toBeUndefined();
+    expect(await h.hub.registry.node('GZ-YX-002')).toBeUndefined();
     expect((await s.api('/api/v1/nodes', { csrf: false })).status).toBe(200);
     expect((await s.api('/api/v1/nodes', { method: 'POST', json: body })).status).toBe(201);
     // Logout ends the session at once.
@@ -237,7 +237,7 @@ describe('login throttling', { timeout: 60_000 }, () => {
     // A first lock of 4 s, not 1: the refused right password below must arrive while the lock lasts, and a loaded
     // machine (the whole suite at once, each login a full scrypt) can take more than a second between two requests.
     hub = await startTestHub({ auth: { firstLockMs: 4000 } });
-    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
   });
   afterAll(async () => {
     await hub?.stop();
@@ -294,7 +294,7 @@ describe('password attempts sent all at once', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     // Locks far longer than the test: a lock that holds is then what the assertions see, however slow the machine.
     hub = await startTestHub({ auth: { firstLockMs: 600_000, maxLockMs: 900_000 } });
-    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
     url = `http://127.0.0.1:${hub.httpPort}/api/v1/auth/login`;
   });
   afterAll(async () => {
@@ -333,8 +333,8 @@ describe('changing a password', { timeout: 120_000 }, () => {
   let hub: TestHub;
   beforeAll(async () => {
     hub = await startTestHub({ auth: { firstLockMs: 600_000, maxLockMs: 900_000 } });
-    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
-    hub.registry.createNode({ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ-YX', name: { zh: '越秀', en: 'YX' } });
   });
   afterAll(async () => {
     await hub?.stop();
@@ -379,7 +379,7 @@ describe('password policy and hashing', { timeout: 120_000 }, () => {
   beforeAll(async () => {
     // The production cost (test hubs use 2^14 to save time), so an old 2^15 hash is below it.
     hub = await startTestHub({ auth: { scryptN: 2 ** 17 } });
-    hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
+    await hub.registry.createNode({ id: 'GZ', name: { zh: '广州', en: 'GZ' } });
   });
   afterAll(async () => {
     await hub?.stop();

@@ -2,7 +2,7 @@
  * The API's access checks, one place for every route: first "can the caller see it" (404 when not: what lies
  * outside a caller's node does not exist for them), then "may their role do this" (403).
  *
- *   const t = terminalFor(c, s, id, 'terminal:place');   // 404 outside scope, 403 for a viewer, else the row
+ *   const t = await terminalFor(c, s, id, 'terminal:place');   // 404 outside scope, 403 for a viewer, else the row
  *   await transaction(s.engine, async (tx) => {
  *     …the change, tx…;
  *     await audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: t.stationId, before, after }, tx);
@@ -13,7 +13,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import type { AuditEntry, AuditRow } from '../audit/log.ts';
 import type { Tx } from '../db/engine.ts';
 import { HubError, notFound } from '../errors.ts';
-import type { NodeRow, TerminalRow } from '../store/registry.ts';
+import type { NodeRow, TerminalRow } from '../fleet/store.ts';
 import type { ApiEnv, Services } from '../api/common.ts';
 import { actorName, can, PERMISSIONS, sees, type Permission, type Principal } from './permissions.ts';
 import type { Origin } from './service.ts';
@@ -49,18 +49,18 @@ export function requirePermission(c: C, perm: Permission): Principal {
 }
 
 /** The node if the caller can see it (404 otherwise), then 403 unless their role has `perm`. */
-export function nodeFor(c: C, s: Services, id: string, perm: Permission = 'fleet:read'): NodeRow {
+export async function nodeFor(c: C, s: Services, id: string, perm: Permission = 'fleet:read'): Promise<NodeRow> {
   const p = principalOf(c);
-  const n = s.registry.node(id);
+  const n = await s.registry.node(id);
   if (!n || !sees(p, n.id)) throw notFound('node', id);
   if (!can(p, perm)) throw forbiddenFor(p, perm);
   return n;
 }
 
 /** The terminal if its station lies under the caller's node (404 otherwise), then 403 unless their role has `perm`. */
-export function terminalFor(c: C, s: Services, id: string, perm: Permission = 'fleet:read'): TerminalRow {
+export async function terminalFor(c: C, s: Services, id: string, perm: Permission = 'fleet:read'): Promise<TerminalRow> {
   const p = principalOf(c);
-  const t = s.registry.terminal(id);
+  const t = await s.registry.terminal(id);
   if (!t || !sees(p, t.stationId)) throw notFound('terminal', id);
   if (!can(p, perm)) throw forbiddenFor(p, perm);
   return t;

@@ -156,8 +156,8 @@ export function enforcePolicy(s: Services, prefix = '/api/v1'): MiddlewareHandle
     if (policy.target === 'open' || policy.target === 'self') return next();
     const perm = policy.perm ?? 'fleet:read';
     let nodeId: string | null = p.nodeId;
-    if (policy.target === 'terminal') nodeId = terminalFor(c, s, id!, perm).stationId;
-    else if (policy.target === 'node') nodeId = nodeFor(c, s, id!, perm).id;
+    if (policy.target === 'terminal') nodeId = (await terminalFor(c, s, id!, perm)).stationId;
+    else if (policy.target === 'node') nodeId = (await nodeFor(c, s, id!, perm)).id;
     else requirePermission(c, perm);
     await next();
     // Every successful write leaves an audit record: the handler's own (with before/after), else this generic one.

@@ -86,7 +86,7 @@ const createUserTokenRoute = createRoute({
 });
 
 export function userRoutes(s: Services) {
-  const nodeExists = (id: string) => s.registry.node(id) !== undefined;
+  const nodeExists = async (id: string) => (await s.registry.node(id)) !== undefined;
   return new OpenAPIHono<ApiEnv>()
     .openapi(listRoute, async (c) => {
       const p = requirePermission(c, 'user:manage');

@@ -12,13 +12,13 @@ import type { IngestQuota } from '../ingest/quota.ts';
 import { RateLimitedLog, type Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { PresenceService } from '../presence/service.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore } from '../fleet/store.ts';
 import { createPersistence } from './persistence.ts';
 import { gracefulStream, guardParser, packetLengthCheck, type MqttParser } from './size-guard.ts';
 import type { TakeoverWatch } from './takeover.ts';
 
 export interface BrokerDeps {
-  registry: RegistryStore;
+  registry: Pick<FleetStore, 'verify'>;
   ingest: Ingest;
   presence: PresenceService;
   metrics: Metrics;
@@ -193,12 +193,35 @@ export class Broker {
     password: Readonly<Buffer | undefined>,
     cb: (err: AuthenticateError | null, ok: boolean | null) => void,
   ): void {
+    // The registry answers from its credential cache (bulk-loaded at start); only a miss reads the database.
+    const verified = username === client.id && password ? this.d.registry.verify(client.id, password.toString('utf8')) : Promise.resolve(false);
+    verified.then(
+      (ok) => this.answerConnect(client, username, password, ok, cb),
+      (err: unknown) => {
+        // The database is unreachable: refused as "server unavailable" (return code 3, MQTT 3.1.1 §3.2.2.3), not as
+        // bad credentials, so the address is not slowed down and the terminal retries as it would after a hub restart.
+        if (this.badLog.admit('auth:store') !== null) this.d.log.error({ err, terminalId: client.id }, 'credentials unreadable; connection refused');
+        this.d.metrics.rejected.inc({ reason: 'auth' });
+        const e = new Error('server unavailable') as AuthenticateError;
+        e.returnCode = 3;
+        cb(e, false);
+      },
+    );
+  }
+
+  private answerConnect(
+    client: Client,
+    username: string | undefined,
+    password: Readonly<Buffer | undefined>,
+    verified: boolean,
+    cb: (err: AuthenticateError | null, ok: boolean | null) => void,
+  ): void {
     const address = this.addressOf(client);
     const id = client.id;
     const will = (client as unknown as { _will?: PublishPacket | null })._will;
     let reason: string | null = null;
     if (username !== id) reason = 'username-not-client-id';
-    else if (!password || !this.d.registry.verify(id, password.toString('utf8'))) reason = 'bad-credentials';
+    else if (!password || !verified) reason = 'bad-credentials';
     else if (will && will.topic !== topicFor(id, 'presence')) reason = 'will-topic';
     const fail = this.failures.get(address);
     const now = Date.now();

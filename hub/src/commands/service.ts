@@ -18,7 +18,7 @@ import type { Broker } from '../broker/broker.ts';
 import type { Tx } from '../db/engine.ts';
 import { badRequest, conflict } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore } from '../fleet/store.ts';
 import type { CommandRow, CommandStore } from './store.ts';
 
 export const MAX_COMMAND_TTL_S = 7 * 86400;
@@ -26,7 +26,7 @@ export const MAX_COMMAND_TTL_S = 7 * 86400;
 export class Downlink {
   constructor(
     private readonly store: CommandStore,
-    private readonly registry: RegistryStore,
+    private readonly registry: FleetStore,
     private readonly broker: Broker,
     private readonly log: Logger,
   ) {}

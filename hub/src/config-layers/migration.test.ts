@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { openDatabase } from '../store/db.ts';
-import { RegistryStore } from '../store/registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 import { migrationsBefore, startTestHub } from '../test-support.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-cfg-migrate-'));
@@ -17,9 +17,9 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('desired configs saved before layers become terminal layers; the first start pushes nothing and shows no drift', async () => {
   const dataDir = path.join(tmp, 'data');
   const old = openDatabase(dataDir, migrationsBefore(tmp, '0004_config_layers')).db;
-  const registry = new RegistryStore(old);
-  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
-  registry.insertTerminal({ id: 'GZ-A-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
+  const registry = createFleetStore({ kind: 'sqlite', db: old });
+  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) await registry.createNode({ id, name: { zh: id, en: id } });
+  await registry.insertTerminal({ id: 'GZ-A-001-01', type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
   const t0 = Date.now() - 86_400_000;
   old.prepare('INSERT INTO desired_config (terminal_id, version, config, updated_at) VALUES (?, ?, ?, ?)').run('GZ-A-001-01', 3, '{"telemetryInterval":45}', t0);
   const report = old.prepare('INSERT INTO config_reports (terminal_id, epoch, seq, ts, received_at, version, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');

@@ -267,7 +267,7 @@ export function configRoutes(s: Services) {
     .openapi(putTerminal, async (c) => {
       const { id } = c.req.valid('param');
       const b = c.req.valid('json');
-      const stationId = s.registry.requireTerminal(id).stationId;
+      const stationId = (await s.registry.requireTerminal(id)).stationId;
       const r = await cl.setLayer('terminal', id, b.config, {
         expectedVersion: b.expectedVersion,
         by: c.get('actor'),

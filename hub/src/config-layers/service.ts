@@ -26,7 +26,7 @@ import type { Broker } from '../broker/broker.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { RegistryStore } from '../store/registry.ts';
+import type { FleetStore } from '../fleet/store.ts';
 import {
   canonical,
   diff,
@@ -177,7 +177,7 @@ export class ConfigLayers {
 
   constructor(
     store: ConfigLayerStore,
-    private readonly registry: Pick<RegistryStore, 'node' | 'terminal' | 'requireTerminal'>,
+    private readonly registry: Pick<FleetStore, 'node' | 'terminal' | 'terminals' | 'requireTerminal'>,
     private readonly broker: Pick<Broker, 'publish'>,
     private readonly log: Logger,
     private readonly opts: ConfigLayersOptions = {},
@@ -401,16 +401,10 @@ export class ConfigLayers {
    * periodically and after placement changes: a moved or newly registered terminal gets its station's config.
    */
   async reconcile(terminalIds?: readonly string[]): Promise<Pushed[]> {
-    let terminals: TerminalPlace[];
-    if (terminalIds) {
-      terminals = [];
-      for (const tid of terminalIds) {
-        const t = await this.registry.terminal(tid);
-        if (t && t.state === 'active') terminals.push({ id: t.id, stationId: t.stationId });
-      }
-    } else {
-      terminals = await this.store.activeTerminals();
-    }
+    // One read for all of them (an import places hundreds at once), not one round trip each.
+    const terminals: TerminalPlace[] = terminalIds
+      ? (await this.registry.terminals(terminalIds)).flatMap((t) => (t.state === 'active' ? [{ id: t.id, stationId: t.stationId }] : []))
+      : await this.store.activeTerminals();
     return this.#reconcile(terminals);
   }
 

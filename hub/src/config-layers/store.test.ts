@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Engine, EngineKind } from '../db/engine.ts';
 import { notFound } from '../errors.ts';
 import { createLogger } from '../log.ts';
-import type { NodeRow, TerminalRow } from '../store/registry.ts';
+import type { NodeRow, TerminalRow } from '../fleet/store.ts';
 import { openTestEngine, TEST_ENGINES, type TestEngine } from '../db/test-engines.ts';
 import { dropStoredPrograms, PROGRAMS_DROPPED_REASON } from './programs.ts';
 import { ConfigLayers } from './service.ts';
@@ -46,17 +46,20 @@ async function seed(e: Engine): Promise<void> {
 }
 
 /** The registry's answers about the seeded fleet. */
+const placeOf = (id: string) => {
+  const t = TERMINALS.find((x) => x.id === id);
+  return t && { ...t, type: 'self-service', serial: `SN-${t.id}`, createdAt: 1, decommissionedAt: null };
+};
+/** The registry as the service reads it (fleet/store.ts), over the lists above. */
 const places = {
-  node: (id: string) => {
+  node: async (id: string) => {
     const n = NODES.find((x) => x.id === id);
     return n && { ...n, nameZh: n.id, nameEn: n.id, kind: null, createdAt: 1 };
   },
-  terminal: (id: string) => {
-    const t = TERMINALS.find((x) => x.id === id);
-    return t && { ...t, type: 'self-service', serial: `SN-${t.id}`, createdAt: 1, decommissionedAt: null };
-  },
-  requireTerminal(id: string) {
-    const t = places.terminal(id);
+  terminal: async (id: string) => placeOf(id),
+  terminals: async (ids: readonly string[]) => [...new Set(ids)].sort().flatMap((id) => placeOf(id) ?? []),
+  async requireTerminal(id: string) {
+    const t = placeOf(id);
     if (!t) throw notFound('terminal', id);
     return t;
   },

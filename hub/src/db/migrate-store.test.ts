@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
-import { parseFleetJson } from '../services/import.ts';
+import { parseFleetJson } from '../fleet/import.ts';
 import { dbPath } from '../store/db.ts';
 import { startTestHub, until, type TestHub } from '../test-support.ts';
 import { createTestDatabase } from './postgres/test-server.ts';
@@ -41,7 +41,7 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
   beforeAll(async () => {
     target = await createTestDatabase(pgUrl!);
     hub = await startTestHub({}, dir);
-    const fleet = hub.importFleet(parseFleetJson(JSON.parse(fs.readFileSync(FLEET, 'utf8'))), 'test');
+    const fleet = await hub.importFleet(parseFleetJson(JSON.parse(fs.readFileSync(FLEET, 'utf8'))), 'test');
     const t = fleet.terminals.created[0]!;
     const c = await hub.connect(t.id, t.secret);
     const start = Date.now() - WEEK;

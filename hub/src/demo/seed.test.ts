@@ -11,9 +11,9 @@ import { migrateStore } from '../db/migrate-store.ts';
 import { openPostgres } from '../db/postgres/open.ts';
 import { createTestDatabase } from '../db/postgres/test-server.ts';
 import { parseDatabaseUrl } from '../db/url.ts';
-import { applyImport, parseFleetJson } from '../services/import.ts';
+import { importFleet as importInto, parseFleetJson } from '../fleet/import.ts';
 import { openDatabase } from '../store/db.ts';
-import { RegistryStore } from '../store/registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { DemoSeedRefused, seedDemo } from './seed.ts';
 import { ALERT_COLUMNS, SEED_TABLES } from './seed-db.ts';
@@ -35,7 +35,7 @@ function tempDir(): string {
 }
 
 /** The reference fleet cut to its first stations (every terminal type among them), imported as `kiosk-fleet import` does. */
-function importFleet(dir: string, stations = 4): string[] {
+async function importFleet(dir: string, stations = 4): Promise<string[]> {
   const full = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'fixtures/guangzhou-fleet.json'), 'utf8')) as {
     stations: { id: string }[];
     terminals: { station: string; id: string }[];
@@ -45,7 +45,8 @@ function importFleet(dir: string, stations = 4): string[] {
   const fleet = { ...full, stations: full.stations.filter((s) => keep.has(s.id)), terminals: full.terminals.filter((t) => keep.has(t.station)) };
   const { db } = openDatabase(dir);
   try {
-    db.transaction(() => applyImport(db, new RegistryStore(db), parseFleetJson(fleet), 'cli'))();
+    const engine = { kind: 'sqlite' as const, db };
+    await importInto(engine, createFleetStore(engine), parseFleetJson(fleet), 'cli');
   } finally {
     db.close();
   }
@@ -57,7 +58,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 describe('demo-seed', () => {
   it('gives a real hub a month to show: both charts, the availability report, resolved alerts with notes, two rollouts', async () => {
     const dir = tempDir();
-    const ids = importFleet(dir);
+    const ids = await importFleet(dir);
     const r = await seedDemo({ dataDir: dir });
     expect(r.terminals).toBe(ids.length);
     expect(fs.existsSync(r.keys.privateKeyPath) && fs.existsSync(r.keys.publicKeyPath)).toBe(true);
@@ -147,7 +148,7 @@ describe('demo-seed', () => {
 
   it('seeds a short history too (--days 2: no hot day, no outage, maybe no weekday)', async () => {
     const dir = tempDir();
-    importFleet(dir, 1);
+    await importFleet(dir, 1);
     const r = await seedDemo({ dataDir: dir, days: 2 });
     expect(r.rollups).toBeGreaterThan(0);
     expect(r.rollouts.map((x) => x.status).sort()).toEqual(['completed', 'running']);
@@ -159,7 +160,7 @@ describe('demo-seed', () => {
 
   it.skipIf(!pgUrl)('on PostgreSQL writes the same rows as on SQLite for the same seed and time, into daily partitions', async () => {
     const dir = tempDir();
-    importFleet(dir, 3);
+    await importFleet(dir, 3);
     // the same fleet on PostgreSQL, as a bureau that moved gets it
     const database = await createTestDatabase(pgUrl!);
     try {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isUnderNode } from '@kiosk-fleet/protocol';
 import { openDatabase, type Db } from '../store/db.ts';
-import { RegistryStore } from '../store/registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 import { SqliteQueryStore } from './store.sqlite.ts';
 
 describe('terminal list: the node filter', () => {
@@ -15,19 +15,19 @@ describe('terminal list: the node filter', () => {
   const stations = ['GZ-YX-001', 'GZ-YX-002', 'GZ-YXA-001', 'GZ-TH-001', 'gz-YX-001'];
   const all: { id: string; station: string }[] = [];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-queries-'));
     db = openDatabase(dir).db;
-    const reg = new RegistryStore(db);
+    const reg = createFleetStore({ kind: 'sqlite', db });
     for (const st of stations) {
       const parts = st.split('-');
       for (let i = 1; i <= parts.length; i++) {
         const id = parts.slice(0, i).join('-');
-        if (!reg.node(id)) reg.createNode({ id, name: { zh: id, en: id } });
+        if (!(await reg.node(id))) await reg.createNode({ id, name: { zh: id, en: id } });
       }
       for (let n = 1; n <= 3; n++) {
         const id = `${st}-${n}`;
-        reg.insertTerminal({ id, station: st, type: 'id-card', serial: `SN-${id}` }, 'test');
+        await reg.insertTerminal({ id, station: st, type: 'id-card', serial: `SN-${id}` }, 'test');
         all.push({ id, station: st });
       }
     }

@@ -30,9 +30,9 @@ const allOk = { idCardReader: 1, fingerprintScanner: 1, camera: 1, receiptPrinte
 beforeAll(async () => {
   hub = await startTestHub();
   const old = H0 - 30 * 24 * H;
-  for (const id of ['GZ', 'GZ-R', 'GZ-R-001', 'GZ-R-002']) if (!hub.registry.node(id)) hub.registry.createNode({ id, name: { zh: id, en: id } }, old);
-  hub.registry.insertTerminal({ id: T1, type: 'id-card', serial: 'S1', station: 'GZ-R-001' }, 'test', old);
-  hub.registry.insertTerminal({ id: T2, type: 'police-multi', serial: 'S2', station: 'GZ-R-001' }, 'test', old);
+  for (const id of ['GZ', 'GZ-R', 'GZ-R-001', 'GZ-R-002']) if (!(await hub.registry.node(id))) await hub.registry.createNode({ id, name: { zh: id, en: id } }, old);
+  await hub.registry.insertTerminal({ id: T1, type: 'id-card', serial: 'S1', station: 'GZ-R-001' }, 'test', old);
+  await hub.registry.insertTerminal({ id: T2, type: 'police-multi', serial: 'S2', station: 'GZ-R-001' }, 'test', old);
   const p = new SqlitePresenceStore(hub.db);
   p.s.insert.run(T1, H0 - H, 'unknown', 'online', 'connected', null, null);
   p.s.insert.run(T1, H0 + H + 15 * M, 'online', 'offline', 'connection-lost', null, null);

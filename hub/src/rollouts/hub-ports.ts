@@ -11,7 +11,7 @@ import type { RolloutPorts, RolloutService } from './service.ts';
 
 /** The slice of the hub's services the ports use (HubServices satisfies it). */
 export interface HubSlice {
-  registry: { nodes(): { id: string; parentId: string | null }[] };
+  registry: { nodes(): Promise<{ id: string; parentId: string | null }[]> };
   queries: {
     terminals(f: { state?: 'active'; after?: string; limit: number }): Promise<{ id: string; type: string; stationId: string }[]>;
     terminal(id: string): Promise<{ presence: string | null; peripherals: string | null; app: string | null } | undefined>;
@@ -56,7 +56,7 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
   const baseUrl = typeof o.baseUrl === 'function' ? o.baseUrl : () => o.baseUrl as string;
   return {
     async fleet(): Promise<FleetTerminal[]> {
-      const parent = new Map(hub.registry.nodes().map((n) => [n.id, n.parentId]));
+      const parent = new Map((await hub.registry.nodes()).map((n) => [n.id, n.parentId]));
       const out: FleetTerminal[] = [];
       let after: string | undefined;
       for (;;) {

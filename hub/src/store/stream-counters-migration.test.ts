@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { openDatabase } from './db.ts';
-import { RegistryStore } from './registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 import { migrationsBefore, startTestHub, telemetry, topicFor } from '../test-support.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-stream-migrate-'));
@@ -18,9 +18,9 @@ const T = 'GZ-A-001-01';
 test('telemetry counters kept in streams before 0007 still read back, and new samples of the same epoch add to them', async () => {
   const dataDir = path.join(tmp, 'data');
   const old = openDatabase(dataDir, migrationsBefore(tmp, '0007_telemetry_stream_in_state')).db;
-  const registry = new RegistryStore(old);
-  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
-  registry.insertTerminal({ id: T, type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
+  const registry = createFleetStore({ kind: 'sqlite', db: old });
+  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) await registry.createNode({ id, name: { zh: id, en: id } });
+  await registry.insertTerminal({ id: T, type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
   const at = Date.now() - 60_000;
   const stream = old.prepare('INSERT INTO streams (terminal_id, stream, epoch, first_seq, max_seq, count, last_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
   stream.run(T, 'telemetry', 'epochAAAA1', 1, 10, 9, at - 1000);
@@ -30,7 +30,7 @@ test('telemetry counters kept in streams before 0007 still read back, and new sa
 
   const hub = await startTestHub({}, dataDir);
   try {
-    const c = await hub.connect(T, hub.registry.rotateSecret(T));
+    const c = await hub.connect(T, await hub.registry.rotateSecret(T));
     for (const seq of [11, 12]) await c.publishAsync(topicFor(T, 'telemetry'), telemetry(seq, {}, 'epochAAAA1'), { qos: 1 });
     await c.endAsync();
     const detail = (await (await hub.api(`/api/v1/terminals/${T}`)).json()) as {

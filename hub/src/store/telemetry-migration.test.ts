@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { openDatabase } from './db.ts';
-import { RegistryStore } from './registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 import { migrationsBefore, startTestHub, telemetry, topicFor } from '../test-support.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-tel-migrate-'));
@@ -70,9 +70,9 @@ const samples = [
 test('telemetry stored before 0006 reads back the same, stays deduplicated, and charts and rolls up the same', async () => {
   const dataDir = path.join(tmp, 'data');
   const old = openDatabase(dataDir, migrationsBefore(tmp, '0006_telemetry_compact')).db;
-  const registry = new RegistryStore(old);
-  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) registry.createNode({ id, name: { zh: id, en: id } });
-  registry.insertTerminal({ id: T, type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
+  const registry = createFleetStore({ kind: 'sqlite', db: old });
+  for (const id of ['GZ', 'GZ-A', 'GZ-A-001']) await registry.createNode({ id, name: { zh: id, en: id } });
+  await registry.insertTerminal({ id: T, type: 'id-card', serial: 'SN1', station: 'GZ-A-001' }, 'test');
   const insert = old.prepare(
     `INSERT INTO telemetry (terminal_id, epoch, seq, ts, received_at, skewed, cpu, mem_used, mem_total, disk_used, disk_total, temp_c, uptime, peripherals, app, services)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -120,7 +120,7 @@ test('telemetry stored before 0006 reads back the same, stays deduplicated, and 
     });
 
     // A replay of an old sample is still a duplicate.
-    const secret = hub.registry.rotateSecret(T);
+    const secret = await hub.registry.rotateSecret(T);
     const c = await hub.connect(T, secret);
     await c.publishAsync(topicFor(T, 'telemetry'), telemetry(1, { ts: new Date(t0).toISOString() }, 'epochAAAA1'), { qos: 1 });
     await c.publishAsync(topicFor(T, 'telemetry'), telemetry(3, {}, 'epochAAAA1'), { qos: 1 });

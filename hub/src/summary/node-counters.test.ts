@@ -4,10 +4,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { EXAMPLES, isTerminalType, isUnderNode, payloadSchemas, SERVICE_IDS, servicesOfType, TERMINAL_TYPES, type PayloadOf, type TerminalType } from '@kiosk-fleet/protocol';
-import { applyImport, parseFleetJson } from '../services/import.ts';
+import { importFleet, parseFleetJson } from '../fleet/import.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import { DB_FILE } from '../store/db.ts';
-import { RegistryStore } from '../store/registry.ts';
+import { createFleetStore } from '../fleet/index.ts';
 
 /**
  * The summary as the API computed it before the counters: every active terminal under the node read from SQL, its
@@ -53,8 +53,8 @@ async function fromScratch(hub: TestHub, id: string) {
   return { totals, children, services };
 }
 
-async function expectSameAsScratch(hub: TestHub, when: string) {
-  const nodes = hub.registry.nodes();
+async function expectSameAsScratch(hub: TestHub, when: string): Promise<void> {
+  const nodes = await hub.registry.nodes();
   for (const n of nodes) {
     const counted = await hub.nodeCounters.summary(n.id, (await hub.queries.children(n.id)).map((c) => c.id));
     expect(counted, `${n.id} after ${when}`).toEqual(await fromScratch(hub, n.id));
@@ -195,7 +195,8 @@ describe('node counters', () => {
     try {
       other.pragma('busy_timeout = 5000');
       const fleet = parseFleetJson({ terminals: [{ id: 'GZ-YX-001-CLI', station: 'GZ-YX-001', type: 'id-card', serial: 'SN-CLI' }] });
-      applyImport(other, new RegistryStore(other), fleet, 'cli');
+      const engine = { kind: 'sqlite' as const, db: other };
+      await importFleet(engine, createFleetStore(engine), fleet, 'cli');
       other.prepare("UPDATE terminal_state SET presence = 'online', services = '[\"progress-inquiry\"]' WHERE terminal_id = 'GZ-YX-001-CLI'").run();
     } finally {
       other.close();

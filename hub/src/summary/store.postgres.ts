@@ -3,7 +3,7 @@
  * writer pool, another process such as the `import` CLI) commit side by side, so the counters follow two
  * append-only tables by id instead:
  * - presence_transitions: every change of terminal_state.presence is stored there (presence/service.ts);
- * - placements: every registration, import, move and decommission appends a row (store/registry.ts).
+ * - placements: every registration, import, move and decommission appends a row (fleet/store.ts).
  * The terminals named by new rows are read again (their committed row, not the transition's to_state: rows of two
  * connections may commit out of id order). An id left missing below the highest seen is waited for GAP_MS (a
  * transaction still open), then taken for a rollback; reading `id > floor` again until then costs the rows of those

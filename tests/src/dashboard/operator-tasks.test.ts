@@ -308,9 +308,9 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     const old = D0 - 30 * 24 * H;
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kf-ops-report-'));
     const seed = await startTestHub({}, dir);
-    for (const [id, zh] of [['GZ', '广州市公安局'], ['GZ-YX', '越秀区分局'], ['GZ-YX-001', '洪桥派出所']] as const) seed.registry.createNode({ id, name: { zh, en: id } }, old);
-    seed.registry.insertTerminal({ id: 'GZ-YX-001-01', type: 'id-card', serial: 'S1', station: 'GZ-YX-001' }, 'test', old);
-    seed.registry.insertTerminal({ id: 'GZ-YX-001-02', type: 'police-multi', serial: 'S2', station: 'GZ-YX-001' }, 'test', old);
+    for (const [id, zh] of [['GZ', '广州市公安局'], ['GZ-YX', '越秀区分局'], ['GZ-YX-001', '洪桥派出所']] as const) await seed.registry.createNode({ id, name: { zh, en: id } }, old);
+    await seed.registry.insertTerminal({ id: 'GZ-YX-001-01', type: 'id-card', serial: 'S1', station: 'GZ-YX-001' }, 'test', old);
+    await seed.registry.insertTerminal({ id: 'GZ-YX-001-02', type: 'police-multi', serial: 'S2', station: 'GZ-YX-001' }, 'test', old);
     const presence = new SqlitePresenceStore(seed.db);
     presence.s.insert.run('GZ-YX-001-01', D0 - H, 'unknown', 'online', 'connected', null, null);
     presence.s.insert.run('GZ-YX-001-02', D0 - 2 * H, 'unknown', 'online', 'connected', null, null);

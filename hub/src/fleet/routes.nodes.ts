@@ -4,8 +4,8 @@ import { isUnderNode, parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, principalOf, visible } from '../auth/guard.ts';
 import { transaction } from '../db/engine.ts';
 import { notFound } from '../errors.ts';
-import type { NodeRow } from '../store/registry.ts';
-import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from './common.ts';
+import type { NodeRow } from './store.ts';
+import { errorResponses, idParam, isoReq, json, jsonBody, listOf, type ApiEnv, type Services } from '../api/common.ts';
 
 const nodeSchema = z
   .object({
@@ -91,10 +91,9 @@ const summaryRoute = createRoute({
 
 export function nodeRoutes(s: Services) {
   return new OpenAPIHono<ApiEnv>()
-    .openapi(listRoute, (c) => {
+    .openapi(listRoute, async (c) => {
       const q = c.req.valid('query');
-      const items = s.registry
-        .nodes()
+      const items = (await s.registry.nodes())
         .filter((n) => visible(c, n.id) && (q.under === undefined || isUnderNode(n.id, q.under)) && (q.level === undefined || n.level === q.level))
         .map(nodeOut);
       return c.json({ items, nextCursor: null }, 200);
@@ -106,7 +105,7 @@ export function nodeRoutes(s: Services) {
       const parent = parentNodeId(b.id);
       if (parent === null ? principalOf(c).nodeId !== null : !visible(c, parent)) throw notFound('node', parent ?? b.id);
       const n = await transaction(s.engine, async (tx) => {
-        const row = s.registry.createNode(b);
+        const row = await s.registry.createNode(b, Date.now(), tx);
         await audit(c, s, { action: 'node.create', objectType: 'node', objectId: row.id, nodeId: row.id, after: { name: b.name, kind: b.kind ?? null } }, tx);
         return row;
       });
@@ -114,7 +113,7 @@ export function nodeRoutes(s: Services) {
     })
     .openapi(getRoute, async (c) => {
       const { id } = c.req.valid('param');
-      const n = s.registry.node(id);
+      const n = await s.registry.node(id);
       if (!n) throw notFound('node', id);
       const children = (await s.queries.children(id)).map((ch) => ({
         id: ch.id,
@@ -126,7 +125,7 @@ export function nodeRoutes(s: Services) {
     })
     .openapi(summaryRoute, async (c) => {
       const { id } = c.req.valid('param');
-      if (!s.registry.node(id)) throw notFound('node', id);
+      if (!(await s.registry.node(id))) throw notFound('node', id);
       // Counters kept in memory (summary/node-counters.ts): O(children), not a read of every terminal under the node.
       const counts = await s.nodeCounters.summary(id, (await s.queries.children(id)).map((ch) => ch.id));
       return c.json({ node: id, ...counts }, 200);

@@ -5,9 +5,10 @@
  */
 import { fleetCsvErrorText, nodeLevel, parentNodeId, parseFleetCsv as parseCsv } from '@kiosk-fleet/protocol';
 import { z } from 'zod';
+import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import { HubError } from '../errors.ts';
-import type { Db } from '../store/db.ts';
-import type { NewNode, NewTerminal, RegistryStore } from '../store/registry.ts';
+import { terminalProblemIn } from './store.common.ts';
+import type { FleetStore, NewNode, NewTerminal } from './store.ts';
 
 export interface ImportResult {
   nodes: { created: string[]; existing: string[] };
@@ -92,47 +93,70 @@ export function parseFleetCsv(text: string): ParsedFleet {
   return { nodes: [], terminals: parsed.rows.map(({ row, ...value }) => ({ row, value })) };
 }
 
-export function applyImport(db: Db, registry: RegistryStore, fleet: ParsedFleet, by: string): ImportResult {
+/**
+ * Checks every row against the registry as `tx` sees it, then creates the missing nodes and terminals in `tx`: all or
+ * nothing with the caller's other writes (its audit entry). Reads the tree and the named terminals once each and
+ * writes with one batch per table, so that an import costs a few statements on either engine, not a few per row.
+ */
+export async function applyImport(registry: FleetStore, fleet: ParsedFleet, by: string, tx: Tx): Promise<ImportResult> {
   if (fleet.nodes.length === 0 && fleet.terminals.length === 0) {
     throw new HubError(400, 'invalid-import', 'import rejected: it names no node and no terminal', { row: 0, reason: 'empty import' });
   }
-  return db.transaction((): ImportResult => {
-    const result: ImportResult = { nodes: { created: [], existing: [] }, terminals: { created: [], existing: [] } };
-    const pendingNodes = new Map<string, string>(); // id → level
-    const seen = new Set<string>();
-    for (const { row, value } of fleet.nodes) {
-      const level = nodeLevel(value.id);
-      if (level === null) throw invalidImport(row, `node id ${JSON.stringify(value.id)} is not a city, district or station id`);
-      if (seen.has(value.id)) throw invalidImport(row, `node ${value.id} appears twice`);
-      seen.add(value.id);
-      const parent = parentNodeId(value.id);
-      if (parent !== null && !pendingNodes.has(parent) && !registry.node(parent)) {
-        throw invalidImport(row, `parent ${parent} of ${value.id} does not exist`);
-      }
-      const existing = registry.node(value.id);
-      if (existing) {
-        if (existing.level !== level) throw invalidImport(row, `${value.id} exists as a ${existing.level}`);
-        result.nodes.existing.push(value.id);
-      } else pendingNodes.set(value.id, level);
+  const result: ImportResult = { nodes: { created: [], existing: [] }, terminals: { created: [], existing: [] } };
+  const stored = new Map((await registry.nodes(tx)).map((n) => [n.id, n]));
+  const pendingNodes = new Map<string, string>(); // id → level
+  const seen = new Set<string>();
+  for (const { row, value } of fleet.nodes) {
+    const level = nodeLevel(value.id);
+    if (level === null) throw invalidImport(row, `node id ${JSON.stringify(value.id)} is not a city, district or station id`);
+    if (seen.has(value.id)) throw invalidImport(row, `node ${value.id} appears twice`);
+    seen.add(value.id);
+    const parent = parentNodeId(value.id);
+    if (parent !== null && !pendingNodes.has(parent) && !stored.has(parent)) {
+      throw invalidImport(row, `parent ${parent} of ${value.id} does not exist`);
     }
-    const stations = new Set([...pendingNodes].filter(([, level]) => level === 'station').map(([id]) => id));
-    const terminalIds = new Set<string>();
-    const toCreate: NewTerminal[] = [];
-    for (const { row, value } of fleet.terminals) {
-      if (terminalIds.has(value.id)) throw invalidImport(row, `terminal ${value.id} appears twice`);
-      terminalIds.add(value.id);
-      const problem = registry.terminalProblem(value, stations);
-      if (problem) throw invalidImport(row, problem);
-      if (registry.terminal(value.id)) result.terminals.existing.push(value.id);
-      else toCreate.push(value);
-    }
-    const now = Date.now();
-    for (const { value } of fleet.nodes) {
-      if (!pendingNodes.has(value.id)) continue;
-      registry.createNode(value, now);
-      result.nodes.created.push(value.id);
-    }
-    for (const t of toCreate) result.terminals.created.push({ id: t.id, secret: registry.insertTerminal(t, by, now) });
-    return result;
-  })();
+    const existing = stored.get(value.id);
+    if (existing) {
+      if (existing.level !== level) throw invalidImport(row, `${value.id} exists as a ${existing.level}`);
+      result.nodes.existing.push(value.id);
+    } else pendingNodes.set(value.id, level);
+  }
+  const stations = new Set([...pendingNodes].filter(([, level]) => level === 'station').map(([id]) => id));
+  const taken = new Set((await registry.terminals(fleet.terminals.map((t) => t.value.id), tx)).map((t) => t.id));
+  const terminalIds = new Set<string>();
+  const toCreate: NewTerminal[] = [];
+  for (const { row, value } of fleet.terminals) {
+    if (terminalIds.has(value.id)) throw invalidImport(row, `terminal ${value.id} appears twice`);
+    terminalIds.add(value.id);
+    const problem = terminalProblemIn(value, stored.get(value.station), stations);
+    if (problem) throw invalidImport(row, problem);
+    if (taken.has(value.id)) result.terminals.existing.push(value.id);
+    else toCreate.push(value);
+  }
+  const now = Date.now();
+  const newNodes = fleet.nodes.filter(({ value }) => pendingNodes.has(value.id)).map(({ value }) => value);
+  await registry.insertNodes(newNodes, now, tx);
+  result.nodes.created.push(...newNodes.map((n) => n.id));
+  const secrets = await registry.insertTerminals(toCreate, by, now, tx);
+  result.terminals.created.push(...toCreate.map((t, i) => ({ id: t.id, secret: secrets[i]! })));
+  return result;
+}
+
+/**
+ * `applyImport` in a transaction of its own, with `alsoInTx` (the caller's audit entry) in the same one. The key and
+ * credentials are loaded first: inside the transaction only statements are awaited.
+ */
+export async function importFleet(
+  engine: Engine,
+  registry: FleetStore,
+  fleet: ParsedFleet,
+  by: string,
+  alsoInTx?: (r: ImportResult, tx: Tx) => unknown,
+): Promise<ImportResult> {
+  await registry.load();
+  return transaction(engine, async (tx) => {
+    const r = await applyImport(registry, fleet, by, tx);
+    await alsoInTx?.(r, tx);
+    return r;
+  });
 }

@@ -88,7 +88,7 @@ describe('import', () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { details: { row: number; reason: string } } };
     expect(body.error.details).toEqual({ row: 5, reason: 'terminal GZ-YX-500-01 appears twice' });
-    expect(hub.registry.node('GZ-YX-500')).toBeUndefined();
+    expect(await hub.registry.node('GZ-YX-500')).toBeUndefined();
   });
 
   test('an import that names nothing is a 400; one over 8 MiB a 413', async () => {
@@ -142,7 +142,7 @@ describe('terminals', () => {
 
   test('move keeps placement history; decommission closes the connection, refuses credentials, keeps history', async () => {
     const t = await hub.terminal('GZ-T-001-02');
-    hub.registry.createNode({ id: 'GZ-T-002', name: { zh: 'b', en: 'b' } });
+    await hub.registry.createNode({ id: 'GZ-T-002', name: { zh: 'b', en: 'b' } });
     const moved = await hub.api(`/api/v1/terminals/${t.id}/move`, { method: 'POST', json: { station: 'GZ-T-002', reason: 'new hall' } });
     expect(moved.status).toBe(200);
     const d = (await moved.json()) as { station: string; placements: { from: string | null; to: string | null; reason: string | null }[] };

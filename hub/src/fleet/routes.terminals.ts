@@ -22,7 +22,7 @@ import {
   wholeNumberOf,
   type ApiEnv,
   type Services,
-} from './common.ts';
+} from '../api/common.ts';
 
 const presenceEnum = z.enum(['unknown', 'online', 'offline', 'stale']);
 const peripheralState = z.object({
@@ -386,12 +386,12 @@ export function terminalRoutes(s: Services) {
         missing: x.maxSeq - x.firstSeq + 1 - x.count,
         lastAt: isoReq(x.lastAt),
       })),
-      placements: s.registry.placements(id).map((p) => ({ from: p.fromStation, to: p.toStation, by: p.by, at: isoReq(p.at), reason: p.reason })),
+      placements: (await s.registry.placements(id)).map((p) => ({ from: p.fromStation, to: p.toStation, by: p.by, at: isoReq(p.at), reason: p.reason })),
       connected: s.broker.live.has(id),
     };
   };
-  const exists = (id: string) => {
-    if (!s.registry.terminal(id)) throw notFound('terminal', id);
+  const exists = async (id: string) => {
+    if (!(await s.registry.terminal(id))) throw notFound('terminal', id);
   };
 
   return new OpenAPIHono<ApiEnv>()
@@ -412,9 +412,9 @@ export function terminalRoutes(s: Services) {
     .openapi(registerRoute, async (c) => {
       const b = c.req.valid('json');
       if (!visible(c, b.station)) throw notFound('node', b.station);
-      const id = b.id ?? s.registry.nextTerminalId(b.station);
+      const id = b.id ?? (await s.registry.nextTerminalId(b.station));
       const out = await transaction(s.engine, async (tx) => {
-        const r = s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'));
+        const r = await s.registry.register({ id, type: b.type, serial: b.serial, station: b.station }, c.get('actor'), tx);
         await audit(c, s, { action: 'terminal.register', objectType: 'terminal', objectId: id, nodeId: b.station, after: { type: b.type, serial: b.serial, station: b.station } }, tx);
         return r;
       });
@@ -428,8 +428,8 @@ export function terminalRoutes(s: Services) {
       // The target station must lie in the caller's scope too: moving a terminal out of reach is not placement.
       if (!visible(c, b.station)) throw notFound('node', b.station);
       await transaction(s.engine, async (tx) => {
-        const before = s.registry.requireTerminal(id).stationId;
-        s.registry.move(id, b.station, c.get('actor'), b.reason ?? null);
+        const before = (await s.registry.requireTerminal(id, tx)).stationId;
+        await s.registry.move(id, b.station, c.get('actor'), b.reason ?? null, Date.now(), tx);
         await audit(c, s, { action: 'terminal.move', objectType: 'terminal', objectId: id, nodeId: b.station, before: { station: before }, after: { station: b.station, reason: b.reason ?? null } }, tx);
       });
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { station: b.station } });
@@ -439,9 +439,9 @@ export function terminalRoutes(s: Services) {
       const { id } = c.req.valid('param');
       const body = c.req.header('content-length') === '0' ? {} : ((await c.req.json().catch(() => ({}))) as { reason?: string });
       await transaction(s.engine, async (tx) => {
-        const before = s.registry.requireTerminal(id);
+        const before = await s.registry.requireTerminal(id, tx);
         const reason = typeof body.reason === 'string' ? body.reason : null;
-        s.registry.decommission(id, c.get('actor'), reason);
+        await s.registry.decommission(id, c.get('actor'), reason, Date.now(), tx);
         await audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } }, tx);
       });
       s.broker.kick(id);
@@ -451,9 +451,9 @@ export function terminalRoutes(s: Services) {
     .openapi(secretRoute, async (c) => {
       const { id } = c.req.valid('param');
       const secret = await transaction(s.engine, async (tx) => {
-        const out = s.registry.rotateSecret(id);
+        const out = await s.registry.rotateSecret(id, tx);
         // The secret itself never goes into the audit log (nor the log).
-        await audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { rotated: true } }, tx);
+        await audit(c, s, { action: 'terminal.secret', objectType: 'terminal', objectId: id, nodeId: (await s.registry.requireTerminal(id, tx)).stationId, after: { rotated: true } }, tx);
         return out;
       });
       s.broker.kick(id);
@@ -462,7 +462,7 @@ export function terminalRoutes(s: Services) {
     })
     .openapi(telemetryRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       if (q.bucket === 'raw') {
@@ -509,7 +509,7 @@ export function terminalRoutes(s: Services) {
     })
     .openapi(presenceRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       const rows = await s.queries.presenceHistory(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1);
@@ -521,7 +521,7 @@ export function terminalRoutes(s: Services) {
     })
     .openapi(eventsRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       const [from, to] = range(q.from, q.to);
       const rows = await s.queries.events(id, from, to, q.cursor ?? Number.MAX_SAFE_INTEGER, q.limit + 1, q.kind);
@@ -543,7 +543,7 @@ export function terminalRoutes(s: Services) {
     })
     .openapi(commandsListRoute, async (c) => {
       const { id } = c.req.valid('param');
-      exists(id);
+      await exists(id);
       const q = c.req.valid('query');
       let before: { at: number; id: string } | null = null;
       if (q.cursor) {
@@ -563,7 +563,7 @@ export function terminalRoutes(s: Services) {
       const b = c.req.valid('json');
       const row = await transaction(s.engine, async (tx) => {
         const r = await s.downlink.queueCommand(id, b.name, b.args, b.expiresInSeconds, c.get('actor'), tx);
-        await audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: s.registry.requireTerminal(id).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } }, tx);
+        await audit(c, s, { action: 'terminal.command', objectType: 'terminal', objectId: id, nodeId: (await s.registry.requireTerminal(id, tx)).stationId, after: { command: r.id, name: b.name, args: b.args, expiresInSeconds: b.expiresInSeconds } }, tx);
         return r;
       });
       // Sent only once stored with its audit entry: a rolled-back command never reaches the terminal.

@@ -3,8 +3,8 @@ import { parentNodeId } from '@kiosk-fleet/protocol';
 import { audit, requirePermission, visible } from '../auth/guard.ts';
 import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { invalidImport, parseFleetCsv, parseFleetJson } from '../services/import.ts';
-import { errorResponses, json, type ApiEnv, type Services } from './common.ts';
+import { invalidImport, parseFleetCsv, parseFleetJson } from './import.ts';
+import { errorResponses, json, type ApiEnv, type Services } from '../api/common.ts';
 
 export const importResultSchema = z
   .object({
@@ -57,21 +57,25 @@ export function importRoutes(s: Services) {
     for (const { value } of fleet.terminals) if (!visible(c, value.station)) throw notFound('node', value.station);
     // A terminal id taken outside the caller's node is not importable, said like any unavailable id, not "existing"
     // (which would confirm it stands elsewhere; issue 20, item 7). Ids under the node are left as they are.
+    const taken = new Map((await s.registry.terminals(fleet.terminals.map((t) => t.value.id))).map((t) => [t.id, t]));
     for (const { row, value } of fleet.terminals) {
-      const taken = s.registry.terminal(value.id);
-      if (taken && !visible(c, taken.stationId)) throw invalidImport(row, `terminal id ${value.id} is not available; choose another`);
+      const t = taken.get(value.id);
+      if (t && !visible(c, t.stationId)) throw invalidImport(row, `terminal id ${value.id} is not available; choose another`);
     }
-    const result = await transaction(s.engine, async (tx) => {
-      const r = s.importFleet(fleet, c.get('actor'));
-      await audit(c, s, {
-        action: 'fleet.import',
-        objectType: 'fleet',
-        objectId: null,
-        nodeId: p.nodeId,
-        after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
-      }, tx);
-      return r;
-    });
+    const result = await s.importFleet(fleet, c.get('actor'), (r, tx) =>
+      audit(
+        c,
+        s,
+        {
+          action: 'fleet.import',
+          objectType: 'fleet',
+          objectId: null,
+          nodeId: p.nodeId,
+          after: { nodesCreated: r.nodes.created, terminalsCreated: r.terminals.created.map((t) => t.id), terminalsExisting: r.terminals.existing.length },
+        },
+        tx,
+      ),
+    );
     return c.json(result, 200);
   });
 }
