@@ -34,11 +34,11 @@ import { IngestQuota, type FloodState } from './ingest/quota.ts';
 import { TakeoverWatch, type ConflictState } from './broker/takeover.ts';
 import { Retention } from './retention/service.ts';
 import { createRetentionStore } from './retention/store.ts';
-import { openDatabase, type Db } from './store/db.ts';
+import type { Db } from './store/db.ts';
 import { acquireDataDirLock } from './db/lock.ts';
 import type { Engine, Tx } from './db/engine.ts';
 import { DatabaseHealth } from './db/health.ts';
-import { openPostgres, type PostgresTarget } from './db/postgres/open.ts';
+import { openEngine, type OpenEngine } from './db/open-engine.ts';
 import { createNodeCounters } from './summary/index.ts';
 import type { NodeCounters } from './summary/node-counters.ts';
 import { createIngestStore, ingestHooks } from './ingest/store.ts';
@@ -187,18 +187,20 @@ export interface StartOptions {
 export async function startHub(config: HubConfig, opts: StartOptions = {}): Promise<Hub> {
   const log = opts.log ?? createLogger(config.logLevel);
   const ms = phaseTimer();
-  if (config.database.engine === 'postgres') await refusePostgres(config.database);
   tightenDataDir(config.dataDir, log);
   const lock = acquireDataDirLock(config.dataDir);
-  let db: Db;
+  let opened: OpenEngine;
   try {
-    ({ db } = openDatabase(config.dataDir));
+    // KF_DATABASE_URL: SQLite in the data dir, or PostgreSQL (2-4 connections measured best for the writer, issue 18).
+    opened = await openEngine(config.database, config.dataDir, { pgPool: 6 });
   } catch (err) {
     lock.release();
     throw err;
   }
+  const engine = opened.engine;
+  /** SQLite's connection for the SQLite-only steps (WAL checkpoint at stop); null on PostgreSQL. */
+  const sqlite: Db | null = engine.kind === 'sqlite' ? engine.db : null;
   const started: Record<string, number> = { database: ms() };
-  const engine: Engine = { kind: 'sqlite', db };
   const timers: NodeJS.Timeout[] = [];
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
@@ -210,7 +212,6 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         ((token, file) =>
           process.stderr.write(`\nKiosk Fleet admin token (shown once, kept in ${file}):\n  ${token}\n\n`)),
     );
-    const engine: Engine = { kind: 'sqlite', db };
     const audit = createAuditLog(engine);
     const auth = new AuthService(engine, audit, log, { ...config.auth, secureCookies: Boolean(config.tlsCert) });
     // First start: the city admin `admin`, with KF_ADMIN_PASSWORD or a generated password shown once.
@@ -295,7 +296,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
 
     const releases = await createReleases({
-      store: createReleaseStore({ kind: 'sqlite', db }),
+      store: createReleaseStore(engine),
       dataDir: config.dataDir,
       releaseKeys: config.releaseKeys,
       logger: log,
@@ -309,15 +310,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     });
 
     const alerts = await new Alerts(
-      { engine: { kind: 'sqlite', db }, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
+      { engine, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
       { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
     ).init();
 
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
     // known only once the HTTP server listens (set below).
     let publicUrl = config.publicUrl ?? '';
-    const queries = createQueryStore({ kind: 'sqlite', db });
-    const rolloutStore = createRolloutStore({ kind: 'sqlite', db });
+    const queries = createQueryStore(engine);
+    const rolloutStore = createRolloutStore(engine);
     await importRolloutFiles(config.dataDir, rolloutStore, log);
     const rollouts = await new RolloutService({
       store: rolloutStore,
@@ -336,7 +337,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       releases,
       auth,
       audit,
-      db,
+      get db(): Db {
+        if (!sqlite) throw new Error('hub.db is the SQLite connection; this hub runs on PostgreSQL (use hub.engine)');
+        return sqlite;
+      },
       log,
       metrics,
       registry,
@@ -466,8 +470,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     log.info({ ms: started }, 'started');
 
     let closing: Promise<void> | null = null;
-    const hub: Hub = {
-      ...services,
+    // The services' descriptors, not a spread: a spread would read `db`, which throws on PostgreSQL.
+    const hub: Hub = Object.defineProperties({
       config,
       mqttPort,
       mqttsPort,
@@ -503,15 +507,15 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           await writer.close();
           await security.settled();
           const flush = ms();
-          db.pragma('wal_checkpoint(TRUNCATE)');
+          sqlite?.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();
-          db.close();
+          await opened.close();
           lock.release();
           log.info({ ms: { background, drain, broker, listeners, flush, checkpoint, close: ms() } }, 'stopped');
         })();
         return closing;
       },
-    };
+    } as Omit<Hub, keyof HubServices>, Object.getOwnPropertyDescriptors(services)) as Hub;
     log.debug({ restored }, 'retained down messages restored from the database');
     return hub;
   } catch (err) {
@@ -519,25 +523,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();
-    db.close();
+    await opened.close().catch(() => {});
     lock.release();
     throw err;
   }
-}
-
-/**
- * PostgreSQL today: the schema, its migrations and `migrate-store` exist, the hub's domain stores do not yet (issue 18:
- * each domain gets an async store with a SQLite and a PostgreSQL implementation). The URL is still checked for real,
- * so that an operator preparing a database sees reachability, version and migration errors now, and then a clear
- * refusal instead of a hub that silently keeps its data in SQLite.
- */
-async function refusePostgres(target: PostgresTarget): Promise<never> {
-  const pg = await openPostgres(target, { max: 1 });
-  await pg.close();
-  throw new ConfigError(
-    'KF_DATABASE_URL',
-    `PostgreSQL at ${target.redacted} is reachable and holds this version's schema, but the hub's services still run on SQLite only in this version; leave KF_DATABASE_URL unset (or sqlite:) to serve, use \`kiosk-fleet migrate-store --to …\` to prepare the move`,
-  );
 }
 
 /** Alias kept for callers that think of it as construction. */

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { testEngineKind } from '../db/postgres/test-database.ts';
 import { presence, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
 let hub: TestHub;
@@ -72,7 +73,8 @@ describe('auth', () => {
   test('health needs no token; everything else is 401 without the right one', async () => {
     const health = await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/health`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok', connectedTerminals: 2, timeZone: 'Asia/Shanghai' });
+    // KF_TEST_ENGINE picks the engine of this run's hubs (pnpm test / pnpm test:postgres); health names it.
+    expect(await health.json()).toMatchObject({ status: 'ok', connectedTerminals: 2, timeZone: 'Asia/Shanghai', database: { engine: testEngineKind(), status: 'ok', error: null } });
     for (const p of ['/api/v1/terminals', '/api/v1/nodes', '/metrics']) {
       const none = await fetch(`http://127.0.0.1:${hub.httpPort}${p}`);
       expect(none.status).toBe(401);
