@@ -31,10 +31,14 @@ export interface TestHub extends Hub {
   stop(): Promise<void>;
 }
 
-export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string, opts: { log?: Logger } = {}): Promise<TestHub> {
+/**
+ * `opts.engine: 'sqlite'`: this hub stays on SQLite whatever KF_TEST_ENGINE says, for tests of SQLite itself (its
+ * migrations, its file, backup). Every other test runs on the engine of the run.
+ */
+export async function startTestHub(overrides: Partial<HubConfig> = {}, dir?: string, opts: { log?: Logger; engine?: 'sqlite' } = {}): Promise<TestHub> {
   const dataDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubtest-'));
   // KF_TEST_ENGINE=postgres: the same hub on a database of the run's PostgreSQL server (db/postgres/test-database.ts).
-  const databaseUrl = await testDatabaseUrl(dataDir, inject('pgUrl'));
+  const databaseUrl = opts.engine === 'sqlite' ? undefined : await testDatabaseUrl(dataDir, inject('pgUrl'));
   const config = parseConfig(
     { ...(databaseUrl ? { KF_DATABASE_URL: databaseUrl } : {}), KF_BIND: '127.0.0.1', KF_MQTT_PORT: '0', KF_HTTP_PORT: '0', KF_DATA_DIR: dataDir, KF_ADMIN_TOKEN: TOKEN, KF_ADMIN_PASSWORD: ADMIN_PASSWORD, KF_LOG_LEVEL: 'silent' },
     // scrypt at 2^14 instead of the production 2^17: the same code at an eighth of the time and memory, for suites
