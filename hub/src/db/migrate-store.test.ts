@@ -40,7 +40,7 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
 
   beforeAll(async () => {
     target = await createTestDatabase(pgUrl!);
-    hub = await startTestHub({}, dir);
+    hub = await startTestHub({}, dir, { engine: 'sqlite' }); // the SQLite installation to move
     const fleet = await hub.importFleet(parseFleetJson(JSON.parse(fs.readFileSync(FLEET, 'utf8'))), 'test');
     const t = fleet.terminals.created[0]!;
     const c = await hub.connect(t.id, t.secret);
@@ -78,7 +78,7 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
   });
 
   it('refuses while a hub serves the data dir', async () => {
-    const running = await startTestHub({}, dir);
+    const running = await startTestHub({}, dir, { engine: 'sqlite' });
     try {
       const r = await cli(['migrate-store', '--to', target.url], dir);
       expect(r.code).toBe(1);

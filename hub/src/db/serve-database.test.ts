@@ -8,7 +8,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startTestHub, type TestHub } from '../test-support.ts';
+import { startTestHub, telemetry, topicFor, type TestHub } from '../test-support.ts';
+import { queryNumber } from './test-query.ts';
+import { parseDatabaseUrl } from './url.ts';
 import { createTestDatabase } from './postgres/test-server.ts';
 
 const pgUrl = inject('pgUrl');
@@ -72,10 +74,33 @@ describe('serve: database and data dir', () => {
     expect(r.stderr).not.toContain('pw-do-not-print');
   }, 60_000);
 
-  it.skipIf(!pgUrl)('on a reachable PostgreSQL, migrates it and refuses to serve from it in this version', async () => {
-    const r = await serve({ KF_DATA_DIR: tmp(), KF_DATABASE_URL: db!.url });
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/KF_DATABASE_URL: PostgreSQL at postgres@127\.0\.0\.1:\d+\/kf_test_\w+ is reachable and holds this version's schema, but the hub's services still run on SQLite only/);
+  it.skipIf(!pgUrl)('serves from PostgreSQL: a hub with an empty data dir and the same URL serves the same fleet, secret and history', async () => {
+    // The URL given explicitly (`database`), whatever engine this run's other hubs use.
+    const database = parseDatabaseUrl(db!.url);
+    const first = await startTestHub({ database }, tmp(), { engine: 'sqlite' });
+    running = first;
+    expect(await (await first.api('/api/v1/health')).json()).toMatchObject({ database: { engine: 'postgres', status: 'ok' } });
+    const t = await first.terminal('GZ-T-001-01');
+    const c = await first.connect(t.id, t.secret);
+    await c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(1), { qos: 1 });
+    c.end(true);
+    await first.stop();
+    running = null;
+
+    const dir = tmp();
+    const second = await startTestHub({ database }, dir, { engine: 'sqlite' });
+    running = second;
+    // Nothing of the fleet is in the new data dir: only the lock and the log-side files.
+    expect(fs.existsSync(path.join(dir, 'kiosk-fleet.db'))).toBe(false);
+    const res = await second.api(`/api/v1/terminals/${t.id}`);
+    expect(res.status).toBe(200);
+    expect(await queryNumber(second.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?', t.id)).toBe(1);
+    // The secret issued by the first hub still opens the door.
+    const again = await second.connect(t.id, t.secret);
+    expect(again.connected).toBe(true);
+    again.end(true);
+    await second.stop();
+    running = null;
   }, 60_000);
 
   it('refuses a second hub on a data dir a live hub serves', async () => {

@@ -34,7 +34,7 @@ describe('backup and restore of releases and rollouts', () => {
     const keys = generateReleaseKeyPair();
     const pub = path.join(tmp, 'pub.pem');
     fs.writeFileSync(pub, keys.publicKeyPem);
-    const first = await startTestHub({ releaseKeys: pub }, path.join(tmp, 'first'));
+    const first = await startTestHub({ releaseKeys: pub }, path.join(tmp, 'first'), { engine: 'sqlite' }); // `kiosk-fleet backup` is SQLite's (PostgreSQL: pg_dump)
     hubs.push(first);
     await first.terminal('GZ-T-001-K01');
     const manifest = canonicalManifestBytes({
@@ -66,7 +66,7 @@ describe('backup and restore of releases and rollouts', () => {
     const restoredDir = path.join(tmp, 'restored');
     fs.mkdirSync(restoredDir);
     fs.copyFileSync(backup, path.join(restoredDir, 'kiosk-fleet.db'));
-    const restored = await startTestHub({ releaseKeys: pub }, restoredDir);
+    const restored = await startTestHub({ releaseKeys: pub }, restoredDir, { engine: 'sqlite' });
     hubs.push(restored);
 
     const dl = await fetch(`http://127.0.0.1:${restored.httpPort}/api/v1/releases/app-6.0.0/artifact`, { headers: { authorization: `Bearer ${token}` } });

@@ -28,7 +28,7 @@ test('telemetry counters kept in streams before 0007 still read back, and new sa
   stream.run(T, 'events', 'epochAAAA1', 1, 2, 2, at);
   old.close();
 
-  const hub = await startTestHub({}, dataDir);
+  const hub = await startTestHub({}, dataDir, { engine: 'sqlite' }); // a SQLite file written by an older version
   try {
     const c = await hub.connect(T, await hub.registry.rotateSecret(T));
     for (const seq of [11, 12]) await c.publishAsync(topicFor(T, 'telemetry'), telemetry(seq, {}, 'epochAAAA1'), { qos: 1 });

@@ -86,7 +86,7 @@ test('telemetry stored before 0006 reads back the same, stays deduplicated, and 
   insert.run(T, 'epochCCCC3', 1, t0 + 2 * hour, t0 + 2 * hour, 0, 1, 1, 2, 1, 2, null, 1, '{}', null, '["no-such-service","progress-inquiry"]');
   old.close();
 
-  const hub = await startTestHub({}, dataDir);
+  const hub = await startTestHub({}, dataDir, { engine: 'sqlite' }); // a SQLite file written by an older version
   try {
     const got = (await (await hub.api(`/api/v1/terminals/${T}/telemetry?limit=100`)).json()) as { items: Record<string, unknown>[] };
     expect(got.items).toHaveLength(4);
@@ -147,4 +147,4 @@ test('telemetry stored before 0006 reads back the same, stays deduplicated, and 
   } finally {
     await hub.stop();
   }
-});
+}, 60_000);
