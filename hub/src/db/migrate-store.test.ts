@@ -15,6 +15,7 @@ import { parseFleetJson } from '../fleet/import.ts';
 import { dbPath } from '../store/db.ts';
 import { startTestHub, until, type TestHub } from '../test-support.ts';
 import { createTestDatabase } from './postgres/test-server.ts';
+import { parseDatabaseUrl } from './url.ts';
 
 const pgUrl = inject('pgUrl');
 const BIN = path.resolve(import.meta.dirname, '..', '..', 'bin', 'kiosk-fleet.mjs');
@@ -36,6 +37,24 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
   let target: Awaited<ReturnType<typeof createTestDatabase>>;
   let hub: TestHub | null = null;
   const WEEK = 7 * 86_400_000;
+  /** What the SQLite hub answered, by path, before the move. */
+  const before = new Map<string, string>();
+  /** A user's questions: the city summary, lists, a terminal, its charts and events, users, config, maintenance. */
+  const answerPaths = (id: string, from: number) => [
+    '/api/v1/nodes/GZ/summary',
+    '/api/v1/nodes/GZ-YX/summary',
+    '/api/v1/terminals?limit=100',
+    '/api/v1/terminals?node=GZ-YX&limit=20',
+    `/api/v1/terminals/${id}`,
+    `/api/v1/terminals/${id}/telemetry?from=${new Date(from).toISOString()}&bucket=1h`,
+    `/api/v1/terminals/${id}/telemetry?from=${new Date(from).toISOString()}&to=${new Date(from + 86_400_000).toISOString()}`,
+    `/api/v1/terminals/${id}/events`,
+    '/api/v1/users',
+    '/api/v1/config/nodes/GZ-YX',
+    '/api/v1/maintenance',
+    '/api/v1/alerts?state=open',
+  ];
+  let answeredFrom = { id: '', start: 0 };
   const SAMPLES = 7 * 24 * 4; // every 15 min for a week
 
   beforeAll(async () => {
@@ -45,6 +64,7 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
     const t = fleet.terminals.created[0]!;
     const c = await hub.connect(t.id, t.secret);
     const start = Date.now() - WEEK;
+    answeredFrom = { id: t.id, start };
     const epoch = 'epochMIGR01';
     for (let i = 0; i < SAMPLES; i += 64) {
       const batch = [];
@@ -133,6 +153,27 @@ describe.skipIf(!pgUrl)('migrate-store', () => {
     const again = await cli(['migrate-store', '--to', target.url], dir);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/is not empty .* migrate-store copies into an empty database only/);
+  }, 120_000);
+
+  it('a hub on the PostgreSQL copy, with an empty data dir, answers what the SQLite hub answered', async () => {
+    // Both freshly started on the same history: the SQLite hub on the data dir, then a hub on the copy.
+    const lite = await startTestHub({}, dir, { engine: 'sqlite' });
+    try {
+      for (const p of answerPaths(answeredFrom.id, answeredFrom.start)) before.set(p, await (await lite.api(p)).text());
+    } finally {
+      await lite.stop();
+    }
+    const pgHub = await startTestHub({ database: parseDatabaseUrl(target.url) }, fs.mkdtempSync(path.join(os.tmpdir(), 'kf-migrated-')), { engine: 'sqlite' });
+    try {
+      expect(before.size).toBeGreaterThan(10);
+      for (const p of answerPaths(answeredFrom.id, answeredFrom.start)) {
+        const res = await pgHub.api(p);
+        expect(res.status, p).toBe(200);
+        expect(await res.text(), p).toBe(before.get(p));
+      }
+    } finally {
+      await pgHub.stop();
+    }
   }, 120_000);
 
   it('refuses a target that is not PostgreSQL, with the reason', async () => {
