@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { SqlitePresenceStore } from '../presence/store.sqlite.ts';
+import { createPresenceStore } from '../presence/store.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { Alerts } from './service.ts';
 import { sign } from './webhooks.ts';
@@ -219,12 +219,12 @@ describe('flapping', () => {
     await until(() => hub.configLayers.desired(B)?.config.alerts?.thresholds?.flapping?.transitions === 2);
     await applyConfig();
     const t0 = start();
-    const p = new SqlitePresenceStore(hub.db);
-    p.s.insert.run(B, t0 - 3 * MIN, 'online', 'offline', 'connection-lost', null, null);
-    p.s.insert.run(B, t0 - 2 * MIN, 'offline', 'online', 'connected', null, null);
+    const p = createPresenceStore(hub.engine);
+    await p.insertTransition({ terminalId: B, at: t0 - 3 * MIN, fromState: 'online', toState: 'offline', reason: 'connection-lost', bootId: null, connSeq: null });
+    await p.insertTransition({ terminalId: B, at: t0 - 2 * MIN, fromState: 'offline', toState: 'online', reason: 'connected', bootId: null, connSeq: null });
     await alerts.engine.evaluate();
     expect(await open('flapping')).toHaveLength(0); // 2 is not more than 2
-    p.s.insert.run(B, t0 - MIN, 'online', 'online', 'takeover', null, null);
+    await p.insertTransition({ terminalId: B, at: t0 - MIN, fromState: 'online', toState: 'online', reason: 'takeover', bootId: null, connSeq: null });
     await alerts.engine.evaluate();
     expect(await (await open('flapping')).map((a) => a.subjectId)).toEqual([B]);
     clock = t0 + 10 * MIN; // the first transition leaves the window

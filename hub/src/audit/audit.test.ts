@@ -11,6 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { transaction } from '../db/engine.ts';
+import { queryRows } from '../db/test-query.ts';
 import { dbPath, openDatabase, type Db } from '../store/db.ts';
 import { createHash } from 'node:crypto';
 import { canonicalManifestBytes } from '@kiosk-fleet/protocol';
@@ -146,17 +147,26 @@ describe('through a running hub', () => {
     const before = (await (await hub.api('/api/v1/audit/verify')).json()) as { ok: boolean; checked: number };
     expect(before.ok).toBe(true);
     expect(before.checked).toBeGreaterThanOrEqual(5);
-    const raw = new Database(dbPath(hub.dir));
-    try {
-      const target = raw.prepare("SELECT id FROM audit_log WHERE action = 'terminal.move'").get() as { id: number };
-      raw.exec('DROP TRIGGER audit_log_no_update');
-      raw.prepare(`UPDATE audit_log SET actor = 'nobody' WHERE id = ?`).run(target.id);
-      const res = await hub.api('/api/v1/audit/verify');
-      expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ ok: false, brokenAt: target.id, reason: 'hash-mismatch' });
-    } finally {
-      raw.close();
+    const [target] = (await queryRows(hub.engine, "SELECT id FROM audit_log WHERE action = 'terminal.move'")) as { id: number }[];
+    if (hub.engine.kind === 'sqlite') {
+      const raw = new Database(dbPath(hub.dir));
+      try {
+        raw.exec('DROP TRIGGER audit_log_no_update');
+        raw.prepare(`UPDATE audit_log SET actor = 'nobody' WHERE id = ?`).run(target!.id);
+      } finally {
+        raw.close();
+      }
+    } else {
+      // The append-only triggers refuse the UPDATE; the test hub connects as the server's superuser, who may switch
+      // user triggers off for one transaction (replica role), as someone with the database's password could.
+      await hub.engine.pg.sql.begin(async (tx) => {
+        await tx`SET LOCAL session_replication_role = replica`;
+        await tx`UPDATE audit_log SET actor = 'nobody' WHERE id = ${target!.id}`;
+      });
     }
+    const res = await hub.api('/api/v1/audit/verify');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: false, brokenAt: target!.id, reason: 'hash-mismatch' });
   });
 });
 

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../config.ts';
 import { startHub } from '../hub.ts';
 import { createLogger } from '../log.ts';
+import { queryRows } from '../db/test-query.ts';
 import { TOKEN, startTestHub, type TestHub } from '../test-support.ts';
 import { hashPassword } from './passwords.ts';
 import { DEFAULT_AUTH_OPTIONS } from './service.ts';
@@ -280,8 +281,8 @@ describe('login throttling', { timeout: 60_000 }, () => {
     }
     expect(status).toBe(429);
     // The failures are kept in the database: the lock spans hub processes and restarts.
-    const row = hub.db.prepare("SELECT failures FROM login_failures WHERE key LIKE 'ip:%'").get() as { failures: number };
-    expect(row.failures).toBeGreaterThan(hub.auth.opts.addressFreeFailures);
+    const [row] = await queryRows(hub.engine, "SELECT failures FROM login_failures WHERE key LIKE 'ip:%'");
+    expect(row?.failures).toBeGreaterThan(hub.auth.opts.addressFreeFailures);
     expect((await post(url, { username: 'admin', password: 'test-admin-password-0123' })).status).toBe(429);
     // Each failure costs a full scrypt (unknown names too, so timing tells nothing): ~25 of them took over 30 s on
     // this 2-core machine under load, hence the roomy limit.

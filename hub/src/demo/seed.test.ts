@@ -9,8 +9,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { migrateStore } from '../db/migrate-store.ts';
 import { openPostgres } from '../db/postgres/open.ts';
+import { testDatabaseUrl } from '../db/postgres/test-database.ts';
 import { createTestDatabase } from '../db/postgres/test-server.ts';
-import { parseDatabaseUrl } from '../db/url.ts';
+import { queryNumber } from '../db/test-query.ts';
+import { parseDatabaseUrl, type DatabaseTarget } from '../db/url.ts';
 import { importFleet as importInto, parseFleetJson } from '../fleet/import.ts';
 import { openDatabase } from '../store/db.ts';
 import { createFleetStore } from '../fleet/index.ts';
@@ -55,11 +57,26 @@ async function importFleet(dir: string, stations = 4): Promise<string[]> {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/**
+ * Where a test hub on `dir` keeps its data: on a KF_TEST_ENGINE=postgres run the PostgreSQL database test-support
+ * gives that dir (the fleet imported into the dir's SQLite is copied there first, as `kiosk-fleet migrate-store`
+ * does), else the dir's SQLite file (undefined).
+ */
+async function hubDatabase(dir: string, copyFleet: boolean): Promise<Extract<DatabaseTarget, { engine: 'postgres' }> | undefined> {
+  const url = await testDatabaseUrl(dir, pgUrl);
+  if (!url) return undefined;
+  const target = parseDatabaseUrl(url);
+  if (target.engine !== 'postgres') throw new Error('not a postgres URL');
+  if (copyFleet) await migrateStore({ dataDir: dir, target });
+  return target;
+}
+
 describe('demo-seed', () => {
   it('gives a real hub a month to show: both charts, the availability report, resolved alerts with notes, two rollouts', async () => {
     const dir = tempDir();
     const ids = await importFleet(dir);
-    const r = await seedDemo({ dataDir: dir });
+    const database = await hubDatabase(dir, true);
+    const r = await seedDemo({ dataDir: dir, ...(database ? { database } : {}) });
     expect(r.terminals).toBe(ids.length);
     expect(fs.existsSync(r.keys.privateKeyPath) && fs.existsSync(r.keys.publicKeyPath)).toBe(true);
 
@@ -130,18 +147,30 @@ describe('demo-seed', () => {
     const { id, secret } = await hub.terminal('GZ-T-001-01');
     const c = await hub.connect(id, secret);
     await c.publishAsync(topicFor(id, 'telemetry'), telemetry(1), { qos: 1 });
-    await until(() => (hub.db.prepare('SELECT count(*) AS n FROM telemetry_samples').get() as { n: number }).n === 1 || undefined, 20_000);
+    await until(async () => (await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry_samples')) === 1 || undefined, 20_000);
     await c.endAsync();
     await hub.close();
 
-    await expect(seedDemo({ dataDir: dir })).rejects.toThrow(DemoSeedRefused);
-    await expect(seedDemo({ dataDir: dir })).rejects.toThrow(/already has history \(telemetry_samples/);
-    const { db } = openDatabase(dir);
-    try {
-      expect(db.prepare('SELECT count(*) AS n FROM rollups_hourly').get()).toEqual({ n: 0 });
-      expect(db.prepare('SELECT count(*) AS n FROM alerts').get()).toEqual({ n: 0 });
-    } finally {
-      db.close();
+    const database = await hubDatabase(dir, false);
+    const o = { dataDir: dir, ...(database ? { database } : {}) };
+    await expect(seedDemo(o)).rejects.toThrow(DemoSeedRefused);
+    await expect(seedDemo(o)).rejects.toThrow(/already has history \(telemetry_samples/);
+    if (database) {
+      const pg = await openPostgres(database, { max: 1 });
+      try {
+        expect(await queryNumber({ kind: 'postgres', pg }, 'SELECT count(*) AS n FROM rollups_hourly')).toBe(0);
+        expect(await queryNumber({ kind: 'postgres', pg }, 'SELECT count(*) AS n FROM alerts')).toBe(0);
+      } finally {
+        await pg.close();
+      }
+    } else {
+      const { db } = openDatabase(dir);
+      try {
+        expect(db.prepare('SELECT count(*) AS n FROM rollups_hourly').get()).toEqual({ n: 0 });
+        expect(db.prepare('SELECT count(*) AS n FROM alerts').get()).toEqual({ n: 0 });
+      } finally {
+        db.close();
+      }
     }
     expect(fs.existsSync(path.join(dir, 'hub.lock'))).toBe(false);
   }, 120_000);

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { operator } from '../auth/testing.ts';
-import { SqlitePresenceStore } from '../presence/store.sqlite.ts';
+import { createPresenceStore } from '../presence/store.ts';
 import { createRetentionStore, NO_METRICS } from '../retention/store.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import type { AvailabilityReport } from './availability.ts';
@@ -33,12 +33,12 @@ beforeAll(async () => {
   for (const id of ['GZ', 'GZ-R', 'GZ-R-001', 'GZ-R-002']) if (!(await hub.registry.node(id))) await hub.registry.createNode({ id, name: { zh: id, en: id } }, old);
   await hub.registry.insertTerminal({ id: T1, type: 'id-card', serial: 'S1', station: 'GZ-R-001' }, 'test', old);
   await hub.registry.insertTerminal({ id: T2, type: 'police-multi', serial: 'S2', station: 'GZ-R-001' }, 'test', old);
-  const p = new SqlitePresenceStore(hub.db);
-  p.s.insert.run(T1, H0 - H, 'unknown', 'online', 'connected', null, null);
-  p.s.insert.run(T1, H0 + H + 15 * M, 'online', 'offline', 'connection-lost', null, null);
-  p.s.insert.run(T1, H0 + H + 45 * M, 'offline', 'online', 'connected', null, null);
-  p.s.insert.run(T2, H0 - 2 * H, 'unknown', 'online', 'connected', null, null);
-  p.s.insert.run(T2, H0 - H, 'online', 'offline', 'power-loss', null, null);
+  const p = createPresenceStore(hub.engine);
+  await p.insertTransition({ terminalId: T1, at: H0 - H, fromState: 'unknown', toState: 'online', reason: 'connected', bootId: null, connSeq: null });
+  await p.insertTransition({ terminalId: T1, at: H0 + H + 15 * M, fromState: 'online', toState: 'offline', reason: 'connection-lost', bootId: null, connSeq: null });
+  await p.insertTransition({ terminalId: T1, at: H0 + H + 45 * M, fromState: 'offline', toState: 'online', reason: 'connected', bootId: null, connSeq: null });
+  await p.insertTransition({ terminalId: T2, at: H0 - 2 * H, fromState: 'unknown', toState: 'online', reason: 'connected', bootId: null, connSeq: null });
+  await p.insertTransition({ terminalId: T2, at: H0 - H, fromState: 'online', toState: 'offline', reason: 'power-loss', bootId: null, connSeq: null });
   const r = createRetentionStore(hub.engine);
   const rollup = (hour: number, services: Record<string, number>, ok: Record<string, number>) =>
     r.writeRollups([{ terminalId: T1, hour, samples: 120, ...NO_METRICS, peripheralOk: JSON.stringify(ok), services: JSON.stringify(services) }], null);

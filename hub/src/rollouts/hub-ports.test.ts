@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalManifestBytes, EXAMPLES, topicFor, updateTargetSchema, type UpdateTarget } from '@kiosk-fleet/protocol';
 import { generateReleaseKeyPair, privateKeyFromPem, signManifest } from '@kiosk-fleet/protocol/release-signing';
 import { createHash } from 'node:crypto';
-import { createReleases, SqliteReleaseStore, type Releases } from '../releases/index.ts';
+import { createReleases, createReleaseStore, type Releases } from '../releases/index.ts';
 import { verifyDownloadToken } from '../releases/tokens.ts';
 import { startTestHub, type TestHub } from '../test-support.ts';
 import { attachStatusFeed, hubRolloutPorts } from './hub-ports.ts';
 import { RolloutService } from './service.ts';
-import { SqliteRolloutStore } from './store.sqlite.ts';
+import { createRolloutStore } from './store.ts';
 import { silentLogger } from './testing.ts';
 
 let hub: TestHub;
@@ -51,7 +51,7 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hubports-'));
   const keys = generateReleaseKeyPair();
   fs.writeFileSync(path.join(tmp, 'pub.pem'), keys.publicKeyPem);
-  releases = await createReleases({ store: new SqliteReleaseStore(hub.db), releaseKeys: path.join(tmp, 'pub.pem'), logger: silentLogger(), isAdminToken: () => true });
+  releases = await createReleases({ store: createReleaseStore(hub.engine), releaseKeys: path.join(tmp, 'pub.pem'), logger: silentLogger(), isAdminToken: () => true });
   const artifact = Buffer.from('not really a tarball, but signed bytes all the same');
   const bytes = canonicalManifestBytes({
     v: 1,
@@ -121,7 +121,7 @@ describe('rollout ports on a real hub', () => {
     const ports = hubRolloutPorts(hub, releases, { baseUrl: 'http://127.0.0.1:1' });
     const changes: unknown[] = [];
     hub.bus.on('changes', (c: unknown[]) => changes.push(...c));
-    const service = await new RolloutService({ store: new SqliteRolloutStore(hub.db), ports, logger: silentLogger() }).init();
+    const service = await new RolloutService({ store: createRolloutStore(hub.engine), ports, logger: silentLogger() }).init();
     const r = await service.create({ releaseId: 'app-3.3.0', nodeIds: ['GZ-T'], waves: [{ kind: 'pilot', terminals: ['GZ-T-001-K01'] }, { kind: 'rest' }] }, 'admin');
     expect(r.waves.map((w) => w.size)).toEqual([1, 1]); // the endorsement kiosk in GZ-Y is out of scope and type
     const target = await until(() => targets.find((t) => t.release?.id === 'app-3.3.0'));
@@ -143,7 +143,7 @@ describe('rollout ports on a real hub', () => {
 
   it('feeds update/status changes from the bus to the rollouts, and a failed pilot pauses the rollout', async () => {
     const ports = hubRolloutPorts(hub, releases, { baseUrl: 'http://127.0.0.1:1' });
-    const service = await new RolloutService({ store: new SqliteRolloutStore(hub.db), ports, logger: silentLogger() }).init();
+    const service = await new RolloutService({ store: createRolloutStore(hub.engine), ports, logger: silentLogger() }).init();
     const detach = attachStatusFeed(hub.bus, service);
     try {
       const r = await service.create({ releaseId: 'app-3.3.0', nodeIds: ['GZ-T'], waves: [{ kind: 'pilot', terminals: ['GZ-T-001-K01'] }, { kind: 'rest' }] }, 'admin');

@@ -37,7 +37,10 @@ export function stationServiceRule(s: StationSnapshot): Condition[] {
       title: `${station} cannot offer: ${lost.map((sv) => SERVICES[sv].name.en).join(', ')}`,
       details: {
         services: lost,
-        terminals: terms.filter((t) => lost.some((sv) => (TERMINAL_TYPES[t.type as keyof typeof TERMINAL_TYPES].services as readonly string[]).includes(sv))).map((t) => t.id),
+        terminals: terms.filter((t) => lost.some((sv) => (TERMINAL_TYPES[t.type as keyof typeof TERMINAL_TYPES].services as readonly string[]).includes(sv))).map((t) => t.id)
+          // by id, not in the order the members came in (a database's row order, an incremental run's): the full
+          // pass and an incremental run must write the same details, or every full pass "updates" the alert
+          .sort(),
       },
     });
   }
