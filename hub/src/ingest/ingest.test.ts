@@ -2,14 +2,15 @@ import { EAGER_BATCH } from './writer.ts';
 import mqttPacket from 'mqtt-packet';
 import { EXAMPLES } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { queryNumber, queryRows } from '../db/test-query.ts';
+import { dropTestDatabase } from '../db/postgres/test-database.ts';
 import { closed, rawSocket, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
 let hub: TestHub;
 let a: { id: string; secret: string };
 let b: { id: string; secret: string };
 
-const count = (table: string, id: string) =>
-  (hub.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`).get(id) as { n: number }).n;
+const count = (table: string, id: string) => queryNumber(hub.engine, `SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`, id);
 
 beforeAll(async () => {
   hub = await startTestHub();
@@ -24,11 +25,11 @@ describe('ingest', () => {
     const before = Date.now();
     await c.publishAsync(topicFor(a.id, 'telemetry'), telemetry(1, { ts: '2026-01-01T00:00:00.000Z' }), { qos: 1 });
     // No waiting: the row must be there the moment the PUBACK arrived.
-    const row = hub.db.prepare('SELECT ts, received_at AS receivedAt, cpu FROM telemetry WHERE terminal_id = ? AND seq = 1').get(a.id) as {
+    const [row] = (await queryRows(hub.engine, 'SELECT ts, received_at AS "receivedAt", cpu FROM telemetry WHERE terminal_id = ? AND seq = 1', a.id)) as {
       ts: number;
       receivedAt: number;
       cpu: number;
-    };
+    }[];
     expect(row.ts).toBe(Date.parse('2026-01-01T00:00:00.000Z'));
     expect(row.receivedAt).toBeGreaterThanOrEqual(before);
     expect(row.cpu).toBe(12.5);
@@ -38,7 +39,7 @@ describe('ingest', () => {
   test('a duplicate (terminal, stream, epoch, seq) is stored once; a gap is visible', async () => {
     const c = await hub.connect(b.id, b.secret);
     for (const seq of [1, 2, 2, 5]) await c.publishAsync(topicFor(b.id, 'telemetry'), telemetry(seq), { qos: 1 });
-    expect(count('telemetry', b.id)).toBe(3);
+    expect(await count('telemetry', b.id)).toBe(3);
     expect(await hub.metric('kf_messages_duplicate_total', { kind: 'telemetry' })).toBeGreaterThanOrEqual(1);
     const detail = (await (await hub.api(`/api/v1/terminals/${b.id}`)).json()) as {
       streams: { stream: string; firstSeq: number; maxSeq: number; count: number; missing: number }[];
@@ -46,7 +47,7 @@ describe('ingest', () => {
     expect(detail.streams).toEqual([expect.objectContaining({ stream: 'telemetry', firstSeq: 1, maxSeq: 5, count: 3, missing: 2 })]);
     // A new epoch (a re-imaged terminal) starts again at 1 and is not a duplicate.
     await c.publishAsync(topicFor(b.id, 'telemetry'), telemetry(1, {}, 'epochBBBB2'), { qos: 1 });
-    expect(count('telemetry', b.id)).toBe(4);
+    expect(await count('telemetry', b.id)).toBe(4);
     await c.endAsync();
   });
 
@@ -69,13 +70,13 @@ describe('ingest', () => {
     expect(byEpoch.epochCCCC1).toMatchObject({ stream: 'telemetry', firstSeq: 1, maxSeq: 5, count: 5, missing: 0 });
     expect(byEpoch.epochCCCC2).toMatchObject({ stream: 'telemetry', firstSeq: 1, maxSeq: 4, count: 4, missing: 0 });
     expect(byEpoch.epochCCCC3).toMatchObject({ stream: 'telemetry', firstSeq: 6, maxSeq: 6, count: 1, missing: 0 });
-    expect(count('telemetry', t.id)).toBe(10);
+    expect(await count('telemetry', t.id)).toBe(10);
   });
 
   test('malformed JSON, an unsupported version and a wrong schema are acknowledged, counted, not stored; others keep landing', async () => {
     const bad = await hub.connect(a.id, a.secret);
     const good = await hub.connect(b.id, b.secret);
-    const stored = count('telemetry', a.id);
+    const stored = await count('telemetry', a.id);
     const m = async (reason: string) => hub.metric('kf_messages_rejected_total', { reason });
     const [j, v, s] = [await m('invalid-json'), await m('unsupported-version'), await m('schema')];
     // publishAsync resolves on PUBACK: a poison message must not block the outbox.
@@ -85,12 +86,12 @@ describe('ingest', () => {
     await bad.publishAsync(topicFor(a.id, 'events'), JSON.stringify({ v: 1, kind: 'nope' }), { qos: 1 });
     await good.publishAsync(topicFor(b.id, 'telemetry'), telemetry(6), { qos: 1 });
     expect(bad.connected).toBe(true);
-    expect(count('telemetry', a.id)).toBe(stored);
-    expect(count('events', a.id)).toBe(0);
+    expect(await count('telemetry', a.id)).toBe(stored);
+    expect(await count('events', a.id)).toBe(0);
     expect(await m('invalid-json')).toBe(j + 1);
     expect(await m('unsupported-version')).toBe(v + 1);
     expect(await m('schema')).toBe(s + 2);
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 6').get(b.id)).toEqual({ n: 1 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 6', b.id)).toBe(1);
     await bad.endAsync();
     await good.endAsync();
   });
@@ -108,7 +109,7 @@ describe('ingest', () => {
     await gone; // without the guard the broker would wait for the remaining megabyte and the socket would stay open
     expect(await hub.metric('kf_messages_rejected_total', { reason: 'oversize' })).toBe(before + 1);
     await good.publishAsync(topicFor(b.id, 'telemetry'), telemetry(7), { qos: 1 });
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 7').get(b.id)).toEqual({ n: 1 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 7', b.id)).toBe(1);
     await good.endAsync();
   });
 
@@ -158,9 +159,9 @@ describe('ingest', () => {
       JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), state: 'downloading', progress: 0.5 }),
       { qos: 1 },
     );
-    expect(count('events', a.id)).toBe(1);
-    expect(count('config_reports', a.id)).toBe(1);
-    expect(count('update_status', a.id)).toBe(1);
+    expect(await count('events', a.id)).toBe(1);
+    expect(await count('config_reports', a.id)).toBe(1);
+    expect(await count('update_status', a.id)).toBe(1);
     await c.endAsync();
   });
 });
@@ -175,7 +176,7 @@ describe('failed commits', () => {
     const good = hub.ingest.handle(b.id, 'telemetry', JSON.parse(telemetry(300)) as never);
     await expect(bad).rejects.toThrow(/SQLITE_FULL/);
     await good;
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 300').get(b.id)).toEqual({ n: 1 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 300', b.id)).toBe(1);
     expect(await hub.metric('kf_write_failures_total', { scope: 'batch' })).toBe(before.batch + 1);
     expect(await hub.metric('kf_write_failures_total', { scope: 'message' })).toBe(before.msg + 1);
   });
@@ -193,7 +194,7 @@ describe('back-pressure', () => {
       clearInterval(timer);
       expect(Math.max(...depths)).toBeLessThanOrEqual(8);
       expect(await small.metric('kf_write_backpressure_total')).toBeGreaterThan(0);
-      expect(small.db.prepare('SELECT count(*) AS n FROM telemetry').get()).toEqual({ n: 200 });
+      expect(await queryNumber(small.engine, 'SELECT count(*) AS n FROM telemetry')).toBe(200);
       await c.endAsync();
     } finally {
       await small.stop();
@@ -257,13 +258,14 @@ describe('closing', () => {
     void sends;
     const reopened = await startTestHub({}, dir);
     try {
-      const rows = reopened.db.prepare('SELECT seq FROM telemetry').all() as { seq: number }[];
+      const rows = (await queryRows(reopened.engine, 'SELECT seq FROM telemetry')) as { seq: number }[];
       const stored = new Set(rows.map((r) => r.seq));
       for (const seq of acked) expect(stored.has(seq)).toBe(true);
     } finally {
       c.end(true);
       await reopened.stop();
       (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+      await dropTestDatabase(dir);
     }
   });
 });
