@@ -41,9 +41,9 @@ describe('ingest', () => {
       receivedAt: number;
       cpu: number;
     }[];
-    expect(row.ts).toBe(Date.parse('2026-01-01T00:00:00.000Z'));
-    expect(row.receivedAt).toBeGreaterThanOrEqual(before);
-    expect(row.cpu).toBe(12.5);
+    expect(row!.ts).toBe(Date.parse('2026-01-01T00:00:00.000Z'));
+    expect(row!.receivedAt).toBeGreaterThanOrEqual(before);
+    expect(row!.cpu).toBe(12.5);
     await c.endAsync();
   });
 
