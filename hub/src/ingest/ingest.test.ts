@@ -10,6 +10,9 @@ let hub: TestHub;
 let a: { id: string; secret: string };
 let b: { id: string; secret: string };
 
+// Tests that start a hub of their own: on PostgreSQL that creates and migrates a database, seconds on a loaded machine.
+const HUB_START_TIMEOUT = 30_000;
+
 /**
  * A terminal's message as its outbox stores it: a resend of (epoch, seq) is the same payload, the same `ts` (on
  * PostgreSQL `ts` is part of the dedupe key, the partition key of telemetry and events: store.postgres.ts).
@@ -194,7 +197,7 @@ describe('failed commits', () => {
 });
 
 describe('back-pressure', () => {
-  test('with a full write queue PUBACKs wait instead of the queue growing; every acknowledged sample is stored', async () => {
+  test('with a full write queue PUBACKs wait instead of the queue growing; every acknowledged sample is stored', { timeout: HUB_START_TIMEOUT }, async () => {
     const small = await startTestHub({ ingest: { batchSize: 4, flushMs: 20, queueLimit: 8 } });
     try {
       const t = await small.terminal('GZ-T-001-09');
@@ -214,7 +217,7 @@ describe('back-pressure', () => {
 });
 
 describe('one batch per event-loop turn', () => {
-  test('a deep write queue is written a batch per turn, so HTTP requests and other connections get their turn in between', async () => {
+  test('a deep write queue is written a batch per turn, so HTTP requests and other connections get their turn in between', { timeout: HUB_START_TIMEOUT }, async () => {
     const h = await startTestHub({ ingest: { batchSize: 4, flushMs: 0, queueLimit: 100 } });
     try {
       let done = 0;
@@ -264,7 +267,7 @@ describe('when a batch is written', () => {
 });
 
 describe('closing', () => {
-  test('close() drains: a sample in flight when the hub stops is either acknowledged and stored or not acknowledged', async () => {
+  test('close() drains: a sample in flight when the hub stops is either acknowledged and stored or not acknowledged', { timeout: HUB_START_TIMEOUT }, async () => {
     const h = await startTestHub();
     const t = await h.terminal('GZ-T-001-08');
     const c = await h.connect(t.id, t.secret);
