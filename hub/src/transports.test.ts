@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { queryNumber } from './db/test-query.ts';
 import { startTestHub, telemetry, topicFor, type TestHub } from './test-support.ts';
 
 let certDir: string;
@@ -27,29 +28,29 @@ afterAll(async () => {
   fs.rmSync(certDir, { recursive: true, force: true });
 });
 
-const count = () => (hub.db.prepare('SELECT count(*) AS n FROM telemetry').get() as { n: number }).n;
+const count = () => queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry');
 
 describe('transports', () => {
   test('MQTT over TLS with the hub certificate', async () => {
     expect(hub.mqttsPort).toBeGreaterThan(0);
-    const before = count();
+    const before = await count();
     const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${hub.mqttsPort}`, {
       clientId: t.id, username: t.id, password: t.secret, protocolVersion: 4, reconnectPeriod: 0,
       ca: fs.readFileSync(path.join(certDir, 'cert.pem')),
     });
     await c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(1), { qos: 1 });
-    expect(count()).toBe(before + 1);
+    expect(await count()).toBe(before + 1);
     await c.endAsync();
   });
 
   test('MQTT over WebSocket at /mqtt on the HTTPS port, with the same auth', async () => {
     const ca = fs.readFileSync(path.join(certDir, 'cert.pem'));
-    const before = count();
+    const before = await count();
     const c = await mqtt.connectAsync(`wss://127.0.0.1:${hub.httpPort}/mqtt`, {
       clientId: t.id, username: t.id, password: t.secret, protocolVersion: 4, reconnectPeriod: 0, ca,
     });
     await c.publishAsync(topicFor(t.id, 'telemetry'), telemetry(2), { qos: 1 });
-    expect(count()).toBe(before + 1);
+    expect(await count()).toBe(before + 1);
     await c.endAsync();
     await expect(
       mqtt.connectAsync(`wss://127.0.0.1:${hub.httpPort}/mqtt`, { clientId: t.id, username: t.id, password: 'nope', protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000, ca }),

@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { closed, rawSocket, startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
+import { queryNumber } from '../db/test-query.ts';
 import { LOGIN_SLOT_MS, MAX_LOGINS_IN_FLIGHT } from './broker.ts';
 
 let hub: TestHub;
@@ -61,7 +62,7 @@ describe('ACL', () => {
     c.publish(topicFor(b.id, 'telemetry'), telemetry(1), { qos: 1 });
     await gone;
     expect(await hub.metric('kf_messages_rejected_total', { reason: 'acl-publish' })).toBe(before + 1);
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?').get(b.id)).toEqual({ n: 0 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?', b.id)).toBe(0);
   });
 
   test('publishing on an own down topic (hub → terminal) closes the connection', async () => {

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Writable } from 'node:stream';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { queryNumber } from '../db/test-query.ts';
 import { createLogger } from '../log.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 
@@ -94,7 +95,7 @@ describe('credentials in use from two addresses', () => {
     expect(intruderConnects).toBe(connects);
     expect(terminal.connected).toBe(true);
     await terminal.publishAsync(topicFor(t.id, 'telemetry'), telemetry(2), { qos: 1 });
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 2').get(t.id)).toEqual({ n: 1 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = 2', t.id)).toBe(1);
     expect(intruderConnects).toBeLessThanOrEqual(2);
 
     // logged with the terminal id and both addresses; recorded for the API

@@ -109,6 +109,7 @@ class Message implements JobSpec, Stored {
     const { d, kind, tx, r } = this;
     if (!fresh) {
       d.metrics.duplicates.inc({ kind });
+      if (kind === 'events') d.quota?.eventDuplicate(this.terminalId, this.receivedAt);
       return;
     }
     switch (kind) {
@@ -117,7 +118,6 @@ class Message implements JobSpec, Stored {
         break;
       case 'events':
         eventStored(d.store, tx!, r!, this.value as PayloadOf<'events'>);
-        d.quota?.eventStored(this.terminalId, this.receivedAt);
         break;
       case 'config/reported':
         configReportedStored(d.store, tx!, r!, this.value as PayloadOf<'config/reported'>);

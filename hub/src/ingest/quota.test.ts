@@ -8,13 +8,13 @@ import type { MqttClient } from 'mqtt';
 import { EXAMPLES } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../config.ts';
+import { queryNumber } from '../db/test-query.ts';
 import { startTestHub, telemetry, topicFor, until, type TestHub } from '../test-support.ts';
 import { createLogger } from '../log.ts';
 import { createMetrics } from '../metrics.ts';
 import { DEFAULT_QUOTAS, IngestQuota, type FloodState } from './quota.ts';
 
-const count = (hub: TestHub, table: string, id: string) =>
-  (hub.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`).get(id) as { n: number }).n;
+const count = (hub: TestHub, table: string, id: string) => queryNumber(hub.engine, `SELECT count(*) AS n FROM ${table} WHERE terminal_id = ?`, id);
 
 function event(seq: number, epoch = 'epochEVT01') {
   return JSON.stringify({ ...EXAMPLES.events, epoch, seq, ts: new Date().toISOString() });
@@ -112,12 +112,12 @@ describe('rate limit per terminal and stream', () => {
     const elapsedS = (Date.now() - started) / 1000;
     await neighbour;
 
-    const stored = count(hub, 'telemetry', f.id);
+    const stored = await count(hub, 'telemetry', f.id);
     expect(stored).toBeGreaterThanOrEqual(BURST);
     expect(stored).toBeLessThanOrEqual(BURST + Math.ceil(RATE * (elapsedS + 1)));
     expect(stored).toBeLessThan(N);
     expect(await hub.metric('kf_ingest_quota_dropped_total', { stream: 'telemetry', reason: 'rate' })).toBe(N - stored);
-    expect(count(hub, 'telemetry', o.id)).toBe(20);
+    expect(await count(hub, 'telemetry', o.id)).toBe(20);
     expect(flooder.connected).toBe(true);
 
     // one alert for the terminal, not one per message; it resolves once the flood stopped
@@ -130,7 +130,7 @@ describe('rate limit per terminal and stream', () => {
 
     // within its quota again, the terminal's samples are stored
     await flooder.publishAsync(topicFor(f.id, 'telemetry'), telemetry(N + 1, {}, 'epochFLOOD'), { qos: 1 });
-    expect(hub.db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = ?').get(f.id, N + 1)).toEqual({ n: 1 });
+    expect(await queryNumber(hub.engine, 'SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND seq = ?', f.id, N + 1)).toBe(1);
   });
 });
 
@@ -159,8 +159,8 @@ describe('default quotas', () => {
     );
     c = await hub.connect(t.id, t.secret);
     await Promise.all([sendAll(c, topicFor(t.id, 'telemetry'), samples), sendAll(c, topicFor(t.id, 'events'), events, 16)]);
-    expect(count(hub, 'telemetry', t.id)).toBe(2003);
-    expect(count(hub, 'events', t.id)).toBe(200);
+    expect(await count(hub, 'telemetry', t.id)).toBe(2003);
+    expect(await count(hub, 'events', t.id)).toBe(200);
     expect(await hub.metric('kf_ingest_quota_dropped_total', { stream: 'telemetry', reason: 'rate' })).toBe(0);
     // no flooding alert for a replay
     await new Promise((r) => setTimeout(r, 1000));
@@ -180,18 +180,18 @@ describe('daily event cap', () => {
       const o = await hub.terminal('GZ-T-001-05');
       const c = await hub.connect(t.id, t.secret);
       await sendAll(c, topicFor(t.id, 'events'), Array.from({ length: 150 }, (_, i) => event(i + 1)), 32);
-      expect(count(hub, 'events', t.id)).toBe(CAP);
+      expect(await count(hub, 'events', t.id)).toBe(CAP);
       expect(await hub.metric('kf_ingest_quota_dropped_total', { stream: 'events', reason: 'daily-cap' })).toBe(50);
       // another terminal's events are its own
       const oc = await hub.connect(o.id, o.secret);
       await sendAll(oc, topicFor(o.id, 'events'), Array.from({ length: 10 }, (_, i) => event(i + 1)), 4);
-      expect(count(hub, 'events', o.id)).toBe(10);
+      expect(await count(hub, 'events', o.id)).toBe(10);
       await hub.close();
 
       hub = await startTestHub(overrides, dir);
       const again = await hub.connect(t.id, t.secret);
       await sendAll(again, topicFor(t.id, 'events'), Array.from({ length: 10 }, (_, i) => event(i + 1, 'epochEVT02')), 4);
-      expect(count(hub, 'events', t.id)).toBe(CAP);
+      expect(await count(hub, 'events', t.id)).toBe(CAP);
       expect(await hub.metric('kf_ingest_quota_dropped_total', { stream: 'events', reason: 'daily-cap' })).toBe(10);
     } finally {
       await hub.stop();

@@ -160,7 +160,12 @@ export class IngestQuota {
       b[o + DAY] = day;
       b[o + COUNT] = storedSince(day);
     }
-    if (b[o + COUNT]! < cap) return true;
+    // counted when admitted, not when stored: on PostgreSQL a batch's rows are inserted (and `stored` told) only at
+    // its end, so a count taken at insert let a whole batch past the cap; a duplicate gives its place back
+    if (b[o + COUNT]! < cap) {
+      b[o + COUNT]!++;
+      return true;
+    }
     this.#dailyDropped.inc();
     this.#flood(terminalId, 'events-daily-cap', now);
     return false;
@@ -177,11 +182,11 @@ export class IngestQuota {
     return this.#b[this.#slot(terminalId, now) * WIDTH + DAY] === day ? null : day;
   }
 
-  /** An event was stored (counted against today's cap). */
-  eventStored(terminalId: string, now: number): void {
+  /** An event `eventRoom` admitted was a duplicate, not stored: it does not count against today's cap. */
+  eventDuplicate(terminalId: string, now: number): void {
     if (this.opts.eventsPerDay === 0) return;
     const o = this.#slot(terminalId, now) * WIDTH;
-    if (this.#b[o + DAY] === this.#day(now)) this.#b[o + COUNT]!++;
+    if (this.#b[o + DAY] === this.#day(now) && this.#b[o + COUNT]! > 0) this.#b[o + COUNT]!--;
   }
 
   /** Terminals flooding now. */
