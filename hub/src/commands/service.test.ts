@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { EXAMPLES, type UpdateTarget } from '@kiosk-fleet/protocol';
 import { transaction } from '../db/engine.ts';
+import { queryNumber, queryRows } from '../db/test-query.ts';
 import { startTestHub, topicFor, until, type TestHub } from '../test-support.ts';
 
 const dirs: string[] = [];
@@ -32,7 +33,8 @@ describe('downlink', () => {
     } finally {
       await h2.close();
     }
-  });
+    // Two hub starts: on PostgreSQL each migrates a database, seconds on a loaded machine.
+  }, 30_000);
 
   test('a command that expires while the terminal is away is marked expired and never sent', async () => {
     const hub = await startTestHub();
@@ -117,13 +119,13 @@ describe('flapping on the live stream', () => {
         for (const ch of changes) if (ch.type === 'presence' && ch.terminalId === t.id) seen.push(ch.data?.state ?? '?');
       });
       for (let i = 0; i < 5; i++) {
-        const state = () => (hub.db.prepare('SELECT presence FROM terminal_state WHERE terminal_id = ?').get(t.id) as { presence: string }).presence;
+        const state = async () => (await queryRows(hub.engine, 'SELECT presence FROM terminal_state WHERE terminal_id = ?', t.id))[0]?.presence;
         const c = await hub.connect(t.id, t.secret);
-        await until(() => state() === 'online');
+        await until(async () => (await state()) === 'online');
         c.stream.destroy();
-        await until(() => state() === 'offline');
+        await until(async () => (await state()) === 'offline');
       }
-      const stored = (hub.db.prepare('SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ?').get(t.id) as { n: number }).n;
+      const stored = await queryNumber(hub.engine, 'SELECT count(*) AS n FROM presence_transitions WHERE terminal_id = ?', t.id);
       expect(stored).toBe(10);
       // Broadcast until the third transition made it flapping; after that, nothing per transition.
       expect(seen.length).toBe(3);

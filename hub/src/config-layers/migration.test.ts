@@ -27,7 +27,8 @@ test('desired configs saved before layers become terminal layers; the first star
   report.run('GZ-A-001-01', 'epochAAAA1', 2, t0, t0 + 1000, 3, 'applied', null);
   old.close();
 
-  const hub = await startTestHub({}, dataDir);
+  // A migration of the SQLite schema: the hub must open that same SQLite file, on either run's engine.
+  const hub = await startTestHub({}, dataDir, { engine: 'sqlite' });
   try {
     const view = (await (await hub.api('/api/v1/config/terminals/GZ-A-001-01')).json()) as {
       version: number;

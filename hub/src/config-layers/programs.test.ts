@@ -6,9 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { operator, type Operator } from '../auth/testing.ts';
-import { openDatabase } from '../store/db.ts';
+import { openEngine } from '../db/open-engine.ts';
+import { testDatabaseUrl } from '../db/postgres/test-database.ts';
+import { execute, queryRows } from '../db/test-query.ts';
+import { parseDatabaseUrl } from '../db/url.ts';
 import { startTestHub, topicFor, until, type TestHub } from '../test-support.ts';
 import { PROGRAMS_DROPPED_REASON } from './programs.ts';
 
@@ -92,15 +95,15 @@ test('layers and desired configs saved with programs by an earlier hub lose them
   // what a hub before the fix let a district admin save: argv in the district layer and in the pushed config
   const marker = path.join(tmp, 'pwned');
   const argv = ['/bin/sh', '-c', `touch ${marker}`];
-  const { db } = openDatabase(dataDir);
+  const { engine, close } = await openEngine(parseDatabaseUrl(await testDatabaseUrl(dataDir, inject('pgUrl'))), dataDir);
   const layerWithArgv = JSON.stringify({ telemetryInterval: 45, peripherals: { a4Printer: { driver: 'command', command: argv, timeoutMs: 4000 } } });
-  db.prepare("UPDATE config_layers SET config = ? WHERE scope = 'node' AND target_id = 'GZ-YX'").run(layerWithArgv);
-  db.prepare("UPDATE config_layer_history SET config = ? WHERE scope = 'node' AND target_id = 'GZ-YX' AND version = 1").run(layerWithArgv);
-  const desired = db.prepare('SELECT version, config FROM desired_config WHERE terminal_id = ?').get(ID) as { version: number; config: string };
-  const withArgv = JSON.parse(desired.config) as { peripherals: { a4Printer: Record<string, unknown> } };
+  await execute(engine, "UPDATE config_layers SET config = ? WHERE scope = 'node' AND target_id = 'GZ-YX'", layerWithArgv);
+  await execute(engine, "UPDATE config_layer_history SET config = ? WHERE scope = 'node' AND target_id = 'GZ-YX' AND version = 1", layerWithArgv);
+  const [desired] = (await queryRows(engine, 'SELECT version, config FROM desired_config WHERE terminal_id = ?', ID)) as { version: number; config: string }[];
+  const withArgv = JSON.parse(desired!.config) as { peripherals: { a4Printer: Record<string, unknown> } };
   withArgv.peripherals.a4Printer.command = argv;
-  db.prepare('UPDATE desired_config SET config = ? WHERE terminal_id = ?').run(JSON.stringify(withArgv), ID);
-  db.close();
+  await execute(engine, 'UPDATE desired_config SET config = ? WHERE terminal_id = ?', JSON.stringify(withArgv), ID);
+  await close();
 
   hub = await startTestHub({}, dataDir);
   try {
@@ -123,7 +126,7 @@ test('layers and desired configs saved with programs by an earlier hub lose them
     c.on('message', (_topic, p) => got.push(JSON.parse(p.toString()) as (typeof got)[number]));
     await c.subscribeAsync(topicFor(ID, 'config/desired'), { qos: 1 });
     await until(() => got.length > 0);
-    expect(got.at(-1)).toMatchObject({ version: desired.version + 1, config: { logLevel: 'debug', telemetryInterval: 45, peripherals: { a4Printer: { driver: 'command', timeoutMs: 4000 } } } });
+    expect(got.at(-1)).toMatchObject({ version: desired!.version + 1, config: { logLevel: 'debug', telemetryInterval: 45, peripherals: { a4Printer: { driver: 'command', timeoutMs: 4000 } } } });
     expect(JSON.stringify(got)).not.toContain('/bin/sh');
 
     // and a second start finds nothing left to do

@@ -1,12 +1,14 @@
 /**
- * The config reconcile's backstop against an in-process hub (real broker on an ephemeral port, real SQLite file): a
+ * The config reconcile's backstop against an in-process hub (real broker on an ephemeral port, real database): a
  * terminal moved by another process writing the database, which no event announces, gets its new station's config
  * from the periodic sweep, a slice of terminals at a time.
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import postgres from 'postgres';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { testDatabaseUrl } from '../db/postgres/test-database.ts';
 import { DB_FILE } from '../store/db.ts';
 import { startTestHub, topicFor, until, type TestHub } from '../test-support.ts';
 
@@ -38,13 +40,23 @@ afterAll(async () => {
 test('a move written straight into the database reaches the terminal through the sweep', async () => {
   await new Promise((r) => setTimeout(r, 300));
   expect(got.some((m) => m.config.telemetryInterval === 90)).toBe(false);
-  // another process (the sqlite3 shell, a script) moves the terminal: the hub hears nothing of it
-  const other = new Database(path.join(hub.dir, DB_FILE));
-  try {
-    other.pragma('busy_timeout = 5000');
-    expect(other.prepare("UPDATE terminals SET station_id = 'GZ-TH-001' WHERE id = ?").run(MOVED).changes).toBe(1);
-  } finally {
-    other.close();
+  // another process (the sqlite3 shell, psql, a script) moves the terminal on its own connection: the hub hears
+  // nothing of it
+  if (hub.engine.kind === 'sqlite') {
+    const other = new Database(path.join(hub.dir, DB_FILE));
+    try {
+      other.pragma('busy_timeout = 5000');
+      expect(other.prepare("UPDATE terminals SET station_id = 'GZ-TH-001' WHERE id = ?").run(MOVED).changes).toBe(1);
+    } finally {
+      other.close();
+    }
+  } else {
+    const other = postgres((await testDatabaseUrl(hub.dir, inject('pgUrl')))!, { max: 1, onnotice: () => {} });
+    try {
+      expect((await other`update terminals set station_id = 'GZ-TH-001' where id = ${MOVED}`).count).toBe(1);
+    } finally {
+      await other.end();
+    }
   }
   const pushed = await until(() => got.find((m) => m.config.telemetryInterval === 90));
   expect(pushed?.version).toBeGreaterThan(0);

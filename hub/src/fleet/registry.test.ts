@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { queryNumber, queryRows } from '../db/test-query.ts';
 import { closed, startTestHub, type TestHub } from '../test-support.ts';
 
 const FIXTURE = path.resolve(import.meta.dirname, '..', '..', '..', 'fixtures', 'guangzhou-fleet.json');
@@ -17,7 +18,7 @@ interface ImportResult {
 }
 const post = (p: string, body: string, type: string) =>
   hub.api(p, { method: 'POST', body, headers: { 'content-type': type } });
-const terminalCount = () => (hub.db.prepare('SELECT count(*) AS n FROM terminals').get() as { n: number }).n;
+const terminalCount = () => queryNumber(hub.engine, 'SELECT count(*) AS n FROM terminals');
 
 describe('import', () => {
   test('the reference fleet imports in one go; importing it again creates nothing and returns no secret', async () => {
@@ -54,7 +55,7 @@ describe('import', () => {
     ['a missing field', 'GZ-YX-001-91,GZ-YX-001,id-card', 'fields'],
     ['a district as station', 'GZ-YX-001-91,GZ-YX,id-card,SN91', 'not a station'],
   ])('a CSV with %s rejects the whole import with the row number, creating nothing', async (_, badLine, reason) => {
-    const before = terminalCount();
+    const before = await terminalCount();
     const csv = `id,station,type,serial\nGZ-YX-001-92,GZ-YX-001,id-card,SN92\n${badLine}\n`;
     const res = await post('/api/v1/import', csv, 'text/csv');
     expect(res.status).toBe(400);
@@ -62,7 +63,7 @@ describe('import', () => {
     expect(body.error.code).toBe('invalid-import');
     expect(body.error.details.row).toBe(3);
     expect(body.error.details.reason).toContain(reason);
-    expect(terminalCount()).toBe(before);
+    expect(await terminalCount()).toBe(before);
   });
 
   test('a header-less CSV is refused at row 1 naming the header (the dashboard preview reads it with the same parser)', async () => {
@@ -123,8 +124,8 @@ describe('terminals', () => {
     const badBody = (await bad.json()) as { error: { details: { issues: { path: string[] }[] } } };
     expect(badBody.error.details.issues[0]!.path).toEqual(['serial']);
     // The hub keeps only a hash.
-    const row = hub.db.prepare('SELECT secret_hash AS h FROM terminals WHERE id = ?').get(id) as { h: string };
-    expect(row.h).not.toContain(secret);
+    const [row] = (await queryRows(hub.engine, 'SELECT secret_hash AS h FROM terminals WHERE id = ?', id)) as { h: string }[];
+    expect(row!.h).not.toContain(secret);
   });
 
   test('a new secret works, the old one is refused at once and the live connection is closed', async () => {
