@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, expect, test } from 'vitest';
+import { afterAll, expect, inject, test } from 'vitest';
+import { testDatabaseUrl } from '../../../hub/src/db/postgres/test-database.ts';
 import { HUB_BIN, REPO_ROOT, spawnHub, type HubProcess } from '../helpers/hub.ts';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kf-demo-seed-'));
@@ -17,8 +18,11 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-function demoSeed() {
-  return spawnSync(process.execPath, [HUB_BIN, 'demo-seed'], { env: { ...process.env, KF_DATA_DIR: dataDir }, encoding: 'utf8', timeout: 180_000 });
+async function demoSeed() {
+  // On PostgreSQL the seed goes where the test hub of this data dir keeps its data (helpers/hub.ts).
+  const databaseUrl = await testDatabaseUrl(dataDir, inject('pgUrl'));
+  const env = { ...process.env, KF_DATA_DIR: dataDir, ...(databaseUrl ? { KF_DATABASE_URL: databaseUrl } : {}) };
+  return spawnSync(process.execPath, [HUB_BIN, 'demo-seed'], { env, encoding: 'utf8', timeout: 180_000 });
 }
 
 test('demo-seed refuses while a hub serves the data dir, then seeds it once the hub is stopped', async () => {
@@ -30,12 +34,12 @@ test('demo-seed refuses while a hub serves the data dir, then seeds it once the 
   hub = await spawnHub({ dataDir });
   await hub.importFleet({ ...full, stations: full.stations.filter((s) => keep.has(s.id)), terminals: full.terminals.filter((t) => keep.has(t.station)) });
 
-  const refused = demoSeed();
+  const refused = await demoSeed();
   expect(refused.status).toBe(1);
   expect(refused.stderr).toMatch(/a hub \(pid \d+\) is serving .*: stop it first/);
 
   await hub.kill('SIGTERM');
-  const seeded = demoSeed();
+  const seeded = await demoSeed();
   expect(seeded.status, seeded.stderr).toBe(0);
   expect(JSON.parse(seeded.stdout)).toMatchObject({ releases: ['app-3.2.1', 'app-3.3.0'] });
 
@@ -47,7 +51,7 @@ test('demo-seed refuses while a hub serves the data dir, then seeds it once the 
 
   // a second seed over the month it wrote is refused
   await hub.kill('SIGTERM');
-  const again = demoSeed();
+  const again = await demoSeed();
   expect(again.status).toBe(1);
   expect(again.stderr).toMatch(/already has history/);
 }, 300_000);

@@ -9,14 +9,15 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { freePort, fuzzSeed, prng, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
+import { freePort, fuzzSeed, prng, provisionFleet, hubQuery, sleep, waitFor } from '../helpers/reliability-util.ts';
 
 const SEED = fuzzSeed(77);
 let hub: HubProcess;
 let agent: AgentProcess;
 
-function stored(id: string): { epoch: string; seq: number }[] {
-  return withDb(hub.dataDir, (db) => db.prepare('SELECT epoch, seq FROM telemetry WHERE terminal_id = ? ORDER BY seq').all(id) as { epoch: string; seq: number }[]);
+async function stored(id: string): Promise<{ epoch: string; seq: number }[]> {
+  const rows = await (await hubQuery(hub.dataDir))('SELECT epoch, seq FROM telemetry WHERE terminal_id = ? ORDER BY seq', id);
+  return rows.map((r) => ({ epoch: String(r.epoch), seq: Number(r.seq) }));
 }
 
 beforeAll(async () => {
@@ -34,7 +35,7 @@ describe('the agent killed while reporting', () => {
   it(`SIGKILL at random moments (seed ${SEED}), once with the hub down too: every seq stored or still queued, none twice`, async () => {
     const rnd = prng(SEED);
     const id = agent.terminalId;
-    await waitFor('first samples', () => stored(id).length >= 5, 30_000);
+    await waitFor('first samples', async () => (await stored(id)).length >= 5, 30_000);
     for (let round = 0; round < 3; round++) {
       await sleep(300 + rnd.int(1500));
       await agent.kill('SIGKILL');
@@ -63,7 +64,7 @@ describe('the agent killed while reporting', () => {
     } finally {
       outbox.close();
     }
-    const rows = stored(id);
+    const rows = await stored(id);
     // One epoch across all crashes: the outbox survived them.
     expect(new Set(rows.map((r) => r.epoch))).toEqual(new Set([epoch]));
     const seqs = rows.map((r) => r.seq);
@@ -98,9 +99,9 @@ describe('the agent killed while reporting', () => {
     }, 60_000);
     expect(final.desired?.config.telemetryInterval).toBe(12);
     // The applied versions the agent reported never went backwards.
-    const reported = withDb(hub.dataDir, (db) =>
-      (db.prepare("SELECT version FROM config_reports WHERE terminal_id = ? AND status = 'applied' ORDER BY epoch, seq").all(id) as { version: number }[]).map((r) => r.version),
-    );
+    const reported = (
+      await (await hubQuery(hub.dataDir))("SELECT version FROM config_reports WHERE terminal_id = ? AND status = 'applied' ORDER BY epoch, seq", id)
+    ).map((r) => Number(r.version));
     expect(reported.length).toBeGreaterThan(0);
     expect(reported).toEqual([...reported].sort((a, b) => a - b));
     expect(reported.at(-1)).toBe(final.sync.desiredVersion);

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { auditStreams, provisionFleet, sleep, waitFor, withDb } from '../helpers/reliability-util.ts';
+import { auditStreams, provisionFleet, hubQuery, sleep, waitFor } from '../helpers/reliability-util.ts';
 
 let hub: HubProcess;
 let agent: AgentProcess;
@@ -40,8 +40,8 @@ function startProxy(target: number): Promise<number> {
   return new Promise((resolve) => proxy.listen(0, '127.0.0.1', () => resolve((proxy.address() as net.AddressInfo).port)));
 }
 
-function seqs(id: string): number[] {
-  return withDb(hub.dataDir, (db) => (db.prepare('SELECT seq FROM telemetry WHERE terminal_id = ? ORDER BY seq').all(id) as { seq: number }[]).map((r) => r.seq));
+async function seqs(id: string): Promise<number[]> {
+  return (await (await hubQuery(hub.dataDir))('SELECT seq FROM telemetry WHERE terminal_id = ? ORDER BY seq', id)).map((r) => Number(r.seq));
 }
 
 beforeAll(async () => {
@@ -60,16 +60,16 @@ afterAll(async () => {
 
 describe('a half-open link', () => {
   it('the agent notices by keepalive, reconnects, and replays what it produced meanwhile; nothing lost or doubled', async () => {
-    await waitFor('a few samples stored', () => seqs(agent.terminalId).length >= 3, 30_000);
+    await waitFor('a few samples stored', async () => (await seqs(agent.terminalId)).length >= 3, 30_000);
     const connects = agent.lines.filter((l) => l.msg === 'connected to hub').length;
     blackholeBefore = Date.now() + 1;
-    const atCut = seqs(agent.terminalId).length;
+    const atCut = (await seqs(agent.terminalId)).length;
     await sleep(1);
     await waitFor('the agent to reconnect', () => agent.lines.filter((l) => l.msg === 'connected to hub').length > connects, 60_000);
     const down = agent.lines.find((l) => l.msg === 'disconnected from hub, will retry' && typeof l.error === 'string');
     expect(String(down?.error)).toMatch(/keepalive/i);
     // Samples produced while the link was dead (at least one a second for ≥ 1.5 keepalives) arrive afterwards.
-    await waitFor('the dead period replayed', () => seqs(agent.terminalId).length >= atCut + 8, 30_000);
+    await waitFor('the dead period replayed', async () => (await seqs(agent.terminalId)).length >= atCut + 8, 30_000);
     const a = await auditStreams(hub.dataDir);
     expect(a.gaps).toEqual([]);
     expect(a.duplicates).toEqual([]);

@@ -9,7 +9,7 @@ import type { MqttClient } from 'mqtt';
 import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { connectTerminal, metric, provisionFleet, rawConnect, waitFor, withDb, within } from '../helpers/reliability-util.ts';
+import { connectTerminal, metric, provisionFleet, rawConnect, waitFor, hubQuery, within } from '../helpers/reliability-util.ts';
 
 let hub: HubProcess;
 let creds: { id: string; secret: string }[];
@@ -19,8 +19,8 @@ const clients: MqttClient[] = [];
 
 const sample = (epoch: string, seq: number) => JSON.stringify({ ...EXAMPLES.telemetry, epoch, seq, ts: new Date().toISOString() });
 
-function rows(id: string): number {
-  return withDb(hub.dataDir, (db) => (db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?').get(id) as { n: number }).n);
+async function rows(id: string): Promise<number> {
+  return Number((await (await hubQuery(hub.dataDir))('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?', id))[0]!.n);
 }
 
 async function connect(id: string, secret: string, opts: Parameters<typeof connectTerminal>[3] = {}): Promise<MqttClient> {
@@ -63,8 +63,8 @@ describe('impersonation', () => {
     const closed = new Promise<void>((r) => c.once('close', () => r()));
     c.publish(topicFor(b.id, 'telemetry'), sample('impersonate', 1), { qos: 1 });
     expect(await within(closed, 5000)).toBe(true);
-    expect(rows(b.id)).toBe(0);
-    expect(rows(a.id)).toBe(0);
+    expect(await rows(b.id)).toBe(0);
+    expect(await rows(a.id)).toBe(0);
     expect(await metric(hub, 'kf_messages_rejected_total', { reason: 'acl-publish' })).toBeGreaterThan(before);
     // Also with QoS 0, and on a topic outside the fleet's tree.
     for (const topic of [topicFor(b.id, 'events'), '$SYS/x', 'kf/v1/t/+/telemetry']) {
@@ -73,7 +73,7 @@ describe('impersonation', () => {
       c2.publish(topic, sample('impersonate', 2), { qos: 0 });
       expect(await within(closed2, 5000)).toBe(true);
     }
-    expect(rows(b.id)).toBe(0);
+    expect(await rows(b.id)).toBe(0);
   });
 
   it('the same rules hold over MQTT-over-WebSocket (/mqtt on the HTTP port)', async () => {
@@ -85,7 +85,7 @@ describe('impersonation', () => {
     const closed = new Promise<void>((r) => ws.once('close', () => r()));
     ws.publish(topicFor(b.id, 'telemetry'), sample('impersonatews', 1), { qos: 1 });
     expect(await within(closed, 5000)).toBe(true);
-    expect(rows(b.id)).toBe(0);
+    expect(await rows(b.id)).toBe(0);
     await expect(connectTerminal(wsUrl, b.id, a.secret)).rejects.toThrow(/Not authorized|Bad username/i);
   });
 
@@ -125,7 +125,7 @@ describe('impersonation', () => {
     await expect(connectTerminal(hub.mqttUrl, t.id, t.secret)).rejects.toThrow(/Not authorized|Bad username/i);
     await hub.restart();
     await expect(connectTerminal(hub.mqttUrl, t.id, t.secret)).rejects.toThrow(/Not authorized|Bad username/i);
-    expect(rows(t.id)).toBe(1);
+    expect(await rows(t.id)).toBe(1);
     // A new secret cannot be issued for it either.
     expect((await hub.api(`/api/v1/terminals/${t.id}/secret`, { method: 'POST' })).status).toBe(409);
   });
@@ -143,7 +143,7 @@ describe('impersonation', () => {
     await expect(connectTerminal(hub.mqttUrl, t.id, t.secret)).rejects.toThrow(/Not authorized|Bad username/i);
     const fresh = await connect(t.id, secret);
     await fresh.publishAsync(topicFor(t.id, 'telemetry'), sample('rotatedsecret', 1), { qos: 1 });
-    expect(rows(t.id)).toBe(1);
+    expect(await rows(t.id)).toBe(1);
     // Registering a terminal issues a secret too.
     const reg = await hub.api('/api/v1/terminals', { method: 'POST', json: { id: 'GZ-IM-001-0099', type: 'id-card', serial: 'SN-IM-99', station: 'GZ-IM-001' } });
     expect(reg.status).toBe(201);

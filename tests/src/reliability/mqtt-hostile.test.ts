@@ -16,6 +16,7 @@ import { spawnHub, type HubProcess } from '../helpers/hub.ts';
 import {
   connectTerminal,
   fuzzSeed,
+  hubQuery,
   metric,
   prng,
   provisionFleet,
@@ -23,7 +24,6 @@ import {
   rawConnect,
   sleep,
   waitFor,
-  withDb,
   within,
   type RawConn,
   type TelemetryPump,
@@ -58,14 +58,13 @@ async function rawSession(id: string, secret: string, from = FUZZ_FROM): Promise
   return c;
 }
 
-function storedRows(id: string): number {
-  return withDb(hub.dataDir, (db) => {
-    let n = 0;
-    for (const t of ['telemetry', 'events', 'config_reports', 'command_results', 'update_status']) {
-      n += (db.prepare(`SELECT count(*) AS n FROM ${t} WHERE terminal_id = ?`).get(id) as { n: number }).n;
-    }
-    return n;
-  });
+async function storedRows(id: string): Promise<number> {
+  const q = await hubQuery(hub.dataDir);
+  let n = 0;
+  for (const t of ['telemetry', 'events', 'config_reports', 'command_results', 'update_status']) {
+    n += Number((await q(`SELECT count(*) AS n FROM ${t} WHERE terminal_id = ?`, id))[0]!.n);
+  }
+  return n;
 }
 
 beforeAll(async () => {
@@ -160,14 +159,15 @@ describe('hostile MQTT input', () => {
     await waitFor('legitimate samples after the fuzzing', () => pump.acked.length > legitBefore + 10);
     expect(pump.errors).toEqual([]);
     // Nothing a fuzzer sent landed on the legitimate terminal's rows (it tried to publish on its topic).
-    expect(withDb(hub.dataDir, (db) => db.prepare("SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND epoch = 'fuzz'").get(legit.id) as { n: number }).n).toBe(0);
+    const q = await hubQuery(hub.dataDir);
+    expect(Number((await q("SELECT count(*) AS n FROM telemetry WHERE terminal_id = ? AND epoch = 'fuzz'", legit.id))[0]!.n)).toBe(0);
     expect(await metric(hub, 'kf_messages_in_total', { kind: 'telemetry' })).toBeGreaterThanOrEqual(accepted);
     expect(await metric(hub, 'kf_messages_rejected_total')).toBeGreaterThan(0);
   });
 
   it('closes a connection whose PUBLISH topic is invalid UTF-8, stores nothing from it', async () => {
     const who = creds[9]!;
-    const before = storedRows(who.id);
+    const before = await storedRows(who.id);
     const topic = topicFor(who.id, 'telemetry');
     for (const bad of [Buffer.from([0xff, 0xfe]), Buffer.from([0xc0, 0xaf]), Buffer.from([0xed, 0xa0, 0x80])]) {
       const c = await rawSession(who.id, who.secret);
@@ -180,13 +180,13 @@ describe('hostile MQTT input', () => {
       // A PUBACK (0x40) must not have been sent for it.
       expect([...c.received().subarray(4)].includes(0x40)).toBe(false);
     }
-    expect(storedRows(who.id)).toBe(before);
+    expect(await storedRows(who.id)).toBe(before);
     expect(pump.errors).toEqual([]);
   });
 
   it('refuses thousands of topic levels in PUBLISH and SUBSCRIBE without harm', async () => {
     const who = creds[9]!;
-    const before = storedRows(who.id);
+    const before = await storedRows(who.id);
     const deep = `${topicFor(who.id, 'telemetry')}${'/x'.repeat(5000)}`;
     const pub = await rawSession(who.id, who.secret);
     pub.socket.write(mqttPacket.generate({ cmd: 'publish', topic: deep, payload: sample('deep', 1), qos: 1, messageId: 2, retain: false, dup: false }));
@@ -202,7 +202,7 @@ describe('hostile MQTT input', () => {
       expect(r.subarray(4).at(-1)).toBe(0x80);
       sub.socket.destroy();
     }
-    expect(storedRows(who.id)).toBe(before);
+    expect(await storedRows(who.id)).toBe(before);
     expect(hub.proc.exitCode).toBeNull();
     expect(pump.errors).toEqual([]);
   });
@@ -298,9 +298,9 @@ describe('hostile MQTT input', () => {
   it('stored every acknowledged sample of the legitimate terminal exactly once', async () => {
     const acked = await pump.stop();
     expect(acked.length).toBeGreaterThan(50);
-    const rows = withDb(hub.dataDir, (db) =>
-      db.prepare('SELECT seq, count(*) AS n FROM telemetry WHERE terminal_id = ? AND epoch = ? GROUP BY seq').all(legit.id, pump.epoch) as { seq: number; n: number }[],
-    );
+    const rows = (
+      await (await hubQuery(hub.dataDir))('SELECT seq, count(*) AS n FROM telemetry WHERE terminal_id = ? AND epoch = ? GROUP BY seq', legit.id, pump.epoch)
+    ).map((r) => ({ seq: Number(r.seq), n: Number(r.n) }));
     const stored = new Set(rows.map((r) => r.seq));
     expect(acked.filter((s) => !stored.has(s))).toEqual([]);
     expect(rows.filter((r) => r.n > 1)).toEqual([]);

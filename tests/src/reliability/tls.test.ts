@@ -10,7 +10,7 @@ import { EXAMPLES, topicFor } from '@kiosk-fleet/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnAgent, type AgentProcess } from '../helpers/agent.ts';
 import { spawnHub, type HubProcess } from '../helpers/hub.ts';
-import { fleet, makeTlsMaterial, waitFor, withDb, type TlsMaterial } from '../helpers/reliability-util.ts';
+import { fleet, makeTlsMaterial, waitFor, hubQuery, type TlsMaterial } from '../helpers/reliability-util.ts';
 
 let tlsm: TlsMaterial;
 let hub: HubProcess;
@@ -40,8 +40,8 @@ function httpsRequest(path: string, opts: { method?: string; body?: string; ca?:
   });
 }
 
-function rows(id: string): number {
-  return withDb(hub.dataDir, (db) => (db.prepare('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?').get(id) as { n: number }).n);
+async function rows(id: string): Promise<number> {
+  return Number((await (await hubQuery(hub.dataDir))('SELECT count(*) AS n FROM telemetry WHERE terminal_id = ?', id))[0]!.n);
 }
 
 beforeAll(async () => {
@@ -75,14 +75,14 @@ describe('TLS', () => {
     });
     await c.publishAsync(topicFor(t.id, 'telemetry'), JSON.stringify({ ...EXAMPLES.telemetry, epoch: 'tlsepoch01', seq: 1, ts: new Date().toISOString() }), { qos: 1 });
     await c.endAsync();
-    expect(rows(t.id)).toBe(1);
+    expect(await rows(t.id)).toBe(1);
   });
 
   it('an agent trusting the hub’s CA (KF_HUB_CA) connects over mqtts:// and reports', async () => {
     const t = creds[1]!;
     const a = await spawnAgent({ hubUrl: `mqtts://127.0.0.1:${mqttsPort}`, terminalId: t.id, secret: t.secret, env: { KF_HUB_CA: tlsm.caCert, KF_TELEMETRY_INTERVAL: '1' } });
     agents.push(a);
-    await waitFor('telemetry from the TLS agent', () => rows(t.id) > 0, 30_000);
+    await waitFor('telemetry from the TLS agent', async () => (await rows(t.id)) > 0, 30_000);
   });
 
   it('an agent whose CA file does not trust the hub’s certificate refuses it and stores nothing', async () => {
@@ -98,8 +98,8 @@ describe('TLS', () => {
       expect(a.proc.exitCode).toBeNull();
       expect(a.lines.some((l) => l.msg === 'connected to hub')).toBe(false);
     }
-    expect(rows(t.id)).toBe(0);
-    expect(rows(u.id)).toBe(0);
+    expect(await rows(t.id)).toBe(0);
+    expect(await rows(u.id)).toBe(0);
     // The handshake failed before CONNECT: the hub never saw a login (so never the secret) from them.
     expect(hub.logs.some((l) => l.includes('connection refused') && (l.includes(t.id) || l.includes(u.id)))).toBe(false);
   });
