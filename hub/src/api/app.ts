@@ -44,6 +44,12 @@ function errorHandler(s: Services) {
     if (err instanceof HTTPException) {
       return c.json(errorBody(err.status === 400 ? 'invalid-request' : 'http-error', err.message || 'bad request'), err.status);
     }
+    // PostgreSQL stores no NUL (U+0000) in text and says so (22021); SQLite matched such a filter against nothing.
+    // Either way the caller sent text no row can hold: their mistake, said plainly, not a 500.
+    const code = (err as { code?: unknown }).code;
+    if (code === '22021' || code === '22P05') {
+      return c.json(errorBody('invalid-request', 'text with a NUL character (U+0000) or another character the database cannot store'), 400);
+    }
     s.log.error({ err, path: c.req.path }, 'request failed');
     return c.json(errorBody('internal', 'internal error'), 500);
   };
