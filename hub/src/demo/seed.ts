@@ -48,7 +48,8 @@ import { createRollout, DEFAULT_TOKEN_REFRESH_MS, type FleetTerminal, type Rollo
 import { createRolloutStore } from '../rollouts/store.ts';
 import { openDatabase } from '../store/db.ts';
 import { HOUR_MS } from '../retention/store.ts';
-import { CPU_SCALE, encodeSample, SAMPLE_COLUMNS, servicesOf, statusesOf, TEMP_SCALE } from '../ingest/telemetry-codec.ts';
+import { rollupOf } from '../retention/service.ts';
+import { encodeSample, SAMPLE_COLUMNS } from '../ingest/telemetry-codec.ts';
 import { postgresSeedDb, sqliteSeedDb, type Row, type SeedAlert, type SeedDb } from './seed-db.ts';
 
 const MINUTE_MS = 60_000;
@@ -232,24 +233,6 @@ async function refuseHistory(sdb: SeedDb): Promise<void> {
   }
 }
 
-/** min/avg/max as the retention job keeps them (retention/service.ts), so the seed's rollups are what it writes. */
-class Agg {
-  min = Infinity;
-  max = -Infinity;
-  sum = 0;
-  n = 0;
-  add(v: number | null): void {
-    if (v === null || !Number.isFinite(v)) return;
-    this.min = Math.min(this.min, v);
-    this.max = Math.max(this.max, v);
-    this.sum += v;
-    this.n++;
-  }
-  out(): [number | null, number | null, number | null] {
-    return this.n === 0 ? [null, null, null] : [this.min, this.sum / this.n, this.max];
-  }
-}
-
 const COL = Object.fromEntries(SAMPLE_COLUMNS.split(/\s*,\s*/).map((c, i) => [c, i]));
 
 /**
@@ -257,25 +240,22 @@ const COL = Object.fromEntries(SAMPLE_COLUMNS.split(/\s*,\s*/).map((c, i) => [c,
  * computes it from the table: the same values in the same order, so the same floats and the same JSON.
  */
 export function rollupOfSamples(terminalId: string, hour: number, samples: readonly (readonly unknown[])[]): Row {
-  const cpu = new Agg(), mem = new Agg(), disk = new Agg(), temp = new Agg();
-  const pOk = new Map<string, number>(), pN = new Map<string, number>(), svc = new Map<string, number>();
-  let n = 0;
-  for (const r of samples) {
-    n++;
-    const memTotal = r[COL.mem_total!] as number, diskTotal = r[COL.disk_total!] as number, t = r[COL.temp!] as number | null;
-    cpu.add((r[COL.cpu!] as number) / CPU_SCALE);
-    mem.add(memTotal > 0 ? (100 * (r[COL.mem_used!] as number)) / memTotal : null);
-    disk.add(diskTotal > 0 ? (100 * (r[COL.disk_used!] as number)) / diskTotal : null);
-    temp.add(t === null ? null : t / TEMP_SCALE);
-    for (const [pid, status] of Object.entries(statusesOf(r[COL.pstat!] as number, r[COL.pnote!] as string | null))) {
-      pN.set(pid, (pN.get(pid) ?? 0) + 1);
-      if (status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
-    }
-    for (const sv of servicesOf(r[COL.services!] as number | null) ?? []) svc.set(sv, (svc.get(sv) ?? 0) + 1);
-  }
-  const share = (m: Map<string, number>, d: (k: string) => number, keys: Iterable<string>) =>
-    JSON.stringify(Object.fromEntries([...keys].map((k) => [k, (m.get(k) ?? 0) / d(k)])));
-  return [terminalId, hour, n, ...cpu.out(), ...mem.out(), ...disk.out(), ...temp.out(), share(pOk, (k) => pN.get(k) ?? 1, pN.keys()), share(svc, () => n, svc.keys())];
+  const r = rollupOf(
+    terminalId,
+    hour,
+    samples.map((x) => ({
+      cpu: x[COL.cpu!] as number,
+      memUsed: x[COL.mem_used!] as number,
+      memTotal: x[COL.mem_total!] as number,
+      diskUsed: x[COL.disk_used!] as number,
+      diskTotal: x[COL.disk_total!] as number,
+      temp: x[COL.temp!] as number | null,
+      pstat: x[COL.pstat!] as number,
+      pnote: x[COL.pnote!] as string | null,
+      services: x[COL.services!] as number | null,
+    })),
+  );
+  return [r.terminalId, r.hour, r.samples, r.cpuMin, r.cpuAvg, r.cpuMax, r.memPctMin, r.memPctAvg, r.memPctMax, r.diskPctMin, r.diskPctAvg, r.diskPctMax, r.tempMin, r.tempAvg, r.tempMax, r.peripheralOk, r.services];
 }
 
 async function seed(sdb: SeedDb, o: DemoSeedOptions, say: (line: string) => void, t0: number): Promise<DemoSeedResult> {

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { CLOCK_SKEW_MS } from '../ingest/index.ts';
 import { CPU_SCALE, servicesOf, statusesOf, TEMP_SCALE } from '../ingest/telemetry-codec.ts';
-import { HOUR_MS, type PartitionsMade, type RetentionStore, type RollupRow } from './store.ts';
+import { HOUR_MS, type PartitionsMade, type RetentionStore, type RollupRow, type SampleRow } from './store.ts';
 
 export const ROLLUP_DAYS = 400;
 const DAY_MS = 86_400_000;
@@ -35,6 +35,56 @@ class Agg {
   out(): [number | null, number | null, number | null] {
     return this.n === 0 ? [null, null, null] : [this.min, this.sum / this.n, this.max];
   }
+}
+
+/** What the rollup reads of a raw sample (values stored scaled, ingest/telemetry-codec.ts). */
+export type RollupSample = Omit<SampleRow, 'terminalId' | 'type'>;
+
+/**
+ * One terminal's hour rolled up: min/avg/max of each metric, the share of samples each peripheral was ok and each
+ * citizen service was available. The retention job's arithmetic, also used by the demo seed (demo/seed.ts), so a
+ * seeded rollup is the one the job would have written: same values in the same order, same floats, same JSON.
+ */
+export function rollupOf(terminalId: string, hour: number, samples: readonly RollupSample[]): RollupRow {
+  const cpu = new Agg(), mem = new Agg(), disk = new Agg(), temp = new Agg();
+  const pOk = new Map<string, number>(), pN = new Map<string, number>(), svc = new Map<string, number>();
+  for (const r of samples) {
+    cpu.add(r.cpu / CPU_SCALE);
+    mem.add(r.memTotal > 0 ? (100 * r.memUsed) / r.memTotal : null);
+    disk.add(r.diskTotal > 0 ? (100 * r.diskUsed) / r.diskTotal : null);
+    temp.add(r.temp === null ? null : r.temp / TEMP_SCALE);
+    for (const [pid, status] of Object.entries(statusesOf(r.pstat, r.pnote))) {
+      pN.set(pid, (pN.get(pid) ?? 0) + 1);
+      if (status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
+    }
+    for (const sv of servicesOf(r.services) ?? []) svc.set(sv, (svc.get(sv) ?? 0) + 1);
+  }
+  const n = samples.length;
+  const share = (m: Map<string, number>, d: (k: string) => number, keys: Iterable<string>) =>
+    JSON.stringify(Object.fromEntries([...keys].map((k) => [k, (m.get(k) ?? 0) / d(k)])));
+  const [cpuMin, cpuAvg, cpuMax] = cpu.out();
+  const [memPctMin, memPctAvg, memPctMax] = mem.out();
+  const [diskPctMin, diskPctAvg, diskPctMax] = disk.out();
+  const [tempMin, tempAvg, tempMax] = temp.out();
+  return {
+    terminalId,
+    hour,
+    samples: n,
+    cpuMin,
+    cpuAvg,
+    cpuMax,
+    memPctMin,
+    memPctAvg,
+    memPctMax,
+    diskPctMin,
+    diskPctAvg,
+    diskPctMax,
+    tempMin,
+    tempAvg,
+    tempMax,
+    peripheralOk: share(pOk, (k) => pN.get(k) ?? 1, pN.keys()),
+    services: share(svc, () => n, svc.keys()),
+  };
 }
 
 export class Retention {
@@ -84,47 +134,9 @@ export class Retention {
       let i = 0;
       while (i < rows.length) {
         const id = rows[i]!.terminalId;
-        const cpu = new Agg(), mem = new Agg(), disk = new Agg(), temp = new Agg();
-        const pOk = new Map<string, number>(), pN = new Map<string, number>(), svc = new Map<string, number>();
-        let n = 0;
-        for (; i < rows.length && rows[i]!.terminalId === id; i++) {
-          const r = rows[i]!;
-          n++;
-          cpu.add(r.cpu / CPU_SCALE);
-          mem.add(r.memTotal > 0 ? (100 * r.memUsed) / r.memTotal : null);
-          disk.add(r.diskTotal > 0 ? (100 * r.diskUsed) / r.diskTotal : null);
-          temp.add(r.temp === null ? null : r.temp / TEMP_SCALE);
-          for (const [pid, status] of Object.entries(statusesOf(r.pstat, r.pnote))) {
-            pN.set(pid, (pN.get(pid) ?? 0) + 1);
-            if (status === 'ok') pOk.set(pid, (pOk.get(pid) ?? 0) + 1);
-          }
-          for (const sv of servicesOf(r.services) ?? []) svc.set(sv, (svc.get(sv) ?? 0) + 1);
-        }
-        const share = (m: Map<string, number>, d: (k: string) => number, keys: Iterable<string>) =>
-          JSON.stringify(Object.fromEntries([...keys].map((k) => [k, (m.get(k) ?? 0) / d(k)])));
-        const [cpuMin, cpuAvg, cpuMax] = cpu.out();
-        const [memPctMin, memPctAvg, memPctMax] = mem.out();
-        const [diskPctMin, diskPctAvg, diskPctMax] = disk.out();
-        const [tempMin, tempAvg, tempMax] = temp.out();
-        out.push({
-          terminalId: id,
-          hour,
-          samples: n,
-          cpuMin,
-          cpuAvg,
-          cpuMax,
-          memPctMin,
-          memPctAvg,
-          memPctMax,
-          diskPctMin,
-          diskPctAvg,
-          diskPctMax,
-          tempMin,
-          tempAvg,
-          tempMax,
-          peripheralOk: share(pOk, (k) => pN.get(k) ?? 1, pN.keys()),
-          services: share(svc, () => n, svc.keys()),
-        });
+        const from = i;
+        while (i < rows.length && rows[i]!.terminalId === id) i++;
+        out.push(rollupOf(id, hour, rows.slice(from, i)));
         written++;
       }
       // The hour's rows and the cursor past it in one transaction.
