@@ -70,7 +70,7 @@ process.once('exit', () => {
 export async function spawnHub(opts: SpawnHubOptions = {}): Promise<HubProcess> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'kf-hub-'));
-  const token = `test-token-${crypto.randomBytes(12).toString('hex')}`;
+  const token = opts.env?.KF_ADMIN_TOKEN ?? `test-token-${crypto.randomBytes(12).toString('hex')}`;
   const logs: string[] = [];
   // KF_TEST_ENGINE=postgres: the hub keeps its fleet in a database of the run's PostgreSQL server, the same one
   // across restart() (a test that passes its own KF_DATABASE_URL keeps it).
