@@ -2,6 +2,7 @@
  * The hub's configuration: one zod schema read from env (and `--key=value` flags of `serve`). A wrong value stops
  * the start with a message naming the key (`KF_MQTT_PORT: ...`). Defaults make `pnpm hub` work on a bare machine.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { AuthOptions } from './auth/service.ts';
@@ -92,6 +93,8 @@ export type EnvConfig = z.infer<typeof configSchema>;
 
 /** What createHub needs; tests build it directly (`hubConfig({ KF_MQTT_PORT: '0', ... })`). */
 export interface HubConfig {
+  /** KF_HUB_ID: this hub among the hubs of one installation (issue 19). */
+  hubId: string;
   bind: string;
   /** null: KF_MQTT_PORT=off, no plain MQTT listener. */
   mqttPort: number | null;
@@ -178,7 +181,9 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
       throw new ConfigError('KF_MQTT_PROXY_FROM', (err as Error).message);
     }
   }
+  const mqttPort = c.KF_MQTT_PORT === 'off' ? 'off' : c.KF_MQTT_PORT;
   return {
+    hubId: process.env.KF_HUB_ID ?? `${os.hostname()}:${mqttPort}`,
     bind: c.KF_BIND,
     mqttPort: c.KF_MQTT_PORT === 'off' ? null : c.KF_MQTT_PORT,
     mqttsPort: c.KF_MQTTS_PORT ?? (c.KF_TLS_CERT !== undefined ? 8883 : undefined),
