@@ -58,6 +58,8 @@ import type { ApiEnv } from './api/common.ts';
 import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
+import { openFeed, type ChangeFeed } from './cluster/feed.ts';
+import { attachClusterFeed, CONFIG_CHANNEL, CONNECTED_CHANNEL, isRemote } from './cluster/feed-hub.ts';
 import { createRolloutStore } from './rollouts/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
@@ -106,6 +108,8 @@ export interface HubServices {
   importFleet(fleet: ParsedFleet, by: string, alsoInTx?: (r: ImportResult, tx: Tx) => unknown): Promise<ImportResult>;
   /** Broadcast a change made outside ingest (API writes) to the SSE stream. */
   changed(...changes: Change[]): void;
+  /** What this hub tells the other hubs of the installation, after a commit (cluster/feed.ts, feed-hub.ts). */
+  feed: ChangeFeed;
 }
 
 export interface Hub extends HubServices {
@@ -205,7 +209,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
   let broker: Broker | null = null;
+  let feed: ChangeFeed | null = null;
   try {
+    // Before anything writes: PostgreSQL's LISTEN connection is up, so no change of another hub is missed from here on.
+    const changeFeed = await openFeed(engine, config.hubId, log);
+    feed = changeFeed;
     const adminToken = resolveAdminToken(
       config,
       opts.announceToken ??
@@ -245,6 +253,19 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const takeovers = new TakeoverWatch(config.takeover, metrics, log, (id, s) => security.credentialConflict(id, s));
     const ingest = new Ingest(ingestStore, writer, presence, metrics, quota);
     let downlink: Downlink | null = null;
+    let configLayersRef: ConfigLayers | null = null;
+    // Subscriptions to config/desired in one window, checked against the table together (a reconnecting fleet).
+    const subscribedConfig = new Set<string>();
+    let subscribedTimer: NodeJS.Timeout | null = null;
+    const checkDesired = (id: string): void => {
+      subscribedConfig.add(id);
+      subscribedTimer ??= setTimeout(() => {
+        subscribedTimer = null;
+        const ids = [...subscribedConfig];
+        subscribedConfig.clear();
+        configLayersRef?.refreshDesired(ids).catch((err: unknown) => log.error({ err }, 'reading desired configs failed'));
+      }, 20);
+    };
     broker = new Broker({
       registry,
       ingest,
@@ -254,11 +275,16 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       maxPayload: config.maxPayload,
       quota,
       takeovers,
-      onSubscribed: (id, kind) => downlink?.onSubscribed(id, kind),
+      onSubscribed: (id, kind) => {
+        downlink?.onSubscribed(id, kind);
+        // another hub may have written it while this hub's feed was down: the table decides (clean sessions)
+        if (kind === 'config/desired') checkDesired(id);
+      },
+      onConnected: (id) => void changeFeed.publish(CONNECTED_CHANNEL, [id]).catch(() => {}),
     });
     await broker.start();
     started.broker = ms();
-    downlink = new Downlink(createCommandStore(engine), registry, broker, log);
+    downlink = new Downlink(createCommandStore(engine), registry, broker, log, changeFeed);
     const retention = new Retention(createRetentionStore(engine), config.retentionDays, metrics, log);
     // PostgreSQL: today's daily partitions before the first sample (SQLite: nothing to do).
     await retention.preparePartitions();
@@ -273,10 +299,12 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     const configLayers = new ConfigLayers(configLayerStore, registry, broker, log, {
       metrics,
       onPushed: (pushed) => {
+        void changeFeed.publish(CONFIG_CHANNEL, pushed.map((p) => p.terminalId)).catch(() => {});
         const at = Date.now();
         bus.emit('changes', pushed.map((p) => ({ type: 'config' as const, terminalId: p.terminalId, at, data: { version: p.version, desired: true } })));
       },
     });
+    configLayersRef = configLayers;
     // what the alert engine reads synchronously; then terminals registered or moved while the hub was down get their
     // effective config
     await configLayers.load();
@@ -284,9 +312,12 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     started.reconcile = ms();
     // ...and those registered, imported or moved from now on, at once (the periodic reconcile is the backstop)
     bus.on('changes', (changes: Change[]) => {
-      const placed = changes
-        .filter((c) => c.type === 'terminal' && typeof c.data === 'object' && c.data !== null && ('registered' in c.data || 'station' in c.data))
-        .map((c) => c.terminalId);
+      // another hub's registrations and moves are reconciled by that hub
+      const placed = isRemote(changes)
+        ? []
+        : changes
+            .filter((c) => c.type === 'terminal' && typeof c.data === 'object' && c.data !== null && ('registered' in c.data || 'station' in c.data))
+            .map((c) => c.terminalId);
       if (placed.length > 0) configLayers.reconcile(placed).catch((err: unknown) => log.error({ err }, 'config reconcile failed'));
       // config reports committed by ingest: the drift check the alert engine reads from memory
       for (const c of changes) {
@@ -370,7 +401,9 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       changed: (...changes: Change[]) => {
         if (changes.length > 0) bus.emit('changes', changes);
       },
+      feed: changeFeed,
     };
+    const detachFeed = attachClusterFeed({ feed: changeFeed, bus, broker, downlink, configLayers, registry, nodeCounters, log });
 
     // MQTT over TCP (and TLS when a cert is given).
     started.services = ms();
@@ -481,6 +514,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         closing ??= (async () => {
           const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
+          if (subscribedTimer) clearTimeout(subscribedTimer);
+          detachFeed();
           databaseHealth.stop();
           await alerts.close(bus);
           rollouts.stop();
@@ -509,6 +544,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const flush = ms();
           sqlite?.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();
+          await changeFeed.close();
           await opened.close();
           lock.release();
           log.info({ ms: { background, drain, broker, listeners, flush, checkpoint, close: ms() } }, 'stopped');
@@ -523,6 +559,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();
+    await feed?.close().catch(() => {});
     await opened.close().catch(() => {});
     lock.release();
     throw err;

@@ -30,6 +30,8 @@ export interface BrokerDeps {
   takeovers?: TakeoverWatch;
   /** Called when a terminal subscribed to one of its down topics (the hub then sends what the database holds). */
   onSubscribed: (terminalId: string, kind: TopicKind) => void;
+  /** Called when a terminal's connection is up: other hubs close its older connections (cluster/feed-hub.ts). */
+  onConnected?: (terminalId: string) => void;
 }
 
 /** Failed logins from one address in this window slow its next attempts down. */
@@ -65,6 +67,8 @@ export class Broker {
   private readonly takenOver = new WeakSet<Client>();
   private readonly takingOver = new WeakSet<Client>();
   private readonly revoked = new WeakSet<Client>();
+  /** When each live connection was accepted (this hub's clock): another hub's takeover closes only older ones. */
+  private readonly connectedAt = new WeakMap<Client, number>();
   private readonly addresses = new WeakMap<Duplex, string>();
   /** The transport behind a TLS or WebSocket connection's graceful wrapper (size-guard.ts). */
   private readonly transports = new WeakMap<Duplex, Duplex>();
@@ -328,7 +332,9 @@ export class Broker {
     this.loginSlots.get(client.conn as Duplex)?.();
     const takeover = this.takingOver.has(client);
     this.live.set(client.id, client);
+    this.connectedAt.set(client, Date.now());
     this.d.metrics.connectedTerminals.set(this.live.size);
+    this.d.onConnected?.(client.id);
     this.d.presence.connected(client.id, takeover, Date.now(), this.addressOf(client)).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 
@@ -353,6 +359,18 @@ export class Broker {
     if (!c) return;
     this.revoked.add(c);
     c.close();
+  }
+
+  /**
+   * The terminal connected to another hub at `since` (issue 19, takeover across hubs): its connection here, if older,
+   * is closed as taken over, so its end writes no presence (the new hub wrote online). True when one was closed.
+   */
+  closeTakenOver(terminalId: string, since: number): boolean {
+    const c = this.live.get(terminalId);
+    if (!c || (this.connectedAt.get(c) ?? 0) >= since) return false;
+    this.takenOver.add(c);
+    c.close();
+    return true;
   }
 
   /**

@@ -252,20 +252,23 @@ export class PostgresFeed extends FeedBase {
   }
 
   private async listen(): Promise<void> {
+    // `onnotify` is an option of postgres.js' connections that its types do not list (sql.listen uses it).
     const client: Sql = postgres(this.url, {
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
       fetch_types: false,
       connect_timeout: 10,
+      // how an operator (and the cluster tests) find it in pg_stat_activity
+      connection: { application_name: `kf-feed ${this.hubId}` },
       onnotice: () => {},
-      onnotify: (channel, payload) => {
+      onnotify: (channel: string, payload: string) => {
         if (channel === PG_CHANNEL && client === this.listener) this.deliver(payload);
       },
       onclose: () => {
         if (client === this.listener) this.lost('connection closed');
       },
-    });
+    } as postgres.Options<Record<string, postgres.PostgresType>>);
     try {
       await client.unsafe(`listen ${PG_CHANNEL}`);
       const [row] = await client<{ pid: number }[]>`select pg_backend_pid() as pid`;

@@ -15,6 +15,7 @@ import {
 } from '@kiosk-fleet/protocol';
 import { z } from 'zod';
 import type { Broker } from '../broker/broker.ts';
+import type { ChangeFeed } from '../cluster/feed.ts';
 import type { Tx } from '../db/engine.ts';
 import { badRequest, conflict } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -23,12 +24,21 @@ import type { CommandRow, CommandStore } from './store.ts';
 
 export const MAX_COMMAND_TTL_S = 7 * 86400;
 
+/** Feed channels (cluster/feed.ts) of what another hub must send to the terminals connected to it. */
+export const COMMANDS_CHANNEL = 'commands';
+export const TARGET_CHANNEL = 'target';
+
 export class Downlink {
+  /** The update target each terminal's retained message holds (as stored), to publish only what changed. */
+  readonly #targets = new Map<string, string>();
+
   constructor(
     private readonly store: CommandStore,
     private readonly registry: FleetStore,
     private readonly broker: Broker,
     private readonly log: Logger,
+    /** Other hubs hear of new commands and targets here: the terminal may be connected to one of them. */
+    private readonly feed?: ChangeFeed,
   ) {}
 
   /** Re-publishes every retained down message the database holds (after a restart the broker's memory is empty). */
@@ -40,12 +50,22 @@ export class Downlink {
     }
     for (const r of await this.store.allTargets()) {
       await this.broker.publish(r.terminalId, 'update/target', JSON.parse(r.payload));
+      this.#targets.set(r.terminalId, r.payload);
       n++;
     }
     return n;
   }
 
+  /**
+   * A terminal subscribed: it gets what the database holds for it, whichever hub wrote it. Commands are read here;
+   * the retained update target is checked against the table (another hub may have set it while this hub's feed was
+   * down) and sent again only when it differs.
+   */
   onSubscribed(terminalId: string, kind: TopicKind): void {
+    if (kind === 'update/target') {
+      this.refreshTargets([terminalId]).catch((err: unknown) => this.log.error({ err, terminalId }, 'reading the update target failed'));
+      return;
+    }
     if (kind !== 'commands') return;
     this.store.undelivered(terminalId, Date.now()).then(
       (rows) => {
@@ -53,6 +73,36 @@ export class Downlink {
       },
       (err: unknown) => this.log.error({ err, terminalId }, 'reading undelivered commands failed'),
     );
+  }
+
+  /**
+   * Another hub queued commands for these terminals: those connected here get their pending ones (a sent one is the
+   * other hub's, or comes again at the next subscribe).
+   */
+  async sendPending(terminalIds: readonly string[]): Promise<void> {
+    const now = Date.now();
+    for (const id of terminalIds) {
+      if (!this.broker.live.has(id)) continue;
+      for (const row of await this.store.undelivered(id, now)) if (row.status === 'pending') this.send(row);
+    }
+  }
+
+  /** Every terminal connected here gets its pending commands (after the feed missed messages). */
+  resyncCommands(): Promise<void> {
+    return this.sendPending([...this.broker.live.keys()]);
+  }
+
+  /**
+   * Publishes (retained) the stored update target of these terminals where it differs from what this hub's broker
+   * holds: another hub set it (or this hub's copy missed it). All terminals when no ids are given.
+   */
+  async refreshTargets(terminalIds?: readonly string[]): Promise<void> {
+    const rows = terminalIds ? await this.store.targets(terminalIds) : await this.store.allTargets();
+    for (const r of rows) {
+      if (this.#targets.get(r.terminalId) === r.payload) continue;
+      this.#targets.set(r.terminalId, r.payload);
+      await this.broker.publish(r.terminalId, 'update/target', JSON.parse(r.payload));
+    }
   }
 
   private send(row: CommandRow): void {
@@ -101,9 +151,13 @@ export class Downlink {
     );
   }
 
-  /** Sends a stored command now if its terminal is connected (otherwise it goes when the terminal subscribes). */
+  /**
+   * Sends a stored command now if its terminal is connected here (otherwise it goes when the terminal subscribes), and
+   * tells the other hubs: the terminal may be connected to one of them. Called after the command's commit.
+   */
   deliver(row: CommandRow): void {
     if (this.broker.live.has(row.terminalId)) this.send(row);
+    else this.feed?.publish(COMMANDS_CHANNEL, [row.terminalId]).catch(() => {});
   }
 
   command(id: string): Promise<CommandRow | undefined> {
@@ -121,7 +175,10 @@ export class Downlink {
   async setUpdateTarget(terminalId: string, target: UpdateTarget): Promise<void> {
     await this.registry.requireTerminal(terminalId);
     const parsed = updateTargetSchema.parse(target);
-    await this.store.upsertTarget(terminalId, JSON.stringify(parsed), Date.now());
+    const payload = JSON.stringify(parsed);
+    await this.store.upsertTarget(terminalId, payload, Date.now());
+    this.#targets.set(terminalId, payload);
     await this.broker.publish(terminalId, 'update/target', parsed);
+    this.feed?.publish(TARGET_CHANNEL, [terminalId]).catch(() => {});
   }
 }

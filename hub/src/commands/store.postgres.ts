@@ -119,6 +119,13 @@ export class PostgresCommandStore implements CommandStore {
     return rows.map((r) => ({ ...r }));
   }
 
+  async targets(terminalIds: readonly string[]): Promise<UpdateTargetRow[]> {
+    if (terminalIds.length === 0) return [];
+    const rows = await this.sql<UpdateTargetRow[]>`
+      select terminal_id as "terminalId", payload from update_targets where terminal_id = any(${terminalIds as string[]}::text[])`;
+    return rows.map((r) => ({ ...r }));
+  }
+
   async upsertTarget(terminalId: string, payload: string, at: number, tx?: Tx): Promise<void> {
     const sql = pgSql(this.sql, tx);
     await sql`

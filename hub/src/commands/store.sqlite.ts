@@ -42,6 +42,7 @@ export class SqliteCommandStore implements CommandStore {
       ),
       allDesired: db.prepare('SELECT terminal_id AS terminalId, version, config FROM desired_config'),
       allTargets: db.prepare('SELECT terminal_id AS terminalId, payload FROM update_targets'),
+      targets: db.prepare('SELECT terminal_id AS terminalId, payload FROM update_targets WHERE terminal_id IN (SELECT value FROM json_each(?))'),
       upsertTarget: db.prepare(
         `INSERT INTO update_targets (terminal_id, payload, updated_at) VALUES (?, ?, ?)
          ON CONFLICT (terminal_id) DO UPDATE SET payload = excluded.payload, updated_at = excluded.updated_at`,
@@ -95,6 +96,11 @@ export class SqliteCommandStore implements CommandStore {
 
   async allTargets(): Promise<UpdateTargetRow[]> {
     return this.#s.allTargets.all() as UpdateTargetRow[];
+  }
+
+  async targets(terminalIds: readonly string[]): Promise<UpdateTargetRow[]> {
+    if (terminalIds.length === 0) return [];
+    return this.#s.targets.all(JSON.stringify(terminalIds)) as UpdateTargetRow[];
   }
 
   async upsertTarget(terminalId: string, payload: string, at: number, tx?: Tx): Promise<void> {

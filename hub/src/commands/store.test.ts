@@ -192,6 +192,8 @@ describe.each(TEST_ENGINES)('command store on %s', (kind) => {
       { terminalId: T, payload: '{"release":"c"}' },
       { terminalId: U, payload: '{"release":"b"}' },
     ]);
+    expect(await store.targets([T, 'GZ-YX-001-99'])).toEqual([{ terminalId: T, payload: '{"release":"c"}' }]);
+    expect(await store.targets([])).toEqual([]);
     expect(await store.allDesired()).toEqual([]);
     // desired_config is written by config-layers; the downlink only reads it back at start.
     const e = t.engine;

@@ -87,6 +87,8 @@ export interface CommandStore {
   // ---- retained down messages (re-published at start)
   allDesired(): Promise<DesiredConfigRow[]>;
   allTargets(): Promise<UpdateTargetRow[]>;
+  /** The update targets of those of `terminalIds` that have one (another hub set them: cluster/feed-hub.ts). */
+  targets(terminalIds: readonly string[]): Promise<UpdateTargetRow[]>;
   upsertTarget(terminalId: string, payload: string, at: number, tx?: Tx): Promise<void>;
 }
 

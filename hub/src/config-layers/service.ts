@@ -225,6 +225,43 @@ export class ConfigLayers {
     this.#reported.set(terminalId, r);
   }
 
+  /**
+   * Another hub wrote desired configs (cluster/feed-hub.ts), or a terminal subscribed: the stored desired config of
+   * these terminals (all, without ids) replaces the copy in memory where its version is newer, and is published
+   * (retained) through this hub's broker, in order with this hub's own pushes. Under the write lock, so a save or
+   * reconcile of this hub compares with the newest version. Not told to `onPushed`: the hub that wrote it did that.
+   */
+  async refreshDesired(terminalIds?: readonly string[]): Promise<number> {
+    await this.load();
+    const published = await this.#writing.runExclusive(async () => {
+      const rows = !terminalIds
+        ? await this.store.allDesired()
+        : terminalIds.length > 200
+          ? await this.store.allDesired().then((all) => {
+              const wanted = new Set(terminalIds);
+              return all.filter((r) => wanted.has(r.terminalId));
+            })
+          : (await Promise.all(terminalIds.map((id) => this.store.desired(id)))).filter((r): r is DesiredRow => r !== undefined);
+      const newer: Written[] = [];
+      for (const r of rows) {
+        const cached = this.#desired.get(r.terminalId);
+        if (cached && cached.version >= r.version) continue;
+        const c = this.#cache(r);
+        this.#desired.set(r.terminalId, c);
+        newer.push({ terminalId: r.terminalId, version: r.version, config: c.config as unknown as JsonObject, text: r.config });
+      }
+      return { n: newer.length, done: this.#publish(newer, false) };
+    });
+    await published.done;
+    return published.n;
+  }
+
+  /** The reported versions read again from the table (after the feed missed reports stored by other hubs). */
+  async reloadReported(): Promise<void> {
+    const sync = await this.store.allSync();
+    for (const r of sync) this.#reported.set(r.terminalId, { appliedVersion: r.appliedVersion, rejectedVersion: r.rejectedVersion });
+  }
+
   // ---------------------------------------------------------------------------------------------- reads
 
   /** The current version of a layer (version 0 and `{}` when none was ever saved). 404 for an unknown target. */
@@ -573,8 +610,33 @@ export class ConfigLayers {
       if (d && this.#text(d.text).canonical === canonical(u.after)) continue;
       changed.push({ terminalId: u.terminal.id, after: u.after, text: JSON.stringify(u.after) });
     }
+    await this.#dropWrittenElsewhere(changed, tx);
     const versions = await this.store.putDesired(changed.map((c) => ({ terminalId: c.terminalId, config: c.text })), now, tx);
     return changed.map((c, i) => ({ terminalId: c.terminalId, version: versions[i]!.version, config: c.after, text: c.text }));
+  }
+
+  /**
+   * Another hub of the installation may have written these terminals' desired config since this hub's copy was
+   * updated (its feed message not heard yet): a sweep here would then write the same config again as a new version.
+   * The stored rows decide; those already holding the config are dropped from `changed` (the copy and this hub's
+   * retained message follow when the feed message arrives: `refreshDesired`).
+   */
+  async #dropWrittenElsewhere(changed: { terminalId: string; after: JsonObject; text: string }[], tx: Tx): Promise<void> {
+    if (changed.length === 0) return;
+    const ids = changed.map((c) => c.terminalId);
+    const stored = ids.length > 200
+      ? await this.store.allDesired(tx).then((all) => {
+          const wanted = new Set(ids);
+          return all.filter((r) => wanted.has(r.terminalId));
+        })
+      : (await Promise.all(ids.map((id) => this.store.desired(id, tx)))).filter((r): r is DesiredRow => r !== undefined);
+    const byId = new Map(stored.map((r) => [r.terminalId, r]));
+    for (let i = changed.length - 1; i >= 0; i--) {
+      const c = changed[i]!;
+      const r = byId.get(c.terminalId);
+      if (!r || (this.#desired.get(c.terminalId)?.version ?? 0) >= r.version) continue;
+      if (this.#text(r.config).canonical === canonical(c.after)) changed.splice(i, 1);
+    }
   }
 
   /** After the commit of `#writeDesired`'s transaction: the copy in memory follows (a rollback leaves it as it was). */
@@ -583,7 +645,7 @@ export class ConfigLayers {
   }
 
   /** Publishes batches in commit order (invariant 4); a failed publish is logged, the database still holds it. */
-  #publish(batch: readonly Written[]): Promise<void> {
+  #publish(batch: readonly Written[], announce = true): Promise<void> {
     if (batch.length === 0) return this.#publishing;
     this.#publishing = this.#publishing.then(async () => {
       await Promise.all(
@@ -596,7 +658,7 @@ export class ConfigLayers {
       );
     });
     const done = this.#publishing;
-    this.opts.onPushed?.(batch.map(({ terminalId, version }) => ({ terminalId, version })));
+    if (announce) this.opts.onPushed?.(batch.map(({ terminalId, version }) => ({ terminalId, version })));
     return done;
   }
 

@@ -5,6 +5,7 @@ import { audit, principalOf, visible } from '../auth/guard.ts';
 import { transaction } from '../db/engine.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { MAX_COMMAND_TTL_S } from '../commands/service.ts';
+import { REVOKED_CHANNEL } from '../cluster/feed-hub.ts';
 import type { CommandRow } from '../commands/store.ts';
 import { BUCKET_FIELDS, type BucketField, type RawCursor, type TerminalListRow } from '../queries/store.ts';
 import {
@@ -445,6 +446,8 @@ export function terminalRoutes(s: Services) {
         await audit(c, s, { action: 'terminal.decommission', objectType: 'terminal', objectId: id, nodeId: before.stationId, before: { state: before.state }, after: { state: 'decommissioned', reason } }, tx);
       });
       s.broker.kick(id);
+      // the terminal may be connected to another hub, whose credential cache still holds it
+      void s.feed.publish(REVOKED_CHANNEL, [id]).catch(() => {});
       s.changed({ type: 'terminal', terminalId: id, at: Date.now(), data: { state: 'decommissioned' } });
       return c.json(await detail(id), 200);
     })
@@ -457,6 +460,7 @@ export function terminalRoutes(s: Services) {
         return out;
       });
       s.broker.kick(id);
+      void s.feed.publish(REVOKED_CHANNEL, [id]).catch(() => {});
       s.log.info({ terminalId: id, actor: c.get('actor') }, 'terminal secret rotated');
       return c.json({ id, secret }, 200);
     })

@@ -98,6 +98,14 @@ export abstract class FleetStoreBase implements FleetStore {
     this.#generation++;
   }
 
+  forgetCredentials(ids?: readonly string[]): void {
+    if (ids) for (const id of ids) this.#forget(id);
+    else {
+      this.#credentials.clear();
+      this.#generation++;
+    }
+  }
+
   /** `fn` in the caller's transaction, else in one of its own. */
   protected atomic<T>(tx: Tx | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
     return tx ? fn(tx) : transaction(this.engine, fn);

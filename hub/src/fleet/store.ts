@@ -62,6 +62,11 @@ export interface FleetStore {
    * the other methods call it themselves when it has not run.
    */
   load(): Promise<void>;
+  /**
+   * Drops cached credentials (of these terminals, or all): another hub rotated a secret or decommissioned a terminal
+   * (cluster/feed-hub.ts); the next login reads the table.
+   */
+  forgetCredentials(ids?: readonly string[]): void;
 
   node(id: string, tx?: Tx): Promise<NodeRow | undefined>;
   /** The whole tree, ordered by id (byte order on both engines). */
