@@ -27,6 +27,9 @@ describe.skipIf(testEngineKind() !== 'postgres')('feed between two hubs on one d
     const got: unknown[] = [];
     c.on('message', (_t, p) => got.push(JSON.parse(p.toString())));
     await c.subscribeAsync(topicFor(t.id, 'update/target'), { qos: 1 });
+    // hub-2's look at the table after the SUBSCRIBE (it finds no target) is over: only the feed can bring it now.
+    // A wait that can only make the test stricter, never flaky.
+    await new Promise((r) => setTimeout(r, 1000));
     await h1.downlink.setUpdateTarget(t.id, EXAMPLES['update/target'] as unknown as UpdateTarget);
     await until(() => got.length > 0, 15_000);
     expect(got[0]).toMatchObject({ release: { id: 'app-3.3.0' } });
