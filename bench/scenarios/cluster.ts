@@ -195,6 +195,8 @@ async function ingest(pg: BenchPostgres, hubs: number): Promise<IngestRow> {
 
 interface ApiProbe {
   h: Histogram;
+  /** The same latencies by route (all hubs together): which route a p99 comes from. */
+  byRoute: Map<string, Histogram>;
   errors: number;
 }
 
@@ -207,7 +209,13 @@ function probe(hubs: Hub[], routes: string[], into: ApiProbe, stop: { v: boolean
           const t = performance.now();
           try {
             const r = await hub.api('GET', route);
-            if (r.status === 200) into.h.record(performance.now() - t);
+            if (r.status === 200) {
+              const ms = performance.now() - t;
+              into.h.record(ms);
+              let h = into.byRoute.get(route);
+              if (!h) into.byRoute.set(route, (h = new Histogram()));
+              h.record(ms);
+            }
             else into.errors++;
           } catch {
             into.errors++;
@@ -302,7 +310,7 @@ async function fleetPhases(pg: BenchPostgres): Promise<void> {
     const routes = ['/api/v1/nodes/GZ/summary', `/api/v1/terminals?node=${district}&presence=online&limit=50`, `/api/v1/terminals/${one}`];
 
     process.stdout.write(`cluster: ${fmt(N)} reporting every ${INTERVAL_MS / 1000} s, measuring one interval …\n`);
-    const steady: ApiProbe = { h: new Histogram(), errors: 0 };
+    const steady: ApiProbe = { h: new Histogram(), byRoute: new Map(), errors: 0 };
     const stopSteady = { v: false };
     const stored0 = await storedInDb();
     const sMeter = cpuMeter(hubPids());
@@ -343,6 +351,7 @@ async function fleetPhases(pg: BenchPostgres): Promise<void> {
       notes: [
         'Each terminal starts on one hub (spread evenly) with the others after it in its own shuffled order, and follows the agent\'s list policy (agent/src/mqtt-link.ts): a failed attempt moves on to the next hub after ~100 ms, the backoff step (agent/src/backoff.ts) once per round of the list.',
         '"Online in the database": terminal_state.presence as committed by whichever hub served the terminal, polled by the scenario; each hub\'s city summary (in-memory counters that follow presence_transitions) beside it, read once after the reporting interval.',
+        `API while reporting, p99 by route (every hub): ${routes.map((r) => `GET ${r} ${fmt(steady.byRoute.get(r)?.quantile(0.99) ?? NaN, 1)} ms`).join('; ')}`,
       ],
     });
     report.goal({
@@ -367,7 +376,7 @@ async function fleetPhases(pg: BenchPostgres): Promise<void> {
     const beforeKill = ports.map((p) => st.perPort[p] ?? 0);
     const victim = hubs[HUBS - 1]!;
     const survivors = hubs.slice(0, -1);
-    const quiet: ApiProbe = { h: new Histogram(), errors: 0 };
+    const quiet: ApiProbe = { h: new Histogram(), byRoute: new Map(), errors: 0 };
     const stopQuiet = { v: false };
     process.stdout.write(`cluster: ${fmt(st.connected)} terminals; API baseline on the survivors (${QUIET_MS / 1000} s) …\n`);
     const quietProbe = probe(survivors, routes, quiet, stopQuiet);
@@ -382,7 +391,7 @@ async function fleetPhases(pg: BenchPostgres): Promise<void> {
     const kMeter = cpuMeter(survivors.map((h) => h.proc.pid));
     const kPg = cpuMeter(pg.pids());
     const kLoad = cpuMeter(load.pids);
-    const during: ApiProbe = { h: new Histogram(), errors: 0 };
+    const during: ApiProbe = { h: new Histogram(), byRoute: new Map(), errors: 0 };
     const stopDuring = { v: false };
     const killedAt = Date.now();
     const tK = performance.now();
@@ -443,6 +452,11 @@ async function fleetPhases(pg: BenchPostgres): Promise<void> {
         ['quiet, just before the kill (baseline)', fmt(quiet.h.count), fmt(quiet.h.quantile(0.5), 1), fmt(quiet.h.quantile(0.99), 1), '1.00×', fmt(quiet.h.max, 0), fmt(quiet.errors)],
         ['from the kill until its terminals were online on the others', fmt(during.h.count), fmt(during.h.quantile(0.5), 1), fmt(during.h.quantile(0.99), 1), ratio(during.h.quantile(0.99), quiet.h.quantile(0.99)), fmt(during.h.max, 0), fmt(during.errors)],
       ],
+      notes: routes.map((r) => {
+        const q = quiet.byRoute.get(r);
+        const d = during.byRoute.get(r);
+        return `GET ${r}: p99 quiet ${fmt(q?.quantile(0.99) ?? NaN, 1)} ms, during the failover ${fmt(d?.quantile(0.99) ?? NaN, 1)} ms`;
+      }),
     });
     report.goal({
       what: `the killed hub's ${fmt(victims.length)} terminals online on the others`,
