@@ -134,10 +134,10 @@ describeCluster('downlinks from any hub', () => {
     const sql = postgres(c.databaseUrl, { max: 1, onnotice: () => {} });
     try {
       const killed = await sql<{ pid: number }[]>`
-        with feed as materialized (select pid from pg_stat_activity where application_name = 'kf-feed hub-2')
+        with feed as materialized (select pid from pg_stat_activity where application_name = 'kf-feed hub-2' and datname = current_database())
         select pid from feed where pg_terminate_backend(pid)`;
       expect(killed).toHaveLength(1);
-      await until(async () => (await sql`select 1 from pg_stat_activity where application_name = 'kf-feed hub-2'`).length === 1, 20_000, 'hub-2 listening again');
+      await until(async () => (await sql`select 1 from pg_stat_activity where application_name = 'kf-feed hub-2' and datname = current_database()`).length === 1, 20_000, 'hub-2 listening again');
     } finally {
       await sql.end({ timeout: 1 });
     }
