@@ -403,7 +403,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       },
       feed: changeFeed,
     };
-    const detachFeed = attachClusterFeed({ feed: changeFeed, bus, broker, downlink, configLayers, registry, nodeCounters, log });
+    const attachedFeed = attachClusterFeed({ feed: changeFeed, bus, broker, downlink, configLayers, registry, nodeCounters, log });
 
     // MQTT over TCP (and TLS when a cert is given).
     started.services = ms();
@@ -515,7 +515,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const ms = phaseTimer();
           for (const t of timers) clearInterval(t);
           if (subscribedTimer) clearTimeout(subscribedTimer);
-          detachFeed();
+          attachedFeed.unsubscribe();
           databaseHealth.stop();
           await alerts.close(bus);
           rollouts.stop();
@@ -544,6 +544,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const flush = ms();
           sqlite?.pragma('wal_checkpoint(TRUNCATE)');
           const checkpoint = ms();
+          // after the last writes: the other hubs' live streams see this hub's terminals go offline (hub-restart)
+          attachedFeed.stopForwarding();
           await changeFeed.close();
           await opened.close();
           lock.release();

@@ -53,8 +53,15 @@ export interface FeedHubDeps {
   log: Logger;
 }
 
-/** Subscribes this hub to the feed and forwards its own changes; returns the detach function. */
-export function attachClusterFeed(d: FeedHubDeps): () => void {
+export interface AttachedFeed {
+  /** Stops acting on other hubs' messages (a stopping hub: first thing). */
+  unsubscribe(): void;
+  /** Stops forwarding this hub's changes (a stopping hub: after its last presence writes, so others see them). */
+  stopForwarding(): void;
+}
+
+/** Subscribes this hub to the feed and forwards its own changes. */
+export function attachClusterFeed(d: FeedHubDeps): AttachedFeed {
   const { feed, log } = d;
   const fail = (what: string) => (err: unknown) => log.error({ err }, `change feed: ${what} failed`);
   const offs: (() => void)[] = [];
@@ -122,8 +129,10 @@ export function attachClusterFeed(d: FeedHubDeps): () => void {
     if (out.length > 0) feed.publish(CHANGES_CHANNEL, out).catch(fail('forwarding changes'));
   };
   d.bus.on('changes', forward);
-  offs.push(() => d.bus.off('changes', forward));
-  return () => {
-    for (const off of offs) off();
+  return {
+    unsubscribe: () => {
+      for (const off of offs.splice(0)) off();
+    },
+    stopForwarding: () => d.bus.off('changes', forward),
   };
 }
