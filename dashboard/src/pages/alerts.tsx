@@ -49,7 +49,12 @@ function Details(props: { id: number; version: number; terminalId: string | null
             {d.history.map((h, i) => (
               <li key={`${h.at}-${i}`}>
                 {formatDateTime(h.at)} · {label('alerts.actor', h.actor)} · {label('alerts.action', h.action)}
-                {h.text && <span data-testid="history-text">: {hubText(h.text, tree, '')}</span>}
+                {h.text && (
+                  <>
+                    {' · '}
+                    <span data-testid="history-text">{hubText(h.text, tree, '')}</span>
+                  </>
+                )}
                 {h.note && <span class="muted"> — {h.note}</span>}
               </li>
             ))}
