@@ -108,14 +108,14 @@ describe.each(TEST_ENGINES)('hub leases and the reaper on %s', (kind: EngineKind
     await until(async () => (await row())?.connectedTerminals === 7);
     await reg.stop();
     expect(await row()).toMatchObject({ alive: false });
-  });
+  }, 30_000);
 });
 
 describe('the hubs API', () => {
   let hub: TestHub;
   beforeAll(async () => {
     hub = await startTestHub({ hubId: 'hub-api-1', hubs: { leaseMs: 1000 } });
-  });
+  }, 60_000);
   afterAll(() => hub?.stop());
 
   it('/health and /metrics name the hub; /hubs lists it alive with its connected terminals', async () => {
@@ -131,7 +131,7 @@ describe('the hubs API', () => {
     expect(only).toMatchObject({ id: 'hub-api-1', alive: true, connectedTerminals: 1, leaderOf: [] });
     expect(Date.parse(only!.leaseExpiresAt as string)).toBeGreaterThan(Date.now() - 5000);
     await c.endAsync();
-  });
+  }, 30_000);
 
   it('operators who see the city read it; those bound below the city do not find it', async () => {
     await hub.terminal('GZ-T-001-32');
@@ -139,5 +139,5 @@ describe('the hubs API', () => {
     expect((await viewer.api('/api/v1/hubs')).status).toBe(200);
     const tech = await operator(hub, 'district-tech', 'technician', 'GZ-T');
     expect((await tech.api('/api/v1/hubs')).status).toBe(404);
-  });
+  }, 60_000);
 });
