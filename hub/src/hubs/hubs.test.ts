@@ -100,12 +100,18 @@ describe.each(TEST_ENGINES)('hub leases and the reaper on %s', (kind: EngineKind
 
   it('the registry renews every fifth of the lease and ends the lease at stop', async () => {
     let connected = 5;
-    const reg = new HubRegistry(store, { id: 'hub-r', leaseMs: 1000, connectedTerminals: () => connected, leaderOf: () => ['reaper'] }, log);
+    let lapsed = 0;
+    const reg = new HubRegistry(store, { id: 'hub-r', leaseMs: 1000, connectedTerminals: () => connected, leaderOf: () => ['reaper'], onLapsed: () => lapsed++ }, log);
     await reg.start();
     const row = async () => (await store.list()).find((h) => h.id === 'hub-r');
     expect(await row()).toMatchObject({ alive: true, connectedTerminals: 5, leaderOf: ['reaper'] });
     connected = 7;
     await until(async () => (await row())?.connectedTerminals === 7);
+    expect(lapsed).toBe(0);
+    // the lease ran out under it (a stall longer than the lease looks the same): the next renewal says so
+    await store.expire('hub-r');
+    await until(() => lapsed > 0);
+    expect(await row()).toMatchObject({ alive: true });
     await reg.stop();
     expect(await row()).toMatchObject({ alive: false });
   }, 30_000);

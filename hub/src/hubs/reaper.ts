@@ -9,6 +9,12 @@ import type { Logger } from '../log.ts';
 import type { PresenceService } from '../presence/service.ts';
 import type { HubStore } from './store.ts';
 
+/**
+ * A dead hub already reaped for its lease end is looked at again after this long: a hub that stalled past its lease
+ * (so was reaped) and then wrote a connection before it died for good leaves a row the first pass could not see.
+ */
+const REAP_AGAIN_MS = 60_000;
+
 /** Rows of hubs gone this long are forgotten (a renamed or retired hub); their terminals were reaped long before. */
 const FORGET_AFTER_MS = 24 * 3600_000;
 
@@ -21,8 +27,8 @@ export interface ReaperOptions {
 }
 
 export class HubReaper {
-  /** Dead hubs reaped, by the lease end they were reaped for (a hub that comes back and dies again is reaped again). */
-  readonly #reaped = new Map<string, number>();
+  /** Dead hubs reaped: the lease end they were reaped for (a hub that comes back and dies again is reaped again), and when. */
+  readonly #reaped = new Map<string, { expiry: number; at: number }>();
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<number> | null = null;
   #runs = 0;
@@ -37,11 +43,15 @@ export class HubReaper {
   /** One pass: the terminals of dead hubs offline (`hub-lost`). Returns how many went offline. */
   async runReaper(): Promise<number> {
     if (this.o.shouldRun && !this.o.shouldRun()) return 0;
-    const dead = (await this.store.dead()).filter((h) => h.id !== this.o.hubId && this.#reaped.get(h.id) !== h.leaseExpiresAt);
+    const now = Date.now();
+    const dead = (await this.store.dead()).filter((h) => {
+      const r = this.#reaped.get(h.id);
+      return h.id !== this.o.hubId && (r === undefined || r.expiry !== h.leaseExpiresAt || now - r.at > REAP_AGAIN_MS);
+    });
     let n = 0;
     if (dead.length > 0) {
       n = await this.presence.hubLost(dead.map((h) => h.id));
-      for (const h of dead) this.#reaped.set(h.id, h.leaseExpiresAt);
+      for (const h of dead) this.#reaped.set(h.id, { expiry: h.leaseExpiresAt, at: now });
       if (n > 0) this.log.warn({ hubs: dead.map((h) => h.id), terminals: n }, 'terminals of dead hubs marked offline (hub-lost)');
     }
     if (++this.#runs % 3600 === 1) {
