@@ -59,6 +59,7 @@ import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
 import { createRolloutStore } from './rollouts/store.ts';
+import { Leadership, type LeadershipChange } from './cluster/leader.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -99,6 +100,8 @@ export interface HubServices {
   alerts: Alerts;
   /** Rollouts of releases along the tree (rollouts/README.md). */
   rollouts: RolloutService;
+  /** Which background jobs this hub runs (cluster/leader.ts): all of them on SQLite, its share on PostgreSQL. */
+  leadership: Leadership;
   /**
    * Imports in one transaction with `alsoInTx` (the caller's audit entry), then tells the SSE stream and the
    * counters about the new terminals: after the commit, so that a listener re-reading them finds them.
@@ -205,6 +208,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
   let broker: Broker | null = null;
+  let leadership: Leadership | null = null;
   try {
     const adminToken = resolveAdminToken(
       config,
@@ -309,9 +313,17 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       isTerminalAllowed: async (id) => (await registry.terminal(id))?.state === 'active',
     });
 
+    // The jobs that run on one hub of the installation at a time (issue 19); on SQLite this hub leads them all.
+    const leads = new Leadership({ engine, log, metricsRegistry: metrics.registry });
+    leadership = leads;
     const alerts = await new Alerts(
       { engine, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
-      { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
+      {
+        evaluateMs: config.alerts.evaluateMs,
+        startGraceMs: config.alerts.startGraceMs,
+        webhook: { backoffMs: config.alerts.webhookBackoffMs },
+        leads: { alerts: () => leads.isLeader('alerts'), webhooks: () => leads.isLeader('webhooks') },
+      },
     ).init();
 
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
@@ -324,6 +336,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       store: rolloutStore,
       logger: log,
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
+      shared: engine.kind === 'postgres',
+      leads: () => leads.isLeader('rollouts'),
     }).init();
 
     const databaseHealth = new DatabaseHealth(engine, log);
@@ -334,6 +348,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       databaseHealth,
       alerts,
       rollouts,
+      leadership: leads,
       releases,
       auth,
       audit,
@@ -459,9 +474,20 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ),
     );
     timers.push(
-      setInterval(() => retention.run().catch((err: unknown) => log.error({ err }, 'retention failed')), config.maintenanceMs),
+      setInterval(() => {
+        if (leads.isLeader('retention')) retention.run().catch((err: unknown) => log.error({ err }, 'retention failed'));
+      }, config.maintenanceMs),
     );
+    // Deliveries queued by other hubs (an alert acknowledged through their API) wait for the leader's look.
+    if (engine.kind === 'postgres') timers.push(setInterval(() => alerts.webhooks.poll(), 2000));
     for (const t of timers) t.unref();
+    // What init() read is current at start; a hub that becomes leader later picks up from the tables.
+    await leads.start();
+    leads.on('change', ({ gained }: LeadershipChange) => {
+      if (gained.includes('alerts')) alerts.takeOver();
+      if (gained.includes('webhooks')) alerts.webhooks.kick();
+      if (gained.includes('rollouts')) rollouts.takeOver().catch((err: unknown) => log.error({ err }, 'rollout takeover failed'));
+    });
     alerts.start(bus);
     // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
     const detachRolloutFeed = attachStatusFeed(bus, rollouts, log);
@@ -485,6 +511,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();
+          // after the jobs stopped: their locks go to the next leader at once
+          await leads.stop();
           const background = ms();
           // Stop accepting; commit what the terminals sent (their PUBACKs leave) and every served terminal's offline
           // (`hub-restart`, one job: a terminal's will or the end of its connection writes nothing from here on);
@@ -520,6 +548,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     return hub;
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await leadership?.stop();
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();
