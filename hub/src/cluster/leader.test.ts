@@ -56,8 +56,12 @@ describe.skipIf(!TEST_ENGINES.includes('postgres'))('Leadership on postgres: two
     const b = hub('b');
     await a.start();
     await b.start();
-    // a few rounds each: neither takes what the other holds
+    const flips: LeadershipChange[] = [];
+    a.on('change', (c) => flips.push(c));
+    b.on('change', (c) => flips.push(c));
+    // a few rounds each: neither takes what the other holds, and the leader keeps leading
     await new Promise((r) => setTimeout(r, 1500));
+    expect(flips).toEqual([]);
     for (const j of JOBS) expect([a.isLeader(j), b.isLeader(j)].filter(Boolean)).toHaveLength(1);
     expect(a.jobsLed()).toEqual([...JOBS]);
     expect(b.jobsLed()).toEqual([]);

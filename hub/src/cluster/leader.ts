@@ -182,14 +182,14 @@ export class Leadership extends EventEmitter {
       }
       this.#pid = pid;
       const rows = await sql<{ objid: number }[]>`
-        select objid::int8 as objid from pg_locks
+        select objid::int4 as objid from pg_locks
         where locktype = 'advisory' and pid = ${pid} and classid = ${KEY_SPACE} and objsubid = 2 and granted`;
       const have = new Set(rows.map((r) => r.objid));
       const held = new Set(this.#jobs.filter((j) => have.has(JOB_KEYS[j])));
       const lost = [...this.#held].filter((j) => !held.has(j));
       if (lost.length > 0) {
         this.#o.log.warn({ jobs: lost }, 'job leadership lost: the lock is no longer held');
-        this.#set(held);
+        this.#set(new Set(held));
       }
       const missing = this.#jobs.filter((j) => !held.has(j));
       if (missing.length > 0 && !this.#stopped) {

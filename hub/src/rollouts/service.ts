@@ -158,6 +158,16 @@ export class RolloutService {
     }
   }
 
+  /**
+   * Before an API read: with several hubs on the database (shared), the rollout as stored (another hub applies the
+   * statuses of the terminals connected to it, the leader ticks); one hub alone: its memory is the truth already.
+   */
+  async refresh(id?: string): Promise<void> {
+    if (!this.#shared) return;
+    if (id === undefined) await this.reload();
+    else await this.#loadOne(id);
+  }
+
   /** This hub became the rollouts' leader: carry on every rollout from what is stored, now. */
   async takeOver(): Promise<void> {
     await this.reload();
