@@ -183,6 +183,7 @@ export const en = {
   'alerts.details': 'History and self-tests',
   'alerts.history': 'History',
   'alerts.selfTests': 'Self-tests',
+  'alerts.stationServices': '{station} cannot offer: {list}',
   'alerts.action.opened': 'Opened',
   'alerts.action.acknowledged': 'Acknowledged',
   'alerts.action.assigned': 'Assigned',

@@ -185,6 +185,7 @@ export const zh: Record<MessageKey, string> = {
   'alerts.details': '处理记录与自检',
   'alerts.history': '处理记录',
   'alerts.selfTests': '自检',
+  'alerts.stationServices': '{station} 无法办理：{list}',
   'alerts.action.opened': '产生',
   'alerts.action.acknowledged': '确认',
   'alerts.action.assigned': '指派',
