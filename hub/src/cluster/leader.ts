@@ -17,6 +17,8 @@
  *   once. The 'change' listeners (which stop the jobs) run BEFORE a new connection is made to campaign again.
  * So a successor (retrying every 2.5 s) leads within about 6 + 2.5 s of a leader's machine vanishing, and within one
  * retry when the leader's process dies (its kernel closes the socket, the server frees the locks at once).
+ * A hub that lost its locks (its connection closed) leaves the next two rounds to the others, so a flapping
+ * connection does not take the jobs straight back.
  */
 import { EventEmitter } from 'node:events';
 import postgres, { type Sql } from 'postgres';
@@ -78,6 +80,8 @@ export class Leadership extends EventEmitter {
   #timer: NodeJS.Timeout | null = null;
   #round: Promise<void> | null = null;
   #stopped = false;
+  /** A hub that just lost its jobs leaves the next rounds to the others (it does not grab them back at once). */
+  #holdOffUntil = 0;
   readonly #gauge: Gauge | null;
 
   constructor(o: LeadershipOptions) {
@@ -192,7 +196,7 @@ export class Leadership extends EventEmitter {
         this.#set(new Set(held));
       }
       const missing = this.#jobs.filter((j) => !held.has(j));
-      if (missing.length > 0 && !this.#stopped) {
+      if (missing.length > 0 && !this.#stopped && Date.now() >= this.#holdOffUntil) {
         const got = await sql<{ job: Job; got: boolean }[]>`
           select t.job, pg_try_advisory_lock(${KEY_SPACE}, t.key) as got
           from unnest(${missing}::text[], ${missing.map((j) => JOB_KEYS[j])}::int[]) as t(job, key)`;
@@ -222,7 +226,11 @@ export class Leadership extends EventEmitter {
     const sql = this.#sql;
     this.#sql = null;
     this.#pid = null;
-    if (this.#held.size > 0) this.#o.log.warn({ err, jobs: [...this.#held] }, `job leadership lost: ${why}`);
+    if (this.#held.size > 0) {
+      this.#o.log.warn({ err, jobs: [...this.#held] }, `job leadership lost: ${why}`);
+      // two of the others' retries: a hub whose connection flaps does not take its jobs straight back
+      this.#holdOffUntil = Date.now() + 2 * this.#retryMs;
+    }
     else if (err && !this.#stopped) this.#o.log.debug({ err }, `job leadership: ${why}`);
     this.#set(new Set());
     // ended after the listeners ran: the locks go with the session
