@@ -59,6 +59,9 @@ import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
 import { createRolloutStore } from './rollouts/store.ts';
+import { HUB_VERSION, HubRegistry } from './hubs/registry.ts';
+import { HubReaper } from './hubs/reaper.ts';
+import { createHubStore, type HubStore } from './hubs/store.ts';
 import { Leadership, type LeadershipChange } from './cluster/leader.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
@@ -91,6 +94,10 @@ export interface HubServices {
   timezone: string;
   /** KF_DEMO: the terminals are simulated; /health tells the dashboard. */
   demo?: boolean;
+  /** KF_HUB_ID: this hub's name among the installation's hubs. */
+  hubId: string;
+  /** The installation's hubs and their leases (hubs/store.ts; `GET /api/v1/hubs`). */
+  hubs: HubStore;
   releases: Releases;
   /** Operators: users, sessions, API tokens (auth/service.ts). */
   auth: AuthService;
@@ -208,6 +215,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
   let broker: Broker | null = null;
+  let hubRegistry: HubRegistry | null = null;
+  const hubStore = createHubStore(engine);
   let leadership: Leadership | null = null;
   try {
     const adminToken = resolveAdminToken(
@@ -226,6 +235,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           process.stderr.write(`\nKiosk Fleet first start: user "admin" created; its one-time password (change it at first login):\n  ${pw}\n\n`)))(firstPassword);
     }
     const metrics = createMetrics({ defaultMetrics: true });
+    metrics.hubInfo.set({ hub_id: config.hubId, version: HUB_VERSION }, 1);
     auth.attachMetrics(metrics.registry);
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
@@ -242,7 +252,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
-    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, config.presence, metrics, log);
+    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, { ...config.presence, hubId: config.hubId }, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
     const security = new SecurityState(createSecurityStore(engine), (changes) => bus.emit('changes', changes), log);
     const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
@@ -267,6 +277,24 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // PostgreSQL: today's daily partitions before the first sample (SQLite: nothing to do).
     await retention.preparePartitions();
     await presence.hubStarted();
+    // The jobs that run on one hub of the installation at a time (issue 19); on SQLite this hub leads them all.
+    const leads = new Leadership({ engine, log, hubId: config.hubId, metricsRegistry: metrics.registry });
+    leadership = leads;
+    // The lease before any connection: a presence row naming this hub is never older than the hub's row.
+    const b0 = broker;
+    hubRegistry = new HubRegistry(
+      hubStore,
+      {
+        id: config.hubId,
+        leaseMs: config.hubs.leaseMs,
+        connectedTerminals: () => b0.live.size,
+        leaderOf: () => leads.jobsLed(),
+        onLapsed: () => void presence.reclaim(b0.connections()).catch((err: unknown) => log.error({ err }, 'presence write failed')),
+      },
+      log,
+    );
+    await hubRegistry.start();
+    const reaper = new HubReaper(hubStore, presence, log, { hubId: config.hubId, shouldRun: () => leads.isLeader('reaper') });
     for (const a of await security.active()) {
       if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
       if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
@@ -313,9 +341,6 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       isTerminalAllowed: async (id) => (await registry.terminal(id))?.state === 'active',
     });
 
-    // The jobs that run on one hub of the installation at a time (issue 19); on SQLite this hub leads them all.
-    const leads = new Leadership({ engine, log, metricsRegistry: metrics.registry });
-    leadership = leads;
     const alerts = await new Alerts(
       { engine, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
       {
@@ -373,6 +398,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       dashboardDir: config.dashboardDir,
       timezone: config.timezone,
       demo: config.demo ?? false,
+      hubId: config.hubId,
+      hubs: hubStore,
       importFleet: async (fleet, by, alsoInTx) => {
         const result = await importFleet(engine, registry, fleet, by, alsoInTx);
         const now = Date.now();
@@ -489,6 +516,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       if (gained.includes('rollouts')) rollouts.takeOver().catch((err: unknown) => log.error({ err }, 'rollout takeover failed'));
     });
     alerts.start(bus);
+    reaper.start();
     // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
     const detachRolloutFeed = attachStatusFeed(bus, rollouts, log);
     rollouts.start();
@@ -521,6 +549,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const offline = presence.hubStopping(b.stop()).catch((err: unknown) => log.error({ err }, 'presence write failed'));
           await writer.flush();
           await offline;
+          // after this hub's terminals went offline: a reaper finds nothing of ours to take
+          await reaper.stop();
+          const registry = hubRegistry;
+          await registry?.stop().catch((err: unknown) => log.error({ err }, 'hub lease not ended'));
           // The committed messages' PUBACKs are written from the promise callbacks, and mqtt-packet uncorks the socket
           // on the next tick: all done by the check phase.
           await new Promise((resolve) => setImmediate(resolve));
@@ -549,6 +581,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   } catch (err) {
     for (const t of timers) clearInterval(t);
     await leadership?.stop();
+    await hubRegistry?.stop().catch(() => {});
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();

@@ -166,6 +166,7 @@ export const en = {
   'reason.heartbeat-missed': 'Heartbeat missed',
   'reason.heartbeat-resumed': 'Heartbeat resumed',
   'reason.hub-restart': 'Hub restart',
+  'reason.hub-lost': 'Hub lost',
   'reason.credentials-revoked': 'Credentials revoked',
   'reason.unknown': 'Unknown',
 
