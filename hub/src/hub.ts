@@ -280,6 +280,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // The jobs that run on one hub of the installation at a time (issue 19); on SQLite this hub leads them all.
     const leads = new Leadership({ engine, log, hubId: config.hubId, metricsRegistry: metrics.registry });
     leadership = leads;
+    // Decided before the lease's first row (its leaderOf); the jobs ask isLeader when they run, from their start on.
+    await leads.start();
     // The lease before any connection: a presence row naming this hub is never older than the hub's row.
     const b0 = broker;
     hubRegistry = new HubRegistry(
@@ -509,7 +511,6 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     if (engine.kind === 'postgres') timers.push(setInterval(() => alerts.webhooks.poll(), 2000));
     for (const t of timers) t.unref();
     // What init() read is current at start; a hub that becomes leader later picks up from the tables.
-    await leads.start();
     leads.on('change', ({ gained }: LeadershipChange) => {
       if (gained.includes('alerts')) alerts.takeOver();
       if (gained.includes('webhooks')) alerts.webhooks.kick();

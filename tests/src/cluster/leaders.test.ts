@@ -201,6 +201,11 @@ describeCluster('job leadership across hubs', () => {
     const next = await until('a new leader for every job', () => leaders(hubs.slice(1)), 15_000);
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     expect(new Set(next.values()).size).toBeGreaterThanOrEqual(1);
+    // GET /api/v1/hubs says the same (leaderOf, as of each hub's last lease renewal)
+    await until('/api/v1/hubs names the leaders', async () => {
+      const list = await json<{ items: { id: string; leaderOf: string[] }[] }>(await hubs[1]!.api('/api/v1/hubs'));
+      return JOBS.every((j) => list.items.filter((h) => h.leaderOf.includes(j)).map((h) => h.id).join() === `hub-${next.get(j)! + 2}`);
+    }, 15_000);
 
     // the new rollouts leader picked the rollout up from the tables: the pilot soaked, the next wave was sent
     await until('the next wave targeted', async () => {
