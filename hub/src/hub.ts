@@ -349,6 +349,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         evaluateMs: config.alerts.evaluateMs,
         startGraceMs: config.alerts.startGraceMs,
         webhook: { backoffMs: config.alerts.webhookBackoffMs },
+        timeZone: config.timezone,
         leads: { alerts: () => leads.isLeader('alerts'), webhooks: () => leads.isLeader('webhooks') },
       },
     ).init();
