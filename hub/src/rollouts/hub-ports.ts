@@ -6,6 +6,8 @@
 import type { EventEmitter } from 'node:events';
 import type { UpdateStatus, UpdateTarget } from '@kiosk-fleet/protocol';
 import type { Releases } from '../releases/index.ts';
+import { isRemote } from '../cluster/feed-hub.ts';
+import type { Change } from '../ingest/writer.ts';
 import type { FleetTerminal, HealthSample } from './engine.ts';
 import type { RolloutPorts, RolloutService } from './service.ts';
 
@@ -111,6 +113,8 @@ export function hubRolloutPorts(hub: HubSlice, releases: Releases, o: { baseUrl:
  */
 export function attachStatusFeed(bus: EventEmitter, service: { onStatus: RolloutService['onStatus'] }, log?: { error(o: object, m: string): void }): () => void {
   const listener = (changes: { type: string; terminalId: string; data?: unknown }[]): void => {
+    // a status stored by another hub is applied there (under the rollout's lock); heard here through the feed only
+    if (isRemote(changes as Change[])) return;
     for (const c of changes) {
       if (c.type !== 'update') continue;
       const d = c.data as { state?: UpdateStatus['state']; releaseId?: string; rolloutId?: string; error?: UpdateStatus['error'] } | undefined;
