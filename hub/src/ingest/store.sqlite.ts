@@ -123,6 +123,9 @@ export class SqliteIngestStore implements IngestStore {
     };
   }
 
+  /** One batch at a time (one connection): nothing to switch. */
+  enter(): void {}
+
   /** Nothing to load: a state row is read when a job first asks for it (synchronous). */
   load(): Promise<void> {
     return Promise.resolve();

@@ -106,10 +106,18 @@ export interface IngestStore {
   // --- the batch's life (the writer's hooks) ---
   /** Before a batch's jobs run: the state rows (and types) of `terminals` made and cached. SQLite: nothing to do. */
   load(terminals: Iterable<string>, tx: Tx): Promise<void>;
+  /**
+   * Synchronously before the batch of `tx` runs its jobs: what they record belongs to it (PostgreSQL runs several
+   * batches at once, on disjoint terminals). SQLite: nothing to do.
+   */
+  enter(tx: Tx): void;
   /** Inside the batch's transaction after its jobs: what they recorded, written. */
   beforeCommit(tx: Tx): Promise<void>;
-  /** After a failed transaction: nothing recorded survives, the cache is reloaded from what was committed. */
-  rollback(): void;
+  /**
+   * After a failed transaction (`tx`, when it began): nothing it recorded survives, its terminals' cached rows are
+   * reloaded from what was committed.
+   */
+  rollback(tx?: Tx): void;
   /** Whether `err` says the database cannot be reached (connection refused, closed, server shutting down). */
   unavailable(err: unknown): boolean;
 
@@ -167,9 +175,12 @@ export function createIngestStore(engine: Engine, opts: IngestStoreOptions): Ing
 export function ingestHooks(store: IngestStore): WriterHooks {
   const hooks: WriterHooks = {
     beforeCommit: (tx) => store.beforeCommit(tx),
-    afterRollback: () => store.rollback(),
+    afterRollback: (tx) => store.rollback(tx),
     unavailable: (err) => store.unavailable(err),
   };
-  if (store.engine === 'postgres') hooks.beforeJobs = (ids, tx) => store.load(ids, tx);
+  if (store.engine === 'postgres') {
+    hooks.beforeJobs = (ids, tx) => store.load(ids, tx);
+    hooks.enter = (tx) => store.enter(tx);
+  }
   return hooks;
 }
