@@ -133,11 +133,11 @@ const STATE_COLS: Record<string, [string, string]> = {
   credential_conflict: ['text', 'credential_conflict = v.credential_conflict'],
 };
 
-/** `INSERT INTO table (cols) SELECT * FROM unnest($1::t1[], …)` with one array per column. */
+/** `INSERT INTO table (cols) SELECT * FROM unnest($1::t1[], …) AS v(cols)` with one array per column. */
 function unnestInsert(sql: Q, table: string, cols: string[], types: string[], rows: unknown[][], tail: string) {
   const arrays = cols.map((_, i) => rows.map((r) => r[i] ?? null));
   const params = types.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
-  return sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${params}) ${tail}`, arrays as never[]);
+  return sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${params}) AS v(${cols.join(', ')}) ${tail}`, arrays as never[]);
 }
 
 const UNAVAILABLE = new Set([
@@ -214,17 +214,19 @@ export class PostgresIngestStore implements IngestStore {
     const sql = pgSql(this.sql, tx);
     await sql`insert into terminal_state (terminal_id) select unnest(${missing}::text[]) on conflict do nothing`;
     const since = Date.now() - this.opts.flapWindowMs - 60_000;
-    const rows = await sql<(StateRow & { terminalId: string; type: string | null; recent: (number | string)[] })[]>`
+    const rows = await sql<(StateRow & { terminalId: string; type: string | null; recent: (number | string)[]; telMax: number | null })[]>`
       select s.terminal_id as "terminalId", s.presence, s.presence_reason as "presenceReason", s.presence_since as "presenceSince",
         s.flapping, s.boot_id as "bootId", s.conn_seq as "connSeq", s.interval_s as "intervalS", s.last_seen_at as "lastSeenAt",
         s.last_telemetry_ts as "lastTelemetryTs", s.peripherals, s.tel_epoch as "telEpoch", t.type,
+        greatest(s.tel_max_seq, (select x.max_seq from streams x where x.terminal_id = s.terminal_id and x.stream = 'telemetry' and x.epoch = s.tel_epoch)) as "telMax",
         array(select p.at from presence_transitions p where p.terminal_id = s.terminal_id and p.at > ${since}) as recent
       from terminal_state s left join terminals t on t.id = s.terminal_id
       where s.terminal_id = any(${missing}::text[])`;
     for (const r of rows) {
-      const { terminalId, type, recent, ...st } = r;
+      const { terminalId, type, recent, telMax, ...st } = r;
       if (type !== null) this.types.set(terminalId, type);
-      this.cache.set(terminalId, { ...st, recent: recent.map(Number) });
+      const hw = st.telEpoch === null ? null : { epoch: st.telEpoch, max: telMax ?? Number.MAX_SAFE_INTEGER };
+      this.cache.set(terminalId, { ...st, recent: recent.map(Number), hw });
     }
   }
 
@@ -253,6 +255,12 @@ export class PostgresIngestStore implements IngestStore {
     // what the failed batch's jobs changed in its terminals' cached rows was not committed
     this.dropCache(b ? b.terminals : null);
     this.days.clear();
+  }
+
+  poison(err: unknown): boolean {
+    // SQLSTATE class 22, data exception: 22021 (U+0000 or bad UTF-8 in text), 22003 (out of range), 22P02 …
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && code.startsWith('22');
   }
 
   unavailable(err: unknown): boolean {
@@ -326,12 +334,21 @@ export class PostgresIngestStore implements IngestStore {
     await this.ensurePartitions(sql, b);
     const inserts: Promise<void>[] = [];
     if (ids !== null) {
-      const rows = b.telemetry.map(({ r, sample }) => [ids.get(`${r.terminalId}\u0000${r.epoch}`), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample]);
+      const resent = await this.resent(sql, b, ids);
+      const list = resent === null ? b.telemetry : b.telemetry.filter((_, i) => !resent.has(i));
+      const rows = list.map(({ r, sample }) => [ids.get(`${r.terminalId}\u0000${r.epoch}`), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample]);
       inserts.push(
         unnestInsert(sql, 'telemetry_samples', TELEMETRY_COLS, TELEMETRY_TYPES, rows, 'ON CONFLICT DO NOTHING RETURNING epoch_id, ts, seq').then((out) => {
           const fresh = new Set((out as unknown as { epoch_id: number; ts: number; seq: number }[]).map((o) => `${o.epoch_id}:${o.ts}:${o.seq}`));
           rows.forEach((row, i) => {
-            if (fresh.has(`${row[0] as number}:${row[1] as number}:${row[2] as number}`)) b.telemetry[i]!.rec.fresh = true;
+            if (!fresh.has(`${row[0] as number}:${row[1] as number}:${row[2] as number}`)) return;
+            const { r, rec } = list[i]!;
+            rec.fresh = true;
+            // the high-water mark follows the stored samples (as the state row's telemetry counters do)
+            const st = this.cache.get(r.terminalId);
+            if (!st) return;
+            if (st.hw?.epoch === r.epoch) st.hw.max = Math.max(st.hw.max, r.seq);
+            else st.hw = { epoch: r.epoch, max: b.madeEpochs.has(`${r.terminalId}\u0000${r.epoch}`) ? r.seq : Number.MAX_SAFE_INTEGER };
           });
         }),
       );
@@ -339,8 +356,14 @@ export class PostgresIngestStore implements IngestStore {
     for (const [stream, list] of b.streamRows) {
       const t = STREAM_TABLES[stream];
       const rows = list.map(({ r, values }) => [r.terminalId, r.epoch, r.seq, r.ts, r.receivedAt, r.skewed ? 1 : 0, ...values]);
+      // events' unique key carries ts (the partition key): a resend with another ts is found by (terminal, epoch, seq)
+      // in every partition; events are few, so each is looked up
+      const tail =
+        stream === 'events'
+          ? 'WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.terminal_id = v.terminal_id AND e.epoch = v.epoch AND e.seq = v.seq) ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq'
+          : 'ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq';
       inserts.push(
-        unnestInsert(sql, t.table, [...HEAD_COLS, ...t.cols], [...HEAD_TYPES, ...t.types], rows, 'ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq').then((out) => {
+        unnestInsert(sql, t.table, [...HEAD_COLS, ...t.cols], [...HEAD_TYPES, ...t.types], rows, tail).then((out) => {
           const fresh = new Set((out as unknown as { terminal_id: string; epoch: string; seq: number }[]).map((o) => key3(o.terminal_id, o.epoch, o.seq)));
           for (const x of list) if (fresh.has(key3(x.r.terminalId, x.r.epoch, x.r.seq))) x.rec.fresh = true;
         }),
@@ -348,6 +371,37 @@ export class PostgresIngestStore implements IngestStore {
     }
     // one connection, pipelined
     await Promise.all(inserts);
+  }
+
+  /**
+   * The batch's samples (indexes into `b.telemetry`) already stored with another ts. telemetry_samples' unique key
+   * carries ts (its partition key), so a sample re-sent with another ts (an agent re-stamping after a clock step)
+   * passes ON CONFLICT. A sample above its terminal's high-water mark (`hw`: the highest stored seq of its newest
+   * epoch) or of an epoch numbered in this batch is new: the usual case costs nothing. The others (a seq at or below
+   * the mark, another epoch) are looked up by (epoch_id, seq) in every partition, in one query; resends are rare.
+   */
+  private async resent(sql: Q, b: Batch, ids: Map<string, number>): Promise<Set<number> | null> {
+    const at: number[] = [];
+    b.telemetry.forEach(({ r }, i) => {
+      const k = `${r.terminalId}\u0000${r.epoch}`;
+      if (b.madeEpochs.has(k)) return;
+      const hw = this.cache.get(r.terminalId)?.hw;
+      if (hw && hw.epoch === r.epoch && r.seq > hw.max) return;
+      at.push(i);
+    });
+    if (at.length === 0) return null;
+    const e = at.map((i) => ids.get(`${b.telemetry[i]!.r.terminalId}\u0000${b.telemetry[i]!.r.epoch}`)!);
+    const q = at.map((i) => b.telemetry[i]!.r.seq);
+    const found = await sql<{ e: number; s: number }[]>`
+      select v.e, v.s from unnest(${e}::int4[], ${q}::int8[]) as v(e, s)
+      where exists (select 1 from telemetry_samples t where t.epoch_id = v.e and t.seq = v.s)`;
+    if (found.length === 0) return null;
+    const dup = new Set(found.map((f) => `${f.e}:${f.s}`));
+    const out = new Set<number>();
+    at.forEach((i, j) => {
+      if (dup.has(`${e[j]}:${q[j]}`)) out.add(i);
+    });
+    return out;
   }
 
   /** telemetry_epochs ids of this batch's samples: cached, found committed, or numbered now. */
@@ -384,6 +438,7 @@ export class PostgresIngestStore implements IngestStore {
     for (const m of made) {
       const k = `${m.terminalId}\u0000${m.epoch}`;
       out.set(k, m.id);
+      b.madeEpochs.add(k);
       want.delete(k);
     }
     if (want.size > 0) {
@@ -716,6 +771,8 @@ class Batch {
   /** The terminals whose state rows this batch loaded (dropped from the cache if it rolls back). */
   terminals: Iterable<string> = [];
   recs: Rec[] = [];
+  /** Epoch keys numbered by this batch: nothing of them is stored yet. */
+  readonly madeEpochs = new Set<string>();
   telemetry: { r: StreamRef; sample: unknown[]; rec: Rec }[] = [];
   readonly streamRows = new Map<RowStream, { r: StreamRef; values: unknown[]; rec: Rec }[]>();
   readonly seenKeys = new Map<string, Set<string>>();

@@ -137,6 +137,11 @@ export class SqliteIngestStore implements IngestStore {
   }
 
   /** A file on a local disk: a failed write is the write's (disk full, I/O error), each job is tried alone. */
+  /** SQLite stores what a validated payload holds: its failures are the disk's or the file's, every job's alike. */
+  poison(): boolean {
+    return false;
+  }
+
   unavailable(): boolean {
     return false;
   }

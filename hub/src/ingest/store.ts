@@ -41,6 +41,11 @@ export interface StateRow {
   services?: ServicesMemo;
   /** PostgreSQL: the times of the terminal's presence transitions in the flap window (counted without a query). */
   recent?: number[];
+  /**
+   * PostgreSQL: the highest stored telemetry seq of the epoch of the newest stored sample (the resend check,
+   * store.postgres.ts `resent`); null before the terminal's first sample.
+   */
+  hw?: { epoch: string; max: number } | null;
 }
 
 export interface ServicesMemo {
@@ -120,6 +125,8 @@ export interface IngestStore {
   rollback(tx?: Tx): void;
   /** Whether `err` says the database cannot be reached (connection refused, closed, server shutting down). */
   unavailable(err: unknown): boolean;
+  /** Whether `err` is a value the database refuses (writer.ts `poison`: found, acknowledged and dropped). */
+  poison(err: unknown): boolean;
 
   // --- the cache of terminal_state rows (read by jobs, synchronously) ---
   /** The terminal's state row; SQLite reads it on a miss, PostgreSQL has it once `load` ran for the terminal. */
@@ -177,6 +184,7 @@ export function ingestHooks(store: IngestStore): WriterHooks {
     beforeCommit: (tx) => store.beforeCommit(tx),
     afterRollback: (tx) => store.rollback(tx),
     unavailable: (err) => store.unavailable(err),
+    poison: (err) => store.poison(err),
   };
   if (store.engine === 'postgres') {
     hooks.beforeJobs = (ids, tx) => store.load(ids, tx);

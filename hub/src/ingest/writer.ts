@@ -91,6 +91,12 @@ export interface WriterHooks {
   beforeCommit(tx: Tx): Promise<void> | void;
   /** `tx`: the failed transaction, when it began. */
   afterRollback(tx?: Tx): void;
+  /**
+   * Whether an error is a value the database refuses (PostgreSQL's class 22, e.g. U+0000 in text): the failing job is
+   * found by halving its batch, then acknowledged and dropped (counted as rejected, reason `unstorable`) instead of
+   * being refused again at every resend.
+   */
+  poison?(err: unknown): boolean;
   /** Whether an error says the database cannot be reached (then a failed batch's other jobs are not tried alone). */
   unavailable?(err: unknown): boolean;
 }
@@ -220,6 +226,11 @@ export class BatchWriter {
    */
   private startBatches(): void {
     while (!this.running && !this.exclusive && this.inFlight.size < this.parallel && this.queue.length > 0) {
+      // Another batch beside those in flight only for a backlog of a full batch: a smaller queue waits for the next
+      // commit and goes as one batch (group commit), since a batch's statements and round trips cost about the same
+      // whatever it holds (a first cut that started one per EAGER_BATCH jobs wrote batches of ~100 and spent more
+      // hub CPU per sample than the single writer did).
+      if (this.inFlight.size > 0 && this.queue.length < this.opts.batchSize) return;
       const taken = this.take();
       if (taken === null) return;
       const { batch, terminals, barrier } = taken;
@@ -310,33 +321,15 @@ export class BatchWriter {
       await this.attempt(batch, now, changes);
     } catch (err) {
       this.metrics.writeFailures.inc({ scope: 'batch' });
-      this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
+      this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs to find the failing ones');
       changes.length = 0;
-      const ok: Pending[] = [];
-      let down: unknown = null;
-      for (const p of batch) {
-        if (down !== null) {
-          // the database is unreachable: the rest are not acknowledged either, without a try each
-          this.metrics.writeFailures.inc({ scope: 'message' });
-          p.reject(down);
-          continue;
-        }
-        const mine: Change[] = [];
-        try {
-          await this.attempt([p], now, mine);
-          changes.push(...mine);
-          ok.push(p);
-        } catch (jobErr) {
-          this.metrics.writeFailures.inc({ scope: 'message' });
-          p.reject(jobErr);
-          if (this.hooks.unavailable?.(jobErr)) {
-            down = jobErr;
-            this.health?.failed(jobErr);
-          }
-        }
-      }
-      batch = ok;
-      this.unavailableSince = down === null ? null : (this.unavailableSince ?? now);
+      const s: Retry = { ok: [], down: null };
+      // A data error (a value the database refuses) is one job's: halves find it in ~2·log2(n) transactions. Anything
+      // else (disk full, I/O error, the database gone) may be every job's: one by one, as each may still commit.
+      if (batch.length > 1 && this.hooks.poison?.(err)) await this.halves(batch, now, changes, s);
+      else for (const p of batch) await this.retry([p], now, changes, s);
+      batch = s.ok;
+      this.unavailableSince = s.down === null ? null : (this.unavailableSince ?? now);
     }
     if (batch.length > 0) {
       this.unavailableSince = null;
@@ -351,6 +344,53 @@ export class BatchWriter {
       } catch (err) {
         this.log.error({ err }, 'change listener failed');
       }
+    }
+  }
+
+  /** `jobs` again in two halves, in order; a half that fails is split again, down to single jobs. */
+  private async halves(jobs: Pending[], now: number, changes: Change[], s: Retry): Promise<void> {
+    const mid = Math.ceil(jobs.length / 2);
+    for (const part of [jobs.slice(0, mid), jobs.slice(mid)]) await this.retry(part, now, changes, s);
+  }
+
+  /** One retry of `part` (its own transaction): committed, split again, or its job settled as failed. */
+  private async retry(part: Pending[], now: number, changes: Change[], s: Retry): Promise<void> {
+    if (s.down !== null) {
+      // the database is unreachable: the rest are not acknowledged either, without a try each
+      for (const p of part) {
+        this.metrics.writeFailures.inc({ scope: 'message' });
+        p.reject(s.down);
+      }
+      return;
+    }
+    const mine: Change[] = [];
+    try {
+      await this.attempt(part, now, mine);
+      changes.push(...mine);
+      s.ok.push(...part);
+      return;
+    } catch (err) {
+      if (this.hooks.unavailable?.(err)) {
+        s.down = err;
+        this.health?.failed(err);
+        for (const p of part) {
+          this.metrics.writeFailures.inc({ scope: 'message' });
+          p.reject(err);
+        }
+        return;
+      }
+      if (part.length > 1) return this.halves(part, now, changes, s);
+      const p = part[0]!;
+      this.metrics.writeFailures.inc({ scope: 'message' });
+      if (this.hooks.poison?.(err)) {
+        // A value the database refuses fails the same way at every resend: acknowledged and dropped like an invalid
+        // payload (broker.ts), so that it blocks neither its batch nor the terminal's outbox.
+        this.metrics.rejected.inc({ reason: 'unstorable' });
+        this.log.error({ err, terminalId: typeof p.job === 'function' ? undefined : p.job.terminalId }, 'message refused by the database as data: acknowledged, not stored');
+        p.resolve();
+        return;
+      }
+      p.reject(err);
     }
   }
 
@@ -402,6 +442,11 @@ export class BatchWriter {
     for (const w of this.waiters.splice(0)) w();
     await this.flush();
   }
+}
+
+interface Retry {
+  ok: Pending[];
+  down: unknown;
 }
 
 /** The terminal whose state a job holds, or null for a barrier (no terminal, or a `prepare` that may touch any). */
