@@ -12,7 +12,7 @@ import { goalVerdict, renderMarkdown, type ScenarioResult } from './lib/stats.ts
 import { hasMosquitto } from './lib/brokers.ts';
 
 /** In the order the issue lists them (cheapest and most telling first). */
-export const SCENARIOS = ['ingest', 'connections', 'reconnect', 'config-push', 'api', 'offline', 'agent', 'storage', 'postgres', 'dashboard'] as const;
+export const SCENARIOS = ['ingest', 'connections', 'reconnect', 'config-push', 'api', 'offline', 'agent', 'storage', 'postgres', 'cluster', 'dashboard'] as const;
 const SCENARIO_TIMEOUT_MS = 25 * 60 * 1000;
 
 function available(): string[] {

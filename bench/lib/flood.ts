@@ -18,11 +18,18 @@ export const LOAD_PROCS = 4;
 
 export interface FloodOptions {
   mqttPort: number;
+  /** Several hubs of one installation (scenarios/cluster.ts): each terminal on one of them, spread evenly. */
+  mqttPorts?: number[];
   /** The server under test: its CPU, per message, and its RSS. */
   serverPid: number | undefined;
+  /** More processes of the server under test (the other hubs): their CPU and RSS are added to `serverPid`'s. */
+  moreServerPids?: Array<number | undefined>;
   /** Other processes of the system under test (a database server's), metered apart. */
   otherPids?: () => number[];
   terminals: TerminalCred[];
+  /** The run and its warm-up (default INGEST_DURATION_MS, INGEST_WARMUP_MS). */
+  durationMs?: number;
+  warmupMs?: number;
   /** A subscriber's count of delivered messages, sampled over the measured window. */
   countDelivered?: () => Promise<number>;
 }
@@ -52,10 +59,13 @@ export interface FloodResult {
 export async function flood(o: FloodOptions): Promise<FloodResult> {
   const n = o.terminals.length;
   const window = Math.max(1, Math.round(IN_FLIGHT_TOTAL / n));
+  const durationMs = o.durationMs ?? INGEST_DURATION_MS;
+  const warmupMs = o.warmupMs ?? INGEST_WARMUP_MS;
   let load: Load | null = null;
   try {
     load = await Load.start({
       port: o.mqttPort,
+      ...(o.mqttPorts ? { ports: o.mqttPorts } : {}),
       terminals: o.terminals,
       processes: LOAD_PROCS,
       keepalive: 60,
@@ -67,22 +77,25 @@ export async function flood(o: FloodOptions): Promise<FloodResult> {
     });
     if (load.connected.failed > 0) throw new Error(`${load.connected.failed} terminals failed to connect: ${load.connected.errors.join('; ')}`);
     const others = o.otherPids?.() ?? [];
-    const meter = cpuMeter([o.serverPid, ...load.pids, process.pid]);
+    const servers = [o.serverPid, ...(o.moreServerPids ?? [])];
+    const meter = cpuMeter([...servers, ...load.pids, process.pid]);
     const otherMeter = cpuMeter(others);
     // The subscriber's count is sampled over the same window as the acks (after warm-up, until the end).
     let c0: Promise<number> = Promise.resolve(0);
     let c1: Promise<number> = Promise.resolve(0);
-    const tw = setTimeout(() => (c0 = o.countDelivered ? o.countDelivered() : c0), INGEST_WARMUP_MS);
-    const te = setTimeout(() => (c1 = o.countDelivered ? o.countDelivered() : c1), INGEST_DURATION_MS);
+    const tw = setTimeout(() => (c0 = o.countDelivered ? o.countDelivered() : c0), warmupMs);
+    const te = setTimeout(() => (c1 = o.countDelivered ? o.countDelivered() : c1), durationMs);
     const tRun = performance.now();
-    const r: MergedRun = await load.run({ mode: 'flood', window, durationMs: INGEST_DURATION_MS, warmupMs: INGEST_WARMUP_MS, maxMessages: 50_000_000 });
+    const r: MergedRun = await load.run({ mode: 'flood', window, durationMs, warmupMs, maxMessages: 50_000_000 });
     const runSeconds = (performance.now() - tRun) / 1000;
     clearTimeout(tw);
     clearTimeout(te);
-    const cpus = meter.stop();
+    const all = meter.stop();
+    // The server's processes summed into one figure, so that cpus[0] is the server and the rest the load, as before.
+    const cpus = [all.slice(0, servers.length).reduce((a, b) => a + b, 0), ...all.slice(servers.length)];
     const otherCpu = otherMeter.stop().reduce((a, b) => a + (Number.isNaN(b) ? 0 : b), 0);
-    const rss = rssBytes(o.serverPid);
-    const delivered = o.countDelivered ? ((await c1) - (await c0)) / ((INGEST_DURATION_MS - INGEST_WARMUP_MS) / 1000) : null;
+    const rss = servers.reduce((a: number, p) => a + rssBytes(p), 0);
+    const delivered = o.countDelivered ? ((await c1) - (await c0)) / ((durationMs - warmupMs) / 1000) : null;
     const perMsg = (cpu: number) => ((cpu / 100) * runSeconds * 1e6) / Math.max(1, r.acked);
     return {
       window,

@@ -36,6 +36,8 @@ export interface Hub extends Server {
   httpPort: number;
   dataDir: string;
   api(method: string, route: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  /** Sends `signal` (a SIGKILL: a hub that dies) and resolves once it has exited; `stop` after it is a no-op. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 export async function startHub(o: HubOptions): Promise<Hub> {
@@ -122,6 +124,13 @@ export async function startHub(o: HubOptions): Promise<Hub> {
         /* not JSON */
       }
       return { status: res.status, json };
+    },
+    async kill(signal) {
+      stopping = true;
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill(signal);
+      await exited;
     },
     async stop() {
       stopping = true;

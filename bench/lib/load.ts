@@ -49,6 +49,10 @@ export interface LoadStatus {
   /** Attempts given up because the TCP handshake went unanswered (with `handshakeTimeoutMs`). */
   noHandshake: number;
   failed: number;
+  /** With several hubs (`ports`): failed attempts that moved on to the next hub of the list. */
+  moves: number;
+  /** Terminals connected now, by the hub port they are connected to. */
+  perPort: Record<number, number>;
 }
 
 export class Load {
@@ -77,6 +81,7 @@ export class Load {
       const cfg: LoadConfig = {
         host: '127.0.0.1',
         port: o.port,
+        ...(o.ports?.length ? { ports: o.ports } : {}),
         localAddress: `127.0.0.${2 + i}`,
         terminals: slice,
         keepalive: o.keepalive,
@@ -164,7 +169,7 @@ export class Load {
    * want of a CONNACK in time (`timedOut`) and those refused or closed before it (`failed`).
    */
   async status(): Promise<LoadStatus> {
-    const none: LoadStatus = { connected: 0, reconnects: 0, timedOut: 0, noHandshake: 0, failed: 0 };
+    const none: LoadStatus = { connected: 0, reconnects: 0, timedOut: 0, noHandshake: 0, failed: 0, moves: 0, perPort: {} };
     const parts = await Promise.all(
       this.procs.map(
         (p) =>
@@ -181,8 +186,42 @@ export class Load {
           }),
       ),
     );
-    const sum = (k: keyof LoadStatus) => parts.reduce((a, x) => a + x[k], 0);
-    return { connected: sum('connected'), reconnects: sum('reconnects'), timedOut: sum('timedOut'), noHandshake: sum('noHandshake'), failed: sum('failed') };
+    const sum = (k: Exclude<keyof LoadStatus, 'perPort'>) => parts.reduce((a, x) => a + x[k], 0);
+    const perPort: Record<number, number> = {};
+    for (const x of parts) for (const [port, n] of Object.entries(x.perPort)) perPort[Number(port)] = (perPort[Number(port)] ?? 0) + n;
+    return { connected: sum('connected'), reconnects: sum('reconnects'), timedOut: sum('timedOut'), noHandshake: sum('noHandshake'), failed: sum('failed'), moves: sum('moves'), perPort };
+  }
+
+  /**
+   * Stops `count` terminals for good, as agents stop (offline presence, DISCONNECT), spread over the processes (and,
+   * with `ports`, over the hubs they started on); resolves with how many were stopped.
+   */
+  async retire(count: number): Promise<number> {
+    const n = this.procs.length;
+    const each = this.procs.map((_, i) => Math.floor(count / n) + (i < count % n ? 1 : 0));
+    const parts = await Promise.all(this.procs.map((p, i) => this.askOne(p, { type: 'retire', count: each[i]! }, (m) => m.n as number)));
+    return parts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Ids of the terminals connected to hub port `port` now. */
+  async idsOn(port: number): Promise<string[]> {
+    return (await Promise.all(this.procs.map((p) => this.askOne(p, { type: 'ids', port }, (m) => m.ids as string[])))).flat();
+  }
+
+  /** One process's answer to `msg` (`retire` is answered by `retired`, the others by their own type). */
+  private askOne<T>(p: ChildProcess, msg: Msg, pick: (m: Msg) => T, timeoutMs = 10000): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const answer = msg.type === 'retire' ? 'retired' : msg.type;
+      const t = setTimeout(() => reject(new Error(`load process: no answer to ${msg.type} within ${timeoutMs} ms`)), timeoutMs);
+      const on = (m: Msg) => {
+        if (m.type !== answer) return;
+        clearTimeout(t);
+        p.off('message', on);
+        resolve(pick(m));
+      };
+      p.on('message', on);
+      p.send(msg);
+    });
   }
 
   /** Ends every load process: `clean` sends DISCONNECT, `drop` just closes the sockets (wills fire). */

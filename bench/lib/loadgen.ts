@@ -6,7 +6,7 @@
  *
  * Every loop is bounded in count and time; the process exits when its parent goes away.
  */
-import { Backoff } from '../../agent/src/backoff.ts';
+import { Backoff, jitter } from '../../agent/src/backoff.ts';
 import { LiteClient } from './mqtt-lite.ts';
 import { Histogram } from './stats.ts';
 import { TerminalStreams, type TerminalCred } from './terminals.ts';
@@ -15,6 +15,14 @@ import { exitWithParent } from './proc.ts';
 export interface LoadConfig {
   host: string;
   port: number;
+  /**
+   * Several hubs of one installation (issue 19), as an agent given a `KF_HUB_URL` list: `port` is then ignored. Each
+   * terminal starts on one of them (spread evenly: terminal k of this process on hub k mod n) and keeps the others
+   * in its own shuffled order after it. With `reconnect`, the agent's list policy (agent/src/mqtt-link.ts,
+   * `#nextWait`): a lost connection is retried at its hub first, after a backoff step; a failed or refused attempt
+   * moves on to the next hub after ~100 ms, and the backoff step is taken once per full round of the list.
+   */
+  ports?: number[];
   localAddress: string;
   terminals: TerminalCred[];
   keepalive: number;
@@ -61,7 +69,19 @@ interface Term {
   secret: string | undefined;
   /** The agent's reconnect policy, with `reconnect`. */
   b: Backoff | null;
+  /** With `ports`: this terminal's hubs in its order, and where in it the next attempt goes. */
+  hubs: number[] | null;
+  hub: number;
+  /** Failed attempts since the last connection or the last full round of `hubs`. */
+  roundFailures: number;
+  /** The port of the current connection. */
+  port: number;
+  /** Closed for good by the scenario (`retire`): never reconnected, never reports. */
+  retired: boolean;
 }
+
+/** The pause before the next hub of the list after an attempt failed: agent/src/mqtt-link.ts' NEXT_HUB_MS. */
+const NEXT_HUB_MS = 100;
 
 let cfg: LoadConfig;
 const terms: Term[] = [];
@@ -74,12 +94,15 @@ let closing = false;
 let reconnects = 0;
 /** Reconnect attempts that failed, by cause: no CONNACK in time (given up), refused, closed before CONNACK. */
 const failedAttempts = { timeout: 0, handshake: 0, other: 0 };
+/** With `ports`: failed attempts that moved on to the next hub of the list. */
+let moves = 0;
 
 async function connectOne(t: Term): Promise<void> {
   t.s.connSeq++;
+  const port = t.hubs ? t.hubs[t.hub]! : cfg.port;
   t.c = await LiteClient.connect({
     host: cfg.host,
-    port: cfg.port,
+    port,
     localAddress: cfg.localAddress,
     clientId: t.s.id,
     username: t.s.id,
@@ -89,6 +112,8 @@ async function connectOne(t: Term): Promise<void> {
     ...(cfg.handshakeTimeoutMs ? { handshakeTimeoutMs: cfg.handshakeTimeoutMs } : {}),
     ...(cfg.presence ? { will: { topic: t.s.presenceTopic, payload: t.s.presence('offline', 'connection-lost'), qos: 1 as const, retain: cfg.presenceRetain !== false } } : {}),
   });
+  t.port = port;
+  t.roundFailures = 0;
   if (cfg.presence) t.c.publish(t.s.presenceTopic, t.s.presence('online'), 1, cfg.presenceRetain !== false);
   if (cfg.subscribeConfig) {
     const c = t.c;
@@ -106,16 +131,31 @@ async function connectOne(t: Term): Promise<void> {
     const b = (t.b ??= new Backoff(cfg.reconnect));
     b.connected();
     c.onClose = () => {
-      if (closing || t.c !== c) return;
+      if (closing || t.retired || t.c !== c) return;
       b.lost();
-      scheduleReconnect(t, b);
+      scheduleReconnect(t, b, nextWait(t, b, true));
     };
   }
 }
 
-function scheduleReconnect(t: Term, b: Backoff): void {
+/**
+ * After a connection ended (`hadConnected`) or an attempt failed: where the next attempt goes and when. Without
+ * `ports` (one hub): a backoff step, as before. With them: agent/src/mqtt-link.ts' `#nextWait` (the bench terminals'
+ * credentials are valid, so its wait for refused credentials has no counterpart here).
+ */
+function nextWait(t: Term, b: Backoff, hadConnected: boolean): number {
+  if (!t.hubs || t.hubs.length === 1 || hadConnected) return b.next();
+  t.roundFailures++;
+  t.hub = (t.hub + 1) % t.hubs.length;
+  moves++;
+  if (t.roundFailures < t.hubs.length) return jitter(NEXT_HUB_MS, 0.5);
+  t.roundFailures = 0;
+  return b.next();
+}
+
+function scheduleReconnect(t: Term, b: Backoff, ms: number): void {
   setTimeout(() => {
-    if (closing) return;
+    if (closing || t.retired) return;
     connectOne(t).then(
       () => {
         reconnects++;
@@ -124,10 +164,10 @@ function scheduleReconnect(t: Term, b: Backoff): void {
         if (/no CONNACK within/.test(String(err))) failedAttempts.timeout++;
         else if (/no TCP handshake within/.test(String(err))) failedAttempts.handshake++;
         else failedAttempts.other++;
-        scheduleReconnect(t, b);
+        scheduleReconnect(t, b, nextWait(t, b, false));
       },
     );
-  }, b.next());
+  }, ms);
 }
 
 async function connectAll(): Promise<void> {
@@ -146,6 +186,12 @@ async function connectAll(): Promise<void> {
       } catch (err) {
         failed++;
         if (errors.length < 5) errors.push((err as Error).message);
+        // Several hubs: a terminal whose first hub failed goes on down its list, as an agent does (one hub: counted
+        // as failed only, as before).
+        if (t.hubs && cfg.reconnect) {
+          const b = (t.b ??= new Backoff(cfg.reconnect));
+          scheduleReconnect(t, b, nextWait(t, b, false));
+        }
       }
     }
   };
@@ -234,6 +280,17 @@ async function run(spec: RunSpec): Promise<void> {
   send({ type: 'done', sent, acked, ackedInWindow, windowMs: spec.durationMs, lost, hist: hist.toJSON(), connected: live.filter((t) => t.c?.connected).length } satisfies RunResult);
 }
 
+/** The last `count` terminals of this process stop as an agent stops (offline presence, DISCONNECT), for good. */
+function retire(count: number): number {
+  const chosen = terms.slice(Math.max(0, terms.length - count)).filter((t) => !t.retired);
+  for (const t of chosen) {
+    t.retired = true;
+    if (cfg.presence && t.c?.connected) t.c.publish(t.s.presenceTopic, t.s.presence('offline', 'clean'), 1, cfg.presenceRetain !== false);
+    t.c?.end();
+  }
+  return chosen.length;
+}
+
 function close(how: 'clean' | 'drop'): void {
   closing = true;
   for (const t of terms) {
@@ -248,17 +305,37 @@ function close(how: 'clean' | 'drop'): void {
 
 exitWithParent();
 process.on('disconnect', () => process.exit(0));
-process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'drop' } & Partial<RunSpec>) => {
+process.on('message', (m: { type: string; cfg?: LoadConfig; how?: 'clean' | 'drop'; count?: number; port?: number } & Partial<RunSpec>) => {
   if (m.type === 'config') {
     cfg = m.cfg!;
-    for (const t of cfg.terminals) terms.push({ s: new TerminalStreams(t.id), c: null, secret: t.secret, b: null });
+    const ports = cfg.ports?.length ? cfg.ports : null;
+    cfg.terminals.forEach((t, k) => {
+      // Terminal k starts on hub k mod n, the others after it in its own shuffled order (the agent shuffles its list).
+      const hubs = ports ? [ports[k % ports.length]!, ...shuffle(ports.filter((_, i) => i !== k % ports.length))] : null;
+      terms.push({ s: new TerminalStreams(t.id), c: null, secret: t.secret, b: null, hubs, hub: 0, roundFailures: 0, port: hubs?.[0] ?? cfg.port, retired: false });
+    });
     void connectAll();
   } else if (m.type === 'run') {
     void run(m as unknown as RunSpec);
   } else if (m.type === 'close') {
     close(m.how ?? 'clean');
   } else if (m.type === 'status') {
-    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects, timedOut: failedAttempts.timeout, noHandshake: failedAttempts.handshake, failed: failedAttempts.other });
+    const perPort: Record<number, number> = {};
+    for (const t of terms) if (t.c?.connected) perPort[t.port] = (perPort[t.port] ?? 0) + 1;
+    send({ type: 'status', connected: terms.filter((t) => t.c?.connected).length, reconnects, timedOut: failedAttempts.timeout, noHandshake: failedAttempts.handshake, failed: failedAttempts.other, moves, perPort });
+  } else if (m.type === 'retire') {
+    send({ type: 'retired', n: retire(m.count ?? 0) });
+  } else if (m.type === 'ids') {
+    send({ type: 'ids', ids: terms.filter((t) => t.c?.connected && t.port === m.port).map((t) => t.s.id) });
   }
 });
 send({ type: 'ready' });
+
+function shuffle<T>(items: T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}

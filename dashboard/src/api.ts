@@ -572,6 +572,8 @@ export interface AlertView {
   terminalId: string | null;
   nodeId: string;
   stationId: string | null;
+  /** The station's name from the hub (both languages), whether or not the operator's tree holds it. */
+  stationName: { zh: string; en: string } | null;
   openedAt: string;
   ageSeconds: number;
   overdue: boolean;
@@ -581,11 +583,13 @@ export interface AlertView {
   resolutionNote: string | null;
   /** A peripheral-fault alert's peripherals (its `details`): which, the agent's fault code, since when. */
   faults: { peripheral: string; code: string | null; since: string }[];
+  /** A station-service alert's citizen services the station cannot offer (its `details`). */
+  services: string[];
 }
 
 export interface AlertDetail extends AlertView {
   history: { at: string; actor: string; action: string; note: string | null }[];
-  selfTests: { commandId: string; requestedAt: string; status: string; result: unknown; error: unknown }[];
+  selfTests: { commandId: string; terminalId: string | null; requestedAt: string; status: string; result: unknown; error: unknown }[];
 }
 
 type AlertJson = {
@@ -596,7 +600,7 @@ type AlertJson = {
   title: string;
   terminalId: string | null;
   nodeId: string;
-  station: { id: string } | null;
+  station: { id: string; name: { zh: string; en: string } } | null;
   openedAt: string;
   ageSeconds: number;
   overdue: boolean;
@@ -614,6 +618,11 @@ function faultsOf(details: unknown): AlertView['faults'] {
   );
 }
 
+function servicesOf(rule: string, details: unknown): string[] {
+  const list = (details as { services?: unknown } | null)?.services;
+  return rule === 'station-service-lost' && Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [];
+}
+
 const toAlert = (a: AlertJson): AlertView => ({
   id: a.id,
   rule: a.rule,
@@ -623,6 +632,7 @@ const toAlert = (a: AlertJson): AlertView => ({
   terminalId: a.terminalId,
   nodeId: a.nodeId,
   stationId: a.station?.id ?? null,
+  stationName: a.station?.name ?? null,
   openedAt: a.openedAt,
   ageSeconds: a.ageSeconds,
   overdue: a.overdue,
@@ -631,6 +641,7 @@ const toAlert = (a: AlertJson): AlertView => ({
   resolution: a.resolved?.resolution ?? null,
   resolutionNote: a.resolved?.note ?? null,
   faults: faultsOf(a.details),
+  services: servicesOf(a.rule, a.details),
 });
 
 /** The technician's queue (critical first, then oldest) or every alert, under a node or for one terminal. */
@@ -650,12 +661,12 @@ export function listAlerts(f: { node?: string; terminal?: string; all?: boolean;
 
 type AlertDetailJson = AlertJson & {
   history: { at: string; actor: string; action: string; note: string | null }[];
-  selfTests: { commandId: string; requestedAt: string; status: string; result: unknown; error: unknown }[];
+  selfTests: { commandId: string; terminalId: string | null; requestedAt: string; status: string; result: unknown; error: unknown }[];
 };
 const toDetail = (j: AlertDetailJson): AlertDetail => ({
   ...toAlert(j),
   history: j.history.map((h) => ({ at: h.at, actor: h.actor, action: h.action, note: h.note })),
-  selfTests: j.selfTests.map((x) => ({ commandId: x.commandId, requestedAt: x.requestedAt, status: x.status, result: x.result, error: x.error })),
+  selfTests: j.selfTests.map((x) => ({ commandId: x.commandId, terminalId: x.terminalId, requestedAt: x.requestedAt, status: x.status, result: x.result, error: x.error })),
 });
 
 export function getAlert(id: number): Promise<Result<AlertDetail>> {

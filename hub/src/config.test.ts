@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, flagsToEnv, parseConfig } from './config.ts';
 
@@ -28,6 +29,18 @@ describe('config', () => {
     expect(parseConfig({ KF_DEMO: '1' }).demo).toBe(true);
     expect(parseConfig({ KF_DEMO: 'true' }).demo).toBe(true);
     expect(() => parseConfig({ KF_DEMO: 'yes' })).toThrow(/^KF_DEMO:/);
+  });
+
+  test('KF_HUB_ID names the hub (default host name and MQTT port), KF_HUB_LEASE_MS its lease; bad values name the key', () => {
+    expect(parseConfig({}).hubId).toBe(`${os.hostname()}:1883`);
+    expect(parseConfig({ KF_MQTT_PORT: '1884' }).hubId).toBe(`${os.hostname()}:1884`);
+    expect(parseConfig({ KF_HUB_ID: 'hub-2' }).hubId).toBe('hub-2');
+    expect(parseConfig({ KF_HUB_ID: '  ' }).hubId).toBe(`${os.hostname()}:1883`);
+    expect(parseConfig({}).hubs.leaseMs).toBe(10_000);
+    expect(parseConfig({ KF_HUB_LEASE_MS: '4000' }).hubs.leaseMs).toBe(4000);
+    expect(() => parseConfig({ KF_HUB_ID: 'a b' })).toThrow(/^KF_HUB_ID:/);
+    expect(() => parseConfig({ KF_HUB_ID: 'x'.repeat(129) })).toThrow(/^KF_HUB_ID: at most 128/);
+    expect(() => parseConfig({ KF_HUB_LEASE_MS: '10' })).toThrow(/^KF_HUB_LEASE_MS:/);
   });
 
   test('flags mirror env names and override env', () => {

@@ -2,6 +2,7 @@
  * The hub's configuration: one zod schema read from env (and `--key=value` flags of `serve`). A wrong value stops
  * the start with a message naming the key (`KF_MQTT_PORT: ...`). Defaults make `pnpm hub` work on a bare machine.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { AuthOptions } from './auth/service.ts';
@@ -86,6 +87,17 @@ export const configSchema = z.object({
   KF_QUOTA_EVENTS_PER_DAY: z.coerce.number().int().min(0).max(10_000_000).default(5000),
   /** Credential reuse (broker/takeover.ts): how long a newer address is refused after repeated takeovers. */
   KF_TAKEOVER_HOLD_OFF_S: z.coerce.number().int().min(0).max(86_400).default(600),
+  /** Several hubs on one PostgreSQL (hubs/README.md): this hub's name; unset: `<host name>:<MQTT port>`. */
+  KF_HUB_ID: optionalString.pipe(
+    z
+      .string()
+      .max(128, 'at most 128 characters')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'letters, digits and . _ : @ - (starting with a letter or digit)')
+      .optional(),
+  ),
+  /** How long a hub's lease lasts without renewal (renewed every fifth of it): a SIGKILLed hub's terminals are
+   * marked `hub-lost` this long after its last renewal, plus a reaper tick. */
+  KF_HUB_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(10_000),
 });
 
 export type EnvConfig = z.infer<typeof configSchema>;
@@ -134,6 +146,10 @@ export interface HubConfig {
   quota: QuotaOptions;
   /** KF_TAKEOVER_HOLD_OFF_S and the takeover window (broker/takeover.ts). */
   takeover: { holdOffMs: number };
+  /** KF_HUB_ID: this hub's name among the installation's hubs (`/api/v1/hubs`, presence rows, `/health`). */
+  hubId: string;
+  /** KF_HUB_LEASE_MS: the hub's lease in the hubs table, renewed every fifth of it (hubs/registry.ts). */
+  hubs: { leaseMs: number };
 }
 
 export class ConfigError extends Error {
@@ -211,6 +227,9 @@ export function parseConfig(env: Record<string, string | undefined>, overrides: 
       floodQuietMs: 60_000,
     },
     takeover: { holdOffMs: c.KF_TAKEOVER_HOLD_OFF_S * 1000 },
+    // with the plain listener off (TLS only), the MQTTS port names the hub on its host instead
+    hubId: c.KF_HUB_ID ?? `${os.hostname()}:${c.KF_MQTT_PORT === 'off' ? (c.KF_MQTTS_PORT ?? 8883) : c.KF_MQTT_PORT}`,
+    hubs: { leaseMs: c.KF_HUB_LEASE_MS },
     ...overrides,
   };
 }

@@ -59,6 +59,9 @@ import { attachStatusFeed, hubRolloutPorts } from './rollouts/hub-ports.ts';
 import { importRolloutFiles } from './rollouts/import-files.ts';
 import { RolloutService } from './rollouts/service.ts';
 import { createRolloutStore } from './rollouts/store.ts';
+import { HUB_VERSION, HubRegistry } from './hubs/registry.ts';
+import { HubReaper } from './hubs/reaper.ts';
+import { createHubStore, type HubStore } from './hubs/store.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -90,6 +93,10 @@ export interface HubServices {
   timezone: string;
   /** KF_DEMO: the terminals are simulated; /health tells the dashboard. */
   demo?: boolean;
+  /** KF_HUB_ID: this hub's name among the installation's hubs. */
+  hubId: string;
+  /** The installation's hubs and their leases (hubs/store.ts; `GET /api/v1/hubs`). */
+  hubs: HubStore;
   releases: Releases;
   /** Operators: users, sessions, API tokens (auth/service.ts). */
   auth: AuthService;
@@ -205,6 +212,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   const servers: net.Server[] = [];
   let wss: WebSocketServer | null = null;
   let broker: Broker | null = null;
+  let hubRegistry: HubRegistry | null = null;
+  const hubStore = createHubStore(engine);
   try {
     const adminToken = resolveAdminToken(
       config,
@@ -222,6 +231,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           process.stderr.write(`\nKiosk Fleet first start: user "admin" created; its one-time password (change it at first login):\n  ${pw}\n\n`)))(firstPassword);
     }
     const metrics = createMetrics({ defaultMetrics: true });
+    metrics.hubInfo.set({ hub_id: config.hubId, version: HUB_VERSION }, 1);
     auth.attachMetrics(metrics.registry);
     const bus = new EventEmitter();
     bus.setMaxListeners(0);
@@ -238,7 +248,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // before the broker restores any retained config: no stored config may still carry a program (issue 20)
     await dropStoredPrograms(configLayerStore, log);
     started.registry = ms();
-    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, config.presence, metrics, log);
+    const presence = new PresenceService(ingestStore, createPresenceStore(engine), writer, { ...config.presence, hubId: config.hubId }, metrics, log);
     // Per-terminal quotas and credential reuse (issue 20, items 3 and 10): tracked in memory, stored when they change.
     const security = new SecurityState(createSecurityStore(engine), (changes) => bus.emit('changes', changes), log);
     const quota = new IngestQuota({ ...config.quota, timezone: config.timezone }, metrics, log, (id, s) => security.flooding(id, s));
@@ -263,6 +273,21 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // PostgreSQL: today's daily partitions before the first sample (SQLite: nothing to do).
     await retention.preparePartitions();
     await presence.hubStarted();
+    // The lease before any connection: a presence row naming this hub is never older than the hub's row.
+    const b0 = broker;
+    hubRegistry = new HubRegistry(
+      hubStore,
+      {
+        id: config.hubId,
+        leaseMs: config.hubs.leaseMs,
+        connectedTerminals: () => b0.live.size,
+        leaderOf: () => [],
+        onLapsed: () => void presence.reclaim(b0.connections()).catch((err: unknown) => log.error({ err }, 'presence write failed')),
+      },
+      log,
+    );
+    await hubRegistry.start();
+    const reaper = new HubReaper(hubStore, presence, log, { hubId: config.hubId });
     for (const a of await security.active()) {
       if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
       if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
@@ -358,6 +383,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       dashboardDir: config.dashboardDir,
       timezone: config.timezone,
       demo: config.demo ?? false,
+      hubId: config.hubId,
+      hubs: hubStore,
       importFleet: async (fleet, by, alsoInTx) => {
         const result = await importFleet(engine, registry, fleet, by, alsoInTx);
         const now = Date.now();
@@ -463,6 +490,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     );
     for (const t of timers) t.unref();
     alerts.start(bus);
+    reaper.start();
     // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
     const detachRolloutFeed = attachStatusFeed(bus, rollouts, log);
     rollouts.start();
@@ -493,6 +521,10 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           const offline = presence.hubStopping(b.stop()).catch((err: unknown) => log.error({ err }, 'presence write failed'));
           await writer.flush();
           await offline;
+          // after this hub's terminals went offline: a reaper finds nothing of ours to take
+          await reaper.stop();
+          const registry = hubRegistry;
+          await registry?.stop().catch((err: unknown) => log.error({ err }, 'hub lease not ended'));
           // The committed messages' PUBACKs are written from the promise callbacks, and mqtt-packet uncorks the socket
           // on the next tick: all done by the check phase.
           await new Promise((resolve) => setImmediate(resolve));
@@ -520,6 +552,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     return hub;
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await hubRegistry?.stop().catch(() => {});
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));
     if (broker?.aedes) await broker.close();

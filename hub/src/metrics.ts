@@ -9,6 +9,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const m = {
     registry,
     connectedTerminals: new Gauge({ name: 'kf_connected_terminals', help: 'Terminals with a live MQTT connection', registers: [registry] }),
+    /** The `*_info` idiom: always 1, its labels name the hub (KF_HUB_ID) and its version; join on it by instance. */
+    hubInfo: new Gauge({ name: 'kf_hub_info', help: 'This hub: KF_HUB_ID and version (value always 1)', labelNames: ['hub_id', 'version'], registers: [registry] }),
     loginsWaiting: new Gauge({
       name: 'kf_mqtt_logins_waiting',
       help: 'Accepted MQTT connections waiting for a login slot (more than MAX_LOGINS_IN_FLIGHT logging in at once)',

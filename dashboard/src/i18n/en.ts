@@ -166,6 +166,7 @@ export const en = {
   'reason.heartbeat-missed': 'Heartbeat missed',
   'reason.heartbeat-resumed': 'Heartbeat resumed',
   'reason.hub-restart': 'Hub restart',
+  'reason.hub-lost': 'Hub lost',
   'reason.credentials-revoked': 'Credentials revoked',
   'reason.unknown': 'Unknown',
 
@@ -183,6 +184,7 @@ export const en = {
   'alerts.details': 'History and self-tests',
   'alerts.history': 'History',
   'alerts.selfTests': 'Self-tests',
+  'alerts.stationServices': '{station} cannot offer: {list}',
   'alerts.action.opened': 'Opened',
   'alerts.action.acknowledged': 'Acknowledged',
   'alerts.action.assigned': 'Assigned',

@@ -168,6 +168,7 @@ export const zh: Record<MessageKey, string> = {
   'reason.heartbeat-missed': '心跳超时',
   'reason.heartbeat-resumed': '心跳恢复',
   'reason.hub-restart': '平台重启',
+  'reason.hub-lost': '所在平台节点失联',
   'reason.credentials-revoked': '凭据已吊销',
   'reason.unknown': '未知',
 
@@ -185,6 +186,7 @@ export const zh: Record<MessageKey, string> = {
   'alerts.details': '处理记录与自检',
   'alerts.history': '处理记录',
   'alerts.selfTests': '自检',
+  'alerts.stationServices': '{station} 无法办理：{list}',
   'alerts.action.opened': '产生',
   'alerts.action.acknowledged': '确认',
   'alerts.action.assigned': '指派',

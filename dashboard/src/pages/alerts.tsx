@@ -1,11 +1,13 @@
 /**
  * The technician's queue: alerts under the operator's node, critical first then oldest, each with where it is and
- * since when; acknowledge, assign, run a self-test on the terminal and see its result here, resolve with a note.
+ * since when; acknowledge, assign, run a self-test on the terminal (a station alert: on the station's terminals that
+ * should offer the lost service) and see its result here, resolve with a note.
  */
 import { useState } from 'preact/hooks';
+import { SERVICES } from '@kiosk-fleet/protocol';
 import { alertAction, getAlert, listAlerts, type AlertAction, type AlertDetail, type AlertView } from '../api.ts';
 import { useResource } from '../hooks.ts';
-import { t } from '../i18n/index.ts';
+import { pickName, t } from '../i18n/index.ts';
 import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { formatDateTime, formatDuration, formatShort } from '../format.ts';
@@ -22,11 +24,13 @@ function SelfTestOutcome(props: { s: AlertDetail['selfTests'][number] }) {
   );
 }
 
-function Details(props: { id: number; version: number; terminalId: string | null }) {
+function Details(props: { id: number; version: number; terminalId: string | null; stationId: string | null }) {
   const tree = useTree();
   const res = useResource(() => getAlert(props.id), [props.id, props.version]);
-  // A self-test's result arrives later, from the terminal.
-  useLive(tree?.root?.id ?? null, res.reload, 500, (e) => (e.type === 'command' || e.type === 'alert') && e.terminalId === props.terminalId);
+  // A self-test's result arrives later, from the terminal (a station alert's: from any of the station's terminals).
+  useLive(tree?.root?.id ?? null, res.reload, 500, (e) =>
+    (e.type === 'command' || e.type === 'alert') && (props.terminalId !== null ? e.terminalId === props.terminalId : e.station === props.stationId),
+  );
   return (
     <Loadable res={res} what={t('nav.alerts')}>
       {(d) => (
@@ -36,8 +40,9 @@ function Details(props: { id: number; version: number; terminalId: string | null
               <h3>{t('alerts.selfTests')}</h3>
               <ul class="transitions" data-testid="alert-self-tests">
                 {d.selfTests.map((s) => (
-                  <li key={s.commandId} data-status={s.status}>
-                    {formatDateTime(s.requestedAt)} <SelfTestOutcome s={s} />
+                  <li key={s.commandId} data-status={s.status} data-terminal={s.terminalId ?? ''}>
+                    {formatDateTime(s.requestedAt)} {props.terminalId === null && s.terminalId && <a href={`/terminals/${encodeURIComponent(s.terminalId)}`}>{s.terminalId}</a>}{' '}
+                    <SelfTestOutcome s={s} />
                   </li>
                 ))}
               </ul>
@@ -114,6 +119,14 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
         {' · '}
         <a href={`/nodes/${encodeURIComponent(a.stationId ?? a.nodeId)}`}>{nodeName(tree, a.stationId ?? a.nodeId)}</a>
       </div>
+      {a.services.length > 0 && (
+        <p class="alert-station-services" data-testid="alert-station-services">
+          {t('alerts.stationServices', {
+            station: pickName(a.stationName, a.stationId ?? a.nodeId),
+            list: a.services.map((sv) => pickName((SERVICES as Record<string, { name: { zh: string; en: string } }>)[sv]?.name, sv)).join('、'),
+          })}
+        </p>
+      )}
       {a.faults.length > 0 && (
         <ul class="alert-faults" data-testid="alert-faults">
           {a.faults.map((f) => (
@@ -140,7 +153,7 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
             <button type="button" onClick={() => setMode(mode === 'assign' ? 'none' : 'assign')} aria-expanded={mode === 'assign'}>
               {t('alerts.assign')}
             </button>
-            {a.terminalId && (
+            {(a.terminalId || a.services.length > 0) && (
               <button type="button" onClick={() => void act({ kind: 'self-test' })}>
                 {t('terminal.runSelfTest')}
               </button>
@@ -183,7 +196,7 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
           {err}
         </p>
       )}
-      {open && <Details id={a.id} version={version} terminalId={a.terminalId} />}
+      {open && <Details id={a.id} version={version} terminalId={a.terminalId} stationId={a.stationId ?? a.nodeId} />}
     </li>
   );
 }

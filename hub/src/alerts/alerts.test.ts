@@ -302,6 +302,33 @@ describe('webhook', () => {
   }, 20_000);
 });
 
+/** The terminal answers every command as a self-test whose card reader fails (the agent's result shape). */
+const answering = new Set<string>();
+async function answerSelfTests(id: string): Promise<void> {
+  if (answering.has(id)) return;
+  answering.add(id);
+  const c = clients.get(id)!;
+  await c.subscribeAsync(topicFor(id, 'commands'), { qos: 1 });
+  c.on('message', (topic, payload) => {
+    if (topic !== topicFor(id, 'commands')) return;
+    const cmd = JSON.parse(payload.toString()) as { id: string };
+    // the terminal's one sequence (a repeated seq is a duplicate the hub drops)
+    const seq = (seqs.get(id) ?? 0) + 1;
+    seqs.set(id, seq);
+    void c.publishAsync(
+      topicFor(id, 'commands/result'),
+      JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq, ts: new Date().toISOString(), id: cmd.id, status: 'ok', result: {
+        passed: false,
+        failing: ['idCardReader'],
+        host: { cpu: 3 },
+        peripherals: { idCardReader: { status: 'fault', code: 'E_NO_RESPONSE' }, printer: { status: 'ok' } },
+        app: { up: true, sessionActive: false },
+      } satisfies SelfTestResult }),
+      { qos: 1 },
+    );
+  });
+}
+
 describe('alerts API', () => {
   it('lists the queue in scope, acts on an alert, runs a self-test and attaches its result', async () => {
     const t0 = start();
@@ -329,23 +356,7 @@ describe('alerts API', () => {
     expect((await mine.api(`/api/v1/alerts/${a!.id}/resolve`, { method: 'POST', json: {} })).status).toBe(400);
 
     // self-test: the terminal answers the command, the result shows on the alert
-    const c = clients.get(A)!;
-    await c.subscribeAsync(topicFor(A, 'commands'), { qos: 1 });
-    c.on('message', (topic, payload) => {
-      if (topic !== topicFor(A, 'commands')) return;
-      const cmd = JSON.parse(payload.toString()) as { id: string };
-      void c.publishAsync(
-        topicFor(A, 'commands/result'),
-        JSON.stringify({ v: 1, epoch: 'epochAAAA1', seq: 1, ts: new Date().toISOString(), id: cmd.id, status: 'ok', result: {
-          passed: false,
-          failing: ['idCardReader'],
-          host: { cpu: 3 },
-          peripherals: { idCardReader: { status: 'fault', code: 'E_NO_RESPONSE' }, printer: { status: 'ok' } },
-          app: { up: true, sessionActive: false },
-        } satisfies SelfTestResult }),
-        { qos: 1 },
-      );
-    });
+    await answerSelfTests(A);
     const st = await mine.api(`/api/v1/alerts/${a!.id}/self-test`, { method: 'POST' });
     expect(st.status).toBe(201);
     expect(((await st.json()) as { selfTests: { status: string }[] }).selfTests[0]?.status).toMatch(/pending|sent|ok/);
@@ -371,6 +382,39 @@ describe('alerts API', () => {
     expect(auditRes.items.map((x) => x.action)).toEqual(expect.arrayContaining(['alert.acknowledge', 'alert.assign', 'alert.self-test', 'alert.resolve']));
     await sample(A, {});
     await alerts.engine.evaluate();
+  }, 30_000);
+
+  it("a station alert's self-test runs on each of the station's terminals that should offer the lost service", async () => {
+    const t0 = start();
+    await sample(A, { idCardReader: fault }, t0);
+    await sample(B, { idCardReader: fault }, t0);
+    clock = t0 + MIN;
+    await alerts.engine.evaluate();
+    const [st] = await open('station-service-lost');
+    expect(st).toMatchObject({ subjectKind: 'node', subjectId: STATION });
+    const view = (await (await hub.api(`/api/v1/alerts/${st!.id}`)).json()) as { station: { id: string; name: { zh: string; en: string } } };
+    expect(view.station.id).toBe(STATION);
+
+    for (const id of [A, B]) await answerSelfTests(id);
+    const mine = await operator(hub, 'tech-station', 'technician', 'GZ-T');
+    const res = await mine.api(`/api/v1/alerts/${st!.id}/self-test`, { method: 'POST' });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { selfTests: { terminalId: string }[] }).selfTests.map((x) => x.terminalId).sort()).toEqual([A, B]);
+    // each terminal's own result shows on the alert, and in its history
+    const done = await until(async () => {
+      const d = (await (await mine.api(`/api/v1/alerts/${st!.id}`)).json()) as { selfTests: { terminalId: string; status: string; result: unknown }[]; history: { action: string; data: unknown }[] };
+      return d.selfTests.every((x) => x.status === 'ok') && d.history.filter((h) => h.action === 'self-test-result').length === 2 ? d : null;
+    });
+    for (const x of done!.selfTests) expect(x.result).toMatchObject({ passed: false, failing: ['idCardReader'] });
+    expect(done!.history.filter((h) => h.action === 'self-test').map((h) => (h.data as { terminalId: string }).terminalId).sort()).toEqual([A, B]);
+    const auditRes = (await (await hub.api('/api/v1/audit?limit=50')).json()) as { items: { action: string; after: unknown }[] };
+    expect(auditRes.items.find((x) => x.action === 'alert.self-test' && JSON.stringify(x.after).includes('commands'))?.after).toMatchObject({ commands: [{ terminalId: A }, { terminalId: B }] });
+
+    // resolved: no more self-tests
+    await sample(A, {});
+    await sample(B, {});
+    await alerts.engine.evaluate();
+    expect((await mine.api(`/api/v1/alerts/${st!.id}/self-test`, { method: 'POST' })).status).toBe(409);
   }, 30_000);
 
   it('maintenance and silences through the API: validation, scope, listing', async () => {

@@ -583,11 +583,14 @@ export class AlertEngine {
     });
   }
 
-  /** Records a self-test command sent for the alert; its result is read from the command when the alert is shown. */
-  selfTest(id: number, actor: string, commandId: string): Promise<AlertRow> {
+  /**
+   * Records the self-test commands sent for the alert (one per terminal: a station alert tests each terminal that
+   * should offer the lost service); each result is read from its command when the alert is shown.
+   */
+  selfTest(id: number, actor: string, commands: readonly { commandId: string; terminalId: string }[]): Promise<AlertRow> {
     return this.#act(id, async (_a, now, tx) => {
       await this.store.touch(id, now, tx);
-      await this.#history(id, now, actor, 'self-test', null, { commandId }, tx);
+      for (const c of commands) await this.#history(id, now, actor, 'self-test', null, c, tx);
       return 'self-test';
     });
   }

@@ -8,7 +8,7 @@ import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { transaction } from '../db/engine.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from './rules/types.ts';
-import type { AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from './store.ts';
+import type { AlertRow, AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from './store.ts';
 import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
 
 const STATES = ['open', 'acknowledged', 'assigned', 'resolved'] as const;
@@ -45,6 +45,7 @@ const alertSchema = z
 const historySchema = z.object({ at: z.string(), actor: z.string(), action: z.string(), note: z.string().nullable(), data: z.unknown() });
 const selfTestSchema = z.object({
   commandId: z.string(),
+  terminalId: z.string().nullable(),
   requestedAt: z.string(),
   requestedBy: z.string(),
   status: z.string(),
@@ -134,7 +135,7 @@ const noteRoute = createRoute({
 const selfTestRoute = createRoute({
   method: 'post',
   path: '/alerts/{id}/self-test',
-  summary: "Run `self-test` on the alert's terminal; the result shows on the alert once the terminal answers",
+  summary: "Run `self-test` on the alert's terminal (a station-service alert: on each of the station's terminals that should offer the lost services); the results show on the alert as the terminals answer",
   request: { params: idParam },
   responses: { 201: json(alertDetailSchema), ...errorResponses },
 });
@@ -302,6 +303,7 @@ export function alertRoutes(s: Services) {
         const cmd = await s.downlink.command(commandId);
         return {
           commandId,
+          terminalId: cmd?.terminalId ?? null,
           requestedAt: isoReq(h.at),
           requestedBy: h.actor,
           status: cmd?.status ?? 'unknown',
@@ -315,6 +317,19 @@ export function alertRoutes(s: Services) {
       history: history.map((h) => ({ at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data: parseJson(h.data) })),
       selfTests,
     };
+  };
+
+  /**
+   * The terminals a self-test of the alert runs on: its terminal; for a station that lost a service, the station's
+   * terminals the rule judged (those whose type offers a lost service: details.terminals), still active and there.
+   */
+  const selfTestTargets = async (a: AlertRow): Promise<string[]> => {
+    if (a.subjectKind === 'terminal') return [a.subjectId];
+    if (a.rule !== 'station-service-lost') return [];
+    const ids = (parseJson<{ terminals?: unknown }>(a.details) ?? {}).terminals;
+    if (!Array.isArray(ids)) return [];
+    const rows = await s.registry.terminals(ids.filter((x): x is string => typeof x === 'string'));
+    return rows.filter((t) => t.state === 'active' && t.stationId === a.nodeId).map((t) => t.id).sort();
   };
 
   /** The alert if the caller sees its node (404 otherwise). */
@@ -416,18 +431,21 @@ export function alertRoutes(s: Services) {
     .openapi(selfTestRoute, async (c) => {
       const { id } = c.req.valid('param');
       const a = await visibleAlert(c, id);
-      if (a.subjectKind !== 'terminal') throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
+      const targets = await selfTestTargets(a);
+      if (targets.length === 0) throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
       if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
-      await terminalFor(c, s, a.subjectId, 'command:run');
-      const cmd = await transaction(s.engine, async (tx) => {
-        const r = await s.downlink.queueCommand(a.subjectId, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'), tx);
-        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after: { command: r.id, terminalId: a.subjectId } }, tx);
-        return r;
+      for (const t of targets) await terminalFor(c, s, t, 'command:run');
+      const cmds = await transaction(s.engine, async (tx) => {
+        const rows = [];
+        for (const t of targets) rows.push(await s.downlink.queueCommand(t, 'self-test', {}, SELF_TEST_TTL_S, c.get('actor'), tx));
+        const after = a.subjectKind === 'terminal' ? { command: rows[0]!.id, terminalId: a.subjectId } : { commands: rows.map((r) => ({ command: r.id, terminalId: r.terminalId })) };
+        await audit(c, s, { action: 'alert.self-test', objectType: 'alert', objectId: String(id), nodeId: a.nodeId, after }, tx);
+        return rows;
       });
       // Sent only once stored with its audit entry: a rolled-back command never reaches the terminal.
-      s.downlink.deliver(cmd);
-      await al.engine.selfTest(id, c.get('actor'), cmd.id);
-      s.changed({ type: 'command', terminalId: a.subjectId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
+      for (const cmd of cmds) s.downlink.deliver(cmd);
+      await al.engine.selfTest(id, c.get('actor'), cmds.map((cmd) => ({ commandId: cmd.id, terminalId: cmd.terminalId })));
+      for (const cmd of cmds) s.changed({ type: 'command', terminalId: cmd.terminalId, at: Date.now(), data: { id: cmd.id, status: cmd.status } });
       return c.json(await detail(id), 201);
     })
     .openapi(maintenanceListRoute, async (c) => {

@@ -327,7 +327,8 @@ describe('live and docs', () => {
     for (const name of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
       expect(m).toMatch(new RegExp(`^${name}[ {]`, 'm'));
     }
-    expect(m).not.toContain('kf_hub_');
+    // ...never under a kf_hub_ prefix (kf_hub_info is the hub's own: its id and version)
+    expect(m).not.toMatch(/^kf_hub_(process|nodejs)_/m);
     const doc = (await (await fetch(`http://127.0.0.1:${hub.httpPort}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/terminals', '/terminals/{id}/telemetry', '/import', '/events']));
     const js = await fetch(`http://127.0.0.1:${hub.httpPort}/assets/app.js`);

@@ -20,6 +20,7 @@ import { userRoutes } from '../auth/users-routes.ts';
 import { configRoutes } from '../config-layers/routes.ts';
 import { eventRoutes } from './events.ts';
 import { healthRoutes } from './health.ts';
+import { hubRoutes } from '../hubs/routes.ts';
 import { importRoutes } from '../fleet/routes.import.ts';
 import { nodeRoutes } from '../fleet/routes.nodes.ts';
 import { reportRoutes } from './reports.ts';
@@ -99,6 +100,7 @@ export function createApp(s: Services) {
     .route('/', eventRoutes(s))
     .route('/', alertRoutes(s))
     .route('/', reportRoutes(s))
+    .route('/', hubRoutes(s))
     // Inside the API: authenticate, the access rules (auth/policy.ts) and their audit records apply; the routes'
     // own check repeats the role rule and limits every rollout to the caller's node (404 outside it).
     .route(

@@ -100,6 +100,7 @@ export const ROUTE_POLICIES: readonly RoutePolicy[] = [
   X('POST', '/webhooks', 'webhook:manage'),
   X('DELETE', '/webhooks/{id}', 'webhook:manage'),
   X('GET', '/webhooks/{id}/deliveries', 'webhook:manage'),
+  X('GET', '/hubs', 'fleet:read', 'operators bound to the city (or everything): the hubs are installation-wide; 404 below the city'),
   X('GET', '/reports/availability', 'fleet:read', 'terminals under the caller’s node; ?node=/?terminal= outside it is 404'),
   // Sub-apps mounted beside the OpenAPI app check these with requireOperator (auth/middleware.ts).
   X('POST', '/releases', 'release:write'),

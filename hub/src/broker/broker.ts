@@ -65,6 +65,8 @@ export class Broker {
   private readonly takenOver = new WeakSet<Client>();
   private readonly takingOver = new WeakSet<Client>();
   private readonly revoked = new WeakSet<Client>();
+  /** Each connection's generation (presence/service.ts): its end writes offline only while the row names it. */
+  private readonly generations = new WeakMap<Client, number>();
   private readonly addresses = new WeakMap<Duplex, string>();
   /** The transport behind a TLS or WebSocket connection's graceful wrapper (size-guard.ts). */
   private readonly transports = new WeakMap<Duplex, Duplex>();
@@ -329,7 +331,9 @@ export class Broker {
     const takeover = this.takingOver.has(client);
     this.live.set(client.id, client);
     this.d.metrics.connectedTerminals.set(this.live.size);
-    this.d.presence.connected(client.id, takeover, Date.now(), this.addressOf(client)).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
+    const gen = this.d.presence.nextGeneration();
+    this.generations.set(client, gen);
+    this.d.presence.connected(client.id, takeover, Date.now(), this.addressOf(client), gen).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 
   private onDisconnect(client: Client): void {
@@ -344,7 +348,7 @@ export class Broker {
     if (this.stopping) return;
     const clean = (client as unknown as { _disconnected?: boolean })._disconnected === true;
     const reason = this.revoked.has(client) ? 'credentials-revoked' : clean ? 'clean' : this.stopping ? 'hub-restart' : 'connection-lost';
-    this.d.presence.disconnected(client.id, reason).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
+    this.d.presence.disconnected(client.id, reason, Date.now(), this.generations.get(client)).catch((err: unknown) => this.d.log.error({ err }, 'presence write failed'));
   }
 
   /** Closes a terminal's live connection (new secret, decommission). */
@@ -393,6 +397,16 @@ export class Broker {
   stop(): string[] {
     this.stopping = true;
     return [...this.live.keys()];
+  }
+
+  /** The live connections with their generations and addresses (a hub whose lease lapsed says they are its own). */
+  connections(): { terminalId: string; gen: number; address: string }[] {
+    const out: { terminalId: string; gen: number; address: string }[] = [];
+    for (const [terminalId, c] of this.live) {
+      const gen = this.generations.get(c);
+      if (gen !== undefined) out.push({ terminalId, gen, address: this.addressOf(c) });
+    }
+    return out;
   }
 
   /**

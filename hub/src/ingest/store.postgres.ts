@@ -47,6 +47,7 @@ interface PendingRow {
   presence?: [presence: string, reason: string, since: number, flapping: number];
   birth?: Birth;
   lastAddress?: string;
+  conn?: [hubId: string, gen: number];
   flooding?: string | null;
   credentialConflict?: string | null;
 }
@@ -129,6 +130,8 @@ const STATE_COLS: Record<string, [string, string]> = {
   last_exit: ['text', 'last_exit = v.last_exit'],
   clock_skew_ms: ['int8', 'clock_skew_ms = v.clock_skew_ms'],
   last_address: ['text', 'last_address = v.last_address'],
+  conn_hub: ['text', 'conn_hub = v.conn_hub'],
+  conn_gen: ['int8', 'conn_gen = v.conn_gen'],
   flooding: ['text', 'flooding = v.flooding'],
   credential_conflict: ['text', 'credential_conflict = v.credential_conflict'],
 };
@@ -217,7 +220,7 @@ export class PostgresIngestStore implements IngestStore {
     const rows = await sql<(StateRow & { terminalId: string; type: string | null; recent: (number | string)[]; telMax: number | null })[]>`
       select s.terminal_id as "terminalId", s.presence, s.presence_reason as "presenceReason", s.presence_since as "presenceSince",
         s.flapping, s.boot_id as "bootId", s.conn_seq as "connSeq", s.interval_s as "intervalS", s.last_seen_at as "lastSeenAt",
-        s.last_telemetry_ts as "lastTelemetryTs", s.peripherals, s.tel_epoch as "telEpoch", t.type,
+        s.last_telemetry_ts as "lastTelemetryTs", s.peripherals, s.tel_epoch as "telEpoch", s.conn_hub as "connHub", s.conn_gen as "connGen", t.type,
         greatest(s.tel_max_seq, (select x.max_seq from streams x where x.terminal_id = s.terminal_id and x.stream = 'telemetry' and x.epoch = s.tel_epoch)) as "telMax",
         array(select p.at from presence_transitions p where p.terminal_id = s.terminal_id and p.at > ${since}) as recent
       from terminal_state s left join terminals t on t.id = s.terminal_id
@@ -580,7 +583,7 @@ export class PostgresIngestStore implements IngestStore {
     for (let i = this.b.transitions.length - 1; i >= 0; i--) {
       const t = this.b.transitions[i]!;
       if (t.terminalId === id && t.toState === 'offline') {
-        if (t.reason === 'connection-lost' || t.reason === 'hub-restart') t.reason = reason;
+        if (t.reason === 'connection-lost' || t.reason === 'hub-restart' || t.reason === 'hub-lost') t.reason = reason;
         return;
       }
     }
@@ -589,6 +592,15 @@ export class PostgresIngestStore implements IngestStore {
 
   setLastAddress(id: string, address: string): void {
     this.row(id).lastAddress = address;
+  }
+
+  setConnection(id: string, hubId: string, gen: number): void {
+    this.row(id).conn = [hubId, gen];
+    const st = this.cache.get(id);
+    if (st) {
+      st.connHub = hubId;
+      st.connGen = gen;
+    }
   }
 
   setSecurity(id: string, column: SecurityColumn, json: string | null): void {
@@ -604,7 +616,7 @@ export class PostgresIngestStore implements IngestStore {
         update presence_transitions p set reason = v.reason
         from unnest(${ids}::text[], ${ids.map((i) => b.refines.get(i)!)}::text[]) as v(terminal_id, reason)
         where p.id = (select id from presence_transitions where terminal_id = v.terminal_id and to_state = 'offline' order by at desc, id desc limit 1)
-          and p.reason in ('connection-lost', 'hub-restart')`);
+          and p.reason in ('connection-lost', 'hub-restart', 'hub-lost')`);
     }
     // an older epoch's telemetry counters leave the state row for `streams` before the row takes the new epoch's
     const spill: string[] = [];
@@ -741,6 +753,10 @@ export class PostgresIngestStore implements IngestStore {
         put('flapping', p.presence[3]);
       }
       if (p.lastAddress !== undefined) put('last_address', p.lastAddress);
+      if (p.conn !== undefined) {
+        put('conn_hub', p.conn[0]);
+        put('conn_gen', p.conn[1]);
+      }
       if (p.flooding !== undefined) put('flooding', p.flooding);
       if (p.credentialConflict !== undefined) put('credential_conflict', p.credentialConflict);
       if (names.length === 0) continue;

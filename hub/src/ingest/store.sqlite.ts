@@ -76,7 +76,7 @@ export class SqliteIngestStore implements IngestStore {
       state: db.prepare(
         `SELECT presence, presence_reason AS presenceReason, presence_since AS presenceSince, flapping, boot_id AS bootId,
            conn_seq AS connSeq, interval_s AS intervalS, last_seen_at AS lastSeenAt, last_telemetry_ts AS lastTelemetryTs,
-           peripherals, tel_epoch AS telEpoch FROM terminal_state WHERE terminal_id = ?`,
+           peripherals, tel_epoch AS telEpoch, conn_hub AS connHub, conn_gen AS connGen FROM terminal_state WHERE terminal_id = ?`,
       ),
       ensureState: db.prepare('INSERT OR IGNORE INTO terminal_state (terminal_id) VALUES (?)'),
       // the daily event cap after a restart (ingest/quota.ts): once per terminal and day, over that terminal's rows
@@ -115,9 +115,10 @@ export class SqliteIngestStore implements IngestStore {
       ),
       refineLastOffline: db.prepare(
         `UPDATE presence_transitions SET reason = ? WHERE id = (SELECT id FROM presence_transitions WHERE terminal_id = ?
-           AND to_state = 'offline' ORDER BY at DESC, id DESC LIMIT 1) AND reason IN ('connection-lost', 'hub-restart')`,
+           AND to_state = 'offline' ORDER BY at DESC, id DESC LIMIT 1) AND reason IN ('connection-lost', 'hub-restart', 'hub-lost')`,
       ),
       setLastAddress: db.prepare('UPDATE terminal_state SET last_address = ? WHERE terminal_id = ?'),
+      setConnection: db.prepare('UPDATE terminal_state SET conn_hub = ?, conn_gen = ? WHERE terminal_id = ?'),
       setFlooding: db.prepare('UPDATE terminal_state SET flooding = ? WHERE terminal_id = ?'),
       setCredentialConflict: db.prepare('UPDATE terminal_state SET credential_conflict = ? WHERE terminal_id = ?'),
     };
@@ -195,6 +196,15 @@ export class SqliteIngestStore implements IngestStore {
 
   setLastAddress(id: string, address: string): void {
     this.s.setLastAddress.run(address, id);
+  }
+
+  setConnection(id: string, hubId: string, gen: number): void {
+    this.s.setConnection.run(hubId, gen, id);
+    const st = this.cache.get(id);
+    if (st) {
+      st.connHub = hubId;
+      st.connGen = gen;
+    }
   }
 
   setSecurity(id: string, column: SecurityColumn, json: string | null): void {

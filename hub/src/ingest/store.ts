@@ -46,6 +46,9 @@ export interface StateRow {
    * store.postgres.ts `resent`); null before the terminal's first sample.
    */
   hw?: { epoch: string; max: number } | null;
+  /** The hub holding the terminal's connection and that connection's generation (presence/service.ts). */
+  connHub?: string | null;
+  connGen?: number | null;
 }
 
 export interface ServicesMemo {
@@ -163,9 +166,11 @@ export interface IngestStore {
   flapCount(id: string, st: StateRow, since: number): number;
   setPresence(id: string, presence: string, reason: string, since: number, flapping: number): void;
   birth(id: string, b: Birth): void;
-  /** The reason of the terminal's last offline transition, when it was a guess (connection-lost, hub-restart). */
+  /** The reason of the terminal's last offline transition, when it was a guess (connection-lost, hub-restart, hub-lost). */
   refineLastOffline(id: string, reason: string): void;
   setLastAddress(id: string, address: string): void;
+  /** The hub and connection generation now holding the terminal's connection (kept in the cached row too). */
+  setConnection(id: string, hubId: string, gen: number): void;
   setSecurity(id: string, column: SecurityColumn, json: string | null): void;
 }
 

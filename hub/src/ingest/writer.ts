@@ -31,8 +31,8 @@
  *   fsync the next is written. Batches in flight hold disjoint sets of terminals: a job whose terminal is in a batch
  *   in flight waits in the queue (so do that terminal's later jobs: a terminal's messages commit in order), so two
  *   transactions never update one terminal's state row (no row-lock waits, no deadlocks). A job that names no
- *   terminal, or has a `prepare` (start, stop, stale sweep: they touch any terminal), is a barrier: it is written
- *   only when nothing else is in flight, and nothing queued after it passes it. A batch that fails because the
+ *   terminal (start, stop, stale sweep, reaper: they touch any terminal) is a barrier: it is written only when
+ *   nothing else is in flight, and nothing queued after it passes it. A batch that fails because the
  *   database went away (restart, network) is retried job by job like any failed batch: postgres.js reconnects by
  *   itself, so the retry either commits (acknowledged) or fails (not acknowledged).
  */
@@ -61,7 +61,11 @@ export interface TxContext {
  * function is a job with only `run`.
  */
 export interface JobSpec {
-  /** The terminal whose state row `run` reads: loaded with the batch's others before any job runs (PostgreSQL). */
+  /**
+   * The terminal whose state row `run` reads: loaded with the batch's others before any job runs (PostgreSQL). A job
+   * that names a terminal touches no other terminal's rows, in `prepare` (which then returns nothing) as in `run`:
+   * the PostgreSQL writer runs it beside batches holding other terminals. A job that names none is a barrier.
+   */
   terminalId?: string;
   /**
    * Reads (or set-wise writes) a rare job needs before the batch's jobs run: the start's, the stop's and the stale
@@ -449,8 +453,8 @@ interface Retry {
   down: unknown;
 }
 
-/** The terminal whose state a job holds, or null for a barrier (no terminal, or a `prepare` that may touch any). */
+/** The terminal whose state a job holds, or null for a barrier (a job that names no terminal may touch any). */
 function barrierOrTerminal(j: Job): string | null {
-  if (typeof j === 'function' || j.prepare !== undefined || j.terminalId === undefined) return null;
+  if (typeof j === 'function' || j.terminalId === undefined) return null;
   return j.terminalId;
 }

@@ -1,7 +1,7 @@
 /** Presence SQL on PostgreSQL (the interface: store.ts). */
 import type { Sql } from 'postgres';
 import { pgSql, type Tx } from '../db/engine.ts';
-import type { BulkOffline, PresenceStore, TransitionRow } from './store.ts';
+import type { BulkOffline, HubSelection, PresenceStore, TransitionRow } from './store.ts';
 
 export class PostgresPresenceStore implements PresenceStore {
   constructor(private readonly sql: Sql) {}
@@ -25,6 +25,28 @@ export class PostgresPresenceStore implements PresenceStore {
     const rows = await sql<{ terminalId: string; flapping: number }[]>`
       select terminal_id as "terminalId", flapping from terminal_state
       where terminal_id = any(${ids}::text[]) and presence in ('online', 'stale') for update`;
+    return this.#offline(sql, rows, reason, at, since, flapTransitions);
+  }
+
+  async hubOffline(sel: HubSelection, reason: string, at: number, since: number, flapTransitions: number, tx?: Tx): Promise<BulkOffline[]> {
+    const sql = pgSql(this.sql, tx);
+    const only = sel.terminals ? [...sel.terminals] : null;
+    // `for update` re-checks the condition on each row's newest version: a terminal that another hub's connection
+    // took meanwhile no longer names these hubs and is skipped
+    const rows = await sql<{ terminalId: string; flapping: number }[]>`
+      select terminal_id as "terminalId", flapping from terminal_state
+      where presence in ('online', 'stale') and (conn_hub = any(${[...sel.hubs]}::text[]) or (${sel.unnamed === true} and conn_hub is null))
+        and (${only}::text[] is null or terminal_id = any(${only}::text[]))
+      for update`;
+    return this.#offline(sql, rows, reason, at, since, flapTransitions);
+  }
+
+  async lockRow(terminalId: string, tx?: Tx): Promise<void> {
+    await pgSql(this.sql, tx)`select 1 from terminal_state where terminal_id = ${terminalId} for update`;
+  }
+
+  /** The locked `rows` (online or stale) go offline: a transition each, the presence columns, the flapping flag. */
+  async #offline(sql: ReturnType<typeof pgSql>, rows: { terminalId: string; flapping: number }[], reason: string, at: number, since: number, flapTransitions: number): Promise<BulkOffline[]> {
     if (rows.length === 0) return [];
     const hit = rows.map((r) => r.terminalId);
     await sql`

@@ -1,6 +1,6 @@
 /** Presence SQL on SQLite (the interface: store.ts). */
 import type { Db } from '../store/db.ts';
-import type { BulkOffline, PresenceStore, TransitionRow } from './store.ts';
+import type { BulkOffline, HubSelection, PresenceStore, TransitionRow } from './store.ts';
 
 export class SqlitePresenceStore implements PresenceStore {
   readonly s;
@@ -37,6 +37,12 @@ export class SqlitePresenceStore implements PresenceStore {
            flapping = (SELECT count(*) FROM presence_transitions p WHERE p.terminal_id = terminal_state.terminal_id AND p.at > ?) > ?
            WHERE terminal_id IN (SELECT value FROM json_each(?)) AND presence IN ('online', 'stale')`,
       ),
+      // the rows `hubOffline` selects: the hubs and terminals are JSON arrays, `unnamed` 0/1
+      hubCandidates: db.prepare(
+        `SELECT terminal_id FROM terminal_state WHERE presence IN ('online', 'stale')
+           AND (conn_hub IN (SELECT value FROM json_each(?)) OR (? = 1 AND conn_hub IS NULL))
+           AND (? IS NULL OR terminal_id IN (SELECT value FROM json_each(?)))`,
+      ).pluck(),
       history: db.prepare(
         `SELECT terminal_id AS terminalId, at, from_state AS fromState, to_state AS toState, reason, boot_id AS bootId,
            conn_seq AS connSeq FROM presence_transitions WHERE terminal_id = ? AND at >= ? AND at < ? AND id < ?
@@ -66,6 +72,16 @@ export class SqlitePresenceStore implements PresenceStore {
     const counts = new Map((this.s.bulkCounts.all(ids, since) as { terminalId: string; n: number }[]).map((r) => [r.terminalId, r.n]));
     this.s.bulkOffline.run(reason, at, since, flapTransitions, ids);
     return Promise.resolve(rows.map((r) => ({ terminalId: r.terminalId, wasFlapping: r.flapping === 1, flapping: (counts.get(r.terminalId) ?? 0) > flapTransitions })));
+  }
+
+  hubOffline(sel: HubSelection, reason: string, at: number, since: number, flapTransitions: number): Promise<BulkOffline[]> {
+    const only = sel.terminals ? JSON.stringify(sel.terminals) : null;
+    const ids = this.s.hubCandidates.all(JSON.stringify(sel.hubs), sel.unnamed ? 1 : 0, only, only) as string[];
+    return this.bulkOffline(ids, reason, at, since, flapTransitions);
+  }
+
+  lockRow(): Promise<void> {
+    return Promise.resolve();
   }
 
   insertTransition(t: TransitionRow): Promise<void> {

@@ -17,6 +17,15 @@ export interface BulkOffline {
   flapping: boolean;
 }
 
+/** Which terminals `hubOffline` takes offline: those whose connection one of `hubs` holds. */
+export interface HubSelection {
+  hubs: readonly string[];
+  /** Also the rows that name no hub (written before hubs had ids). */
+  unnamed?: boolean;
+  /** Only these. */
+  terminals?: readonly string[];
+}
+
 export interface PresenceStore {
   /** Terminals online or stale. */
   online(tx?: Tx): Promise<string[]>;
@@ -27,6 +36,17 @@ export interface PresenceStore {
    * presence columns set, flapping when more than `flapTransitions` transitions lie after `since`.
    */
   bulkOffline(terminalIds: readonly string[], reason: string, at: number, since: number, flapTransitions: number, tx?: Tx): Promise<BulkOffline[]>;
+  /**
+   * `bulkOffline` for the terminals whose row names one of `sel.hubs` as holding their connection (or none, with
+   * `unnamed`), limited to `sel.terminals` when given. Decided under the rows' locks (PostgreSQL), so a terminal that
+   * meanwhile connected to another hub is left alone.
+   */
+  hubOffline(sel: HubSelection, reason: string, at: number, since: number, flapTransitions: number, tx?: Tx): Promise<BulkOffline[]>;
+  /**
+   * PostgreSQL: locks the terminal's state row until the transaction ends, so that what the transaction reads of it
+   * next (its connection's hub and generation) holds until it commits. SQLite: nothing (one writer).
+   */
+  lockRow(terminalId: string, tx?: Tx): Promise<void>;
   /** A transition written on its own (tests, seeds); the hub's go through the writer. */
   insertTransition(t: TransitionRow, tx?: Tx): Promise<void>;
   /** Newest first: transitions at [from, to) with an id below `beforeId`. */

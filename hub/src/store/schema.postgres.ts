@@ -88,6 +88,13 @@ export const terminalState = pgTable('terminal_state', {
   /** JSON {since, addresses, takeovers, heldOff?} while its credentials are in use from two addresses (broker/takeover.ts). */
   credentialConflict: text('credential_conflict'),
   /**
+   * The hub holding the terminal's MQTT connection (KF_HUB_ID) and that connection's generation (unique per hub and
+   * connection): a connection's end writes offline only while the row still names it (presence/service.ts), and the
+   * reaper takes a dead hub's terminals offline by this column (hubs/reaper.ts).
+   */
+  connHub: text('conn_hub'),
+  connGen: bigint('conn_gen', { mode: 'number' }),
+  /**
    * The telemetry stream's counters for its newest outbox epoch, kept in this row (written with the latest state, one
    * UPDATE per terminal and batch) instead of a `streams` row of their own. When a terminal's epoch changes, the old
    * epoch's counters move to `streams`; readers merge both by (stream, epoch) (QueryStore.streams).
@@ -97,7 +104,7 @@ export const terminalState = pgTable('terminal_state', {
   telMaxSeq: bigint('tel_max_seq', { mode: 'number' }),
   telCount: bigint('tel_count', { mode: 'number' }),
   telLastAt: bigint('tel_last_at', { mode: 'number' }),
-});
+}, (t) => [index('terminal_state_conn_hub').on(t.connHub)]);
 
 const streamColumns = {
   id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),

@@ -91,7 +91,14 @@ export const terminalState = sqliteTable('terminal_state', {
   flooding: text('flooding'),
   /** JSON {since, addresses, takeovers, heldOff?} while its credentials are in use from two addresses (broker/takeover.ts). */
   credentialConflict: text('credential_conflict'),
-});
+  /**
+   * The hub holding the terminal's MQTT connection (KF_HUB_ID) and that connection's generation (unique per hub and
+   * connection): a connection's end writes offline only while the row still names it (presence/service.ts), and the
+   * reaper takes a dead hub's terminals offline by this column (hubs/reaper.ts).
+   */
+  connHub: text('conn_hub'),
+  connGen: integer('conn_gen'),
+}, (t) => [index('terminal_state_conn_hub').on(t.connHub)]);
 
 const streamColumns = {
   id: integer('id').primaryKey({ autoIncrement: true }),
