@@ -35,6 +35,8 @@ interface Rig {
   terminal(id: string): Promise<void>;
   /** Failed transactions so far (the writer's afterRollback). */
   rollbacks(): number;
+  /** The most batches in flight at once, and terminals found in two batches in flight at once. */
+  overlap: { maxInFlight: number; shared: string[] };
   close(): Promise<void>;
 }
 
@@ -47,10 +49,28 @@ async function rig(kind: EngineKind): Promise<Rig> {
   const hooks = ingestHooks(store);
   const rolledBack = hooks.afterRollback;
   let rollbacks = 0;
+  const overlap = { maxInFlight: 0, shared: [] as string[] };
+  const inFlight = new Map<unknown, Set<string>>();
+  const done = (tx: unknown) => inFlight.delete(tx);
   hooks.afterRollback = (tx) => {
     rollbacks++;
+    done(tx);
     rolledBack(tx);
   };
+  const load = hooks.beforeJobs;
+  if (load) {
+    hooks.beforeJobs = (ids, tx) => {
+      for (const other of inFlight.values()) for (const id of ids) if (other.has(id)) overlap.shared.push(id);
+      inFlight.set(tx, new Set(ids));
+      overlap.maxInFlight = Math.max(overlap.maxInFlight, inFlight.size);
+      return load(ids, tx);
+    };
+    const commit = hooks.beforeCommit;
+    hooks.beforeCommit = async (tx) => {
+      await commit(tx);
+      done(tx);
+    };
+  }
   const writer = new BatchWriter(t.engine, { batchSize: 500, flushMs: 5, queueLimit: 10_000 }, metrics, log, (c) => changes.push(...c), hooks);
   const presence = new PresenceService(store, createPresenceStore(t.engine), writer, FLAP, metrics, log);
   const ingest = new Ingest(store, writer, presence, metrics);
@@ -67,6 +87,7 @@ async function rig(kind: EngineKind): Promise<Rig> {
     changes,
     q,
     rollbacks: () => rollbacks,
+    overlap,
     async terminal(id) {
       await q("INSERT INTO terminals (id, type, serial, station_id, secret_hash, created_at) VALUES ($1, 'id-card', $2, 'GZ-T-001', 'x', 0)", id, `S-${id}`);
     },
@@ -375,6 +396,34 @@ describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on a PostgreSQL that c
     } finally {
       await sql.end({ timeout: 1 });
     }
+  });
+});
+
+describe.runIf(TEST_ENGINES.includes('postgres'))('ingest on PostgreSQL: batches in flight at once', () => {
+  let r: Rig;
+  beforeAll(async () => {
+    r = await rig('postgres');
+  });
+  afterAll(async () => {
+    await r?.close();
+  });
+
+  it('writes several batches at once, never two holding one terminal, and each terminal\'s samples commit in order', async () => {
+    // more terminals than a batch holds, so that the next batch has terminals of its own
+    const ids = Array.from({ length: 1200 }, (_, i) => `GZ-T-005-${i}`);
+    await r.q("INSERT INTO terminals (id, type, serial, station_id, secret_hash, created_at) SELECT v, 'id-card', v, 'GZ-T-001', 'x', 0 FROM unnest($1::text[]) AS v", ids);
+    const N = 4;
+    // a backlog of several batches (batch size 500), terminals interleaved as many connections deliver them
+    const jobs: Promise<void>[] = [];
+    for (let seq = 1; seq <= N; seq++) for (const id of ids) jobs.push(r.ingest.handle(id, 'telemetry', sample(seq, 'epochPAR01'), NOW + seq));
+    await Promise.all(jobs);
+    expect(r.overlap.maxInFlight).toBeGreaterThan(1);
+    expect(r.overlap.shared).toEqual([]);
+    expect(await r.q('SELECT count(*) AS n FROM telemetry_samples')).toEqual([{ n: ids.length * N }]);
+    for (const id of ids.slice(0, 20)) {
+      expect(r.changes.filter((c) => c.terminalId === id && c.type === 'telemetry').map((c) => (c.data as { seq: number }).seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    }
+    expect(await r.q('SELECT min(tel_count) AS lo, max(tel_count) AS hi FROM terminal_state WHERE terminal_id LIKE $1', 'GZ-T-005-%')).toEqual([{ lo: N, hi: N }]);
   });
 });
 

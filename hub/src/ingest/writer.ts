@@ -137,6 +137,11 @@ export class BatchWriter {
   private readonly busy = new Set<string>();
   /** A barrier batch is in flight: nothing else starts. */
   private exclusive = false;
+  /**
+   * The last look through the queue found only terminals in flight: none is looked for again before a batch ends
+   * (at 100 terminals every one is in the batch in flight, and each turn would scan the queue for nothing).
+   */
+  private starved = false;
 
   constructor(
     private readonly engine: Engine,
@@ -234,9 +239,12 @@ export class BatchWriter {
       // commit and goes as one batch (group commit), since a batch's statements and round trips cost about the same
       // whatever it holds (a first cut that started one per EAGER_BATCH jobs wrote batches of ~100 and spent more
       // hub CPU per sample than the single writer did).
-      if (this.inFlight.size > 0 && this.queue.length < this.opts.batchSize) return;
+      if (this.inFlight.size > 0 && (this.starved || this.queue.length < this.opts.batchSize)) return;
       const taken = this.take();
-      if (taken === null) return;
+      if (taken === null) {
+        this.starved = true;
+        return;
+      }
       const { batch, terminals, barrier } = taken;
       if (barrier) this.exclusive = true;
       for (const id of terminals) this.busy.add(id);
@@ -245,6 +253,7 @@ export class BatchWriter {
         .catch((err: unknown) => this.log.error({ err }, 'batch writer failed'))
         .finally(() => {
           this.inFlight.delete(p);
+          this.starved = false;
           for (const id of terminals) this.busy.delete(id);
           if (barrier) this.exclusive = false;
           for (const w of this.waiters.splice(0)) w();
