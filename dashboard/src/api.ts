@@ -11,7 +11,7 @@
 import type { Hono, Schema } from 'hono';
 import { hc, type InferRequestType } from 'hono/client';
 import type { AppType } from '@kiosk-fleet/hub/api';
-import type { PeripheralStatus, ServiceId } from '@kiosk-fleet/protocol';
+import type { PeripheralStatus, ServiceId, Text } from '@kiosk-fleet/protocol';
 import { authHeaders, setCredential } from './auth.ts';
 import type {
   CommandRow,
@@ -568,7 +568,9 @@ export interface AlertView {
   rule: string;
   severity: 'critical' | 'major' | 'minor';
   state: 'open' | 'acknowledged' | 'assigned' | 'resolved';
+  /** English, as the hub stored it; `text` is the same title as a code (hub-text.ts renders it). */
   title: string;
+  text: Text | null;
   terminalId: string | null;
   nodeId: string;
   stationId: string | null;
@@ -588,7 +590,7 @@ export interface AlertView {
 }
 
 export interface AlertDetail extends AlertView {
-  history: { at: string; actor: string; action: string; note: string | null }[];
+  history: { at: string; actor: string; action: string; note: string | null; text: Text | null }[];
   selfTests: { commandId: string; terminalId: string | null; requestedAt: string; status: string; result: unknown; error: unknown }[];
 }
 
@@ -598,6 +600,7 @@ type AlertJson = {
   severity: AlertView['severity'];
   state: AlertView['state'];
   title: string;
+  text: Text | null;
   terminalId: string | null;
   nodeId: string;
   station: { id: string; name: { zh: string; en: string } } | null;
@@ -629,6 +632,7 @@ const toAlert = (a: AlertJson): AlertView => ({
   severity: a.severity,
   state: a.state,
   title: a.title,
+  text: a.text,
   terminalId: a.terminalId,
   nodeId: a.nodeId,
   stationId: a.station?.id ?? null,
@@ -660,12 +664,12 @@ export function listAlerts(f: { node?: string; terminal?: string; all?: boolean;
 }
 
 type AlertDetailJson = AlertJson & {
-  history: { at: string; actor: string; action: string; note: string | null }[];
+  history: { at: string; actor: string; action: string; note: string | null; text: Text | null }[];
   selfTests: { commandId: string; terminalId: string | null; requestedAt: string; status: string; result: unknown; error: unknown }[];
 };
 const toDetail = (j: AlertDetailJson): AlertDetail => ({
   ...toAlert(j),
-  history: j.history.map((h) => ({ at: h.at, actor: h.actor, action: h.action, note: h.note })),
+  history: j.history.map((h) => ({ at: h.at, actor: h.actor, action: h.action, note: h.note, text: h.text })),
   selfTests: j.selfTests.map((x) => ({ commandId: x.commandId, terminalId: x.terminalId, requestedAt: x.requestedAt, status: x.status, result: x.result, error: x.error })),
 });
 
@@ -738,7 +742,7 @@ export interface RolloutRow {
   nodeIds: string[];
   status: 'running' | 'paused' | 'aborted' | 'completed';
   wave: number;
-  pauseReason: { code: string; message: string } | null;
+  pauseReason: { code: string; message: string; text?: Text } | null;
   waves: { wave: number; name: string; size: number; counts: Record<string, number>; passed: string | null }[];
   urgent: boolean;
   gate?: { successRatio: number; soakMinutes: number; failureRateTolerance: number };

@@ -48,7 +48,10 @@ export function useTree(): Tree | null {
   const [t, set] = useState(tree);
   useEffect(() => {
     listeners.add(set);
-    if (!tree && !loading) void refreshTree();
+    // Effects run after paint: a tree that arrived between this component's render and now would never reach it
+    // (seen on a loaded machine: a phone's alert queue kept station ids instead of names).
+    if (tree) set(tree);
+    else if (!loading) void refreshTree();
     return () => listeners.delete(set);
   }, []);
   return t;

@@ -336,7 +336,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
 
     const alerts = await new Alerts(
       { engine, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
-      { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs } },
+      { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs }, timeZone: config.timezone },
     ).init();
 
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is

@@ -9,3 +9,4 @@ export * from './examples.ts';
 export * from './release.ts';
 export * from './fleet-csv.ts';
 export { seededRandom } from './seeded-random.ts';
+export * from './texts.ts';

@@ -13,6 +13,7 @@ import { nodeName, useTree } from '../nodes.ts';
 import { formatDateTime, formatDuration, formatShort } from '../format.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 import { label, peripheralLabel } from '../labels.ts';
+import { hubText } from '../hub-text.ts';
 
 function SelfTestOutcome(props: { s: AlertDetail['selfTests'][number] }) {
   const r = props.s.result as { passed?: boolean; failing?: string[] } | null;
@@ -52,7 +53,13 @@ function Details(props: { id: number; version: number; terminalId: string | null
           <ol class="transitions">
             {d.history.map((h, i) => (
               <li key={`${h.at}-${i}`}>
-                {formatDateTime(h.at)} · {h.actor} · {label('alerts.action', h.action)}
+                {formatDateTime(h.at)} · {label('alerts.actor', h.actor)} · {label('alerts.action', h.action)}
+                {h.text && (
+                  <>
+                    {' · '}
+                    <span data-testid="history-text">{hubText(h.text, tree, '')}</span>
+                  </>
+                )}
                 {h.note && <span class="muted"> — {h.note}</span>}
               </li>
             ))}
@@ -106,9 +113,9 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
         {a.overdue && a.state !== 'resolved' && <span class="badge sev-critical">{t('alerts.overdue')}</span>}
       </div>
       <div>
-        {/* The hub writes the title in English; the rule above is the translated headline. */}
-        <span class="muted" lang="en">
-          {a.title}
+        {/* The hub sends the title as a code with parameters (hub-text.ts); English only from a hub newer than this page. */}
+        <span class="muted" data-testid="alert-title">
+          {hubText(a.text, tree, a.title)}
         </span>
         {a.terminalId && (
           <>

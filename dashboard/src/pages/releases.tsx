@@ -11,6 +11,7 @@ import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { formatBytes, formatShort } from '../format.ts';
 import { label, typeLabel } from '../labels.ts';
+import { hubText } from '../hub-text.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 
 const DONE = ['committed', 'soaked'];
@@ -35,7 +36,7 @@ function Wave(props: { w: RolloutRow['waves'][number]; current: boolean }) {
   return (
     <div class={props.current ? 'wave current' : 'wave'} data-wave={w.wave}>
       <span>
-        {name} <span class="muted">({w.name})</span>
+        {name} <span class="muted">({label('releases.waveName', w.name)})</span>
       </span>
       <progress max={w.size || 1} value={done} aria-label={name} />
       <span class="muted" data-testid="wave-count">
@@ -132,7 +133,7 @@ function RolloutItem(props: { r: RolloutRow; onDone: () => void }) {
       )}
       {r.pauseReason && (
         <p class="note">
-          {label('releases.reason', r.pauseReason.code)}: {r.pauseReason.message}
+          {label('releases.reason', r.pauseReason.code)}: <span data-testid="pause-reason">{hubText(r.pauseReason.text, tree, r.pauseReason.message)}</span>
         </p>
       )}
       {r.waves.map((w) => (

@@ -272,6 +272,17 @@ describe('webhook', () => {
       }
       const body = JSON.parse(second!.body) as { event: string; alert: { rule: string; terminalId: string; station: { id: string } } };
       expect(body).toMatchObject({ event: 'alert.opened', alert: { rule: 'peripheral-fault', terminalId: B, station: { id: STATION } } });
+      // a duty system without a catalogue of its own gets the title as a code, its parameters and both texts
+      expect((body.alert as unknown as { text: unknown }).text).toEqual({
+        code: 'alert.peripheral-fault',
+        params: { terminal: B, peripherals: ['idCardReader'] },
+        en: `${B}: ID card reader in fault`,
+        zh: `${B}：身份证读卡器故障`,
+      });
+      // the API sends the code and parameters beside the English title (the dashboard renders them)
+      const [opened] = await open('peripheral-fault');
+      const viewed = (await (await hub.api(`/api/v1/alerts/${opened!.id}`)).json()) as { title: string; text: unknown };
+      expect(viewed).toMatchObject({ title: `${B}: ID card reader in fault`, text: { code: 'alert.peripheral-fault', params: { terminal: B, peripherals: ['idCardReader'] } } });
       await until(async () => {
         const d = (await (await hub.api(`/api/v1/webhooks/${hook.id}/deliveries`)).json()) as { items: { status: string; attempts: number; lastStatus: number }[] };
         return d.items[0]?.status === 'delivered' ? d.items[0] : null;
@@ -371,6 +382,8 @@ describe('alerts API', () => {
       return d.history.find((x) => x.action === 'self-test-result') ?? null;
     });
     expect(h!.data).toMatchObject({ status: 'ok', summary: { passed: false, notOk: [{ id: 'idCardReader', status: 'fault', code: 'E_NO_RESPONSE' }] } });
+    // and said as a code the dashboard renders in the reader's language
+    expect((h as unknown as { text: unknown }).text).toEqual({ code: 'alert.history.self-test-failed', params: { peripherals: ['idCardReader'] } });
 
     const res = await mine.api(`/api/v1/alerts/${a!.id}/resolve`, { method: 'POST', json: { note: 'reader replaced, self-test ok' } });
     expect(res.status).toBe(200);

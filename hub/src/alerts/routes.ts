@@ -8,6 +8,7 @@ import { inScope, PERMISSIONS } from '../auth/permissions.ts';
 import { transaction } from '../db/engine.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { RULE_IDS, SEVERITIES } from './rules/types.ts';
+import { historyText } from './text.ts';
 import type { AlertRow, AlertState, MaintenanceRow, SilenceRow, WebhookRow, DeliveryRow } from './store.ts';
 import { errorResponses, errorSchema, iso, isoReq, json, jsonBody, limitQuery, listOf, parseJson, wholeNumber, type ApiEnv, type Services } from '../api/common.ts';
 
@@ -15,6 +16,11 @@ const STATES = ['open', 'acknowledged', 'assigned', 'resolved'] as const;
 const SELF_TEST_TTL_S = 300;
 
 const nameSchema = z.object({ zh: z.string(), en: z.string() });
+/** A hub-written sentence as a code with parameters (protocol's TEXTS); the English field beside it stays. */
+const textSchema = z
+  .object({ code: z.string(), params: z.record(z.string(), z.unknown()) })
+  .nullable()
+  .openapi('Text', { description: 'render with the code’s zh/en template (protocol TEXTS); null: only the English field exists' });
 const alertSchema = z
   .object({
     id: z.number(),
@@ -22,6 +28,7 @@ const alertSchema = z
     severity: z.enum(SEVERITIES),
     state: z.enum(STATES),
     title: z.string(),
+    text: textSchema,
     subject: z.object({ kind: z.enum(['terminal', 'node']), id: z.string() }),
     terminalId: z.string().nullable(),
     nodeId: z.string(),
@@ -42,7 +49,7 @@ const alertSchema = z
   })
   .openapi('Alert');
 
-const historySchema = z.object({ at: z.string(), actor: z.string(), action: z.string(), note: z.string().nullable(), data: z.unknown() });
+const historySchema = z.object({ at: z.string(), actor: z.string(), action: z.string(), note: z.string().nullable(), data: z.unknown(), text: textSchema });
 const selfTestSchema = z.object({
   commandId: z.string(),
   terminalId: z.string().nullable(),
@@ -314,7 +321,10 @@ export function alertRoutes(s: Services) {
       }));
     return {
       ...al.view(a!),
-      history: history.map((h) => ({ at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data: parseJson(h.data) })),
+      history: history.map((h) => {
+        const data = parseJson(h.data);
+        return { at: isoReq(h.at), actor: h.actor, action: h.action, note: h.note, data, text: historyText(h.action, data) };
+      }),
       selfTests,
     };
   };

@@ -3,7 +3,7 @@
  * due, escalations, a slow sweep), thresholds and SLA from each terminal's effective config, changes on the live
  * stream and the webhooks, and the public shape of an alert (API and webhook body alike).
  */
-import { selfTestResultSchema, type TerminalConfig } from '@kiosk-fleet/protocol';
+import { selfTestResultSchema, type RenderOptions, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { Gauge, type Registry } from 'prom-client';
 import type { AuthService } from '../auth/service.ts';
 import type { ConfigLayers } from '../config-layers/service.ts';
@@ -14,6 +14,7 @@ import type { FleetStore, NodeRow } from '../fleet/store.ts';
 import { AlertEngine, isOverdue, type AlertChange, type TerminalSettings } from './engine.ts';
 import { DEFAULT_SLA, DEFAULT_THRESHOLDS } from './rules/types.ts';
 import { createAlertStore, type AlertRow, type AlertStore } from './store.ts';
+import { alertText, bothLanguages } from './text.ts';
 import { WebhookDispatcher, type WebhookOptions } from './webhooks.ts';
 
 /** Changes gather this long before a run evaluates the terminals they name. */
@@ -34,6 +35,8 @@ export interface AlertsOptions {
   startGraceMs: number;
   webhook?: Partial<WebhookOptions>;
   now?: () => number;
+  /** Times in webhook texts (`text.en`, `text.zh`) read in this zone (KF_TIMEZONE); default Asia/Shanghai. */
+  timeZone?: string;
 }
 
 export interface AlertsDeps {
@@ -84,6 +87,10 @@ function computeSettings(config: TerminalConfig | undefined): TerminalSettings {
 }
 
 const DEFAULT_SETTINGS = computeSettings(undefined);
+
+/** ISO 8601-like local time with its zone's offset: a duty system's reader and a log agree on the instant. */
+const TIME_FORMAT = (timeZone = 'Asia/Shanghai') =>
+  new Intl.DateTimeFormat('sv-SE', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'shortOffset' });
 
 /**
  * Which peripherals a self-test found not ok (what a queue shows at a glance), read from the agent's result
@@ -193,19 +200,22 @@ export class Alerts {
   view(a: AlertRow, now = this.now()) {
     const station = this.#nodes.get(a.nodeId);
     const district = station?.parentId ? this.#nodes.get(station.parentId) : undefined;
+    const details = JSON.parse(a.details) as unknown;
     return {
       id: a.id,
       rule: a.rule,
       severity: a.severity,
       state: a.state,
       title: a.title,
+      /** The title as a code with parameters (protocol's TEXTS), for readers in another language; null: unknown rule. */
+      text: alertText(a.rule, a.subjectId, details),
       subject: { kind: a.subjectKind, id: a.subjectId },
       terminalId: a.subjectKind === 'terminal' ? a.subjectId : null,
       nodeId: a.nodeId,
       // No street address is kept for a station; its name (after the subdistrict) is what a technician drives to.
       station: station ? { id: station.id, name: { zh: station.nameZh, en: station.nameEn } } : null,
       district: district ? { id: district.id, name: { zh: district.nameZh, en: district.nameEn } } : null,
-      details: JSON.parse(a.details) as unknown,
+      details,
       openedAt: new Date(a.openedAt).toISOString(),
       lastSeenAt: new Date(a.lastSeenAt).toISOString(),
       ageSeconds: Math.max(0, Math.floor(((a.resolvedAt ?? now) - a.openedAt) / 1000)),
@@ -224,8 +234,21 @@ export class Alerts {
   }
 
   webhookBody(ch: AlertChange) {
-    return { event: `alert.${ch.event}`, at: new Date(ch.at).toISOString(), alert: this.view(ch.alert, ch.at) };
+    const alert = this.view(ch.alert, ch.at);
+    return { event: `alert.${ch.event}`, at: new Date(ch.at).toISOString(), alert: { ...alert, text: bothLanguages(alert.text, this.textOptions) } };
   }
+
+  /** How webhook texts render names and times: nodes by their names, times in the hub's zone. */
+  readonly textOptions: RenderOptions = {
+    node: (id) => {
+      const n = this.#nodes.get(id);
+      return n ? { zh: n.nameZh, en: n.nameEn } : undefined;
+    },
+    time: (iso) => {
+      const d = new Date(iso);
+      return Number.isNaN(d.getTime()) ? iso : TIME_FORMAT(this.opts.timeZone).format(d);
+    },
+  };
 
   #announce(changes: AlertChange[]): void {
     this.deps.emit(
@@ -234,7 +257,7 @@ export class Alerts {
         terminalId: ch.alert.subjectKind === 'terminal' ? ch.alert.subjectId : '',
         nodeId: ch.alert.nodeId,
         at: ch.at,
-        data: { id: ch.alert.id, event: ch.event, rule: ch.alert.rule, severity: ch.alert.severity, state: ch.alert.state, title: ch.alert.title },
+        data: { id: ch.alert.id, event: ch.event, rule: ch.alert.rule, severity: ch.alert.severity, state: ch.alert.state, title: ch.alert.title, text: alertText(ch.alert.rule, ch.alert.subjectId, JSON.parse(ch.alert.details)) },
       })),
     );
     this.webhooks.kick();

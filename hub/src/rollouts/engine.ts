@@ -21,7 +21,7 @@
  *   wave as it stands (the operator looked at it) and goes on with the next.
  */
 import { createHash } from 'node:crypto';
-import type { UpdateState, UpdateStatus } from '@kiosk-fleet/protocol';
+import { englishText, type Text, type UpdateState, type UpdateStatus } from '@kiosk-fleet/protocol';
 
 // ------------------------------------------------------------------ specification
 
@@ -104,7 +104,10 @@ export interface TerminalProgress {
 
 export interface Reason {
   code: 'wave-gate-failed' | 'wave-timeout' | 'manual';
+  /** English; `text` is the same sentence as a code with parameters (protocol's TEXTS) for other languages. */
   message: string;
+  /** Absent in reasons stored before codes existed: readers show `message`. */
+  text?: Text;
   terminals?: { id: string; code: string }[];
 }
 
@@ -226,6 +229,11 @@ function unhealthyReason(h: HealthSample, gate: GateSpec): string | null {
   return null;
 }
 
+/** A reason whose English `message` is rendered from its text, so the two always say the same. */
+function withText(code: Reason['code'], text: Text, more: Pick<Reason, 'terminals'> = {}): Reason {
+  return { code, message: englishText(text), text, ...more };
+}
+
 function isFailure(p: TerminalProgress): boolean {
   return p.phase === 'failed' || p.phase === 'unhealthy';
 }
@@ -266,11 +274,11 @@ export function tick(spec: RolloutSpec, state: RolloutState, now: number, health
   const size = inWave.length;
   const failures = inWave.filter(([, t]) => isFailure(t));
   const allowedFailures = Math.floor(size * (1 - spec.gate.successRatio) + 1e-9);
-  const gateReason = (): Reason => ({
-    code: 'wave-gate-failed',
-    message: `wave ${s.wave + 1} (${spec.waves[s.wave]?.name ?? spec.waves[s.wave]?.kind}): ${failures.length} of ${size} terminals failed or became unhealthy (at most ${allowedFailures} allowed)`,
-    terminals: failures.map(([id, t]) => ({ id, code: t.error?.code ?? t.phase })),
-  });
+  const gateReason = (): Reason =>
+    withText('wave-gate-failed', {
+      code: 'rollout.wave-gate-failed',
+      params: { wave: s.wave + 1, name: spec.waves[s.wave]?.name ?? spec.waves[s.wave]?.kind ?? null, failed: failures.length, size, allowed: allowedFailures },
+    }, { terminals: failures.map(([id, t]) => ({ id, code: t.error?.code ?? t.phase })) });
   if (s.status === 'paused' && s.pauseReason?.code === 'wave-gate-failed' && s.pauseReason.terminals?.length !== failures.length) {
     // The rest of the wave keeps reporting while paused: keep the reason complete for the operator.
     s = { ...s, pauseReason: gateReason() };
@@ -289,7 +297,7 @@ export function tick(spec: RolloutSpec, state: RolloutState, now: number, health
       s = next.state;
       actions.splice(0, actions.length, ...next.actions);
     } else if (spec.waveTimeoutMs !== null && now - s.waveStartedAt >= spec.waveTimeoutMs) {
-      const reason: Reason = { code: 'wave-timeout', message: `wave ${s.wave + 1} did not pass within ${Math.round(spec.waveTimeoutMs / 60_000)} min (${soaked} of ${needed} needed)` };
+      const reason = withText('wave-timeout', { code: 'rollout.wave-timeout', params: { wave: s.wave + 1, minutes: Math.round(spec.waveTimeoutMs / 60_000), soaked, needed } });
       s = { ...s, status: 'paused', pauseReason: reason };
       actions.push({ kind: 'event', event: 'paused', wave: s.wave, reason });
     }
@@ -334,9 +342,9 @@ function sendTargets(spec: RolloutSpec, state: RolloutState, now: number, action
 
 // ------------------------------------------------------------------ operator actions
 
-export function pause(state: RolloutState, now: number, message = 'paused by an operator'): Step {
+export function pause(state: RolloutState, now: number, message?: string): Step {
   if (state.status !== 'running') return { state, actions: [] };
-  const reason: Reason = { code: 'manual', message };
+  const reason = withText('manual', message === undefined ? { code: 'rollout.manual', params: {} } : { code: 'rollout.manual-note', params: { note: message } });
   return { state: { ...state, status: 'paused', pauseReason: reason, updatedAt: now }, actions: [{ kind: 'event', event: 'paused', wave: state.wave, reason }] };
 }
 

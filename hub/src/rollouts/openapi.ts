@@ -12,7 +12,15 @@ const rollout = z
     nodeIds: z.array(z.string()),
     status: z.enum(['running', 'paused', 'aborted', 'completed']),
     wave: z.int(),
-    pauseReason: z.object({ code: z.string(), message: z.string(), terminals: z.array(z.object({ id: z.string(), code: z.string() })).optional() }).nullable(),
+    pauseReason: z
+      .object({
+        code: z.string(),
+        message: z.string(),
+        // the message as a code with parameters (protocol's TEXTS); absent in reasons stored before codes existed
+        text: z.object({ code: z.string(), params: z.record(z.string(), z.unknown()) }).optional(),
+        terminals: z.array(z.object({ id: z.string(), code: z.string() })).optional(),
+      })
+      .nullable(),
     waves: z.array(wave),
     urgent: z.boolean(),
     gate: z.object({ successRatio: z.number(), soakMinutes: z.number(), failureRateTolerance: z.number() }),

@@ -11,7 +11,7 @@ export function credentialReuseRule(s: Snapshot): Condition[] {
     const c = t.credentialConflict;
     if (!c) continue;
     out.push(
-      terminalCondition(t, 'credential-reuse', 'critical', `${t.id}: credentials in use from two addresses (${c.addresses[0]}, ${c.addresses[1]})`, {
+      terminalCondition(t, 'credential-reuse', 'critical', {
         since: new Date(c.since).toISOString(),
         addresses: c.addresses,
         takeovers: c.takeovers,

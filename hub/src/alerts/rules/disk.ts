@@ -8,7 +8,7 @@ export function diskRule(s: Snapshot): Condition[] {
     const pct = (100 * t.host.diskUsed) / t.host.diskTotal;
     if (pct <= t.thresholds.diskPercent) continue;
     out.push(
-      terminalCondition(t, 'disk-full', pct >= 98 ? 'critical' : 'minor', `${t.id}: disk ${pct.toFixed(1)} % used`, {
+      terminalCondition(t, 'disk-full', pct >= 98 ? 'critical' : 'minor', {
         percent: Math.round(pct * 10) / 10,
         limit: t.thresholds.diskPercent,
       }),

@@ -8,7 +8,7 @@ export function driftRule(s: Snapshot): Condition[] {
     const t = byId.get(d.terminalId);
     if (!t || s.now - d.since < t.thresholds.driftMinutes * MINUTE_MS) continue;
     out.push(
-      terminalCondition(t, 'config-drift', d.status === 'rejected' ? 'major' : 'minor', `${t.id}: config v${d.appliedVersion} applied, v${d.desiredVersion} desired`, {
+      terminalCondition(t, 'config-drift', d.status === 'rejected' ? 'major' : 'minor', {
         desiredVersion: d.desiredVersion,
         appliedVersion: d.appliedVersion,
         status: d.status,

@@ -7,5 +7,5 @@ import { terminalCondition, type Condition, type Snapshot } from './types.ts';
 export function flappingRule(s: Snapshot): Condition[] {
   return s.terminals
     .filter((t) => t.flapping)
-    .map((t) => terminalCondition(t, 'flapping', 'minor', `${t.id}: connection flapping`, { presence: t.presence, reason: t.presenceReason }));
+    .map((t) => terminalCondition(t, 'flapping', 'minor', { presence: t.presence, reason: t.presenceReason }));
 }

@@ -11,7 +11,7 @@ export function floodingRule(s: Snapshot): Condition[] {
     const f = t.flooding;
     if (!f) continue;
     out.push(
-      terminalCondition(t, 'terminal-flooding', 'major', `${t.id}: terminal flooding (messages over its quota dropped)`, {
+      terminalCondition(t, 'terminal-flooding', 'major', {
         since: new Date(f.since).toISOString(),
         dropped: f.dropped,
       }),

@@ -7,7 +7,7 @@ export function offlineRule(s: Snapshot): Condition[] {
     if (t.presence !== 'offline' && t.presence !== 'stale') continue;
     if (t.presenceSince === null || s.now - t.presenceSince < t.thresholds.offlineMinutes * MINUTE_MS) continue;
     out.push(
-      terminalCondition(t, 'offline', 'major', `${t.id} ${t.presence} since ${new Date(t.presenceSince).toISOString()}`, {
+      terminalCondition(t, 'offline', 'major', {
         presence: t.presence,
         reason: t.presenceReason,
         since: new Date(t.presenceSince).toISOString(),

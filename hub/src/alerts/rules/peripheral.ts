@@ -2,7 +2,6 @@
  * Peripherals in fault for longer than `peripheralFaultMinutes`: one alert per terminal listing them. Critical when
  * the ID card reader is among them (every citizen service but check-in needs it), major otherwise.
  */
-import { PERIPHERALS } from '@kiosk-fleet/protocol';
 import { MINUTE_MS, terminalCondition, type Condition, type Snapshot } from './types.ts';
 
 export function peripheralRule(s: Snapshot): Condition[] {
@@ -15,9 +14,8 @@ export function peripheralRule(s: Snapshot): Condition[] {
       .filter(([, p]) => p.status === 'fault' && s.now - p.since >= limit)
       .sort(([a], [b]) => (a === 'idCardReader' ? -1 : b === 'idCardReader' ? 1 : a.localeCompare(b)));
     if (faulty.length === 0) continue;
-    const names = faulty.map(([id]) => (PERIPHERALS as Record<string, { en: string }>)[id]?.en ?? id);
     out.push(
-      terminalCondition(t, 'peripheral-fault', faulty.some(([id]) => id === 'idCardReader') ? 'critical' : 'major', `${t.id}: ${names.join(', ')} in fault`, {
+      terminalCondition(t, 'peripheral-fault', faulty.some(([id]) => id === 'idCardReader') ? 'critical' : 'major', {
         peripherals: faulty.map(([id, p]) => ({ id, since: new Date(p.since).toISOString(), code: p.code ?? null, message: p.message ?? null })),
       }),
     );

@@ -5,7 +5,8 @@
  * Terminals in maintenance and terminals that never reported are left out: a station being set up is not an outage. Critical when an ID card
  * service is lost, major otherwise.
  */
-import { isTerminalType, SERVICES, TERMINAL_TYPES, type ServiceId } from '@kiosk-fleet/protocol';
+import { isTerminalType, TERMINAL_TYPES, type ServiceId } from '@kiosk-fleet/protocol';
+import { alertTitle } from '../text.ts';
 import type { Condition, MemberView, StationSnapshot } from './types.ts';
 
 const CRITICAL: readonly string[] = ['id-card-application', 'id-card-collection'];
@@ -34,7 +35,7 @@ export function stationServiceRule(s: StationSnapshot): Condition[] {
       nodeId: station,
       rule: 'station-service-lost',
       severity: lost.some((sv) => CRITICAL.includes(sv)) ? 'critical' : 'major',
-      title: `${station} cannot offer: ${lost.map((sv) => SERVICES[sv].name.en).join(', ')}`,
+      title: alertTitle('station-service-lost', station, { services: lost }),
       details: {
         services: lost,
         terminals: terms.filter((t) => lost.some((sv) => (TERMINAL_TYPES[t.type as keyof typeof TERMINAL_TYPES].services as readonly string[]).includes(sv))).map((t) => t.id)

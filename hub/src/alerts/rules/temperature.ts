@@ -6,7 +6,7 @@ export function temperatureRule(s: Snapshot): Condition[] {
   for (const t of s.terminals) {
     const temp = t.host?.tempC;
     if (temp === null || temp === undefined || t.presence === 'offline' || temp <= t.thresholds.temperatureC) continue;
-    out.push(terminalCondition(t, 'temperature', 'major', `${t.id}: ${temp} °C`, { tempC: temp, limit: t.thresholds.temperatureC }));
+    out.push(terminalCondition(t, 'temperature', 'major', { tempC: temp, limit: t.thresholds.temperatureC }));
   }
   return out;
 }

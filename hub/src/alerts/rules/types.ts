@@ -3,6 +3,7 @@
  * each is tested with a hand-made snapshot and the engine decides what to open, keep and resolve.
  */
 import type { PeripheralStatus } from '@kiosk-fleet/protocol';
+import { alertTitle } from '../text.ts';
 
 export const SEVERITIES = ['critical', 'major', 'minor'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -137,6 +138,7 @@ export type StationRule = (s: StationSnapshot) => Condition[];
 
 export const MINUTE_MS = 60_000;
 
-export function terminalCondition(t: Pick<TerminalView, 'id' | 'stationId'>, rule: RuleId, severity: Severity, title: string, details: Record<string, unknown>): Condition {
-  return { subjectKind: 'terminal', subjectId: t.id, nodeId: t.stationId, rule, severity, title, details };
+/** The title is the English rendering of the alert's text (../text.ts), which is derived from the details. */
+export function terminalCondition(t: Pick<TerminalView, 'id' | 'stationId'>, rule: RuleId, severity: Severity, details: Record<string, unknown>): Condition {
+  return { subjectKind: 'terminal', subjectId: t.id, nodeId: t.stationId, rule, severity, title: alertTitle(rule, t.id, details), details };
 }

@@ -8,7 +8,7 @@ export function updateFailedRule(s: Snapshot): Condition[] {
     const t = byId.get(f.terminalId);
     if (!t) continue;
     out.push(
-      terminalCondition(t, 'update-failed', 'major', `${t.id}: update${f.version ? ` to ${f.version}` : ''} failed`, {
+      terminalCondition(t, 'update-failed', 'major', {
         version: f.version,
         error: f.error,
         at: new Date(f.at).toISOString(),
