@@ -69,7 +69,7 @@ const THINGS = {
   alert: { en: 'alert', zh: '告警' },
   maintenance: { en: 'maintenance', zh: '维护时段' },
   silence: { en: 'silence', zh: '静默规则' },
-  webhook: { en: 'webhook', zh: 'Webhook' },
+  webhook: { en: 'webhook', zh: '网络回调' },
   rollout: { en: 'rollout', zh: '发布' },
   release: { en: 'release', zh: '发布包' },
   config: { en: 'config version', zh: '配置版本' },
@@ -92,6 +92,7 @@ const STATUSES = {
   '404': { en: 'not found (or outside your area)', zh: '未找到（或不在您的管辖范围内）' },
   '409': { en: 'this conflicts with a change made meanwhile: reload and try again', zh: '与他人刚做的修改冲突：请刷新后重试' },
   '413': { en: 'too large', zh: '内容过大' },
+  '415': { en: 'this kind of content is not accepted', zh: '不接受此类内容' },
   '429': { en: 'too many requests: wait a moment and try again', zh: '请求过于频繁，请稍后重试' },
   '500': { en: 'the hub had an internal error', zh: '管理中心内部错误' },
   '503': { en: 'the hub is busy or starting: try again shortly', zh: '管理中心繁忙或正在启动，请稍后重试' },
@@ -222,7 +223,6 @@ export const TEXTS = {
   'error.username-taken': { params: { username: 'id' }, en: 'the username {username} is taken', zh: '用户名 {username} 已被占用' },
   'error.release-refused': { params: { reason: RELEASE_REFUSALS }, en: 'release refused: {reason}', zh: '发布包被拒绝：{reason}' },
   'error.terminal-decommissioned': { params: { terminal: 'id' }, en: 'terminal {terminal} is decommissioned', zh: '终端 {terminal} 已停用' },
-  'error.alert-resolved': { params: { alert: 'id' }, en: 'alert {alert} is already resolved', zh: '告警 {alert} 已解决' },
   /** For an error without its own sentence: what kind of failure it was, by HTTP status (0: no answer at all). */
   'error.status': { params: { status: STATUSES }, en: '{status}', zh: '{status}' },
 } as const satisfies Record<string, TextSpec>;

@@ -545,7 +545,7 @@ export class AlertEngine {
 
   acknowledge(id: number, actor: string, note: string | null = null): Promise<AlertRow> {
     return this.#act(id, async (a, now, tx) => {
-      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state }, { code: 'error.alert-resolved', params: { alert: id } });
+      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       if (a.acknowledgedAt !== null) throw conflict(`alert ${id} was already acknowledged by ${a.acknowledgedBy}`, { state: a.state });
       await this.store.acknowledge(id, now, actor, tx);
       await this.#history(id, now, actor, 'acknowledged', note, null, tx);
@@ -555,7 +555,7 @@ export class AlertEngine {
 
   assign(id: number, to: string, actor: string, note: string | null = null): Promise<AlertRow> {
     return this.#act(id, async (a, now, tx) => {
-      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state }, { code: 'error.alert-resolved', params: { alert: id } });
+      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       await this.store.assign(id, to, now, actor, tx);
       await this.#history(id, now, actor, 'assigned', note, { to, from: a.assignedTo }, tx);
       return 'assigned';
@@ -565,7 +565,7 @@ export class AlertEngine {
   async resolve(id: number, actor: string, note: string): Promise<AlertRow> {
     if (note.trim() === '') throw badRequest('invalid-request', 'resolving by hand needs a note', { path: ['note'] });
     return this.#act(id, async (a, now, tx) => {
-      if (a.state === 'resolved') throw conflict(`alert ${id} is already resolved`, { state: a.state }, { code: 'error.alert-resolved', params: { alert: id } });
+      if (a.state === 'resolved') throw conflict(`alert ${id} is already resolved`, { state: a.state });
       await this.store.resolve(id, { at: now, by: actor, resolution: 'manual', note }, tx);
       await this.#history(id, now, actor, 'resolved', note, { resolution: 'manual' }, tx);
       // a condition that persists opens a new alert at the next run

@@ -443,7 +443,7 @@ export function alertRoutes(s: Services) {
       const a = await visibleAlert(c, id);
       const targets = await selfTestTargets(a);
       if (targets.length === 0) throw badRequest('not-a-terminal', `alert ${id} is about node ${a.subjectId}; run a self-test on one of its terminals`);
-      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state }, { code: 'error.alert-resolved', params: { alert: id } });
+      if (a.state === 'resolved') throw conflict(`alert ${id} is resolved`, { state: a.state });
       for (const t of targets) await terminalFor(c, s, t, 'command:run');
       const cmds = await transaction(s.engine, async (tx) => {
         const rows = [];
