@@ -62,6 +62,7 @@ import { createRolloutStore } from './rollouts/store.ts';
 import { HUB_VERSION, HubRegistry } from './hubs/registry.ts';
 import { HubReaper } from './hubs/reaper.ts';
 import { createHubStore, type HubStore } from './hubs/store.ts';
+import { Leadership, type LeadershipChange } from './cluster/leader.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -106,6 +107,8 @@ export interface HubServices {
   alerts: Alerts;
   /** Rollouts of releases along the tree (rollouts/README.md). */
   rollouts: RolloutService;
+  /** Which background jobs this hub runs (cluster/leader.ts): all of them on SQLite, its share on PostgreSQL. */
+  leadership: Leadership;
   /**
    * Imports in one transaction with `alsoInTx` (the caller's audit entry), then tells the SSE stream and the
    * counters about the new terminals: after the commit, so that a listener re-reading them finds them.
@@ -214,6 +217,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
   let broker: Broker | null = null;
   let hubRegistry: HubRegistry | null = null;
   const hubStore = createHubStore(engine);
+  let leadership: Leadership | null = null;
   try {
     const adminToken = resolveAdminToken(
       config,
@@ -273,6 +277,11 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     // PostgreSQL: today's daily partitions before the first sample (SQLite: nothing to do).
     await retention.preparePartitions();
     await presence.hubStarted();
+    // The jobs that run on one hub of the installation at a time (issue 19); on SQLite this hub leads them all.
+    const leads = new Leadership({ engine, log, hubId: config.hubId, metricsRegistry: metrics.registry });
+    leadership = leads;
+    // Decided before the lease's first row (its leaderOf); the jobs ask isLeader when they run, from their start on.
+    await leads.start();
     // The lease before any connection: a presence row naming this hub is never older than the hub's row.
     const b0 = broker;
     hubRegistry = new HubRegistry(
@@ -281,13 +290,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
         id: config.hubId,
         leaseMs: config.hubs.leaseMs,
         connectedTerminals: () => b0.live.size,
-        leaderOf: () => [],
+        leaderOf: () => leads.jobsLed(),
         onLapsed: () => void presence.reclaim(b0.connections()).catch((err: unknown) => log.error({ err }, 'presence write failed')),
       },
       log,
     );
     await hubRegistry.start();
-    const reaper = new HubReaper(hubStore, presence, log, { hubId: config.hubId });
+    const reaper = new HubReaper(hubStore, presence, log, { hubId: config.hubId, shouldRun: () => leads.isLeader('reaper') });
     for (const a of await security.active()) {
       if (a.flooding) quota.restoreFlood(a.terminalId, a.flooding as FloodState);
       if (a.credentialConflict) takeovers.restore(a.terminalId, a.credentialConflict as ConflictState);
@@ -336,7 +345,13 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
 
     const alerts = await new Alerts(
       { engine, log, registry, configLayers, auth, presence, metricsRegistry: metrics.registry, emit: (changes) => bus.emit('changes', changes) },
-      { evaluateMs: config.alerts.evaluateMs, startGraceMs: config.alerts.startGraceMs, webhook: { backoffMs: config.alerts.webhookBackoffMs }, timeZone: config.timezone },
+      {
+        evaluateMs: config.alerts.evaluateMs,
+        startGraceMs: config.alerts.startGraceMs,
+        webhook: { backoffMs: config.alerts.webhookBackoffMs },
+        timeZone: config.timezone,
+        leads: { alerts: () => leads.isLeader('alerts'), webhooks: () => leads.isLeader('webhooks') },
+      },
     ).init();
 
     // Download URLs in update/target are built from the address terminals reach us at; with KF_HTTP_PORT=0 that is
@@ -349,6 +364,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       store: rolloutStore,
       logger: log,
       ports: hubRolloutPorts({ registry, queries, downlink, bus }, releases, { baseUrl: () => publicUrl }),
+      shared: engine.kind === 'postgres',
+      leads: () => leads.isLeader('rollouts'),
     }).init();
 
     const databaseHealth = new DatabaseHealth(engine, log);
@@ -359,6 +376,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       databaseHealth,
       alerts,
       rollouts,
+      leadership: leads,
       releases,
       auth,
       audit,
@@ -486,9 +504,19 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
       ),
     );
     timers.push(
-      setInterval(() => retention.run().catch((err: unknown) => log.error({ err }, 'retention failed')), config.maintenanceMs),
+      setInterval(() => {
+        if (leads.isLeader('retention')) retention.run().catch((err: unknown) => log.error({ err }, 'retention failed'));
+      }, config.maintenanceMs),
     );
+    // Deliveries queued by other hubs (an alert acknowledged through their API) wait for the leader's look.
+    if (engine.kind === 'postgres') timers.push(setInterval(() => alerts.webhooks.poll(), 2000));
     for (const t of timers) t.unref();
+    // What init() read is current at start; a hub that becomes leader later picks up from the tables.
+    leads.on('change', ({ gained }: LeadershipChange) => {
+      if (gained.includes('alerts')) alerts.takeOver();
+      if (gained.includes('webhooks')) alerts.webhooks.kick();
+      if (gained.includes('rollouts')) rollouts.takeOver().catch((err: unknown) => log.error({ err }, 'rollout takeover failed'));
+    });
     alerts.start(bus);
     reaper.start();
     // update/status (stored by ingest) drives the rollouts; the periodic tick runs the time-based soak gates.
@@ -513,6 +541,8 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
           await alerts.close(bus);
           rollouts.stop();
           detachRolloutFeed();
+          // after the jobs stopped: their locks go to the next leader at once
+          await leads.stop();
           const background = ms();
           // Stop accepting; commit what the terminals sent (their PUBACKs leave) and every served terminal's offline
           // (`hub-restart`, one job: a terminal's will or the end of its connection writes nothing from here on);
@@ -552,6 +582,7 @@ export async function startHub(config: HubConfig, opts: StartOptions = {}): Prom
     return hub;
   } catch (err) {
     for (const t of timers) clearInterval(t);
+    await leadership?.stop();
     await hubRegistry?.stop().catch(() => {});
     wss?.close();
     await Promise.all(servers.filter((s) => s.listening).map((s) => closeServer(s)));

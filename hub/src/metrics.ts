@@ -30,7 +30,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: 'kf_messages_rejected_total',
-      help: 'Terminal → hub messages refused, by reason (invalid-json, unsupported-version, schema, acl-publish, acl-subscribe, oversize, auth, stale-will)',
+      help: 'Terminal → hub messages refused, by reason (invalid-json, unsupported-version, schema, acl-publish, acl-subscribe, oversize, auth, stale-will, unstorable)',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

@@ -198,6 +198,14 @@ export class AlertEngine {
     }
   }
 
+  /**
+   * Drops the in-memory record: the next run rebuilds it from the database and is a full pass (a hub that became
+   * the alerts' leader, whose record is stale or was never built).
+   */
+  forget(): void {
+    this.#primed = false;
+  }
+
   /** Resolves once no run is in progress. */
   idle(): Promise<void> {
     return this.#runs.waitForUnlock();

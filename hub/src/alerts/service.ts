@@ -35,6 +35,11 @@ export interface AlertsOptions {
   startGraceMs: number;
   webhook?: Partial<WebhookOptions>;
   now?: () => number;
+  /**
+   * Whether this hub runs the evaluation (escalations included) and the webhook deliveries now: job leadership
+   * (cluster/leader.ts, jobs 'alerts' and 'webhooks'). Default: always (one hub).
+   */
+  leads?: { alerts(): boolean; webhooks(): boolean };
   /** Times in webhook texts (`text.en`, `text.zh`) read in this zone (KF_TIMEZONE); default Asia/Shanghai. */
   timeZone?: string;
 }
@@ -142,7 +147,7 @@ export class Alerts {
     this.now = opts.now ?? Date.now;
     this.store = createAlertStore(deps.engine);
     // Retries are a matter of wall-clock time (a receiver coming back), whatever clock the rules run on.
-    this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {});
+    this.webhooks = new WebhookDispatcher(this.store, deps.log, deps.metricsRegistry ?? null, opts.webhook ?? {}, Date.now, opts.leads?.webhooks);
     const store = this.store;
     new Gauge({
       name: 'kf_alerts_open',
@@ -279,7 +284,7 @@ export class Alerts {
    * Never rejects: a failed run is logged and what it did not take stays pending.
    */
   async evaluate(): Promise<void> {
-    if (!this.#started) return;
+    if (!this.#started || this.opts.leads?.alerts() === false) return;
     try {
       await this.engine.run({ budgetMs: RUN_BUDGET_MS });
     } catch (err) {
@@ -305,6 +310,7 @@ export class Alerts {
     }, this.opts.startGraceMs);
     this.#graceTimer.unref();
     this.#timer = setInterval(() => {
+      if (this.opts.leads?.alerts() === false) return;
       this.engine.sweep(SWEEP_PER_TICK);
       void this.evaluate();
     }, this.opts.evaluateMs);
@@ -329,6 +335,16 @@ export class Alerts {
     };
     this.deps.presence?.quiet.add(this.#quiet);
     this.webhooks.kick();
+  }
+
+  /**
+   * This hub became the alerts' leader: what the engine kept in memory (terminals, deadlines, windows) may be stale
+   * or empty, so the next run is the full pass over what is stored (opening only what is not open already: the
+   * unique open key), at once unless the start grace still runs.
+   */
+  takeOver(): void {
+    this.engine.forget();
+    void this.evaluate();
   }
 
   async close(bus?: { off(e: 'changes', l: (c: Change[]) => void): unknown }): Promise<void> {

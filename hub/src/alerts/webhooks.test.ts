@@ -74,6 +74,9 @@ describe.each(TEST_ENGINES)('alert webhooks on %s', (kind) => {
     // the acknowledgement may go out between the first attempt and the retry: they are told apart by delivery
     const [first, retry] = got.filter((g) => g.headers['x-kf-event'] === 'opened');
     expect(first!.headers['x-kf-delivery']).toBe(retry!.headers['x-kf-delivery']);
+    // a receiver drops repeats by the idempotency key: the same on every attempt of a delivery (issue 19)
+    expect(first!.headers['idempotency-key']).toBe(first!.headers['x-kf-delivery']);
+    expect(retry!.headers['idempotency-key']).toBe(first!.headers['idempotency-key']);
     expect(retry!.body).toBe(first!.body);
     expect(JSON.parse(first!.body)).toEqual({ event: 'alert.opened', title: '读卡器故障 reader fault' });
     expect(got.filter((g) => g.headers['x-kf-event'] === 'acknowledged')).toHaveLength(1);
@@ -103,6 +106,22 @@ describe.each(TEST_ENGINES)('alert webhooks on %s', (kind) => {
       await a!.close();
       await b!.close();
     }
+  });
+
+  it('a hub that does not lead the webhooks job sends nothing; once it leads, the queue goes out', async () => {
+    await store.addWebhook({ url: `${base}/duty`, secret: SECRET, createdBy: 'admin', createdAt: Date.now() });
+    let leads = false;
+    dispatcher = new WebhookDispatcher(store, createLogger('silent'), null, { backoffMs: 20 }, Date.now, () => leads);
+    await dispatcher.enqueue([{ alertId: 7, event: 'opened', payload: () => ({ n: 7 }) }]);
+    dispatcher.kick();
+    dispatcher.poll();
+    expect(await dispatcher.runDue()).toBe(0);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got).toEqual([]);
+    leads = true;
+    dispatcher.poll();
+    await until(() => got.length === 1 || null, 10_000);
+    expect(got[0]!.headers['idempotency-key']).toBe(got[0]!.headers['x-kf-delivery']);
   });
 
   it('a receiver that stays down is given up after the last attempt; a deleted webhook’s deliveries go with it', async () => {

@@ -46,6 +46,8 @@ export class WebhookDispatcher {
     registry: Registry | null,
     opts: Partial<WebhookOptions> = {},
     private readonly now: () => number = Date.now,
+    /** Whether this hub delivers now (job leadership 'webhooks'); others only queue, the leader sends. */
+    private readonly leads: () => boolean = () => true,
   ) {
     this.opts = { ...DEFAULT_WEBHOOK_OPTIONS, ...opts };
     this.#delivered = new Counter({
@@ -77,7 +79,7 @@ export class WebhookDispatcher {
 
   /** Runs due deliveries now and then again when the next one is due. */
   kick(): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.leads()) return;
     if (this.#running) {
       void this.#running.then(() => this.kick());
       return;
@@ -89,6 +91,14 @@ export class WebhookDispatcher {
       this.#running = null;
       this.#schedule().catch((err: unknown) => this.log.error({ err }, 'alert webhook schedule failed'));
     });
+  }
+
+  /**
+   * A look at the queue now unless a run is on: the leader polls so that deliveries other hubs queued (an alert
+   * acknowledged through their API) go out within seconds, without a cross-hub signal.
+   */
+  poll(): void {
+    if (!this.#running) this.kick();
   }
 
   async #schedule(): Promise<void> {
@@ -109,7 +119,8 @@ export class WebhookDispatcher {
   async runDue(): Promise<number> {
     let sent = 0;
     for (;;) {
-      if (this.#closed) return sent;
+      // a hub that lost the leadership stops between attempts (the one in flight keeps its claim)
+      if (this.#closed || !this.leads()) return sent;
       const now = this.now();
       const [d] = await this.store.claimDue(now, 1, now + this.opts.timeoutMs + LEASE_MARGIN_MS);
       if (!d) return sent;
@@ -136,6 +147,9 @@ export class WebhookDispatcher {
           'user-agent': 'kiosk-fleet-hub',
           'x-kf-event': d.event,
           'x-kf-delivery': String(d.id),
+          // The same on every attempt of this delivery, whichever hub makes it: a receiver that saw it drops the
+          // repeat (a hub that died after the POST but before recording it leaves the delivery to be sent again).
+          'idempotency-key': String(d.id),
           'x-kf-timestamp': ts,
           'x-kf-signature': sign(secret, ts, d.payload),
         },

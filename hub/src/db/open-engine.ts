@@ -15,7 +15,8 @@ export interface OpenEngine {
 
 export async function openEngine(target: DatabaseTarget, dataDir: string, opts: { pgPool?: number } = {}): Promise<OpenEngine> {
   if (target.engine === 'postgres') {
-    const pg = await openPostgres(target, { max: opts.pgPool ?? 4 });
+    // the ingest writer keeps up to PG_PARALLEL (3) batches in flight; the rest serve the API and the jobs
+    const pg = await openPostgres(target, { max: opts.pgPool ?? 6 });
     return { engine: { kind: 'postgres', pg }, close: () => pg.close() };
   }
   const { db } = openDatabase(dataDir);

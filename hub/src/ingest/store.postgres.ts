@@ -136,11 +136,11 @@ const STATE_COLS: Record<string, [string, string]> = {
   credential_conflict: ['text', 'credential_conflict = v.credential_conflict'],
 };
 
-/** `INSERT INTO table (cols) SELECT * FROM unnest($1::t1[], …)` with one array per column. */
+/** `INSERT INTO table (cols) SELECT * FROM unnest($1::t1[], …) AS v(cols)` with one array per column. */
 function unnestInsert(sql: Q, table: string, cols: string[], types: string[], rows: unknown[][], tail: string) {
   const arrays = cols.map((_, i) => rows.map((r) => r[i] ?? null));
   const params = types.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
-  return sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${params}) ${tail}`, arrays as never[]);
+  return sql.unsafe(`INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${params}) AS v(${cols.join(', ')}) ${tail}`, arrays as never[]);
 }
 
 const UNAVAILABLE = new Set([
@@ -164,23 +164,15 @@ export class PostgresIngestStore implements IngestStore {
   readonly engine = 'postgres' as const;
   private readonly types = new Map<string, string>();
   private readonly cache = new Map<string, StateRow>();
-  private readonly pending = new Map<string, PendingRow>();
-  private readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
   /** Committed epoch keys: terminal \0 epoch → telemetry_epochs.id. */
   private readonly epochIds = new Map<string, number>();
   /** Daily partitions (`table:dayStart`) known to exist or left to DEFAULT: reset on a rollback (their CREATE may have gone with it). */
   private readonly days = new Set<string>();
 
-  // the batch's records, in record order
-  private recs: Rec[] = [];
-  private telemetry: { r: StreamRef; sample: unknown[]; rec: Rec }[] = [];
-  private readonly streamRows = new Map<RowStream, { r: StreamRef; values: unknown[]; rec: Rec }[]>();
-  private readonly seenKeys = new Map<string, Set<string>>();
-  private transitions: TransitionRow[] = [];
-  private refines = new Map<string, string>();
-  private commands = new Map<string, [terminalId: string, status: string, result: string | null, error: string | null, at: number]>();
-  private applied = new Map<string, [version: number, at: number]>();
-  private rejected = new Map<string, [version: number, reason: string | null, at: number]>();
+  /** The batch whose jobs are recording now (set synchronously before they run: `enter`, `beforeCommit`). */
+  private b = new Batch();
+  /** Batches in flight, by their transaction (the writer runs several at once, on disjoint terminals). */
+  private readonly batches = new Map<Tx, Batch>();
 
   constructor(
     private readonly sql: Sql,
@@ -189,46 +181,89 @@ export class PostgresIngestStore implements IngestStore {
 
   // --- the batch's life ---
 
+  private batchOf(tx: Tx): Batch {
+    let b = this.batches.get(tx);
+    if (b === undefined) this.batches.set(tx, (b = new Batch()));
+    return b;
+  }
+
+  /** Drops cached rows, but never those of the batches still in flight (their jobs read them after an await). */
+  private dropCache(ids: Iterable<string> | null): void {
+    if (ids !== null) {
+      for (const id of ids) this.cache.delete(id);
+      return;
+    }
+    const keep = new Map<string, StateRow>();
+    for (const b of this.batches.values()) {
+      for (const id of b.terminals) {
+        const st = this.cache.get(id);
+        if (st) keep.set(id, st);
+      }
+    }
+    this.cache.clear();
+    for (const [id, st] of keep) this.cache.set(id, st);
+  }
+
   async load(terminals: Iterable<string>, tx: Tx): Promise<void> {
+    this.batchOf(tx).terminals = terminals;
     let missing: string[] = [];
     for (const id of terminals) if (!this.cache.has(id)) missing.push(id);
     if (missing.length === 0) return;
     if (this.cache.size + missing.length > 50_000) {
-      this.cache.clear();
-      missing = [...terminals];
+      this.dropCache(null);
+      missing = [];
+      for (const id of terminals) if (!this.cache.has(id)) missing.push(id);
     }
     const sql = pgSql(this.sql, tx);
     await sql`insert into terminal_state (terminal_id) select unnest(${missing}::text[]) on conflict do nothing`;
     const since = Date.now() - this.opts.flapWindowMs - 60_000;
-    const rows = await sql<(StateRow & { terminalId: string; type: string | null; recent: (number | string)[] })[]>`
+    const rows = await sql<(StateRow & { terminalId: string; type: string | null; recent: (number | string)[]; telMax: number | null })[]>`
       select s.terminal_id as "terminalId", s.presence, s.presence_reason as "presenceReason", s.presence_since as "presenceSince",
         s.flapping, s.boot_id as "bootId", s.conn_seq as "connSeq", s.interval_s as "intervalS", s.last_seen_at as "lastSeenAt",
         s.last_telemetry_ts as "lastTelemetryTs", s.peripherals, s.tel_epoch as "telEpoch", s.conn_hub as "connHub", s.conn_gen as "connGen", t.type,
+        greatest(s.tel_max_seq, (select x.max_seq from streams x where x.terminal_id = s.terminal_id and x.stream = 'telemetry' and x.epoch = s.tel_epoch)) as "telMax",
         array(select p.at from presence_transitions p where p.terminal_id = s.terminal_id and p.at > ${since}) as recent
       from terminal_state s left join terminals t on t.id = s.terminal_id
       where s.terminal_id = any(${missing}::text[])`;
     for (const r of rows) {
-      const { terminalId, type, recent, ...st } = r;
+      const { terminalId, type, recent, telMax, ...st } = r;
       if (type !== null) this.types.set(terminalId, type);
-      this.cache.set(terminalId, { ...st, recent: recent.map(Number) });
+      const hw = st.telEpoch === null ? null : { epoch: st.telEpoch, max: telMax ?? Number.MAX_SAFE_INTEGER };
+      this.cache.set(terminalId, { ...st, recent: recent.map(Number), hw });
     }
+  }
+
+  enter(tx: Tx): void {
+    this.b = this.batchOf(tx);
   }
 
   async beforeCommit(tx: Tx): Promise<void> {
     const sql = pgSql(this.sql, tx);
+    const b = this.batchOf(tx);
     try {
-      if (this.telemetry.length > 0 || this.streamRows.size > 0) await this.writeRows(sql);
-      for (const rec of this.recs) rec.then.stored(rec.fresh);
-      await this.writeDeltas(sql);
+      if (b.telemetry.length > 0 || b.streamRows.size > 0) await this.writeRows(sql, b);
+      // the follow-ups record into this batch: synchronously, so no other batch's jobs interleave
+      this.b = b;
+      for (const rec of b.recs) rec.then.stored(rec.fresh);
+      this.b = new Batch();
+      await this.writeDeltas(sql, b);
     } finally {
-      this.clearBatch();
+      this.batches.delete(tx);
     }
   }
 
-  rollback(): void {
-    this.clearBatch();
-    this.cache.clear();
+  rollback(tx?: Tx): void {
+    const b = tx === undefined ? undefined : this.batches.get(tx);
+    if (tx !== undefined) this.batches.delete(tx);
+    // what the failed batch's jobs changed in its terminals' cached rows was not committed
+    this.dropCache(b ? b.terminals : null);
     this.days.clear();
+  }
+
+  poison(err: unknown): boolean {
+    // SQLSTATE class 22, data exception: 22021 (U+0000 or bad UTF-8 in text), 22003 (out of range), 22P02 …
+    const code = (err as { code?: unknown } | null)?.code;
+    return typeof code === 'string' && code.startsWith('22');
   }
 
   unavailable(err: unknown): boolean {
@@ -237,20 +272,6 @@ export class PostgresIngestStore implements IngestStore {
     // postgres.js' own codes and the socket's; SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down,
     // crashed, not yet accepting connections)
     return UNAVAILABLE.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code);
-  }
-
-  private clearBatch(): void {
-    this.recs = [];
-    this.telemetry = [];
-    this.streamRows.clear();
-    this.seenKeys.clear();
-    this.transitions = [];
-    this.refines = new Map();
-    this.commands = new Map();
-    this.applied = new Map();
-    this.rejected = new Map();
-    this.pending.clear();
-    this.pendingStreams.clear();
   }
 
   // --- the cache ---
@@ -282,8 +303,8 @@ export class PostgresIngestStore implements IngestStore {
 
   /** False when the batch already holds this message (the first copy is the one written). */
   private firstInBatch(stream: string, r: StreamRef): boolean {
-    let keys = this.seenKeys.get(stream);
-    if (!keys) this.seenKeys.set(stream, (keys = new Set()));
+    let keys = this.b.seenKeys.get(stream);
+    if (!keys) this.b.seenKeys.set(stream, (keys = new Set()));
     const k = key3(r.terminalId, r.epoch, r.seq);
     if (keys.has(k)) return false;
     keys.add(k);
@@ -292,16 +313,16 @@ export class PostgresIngestStore implements IngestStore {
 
   insertTelemetry(_tx: TxContext, r: StreamRef, sample: unknown[], then: Stored): void {
     const rec: Rec = { then, fresh: false };
-    this.recs.push(rec);
-    if (this.firstInBatch('telemetry', r)) this.telemetry.push({ r, sample, rec });
+    this.b.recs.push(rec);
+    if (this.firstInBatch('telemetry', r)) this.b.telemetry.push({ r, sample, rec });
   }
 
   insertStream<S extends RowStream>(stream: S, r: StreamRef, values: StreamRows[S], then: Stored): void {
     const rec: Rec = { then, fresh: false };
-    this.recs.push(rec);
+    this.b.recs.push(rec);
     if (!this.firstInBatch(stream, r)) return;
-    let rows = this.streamRows.get(stream);
-    if (!rows) this.streamRows.set(stream, (rows = []));
+    let rows = this.b.streamRows.get(stream);
+    if (!rows) this.b.streamRows.set(stream, (rows = []));
     rows.push({ r, values, rec });
   }
 
@@ -311,26 +332,41 @@ export class PostgresIngestStore implements IngestStore {
     return row?.n ?? 0;
   }
 
-  private async writeRows(sql: Q): Promise<void> {
-    const ids = this.telemetry.length > 0 ? await this.epochKeys(sql) : null;
-    await this.ensurePartitions(sql);
+  private async writeRows(sql: Q, b: Batch): Promise<void> {
+    const ids = b.telemetry.length > 0 ? await this.epochKeys(sql, b) : null;
+    await this.ensurePartitions(sql, b);
     const inserts: Promise<void>[] = [];
     if (ids !== null) {
-      const rows = this.telemetry.map(({ r, sample }) => [ids.get(`${r.terminalId}\u0000${r.epoch}`), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample]);
+      const resent = await this.resent(sql, b, ids);
+      const list = resent === null ? b.telemetry : b.telemetry.filter((_, i) => !resent.has(i));
+      const rows = list.map(({ r, sample }) => [ids.get(`${r.terminalId}\u0000${r.epoch}`), r.ts, r.seq, r.receivedAt - r.ts, r.skewed ? 1 : 0, ...sample]);
       inserts.push(
         unnestInsert(sql, 'telemetry_samples', TELEMETRY_COLS, TELEMETRY_TYPES, rows, 'ON CONFLICT DO NOTHING RETURNING epoch_id, ts, seq').then((out) => {
           const fresh = new Set((out as unknown as { epoch_id: number; ts: number; seq: number }[]).map((o) => `${o.epoch_id}:${o.ts}:${o.seq}`));
           rows.forEach((row, i) => {
-            if (fresh.has(`${row[0] as number}:${row[1] as number}:${row[2] as number}`)) this.telemetry[i]!.rec.fresh = true;
+            if (!fresh.has(`${row[0] as number}:${row[1] as number}:${row[2] as number}`)) return;
+            const { r, rec } = list[i]!;
+            rec.fresh = true;
+            // the high-water mark follows the stored samples (as the state row's telemetry counters do)
+            const st = this.cache.get(r.terminalId);
+            if (!st) return;
+            if (st.hw?.epoch === r.epoch) st.hw.max = Math.max(st.hw.max, r.seq);
+            else st.hw = { epoch: r.epoch, max: b.madeEpochs.has(`${r.terminalId}\u0000${r.epoch}`) ? r.seq : Number.MAX_SAFE_INTEGER };
           });
         }),
       );
     }
-    for (const [stream, list] of this.streamRows) {
+    for (const [stream, list] of b.streamRows) {
       const t = STREAM_TABLES[stream];
       const rows = list.map(({ r, values }) => [r.terminalId, r.epoch, r.seq, r.ts, r.receivedAt, r.skewed ? 1 : 0, ...values]);
+      // events' unique key carries ts (the partition key): a resend with another ts is found by (terminal, epoch, seq)
+      // in every partition; events are few, so each is looked up
+      const tail =
+        stream === 'events'
+          ? 'WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.terminal_id = v.terminal_id AND e.epoch = v.epoch AND e.seq = v.seq) ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq'
+          : 'ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq';
       inserts.push(
-        unnestInsert(sql, t.table, [...HEAD_COLS, ...t.cols], [...HEAD_TYPES, ...t.types], rows, 'ON CONFLICT DO NOTHING RETURNING terminal_id, epoch, seq').then((out) => {
+        unnestInsert(sql, t.table, [...HEAD_COLS, ...t.cols], [...HEAD_TYPES, ...t.types], rows, tail).then((out) => {
           const fresh = new Set((out as unknown as { terminal_id: string; epoch: string; seq: number }[]).map((o) => key3(o.terminal_id, o.epoch, o.seq)));
           for (const x of list) if (fresh.has(key3(x.r.terminalId, x.r.epoch, x.r.seq))) x.rec.fresh = true;
         }),
@@ -340,11 +376,42 @@ export class PostgresIngestStore implements IngestStore {
     await Promise.all(inserts);
   }
 
+  /**
+   * The batch's samples (indexes into `b.telemetry`) already stored with another ts. telemetry_samples' unique key
+   * carries ts (its partition key), so a sample re-sent with another ts (an agent re-stamping after a clock step)
+   * passes ON CONFLICT. A sample above its terminal's high-water mark (`hw`: the highest stored seq of its newest
+   * epoch) or of an epoch numbered in this batch is new: the usual case costs nothing. The others (a seq at or below
+   * the mark, another epoch) are looked up by (epoch_id, seq) in every partition, in one query; resends are rare.
+   */
+  private async resent(sql: Q, b: Batch, ids: Map<string, number>): Promise<Set<number> | null> {
+    const at: number[] = [];
+    b.telemetry.forEach(({ r }, i) => {
+      const k = `${r.terminalId}\u0000${r.epoch}`;
+      if (b.madeEpochs.has(k)) return;
+      const hw = this.cache.get(r.terminalId)?.hw;
+      if (hw && hw.epoch === r.epoch && r.seq > hw.max) return;
+      at.push(i);
+    });
+    if (at.length === 0) return null;
+    const e = at.map((i) => ids.get(`${b.telemetry[i]!.r.terminalId}\u0000${b.telemetry[i]!.r.epoch}`)!);
+    const q = at.map((i) => b.telemetry[i]!.r.seq);
+    const found = await sql<{ e: number; s: number }[]>`
+      select v.e, v.s from unnest(${e}::int4[], ${q}::int8[]) as v(e, s)
+      where exists (select 1 from telemetry_samples t where t.epoch_id = v.e and t.seq = v.s)`;
+    if (found.length === 0) return null;
+    const dup = new Set(found.map((f) => `${f.e}:${f.s}`));
+    const out = new Set<number>();
+    at.forEach((i, j) => {
+      if (dup.has(`${e[j]}:${q[j]}`)) out.add(i);
+    });
+    return out;
+  }
+
   /** telemetry_epochs ids of this batch's samples: cached, found committed, or numbered now. */
-  private async epochKeys(sql: Q): Promise<Map<string, number>> {
+  private async epochKeys(sql: Q, b: Batch): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     const want = new Map<string, [string, string]>();
-    for (const { r } of this.telemetry) {
+    for (const { r } of b.telemetry) {
       const k = `${r.terminalId}\u0000${r.epoch}`;
       const id = this.epochIds.get(k);
       if (id !== undefined) out.set(k, id);
@@ -374,6 +441,7 @@ export class PostgresIngestStore implements IngestStore {
     for (const m of made) {
       const k = `${m.terminalId}\u0000${m.epoch}`;
       out.set(k, m.id);
+      b.madeEpochs.add(k);
       want.delete(k);
     }
     if (want.size > 0) {
@@ -385,7 +453,7 @@ export class PostgresIngestStore implements IngestStore {
   }
 
   /** The daily partitions of this batch's rows whose clocks were right (a day at most 40 days old, or tomorrow). */
-  private async ensurePartitions(sql: Q): Promise<void> {
+  private async ensurePartitions(sql: Q, b: Batch): Promise<void> {
     const now = Date.now();
     const want: [PartitionedTable, number][] = [];
     const add = (table: PartitionedTable, r: StreamRef) => {
@@ -396,8 +464,8 @@ export class PostgresIngestStore implements IngestStore {
       this.days.add(key);
       want.push([table, day]);
     };
-    for (const { r } of this.telemetry) add('telemetry_samples', r);
-    for (const { r } of this.streamRows.get('events') ?? []) add('events', r);
+    for (const { r } of b.telemetry) add('telemetry_samples', r);
+    for (const { r } of b.streamRows.get('events') ?? []) add('events', r);
     if (want.length === 0) return;
     if (!('savepoint' in sql)) throw new Error('partitions are made inside the batch transaction');
     for (const [table, day] of want) {
@@ -416,10 +484,10 @@ export class PostgresIngestStore implements IngestStore {
   // --- deltas ---
 
   private row(id: string): PendingRow {
-    let p = this.pending.get(id);
+    let p = this.b.pending.get(id);
     if (p === undefined) {
       p = { seen: 0, latest: null, epoch: null, first: 0, max: 0, count: 0, lastAt: 0, slotEpoch: null };
-      this.pending.set(id, p);
+      this.b.pending.set(id, p);
     }
     return p;
   }
@@ -449,14 +517,14 @@ export class PostgresIngestStore implements IngestStore {
 
   private addStream(id: string, stream: string, epoch: string, first: number, max: number, count: number, lastAt: number): void {
     const key = `${id}\u0000${stream}\u0000${epoch}`;
-    const p = this.pendingStreams.get(key);
+    const p = this.b.pendingStreams.get(key);
     if (p) {
       p.first = Math.min(p.first, first);
       p.max = Math.max(p.max, max);
       p.count += count;
       p.lastAt = Math.max(p.lastAt, lastAt);
     } else {
-      this.pendingStreams.set(key, { id, stream, epoch, first, max, count, lastAt });
+      this.b.pendingStreams.set(key, { id, stream, epoch, first, max, count, lastAt });
     }
   }
 
@@ -471,21 +539,21 @@ export class PostgresIngestStore implements IngestStore {
 
   commandDone(terminalId: string, commandId: string, status: string, result: string | null, error: string | null, at: number): void {
     // the first result wins, as on SQLite (the row leaves pending/sent with it)
-    if (!this.commands.has(commandId)) this.commands.set(commandId, [terminalId, status, result, error, at]);
+    if (!this.b.commands.has(commandId)) this.b.commands.set(commandId, [terminalId, status, result, error, at]);
   }
 
   configSync(terminalId: string, version: number, status: 'applied' | 'rejected', reason: string | null, at: number): void {
     if (status === 'applied') {
-      const a = this.applied.get(terminalId);
-      if (!a || version > a[0]) this.applied.set(terminalId, [version, at]);
+      const a = this.b.applied.get(terminalId);
+      if (!a || version > a[0]) this.b.applied.set(terminalId, [version, at]);
     } else {
-      const r = this.rejected.get(terminalId);
-      if (!r || version > r[0]) this.rejected.set(terminalId, [version, reason, at]);
+      const r = this.b.rejected.get(terminalId);
+      if (!r || version > r[0]) this.b.rejected.set(terminalId, [version, reason, at]);
     }
   }
 
   transition(t: TransitionRow): void {
-    this.transitions.push(t);
+    this.b.transitions.push(t);
     const st = this.cache.get(t.terminalId);
     if (st) {
       const recent = (st.recent ??= []);
@@ -512,14 +580,14 @@ export class PostgresIngestStore implements IngestStore {
 
   refineLastOffline(id: string, reason: string): void {
     // the newest offline transition may be this batch's own, not yet written
-    for (let i = this.transitions.length - 1; i >= 0; i--) {
-      const t = this.transitions[i]!;
+    for (let i = this.b.transitions.length - 1; i >= 0; i--) {
+      const t = this.b.transitions[i]!;
       if (t.terminalId === id && t.toState === 'offline') {
         if (t.reason === 'connection-lost' || t.reason === 'hub-restart' || t.reason === 'hub-lost') t.reason = reason;
         return;
       }
     }
-    this.refines.set(id, reason);
+    this.b.refines.set(id, reason);
   }
 
   setLastAddress(id: string, address: string): void {
@@ -539,20 +607,20 @@ export class PostgresIngestStore implements IngestStore {
     this.row(id)[column] = json;
   }
 
-  private async writeDeltas(sql: Q): Promise<void> {
+  private async writeDeltas(sql: Q, b: Batch): Promise<void> {
     const first: Promise<unknown>[] = [];
     // refined reasons go to transitions written before this batch's (those were refined in memory)
-    if (this.refines.size > 0) {
-      const ids = [...this.refines.keys()];
+    if (b.refines.size > 0) {
+      const ids = [...b.refines.keys()];
       first.push(sql`
         update presence_transitions p set reason = v.reason
-        from unnest(${ids}::text[], ${ids.map((i) => this.refines.get(i)!)}::text[]) as v(terminal_id, reason)
+        from unnest(${ids}::text[], ${ids.map((i) => b.refines.get(i)!)}::text[]) as v(terminal_id, reason)
         where p.id = (select id from presence_transitions where terminal_id = v.terminal_id and to_state = 'offline' order by at desc, id desc limit 1)
           and p.reason in ('connection-lost', 'hub-restart', 'hub-lost')`);
     }
     // an older epoch's telemetry counters leave the state row for `streams` before the row takes the new epoch's
     const spill: string[] = [];
-    for (const [id, p] of this.pending) if (p.epoch !== null && p.slotEpoch !== null && p.slotEpoch !== p.epoch) spill.push(id);
+    for (const [id, p] of b.pending) if (p.epoch !== null && p.slotEpoch !== null && p.slotEpoch !== p.epoch) spill.push(id);
     if (spill.length > 0) {
       first.push(sql`
         insert into streams (terminal_id, stream, epoch, first_seq, max_seq, count, last_at)
@@ -564,8 +632,8 @@ export class PostgresIngestStore implements IngestStore {
     }
     await Promise.all(first);
     const rest: Promise<unknown>[] = [];
-    if (this.transitions.length > 0) {
-      const rows = this.transitions.map((t) => [t.terminalId, t.at, t.fromState, t.toState, t.reason, t.bootId, t.connSeq, t.address ?? null]);
+    if (b.transitions.length > 0) {
+      const rows = b.transitions.map((t) => [t.terminalId, t.at, t.fromState, t.toState, t.reason, t.bootId, t.connSeq, t.address ?? null]);
       rest.push(
         unnestInsert(
           sql,
@@ -577,8 +645,8 @@ export class PostgresIngestStore implements IngestStore {
         ),
       );
     }
-    if (this.pendingStreams.size > 0) {
-      const rows = [...this.pendingStreams.values()].map((p) => [p.id, p.stream, p.epoch, p.first, p.max, p.count, p.lastAt]);
+    if (b.pendingStreams.size > 0) {
+      const rows = [...b.pendingStreams.values()].map((p) => [p.id, p.stream, p.epoch, p.first, p.max, p.count, p.lastAt]);
       rest.push(
         unnestInsert(
           sql,
@@ -592,28 +660,28 @@ export class PostgresIngestStore implements IngestStore {
         ),
       );
     }
-    for (const p of this.stateUpdates(sql)) rest.push(p);
-    if (this.commands.size > 0) {
-      const ids = [...this.commands.keys()];
-      const c = ids.map((i) => this.commands.get(i)!);
+    for (const p of this.stateUpdates(sql, b)) rest.push(p);
+    if (b.commands.size > 0) {
+      const ids = [...b.commands.keys()];
+      const c = ids.map((i) => b.commands.get(i)!);
       rest.push(sql`
         update commands c set status = v.status, result = v.result, error = v.error, completed_at = v.at
         from unnest(${ids}::text[], ${c.map((x) => x[0])}::text[], ${c.map((x) => x[1])}::text[], ${c.map((x) => x[2])}::text[],
           ${c.map((x) => x[3])}::text[], ${c.map((x) => x[4])}::int8[]) as v(id, terminal_id, status, result, error, at)
         where c.id = v.id and c.terminal_id = v.terminal_id and c.status in ('pending', 'sent')`);
     }
-    if (this.applied.size > 0) {
-      const ids = [...this.applied.keys()];
-      const a = ids.map((i) => this.applied.get(i)!);
+    if (b.applied.size > 0) {
+      const ids = [...b.applied.keys()];
+      const a = ids.map((i) => b.applied.get(i)!);
       rest.push(sql`
         insert into config_sync (terminal_id, applied_version, applied_at)
         select * from unnest(${ids}::text[], ${a.map((x) => x[0])}::int8[], ${a.map((x) => x[1])}::int8[])
         on conflict (terminal_id) do update set applied_version = excluded.applied_version, applied_at = excluded.applied_at
         where excluded.applied_version > config_sync.applied_version`);
     }
-    if (this.rejected.size > 0) {
-      const ids = [...this.rejected.keys()];
-      const r = ids.map((i) => this.rejected.get(i)!);
+    if (b.rejected.size > 0) {
+      const ids = [...b.rejected.keys()];
+      const r = ids.map((i) => b.rejected.get(i)!);
       rest.push(sql`
         insert into config_sync (terminal_id, rejected_version, rejected_reason, rejected_at)
         select * from unnest(${ids}::text[], ${r.map((x) => x[0])}::int8[], ${r.map((x) => x[1])}::text[], ${r.map((x) => x[2])}::int8[])
@@ -626,9 +694,9 @@ export class PostgresIngestStore implements IngestStore {
   }
 
   /** One `UPDATE terminal_state … FROM unnest(…)` per set of columns that terminals change in this batch. */
-  private stateUpdates(sql: Q): Promise<unknown>[] {
+  private stateUpdates(sql: Q, b: Batch): Promise<unknown>[] {
     const shapes = new Map<string, { names: string[]; rows: unknown[][] }>();
-    for (const [id, p] of this.pending) {
+    for (const [id, p] of b.pending) {
       const names: string[] = [];
       const values: unknown[] = [id];
       const put = (name: string, v: unknown) => {
@@ -712,6 +780,25 @@ export class PostgresIngestStore implements IngestStore {
     }
     return out;
   }
+}
+
+/** What one batch's jobs recorded, in record order, until its commit (several batches may be in flight). */
+class Batch {
+  /** The terminals whose state rows this batch loaded (dropped from the cache if it rolls back). */
+  terminals: Iterable<string> = [];
+  recs: Rec[] = [];
+  /** Epoch keys numbered by this batch: nothing of them is stored yet. */
+  readonly madeEpochs = new Set<string>();
+  telemetry: { r: StreamRef; sample: unknown[]; rec: Rec }[] = [];
+  readonly streamRows = new Map<RowStream, { r: StreamRef; values: unknown[]; rec: Rec }[]>();
+  readonly seenKeys = new Map<string, Set<string>>();
+  transitions: TransitionRow[] = [];
+  readonly refines = new Map<string, string>();
+  readonly commands = new Map<string, [terminalId: string, status: string, result: string | null, error: string | null, at: number]>();
+  readonly applied = new Map<string, [version: number, at: number]>();
+  readonly rejected = new Map<string, [version: number, reason: string | null, at: number]>();
+  readonly pending = new Map<string, PendingRow>();
+  readonly pendingStreams = new Map<string, { id: string; stream: string; epoch: string; first: number; max: number; count: number; lastAt: number }>();
 }
 
 class PartitionSkipped extends Error {}

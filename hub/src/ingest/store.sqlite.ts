@@ -124,6 +124,9 @@ export class SqliteIngestStore implements IngestStore {
     };
   }
 
+  /** One batch at a time (one connection): nothing to switch. */
+  enter(): void {}
+
   /** Nothing to load: a state row is read when a job first asks for it (synchronous). */
   load(): Promise<void> {
     return Promise.resolve();
@@ -135,6 +138,11 @@ export class SqliteIngestStore implements IngestStore {
   }
 
   /** A file on a local disk: a failed write is the write's (disk full, I/O error), each job is tried alone. */
+  /** SQLite stores what a validated payload holds: its failures are the disk's or the file's, every job's alike. */
+  poison(): boolean {
+    return false;
+  }
+
   unavailable(): boolean {
     return false;
   }

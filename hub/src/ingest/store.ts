@@ -41,6 +41,11 @@ export interface StateRow {
   services?: ServicesMemo;
   /** PostgreSQL: the times of the terminal's presence transitions in the flap window (counted without a query). */
   recent?: number[];
+  /**
+   * PostgreSQL: the highest stored telemetry seq of the epoch of the newest stored sample (the resend check,
+   * store.postgres.ts `resent`); null before the terminal's first sample.
+   */
+  hw?: { epoch: string; max: number } | null;
   /** The hub holding the terminal's connection and that connection's generation (presence/service.ts). */
   connHub?: string | null;
   connGen?: number | null;
@@ -109,12 +114,22 @@ export interface IngestStore {
   // --- the batch's life (the writer's hooks) ---
   /** Before a batch's jobs run: the state rows (and types) of `terminals` made and cached. SQLite: nothing to do. */
   load(terminals: Iterable<string>, tx: Tx): Promise<void>;
+  /**
+   * Synchronously before the batch of `tx` runs its jobs: what they record belongs to it (PostgreSQL runs several
+   * batches at once, on disjoint terminals). SQLite: nothing to do.
+   */
+  enter(tx: Tx): void;
   /** Inside the batch's transaction after its jobs: what they recorded, written. */
   beforeCommit(tx: Tx): Promise<void>;
-  /** After a failed transaction: nothing recorded survives, the cache is reloaded from what was committed. */
-  rollback(): void;
+  /**
+   * After a failed transaction (`tx`, when it began): nothing it recorded survives, its terminals' cached rows are
+   * reloaded from what was committed.
+   */
+  rollback(tx?: Tx): void;
   /** Whether `err` says the database cannot be reached (connection refused, closed, server shutting down). */
   unavailable(err: unknown): boolean;
+  /** Whether `err` is a value the database refuses (writer.ts `poison`: found, acknowledged and dropped). */
+  poison(err: unknown): boolean;
 
   // --- the cache of terminal_state rows (read by jobs, synchronously) ---
   /** The terminal's state row; SQLite reads it on a miss, PostgreSQL has it once `load` ran for the terminal. */
@@ -172,9 +187,13 @@ export function createIngestStore(engine: Engine, opts: IngestStoreOptions): Ing
 export function ingestHooks(store: IngestStore): WriterHooks {
   const hooks: WriterHooks = {
     beforeCommit: (tx) => store.beforeCommit(tx),
-    afterRollback: () => store.rollback(),
+    afterRollback: (tx) => store.rollback(tx),
     unavailable: (err) => store.unavailable(err),
+    poison: (err) => store.poison(err),
   };
-  if (store.engine === 'postgres') hooks.beforeJobs = (ids, tx) => store.load(ids, tx);
+  if (store.engine === 'postgres') {
+    hooks.beforeJobs = (ids, tx) => store.load(ids, tx);
+    hooks.enter = (tx) => store.enter(tx);
+  }
   return hooks;
 }

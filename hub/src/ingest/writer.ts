@@ -23,12 +23,18 @@
  *   When a retry fails because the database cannot be reached (`hooks.unavailable`), the batch's remaining jobs are
  *   rejected without a try each: a 1,000-job batch would otherwise wait out 1,000 connection attempts.
  * - Change notifications are emitted only after the commit.
- * - One batch at a time, on either engine. SQLite: the batch transaction takes `sqliteWriteLock(db)` (db/engine.ts),
- *   so a cross-domain `transaction()` never interleaves with it, and it settles in microtasks (everything underneath
- *   is synchronous). PostgreSQL: one transaction on a pool connection; jobs record rows (ingest/store.ts) that the
- *   store writes in bulk before the commit, so a batch costs a handful of round trips, not one per message. A batch
- *   that fails because the database went away (restart, network) is retried job by job like any failed batch:
- *   postgres.js reconnects by itself, so the retry either commits (acknowledged) or fails (not acknowledged).
+ * - SQLite: one batch at a time. The batch transaction takes `sqliteWriteLock(db)` (db/engine.ts), so a cross-domain
+ *   `transaction()` never interleaves with it, and it settles in microtasks (everything underneath is synchronous).
+ * - PostgreSQL: up to `parallel` batches at once (default PG_PARALLEL), each one transaction on its own pool
+ *   connection; jobs record rows (ingest/store.ts) that the store writes in bulk before the commit, so a batch costs a
+ *   handful of round trips, not one per message, and while one batch waits for its round trips and its commit's
+ *   fsync the next is written. Batches in flight hold disjoint sets of terminals: a job whose terminal is in a batch
+ *   in flight waits in the queue (so do that terminal's later jobs: a terminal's messages commit in order), so two
+ *   transactions never update one terminal's state row (no row-lock waits, no deadlocks). A job that names no
+ *   terminal (start, stop, stale sweep, reaper: they touch any terminal) is a barrier: it is written only when
+ *   nothing else is in flight, and nothing queued after it passes it. A batch that fails because the
+ *   database went away (restart, network) is retried job by job like any failed batch: postgres.js reconnects by
+ *   itself, so the retry either commits (acknowledged) or fails (not acknowledged).
  */
 import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import type { Metrics } from '../metrics.ts';
@@ -55,7 +61,11 @@ export interface TxContext {
  * function is a job with only `run`.
  */
 export interface JobSpec {
-  /** The terminal whose state row `run` reads: loaded with the batch's others before any job runs (PostgreSQL). */
+  /**
+   * The terminal whose state row `run` reads: loaded with the batch's others before any job runs (PostgreSQL). A job
+   * that names a terminal touches no other terminal's rows, in `prepare` (which then returns nothing) as in `run`:
+   * the PostgreSQL writer runs it beside batches holding other terminals. A job that names none is a barrier.
+   */
   terminalId?: string;
   /**
    * Reads (or set-wise writes) a rare job needs before the batch's jobs run: the start's, the stop's and the stale
@@ -80,8 +90,17 @@ interface Pending {
  */
 export interface WriterHooks {
   beforeJobs?(terminals: Set<string>, tx: Tx): Promise<void> | void;
+  /** Synchronously before the jobs of the batch of `tx` run (a store that keeps several batches apart switches here). */
+  enter?(tx: Tx): void;
   beforeCommit(tx: Tx): Promise<void> | void;
-  afterRollback(): void;
+  /** `tx`: the failed transaction, when it began. */
+  afterRollback(tx?: Tx): void;
+  /**
+   * Whether an error is a value the database refuses (PostgreSQL's class 22, e.g. U+0000 in text): the failing job is
+   * found by halving its batch, then acknowledged and dropped (counted as rejected, reason `unstorable`) instead of
+   * being refused again at every resend.
+   */
+  poison?(err: unknown): boolean;
   /** Whether an error says the database cannot be reached (then a failed batch's other jobs are not tried alone). */
   unavailable?(err: unknown): boolean;
 }
@@ -89,10 +108,18 @@ export interface WriterHooks {
 /** A batch this large is written at the end of its turn, without waiting for `flushMs`. */
 export const EAGER_BATCH = 64;
 
+/**
+ * Batches in flight on PostgreSQL. Issue 18 measured COPY/unnest inserts 46k/36k rows/s on one connection, 71k/58k on
+ * two; three leaves the pool (db/open-engine.ts) connections for the API while ingest is at full speed.
+ */
+export const PG_PARALLEL = 3;
+
 export interface WriterOptions {
   batchSize: number;
   flushMs: number;
   queueLimit: number;
+  /** Batches in flight at once: 1 on SQLite (one connection); PG_PARALLEL on PostgreSQL unless given. */
+  parallel?: number;
 }
 
 export class BatchWriter {
@@ -101,8 +128,20 @@ export class BatchWriter {
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
-  /** The batch being written (one at a time). */
+  /** The batch being written (one at a time), or `flush()`'s. */
   private running: Promise<void> | null = null;
+  /** Batches in flight at once (1: the single-batch path, as on SQLite). */
+  private readonly parallel: number;
+  /** The parallel path's batches in flight, and the terminals they hold. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly busy = new Set<string>();
+  /** A barrier batch is in flight: nothing else starts. */
+  private exclusive = false;
+  /**
+   * The last look through the queue found only terminals in flight: none is looked for again before a batch ends
+   * (at 100 terminals every one is in the batch in flight, and each turn would scan the queue for nothing).
+   */
+  private starved = false;
 
   constructor(
     private readonly engine: Engine,
@@ -111,7 +150,9 @@ export class BatchWriter {
     private readonly log: Logger,
     private readonly onChanges: (changes: Change[]) => void,
     private readonly hooks: WriterHooks = { beforeCommit: () => undefined, afterRollback: () => undefined },
-  ) {}
+  ) {
+    this.parallel = engine.kind === 'sqlite' ? 1 : Math.max(1, opts.parallel ?? PG_PARALLEL);
+  }
 
   get depth(): number {
     return this.queue.length;
@@ -157,7 +198,7 @@ export class BatchWriter {
   }
 
   private schedule(ms: number): void {
-    if (this.immediate || this.running) return;
+    if (this.immediate || this.running || this.inFlight.size >= this.parallel) return;
     if (ms <= 0) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = null;
@@ -177,6 +218,7 @@ export class BatchWriter {
 
   /** Writes one batch; the rest, if any, from the next turn (after it committed). */
   private flushOne(): void {
+    if (this.parallel > 1) return this.startBatches();
     if (this.running || this.queue.length === 0) return;
     this.running = this.writeBatches(1)
       .catch((err: unknown) => this.log.error({ err }, 'batch writer failed'))
@@ -187,9 +229,81 @@ export class BatchWriter {
       });
   }
 
+  /**
+   * The parallel path: starts batches while fewer than `parallel` are in flight and the queue holds jobs that may go
+   * (`take`); each one's end starts more.
+   */
+  private startBatches(): void {
+    while (!this.running && !this.exclusive && this.inFlight.size < this.parallel && this.queue.length > 0) {
+      // Another batch beside those in flight only for a backlog of a full batch: a smaller queue waits for the next
+      // commit and goes as one batch (group commit), since a batch's statements and round trips cost about the same
+      // whatever it holds (a first cut that started one per EAGER_BATCH jobs wrote batches of ~100 and spent more
+      // hub CPU per sample than the single writer did).
+      if (this.inFlight.size > 0 && (this.starved || this.queue.length < this.opts.batchSize)) return;
+      const taken = this.take();
+      if (taken === null) {
+        this.starved = true;
+        return;
+      }
+      const { batch, terminals, barrier } = taken;
+      if (barrier) this.exclusive = true;
+      for (const id of terminals) this.busy.add(id);
+      this.metrics.writeQueueDepth.set(this.queue.length);
+      const p: Promise<void> = this.runBatch(batch)
+        .catch((err: unknown) => this.log.error({ err }, 'batch writer failed'))
+        .finally(() => {
+          this.inFlight.delete(p);
+          this.starved = false;
+          for (const id of terminals) this.busy.delete(id);
+          if (barrier) this.exclusive = false;
+          for (const w of this.waiters.splice(0)) w();
+          if (this.queue.length > 0) this.schedule(0);
+        });
+      this.inFlight.add(p);
+    }
+  }
+
+  /**
+   * The next batch of the parallel path, or null when none may start now. With nothing in flight: the queue's head,
+   * as the single path takes it (a barrier among it makes the batch exclusive). Otherwise: queued jobs in order, up
+   * to the first barrier, skipping the terminals of the batches in flight (and so every later job of theirs).
+   */
+  private take(): { batch: Pending[]; terminals: Set<string>; barrier: boolean } | null {
+    const terminals = new Set<string>();
+    if (this.inFlight.size === 0) {
+      const batch = this.queue.splice(0, this.opts.batchSize);
+      let barrier = false;
+      for (const p of batch) {
+        const id = barrierOrTerminal(p.job);
+        if (id === null) barrier = true;
+        else terminals.add(id);
+      }
+      return { batch, terminals, barrier };
+    }
+    const batch: Pending[] = [];
+    const left: Pending[] = [];
+    let i = 0;
+    // a bounded look ahead: a queue of 20,000 is not scanned whole for every batch
+    const scan = Math.min(this.queue.length, this.opts.batchSize * 4);
+    for (; i < scan && batch.length < this.opts.batchSize; i++) {
+      const p = this.queue[i]!;
+      const id = barrierOrTerminal(p.job);
+      if (id === null) break;
+      if (this.busy.has(id)) left.push(p);
+      else {
+        terminals.add(id);
+        batch.push(p);
+      }
+    }
+    if (batch.length === 0) return null;
+    this.queue = left.concat(this.queue.slice(i));
+    return { batch, terminals, barrier: false };
+  }
+
   /** Writes everything queued now, in batches of batchSize (at a stop), after the batch being written. */
   async flush(): Promise<void> {
     while (this.running) await this.running.catch(() => undefined);
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
     if (this.queue.length === 0) return;
     const all = this.writeBatches(Infinity);
     this.running = all;
@@ -219,36 +333,16 @@ export class BatchWriter {
     try {
       await this.attempt(batch, now, changes);
     } catch (err) {
-      this.hooks.afterRollback();
       this.metrics.writeFailures.inc({ scope: 'batch' });
-      this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs one by one');
+      this.log.error({ err, jobs: batch.length }, 'batch failed; retrying its jobs to find the failing ones');
       changes.length = 0;
-      const ok: Pending[] = [];
-      let down: unknown = null;
-      for (const p of batch) {
-        if (down !== null) {
-          // the database is unreachable: the rest are not acknowledged either, without a try each
-          this.metrics.writeFailures.inc({ scope: 'message' });
-          p.reject(down);
-          continue;
-        }
-        const mine: Change[] = [];
-        try {
-          await this.attempt([p], now, mine);
-          changes.push(...mine);
-          ok.push(p);
-        } catch (jobErr) {
-          this.hooks.afterRollback();
-          this.metrics.writeFailures.inc({ scope: 'message' });
-          p.reject(jobErr);
-          if (this.hooks.unavailable?.(jobErr)) {
-            down = jobErr;
-            this.health?.failed(jobErr);
-          }
-        }
-      }
-      batch = ok;
-      this.unavailableSince = down === null ? null : (this.unavailableSince ?? now);
+      const s: Retry = { ok: [], down: null };
+      // A data error (a value the database refuses) is one job's: halves find it in ~2·log2(n) transactions. Anything
+      // else (disk full, I/O error, the database gone) may be every job's: one by one, as each may still commit.
+      if (batch.length > 1 && this.hooks.poison?.(err)) await this.halves(batch, now, changes, s);
+      else for (const p of batch) await this.retry([p], now, changes, s);
+      batch = s.ok;
+      this.unavailableSince = s.down === null ? null : (this.unavailableSince ?? now);
     }
     if (batch.length > 0) {
       this.unavailableSince = null;
@@ -266,10 +360,68 @@ export class BatchWriter {
     }
   }
 
+  /** `jobs` again in two halves, in order; a half that fails is split again, down to single jobs. */
+  private async halves(jobs: Pending[], now: number, changes: Change[], s: Retry): Promise<void> {
+    const mid = Math.ceil(jobs.length / 2);
+    for (const part of [jobs.slice(0, mid), jobs.slice(mid)]) await this.retry(part, now, changes, s);
+  }
+
+  /** One retry of `part` (its own transaction): committed, split again, or its job settled as failed. */
+  private async retry(part: Pending[], now: number, changes: Change[], s: Retry): Promise<void> {
+    if (s.down !== null) {
+      // the database is unreachable: the rest are not acknowledged either, without a try each
+      for (const p of part) {
+        this.metrics.writeFailures.inc({ scope: 'message' });
+        p.reject(s.down);
+      }
+      return;
+    }
+    const mine: Change[] = [];
+    try {
+      await this.attempt(part, now, mine);
+      changes.push(...mine);
+      s.ok.push(...part);
+      return;
+    } catch (err) {
+      if (this.hooks.unavailable?.(err)) {
+        s.down = err;
+        this.health?.failed(err);
+        for (const p of part) {
+          this.metrics.writeFailures.inc({ scope: 'message' });
+          p.reject(err);
+        }
+        return;
+      }
+      if (part.length > 1) return this.halves(part, now, changes, s);
+      const p = part[0]!;
+      this.metrics.writeFailures.inc({ scope: 'message' });
+      if (this.hooks.poison?.(err)) {
+        // A value the database refuses fails the same way at every resend: acknowledged and dropped like an invalid
+        // payload (broker.ts), so that it blocks neither its batch nor the terminal's outbox.
+        this.metrics.rejected.inc({ reason: 'unstorable' });
+        this.log.error({ err, terminalId: typeof p.job === 'function' ? undefined : p.job.terminalId }, 'message refused by the database as data: acknowledged, not stored');
+        p.resolve();
+        return;
+      }
+      p.reject(err);
+    }
+  }
+
   /** One transaction: prepare the rare jobs that need it, load the jobs' state rows, run the jobs, write, commit. */
-  private attempt(batch: Pending[], now: number, changes: Change[]): Promise<void> {
+  private async attempt(batch: Pending[], now: number, changes: Change[]): Promise<void> {
     const ctx: TxContext = { now, emit: (c) => changes.push(c) };
+    let began: Tx | undefined;
+    try {
+      await this.transaction(batch, ctx, (tx) => (began = tx));
+    } catch (err) {
+      this.hooks.afterRollback(began);
+      throw err;
+    }
+  }
+
+  private transaction(batch: Pending[], ctx: TxContext, began: (tx: Tx) => void): Promise<void> {
     return transaction(this.engine, async (tx) => {
+      began(tx);
       const load = this.hooks.beforeJobs;
       let ids: Set<string> | null = null;
       for (const p of batch) {
@@ -282,6 +434,7 @@ export class BatchWriter {
         if (j.terminalId !== undefined && load) (ids ??= new Set()).add(j.terminalId);
       }
       if (ids !== null && load) await load.call(this.hooks, ids, tx);
+      this.hooks.enter?.(tx);
       for (const p of batch) {
         const j = p.job;
         if (typeof j === 'function') j(ctx);
@@ -302,4 +455,15 @@ export class BatchWriter {
     for (const w of this.waiters.splice(0)) w();
     await this.flush();
   }
+}
+
+interface Retry {
+  ok: Pending[];
+  down: unknown;
+}
+
+/** The terminal whose state a job holds, or null for a barrier (a job that names no terminal may touch any). */
+function barrierOrTerminal(j: Job): string | null {
+  if (typeof j === 'function' || j.terminalId === undefined) return null;
+  return j.terminalId;
 }

@@ -114,6 +114,7 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
     });
   /** pause, resume, abort: the state before and after, in one audit record. */
   const act = async (c: Context, action: 'rollout.pause' | 'rollout.resume' | 'rollout.abort', id: string, run: (id: string) => Promise<RolloutView>, extra: Record<string, unknown> = {}) => {
+    await service.refresh(id);
     const before = service.get(scoped(c, id));
     const after = await run(id);
     await record(c, action, after, before, extra);
@@ -170,8 +171,14 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
       await record(c, 'rollout.create', view, null, { waves: b.waves.length, urgent: view.urgent });
       return c.json(view, 201);
     })
-    .get('/', (c) => c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null }))
-    .get('/:id', (c) => c.json(service.get(scoped(c, c.req.param('id')))))
+    .get('/', async (c) => {
+      await service.refresh();
+      return c.json({ items: service.list().filter((r) => visible(c, r.nodeIds)), nextCursor: null });
+    })
+    .get('/:id', async (c) => {
+      await service.refresh(c.req.param('id'));
+      return c.json(service.get(scoped(c, c.req.param('id'))));
+    })
     .post('/:id/pause', async (c) => {
       const b = await optionalBody(c, pauseBodySchema);
       if (!b.ok) return c.json(b.answer, 400);

@@ -111,25 +111,67 @@ export class RolloutService {
   readonly #rollouts = new Map<string, RolloutRecord>();
   readonly #chains = new Map<string, Promise<unknown>>();
   #timer: NodeJS.Timeout | null = null;
+  readonly #shared: boolean;
+  readonly #leads: () => boolean;
 
-  constructor(o: { store: RolloutStore; ports: RolloutPorts; logger: Logger; now?: () => number }) {
+  /**
+   * `shared`: several hubs run on this database (PostgreSQL, issue 19). Then the records in memory are a view: every
+   * operation re-reads its rollout under the store's per-rollout lock (`exclusive`) before changing it, whichever
+   * hub it runs on. `leads`: whether this hub runs the periodic tick (job leadership, cluster/leader.ts).
+   */
+  constructor(o: { store: RolloutStore; ports: RolloutPorts; logger: Logger; now?: () => number; shared?: boolean; leads?: () => boolean }) {
     this.#store = o.store;
     this.#ports = { ...o.ports };
     this.#log = o.logger.child({ module: 'rollouts' });
     this.#now = o.now ?? Date.now;
+    this.#shared = o.shared ?? false;
+    this.#leads = o.leads ?? (() => true);
   }
 
   /** Load the stored rollouts. Call once at start. */
   async init(): Promise<this> {
-    for (const r of await this.#store.list()) this.#rollouts.set(r.spec.id, r);
+    await this.reload();
     return this;
   }
 
-  /** Tick every running rollout every `everyMs` (soak gates are time-based). */
+  /** Re-reads every stored rollout: those other hubs created or changed (shared), or when this hub becomes leader. */
+  async reload(): Promise<void> {
+    for (const r of await this.#store.list()) this.#rollouts.set(r.spec.id, r);
+  }
+
+  /**
+   * Tick every running rollout every `everyMs` (soak gates are time-based), on the leading hub only; other hubs of a
+   * shared database refresh their view of the rollouts meanwhile.
+   */
   start(everyMs = 30_000): void {
     this.stop();
-    this.#timer = setInterval(() => void this.tickAll(), everyMs);
+    this.#timer = setInterval(() => void this.#periodic(), everyMs);
     this.#timer.unref();
+  }
+
+  async #periodic(): Promise<void> {
+    try {
+      if (this.#shared) await this.reload();
+      await this.tickAll();
+    } catch (err) {
+      this.#log.error({ err }, 'rollout tick failed');
+    }
+  }
+
+  /**
+   * Before an API read: with several hubs on the database (shared), the rollout as stored (another hub applies the
+   * statuses of the terminals connected to it, the leader ticks); one hub alone: its memory is the truth already.
+   */
+  async refresh(id?: string): Promise<void> {
+    if (!this.#shared) return;
+    if (id === undefined) await this.reload();
+    else await this.#loadOne(id);
+  }
+
+  /** This hub became the rollouts' leader: carry on every rollout from what is stored, now. */
+  async takeOver(): Promise<void> {
+    await this.reload();
+    await this.tickAll();
   }
 
   stop(): void {
@@ -147,6 +189,8 @@ export class RolloutService {
   }
 
   async create(input: CreateRolloutInput, by: string): Promise<RolloutView> {
+    // (another hub's rollouts count in the overlap check below)
+    if (this.#shared) await this.reload();
     const release = await this.#ports.release(input.releaseId);
     if (!release) throw new RolloutSpecError(`releaseId: no release ${input.releaseId}`);
     const id = `r-${randomBytes(6).toString('base64url')}`;
@@ -205,6 +249,8 @@ export class RolloutService {
 
   /** Feed an `update/status` (after the hub stored it). Statuses of no known rollout are ignored. */
   async onStatus(terminalId: string, s: Pick<UpdateStatus, 'state' | 'releaseId' | 'rolloutId' | 'error'>): Promise<void> {
+    // a rollout made on another hub since this one last looked
+    if (this.#shared && s.rolloutId !== undefined && !this.#rollouts.has(s.rolloutId)) await this.#loadOne(s.rolloutId);
     for (const r of this.#rollouts.values()) {
       if (!r.state.terminals[terminalId] || r.spec.release.id !== s.releaseId) continue;
       if (s.rolloutId !== undefined && s.rolloutId !== r.spec.id) continue;
@@ -216,6 +262,7 @@ export class RolloutService {
   }
 
   async tickAll(): Promise<void> {
+    if (!this.#leads()) return;
     for (const r of this.#rollouts.values()) {
       if (r.state.status !== 'running' && r.state.status !== 'paused') continue;
       try {
@@ -250,13 +297,24 @@ export class RolloutService {
     return (terminalId, since) => got.get(`${terminalId}\u0000${since}`);
   }
 
-  #op(id: string, by: string, f: (r: RolloutRecord) => Step | Promise<Step>): Promise<RolloutView> {
+  async #loadOne(id: string): Promise<RolloutRecord | undefined> {
+    const r = await this.#store.load(id);
+    if (r) this.#rollouts.set(id, r);
+    return r;
+  }
+
+  async #op(id: string, by: string, f: (r: RolloutRecord) => Step | Promise<Step>): Promise<RolloutView> {
+    if (this.#shared && !this.#rollouts.has(id)) await this.#loadOne(id);
     this.#require(id);
-    return this.#serial(id, async () => {
-      const r = this.#require(id);
-      await this.#commit(r, await f(r), by);
-      return this.#view(this.#require(id));
-    });
+    return this.#serial(id, () =>
+      this.#store.exclusive(id, async () => {
+        // shared: the stored record is the truth (another hub may have changed it since this one read it)
+        if (this.#shared) await this.#loadOne(id);
+        const r = this.#require(id);
+        await this.#commit(r, await f(r), by);
+        return this.#view(this.#require(id));
+      }),
+    );
   }
 
   /** Persist the new state, then carry out its actions. */

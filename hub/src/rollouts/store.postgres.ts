@@ -16,6 +16,9 @@ function toRecord(r: Row): RolloutRecord {
   return { v: 1, spec: JSON.parse(r.spec) as RolloutRecord['spec'], state: JSON.parse(r.state) as RolloutRecord['state'], createdBy: r.created_by };
 }
 
+/** First key of the per-rollout locks: 'kfro' as an int32 (cluster/leader.ts has 'kfld', the migration 'kfmg'). */
+const ROLLOUT_LOCK = 0x6b66726f;
+
 export class PostgresRolloutStore implements RolloutStore {
   constructor(private readonly pg: PostgresDb) {}
 
@@ -37,5 +40,14 @@ export class PostgresRolloutStore implements RolloutStore {
     // Ties in byte order, as SQLite sorts text, whatever the database's collation.
     const rows = await this.pg.sql<Row[]>`select spec, state, created_by from rollouts order by created_at, id collate "C"`;
     return rows.map(toRecord);
+  }
+
+  async exclusive<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    // Held by a transaction of its own (released at its end, whatever happens to this process); fn's statements run
+    // on the pool: they only need the lock held, not this transaction.
+    return (await this.pg.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${ROLLOUT_LOCK}, hashtext(${id}))`;
+      return fn();
+    })) as T;
   }
 }

@@ -49,4 +49,8 @@ export class SqliteRolloutStore implements RolloutStore {
   async list(): Promise<RolloutRecord[]> {
     return this.#orm.select().from(rollouts).orderBy(asc(rollouts.createdAt), asc(rollouts.id)).all().map(toRecord);
   }
+
+  exclusive<T>(_id: string, fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
 }

@@ -79,4 +79,32 @@ describe.each(TEST_ENGINES)('RolloutStore on %s', (kind) => {
     expect(await other.load('r-2')).toEqual(r);
     expect(await other.list()).toEqual([r]);
   });
+
+  it('exclusive: two hubs changing one rollout at once take turns (neither overwrites the other), other rollouts do not wait', async () => {
+    const other = createRolloutStore(t.engine);
+    await store.save(record('r-3', T0));
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const first = store.exclusive('r-3', async () => {
+      order.push('a in');
+      entered();
+      await held;
+      order.push('a out');
+    });
+    await inside;
+    const second = other.exclusive('r-3', async () => {
+      order.push('b');
+    });
+    // a different rollout is not held up by r-3's turn
+    await other.exclusive('r-4', async () => {
+      order.push('r-4');
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(kind === 'postgres' ? ['a in', 'r-4', 'a out', 'b'] : ['a in', 'b', 'r-4', 'a out']);
+  });
 });

@@ -14,6 +14,13 @@ export interface RolloutStore {
   load(id: string): Promise<RolloutRecord | undefined>;
   /** Every rollout, oldest first. */
   list(): Promise<RolloutRecord[]>;
+  /**
+   * Runs `fn` (which loads, changes and saves rollout `id`) while no other hub of the installation runs it for the
+   * same rollout: PostgreSQL takes a transaction advisory lock on the rollout's id until `fn` settled (issue 19: a
+   * status applied on one hub and the leader's tick on another would otherwise overwrite each other). SQLite has one
+   * hub, whose service already serialises operations per rollout: `fn` runs as it is.
+   */
+  exclusive<T>(id: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export function createRolloutStore(engine: Engine): RolloutStore {

@@ -7,7 +7,8 @@
  * drizzle cannot say it: `telemetry_samples` and `events` are partitioned by day on the sample time (migration 0000,
  * db/postgres/partitions.ts), and a unique key on a partitioned table must include the partition key, so the
  * dedupe keys carry `ts`: a redelivered or replayed message is the outbox's stored payload, same ts, so
- * (terminal, epoch, seq, ts) stores it once just as (terminal, epoch, seq) does.
+ * (terminal, epoch, seq, ts) stores it once just as (terminal, epoch, seq) does; one re-sent with another ts is
+ * caught by the write path before its insert (ingest/store.postgres.ts `resent`).
  */
 import { sql } from 'drizzle-orm';
 import { bigint, doublePrecision, index, integer, pgTable, primaryKey, smallint, text, uniqueIndex } from 'drizzle-orm/pg-core';

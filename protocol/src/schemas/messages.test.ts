@@ -109,3 +109,18 @@ describe('free-form JSON bags', () => {
     expect(parsePayload('events', JSON.stringify({ ...EXAMPLES.events, data: { a: { b: [1, { c: 2 }] } } })).ok).toBe(true);
   });
 });
+
+describe('U+0000 (PostgreSQL stores no NUL in text)', () => {
+  it('refuses a payload with a NUL in a string or a key, naming where, on the fast telemetry path too', () => {
+    const str = parsePayload('events', JSON.stringify({ ...EXAMPLES.events, message: 'paper \u0000 low' }));
+    expect(str).toMatchObject({ ok: false, reason: 'schema', message: expect.stringContaining('message: text with a NUL character (U+0000)') });
+    const key = parsePayload('events', JSON.stringify({ ...EXAMPLES.events, data: { 'a\u0000': 1 } }));
+    expect(key).toMatchObject({ ok: false, reason: 'schema', message: expect.stringContaining('data.a') });
+    const tel = parsePayload('telemetry', JSON.stringify({ ...EXAMPLES.telemetry, app: { ...EXAMPLES.telemetry.app, version: '3.2\u0000' } }));
+    expect(tel).toMatchObject({ ok: false, reason: 'schema' });
+  });
+
+  it('accepts the six characters \\u0000 as text (an escaped backslash, no NUL)', () => {
+    expect(parsePayload('events', JSON.stringify({ ...EXAMPLES.events, message: 'C:\\u0000' })).ok).toBe(true);
+  });
+});

@@ -276,11 +276,18 @@ export type ParsePayloadResult<K extends TopicKind> =
  */
 export function parsePayload<K extends TopicKind>(kind: K, raw: Buffer | Uint8Array | string): ParsePayloadResult<K> {
   let json: unknown;
+  // A view, not a copy, of the bytes (Buffer.from(buffer) would copy them).
+  const text = typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
   try {
-    // A view, not a copy, of the bytes (Buffer.from(buffer) would copy them).
-    json = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'));
+    json = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: 'invalid-json', message: (err as Error).message };
+  }
+  // PostgreSQL stores no U+0000 in text (22021): such a message would fail its whole write batch, and again at every
+  // resend. JSON carries it only escaped (a raw one is invalid JSON), so the text is searched first, the value only then.
+  if (text.includes('\\u0000')) {
+    const at = nulPath(json);
+    if (at !== null) return { ok: false, reason: 'schema', message: `${at}: text with a NUL character (U+0000), which is not stored` };
   }
   const v = (json as { v?: unknown } | null)?.v;
   if (typeof json !== 'object' || json === null || !SUPPORTED_V.has(v)) {
@@ -297,6 +304,24 @@ export function parsePayload<K extends TopicKind>(kind: K, raw: Buffer | Uint8Ar
 }
 
 const SUPPORTED_V = new Set<unknown>(SUPPORTED_SCHEMA_VERSIONS);
+
+/** The path of the first key or string holding U+0000 ('(root)' for the value itself), null when none does. */
+function nulPath(value: unknown): string | null {
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return at || '(root)';
+    } else if (typeof v === 'object' && v !== null) {
+      for (const [k, child] of Object.entries(v)) {
+        const path = at ? `${at}.${k}` : k;
+        if (k.includes('\u0000')) return path;
+        stack.push([child, path]);
+      }
+    }
+  }
+  return null;
+}
 
 // The terminal id appears in topics only, never in payloads (the topic is authoritative); re-exported for callers.
 export { terminalIdSchema, seq as seqSchema };

@@ -288,6 +288,31 @@ describe('hostile MQTT input', () => {
     expect(pump.errors).toEqual([]);
   });
 
+  it('acknowledges, counts and drops a payload with a NUL character (U+0000) in a string or a key, and stores the same terminal\'s next message', async () => {
+    // PostgreSQL stores no U+0000 in text (22021): stored, such a message failed its whole write batch at every resend.
+    const who = creds[11]!;
+    const before = await storedRows(who.id);
+    const rejected = await metric(hub, 'kf_messages_rejected_total', { reason: 'schema' });
+    const c = await connectTerminal(hub.mqttUrl, who.id, who.secret);
+    clients.push(c);
+    const ts = () => new Date().toISOString();
+    const event = (seq: number, message: string) => JSON.stringify({ ...EXAMPLES.events, epoch: 'nulEPOCH', seq, ts: ts(), message });
+    // every publishAsync resolves on its PUBACK: acknowledged so that the terminal's outbox moves on
+    await c.publishAsync(topicFor(who.id, 'events'), event(1, 'paper \u0000 low'), { qos: 1 });
+    await c.publishAsync(topicFor(who.id, 'telemetry'), JSON.stringify({ ...EXAMPLES.telemetry, epoch: 'nulEPOCH', seq: 1, ts: ts(), app: { ...EXAMPLES.telemetry.app, version: '2.0\u0000' } }), { qos: 1 });
+    await c.publishAsync(topicFor(who.id, 'events'), JSON.stringify({ ...EXAMPLES.events, epoch: 'nulEPOCH', seq: 2, ts: ts(), data: { 'k\u0000': 1 } }), { qos: 1 });
+    expect(await metric(hub, 'kf_messages_rejected_total', { reason: 'schema' })).toBeGreaterThanOrEqual(rejected + 3);
+    expect(hub.logs.some((l) => l.includes('payload rejected, not stored') && l.includes('U+0000'))).toBe(true);
+    expect(await storedRows(who.id)).toBe(before);
+    // the next clean message of the same terminal lands, and so does the legitimate terminal's
+    const legitBefore = pump.acked.length;
+    await c.publishAsync(topicFor(who.id, 'events'), event(3, 'paper low'), { qos: 1 });
+    expect(await storedRows(who.id)).toBe(before + 1);
+    await waitFor('legitimate samples after the NUL payloads', () => pump.acked.length > legitBefore + 3);
+    expect(hub.proc.exitCode).toBeNull();
+    expect(pump.errors).toEqual([]);
+  });
+
   it('closes connections that never send CONNECT, while the legitimate terminal keeps working', async () => {
     // Aedes' connectTimeout is 30 s; these sockets were opened before the first test.
     await waitFor('idle connections closed by the hub', () => idle.every((c) => c.isClosed()), 45_000, 500);
