@@ -36,6 +36,8 @@ export class ApiError extends Error {
     readonly routeMissing = false,
     /** The error's `details` as the hub sent them (e.g. which rollout a new one collides with). */
     readonly details: unknown = undefined,
+    /** The hub's sentence for a person (`error.text`, rendered by hub-text.ts `errorText`); the message is English. */
+    readonly text: Text | null = null,
   ) {
     super(message);
   }
@@ -52,10 +54,12 @@ interface ResponseLike {
 /** The JSON body type of the successful members of a typed client response. */
 type OkBody<R> = R extends { ok: true; json(): Promise<infer J> } ? J : never;
 
-function parseErrorBody(text: string): { error?: { code?: string; message?: string; details?: unknown } } | null {
+type ErrorBody = { error?: { code?: string; message?: string; details?: unknown; text?: Text } };
+
+function parseErrorBody(text: string): ErrorBody | null {
   try {
     const j: unknown = JSON.parse(text);
-    return j && typeof j === 'object' ? (j as { error?: { code?: string; message?: string; details?: unknown } }) : null;
+    return j && typeof j === 'object' ? (j as ErrorBody) : null;
   } catch {
     return null;
   }
@@ -89,7 +93,7 @@ export async function run<R extends ResponseLike, T>(
     if (typeof window !== 'undefined') window.dispatchEvent(new CustomEvent('kf:unauthorized'));
   }
   const routeMissing = res.status === 404 && (!body?.error || message.startsWith('no route '));
-  return { ok: false, error: new ApiError(res.status, code, message, routeMissing, body?.error?.details) };
+  return { ok: false, error: new ApiError(res.status, code, message, routeMissing, body?.error?.details, body?.error?.text ?? null) };
 }
 
 // ------------------------------------------------------------------ transport
@@ -757,7 +761,8 @@ export interface RolloutTerminal {
   phase: string;
   targetedAt: number | null;
   committedAt: number | null;
-  error: { code: string; message: string } | null;
+  /** `text` for the hub's own verdict (unhealthy after the update); an agent's error is rendered from its `code`. */
+  error: { code: string; message: string; text?: Text } | null;
 }
 
 /** One rollout with where each terminal is (the list carries only counts per wave). */

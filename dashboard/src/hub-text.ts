@@ -4,7 +4,7 @@
  * with station and district names from the tree, catalog names of services and peripherals, and times in the
  * bureau's zone. A code this build does not know (a newer hub) shows the English text it came with.
  */
-import { renderText, type Text } from '@kiosk-fleet/protocol';
+import { renderText, statusText, type Text } from '@kiosk-fleet/protocol';
 import { formatShort } from './format.ts';
 import { getLanguage } from './i18n/index.ts';
 import type { Tree } from './nodes.ts';
@@ -22,4 +22,13 @@ export function hubText(text: Text | null | undefined, tree: Tree | null, englis
       number: (n) => nf.format(n),
     }) ?? english
   );
+}
+
+/**
+ * A failed request in the reader's language: the hub's `error.text`, or (an older hub, a proxy's page, no answer) the
+ * generic sentence for its HTTP status (api.ts ApiError). Never the hub's English `message`, which would put English inside a zh page.
+ */
+export function errorText(e: { status: number; text?: Text | null }, tree: Tree | null = null): string {
+  const own = e.text ? hubText(e.text, tree, '') : '';
+  return own || (hubText(statusText(e.status), tree, '') ?? '');
 }

@@ -30,6 +30,75 @@ const PRESENCE = { offline: { en: 'offline', zh: '离线' }, stale: { en: 'stale
 /** Wave names the dashboard gives; a rollout made through the API may name its waves anything (shown as given). */
 const WAVE_NAMES = { pilot: { en: 'pilot', zh: '试点' }, rest: { en: 'rest', zh: '其余' }, share: { en: 'share', zh: '按比例' } } as const;
 
+/** The agent's update error codes (protocol: update status `error.code`) and the hub's own. */
+const UPDATE_ERRORS = {
+  'health-check-failed': { en: 'the app was not healthy after the update', zh: '更新后应用未能正常运行' },
+  'boot-loop': { en: 'restarted again and again after the update', zh: '更新后反复重启' },
+  'install-failed': { en: 'installation failed', zh: '安装失败' },
+  'manifest-mismatch': { en: 'the package does not match its manifest', zh: '安装包与清单不符' },
+  'size-mismatch': { en: 'the download has the wrong size', zh: '下载文件大小不符' },
+  'too-large': { en: 'the package is too large', zh: '安装包过大' },
+  'not-found': { en: 'the release was not found', zh: '未找到该发布包' },
+  unauthorized: { en: 'the download was refused', zh: '下载被拒绝' },
+  'wrong-terminal-type': { en: 'not for this terminal type', zh: '不适用于此终端型号' },
+  'agent-too-old': { en: 'the agent is too old for this release', zh: '终端代理版本过旧' },
+  'outside-window': { en: 'outside the maintenance window', zh: '不在维护时段内' },
+  'session-open': { en: 'a citizen was using the terminal', zh: '终端正在为市民服务' },
+  'previously-failed': { en: 'this version failed here before', zh: '此版本曾在该终端失败' },
+  'rolled-back': { en: 'rolled back', zh: '已回滚' },
+  'step-error': { en: 'an update step failed', zh: '更新步骤出错' },
+  failed: { en: 'update failed', zh: '更新失败' },
+  offline: { en: 'offline after the update', zh: '更新后离线' },
+  'peripheral-fault': { en: 'a peripheral failed after the update', zh: '更新后外设故障' },
+  'app-heartbeat': { en: 'the app stopped answering after the update', zh: '更新后应用无响应' },
+  'transaction-failures': { en: 'more transactions failed after the update', zh: '更新后交易失败增多' },
+} as const;
+/** Why a committed terminal failed its soak (rollouts engine `unhealthyReason`). */
+const UNHEALTHY = {
+  offline: { en: 'offline', zh: '离线' },
+  'peripheral-fault': { en: 'peripheral-fault', zh: '外设故障' },
+  'app-heartbeat': { en: 'app-heartbeat', zh: '应用无心跳' },
+  'transaction-failures': { en: 'transaction-failures', zh: '交易失败率升高' },
+} as const;
+/** What a 404 names (HubError notFound's `what`). */
+const THINGS = {
+  node: { en: 'node', zh: '节点' },
+  terminal: { en: 'terminal', zh: '终端' },
+  user: { en: 'user', zh: '用户' },
+  token: { en: 'token', zh: '令牌' },
+  alert: { en: 'alert', zh: '告警' },
+  maintenance: { en: 'maintenance', zh: '维护时段' },
+  silence: { en: 'silence', zh: '静默规则' },
+  webhook: { en: 'webhook', zh: '网络回调' },
+  rollout: { en: 'rollout', zh: '发布' },
+  release: { en: 'release', zh: '发布包' },
+  config: { en: 'config version', zh: '配置版本' },
+} as const;
+/** The release upload's refusal codes (hub releases/artifact-store.ts RefusalCode). */
+const RELEASE_REFUSALS = {
+  'bad-request': { en: 'the upload is not a release package', zh: '上传的不是发布包' },
+  'bad-signature': { en: 'the signature is not valid or not from a trusted key', zh: '签名无效或不是受信任的密钥' },
+  'bad-manifest': { en: 'the manifest is not valid', zh: '清单无效' },
+  'too-large': { en: 'the package is too large', zh: '发布包过大' },
+  'size-mismatch': { en: 'the size does not match the manifest', zh: '大小与清单不符' },
+  'sha256-mismatch': { en: 'the checksum does not match the manifest', zh: '校验和与清单不符' },
+  'release-exists': { en: 'this release already exists', zh: '该发布包已存在' },
+} as const;
+const STATUSES = {
+  '0': { en: 'the hub could not be reached', zh: '无法连接到管理中心' },
+  '400': { en: 'the request was not accepted', zh: '请求未被接受' },
+  '401': { en: 'please sign in again', zh: '请重新登录' },
+  '403': { en: 'you may not do this', zh: '您无权执行此操作' },
+  '404': { en: 'not found (or outside your area)', zh: '未找到（或不在您的管辖范围内）' },
+  '409': { en: 'this conflicts with a change made meanwhile: reload and try again', zh: '与他人刚做的修改冲突：请刷新后重试' },
+  '413': { en: 'too large', zh: '内容过大' },
+  '415': { en: 'this kind of content is not accepted', zh: '不接受此类内容' },
+  '429': { en: 'too many requests: wait a moment and try again', zh: '请求过于频繁，请稍后重试' },
+  '500': { en: 'the hub had an internal error', zh: '管理中心内部错误' },
+  '503': { en: 'the hub is busy or starting: try again shortly', zh: '管理中心繁忙或正在启动，请稍后重试' },
+  other: { en: 'the request failed', zh: '请求失败' },
+} as const;
+
 export const TEXTS = {
   // ------------------------------------------------------------------ alert titles (one per rule)
   'alert.offline': {
@@ -119,6 +188,43 @@ export const TEXTS = {
   'rollout.manual': { params: {}, en: 'paused by an operator', zh: '由操作员暂停' },
   /** An operator's own words: shown as written, in whatever language they were written. */
   'rollout.manual-note': { params: { note: 'id' }, en: '{note}', zh: '{note}' },
+  /** A terminal's own failure in a rollout: the agent's update error code, or the soak's health verdict. */
+  'rollout.terminal-error': { params: { error: UPDATE_ERRORS }, en: '{error}', zh: '{error}' },
+  'rollout.unhealthy': { params: { reason: UNHEALTHY }, en: 'unhealthy after the update: {reason}', zh: '更新后不健康：{reason}' },
+
+  // ------------------------------------------------------------------ API errors (error.text beside error.message)
+  'error.not-found': {
+    params: { what: THINGS, id: 'id' },
+    en: '{what} {id} not found (or outside your area)',
+    zh: '未找到{what} {id}（或不在您的管辖范围内）',
+  },
+  'error.forbidden': { params: {}, en: 'your role may not do this', zh: '您的角色无权执行此操作' },
+  'error.config-stale': {
+    params: { version: 'number' },
+    en: 'this config changed since you read it (now version {version}): reload it and make your change again',
+    zh: '此配置在您读取后已被修改（当前为第 {version} 版）：请重新加载后再修改',
+  },
+  'error.invalid-config': { params: { fields: 'id' }, en: 'the config is not valid: check {fields}', zh: '配置无效：请检查 {fields}' },
+  'error.invalid-fields': { params: { fields: 'id' }, en: 'the request is not valid: check {fields}', zh: '请求无效：请检查 {fields}' },
+  'error.rollout-conflict': {
+    params: { rollout: 'id', terminals: 'number' },
+    en: '{terminals} of these terminals are already in rollout {rollout}: finish or abort it first',
+    zh: '其中 {terminals} 台终端已在发布 {rollout} 中：请先完成或中止该发布',
+  },
+  'error.invalid-import': { params: { row: 'number' }, en: 'import rejected: row {row} is not valid', zh: '导入被拒绝：第 {row} 行无效' },
+  'error.weak-password': {
+    params: { min: 'number', max: 'number' },
+    en: 'the password does not meet the rules: {min} to {max} characters, no control characters, not the username, not easy to guess',
+    zh: '密码不符合要求：{min} 至 {max} 个字符，不含控制字符，不含用户名，且不易被猜出',
+  },
+  'error.wrong-password': { params: {}, en: 'the current password is wrong', zh: '当前密码不正确' },
+  'error.invalid-credentials': { params: {}, en: 'wrong username or password (or the account is disabled)', zh: '用户名或密码错误（或账号已停用）' },
+  'error.too-many-attempts': { params: { seconds: 'number' }, en: 'too many failed attempts; try again in {seconds} s', zh: '失败次数过多，请在 {seconds} 秒后重试' },
+  'error.username-taken': { params: { username: 'id' }, en: 'the username {username} is taken', zh: '用户名 {username} 已被占用' },
+  'error.release-refused': { params: { reason: RELEASE_REFUSALS }, en: 'release refused: {reason}', zh: '发布包被拒绝：{reason}' },
+  'error.terminal-decommissioned': { params: { terminal: 'id' }, en: 'terminal {terminal} is decommissioned', zh: '终端 {terminal} 已停用' },
+  /** For an error without its own sentence: what kind of failure it was, by HTTP status (0: no answer at all). */
+  'error.status': { params: { status: STATUSES }, en: '{status}', zh: '{status}' },
 } as const satisfies Record<string, TextSpec>;
 
 export type TextCode = keyof typeof TEXTS;
@@ -183,4 +289,9 @@ export function renderText(text: Text | null | undefined, lang: TextLanguage, o:
 /** The English fallback field's text (ids and ISO times as they are): what `title` / `message` carry. */
 export function englishText(text: Text): string {
   return renderText(text, 'en') ?? text.code;
+}
+
+/** The generic sentence for an API error that carries no text of its own (an older hub, a proxy, no answer). */
+export function statusText(status: number): Text {
+  return { code: 'error.status', params: { status: Object.hasOwn(STATUSES, String(status)) ? String(status) : 'other' } };
 }

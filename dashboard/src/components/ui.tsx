@@ -1,8 +1,9 @@
 import type { ComponentChildren } from 'preact';
-import type { PeripheralStatus } from '@kiosk-fleet/protocol';
+import type { PeripheralStatus, Text } from '@kiosk-fleet/protocol';
 import { t } from '../i18n/index.ts';
 import type { Resource } from '../hooks.ts';
 import type { Counts, PresenceState } from '../model.ts';
+import { errorText } from '../hub-text.ts';
 
 export function Loadable<T>(props: { res: Resource<T>; what: string; children: (data: T) => ComponentChildren }) {
   const { res } = props;
@@ -19,7 +20,7 @@ export function Loadable<T>(props: { res: Resource<T>; what: string; children: (
   return null;
 }
 
-export function ErrorNote(props: { error: { status: number; message: string; routeMissing?: boolean }; what: string; onRetry?: () => void }) {
+export function ErrorNote(props: { error: { status: number; message: string; routeMissing?: boolean; text?: Text | null }; what: string; onRetry?: () => void }) {
   const { error } = props;
   if (error.routeMissing) {
     return (
@@ -29,7 +30,7 @@ export function ErrorNote(props: { error: { status: number; message: string; rou
     );
   }
   const text =
-    error.status === 404 ? t('state.notFound') : error.status === 403 ? t('state.forbidden') : t('state.error', { message: error.message });
+    error.status === 404 ? t('state.notFound') : error.status === 403 ? t('state.forbidden') : t('state.error', { message: errorText(error) });
   return (
     <p class="note error" role="alert">
       {text}{' '}

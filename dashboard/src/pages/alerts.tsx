@@ -13,7 +13,7 @@ import { nodeName, useTree } from '../nodes.ts';
 import { formatDateTime, formatDuration, formatShort } from '../format.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 import { label, peripheralLabel } from '../labels.ts';
-import { hubText } from '../hub-text.ts';
+import { errorText, hubText } from '../hub-text.ts';
 
 function SelfTestOutcome(props: { s: AlertDetail['selfTests'][number] }) {
   const r = props.s.result as { passed?: boolean; failing?: string[] } | null;
@@ -92,7 +92,7 @@ function AlertItem(props: { a: AlertView; onChange: () => void }) {
     setErr(null);
     const r = await alertAction(a.id, action);
     if (!r.ok) {
-      setErr(t('common.failed', { message: r.error.message }));
+      setErr(t('common.failed', { message: errorText(r.error) }));
       return;
     }
     setMode('none');

@@ -16,6 +16,7 @@ import { navigate } from '../router.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 import { configDiff } from '../config-diff.ts';
+import { errorText } from '../hub-text.ts';
 
 type Loaded = { version: number; settings: Record<string, unknown>; inherited: Inherited | null; type: string | null };
 
@@ -149,7 +150,7 @@ export function ConfigPage(props: { query: URLSearchParams }) {
                 setMsg(
                   r.ok
                     ? { ok: true, text: t('config.saved', { version: r.data.version, pushed: r.data.pushed }) }
-                    : { ok: false, text: r.error.status === 409 ? t('config.stale') : t('common.failed', { message: r.error.message }) },
+                    : { ok: false, text: r.error.status === 409 ? t('config.stale') : t('common.failed', { message: errorText(r.error) }) },
                 );
                 if (r.ok) res.reload();
               }}
@@ -198,7 +199,7 @@ export function ConfigPage(props: { query: URLSearchParams }) {
                     if (r.ok) setReach(r.data);
                     else {
                       setReach(null);
-                      setMsg({ ok: false, text: t('common.failed', { message: r.error.message }) });
+                      setMsg({ ok: false, text: t('common.failed', { message: errorText(r.error) }) });
                     }
                   }}
                 >

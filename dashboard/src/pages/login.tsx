@@ -9,6 +9,7 @@ import { changePassword, checkToken, loginWithPassword } from '../api.ts';
 import { setCredential } from '../auth.ts';
 import { t } from '../i18n/index.ts';
 import { navigate } from '../router.ts';
+import { errorText } from '../hub-text.ts';
 
 /** The hub's MIN_PASSWORD_LENGTH (hub/src/auth/passwords.ts); the dashboard does not import hub code. */
 const MIN_PASSWORD_LENGTH = 10;
@@ -46,7 +47,7 @@ export function ChangePassword(props: { current?: string; next: string; onDone?:
           props.onDone?.();
           navigate(safeNext(props.next), true);
         }
-        else setError(t('common.failed', { message: r.error.message }));
+        else setError(t('common.failed', { message: errorText(r.error) }));
       }}
     >
       <h2>{t('login.changeTitle')}</h2>
@@ -118,7 +119,7 @@ export function LoginPage(props: { expired: boolean; next: string; language: Com
     } else if (r.error.status === 429) {
       setError(t('login.tooMany'));
     } else {
-      setError(t('login.unreachable', { message: r.error.message }));
+      setError(t('login.unreachable', { message: errorText(r.error) }));
     }
   };
 
@@ -134,7 +135,7 @@ export function LoginPage(props: { expired: boolean; next: string; language: Com
     } else if (r.error.status === 401 || r.error.status === 403) {
       setError(t('login.invalid'));
     } else {
-      setError(t('login.unreachable', { message: r.error.message }));
+      setError(t('login.unreachable', { message: errorText(r.error) }));
     }
   };
 

@@ -10,6 +10,7 @@ import { Section } from '../components/ui.tsx';
 import { typeLabel } from '../labels.ts';
 import { placeProblems, previewFleet, type FleetPreview, type PlaceProblem } from '../fleet-file.ts';
 import type { FleetCsvError } from '@kiosk-fleet/protocol';
+import { errorText } from '../hub-text.ts';
 
 /** Every station the operator may place at: under a city admin's districts, or a district admin's own stations. */
 export function stationItems(tree: Tree | null): PickItem[] {
@@ -70,7 +71,7 @@ function Register(props: { tree: Tree | null }) {
           const r = await registerTerminal({ ...(id.trim() ? { id: id.trim() } : {}), type, station, serial: serial.trim() });
           setBusy(false);
           if (r.ok) setSecret(r.data);
-          else setErr(t('common.failed', { message: r.error.message }));
+          else setErr(t('common.failed', { message: errorText(r.error) }));
         }}
       >
         <label for="reg-id">
@@ -129,7 +130,7 @@ function Move(props: { tree: Tree | null }) {
           setMsg(
             r.ok
               ? { ok: true, text: t('placement.moved', { id: id.trim(), station: nodeName(props.tree, station) }) }
-              : { ok: false, text: t('common.failed', { message: r.error.message }) },
+              : { ok: false, text: t('common.failed', { message: errorText(r.error) }) },
           );
         }}
       >
@@ -280,7 +281,7 @@ function Import(props: { tree: Tree | null }) {
               if (r.ok) {
                 setOutcome(r.data);
                 void refreshTree();
-              } else setErr(t('common.failed', { message: r.error.message }));
+              } else setErr(t('common.failed', { message: errorText(r.error) }));
             }}
           >
             {t('placement.submitImport')}

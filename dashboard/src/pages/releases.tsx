@@ -11,7 +11,7 @@ import { useLive } from '../live.ts';
 import { nodeName, useTree } from '../nodes.ts';
 import { formatBytes, formatShort } from '../format.ts';
 import { label, typeLabel } from '../labels.ts';
-import { hubText } from '../hub-text.ts';
+import { errorText, hubText } from '../hub-text.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 
 const DONE = ['committed', 'soaked'];
@@ -25,6 +25,10 @@ function conflictText(e: ApiError): { text: string; rolloutId: string } | null {
     rolloutId: d.rolloutId,
     text: t('releases.conflict', { n: d.terminals.length, id: d.rolloutId, release: d.releaseId ?? '', status: label('releases.status', d.status ?? ''), terminals: shown }),
   };
+}
+/** A terminal's failure in the reader's language: the hub's verdict text, else the agent's error code by name. */
+function terminalError(e: NonNullable<RolloutTerminal['error']>): string {
+  return hubText(e.text ?? { code: 'rollout.terminal-error', params: { error: e.code } }, null, e.code);
 }
 const FAILED = ['failed', 'unhealthy', 'rolling-back'];
 
@@ -90,7 +94,7 @@ function TerminalLinks(props: { items: [string, RolloutTerminal][]; testid: stri
       <ul class="terminal-links">
         {shown.map(([id, x]) => (
           <li key={id} data-terminal={id}>
-            <a href={`/terminals/${encodeURIComponent(id)}`}>{id}</a> <span class="muted">{label('releases.phase', x.phase)}{x.error ? ` · ${x.error.code}` : ''}</span>
+            <a href={`/terminals/${encodeURIComponent(id)}`}>{id}</a> <span class="muted">{label('releases.phase', x.phase)}{x.error ? ` · ${terminalError(x.error)}` : ''}</span>
           </li>
         ))}
       </ul>
@@ -111,7 +115,7 @@ function RolloutItem(props: { r: RolloutRow; onDone: () => void }) {
     if (what === 'abort' && !confirm(t('releases.abortConfirm', { version: r.version, n: terminals }))) return;
     setErr(null);
     const res = await rolloutAction(r.id, what);
-    if (!res.ok) setErr(t('common.failed', { message: res.error.message }));
+    if (!res.ok) setErr(t('common.failed', { message: errorText(res.error) }));
     props.onDone();
   };
   const terms = detail.data ? Object.entries(detail.data.terminals).sort(([a], [b]) => a.localeCompare(b)) : [];
@@ -193,7 +197,7 @@ function Upload(props: { onDone: () => void }) {
         setMsg(null);
         const r = await uploadRelease(files.artifact, files.manifest, files.signature);
         setBusy(false);
-        setMsg(r.ok ? { ok: true, text: t('releases.uploaded', { version: r.data.version }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+        setMsg(r.ok ? { ok: true, text: t('releases.uploaded', { version: r.data.version }) } : { ok: false, text: t('common.failed', { message: errorText(r.error) }) });
         if (r.ok) props.onDone();
       }}
     >
@@ -226,7 +230,7 @@ interface Reach {
 
 async function reachOf(release: ReleaseRow, target: string, pilot: string): Promise<Reach | string> {
   const r = await listTerminals({ node: target, limit: '1000' });
-  if (!r.ok) return r.error.message;
+  if (!r.ok) return errorText(r.error);
   const items = r.data.items.filter((x) => release.terminalTypes.length === 0 || release.terminalTypes.includes(x.type));
   return {
     terminals: items.length,
@@ -276,7 +280,7 @@ function CreateRollout(props: { releases: ReleaseRow[]; tree: Tree | null; onDon
           gate: { soakMinutes: Number(soak), successRatio: 1 - Number(allowed) / 100 },
         });
         const conflict = r.ok ? null : conflictText(r.error);
-        setMsg(r.ok ? { ok: true, text: t('releases.started') } : conflict ? { ok: false, ...conflict } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+        setMsg(r.ok ? { ok: true, text: t('releases.started') } : conflict ? { ok: false, ...conflict } : { ok: false, text: t('common.failed', { message: errorText(r.error) }) });
         setReach(null);
         props.onDone();
       }}

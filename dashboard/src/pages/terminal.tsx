@@ -11,6 +11,7 @@ import { Breadcrumb } from '../components/breadcrumb.tsx';
 import { ErrorNote, Loadable, PeripheralBadge, PresenceBadge, Section } from '../components/ui.tsx';
 import type { CommandRow, EventRow, PresenceTransition, TerminalDetail } from '../model.ts';
 import { peripheralLabel, typeLabel } from '../labels.ts';
+import { errorText } from '../hub-text.ts';
 
 const RANGES = [
   // Raw samples are kept 7 days (KF_RETENTION_DAYS); 30 days come from the hourly rollups.
@@ -268,7 +269,7 @@ function Commands(props: { id: string; stationId: string }) {
   const send = async (command: CommandName) => {
     setMsg(null);
     const r = await sendCommand(props.id, command);
-    setMsg(r.ok ? { ok: true, text: t('terminal.commandSent', { name: commandLabel(command) }) } : { ok: false, text: t('common.failed', { message: r.error.message }) });
+    setMsg(r.ok ? { ok: true, text: t('terminal.commandSent', { name: commandLabel(command) }) } : { ok: false, text: t('common.failed', { message: errorText(r.error) }) });
     res.reload();
   };
   return (
@@ -420,7 +421,7 @@ function LazyCharts(props: ChartsProps) {
       live = false;
     };
   }, []);
-  if (err) return <ErrorNote error={{ status: 0, message: err }} what="charts" />;
+  if (err) return <ErrorNote error={{ status: -1, message: err }} what="charts" />;
   if (!C) return <p class="muted">{t('state.loading')}</p>;
   return <C {...props} />;
 }

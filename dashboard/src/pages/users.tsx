@@ -27,6 +27,7 @@ import { formatDateTime } from '../format.ts';
 import { Loadable, Section } from '../components/ui.tsx';
 import { CopyButton } from '../components/copy.tsx';
 import { SearchPick, type PickItem } from '../components/picker.tsx';
+import { errorText } from '../hub-text.ts';
 
 /** The hub's rules (auth/permissions.ts: RANK, ROLE_LEVELS), so the pickers offer only what it would accept. */
 const ROLE_RANK: Record<RoleName, number> = { 'city-admin': 3, 'district-admin': 2, technician: 1, viewer: 0 };
@@ -94,7 +95,7 @@ function CreateUser(props: { me: Me; tree: Tree | null; onDone: () => void }) {
           setUsername('');
           setDisplayName('');
           props.onDone();
-        } else setErr(t('common.failed', { message: r.error.message }));
+        } else setErr(t('common.failed', { message: errorText(r.error) }));
       }}
     >
       <h3>{t('users.create')}</h3>
@@ -177,7 +178,7 @@ function Tokens(props: { user: UserRow; tree: Tree | null }) {
                             onClick={async () => {
                               if (!confirm(t('users.revokeConfirm', { name: tk.name }))) return;
                               const r = await revokeToken(tk.id);
-                              if (!r.ok) setErr(t('common.failed', { message: r.error.message }));
+                              if (!r.ok) setErr(t('common.failed', { message: errorText(r.error) }));
                               tokens.reload();
                             }}
                           >
@@ -206,7 +207,7 @@ function Tokens(props: { user: UserRow; tree: Tree | null }) {
             setMade(r.data.token);
             setName('');
             tokens.reload();
-          } else setErr(t('common.failed', { message: r.error.message }));
+          } else setErr(t('common.failed', { message: errorText(r.error) }));
         }}
       >
         <label for="tk-name">{t('users.tokenName')}</label>
@@ -258,7 +259,7 @@ function UserActions(props: { u: UserRow; me: Me; onDone: () => void; onTokens: 
           setErr(null);
           const r = await resetUserPassword(u.id);
           if (r.ok) setPassword(r.data);
-          else setErr(t('common.failed', { message: r.error.message }));
+          else setErr(t('common.failed', { message: errorText(r.error) }));
           props.onDone();
         }}
       >
@@ -272,7 +273,7 @@ function UserActions(props: { u: UserRow; me: Me; onDone: () => void; onTokens: 
             if (!u.disabled && !confirm(t('users.disableConfirm', { user: u.username }))) return;
             setErr(null);
             const r = await setUserDisabled(u.id, !u.disabled);
-            if (!r.ok) setErr(t('common.failed', { message: r.error.message }));
+            if (!r.ok) setErr(t('common.failed', { message: errorText(r.error) }));
             props.onDone();
           }}
         >
@@ -365,7 +366,7 @@ export function UsersPage() {
                   ? r.data.ok
                     ? t('users.chainOk', { n: r.data.checked })
                     : t('users.chainBroken', { id: r.data.brokenAt ?? '?', message: r.data.message ?? '' })
-                  : t('common.failed', { message: r.error.message }),
+                  : t('common.failed', { message: errorText(r.error) }),
               );
             }}
           >

@@ -8,7 +8,8 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { HubError } from '../errors.ts';
+import { statusText, type Text } from '@kiosk-fleet/protocol';
+import { fieldsText, HubError } from '../errors.ts';
 import { tokenMatches } from '../secrets.ts';
 import { authenticate } from '../auth/middleware.ts';
 import { enforcePolicy } from '../auth/policy.ts';
@@ -35,24 +36,25 @@ import { registerReleasesOpenApi } from '../releases/openapi.ts';
 import { registerRolloutsOpenApi } from '../rollouts/openapi.ts';
 import { rolloutsRoutes } from '../rollouts/routes.ts';
 
-function errorBody(code: string, message: string, details?: unknown) {
-  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+/** `text`: the sentence for a person (protocol texts.ts), beside the English `message` (HubError's doc). */
+function errorBody(code: string, message: string, details?: unknown, text?: Text) {
+  return { error: { code, message, ...(details === undefined ? {} : { details }), ...(text === undefined ? {} : { text }) } };
 }
 
 function errorHandler(s: Services) {
   return (err: Error, c: Context) => {
-    if (err instanceof HubError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    if (err instanceof HubError) return c.json(errorBody(err.code, err.message, err.details, err.text), err.status);
     if (err instanceof HTTPException) {
-      return c.json(errorBody(err.status === 400 ? 'invalid-request' : 'http-error', err.message || 'bad request'), err.status);
+      return c.json(errorBody(err.status === 400 ? 'invalid-request' : 'http-error', err.message || 'bad request', undefined, statusText(err.status)), err.status);
     }
     // PostgreSQL stores no NUL (U+0000) in text and says so (22021); SQLite matched such a filter against nothing.
     // Either way the caller sent text no row can hold: their mistake, said plainly, not a 500.
     const code = (err as { code?: unknown }).code;
     if (code === '22021' || code === '22P05') {
-      return c.json(errorBody('invalid-request', 'text with a NUL character (U+0000) or another character the database cannot store'), 400);
+      return c.json(errorBody('invalid-request', 'text with a NUL character (U+0000) or another character the database cannot store', undefined, statusText(400)), 400);
     }
     s.log.error({ err, path: c.req.path }, 'request failed');
-    return c.json(errorBody('internal', 'internal error'), 500);
+    return c.json(errorBody('internal', 'internal error', undefined, statusText(500)), 500);
   };
 }
 
@@ -62,7 +64,7 @@ export function createApp(s: Services) {
     defaultHook: (result, c) => {
       if (!result.success) {
         const issues = result.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-        return c.json(errorBody('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }), 400);
+        return c.json(errorBody('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }, fieldsText('error.invalid-fields', issues)), 400);
       }
       return undefined;
     },
@@ -75,7 +77,7 @@ export function createApp(s: Services) {
   api.use('*', (c, next) =>
     bodyLimit({
       maxSize: c.req.path === '/api/v1/import' ? 8 * 1024 * 1024 : 1024 * 1024,
-      onError: (cc) => cc.json(errorBody('payload-too-large', 'request body too large'), 413),
+      onError: (cc) => cc.json(errorBody('payload-too-large', 'request body too large', undefined, statusText(413)), 413),
     })(c, next),
   );
   api.use('*', authenticate(s));
@@ -83,7 +85,7 @@ export function createApp(s: Services) {
   // signed-in caller may use).
   api.use('*', async (c, next) => {
     const p = c.get('principal') as Principal | undefined;
-    if (p?.kind === 'token' && p.role === 'metrics') return c.json(errorBody('forbidden', 'a metrics token reads /metrics only'), 403);
+    if (p?.kind === 'token' && p.role === 'metrics') return c.json(errorBody('forbidden', 'a metrics token reads /metrics only', undefined, statusText(403)), 403);
     return next();
   });
   api.use('*', enforcePolicy(s));

@@ -38,7 +38,10 @@ export function originOf(c: C): Origin {
 }
 
 export function forbiddenFor(p: Principal, perm: Permission): HubError {
-  return new HubError(403, 'forbidden', `a ${p.role} may not ${PERMISSIONS[perm].what}`, { permission: perm, role: p.role });
+  return new HubError(403, 'forbidden', `a ${p.role} may not ${PERMISSIONS[perm].what}`, { permission: perm, role: p.role }, {
+    code: 'error.forbidden',
+    params: {},
+  });
 }
 
 /** 403 unless the caller's role has `perm`. */

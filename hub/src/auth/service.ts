@@ -24,7 +24,10 @@ import type { AuditEntry, AuditLog } from '../audit/log.ts';
 import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { dummyHash, generatePassword, hashPassword, needsRehash, passwordProblem, SCRYPT_N, verifyPassword } from './passwords.ts';
+import { dummyHash, generatePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, needsRehash, passwordProblem, SCRYPT_N, verifyPassword } from './passwords.ts';
+
+/** One sentence for every password rule: the English message keeps the rule that failed. */
+const WEAK_PASSWORD = { code: 'error.weak-password', params: { min: MIN_PASSWORD_LENGTH, max: MAX_PASSWORD_LENGTH } };
 import {
   actorName,
   bindingProblem,
@@ -288,7 +291,7 @@ export class AuthService {
       this.log.warn(log, `${what} refused: too many failed attempts`);
       throw new HubError(429, 'too-many-attempts', `too many failed password attempts; try again in ${Math.ceil(wait / 1000)} s`, {
         retryAfterSeconds: Math.ceil(wait / 1000),
-      });
+      }, { code: 'error.too-many-attempts', params: { seconds: Math.ceil(wait / 1000) } });
     }
   }
 
@@ -316,7 +319,10 @@ export class AuthService {
       });
       this.logins?.inc({ outcome: 'failed' });
       this.log.info({ ...who, ip: o.ip }, 'login failed');
-      throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)');
+      throw new HubError(401, 'invalid-credentials', 'wrong username or password (or the account is disabled)', undefined, {
+        code: 'error.invalid-credentials',
+        params: {},
+      });
     }
     // A hash made at a lower cost than today's is replaced while the password is at hand (it is nowhere else).
     const rehash = needsRehash(user.passwordHash, this.opts.scryptN) ? await hashPassword(password, this.opts.scryptN) : null;
@@ -531,7 +537,7 @@ export class AuthService {
     if (input.nodeId !== null && !(await nodeExists(input.nodeId))) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
     if (input.password !== undefined) {
       const problem = passwordProblem(input.password, input.username);
-      if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] });
+      if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] }, WEAK_PASSWORD);
     }
     const generated = input.password === undefined ? generatePassword() : null;
     const hash = await hashPassword(input.password ?? generated!, this.opts.scryptN);
@@ -551,7 +557,10 @@ export class AuthService {
       passwordChangedAt: now,
     };
     await transaction(this.engine, async (tx) => {
-      if (!(await this.store.insertUser(u, tx))) throw new HubError(409, 'conflict', `username ${u.username} is taken`, { path: ['username'] });
+      if (!(await this.store.insertUser(u, tx))) throw new HubError(409, 'conflict', `username ${u.username} is taken`, { path: ['username'] }, {
+        code: 'error.username-taken',
+        params: { username: u.username },
+      });
       await this.record(o, { action: 'user.create', objectType: 'user', objectId: u.id, nodeId: u.nodeId, after: userAudit(u) }, tx);
     });
     return { user: u, password: generated };
@@ -647,12 +656,12 @@ export class AuthService {
     await this.countAttempt(userKey, null, Date.now(), { username: u.username, ip: o.ip }, 'password change');
     if (!(await verifyPassword(current, u.passwordHash))) {
       await this.record(o, { action: 'user.change-password', objectType: 'user', objectId: u.id, nodeId: u.nodeId, outcome: 'failed', after: { reason: 'wrong-current-password' } });
-      throw new HubError(403, 'wrong-password', 'the current password is wrong');
+      throw new HubError(403, 'wrong-password', 'the current password is wrong', undefined, { code: 'error.wrong-password', params: {} });
     }
     await this.store.clearFailure(userKey);
     const problem = passwordProblem(next, u.username);
-    if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] });
-    if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] });
+    if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] }, WEAK_PASSWORD);
+    if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] }, WEAK_PASSWORD);
     const hash = await hashPassword(next, this.opts.scryptN);
     await transaction(this.engine, async (tx) => {
       await this.store.setPassword(u.id, hash, false, Date.now(), tx);

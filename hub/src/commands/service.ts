@@ -133,7 +133,7 @@ export class Downlink {
    */
   async queueCommand(terminalId: string, name: string, args: Record<string, unknown>, ttlSeconds: number, by: string, tx?: Tx): Promise<CommandRow> {
     const t = await this.registry.requireTerminal(terminalId);
-    if (t.state !== 'active') throw conflict(`terminal ${terminalId} is decommissioned`);
+    if (t.state !== 'active') throw conflict(`terminal ${terminalId} is decommissioned`, undefined, { code: 'error.terminal-decommissioned', params: { terminal: terminalId } });
     if (!(COMMAND_NAMES as readonly string[]).includes(name)) {
       throw badRequest('invalid-command', `unknown command ${JSON.stringify(name)}`, { path: ['name'] });
     }

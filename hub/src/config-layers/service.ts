@@ -23,7 +23,7 @@ import { nodePath, type TerminalConfig } from '@kiosk-fleet/protocol';
 import { Mutex } from 'async-mutex';
 import { Counter } from 'prom-client';
 import type { Broker } from '../broker/broker.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
+import { badRequest, conflict, fieldsText, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { FleetStore } from '../fleet/store.ts';
@@ -404,7 +404,10 @@ export class ConfigLayers {
       const plan = await this.#plan(scope, id, config);
       const now = Date.now();
       const reason = w.reason ?? null;
-      const stale = (version: number) => conflict(`the ${scope} config of ${id} changed since you read it (now version ${version})`, { version });
+      const stale = (version: number) => conflict(`the ${scope} config of ${id} changed since you read it (now version ${version})`, { version }, {
+        code: 'error.config-stale',
+        params: { version },
+      });
       const committed = await this.store.transaction(async (tx) => {
         const current = await this.store.layer(scope, id, tx);
         const currentVersion = current?.version ?? 0;
@@ -693,7 +696,8 @@ function summary(issues: readonly Issue[]): string {
 }
 
 function invalid(message: string, issues: unknown[], terminals?: number) {
-  return badRequest('invalid-config', message, { issues, ...(terminals === undefined ? {} : { terminals }) });
+  const paths = issues.map((i) => ({ path: (i as { path?: PropertyKey[] }).path ?? [] }));
+  return badRequest('invalid-config', message, { issues, ...(terminals === undefined ? {} : { terminals }) }, fieldsText('error.invalid-config', paths));
 }
 
 /** Freezes a parsed JSON value in place: a cached config is shared by many terminals and must not be changed. */

@@ -6,7 +6,7 @@
 import { fleetCsvErrorText, nodeLevel, parentNodeId, parseFleetCsv as parseCsv } from '@kiosk-fleet/protocol';
 import { z } from 'zod';
 import { transaction, type Engine, type Tx } from '../db/engine.ts';
-import { HubError } from '../errors.ts';
+import { fieldsText, HubError } from '../errors.ts';
 import { terminalProblemIn } from './store.common.ts';
 import type { FleetStore, NewNode, NewTerminal } from './store.ts';
 
@@ -39,8 +39,10 @@ const terminalRowSchema = z.object({
   serial: z.string(),
 });
 
+const importText = (row: number) => ({ code: 'error.invalid-import', params: { row } });
+
 export function invalidImport(row: number, reason: string): HubError {
-  return new HubError(400, 'invalid-import', `import rejected at row ${row}: ${reason}`, { row, reason });
+  return new HubError(400, 'invalid-import', `import rejected at row ${row}: ${reason}`, { row, reason }, importText(row));
 }
 
 /**
@@ -54,7 +56,7 @@ export function parseFleetJson(body: unknown): ParsedFleet {
     throw new HubError(400, 'invalid-import', `import rejected: ${issue.path.join('.')}: ${issue.message}`, {
       row: 0,
       reason: `${issue.path.join('.')}: ${issue.message}`,
-    });
+    }, fieldsText('error.invalid-fields', [issue]));
   }
   const f = parsed.data;
   const nodes: Row<NewNode>[] = [];
@@ -88,7 +90,7 @@ export function parseFleetCsv(text: string): ParsedFleet {
   const first = parsed.errors[0];
   if (first) {
     const reason = fleetCsvErrorText(first);
-    throw new HubError(400, 'invalid-import', `import rejected at row ${first.row}: ${reason}`, { row: first.row, reason, errors: parsed.errors });
+    throw new HubError(400, 'invalid-import', `import rejected at row ${first.row}: ${reason}`, { row: first.row, reason, errors: parsed.errors }, importText(first.row));
   }
   return { nodes: [], terminals: parsed.rows.map(({ row, ...value }) => ({ row, value })) };
 }

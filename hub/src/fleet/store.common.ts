@@ -204,7 +204,7 @@ export abstract class FleetStoreBase implements FleetStore {
   async rotateSecret(id: string, tx?: Tx): Promise<string> {
     const hasher = await this.#hasherReady();
     const t = await this.requireTerminal(id, tx);
-    if (t.state !== 'active') throw conflict(`terminal ${id} is decommissioned`, { id });
+    if (t.state !== 'active') throw conflict(`terminal ${id} is decommissioned`, { id }, { code: 'error.terminal-decommissioned', params: { terminal: id } });
     const secret = newSecret();
     this.#forget(id);
     await this.updateSecret(id, hasher.hash(secret), tx);
@@ -215,7 +215,7 @@ export abstract class FleetStoreBase implements FleetStore {
   move(id: string, station: string, by: string, reason: string | null, now = Date.now(), tx?: Tx): Promise<TerminalRow> {
     return this.atomic(tx, async (tx) => {
       const t = await this.requireTerminal(id, tx);
-      if (t.state !== 'active') throw conflict(`terminal ${id} is decommissioned`, { id });
+      if (t.state !== 'active') throw conflict(`terminal ${id} is decommissioned`, { id }, { code: 'error.terminal-decommissioned', params: { terminal: id } });
       const target = await this.selectNode(station, tx);
       if (!target || target.level !== 'station') {
         throw badRequest('invalid-station', `${station} is not a station`, { station });

@@ -11,6 +11,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
+import { statusText, type Text } from '@kiosk-fleet/protocol';
 import { ReleaseRefused, type ArtifactStore } from './artifact-store.ts';
 import { parseRange } from './range.ts';
 import { verifyDownloadToken } from './tokens.ts';
@@ -42,8 +43,9 @@ export interface ReleaseAuditEntry {
   after: Record<string, unknown>;
 }
 
-function errorBody(code: string, message: string): { error: { code: string; message: string } } {
-  return { error: { code, message } };
+/** `text`: the sentence for a person beside the English `message` (hub/src/errors.ts). */
+function errorBody(code: string, message: string, text?: Text): { error: { code: string; message: string; text: Text } } {
+  return { error: { code, message, text: text ?? statusText(code === 'not-found' ? 404 : code === 'unauthorized' ? 401 : code === 'forbidden' ? 403 : 400) } };
 }
 
 export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
@@ -78,7 +80,7 @@ export function releasesRoutes(deps: ReleasesRoutesDeps): Hono {
       }
       return c.json(record, created ? 201 : 200);
     } catch (err) {
-      if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message), err.status);
+      if (err instanceof ReleaseRefused) return c.json(errorBody(err.code, err.message, { code: 'error.release-refused', params: { reason: err.code } }), err.status);
       throw err;
     }
   });

@@ -99,7 +99,8 @@ export interface TerminalProgress {
   /** When the target (and its token) was last sent. */
   sentAt?: number | null;
   committedAt: number | null;
-  error: { code: string; message: string } | null;
+  /** `text`: the hub's own verdict as a catalogue sentence; an agent's error is rendered from its `code`. */
+  error: { code: string; message: string; text?: Text } | null;
 }
 
 export interface Reason {
@@ -265,7 +266,10 @@ export function tick(spec: RolloutSpec, state: RolloutState, now: number, health
     const h = health(id, t.committedAt);
     if (!h) continue;
     const bad = unhealthyReason(h, spec.gate);
-    if (bad) terminals[id] = { ...t, phase: 'unhealthy', error: { code: bad, message: `unhealthy after the update: ${bad}` } };
+    if (bad) {
+      const text: Text = { code: 'rollout.unhealthy', params: { reason: bad } };
+      terminals[id] = { ...t, phase: 'unhealthy', error: { code: bad, message: englishText(text), text } };
+    }
     else if (now - t.committedAt >= spec.gate.soakMs) terminals[id] = { ...t, phase: 'soaked' };
   }
   let s: RolloutState = { ...state, terminals, updatedAt: now };

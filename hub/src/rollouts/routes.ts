@@ -5,6 +5,8 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { z } from 'zod';
+import { statusText, type Text } from '@kiosk-fleet/protocol';
+import { fieldsText } from '../errors.ts';
 import { commonNode } from './hub-ports.ts';
 import { RolloutConflict, RolloutNotFound, RolloutSpecError, type RolloutService, type RolloutView } from './service.ts';
 
@@ -41,15 +43,16 @@ export const createRolloutSchema = z
 export const pauseBodySchema = z.object({ message: z.string().max(512).optional() }).strict();
 export const emptyBodySchema = z.object({}).strict();
 
-function err(code: string, message: string, details?: unknown): { error: { code: string; message: string; details?: unknown } } {
-  return { error: { code, message, ...(details === undefined ? {} : { details }) } };
+/** `text`: the sentence for a person beside the English `message` (hub/src/errors.ts); by default the status's. */
+function err(code: string, message: string, details?: unknown, text: Text = statusText(code === 'not-found' ? 404 : 400)): { error: { code: string; message: string; details?: unknown; text: Text } } {
+  return { error: { code, message, ...(details === undefined ? {} : { details }), text } };
 }
 
 type BodyCheck<T> = { ok: true; data: T } | { ok: false; answer: ReturnType<typeof err> };
 
 function invalid(e: z.ZodError): ReturnType<typeof err> {
   const issues = e.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-  return err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues });
+  return err('invalid-request', issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '), { issues }, fieldsText('error.invalid-fields', issues));
 }
 
 /**
@@ -125,9 +128,9 @@ export function rolloutsRoutes(deps: RolloutsRoutesDeps) {
   const app = new Hono();
   app.use('*', requireAdmin);
   app.onError((e, c) => {
-    if (e instanceof RolloutNotFound) return c.json(err('not-found', e.message), 404);
+    if (e instanceof RolloutNotFound) return c.json(err('not-found', e.message, undefined, { code: 'error.not-found', params: { what: 'rollout', id: c.req.param('id') ?? '' } }), 404);
     if (e instanceof RolloutSpecError) return c.json(err('invalid-request', e.message), 400);
-    if (e instanceof RolloutConflict) return c.json(err('rollout-conflict', e.message, e.details), 409);
+    if (e instanceof RolloutConflict) return c.json(err('rollout-conflict', e.message, e.details, { code: 'error.rollout-conflict', params: { rollout: e.details.rolloutId, terminals: e.details.terminals.length } }), 409);
     throw e;
   });
 

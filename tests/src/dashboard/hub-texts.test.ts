@@ -3,7 +3,9 @@
  * reason) reads in the user's language. A real hub (SQLite) and simulated terminals: a card reader breaks (a
  * terminal alert and its station's service alert), a technician's self-test fails, a release whose health check
  * fails pauses its rollout. Then the alerts, releases and terminal pages in Chinese at desk and phone size show none
- * of the hub's English sentences, and in English no Chinese.
+ * of the hub's English sentences, and in English no Chinese. API errors too: a second rollout over the paused one and
+ * a config save over a version saved meanwhile (409) are refused in the user's language, the failed terminal's error
+ * is named, not shown as the agent's code.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -147,6 +149,24 @@ async function open(size: SizeName, locale: 'zh-CN' | 'en-US'): Promise<Page> {
 
 const mainText = (page: Page) => page.locator('main').innerText();
 
+/** Asks the users page to create a user named like the installation's admin: the hub refuses (409). */
+async function createTakenUser(page: Page) {
+  await page.goto(`${hub.url}/users`);
+  const form = page.locator('[data-testid="create-user"]');
+  await form.waitFor();
+  await page.locator('#nu-role').selectOption('technician');
+  await page.locator('#nu-username').fill('admin');
+  await page.locator('#nu-node-filter').fill('GZ-YX-001');
+  await poll(() => page.locator('#nu-node').inputValue()).toBe('GZ-YX-001');
+  await form.locator('button[type=submit]').click();
+}
+
+/** Another admin saves the layer after the page read it: the page's save is then over a stale version (409). */
+async function saveBehindTheirBack([node, seconds]: [string, number]) {
+  const cur = await json<{ version: number }>(hub.api(`/api/v1/config/nodes/${node}`));
+  await json(hub.api(`/api/v1/config/nodes/${node}`, { method: 'PUT', json: { config: { telemetryInterval: seconds + cur.version }, expectedVersion: cur.version, reason: 'E2E: saved meanwhile' } }));
+}
+
 /**
  * English a Chinese page may show: ids (GZ-YX-002-01, app-3.4.0, E_NO_RESPONSE), an agent's error code
  * (health-check-failed), the language switch's "English", the CLI command that packs a release. Anything else in
@@ -183,7 +203,43 @@ async function checkZh(page: Page, size: SizeName) {
   text = await mainText(page);
   for (const e of english) expect(text).not.toContain(e);
   expect(englishSentences(text)).toEqual([]);
+  // The pilot terminal's own failure by name, not the agent's code (was "失败 · health-check-failed").
+  const failing = page.locator(`.rollout[data-status="paused"] [data-testid="failing"] [data-terminal="${PILOT}"]`);
+  await poll(() => failing.textContent()).toContain('失败 · 更新后应用未能正常运行');
+  expect(await failing.textContent()).not.toContain('health-check-failed');
   await screenshot(page, `hub-texts-releases-zh-${size}`);
+
+  // A second rollout over the paused one's terminals: refused (409), said in Chinese.
+  await page.locator('#ro-release').selectOption('app-3.4.0');
+  await page.locator('#ro-target').selectOption('GZ-YX');
+  await page.locator('#ro-pilot').selectOption('GZ-YX-001');
+  await page.getByRole('button', { name: '开始发布' }).click();
+  await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
+  const said = page.locator('[data-testid="rollout-create-result"]');
+  await poll(() => said.textContent()).toContain('已在发布任务');
+  text = await mainText(page);
+  expect(englishSentences(text)).toEqual([]);
+  await screenshot(page, `hub-texts-rollout-refused-zh-${size}`);
+
+  // A config save over a version someone saved meanwhile (409): said in Chinese, no English sentence on the page.
+  await page.goto(`${hub.url}/config?target=GZ-YX`);
+  await page.waitForSelector('[data-testid="config-form"]');
+  await saveBehindTheirBack(['GZ-YX', 20]);
+  await page.locator('[data-field="telemetryInterval"] input').fill('40');
+  await page.getByRole('button', { name: '预览变更' }).click();
+  await page.getByRole('button', { name: '保存', exact: true }).click();
+  const note = page.locator('#config-edit p.note.error');
+  await poll(() => note.textContent()).toContain('请重新加载');
+  text = await mainText(page);
+  expect(englishSentences(text)).toEqual([]);
+  await screenshot(page, `hub-texts-config-stale-zh-${size}`);
+
+  // A refusal the page has no sentence of its own for ("失败：…"): the hub's error.text, not its English message.
+  await createTakenUser(page);
+  const refusal = page.locator('[data-testid="create-user"] p.note.error');
+  await poll(() => refusal.textContent()).toBe('失败：用户名 admin 已被占用');
+  expect(englishSentences(await mainText(page))).toEqual([]);
+  await screenshot(page, `hub-texts-user-taken-zh-${size}`);
 
   // The broken terminal's page (its alerts, commands with the self-test, events).
   await page.goto(`${hub.url}/terminals/${BROKEN}`);
@@ -217,7 +273,27 @@ it('in English, the same pages show no Chinese (names in English too)', async ()
   await page.goto(`${hub.url}/releases`);
   await poll(() => page.locator('[data-testid="pause-reason"]').textContent()).toBe('wave 1 (pilot): 1 of 1 terminals failed or became unhealthy (at most 0 allowed)');
   expect(await mainText(page)).not.toMatch(cjk);
+  await poll(() => page.locator(`[data-testid="failing"] [data-terminal="${PILOT}"]`).textContent()).toContain('failed · the app was not healthy after the update');
   await screenshot(page, 'hub-texts-releases-en-desk');
+  await page.locator('#ro-release').selectOption('app-3.4.0');
+  await page.locator('#ro-target').selectOption('GZ-YX');
+  await page.locator('#ro-pilot').selectOption('GZ-YX-001');
+  await page.getByRole('button', { name: 'Start rollout' }).click();
+  await page.getByRole('button', { name: /^Confirm/ }).click();
+  await poll(() => page.locator('[data-testid="rollout-create-result"]').textContent()).toMatch(/rollout/i);
+  expect(await mainText(page)).not.toMatch(cjk);
+  await page.goto(`${hub.url}/config?target=GZ-YX`);
+  await page.waitForSelector('[data-testid="config-form"]');
+  await saveBehindTheirBack(['GZ-YX', 60]);
+  await page.locator('[data-field="telemetryInterval"] input').fill('50');
+  await page.getByRole('button', { name: /^Preview/ }).click();
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await poll(() => page.locator('#config-edit p.note.error').textContent()).toMatch(/reload/i);
+  expect(await mainText(page)).not.toMatch(cjk);
+  await screenshot(page, 'hub-texts-config-stale-en-desk');
+  await createTakenUser(page);
+  await poll(() => page.locator('[data-testid="create-user"] p.note.error').textContent()).toBe('Failed: the username admin is taken');
+  expect(await mainText(page)).not.toMatch(cjk);
   await page.goto(`${hub.url}/terminals/${BROKEN}`);
   await poll(() => page.locator('[data-command="self-test"]').count()).toBeGreaterThan(0);
   expect(await mainText(page)).not.toMatch(cjk);
