@@ -61,6 +61,17 @@ const UNHEALTHY = {
   'transaction-failures': { en: 'transaction-failures', zh: '交易失败率升高' },
 } as const;
 /** What a 404 names (HubError notFound's `what`). */
+/** The rule a refused password broke (hub/src/auth/passwords.ts PasswordRule). */
+const PASSWORD_RULES = {
+  'too-short': { en: 'too short', zh: '太短' },
+  'too-long': { en: 'too long', zh: '太长' },
+  'control-characters': { en: 'it contains control characters', zh: '含有控制字符' },
+  'only-spaces': { en: 'it is only spaces', zh: '只有空格' },
+  'contains-username': { en: 'it contains the username', zh: '含有用户名' },
+  'easy-to-guess': { en: 'too easy to guess', zh: '太容易被猜出' },
+  unchanged: { en: 'it is the current password', zh: '与当前密码相同' },
+} as const;
+
 const THINGS = {
   node: { en: 'node', zh: '节点' },
   terminal: { en: 'terminal', zh: '终端' },
@@ -213,9 +224,9 @@ export const TEXTS = {
   },
   'error.invalid-import': { params: { row: 'number' }, en: 'import rejected: row {row} is not valid', zh: '导入被拒绝：第 {row} 行无效' },
   'error.weak-password': {
-    params: { min: 'number', max: 'number' },
-    en: 'the password does not meet the rules: {min} to {max} characters, no control characters, not the username, not easy to guess',
-    zh: '密码不符合要求：{min} 至 {max} 个字符，不含控制字符，不含用户名，且不易被猜出',
+    params: { rule: PASSWORD_RULES, min: 'number', max: 'number' },
+    en: 'the password does not meet the rules ({min} to {max} characters, no control characters, not the username, not easy to guess): {rule}',
+    zh: '密码不符合要求（{min} 至 {max} 个字符，不含控制字符，不含用户名，且不易被猜出）：{rule}',
   },
   'error.wrong-password': { params: {}, en: 'the current password is wrong', zh: '当前密码不正确' },
   'error.invalid-credentials': { params: {}, en: 'wrong username or password (or the account is disabled)', zh: '用户名或密码错误（或账号已停用）' },

@@ -123,6 +123,10 @@ describe('API errors carry a catalogue sentence beside the English message', { t
     expect(taken.text).toEqual({ code: 'error.username-taken', params: { username: 'yx-viewer' } });
     const weak = await failure(await hub.api('/api/v1/users', { method: 'POST', json: { username: 'yx-new', role: 'viewer', nodeId: 'GZ-YX', password: 'short' } }), 400);
     expect(weak.text.code).toBe('error.weak-password');
+    // The rule that failed, in the reader's language (not only the list of rules).
+    expect(weak.text.params).toMatchObject({ rule: 'too-short' });
+    expect(weak.zh).toMatch(/：太短$/);
+    expect(weak.en).toMatch(/: too short$/);
     const session = await login(hub, 'yx-viewer', viewer.password);
     const wrong = await failure(await session.api('/api/v1/auth/password', { method: 'POST', json: { currentPassword: 'not-my-password-at-all', newPassword: 'a long phrase of unrelated words 7' } }), 403);
     expect(wrong.text.code).toBe('error.wrong-password');

@@ -111,19 +111,22 @@ function strength(password: string, inputs: string[]) {
   return estimator.check(password, inputs);
 }
 
-/** Why a new password is refused (one rule, named), or null. */
-export function passwordProblem(password: string, username?: string): string | null {
+/** The rule a refused password broke (`error.weak-password`'s `rule`, rendered in the reader's language). */
+export type PasswordRule = 'too-short' | 'too-long' | 'control-characters' | 'only-spaces' | 'contains-username' | 'easy-to-guess' | 'unchanged';
+
+/** Why a new password is refused (one rule, named, and its English sentence), or null. */
+export function passwordProblem(password: string, username?: string): { rule: PasswordRule; message: string } | null {
   const length = [...password].length;
-  if (length < MIN_PASSWORD_LENGTH) return `at least ${MIN_PASSWORD_LENGTH} characters (got ${length})`;
-  if (length > MAX_PASSWORD_LENGTH) return `at most ${MAX_PASSWORD_LENGTH} characters (got ${length})`;
+  if (length < MIN_PASSWORD_LENGTH) return { rule: 'too-short', message: `at least ${MIN_PASSWORD_LENGTH} characters (got ${length})` };
+  if (length > MAX_PASSWORD_LENGTH) return { rule: 'too-long', message: `at most ${MAX_PASSWORD_LENGTH} characters (got ${length})` };
   // Cc: NUL, tabs, line breaks and the rest (unreadable, and lost or cut short by many forms); Cs: a lone surrogate.
-  if (/[\p{Cc}\p{Cs}]/u.test(password)) return 'must not contain control characters (such as NUL, tab or line breaks)';
-  if (/^[\p{White_Space}\p{Cf}]+$/u.test(password)) return 'must not be only spaces';
-  if (username !== undefined && password.toLowerCase().includes(username.toLowerCase())) return 'must not contain the username';
+  if (/[\p{Cc}\p{Cs}]/u.test(password)) return { rule: 'control-characters', message: 'must not contain control characters (such as NUL, tab or line breaks)' };
+  if (/^[\p{White_Space}\p{Cf}]+$/u.test(password)) return { rule: 'only-spaces', message: 'must not be only spaces' };
+  if (username !== undefined && password.toLowerCase().includes(username.toLowerCase())) return { rule: 'contains-username', message: 'must not contain the username' };
   const s = strength(password, [...(username !== undefined ? [username] : []), 'kiosk', 'fleet', 'kioskfleet']);
   if (s.score < MIN_PASSWORD_SCORE) {
     const why = (s.feedback.warning !== null ? WARNINGS[s.feedback.warning] : undefined) ?? 'it follows a pattern guessers try early';
-    return `too easy to guess: ${why}; use a longer phrase of unrelated words`;
+    return { rule: 'easy-to-guess', message: `too easy to guess: ${why}; use a longer phrase of unrelated words` };
   }
   return null;
 }

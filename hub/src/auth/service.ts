@@ -24,10 +24,10 @@ import type { AuditEntry, AuditLog } from '../audit/log.ts';
 import { transaction, type Engine, type Tx } from '../db/engine.ts';
 import { HubError, notFound } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { dummyHash, generatePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, needsRehash, passwordProblem, SCRYPT_N, verifyPassword } from './passwords.ts';
+import { dummyHash, generatePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, needsRehash, passwordProblem, SCRYPT_N, verifyPassword, type PasswordRule } from './passwords.ts';
 
 /** One sentence for every password rule: the English message keeps the rule that failed. */
-const WEAK_PASSWORD = { code: 'error.weak-password', params: { min: MIN_PASSWORD_LENGTH, max: MAX_PASSWORD_LENGTH } };
+const weakPassword = (rule: PasswordRule) => ({ code: 'error.weak-password', params: { rule, min: MIN_PASSWORD_LENGTH, max: MAX_PASSWORD_LENGTH } });
 import {
   actorName,
   bindingProblem,
@@ -537,7 +537,7 @@ export class AuthService {
     if (input.nodeId !== null && !(await nodeExists(input.nodeId))) throw new HubError(400, 'invalid-binding', `node ${input.nodeId} does not exist`, { path: ['nodeId'] });
     if (input.password !== undefined) {
       const problem = passwordProblem(input.password, input.username);
-      if (problem) throw new HubError(400, 'weak-password', `password: ${problem}`, { path: ['password'] }, WEAK_PASSWORD);
+      if (problem) throw new HubError(400, 'weak-password', `password: ${problem.message}`, { path: ['password'] }, weakPassword(problem.rule));
     }
     const generated = input.password === undefined ? generatePassword() : null;
     const hash = await hashPassword(input.password ?? generated!, this.opts.scryptN);
@@ -660,8 +660,8 @@ export class AuthService {
     }
     await this.store.clearFailure(userKey);
     const problem = passwordProblem(next, u.username);
-    if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem}`, { path: ['newPassword'] }, WEAK_PASSWORD);
-    if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] }, WEAK_PASSWORD);
+    if (problem) throw new HubError(400, 'weak-password', `newPassword: ${problem.message}`, { path: ['newPassword'] }, weakPassword(problem.rule));
+    if (await verifyPassword(next, u.passwordHash)) throw new HubError(400, 'weak-password', 'newPassword: must differ from the current one', { path: ['newPassword'] }, weakPassword('unchanged'));
     const hash = await hashPassword(next, this.opts.scryptN);
     await transaction(this.engine, async (tx) => {
       await this.store.setPassword(u.id, hash, false, Date.now(), tx);

@@ -433,7 +433,7 @@ describe("operators' tasks in Chromium, in Chinese", () => {
     await page.getByRole('button', { name: /^确认：向 \d+ 台终端发布$/ }).click();
     const failed = page.locator('.rollout[data-status="paused"]').first();
     const failing = failed.locator('[data-testid="failing"] [data-terminal="GZ-YX-001-01"]');
-    await poll(() => failing.textContent(), 60_000).toContain('失败 · health-check-failed');
+    await poll(() => failing.textContent(), 60_000).toContain('失败 · 更新后应用未能正常运行');
     expect(await failing.locator('a').getAttribute('href')).toBe('/terminals/GZ-YX-001-01');
     expect(await failed.textContent()).toContain('健康检查未通过');
     await screenshot(page, 'ops-rollout-failed-desk');

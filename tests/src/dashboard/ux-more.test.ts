@@ -106,7 +106,7 @@ describe('issue 24 in Chromium, in Chinese', () => {
     await page.locator('#new-password').fill('1234567890');
     await page.locator('#new-password-again').fill('1234567890');
     await page.getByRole('button', { name: '修改密码' }).click();
-    await poll(() => form.getByRole('alert').textContent()).toMatch(/失败：.*easy to guess/);
+    await poll(() => form.getByRole('alert').textContent()).toMatch(/失败：密码不符合要求.*：太容易被猜出$/);
     expect(await rules.isVisible()).toBe(true);
 
     // A good one goes through to the city page.
